@@ -1,0 +1,11 @@
+"""The .twl front end: text -> source AST -> typed IR, with compiler-grade diagnostics.
+
+    parse (parse.py) -> check (check.py) -> ir.Env
+
+`check_source` and `check_file` run the whole front end.
+"""
+
+from .api import CheckResult, check_file, check_source
+from .diagnostics import Diagnostic, Source, Span, TwlError
+
+__all__ = ["CheckResult", "Diagnostic", "Source", "Span", "TwlError", "check_file", "check_source"]

@@ -5,7 +5,7 @@
 `check_source` and `check_file` run the whole front end.
 """
 
-from .api import CheckResult, check_file, check_source
+from .api import CheckResult, check_bytes, check_file, check_source
 from .diagnostics import Diagnostic, Source, Span, TwlError
 
-__all__ = ["CheckResult", "Diagnostic", "Source", "Span", "TwlError", "check_file", "check_source"]
+__all__ = ["check_bytes", "CheckResult", "Diagnostic", "Source", "Span", "TwlError", "check_file", "check_source"]

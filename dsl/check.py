@@ -1,2 +1,671 @@
-from .ir import Env
-def check_module(m, s): return [], None
+"""Name resolution and type checking: source AST -> typed IR (`ir.Env`).
+
+`check_module` runs every check and reports all independent errors in one pass. The
+`Checker` is assembled from one mixin per concern:
+
+    exprs.py      expressions        calls.py     calls, built-ins, aggregates
+    stmts.py      statements         levels.py    level literals (`map`)
+    observe.py    observations       symmetry.py  symmetries
+    render.py     render blocks      effects.py   purity, recursion, warnings
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from . import ast, ir
+from .calls import CallChecker
+from .consteval import MAX_CELLS, Evaluator, try_eval
+from .diagnostics import Diagnostic, Reporter, Source, Span, did_you_mean
+from .effects import EffectChecker
+from .exprs import ExprChecker, article
+from .levels import LevelChecker
+from .observe import ObserveChecker
+from .render import RenderChecker
+from .scope import BUILTIN_VALUES, RESERVED, Context, Effects, Local, Symbol
+from .stmts import StmtChecker, kind_phrase
+from .symmetry import SymmetryChecker
+from .types import BOOL, ERR, FLOAT, INT, UNIT, describe, is_err, is_float, is_int, mul
+
+_SINGLE = {"reset": "reset", "success": "success", "done": "done", "truncate": "truncate",
+           "reward": "reward", "observe": "observe", "render": "render", "players": "players",
+           "env": "env"}
+_TYPE_HINTS = {"Int": "int", "integer": "int", "i32": "int", "i64": "int", "usize": "int",
+               "u8": "int", "f32": "float", "f64": "float", "Float": "float", "double": "float",
+               "boolean": "bool", "Bool": "bool", "str": "there are no string values"}
+
+
+def check_module(module: ast.Module, source: Source) -> tuple[list[Diagnostic], Optional[ir.Env]]:
+    """Check a parsed module; return the diagnostics and, when there are no errors, the IR."""
+    checker = Checker(module, source)
+    env = checker.run()
+    return checker.report.diagnostics, env
+
+
+class Checker(ExprChecker, CallChecker, StmtChecker, LevelChecker, ObserveChecker,
+              SymmetryChecker, RenderChecker, EffectChecker):
+    def __init__(self, module: ast.Module, source: Source):
+        self.module = module
+        self.source = source
+        self.report = Reporter()
+        self.globals: dict[str, Symbol] = {}
+        self.variants: dict[str, list[ir.EnumType]] = {}
+        self.singles: dict[str, Any] = {}
+        self.symmetry_decls: list[ast.SymmetryDecl] = []
+        self.players = 1
+        self.levels: dict[str, list[str]] = {}
+        self.effects: dict[str, Effects] = {}
+        self.pure_calls: list[tuple[str, Span, str]] = []
+        self.state_reads: set[str] = set()
+        self.resolving: set[str] = set()
+        self.const_ir: dict[str, ir.Const] = {}
+        self.view_ir: dict[str, ir.View] = {}
+        self.signatures: dict[str, Optional[tuple[tuple[ir.FnParam, ...], Any]]] = {}
+        self.fn_ir: dict[str, ir.Function] = {}
+        self.values: dict[str, Any] = {}  # params' defaults and consts' values
+        self.evaluator = Evaluator(self.values)
+
+    # ------------------------------------------------------------ driver
+
+    def run(self) -> Optional[ir.Env]:
+        self.collect()
+        self.check_players()
+        for item in self.items(ast.ParamDecl):
+            self.resolve_global(item.name, item.name_span)
+        for item in self.items(ast.ConstDecl):
+            self.resolve_global(item.name, item.name_span)
+        state = [self.state_var(d) for d in self.items(ast.StateDecl)]
+        for d in self.items(ast.FnDecl):
+            self.signature(d.name)
+        for d in self.items(ast.ViewDecl):
+            self.resolve_global(d.name, d.name_span)
+        functions = [f for f in (self.function(d) for d in self.items(ast.FnDecl)) if f is not None]
+        self.evaluator.functions = self.fn_ir
+        actions = [a for a in (self.action(d) for d in self.items(ast.ActionDecl)) if a is not None]
+        self.check_action_kinds()
+        reset = self.reset_block()
+        episode = {k: self.episode_cond(k) for k in ("success", "done", "truncate")}
+        reward = self.reward_spec()
+        observation = self.observation()
+        self._obs_parts_cache = observation.parts if observation is not None else None
+        symmetries = [s for s in (self.symmetry(d) for d in self.symmetry_decls) if s is not None]
+        render = self.render()
+        self.check_effects()
+        self.check_required()
+        self.warn_dead_state()
+        self.warn_never_legal(actions)
+        if self.report.has_errors:
+            return None
+        env_decl = self.singles["env"]
+        return ir.Env(
+            name=env_decl.name, path=self.source.path,
+            params=tuple(self.globals[d.name].decl_ir for d in self.items(ast.ParamDecl)),
+            consts=tuple(self.const_ir[n] for n in self.const_ir),
+            enums=tuple(ir.Enum(d.name, tuple(v for v, _ in d.variants), d.span) for d in self.items(ast.EnumDecl)),
+            state=tuple(state), players=self.players, actions=tuple(actions),
+            action_space=self.action_space(actions), functions=tuple(functions),
+            views=tuple(self.view_ir[d.name] for d in self.items(ast.ViewDecl)),
+            reset=reset, reward=reward, success=episode["success"], done=episode["done"],
+            truncate=episode["truncate"], observation=observation, symmetries=tuple(symmetries),
+            render=render, span=self.module.span)
+
+    def items(self, cls) -> list:
+        return [i for i in self.module.items if isinstance(i, cls)]
+
+    # ------------------------------------------------------------ declarations
+
+    def collect(self) -> None:
+        kinds = {ast.ParamDecl: "param", ast.ConstDecl: "const", ast.StateDecl: "state",
+                 ast.ViewDecl: "view", ast.FnDecl: "fn", ast.ActionDecl: "action", ast.EnumDecl: "enum"}
+        for item in self.module.items:
+            kind = kinds.get(type(item))
+            if kind is not None:
+                self.declare(Symbol(kind, item.name, item.name_span, item))
+                if isinstance(item, ast.EnumDecl):
+                    self.declare_enum(item)
+            elif isinstance(item, ast.SymmetryDecl):
+                if any(s.name == item.name for s in self.symmetry_decls):
+                    first = next(s for s in self.symmetry_decls if s.name == item.name)
+                    self.report.error(item.name_span, f"there are two symmetries named `{item.name}`",
+                                      notes=[("the first one", first.name_span)])
+                self.symmetry_decls.append(item)
+            else:
+                key = {ast.EnvDecl: "env", ast.PlayersDecl: "players", ast.ResetDecl: "reset",
+                       ast.RewardDecl: "reward", ast.ObserveDecl: "observe", ast.RenderDecl: "render"}.get(type(item))
+                if isinstance(item, ast.EpisodeDecl):
+                    key = item.kind
+                assert key is not None, item
+                if key in self.singles:
+                    first = self.singles[key]
+                    self.report.error(_head(item.span), f"`{key}` is declared twice",
+                                      notes=[("the first one is here", _head(first.span))],
+                                      hints=[_combine_hint(key)])
+                else:
+                    self.singles[key] = item
+
+    def declare(self, sym: Symbol) -> None:
+        if sym.name in RESERVED:
+            self.report.error(sym.span, f"`{sym.name}` is a keyword and cannot be used as a name")
+            return
+        if sym.name in BUILTIN_VALUES:
+            self.report.error(sym.span, f"`{sym.name}` is built in and cannot be redefined",
+                              hints=["pick another name"])
+            return
+        if sym.kind == "fn" and sym.name in _BUILTIN_FUNCTION_NAMES():
+            self.report.error(sym.span, f"`{sym.name}` is a built-in function and cannot be redefined",
+                              hints=["pick another name"])
+            return
+        first = self.globals.get(sym.name)
+        if first is not None:
+            self.report.error(sym.span, f"`{sym.name}` is defined twice",
+                              f"second definition, as {kind_phrase(sym.kind)}",
+                              notes=[(f"first defined as {kind_phrase(first.kind)} here", first.span)],
+                              hints=["every param, const, state, view, function, action and enum needs its own name"])
+            return
+        self.globals[sym.name] = sym
+
+    def declare_enum(self, d: ast.EnumDecl) -> None:
+        names = [v for v, _ in d.variants]
+        seen: dict[str, Span] = {}
+        for v, span in d.variants:
+            if v in seen:
+                self.report.error(span, f"enum `{d.name}` lists `{v}` twice", notes=[("first here", seen[v])])
+            seen[v] = span
+        etype = ir.EnumType(d.name, tuple(dict.fromkeys(names)))
+        if self.globals.get(d.name) is not None and self.globals[d.name].decl is d:
+            self.globals[d.name].type = etype
+        for v, span in d.variants:
+            if v in self.globals and self.globals[v].kind != "variant":
+                self.report.error(span, f"the variant `{v}` has the same name as {kind_phrase(self.globals[v].kind)}",
+                                  notes=[("declared here", self.globals[v].span)],
+                                  hints=[f"rename one of them (the variant stays reachable as `{d.name}.{v}`)"])
+            enums = self.variants.setdefault(v, [])
+            if etype not in enums:
+                enums.append(etype)
+
+    def resolve_global(self, name: str, span: Span) -> Optional[Symbol]:
+        """Look a global name up, checking a const or view on first use."""
+        sym = self.globals.get(name)
+        if sym is None:
+            enums = self.variants.get(name)
+            if not enums:
+                return None
+            if len(enums) > 1:
+                self.report.error(span, f"`{name}` is a variant of several enums: "
+                                  + ", ".join(f"`{e.name}`" for e in enums),
+                                  hints=[f"qualify it: `{enums[0].name}.{name}`"])
+                return Symbol("variant", name, span, None, ERR)
+            return Symbol("variant", name, span, None, enums[0])
+        if sym.type is None and sym.kind in ("param", "const", "view"):
+            if name in self.resolving:
+                self.report.error(span, f"`{name}` is defined in terms of itself",
+                                  notes=[("its definition", sym.span)],
+                                  hints=["break the cycle: a definition cannot use its own value"])
+                sym.type = ERR
+                return sym
+            self.resolving.add(name)
+            try:
+                {"param": self.param, "const": self.const, "view": self.view}[sym.kind](sym)
+            finally:
+                self.resolving.discard(name)
+        return sym
+
+    def visible_names(self, ctx: Context) -> list[str]:
+        names = [n for n, s in self.globals.items() if s.kind not in ("action", "fn", "enum")]
+        return names + list(self.variants) + ctx.names() + sorted(BUILTIN_VALUES)
+
+    def function_names(self) -> list[str]:
+        return [n for n, s in self.globals.items() if s.kind == "fn"]
+
+    def effects_of(self, owner: str) -> Effects:
+        return self.effects.setdefault(owner, Effects())
+
+    def record_call(self, fn: str, span: Span, ctx: Context) -> None:
+        self.effects_of(ctx.owner).calls.append(("fn:" + fn, span))
+        if ctx.mode != "effect":
+            self.pure_calls.append((fn, span, ctx.what))
+
+    def note_state_read(self, name: str, ctx: Context) -> None:
+        if ctx.assigning != name:
+            self.state_reads.add(name)
+
+    # ------------------------------------------------------------ static values
+
+    def static_value(self, e: Optional[ir.Expr], params: bool = True):
+        if e is None:
+            return None
+        if isinstance(e, ir.Lit):
+            return e.value
+        if not params:
+            return try_eval(Evaluator({}), e)
+        return try_eval(self.evaluator, e)
+
+    def is_static(self, e: ir.Expr) -> bool:
+        """Whether `e` depends only on literals, params and consts."""
+        if isinstance(e, ir.Lit):
+            return True
+        if isinstance(e, ir.Ref):
+            return e.kind in ("param", "const") or (e.kind == "builtin" and e.name == "pi")
+        if isinstance(e, (ir.Binary,)):
+            return self.is_static(e.left) and self.is_static(e.right)
+        if isinstance(e, ir.Unary):
+            return self.is_static(e.operand)
+        if isinstance(e, ir.BuiltinCall):
+            return e.name not in ("uniform", "randint", "choice", "act") and all(self.is_static(a) for a in e.args)
+        if isinstance(e, ir.Cond):
+            return all(self.is_static(x) for x in (e.cond, e.then, e.else_))
+        if isinstance(e, ir.Compare):
+            return all(self.is_static(x) for x in e.operands)
+        if isinstance(e, ir.Index):
+            return self.is_static(e.base) and self.is_static(e.index)
+        if isinstance(e, (ir.ArrayLit, ir.TupleLit)):
+            return all(self.is_static(x) for x in e.items)
+        return False
+
+    def static_ctx(self, what: str, owner: str) -> Context:
+        return Context("static", what, owner)
+
+    # ------------------------------------------------------------ types
+
+    def resolve_type(self, t: ast.TypeExpr, ctx: Context, cells: int = 1):
+        if isinstance(t, ast.TBool):
+            return BOOL
+        if isinstance(t, ast.TInt):
+            if t.range is None:
+                return INT
+            lo, hi = self.static_bounds(t.range, INT, "an int range")
+            if lo is None:
+                return ERR
+            return ir.IntType(lo, hi)
+        if isinstance(t, ast.TFloat):
+            if t.range is None:
+                return FLOAT
+            lo, hi = self.static_bounds(t.range, FLOAT, "a float range")
+            if lo is None:
+                return ERR
+            return ir.FloatType(lo, hi)
+        if isinstance(t, ast.TNamed):
+            sym = self.globals.get(t.name)
+            if sym is not None and sym.kind == "enum":
+                return sym.type or ERR
+            hints = []
+            if t.name in _TYPE_HINTS:
+                hints.append(f"write `{_TYPE_HINTS[t.name]}`" if " " not in _TYPE_HINTS[t.name] else _TYPE_HINTS[t.name])
+            else:
+                hints += did_you_mean(t.name, ["int", "float", "bool"] +
+                                      [n for n, s in self.globals.items() if s.kind == "enum"])
+            what = f"`{t.name}` is {kind_phrase(sym.kind)}, not a type" if sym else f"I cannot find a type `{t.name}`"
+            self.report.error(t.span, what, "not a type", hints)
+            return ERR
+        if isinstance(t, ast.TArray):
+            size = self.size_expr(t.size, ctx, "an array's length")
+            if size is None:
+                return ERR
+            n = self.static_value(size)
+            total = cells * n if isinstance(n, int) else cells
+            if total > MAX_CELLS:
+                self.report.error(t.span, f"this array has {total:,} cells with the default params, beyond "
+                                  f"the limit of {MAX_CELLS:,}", "too large")
+                return ERR
+            elem = self.resolve_type(t.elem, ctx, total)
+            if is_err(elem):
+                return ERR
+            return ir.ArrayType(elem, size)
+        if isinstance(t, ast.TTuple):
+            items = tuple(self.resolve_type(x, ctx, cells) for x in t.items)
+            return ERR if any(is_err(x) for x in items) else ir.TupleType(items)
+        raise AssertionError(t)
+
+    def static_bounds(self, r: ast.Range, kind, what: str):
+        ctx = self.static_ctx(what, "types")
+        lo = self.expr(r.lo, ctx, kind)
+        hi = self.expr(r.hi, ctx, kind)
+        ok = self.expect(lo, kind, f"the start of {what}", r.lo.span)
+        ok = self.expect(hi, kind, f"the end of {what}", r.hi.span) and ok
+        if not ok:
+            return None, None
+        if r.inclusive:
+            if kind is INT:
+                hi = self.fold(ir.Binary("add", hi, ir.Lit(1, INT, r.span), INT, r.span)) \
+                    if not isinstance(hi, ir.Lit) else ir.Lit(hi.value + 1, INT, r.span)
+            else:
+                self.report.error(r.span, "float ranges are closed already; write `lo..hi`")
+        a, b = self.static_value(lo), self.static_value(hi)
+        if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+            if (kind is INT and a >= b) or (kind is FLOAT and a > b):
+                self.report.error(r.span, f"{what} {a}..{b} is empty with the default params",
+                                  "empty range", ["`lo..hi` includes lo and excludes hi" if kind is INT
+                                                  else "the lower bound must not exceed the upper"])
+                return None, None
+        return _plain(lo), _plain(hi)
+
+    # ------------------------------------------------------------ params, consts, state, views
+
+    def param(self, sym: Symbol) -> None:
+        d: ast.ParamDecl = sym.decl
+        ctx = self.static_ctx(f"the default of `{d.name}`", "param:" + d.name)
+        declared = self.resolve_type(d.type, ctx) if d.type is not None else None
+        value = self.expr(d.default, ctx, declared)
+        sym.type = ERR
+        if is_err(value.type) or (declared is not None and is_err(declared)):
+            return
+        default = self.static_value(value)
+        if not isinstance(value.type, (ir.IntType, ir.FloatType, ir.BoolType, ir.EnumType)) or default is None:
+            self.report.error(d.default.span, "a param's default must be a literal int, float, bool or enum variant",
+                              hints=["derive values from params with `const`"])
+            return
+        t = declared if declared is not None else (INT if is_int(value.type) else value.type)
+        if declared is not None and not self.expect(value, declared, f"the default of `{d.name}`", d.default.span):
+            return
+        if isinstance(t, (ir.IntType, ir.FloatType)) and t.lo is not None:
+            lo, hi = self.static_value(t.lo), self.static_value(t.hi)
+            inside = lo <= default < hi if isinstance(t, ir.IntType) else lo <= default <= hi
+            if not inside:
+                self.report.error(d.default.span, f"the default {default} is outside the declared range", "out of range")
+        if is_float(t):
+            default = float(default)
+        sym.type = t
+        sym.decl_ir = ir.Param(d.name, t, default, d.span)
+        self.values[d.name] = default
+
+    def const(self, sym: Symbol) -> None:
+        d: ast.ConstDecl = sym.decl
+        ctx = self.static_ctx(f"the const `{d.name}`", "const:" + d.name)
+        declared = self.resolve_type(d.type, ctx) if d.type is not None else None
+        if isinstance(d.value, ast.MapLit):
+            value = self.level_literal(d.value, ctx, d.name)
+        else:
+            value = self.expr(d.value, ctx, declared)
+        sym.type = ERR
+        if is_err(value.type):
+            return
+        if isinstance(value.type, (ir.UnitType, ir.StrType)):
+            self.report.error(d.value.span, f"a const must hold a value, but this is {article(value.type)}")
+            return
+        if declared is not None:
+            if not self.expect(value, declared, f"the const `{d.name}`", d.value.span):
+                return
+            self.check_constant_fits(value, declared, d.value.span)
+        t = declared if declared is not None else value.type
+        sym.type = t
+        self.const_ir[d.name] = ir.Const(d.name, t, value, d.span)
+        v = self.static_value(value)
+        if v is not None:
+            self.values[d.name] = v
+
+    def state_var(self, d: ast.StateDecl) -> ir.StateVar:
+        sym = self.globals.get(d.name)
+        ctx = self.static_ctx(f"the type of `{d.name}`", "state:" + d.name)
+        t = self.resolve_type(d.type, ctx)
+        if isinstance(t, ir.FloatType) and t.lo is not None:
+            self.report.error(d.type.span, "float state has no bounds; bounds belong to continuous action values",
+                              hints=["write `float`, and use `clamp(...)` in the effects that must stay in range"])
+            t = FLOAT
+        if isinstance(t, ir.TupleType):
+            self.report.error(d.type.span, "state cannot hold a tuple", hints=["declare one state variable per item"])
+            t = ERR
+        if sym is not None and sym.decl is d:
+            sym.type = t
+        init = None
+        if d.init is not None:
+            ictx = self.static_ctx(f"the initial value of `{d.name}`", "state:" + d.name)
+            init = self.expr(d.init, ictx, t)
+            if not is_err(t) and not is_err(init.type):
+                self.expect(init, t, f"the initial value of `{d.name}`", d.init.span)
+                self.check_constant_fits(init, t, d.init.span)
+        return ir.StateVar(d.name, t, init, d.span)
+
+    def view(self, sym: Symbol) -> None:
+        d: ast.ViewDecl = sym.decl
+        ctx = Context("pure", f"the view `{d.name}`", "view:" + d.name)
+        declared = self.resolve_type(d.type, self.static_ctx("a type", "view")) if d.type is not None else None
+        value = self.expr(d.value, ctx, declared)
+        sym.type = ERR
+        if is_err(value.type):
+            return
+        if isinstance(value.type, (ir.UnitType, ir.StrType)):
+            self.report.error(d.value.span, f"a view must compute a value, but this is {article(value.type)}")
+            return
+        if declared is not None:
+            if not self.expect(value, declared, f"the view `{d.name}`", d.value.span):
+                return
+        t = declared if declared is not None else value.type
+        sym.type = t
+        self.view_ir[d.name] = ir.View(d.name, t, value, d.span)
+
+    # ------------------------------------------------------------ functions
+
+    def signature(self, name: str):
+        if name in self.signatures:
+            return self.signatures[name]
+        self.signatures[name] = None
+        d: ast.FnDecl = self.globals[name].decl
+        ctx = self.static_ctx(f"the signature of `{name}`", "fn:" + name)
+        params = []
+        seen: dict[str, Span] = {}
+        ok = True
+        for p in d.params:
+            t = self.resolve_type(p.type, ctx)
+            if p.name in seen:
+                self.report.error(p.name_span, f"`{name}` has two parameters named `{p.name}`")
+                ok = False
+            seen[p.name] = p.name_span
+            ok = ok and not is_err(t)
+            params.append(ir.FnParam(p.name, t, p.span))
+        ret = self.resolve_type(d.ret, ctx) if d.ret is not None else UNIT
+        if not ok or is_err(ret):
+            return None
+        self.signatures[name] = (tuple(params), ret)
+        return self.signatures[name]
+
+    def function(self, d: ast.FnDecl) -> Optional[ir.Function]:
+        sym = self.globals.get(d.name)
+        if sym is None or sym.decl is not d:
+            return None
+        sig = self.signature(d.name)
+        if sig is None:
+            return None
+        params, ret = sig
+        ctx = Context("effect", f"`fn {d.name}`", "fn:" + d.name, ret=ret, in_fn=True, allow_reward=True)
+        for p, src in zip(params, d.params):
+            self.check_new_name(p.name, src.name_span, ctx)
+            ctx.bind(Local("fn_param", p.name, p.type, src.name_span, used=True))
+        body = self.block(d.body, ctx)
+        if not isinstance(ret, ir.UnitType) and not _always_returns(body):
+            self.report.error(d.name_span, f"`{d.name}` can reach its end without returning {article(ret)}",
+                              "may not return", ["end every path with `return ...`"])
+        fn = ir.Function(d.name, params, ret, body, False, False, False, d.span)
+        self.fn_ir[d.name] = fn
+        return fn
+
+    # ------------------------------------------------------------ actions
+
+    def action(self, d: ast.ActionDecl) -> Optional[ir.Action]:
+        sym = self.globals.get(d.name)
+        if sym is None or sym.decl is not d:
+            return None
+        ctx = Context("effect", f"the action `{d.name}`", "action:" + d.name, allow_reward=True)
+        gctx = Context("pure", "a guard", "guard:" + d.name)
+        index_params, value_params = [], []
+        count: ir.Expr = ir.Lit(1, INT, d.span)
+        seen: set[str] = set()
+        for p in d.params:
+            if p.name in seen:
+                self.report.error(p.name_span, f"`{d.name}` has two parameters named `{p.name}`")
+                continue
+            seen.add(p.name)
+            if isinstance(p, ast.IndexParam):
+                lo, hi = self.static_bounds(p.range, INT, "an action's index range")
+                if lo is None:
+                    return None
+                t = ir.IntType(lo, hi)
+                index_params.append(ir.IndexParam(p.name, lo, hi, p.span))
+                n = self.fold(ir.Binary("sub", hi, lo, INT, p.span)) if not (isinstance(lo, ir.Lit) and isinstance(hi, ir.Lit)) \
+                    else ir.Lit(hi.value - lo.value, INT, p.span)
+                count = mul(count, n, p.span)
+            else:
+                t = self.resolve_type(p.type, self.static_ctx("an action value", "action"))
+                if is_err(t):
+                    return None
+                scalar = t.elem if isinstance(t, ir.ArrayType) else t
+                if not isinstance(scalar, ir.FloatType) or scalar.lo is None or isinstance(scalar, ir.ArrayType):
+                    self.report.error(p.type.span, "a continuous action value must be a bounded float, "
+                                      "or an array of them", "not a bounded float",
+                                      ["write `u: float in -1.0..1.0` or `u: [float in -1.0..1.0; 3]`; "
+                                       "for discrete choices declare a family: `act(k in 0..n)`"])
+                    return None
+                value_params.append(ir.ValueParam(p.name, t, p.span))
+            local = Local("action_param", p.name, t, p.name_span, used=True)
+            for c in (ctx, gctx):
+                self.check_new_name(p.name, p.name_span, c) if c is ctx else None
+                c.bind(local)
+        guard = None
+        if d.guard is not None:
+            guard = self.expr(d.guard.cond, gctx)
+            self.expect(guard, BOOL, "a guard", d.guard.cond.span)
+        body = self.block(d.body, ctx)
+        return ir.Action(d.name, tuple(index_params), tuple(value_params), guard,
+                         bool(d.guard and d.guard.advisory), body, count, d.span)
+
+    def check_action_kinds(self) -> None:
+        decls = self.items(ast.ActionDecl)
+        continuous = [d for d in decls if any(isinstance(p, ast.ValueParam) for p in d.params)]
+        for d in continuous:
+            if any(isinstance(p, ast.IndexParam) for p in d.params):
+                self.report.error(d.name_span, f"`{d.name}` mixes an index and continuous values",
+                                  hints=["the runtime has either discrete actions or one continuous action"])
+            elif len(decls) > 1:
+                other = next(x for x in decls if x is not d)
+                self.report.error(d.name_span, f"the continuous action `{d.name}` cannot sit beside other actions",
+                                  notes=[("another action", other.name_span)],
+                                  hints=["an env has either discrete actions or exactly one continuous action; "
+                                         "give it several values instead: `action move(dx: float in -1.0..1.0, "
+                                         "dy: float in -1.0..1.0)`"])
+            if d.guard is not None:
+                self.report.error(d.guard.span, "a continuous action cannot have a guard: there is no mask to make",
+                                  hints=["clamp the values in the effect instead"])
+
+    def action_space(self, actions: list[ir.Action]) -> ir.ActionSpace:
+        if actions and actions[0].value_params:
+            lows, highs = [], []
+            for p in actions[0].value_params:
+                t = p.type
+                n = 1
+                if isinstance(t, ir.ArrayType):
+                    n = self.static_value(t.size)
+                    t = t.elem
+                lows += [t.lo] * n
+                highs += [t.hi] * n
+            return ir.ActionSpace("continuous", ir.Lit(len(lows), INT, actions[0].span), tuple(lows), tuple(highs))
+        total: Optional[ir.Expr] = None
+        for a in actions:
+            total = a.count if total is None else self.fold(ir.Binary("add", total, a.count, INT, a.span))
+        return ir.ActionSpace("discrete", total if total is not None else ir.Lit(0, INT, self.module.span), (), ())
+
+    # ------------------------------------------------------------ episode
+
+    def check_players(self) -> None:
+        d = self.singles.get("players")
+        if d is None:
+            return
+        value = self.expr(d.count, self.static_ctx("the number of players", "players"))
+        n = value.value if isinstance(value, ir.Lit) else None
+        if not isinstance(n, int) or isinstance(n, bool) or is_err(value.type):
+            if not is_err(value.type):
+                self.report.error(d.count.span, "the number of players must be an integer literal",
+                                  hints=["write `players 2`"])
+            return
+        if not 1 <= n <= 16:
+            self.report.error(d.count.span, f"{n} players is outside the supported 1..16")
+            return
+        self.players = n
+
+    def reset_block(self) -> tuple:
+        d = self.singles.get("reset")
+        if d is None:
+            return ()
+        ctx = Context("effect", "the reset block", "reset")
+        return self.block(d.body, ctx)
+
+    def episode_cond(self, kind: str) -> Optional[ir.Expr]:
+        d = self.singles.get(kind)
+        if d is None:
+            return None
+        ctx = Context("pure", f"the `{kind}` condition", kind)
+        cond = self.expr(d.cond, ctx)
+        self.expect(cond, BOOL, f"the `{kind}` condition", d.cond.span)
+        return cond
+
+    def reward_spec(self) -> Optional[ir.RewardSpec]:
+        d: Optional[ast.RewardDecl] = self.singles.get("reward")
+        if d is None:
+            return None
+        ctx = Context("pure", "the reward", "reward")
+        if d.player_var is not None:
+            if self.players < 2:
+                self.report.error(d.player_span, "`reward[p]` gives each player a reward, but this env has one player",
+                                  hints=["declare `players 2`, or write `reward x`"])
+                return None
+            self.check_new_name(d.player_var, d.player_span, ctx)
+            t = ir.IntType(ir.Lit(0, INT, d.player_span), ir.Lit(self.players, INT, d.player_span))
+            ctx.bind(Local("loop", d.player_var, t, d.player_span, used=True))
+        value = self.expr(d.value, ctx, FLOAT)
+        self.expect(value, FLOAT, "the reward", d.value.span)
+        return ir.RewardSpec(d.player_var, value, d.span)
+
+    def check_required(self) -> None:
+        top = Span(1, 1, 1, 2)
+        if "env" not in self.singles:
+            first = self.module.items[0].span if self.module.items else top
+            self.report.error(_head(first), "the file does not start with `env NAME`",
+                              hints=["add a first line such as `env SlidingPuzzle`"])
+        elif self.module.items and self.module.items[0] is not self.singles["env"]:
+            self.report.error(_head(self.singles["env"].span), "`env NAME` must be the first line of the file")
+        if not self.items(ast.ActionDecl):
+            self.report.error(self.end_span(), "this env has no actions",
+                              hints=["declare at least one: `action noop { }`"])
+        if "observe" not in self.singles:
+            self.report.error(self.end_span(), "this env has no `observe` line, so a policy would see nothing",
+                              hints=["add one, for example `observe onehot(board)`"])
+
+    def end_span(self) -> Span:
+        lines = self.source.text.rstrip().split("\n")
+        return Span.point(len(lines), max(len(lines[-1]), 1))
+
+
+def _plain(e: ir.Expr) -> ir.Expr:
+    """A bound expression without the literal-bounds decoration of int literals."""
+    if isinstance(e, ir.Lit) and isinstance(e.type, ir.IntType):
+        return ir.Lit(e.value, INT, e.span)
+    return e
+
+
+def _head(span: Span) -> Span:
+    """The first line of a span, for pointing at a multi-line item."""
+    if span.end_line == span.line:
+        return span
+    return Span(span.line, span.col, span.line, span.col + 1)
+
+
+def _combine_hint(key: str) -> str:
+    return {"reward": "add the terms in one `reward` line, or use `reward` statements in effects",
+            "done": "join the conditions with `or`", "truncate": "join the conditions with `or`",
+            "success": "join the conditions with `and` or `or`",
+            "observe": "list every part in one `observe`, separated by commas",
+            "render": "group several pictures in `render { ... }`"}.get(key, "keep only one")
+
+
+def _always_returns(body: tuple) -> bool:
+    if not body:
+        return False
+    last = body[-1]
+    if isinstance(last, ir.Return):
+        return True
+    if isinstance(last, ir.If):
+        return _always_returns(last.then) and _always_returns(last.else_)
+    return False
+
+
+def _BUILTIN_FUNCTION_NAMES():
+    from .exprs import BUILTIN_FUNCTIONS
+    return BUILTIN_FUNCTIONS

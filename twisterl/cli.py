@@ -1,0 +1,106 @@
+"""The `twisterl` command line.
+
+    twisterl check FILE...     parse and type-check .twl files, report diagnostics
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from typing import Optional, Sequence
+
+from .dsl import api, ir
+from .dsl.diagnostics import render_text, to_dict
+
+
+def _use_color(choice: str, stream) -> bool:
+    if choice == "always":
+        return True
+    if choice == "never" or os.environ.get("NO_COLOR"):
+        return False
+    return hasattr(stream, "isatty") and stream.isatty()
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    color = _use_color(args.color, sys.stderr)
+    failed = False
+    report = []
+    for path in args.files:
+        result = api.check_file(path)
+        failed = failed or not result.ok
+        if args.format == "json":
+            entry = {"path": path, "ok": result.ok,
+                     "diagnostics": [to_dict(d, result.source) for d in result.diagnostics]}
+            if args.dump_ir and result.env is not None:
+                entry["ir"] = ir.to_data(result.env)
+            report.append(entry)
+            continue
+        for d in result.diagnostics:
+            print(render_text(d, result.source, color), file=sys.stderr)
+            print(file=sys.stderr)
+        n_err, n_warn = len(result.errors), len(result.warnings)
+        if result.ok:
+            summary = f"{path}: ok" + (f" ({n_warn} warning{'s' if n_warn != 1 else ''})" if n_warn else "")
+            if result.env is not None and not args.quiet:
+                summary += f" - {_describe_env(result.env)}"
+            print(summary, file=sys.stderr)
+        else:
+            print(f"{path}: {n_err} error{'s' if n_err != 1 else ''}"
+                  + (f", {n_warn} warning{'s' if n_warn != 1 else ''}" if n_warn else ""), file=sys.stderr)
+        if args.dump_ir and result.env is not None:
+            print(json.dumps(ir.to_data(result.env), indent=1))
+    if args.format == "json":
+        print(json.dumps(report, indent=2))
+    return 1 if failed else 0
+
+
+def _describe_env(env: ir.Env) -> str:
+    space = env.action_space
+    actions = (f"{ir.show(space.n)} actions" if space.kind == "discrete"
+               else f"a continuous action of {ir.show(space.n)} values")
+    obs = env.observation
+    shape = " x ".join(ir.show(s) for s in obs.shape)
+    who = f"{env.players} players, " if env.players > 1 else ""
+    return f"env {env.name}: {who}{actions}, {obs.kind} observation of {shape}"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="twisterl", description="Reinforcement-learning environments "
+                                     "written in the .twl language.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    check = sub.add_parser("check", help="parse and type-check .twl files",
+                           description="Parse and type-check .twl files. Exit code 0 when every file "
+                           "is free of errors, 1 otherwise.")
+    check.add_argument("files", nargs="+", metavar="FILE")
+    check.add_argument("--format", choices=["text", "json"], default="text",
+                       help="diagnostics as text (default) or JSON on stdout")
+    check.add_argument("--color", choices=["auto", "always", "never"], default="auto")
+    check.add_argument("--dump-ir", action="store_true", help="print the typed IR as JSON")
+    check.add_argument("-q", "--quiet", action="store_true", help="shorter summaries")
+    check.set_defaults(run=cmd_check)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # an internal error: a bug in twisterl, never the user's fault
+        if os.environ.get("TWISTERL_DEBUG"):
+            traceback.print_exc()
+        print(f"twisterl: internal error: {type(exc).__name__}: {exc}\n"
+              "This is a bug in twisterl, not in your file. Set TWISTERL_DEBUG=1 for the traceback "
+              "and please report it.", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

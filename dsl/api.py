@@ -63,7 +63,7 @@ def _check(source: Source) -> CheckResult:
     try:
         module = parse(source)
     except TwlError as exc:
-        return CheckResult(source, list(exc.diagnostics))
+        return CheckResult(source, sorted(exc.diagnostics, key=_order))
     diagnostics, env = check_module(module, source)
     return CheckResult(source, sorted(diagnostics, key=_order), env)
 

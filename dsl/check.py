@@ -25,7 +25,7 @@ from .render import RenderChecker
 from .scope import BUILTIN_VALUES, RESERVED, Context, Effects, Local, Symbol
 from .stmts import StmtChecker, kind_phrase
 from .symmetry import SymmetryChecker
-from .types import BOOL, ERR, FLOAT, INT, UNIT, describe, is_err, is_float, is_int, mul
+from .types import BOOL, ERR, FLOAT, INT, UNIT, add, describe, is_err, is_float, is_int, mul, sub
 
 _SINGLE = {"reset": "reset", "success": "success", "done": "done", "truncate": "truncate",
            "reward": "reward", "observe": "observe", "render": "render", "players": "players",
@@ -92,8 +92,9 @@ class Checker(ExprChecker, CallChecker, StmtChecker, LevelChecker, ObserveChecke
         render = self.render()
         self.check_effects()
         self.check_required()
-        self.warn_dead_state()
-        self.warn_never_legal(actions)
+        if not self.report.has_errors:  # after an error, these warnings would mostly be noise
+            self.warn_dead_state()
+            self.warn_never_legal(actions)
         if self.report.has_errors:
             return None
         env_decl = self.singles["env"]
@@ -500,8 +501,7 @@ class Checker(ExprChecker, CallChecker, StmtChecker, LevelChecker, ObserveChecke
                     return None
                 t = ir.IntType(lo, hi)
                 index_params.append(ir.IndexParam(p.name, lo, hi, p.span))
-                n = self.fold(ir.Binary("sub", hi, lo, INT, p.span)) if not (isinstance(lo, ir.Lit) and isinstance(hi, ir.Lit)) \
-                    else ir.Lit(hi.value - lo.value, INT, p.span)
+                n = self.fold(sub(hi, lo, p.span))
                 count = mul(count, n, p.span)
             else:
                 t = self.resolve_type(p.type, self.static_ctx("an action value", "action"))
@@ -559,7 +559,7 @@ class Checker(ExprChecker, CallChecker, StmtChecker, LevelChecker, ObserveChecke
             return ir.ActionSpace("continuous", ir.Lit(len(lows), INT, actions[0].span), tuple(lows), tuple(highs))
         total: Optional[ir.Expr] = None
         for a in actions:
-            total = a.count if total is None else self.fold(ir.Binary("add", total, a.count, INT, a.span))
+            total = a.count if total is None else self.fold(add(total, a.count, a.span))
         return ir.ActionSpace("discrete", total if total is not None else ir.Lit(0, INT, self.module.span), (), ())
 
     # ------------------------------------------------------------ episode
@@ -629,8 +629,9 @@ class Checker(ExprChecker, CallChecker, StmtChecker, LevelChecker, ObserveChecke
                               hints=["add one, for example `observe onehot(board)`"])
 
     def end_span(self) -> Span:
-        lines = self.source.text.rstrip().split("\n")
-        return Span.point(len(lines), max(len(lines[-1]), 1))
+        """Where to report something missing from the whole env: its `env` line."""
+        env = self.singles.get("env")
+        return env.name_span if env is not None else Span.point(1, 1)
 
 
 def _plain(e: ir.Expr) -> ir.Expr:

@@ -334,3 +334,14 @@ def try_eval(ev: Evaluator, e: ir.Expr, local: Optional[dict] = None):
     except (NotStatic, EvalError, TypeError, ValueError, OverflowError, IndexError,
             ZeroDivisionError, RecursionError, KeyError):
         return None
+
+
+def default_values(env: ir.Env, overrides: Optional[Mapping[str, Any]] = None) -> dict:
+    """Param values (defaults, or `overrides`) and every const's value, for an env's IR."""
+    values: dict = {p.name: p.default for p in env.params}
+    values.update(overrides or {})
+    ev = Evaluator(values, {f.name: f for f in env.functions})
+    for c in env.consts:
+        values[c.name] = ev.eval(c.value)
+    values["players"] = env.players
+    return values

@@ -190,7 +190,66 @@ def _token_span(tok: Token) -> Span:
     return Span(line, col, line, col + len(text))
 
 
-def _syntax_diagnostic(exc: UnexpectedInput, lark: Lark, source: Source) -> Diagnostic:
+def _unclosed_bracket(text: str) -> Optional[tuple[str, int, int]]:
+    """The innermost bracket left open at the end of `text`, as (char, line, col)."""
+    stack: list[tuple[str, int, int]] = []
+    line, col, i, n = 1, 1, 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch == "#":
+            j = text.find("\n", i)
+            j = n if j < 0 else j
+            col += j - i
+            i = j
+            continue
+        if ch == '"':
+            quote = '"""' if text.startswith('"""', i) else '"'
+            j = text.find(quote, i + len(quote))
+            if quote == '"':
+                nl = text.find("\n", i + 1)
+                if j < 0 or (0 <= nl < j):
+                    j = nl if nl >= 0 else n
+            end = n if j < 0 else j + len(quote)
+            chunk = text[i:end]
+            if "\n" in chunk:
+                line += chunk.count("\n")
+                col = len(chunk) - chunk.rfind("\n")
+            else:
+                col += len(chunk)
+            i = end
+            continue
+        if ch in "([{":
+            stack.append((ch, line, col))
+        elif ch in ")]}" and stack:
+            stack.pop()
+        if ch == "\n":
+            line, col = line + 1, 1
+        else:
+            col += 1
+        i += 1
+    return stack[-1] if stack else None
+
+
+def _end_of(text: str) -> Span:
+    lines = text.rstrip().split("\n")
+    return Span.point(len(lines), len(lines[-1]) + 1)
+
+
+def _eof_diagnostic(text: str, expected: str) -> Diagnostic:
+    opener = _unclosed_bracket(text)
+    end = _end_of(text)
+    if opener is not None:
+        ch, line, col = opener
+        closer = {"(": ")", "[": "]", "{": "}"}[ch]
+        return Diagnostic("error", f"this `{ch}` is never closed", Span.point(line, col),
+                          "opened here and never closed",
+                          (f"add the matching `{closer}`",))
+    return Diagnostic("error", "this ends too early" + (f"; I expected {expected}" if expected else ""),
+                      end, "it ends here")
+
+
+def _syntax_diagnostic(exc: UnexpectedInput, lark: Lark, source: Source, text: Optional[str] = None) -> Diagnostic:
+    text = source.text if text is None else text
     if isinstance(exc, UnexpectedCharacters):
         line, col = exc.line, exc.column
         lines = source.lines
@@ -214,23 +273,14 @@ def _syntax_diagnostic(exc: UnexpectedInput, lark: Lark, source: Source) -> Diag
         return Diagnostic("error", f"I did not expect {what} here", Span.point(line, col),
                           "unexpected character", tuple(hints))
     if isinstance(exc, UnexpectedEOF):
-        lines = source.text.rstrip().split("\n")
-        line = len(lines)
-        col = len(lines[-1]) + 1 if lines else 1
-        exp = _expected_phrase(set(exc.expected), lark)
-        return Diagnostic("error", "the file ended too early" + (f"; I expected {exp}" if exp else ""),
-                          Span.point(line, col), "the file ends here",
-                          ("check that every `(`, `[` and `{` is closed",))
+        return _eof_diagnostic(text, _expected_phrase(set(exc.expected), lark))
     assert isinstance(exc, UnexpectedToken)
     tok = exc.token
     expected = set(exc.expected) - {"_NL"} if tok.type == "_NL" else set(exc.expected)
     exp = _expected_phrase(expected or set(exc.expected), lark)
     hints: list[str] = []
     if tok.type == "$END":
-        lines = source.text.rstrip().split("\n")
-        span = Span.point(len(lines), len(lines[-1]) + 1)
-        return Diagnostic("error", "the file ended too early" + (f"; I expected {exp}" if exp else ""),
-                          span, "the file ends here", ("check that every `(`, `[` and `{` is closed",))
+        return _eof_diagnostic(text, exp)
     span = _token_span(tok)
     value = str(tok)
     if tok.type == "_NL":
@@ -240,7 +290,7 @@ def _syntax_diagnostic(exc: UnexpectedInput, lark: Lark, source: Source) -> Diag
         what = f"the name `{value}`"
     else:
         what = f"`{value}`"
-    if value == "=" and "COMP_OP" in exc.expected:
+    if value == "=" and "EQUAL" not in exc.expected and not (set(exc.expected) & _START_OF_EXPR):
         hints.append("to compare, write `==`")
     if value in ("elif",):
         hints.append("write `else if`")
@@ -643,7 +693,7 @@ def _chunks(text: str) -> list[tuple[int, str]]:
 def parse(source: Source) -> ast.Module:
     """Parse a whole file; raise `TwlError` with every syntax error found."""
     text = source.text
-    if not text.strip():
+    if not re.sub(r"#[^\n]*", "", text).strip():
         raise TwlError([Diagnostic(
             "error", "this file is empty", Span.point(1, 1), "",
             ("a .twl file starts with `env NAME`, then declares state, actions and an "
@@ -665,7 +715,7 @@ def parse(source: Source) -> ast.Module:
         try:
             _parse_text(chunk, "single_item")
         except UnexpectedInput as exc:
-            reporter.diagnostics.append(_syntax_diagnostic(exc, lark, source))
+            reporter.diagnostics.append(_syntax_diagnostic(exc, lark, source, chunk))
     if not reporter.diagnostics:
         # Every item parses alone but not together: report the whole-file error.
         try:

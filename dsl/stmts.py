@@ -63,11 +63,17 @@ class StmtChecker:
             else:
                 types = (value.type,)
         for name, span, t in zip(s.target.names, s.target.spans, types):
-            self.check_new_name(name, span, ctx)
-            ctx.bind(Local("local", name, t, span))
+            fine = self.check_new_name(name, span, ctx)
+            ctx.bind(Local("local", name, t, span, used=not fine))
         return ir.Let(tuple(s.target.names), tuple(types), value, s.span)
 
-    def check_new_name(self, name: str, span: Span, ctx: Context) -> None:
+    def check_new_name(self, name: str, span: Span, ctx: Context) -> bool:
+        """Report a name that cannot be bound here; True when it is fine."""
+        before = len(self.report.diagnostics)
+        self._check_new_name(name, span, ctx)
+        return len(self.report.diagnostics) == before
+
+    def _check_new_name(self, name: str, span: Span, ctx: Context) -> None:
         from .scope import BUILTIN_VALUES, RESERVED
         if name in RESERVED:
             self.report.error(span, f"`{name}` is a keyword and cannot be used as a name")

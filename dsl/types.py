@@ -122,6 +122,8 @@ def add(a: ir.Expr, b: ir.Expr, span: Span) -> ir.Expr:
         return a
     if x == 0:
         return b
+    if y is not None and isinstance(a, ir.Binary) and a.op == "add" and lit_value(a.right) is not None:
+        return add(a.left, ir.Lit(lit_value(a.right) + y, INT, span), span)
     return ir.Binary("add", a, b, INT, span)
 
 

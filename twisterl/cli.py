@@ -13,6 +13,7 @@ import traceback
 from typing import Optional, Sequence
 
 from .dsl import api, ir
+from .dsl.consteval import Evaluator, default_values, try_eval
 from .dsl.diagnostics import render_text, to_dict
 
 
@@ -58,11 +59,17 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def _describe_env(env: ir.Env) -> str:
+    values = default_values(env)
+    evaluator = Evaluator(values)
+
+    def size(e) -> str:
+        return str(try_eval(evaluator, e))
+
     space = env.action_space
-    actions = (f"{ir.show(space.n)} actions" if space.kind == "discrete"
-               else f"a continuous action of {ir.show(space.n)} values")
+    actions = (f"{size(space.n)} actions" if space.kind == "discrete"
+               else f"a continuous action of {size(space.n)} values")
     obs = env.observation
-    shape = " x ".join(ir.show(s) for s in obs.shape)
+    shape = " x ".join(size(s) for s in obs.shape)
     who = f"{env.players} players, " if env.players > 1 else ""
     return f"env {env.name}: {who}{actions}, {obs.kind} observation of {shape}"
 

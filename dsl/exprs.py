@@ -188,6 +188,8 @@ class ExprChecker:
             return operand
         if isinstance(operand, ir.Lit) and is_int(t):
             return int_lit(-operand.value, e.span)
+        if isinstance(operand, ir.Lit) and is_float(t):
+            return ir.Lit(-operand.value, FLOAT, e.span)
         if is_int(t) and isinstance(t, ir.IntType) and t.bounded:
             rt = ir.IntType(sub(ir.Lit(1, INT, e.span), t.hi, e.span), sub(ir.Lit(1, INT, e.span), t.lo, e.span))
             return ir.Unary("neg", operand, rt, e.span)

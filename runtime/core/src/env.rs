@@ -1,0 +1,68 @@
+//! The contract between a generated environment and the runtime.
+//!
+//! Generated code implements [`Env`]: the raw rules of one environment instance. The
+//! runtime adds what every env shares (step counting, terminal handling, auto-reset,
+//! batching) on top, so that generated code stays small.
+
+use crate::fault::R;
+
+/// How an environment's observation is laid out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Observation {
+    /// The indices of the ones of a 0/1 vector of `obs_size` features.
+    Sparse,
+    /// A float32 vector of `obs_size` values.
+    Dense,
+    /// Channels-first planes, flattened: `obs_size` = channels x rows x cols.
+    Planes,
+}
+
+/// One environment instance, as generated from a `.twl` file.
+pub trait Env: Clone + Send + Sync + 'static {
+    /// A JSON description of the env: params, state layout, actions, observation.
+    const SPEC: &'static str;
+    const OBSERVATION: Observation;
+    const PLAYERS: usize;
+    const CONTINUOUS: bool;
+
+    /// A new instance with the given param values (declaration order) and RNG stream.
+    fn new(params: &[f64], seed: u64, stream: u64) -> R<Self>;
+    /// Discrete actions, or the number of continuous values.
+    fn num_actions(&self) -> usize;
+    /// Features in the observation (dense size, even for sparse observations).
+    fn obs_size(&self) -> usize;
+    /// The most indices a sparse observation can have.
+    fn obs_nnz_max(&self) -> usize;
+    fn set_difficulty(&mut self, difficulty: i64);
+    fn difficulty(&self) -> i64;
+    /// Reset the state, `player` and `steps`, then run the `reset` block.
+    fn reset(&mut self) -> R<()>;
+    /// The action mask (guards, including advisory ones).
+    fn legal(&self, out: &mut [bool]) -> R<()>;
+    /// Whether `action` is enforced-legal (advisory guards do not forbid).
+    fn allowed(&self, action: usize) -> R<bool>;
+    /// Run a discrete action's effect; rewards given during it are added to `rewards`.
+    fn apply(&mut self, action: usize, rewards: &mut [f64]) -> R<()>;
+    /// Run the continuous action with `values` (already clipped to their bounds).
+    fn apply_values(&mut self, values: &[f64], rewards: &mut [f64]) -> R<()>;
+    /// Lower and upper bounds of each continuous value.
+    fn value_bounds(&self, lows: &mut [f64], highs: &mut [f64]);
+    /// Add the top-level `reward` expression, evaluated on the current state.
+    fn add_step_rewards(&self, rewards: &mut [f64]) -> R<()>;
+    fn terminated(&self) -> R<bool>;
+    fn truncated(&self) -> R<bool>;
+    fn success(&self) -> R<bool>;
+    /// Whose turn it is (0 for single-player envs).
+    fn player(&self) -> usize;
+    fn steps(&self) -> i64;
+    fn set_steps(&mut self, steps: i64);
+    fn observe_dense(&self, out: &mut [f32]) -> R<()>;
+    /// Write the indices of the ones; returns how many were written.
+    fn observe_sparse(&self, out: &mut [u32]) -> R<usize>;
+    /// The text picture of the `render` block.
+    fn render(&self) -> R<String>;
+    /// The state as a flat vector of numbers (layout in the spec).
+    fn state_len(&self) -> usize;
+    fn get_state(&self, out: &mut [f64]);
+    fn set_state(&mut self, values: &[f64]) -> R<()>;
+}

@@ -1,0 +1,103 @@
+//! Faults: run-time errors inside an environment, carrying the `.twl` position.
+//!
+//! A fault is a small `Copy` value, so raising one never allocates; the host turns it
+//! into a readable message with [`Fault::describe`].
+
+use std::fmt;
+
+/// A position in the `.twl` source: line and column, both 1-based.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct At {
+    pub line: u32,
+    pub col: u32,
+}
+
+/// Shorthand used by generated code: `at(12, 5)`.
+pub const fn at(line: u32, col: u32) -> At {
+    At { line, col }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultKind {
+    /// An index outside `0..len`: `a` is the index, `b` the length.
+    IndexOutOfBounds,
+    /// A value assigned to state outside its declared `lo..hi`: `a` value, `b` lo, `c` hi.
+    OutOfRange,
+    /// Integer arithmetic overflowed 64 bits.
+    Overflow,
+    /// Division or modulo by zero.
+    DivisionByZero,
+    /// `choice`, `min` or `max` over no values.
+    Empty,
+    /// A `while` loop ran past its `limit` (`a`).
+    LoopLimit,
+    /// An int raised to a negative power.
+    NegativeExponent,
+    /// A float that cannot become an int (NaN or infinite, or too large).
+    BadConversion,
+    /// A parameter value outside its declared range, or of the wrong type.
+    BadParam,
+    /// An action number outside the action space (`a` the action, `b` the count).
+    BadAction,
+    /// An action whose guard is false.
+    IllegalAction,
+    /// A state vector of the wrong length.
+    BadState,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fault {
+    pub kind: FaultKind,
+    pub at: At,
+    pub a: i64,
+    pub b: i64,
+    pub c: i64,
+}
+
+/// The result type of every fallible operation in generated code.
+pub type R<T> = Result<T, Fault>;
+
+impl Fault {
+    pub const fn new(kind: FaultKind, at: At, a: i64, b: i64, c: i64) -> Fault {
+        Fault { kind, at, a, b, c }
+    }
+
+    /// A sentence describing the fault, without the position.
+    pub fn describe(&self) -> String {
+        match self.kind {
+            FaultKind::IndexOutOfBounds => {
+                format!("index {} is out of bounds for length {}", self.a, self.b)
+            }
+            FaultKind::OutOfRange => format!(
+                "the value {} is outside the declared range {}..{}",
+                self.a, self.b, self.c
+            ),
+            FaultKind::Overflow => "integer arithmetic overflowed 64 bits".to_string(),
+            FaultKind::DivisionByZero => "division by zero".to_string(),
+            FaultKind::Empty => "`choice`, `min` or `max` over no values".to_string(),
+            FaultKind::LoopLimit => format!("a `while` loop ran past its limit of {}", self.a),
+            FaultKind::NegativeExponent => {
+                format!("an int raised to the negative power {}", self.a)
+            }
+            FaultKind::BadConversion => "a float that is not a finite int-sized number was converted to int".to_string(),
+            FaultKind::BadParam => format!("param #{} has an invalid value", self.a),
+            FaultKind::BadAction => {
+                format!("action {} is not in the action space 0..{}", self.a, self.b)
+            }
+            FaultKind::IllegalAction => format!("action {} is not legal in this state (masked out)", self.a),
+            FaultKind::BadState => format!("a state of {} values was given, but {} are needed", self.a, self.b),
+        }
+    }
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.at.line > 0 {
+            write!(f, "line {}:{}: {}", self.at.line, self.at.col, self.describe())
+        } else {
+            write!(f, "{}", self.describe())
+        }
+    }
+}
+
+impl std::error::Error for Fault {}

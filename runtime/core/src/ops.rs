@@ -1,0 +1,218 @@
+//! Checked operations with the language's semantics, used by generated code.
+//!
+//! Integer arithmetic is 64-bit and checked; `/` on ints floors, `%` is floored modulo
+//! for ints and floats (the sign of the divisor, like Python); `round` rounds half to even.
+
+use crate::fault::{At, Fault, FaultKind, R};
+
+#[inline]
+fn fault(kind: FaultKind, at: At, a: i64, b: i64, c: i64) -> Fault {
+    Fault::new(kind, at, a, b, c)
+}
+
+#[inline]
+pub fn add(a: i64, b: i64, at: At) -> R<i64> {
+    a.checked_add(b).ok_or_else(|| fault(FaultKind::Overflow, at, a, b, 0))
+}
+
+#[inline]
+pub fn sub(a: i64, b: i64, at: At) -> R<i64> {
+    a.checked_sub(b).ok_or_else(|| fault(FaultKind::Overflow, at, a, b, 0))
+}
+
+#[inline]
+pub fn mul(a: i64, b: i64, at: At) -> R<i64> {
+    a.checked_mul(b).ok_or_else(|| fault(FaultKind::Overflow, at, a, b, 0))
+}
+
+#[inline]
+pub fn neg(a: i64, at: At) -> R<i64> {
+    a.checked_neg().ok_or_else(|| fault(FaultKind::Overflow, at, a, 0, 0))
+}
+
+/// Floor division of ints.
+#[inline]
+pub fn div(a: i64, b: i64, at: At) -> R<i64> {
+    if b == 0 {
+        return Err(fault(FaultKind::DivisionByZero, at, a, b, 0));
+    }
+    let q = a.checked_div(b).ok_or_else(|| fault(FaultKind::Overflow, at, a, b, 0))?;
+    Ok(if (a % b != 0) && ((a < 0) != (b < 0)) { q - 1 } else { q })
+}
+
+/// Floored modulo of ints: the result has the sign of the divisor.
+#[inline]
+pub fn rem(a: i64, b: i64, at: At) -> R<i64> {
+    if b == 0 {
+        return Err(fault(FaultKind::DivisionByZero, at, a, b, 0));
+    }
+    let m = a.checked_rem(b).unwrap_or(0);
+    Ok(if m != 0 && ((m < 0) != (b < 0)) { m + b } else { m })
+}
+
+/// Floored modulo of floats, as Python computes it.
+#[inline]
+pub fn fmod(a: f64, b: f64) -> f64 {
+    let m = a % b;
+    if m != 0.0 && ((b < 0.0) != (m < 0.0)) {
+        m + b
+    } else {
+        m
+    }
+}
+
+#[inline]
+pub fn pow(a: i64, b: i64, at: At) -> R<i64> {
+    if b < 0 {
+        return Err(fault(FaultKind::NegativeExponent, at, b, 0, 0));
+    }
+    let e = u32::try_from(b).map_err(|_| fault(FaultKind::Overflow, at, a, b, 0))?;
+    a.checked_pow(e).ok_or_else(|| fault(FaultKind::Overflow, at, a, b, 0))
+}
+
+/// An index checked against a length.
+#[inline]
+pub fn ix(i: i64, len: usize, at: At) -> R<usize> {
+    if i >= 0 && (i as u64) < len as u64 {
+        Ok(i as usize)
+    } else {
+        Err(fault(FaultKind::IndexOutOfBounds, at, i, len as i64, 0))
+    }
+}
+
+/// A value checked against a declared range `lo..hi` (hi exclusive).
+#[inline]
+pub fn range(v: i64, lo: i64, hi: i64, at: At) -> R<i64> {
+    if v >= lo && v < hi {
+        Ok(v)
+    } else {
+        Err(fault(FaultKind::OutOfRange, at, v, lo, hi))
+    }
+}
+
+/// `int(x)`: truncation toward zero, refusing NaN, infinities and out-of-range values.
+#[inline]
+pub fn to_int(x: f64, at: At) -> R<i64> {
+    if x.is_finite() && x >= -9.223372036854776e18 && x < 9.223372036854776e18 {
+        Ok(x.trunc() as i64)
+    } else {
+        Err(fault(FaultKind::BadConversion, at, 0, 0, 0))
+    }
+}
+
+/// `round(x)`: half to even, like Python and numpy.
+#[inline]
+pub fn round(x: f64) -> f64 {
+    x.round_ties_even()
+}
+
+/// `f32(x)`: rounded to float32 precision.
+#[inline]
+pub fn f32r(x: f64) -> f64 {
+    x as f32 as f64
+}
+
+#[inline]
+pub fn sign_i(x: i64) -> i64 {
+    x.signum()
+}
+
+#[inline]
+pub fn sign_f(x: f64) -> f64 {
+    if x > 0.0 {
+        1.0
+    } else if x < 0.0 {
+        -1.0
+    } else {
+        0.0
+    }
+}
+
+#[inline]
+pub fn abs_i(x: i64, at: At) -> R<i64> {
+    x.checked_abs().ok_or_else(|| fault(FaultKind::Overflow, at, x, 0, 0))
+}
+
+/// `clamp` that never panics: the lower bound wins when the bounds cross.
+#[inline]
+pub fn clamp_i(x: i64, lo: i64, hi: i64) -> i64 {
+    x.min(hi).max(lo)
+}
+
+#[inline]
+pub fn clamp_f(x: f64, lo: f64, hi: f64) -> f64 {
+    x.min(hi).max(lo)
+}
+
+/// Python's `min`/`max` on floats: the first argument wins ties, NaN propagates as in a loop.
+#[inline]
+pub fn min_f(a: f64, b: f64) -> f64 {
+    if b < a {
+        b
+    } else {
+        a
+    }
+}
+
+#[inline]
+pub fn max_f(a: f64, b: f64) -> f64 {
+    if b > a {
+        b
+    } else {
+        a
+    }
+}
+
+/// The relabelling of `as seen by`: marks 1..=players rotate so `p` sees itself as 1.
+#[inline]
+pub fn seen_by(v: i64, p: i64, players: i64) -> i64 {
+    if v <= 0 || v > players {
+        v
+    } else {
+        (v - 1 - p).rem_euclid(players) + 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fault::at;
+
+    #[test]
+    fn floor_division_and_modulo_match_python() {
+        let cases = [(7, 2), (-7, 2), (7, -2), (-7, -2), (6, 3), (-6, 3)];
+        let python = [(3, 1), (-4, 1), (-4, -1), (3, -1), (2, 0), (-2, 0)];
+        for ((a, b), (q, m)) in cases.iter().zip(python.iter()) {
+            assert_eq!(div(*a, *b, at(1, 1)).unwrap(), *q);
+            assert_eq!(rem(*a, *b, at(1, 1)).unwrap(), *m);
+        }
+        assert_eq!(fmod(-7.5, 2.0), 0.5);
+        assert_eq!(fmod(7.5, -2.0), -0.5);
+        assert!(div(1, 0, at(3, 4)).is_err());
+        assert!(div(i64::MIN, -1, at(1, 1)).is_err());
+    }
+
+    #[test]
+    fn checked_operations_fault_with_positions() {
+        let f = add(i64::MAX, 1, at(7, 9)).unwrap_err();
+        assert_eq!((f.kind, f.at.line, f.at.col), (FaultKind::Overflow, 7, 9));
+        let f = ix(5, 5, at(2, 3)).unwrap_err();
+        assert_eq!(f.kind, FaultKind::IndexOutOfBounds);
+        assert_eq!(ix(-1, 5, at(1, 1)).unwrap_err().a, -1);
+        assert!(range(10, 0, 10, at(1, 1)).is_err());
+        assert_eq!(range(9, 0, 10, at(1, 1)).unwrap(), 9);
+        assert!(to_int(f64::NAN, at(1, 1)).is_err());
+        assert_eq!(to_int(-2.7, at(1, 1)).unwrap(), -2);
+        assert_eq!(round(2.5), 2.0);
+        assert_eq!(round(3.5), 4.0);
+    }
+
+    #[test]
+    fn seen_by_rotates_player_marks() {
+        assert_eq!(seen_by(1, 0, 2), 1);
+        assert_eq!(seen_by(2, 0, 2), 2);
+        assert_eq!(seen_by(1, 1, 2), 2);
+        assert_eq!(seen_by(2, 1, 2), 1);
+        assert_eq!(seen_by(0, 1, 2), 0);
+    }
+}

@@ -58,8 +58,6 @@ class CallChecker:
                 self.expr(a, ctx)
             return self.err(e.span)
         params, ret = sig
-        if ctx.mode == "static":
-            self.record_call(sym.name, e.func_span, ctx)
         args = [self.expr(a, ctx, p.type) for a, p in zip(e.args, params)]
         if len(e.args) != len(params):
             for a in e.args[len(params):]:

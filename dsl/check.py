@@ -225,7 +225,7 @@ class Checker(ExprChecker, CallChecker, StmtChecker, LevelChecker, ObserveChecke
     def record_call(self, fn: str, span: Span, ctx: Context) -> None:
         self.effects_of(ctx.owner).calls.append(("fn:" + fn, span))
         if ctx.mode != "effect":
-            self.pure_calls.append((fn, span, ctx.what))
+            self.pure_calls.append((fn, span, ctx.what, ctx.mode))
 
     def note_state_read(self, name: str, ctx: Context) -> None:
         if ctx.assigning != name:

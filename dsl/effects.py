@@ -48,8 +48,15 @@ class EffectChecker:
 
     def check_effects(self) -> None:
         self.check_recursion()
-        for fn, span, what in self.pure_calls:
+        for fn, span, what, mode in self.pure_calls:
             eff = self.transitive("fn:" + fn)
+            if mode == "static" and not (eff.writes or eff.random or eff.reward) and fn in self.fn_ir:
+                dynamic = self.dynamic_reads(self.fn_ir[fn])
+                if dynamic:
+                    self.report.error(span, f"{what} must be known before the episode starts, but `{fn}` "
+                                      f"reads `{dynamic}`, which changes during it",
+                                      hints=["only functions of params, consts and their arguments can be used here"])
+                    continue
             if eff.writes:
                 name, where = next(iter(eff.writes.items()))
                 self.report.error(span, f"{what} calls `{fn}`, which changes the state",
@@ -131,6 +138,23 @@ class EffectChecker:
                     seen_fns.add(n.fn)
                     todo.append(self.fn_ir[n.fn].body)
         return out
+
+    def dynamic_reads(self, fn: ir.Function) -> Optional[str]:
+        """The first state, view or per-episode built-in a function reads, through calls."""
+        reads = self.reads_of(fn.body)
+        if reads:
+            return sorted(reads)[0]
+        seen: set[str] = set()
+        todo = [fn]
+        while todo:
+            f = todo.pop()
+            for n in walk(f.body):
+                if isinstance(n, ir.Ref) and n.kind == "builtin" and n.name in ("player", "steps", "difficulty"):
+                    return n.name
+                if isinstance(n, ir.Call) and n.fn not in seen and n.fn in self.fn_ir:
+                    seen.add(n.fn)
+                    todo.append(self.fn_ir[n.fn])
+        return None
 
     def warn_dead_state(self) -> None:
         for d in self.items(ast.StateDecl):

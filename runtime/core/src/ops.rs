@@ -216,3 +216,34 @@ mod tests {
         assert_eq!(seen_by(0, 1, 2), 0);
     }
 }
+
+/// Param `index` as an int in `lo..hi`: it must be integral.
+pub fn param_int(params: &[f64], index: usize, lo: i64, hi: i64) -> R<i64> {
+    let v = *params.get(index).ok_or(Fault::new(FaultKind::BadParam, At { line: 0, col: 0 }, index as i64, 0, 0))?;
+    if v.fract() != 0.0 || !(v >= lo as f64 && v < hi as f64) {
+        return Err(Fault::new(FaultKind::BadParam, At { line: 0, col: 0 }, index as i64, 0, 0));
+    }
+    Ok(v as i64)
+}
+
+/// Param `index` as a float in `[lo, hi]`.
+pub fn param_float(params: &[f64], index: usize, lo: f64, hi: f64) -> R<f64> {
+    let v = *params.get(index).ok_or(Fault::new(FaultKind::BadParam, At { line: 0, col: 0 }, index as i64, 0, 0))?;
+    if v.is_nan() || v < lo || v > hi {
+        return Err(Fault::new(FaultKind::BadParam, At { line: 0, col: 0 }, index as i64, 0, 0));
+    }
+    Ok(v)
+}
+
+/// Param `index` as a bool: 0 or 1.
+pub fn param_bool(params: &[f64], index: usize) -> R<bool> {
+    Ok(param_int(params, index, 0, 2)? == 1)
+}
+
+/// A state value that must be an integer in `lo..hi`.
+pub fn state_int(v: f64, lo: i64, hi: i64, at: At) -> R<i64> {
+    if v.fract() != 0.0 || !(v >= lo as f64 && (hi == i64::MAX || v < hi as f64)) {
+        return Err(Fault::new(FaultKind::OutOfRange, at, v as i64, lo, hi));
+    }
+    Ok(v as i64)
+}

@@ -1,0 +1,553 @@
+"""IR -> the template context for one generated Rust environment crate.
+
+Every decision about the generated code is made here (and in `rust.py`); the templates
+in `templates/` only place the prepared pieces. The result is deterministic: the same IR
+gives byte-identical Rust.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from twisterl.dsl import ir
+from twisterl.dsl.effects import walk
+
+from .rust import (RustWriter, at, enum_const, float_lit, ident, is_copy, is_fixed, rust_str,
+                   rust_type)
+
+
+@dataclass
+class Method:
+    """One generated method: its signature and body lines."""
+
+    doc: str
+    signature: str
+    body: list[str]
+    line: int = 0
+
+
+@dataclass
+class Context:
+    env_name: str
+    type_name: str
+    source: str
+    players: int
+    continuous: bool
+    observation: str
+    spec_json: str
+    enum_consts: list[tuple[str, int, str]] = field(default_factory=list)
+    kon_fields: list[tuple[str, str, str]] = field(default_factory=list)
+    kon_init: list[str] = field(default_factory=list)
+    kon_methods: list[Method] = field(default_factory=list)
+    state_fields: list[tuple[str, str, str]] = field(default_factory=list)
+    state_init: list[str] = field(default_factory=list)
+    methods: list[Method] = field(default_factory=list)
+    trait: dict[str, list[str]] = field(default_factory=dict)
+    n_decls: int = 0
+
+
+def type_name(name: str) -> str:
+    cleaned = "".join(ch if ch.isalnum() else "_" for ch in name)
+    if not cleaned or cleaned[0].isdigit():
+        cleaned = "Env" + cleaned
+    return cleaned[0].upper() + cleaned[1:]
+
+
+def lower(env: ir.Env, source_name: str) -> Context:
+    return _Lowering(env, source_name).run()
+
+
+class _Lowering:
+    def __init__(self, env: ir.Env, source_name: str):
+        self.env = env
+        self.source_name = source_name
+        self.static_fns = {f.name for f in env.functions if _is_static_fn(f, env)}
+        self.array_views = {v.name for v in env.views
+                            if isinstance(v.type, ir.ArrayType) and isinstance(v.value, ir.ArrayComp)
+                            and len(v.value.clauses) == 1}
+        self.view_names = {v.name for v in env.views}
+
+    def writer(self, kon: str = "self.k") -> RustWriter:
+        return RustWriter(self.env, kon, self.static_fns, self.array_views, self.view_names, {})
+
+    def run(self) -> Context:
+        env = self.env
+        ctx = Context(env_name=env.name, type_name=type_name(env.name), source=self.source_name,
+                      players=env.players, continuous=env.action_space.kind == "continuous",
+                      observation={"sparse": "Sparse", "dense": "Dense", "planes": "Planes"}[env.observation.kind],
+                      spec_json=json.dumps(spec(env), sort_keys=True, separators=(",", ":")))
+        for e in env.enums:
+            for i, v in enumerate(e.variants):
+                ctx.enum_consts.append((enum_const(e.name, v), i, f"{e.name}.{v}"))
+        self.kon(ctx)
+        self.state(ctx)
+        self.functions(ctx)
+        self.views(ctx)
+        self.actions(ctx)
+        self.episode(ctx)
+        self.observation(ctx)
+        self.render(ctx)
+        self.state_vector(ctx)
+        return ctx
+
+    # ------------------------------------------------------------ params and consts
+
+    def kon(self, ctx: Context) -> None:
+        w = self.writer("k")
+        for i, p in enumerate(self.env.params):
+            t = p.type
+            ctx.kon_fields.append((ident(p.name), rust_type(t), f"param `{p.name}` (line {p.span.line})"))
+            if isinstance(t, ir.BoolType):
+                ctx.kon_init.append(f"k.{ident(p.name)} = ops::param_bool(params, {i})?;")
+            elif isinstance(t, ir.FloatType):
+                lo = float_lit(t.lo.value) if isinstance(t.lo, ir.Lit) else "f64::NEG_INFINITY"
+                hi = float_lit(t.hi.value) if isinstance(t.hi, ir.Lit) else "f64::INFINITY"
+                ctx.kon_init.append(f"k.{ident(p.name)} = ops::param_float(params, {i}, {lo}, {hi})?;")
+            else:
+                if isinstance(t, ir.EnumType):
+                    lo, hi = "0", str(len(t.variants))
+                else:
+                    lo = str(t.lo.value) if isinstance(t.lo, ir.Lit) else "i64::MIN"
+                    hi = str(t.hi.value) if isinstance(t.hi, ir.Lit) else "i64::MAX"
+                ctx.kon_init.append(f"k.{ident(p.name)} = ops::param_int(params, {i}, {lo}, {hi})?;")
+        for c in self.env.consts:
+            ctx.kon_fields.append((ident(c.name), rust_type(c.type), f"const `{c.name}` (line {c.span.line})"))
+            ctx.kon_init.append(f"// line {c.span.line}")
+            ctx.kon_init.append(f"k.{ident(c.name)} = {w.value(c.value)};")
+        for f in self.env.functions:
+            if f.name in self.static_fns:
+                ctx.kon_methods.append(self.function(f, self.writer("self"), "&self"))
+
+    def kon_zero(self) -> list[tuple[str, str]]:
+        w = self.writer("k")
+        out = []
+        for p in self.env.params:
+            out.append((ident(p.name), w.zero(p.type) if not isinstance(p.type, ir.ArrayType) else "Vec::new()"))
+        for c in self.env.consts:
+            t = c.type
+            zero = "Vec::new()" if isinstance(t, ir.ArrayType) and not is_fixed(t) else _static_zero(w, t)
+            out.append((ident(c.name), zero))
+        return out
+
+    # ------------------------------------------------------------ state
+
+    def state(self, ctx: Context) -> None:
+        w = self.writer("k")
+        for v in self.env.state:
+            ctx.state_fields.append((ident(v.name), rust_type(v.type), f"`{v.name}: {v.type}` (line {v.span.line})"))
+            ctx.state_init.append(f"{ident(v.name)}: {w.zero(v.type)},")
+        ctx.state_fields.append(("player", "i64", "whose turn it is"))
+        ctx.state_fields.append(("steps", "i64", "steps taken since reset"))
+        ctx.state_init.append("player: 0,")
+        ctx.state_init.append("steps: 0,")
+
+    def initial_state(self) -> list[str]:
+        """Statements setting every state variable to its initialiser or zero value."""
+        w = self.writer()
+        lines = []
+        for v in self.env.state:
+            place = ir.Place("state", v.name, (), v.type, v.type, v.span)
+            value = v.init if v.init is not None else _zero_expr(v.type, v.span)
+            lines.append(f"// line {v.span.line}: {v.name}")
+            lines += w.block((ir.Assign(place, value, v.span),))[1:]
+        lines += ["self.s.player = 0;", "self.s.steps = 0;"]
+        return lines
+
+    # ------------------------------------------------------------ functions, views, actions
+
+    def function(self, f: ir.Function, w: RustWriter, receiver: str) -> Method:
+        w.mutable = _assigned_locals(f.body) | {p.name for p in f.params if _assigned(f.body, p.name)}
+        params = ", ".join(f"{'mut ' if p.name in w.mutable else ''}{ident(p.name)}: {rust_type(p.type)}"
+                           for p in f.params)
+        ret = rust_type(f.ret)
+        body = w.block(f.body)
+        if isinstance(f.ret, ir.UnitType):
+            body.append("Ok(())")
+        return Method(f"fn `{f.name}` (line {f.span.line})",
+                      f"fn f_{f.name}({receiver}{', ' if params else ''}{params}) -> R<{ret}>", body, f.span.line)
+
+    def functions(self, ctx: Context) -> None:
+        for f in self.env.functions:
+            if f.name in self.static_fns:
+                continue
+            receiver = "&mut self" if not f.pure else "&self"
+            ctx.methods.append(self.function(f, self.writer(), receiver))
+
+    def views(self, ctx: Context) -> None:
+        for v in self.env.views:
+            w = self.writer()
+            if v.name in self.array_views:
+                comp: ir.ArrayComp = v.value
+                clause = comp.clauses[0]
+                it = clause.iter
+                if isinstance(it, ir.RangeIter):
+                    lo, hi = w.expr(it.lo), w.expr(it.hi)
+                    body = [f"let {ident(clause.names[0])}: i64 = ops::add({lo}, "
+                            f"ops::ix(i, ({hi} - {lo}).max(0) as usize, {at(v.span)})? as i64, {at(v.span)})?;",
+                            f"Ok({w.value(comp.element)})"]
+                else:
+                    arr = w.expr(it.array)
+                    names = clause.names
+                    pattern = ident(names[0]) if len(names) == 1 else "(" + ", ".join(ident(n) for n in names) + ")"
+                    body = [f"let {pattern} = {arr}[ops::ix(i, {w.size(it.array.type.size)}, {at(v.span)})?];",
+                            f"Ok({w.value(comp.element)})"]
+                ctx.methods.append(Method(f"view `{v.name}`, one element (line {v.span.line})",
+                                          f"fn v_{v.name}_at(&self, i: i64) -> R<{rust_type(v.type.elem)}>", body,
+                                          v.span.line))
+                ctx.methods.append(Method(f"view `{v.name}`: its length", f"fn v_{v.name}_len(&self) -> usize",
+                                          [w.size(v.type.size)]))
+                k = w.fresh("k")
+                ctx.methods.append(Method(
+                    f"view `{v.name}` (line {v.span.line})", f"fn v_{v.name}(&self) -> R<{rust_type(v.type)}>",
+                    [f"let mut out = {w.zero(v.type)};",
+                     f"for {k} in 0..self.v_{v.name}_len() {{ out[{k}] = self.v_{v.name}_at({k} as i64)?; }}",
+                     "Ok(out)"], v.span.line))
+                continue
+            ctx.methods.append(Method(f"view `{v.name}` (line {v.span.line})",
+                                      f"fn v_{v.name}(&self) -> R<{rust_type(v.type)}>",
+                                      [f"Ok({w.value(v.value)})"], v.span.line))
+
+    def actions(self, ctx: Context) -> None:
+        env = self.env
+        ctx.n_decls = len(env.actions)
+        w = self.writer()
+        kw = self.writer("k")
+        counts = []
+        for a in env.actions:
+            counts.append(f"({kw.expr(a.count)}).max(0) as usize" if not isinstance(a.count, ir.Lit) else f"{a.count.value}")
+            params = ", ".join(f"{ident(p.name)}: i64" for p in a.index_params)
+            vparams = ", ".join(f"{ident(p.name)}: {rust_type(p.type)}" for p in a.value_params)
+            allp = ", ".join(x for x in (params, vparams) if x)
+            if a.guard is not None:
+                gw = self.writer()
+                ctx.methods.append(Method(f"guard of `{a.name}` (line {a.guard.span.line})",
+                                          f"fn g_{a.name}(&self{', ' if params else ''}{params}) -> R<bool>",
+                                          [f"Ok({gw.expr(a.guard)})"], a.guard.span.line))
+            bw = self.writer()
+            bw.mutable = _assigned_locals(a.body)
+            body = bw.block(a.body) + ["Ok(())"]
+            ctx.methods.append(Method(f"action `{a.name}` (line {a.span.line})",
+                                      f"fn a_{a.name}(&mut self{', ' if allp else ''}{allp}) -> R<()>", body, a.span.line))
+        ctx.trait["counts"] = counts
+        # Decode a discrete action number into (declaration, indices), row-major.
+        decode_legal, decode_apply, decode_allowed = [], [], []
+        for d, a in enumerate(env.actions):
+            if a.value_params:
+                continue
+            idx = self.decode(a)
+            args = ", ".join(f"i{j}" for j in range(len(a.index_params)))
+            guard = f"self.g_{a.name}({args})?" if a.guard is not None else "true"
+            decode_apply.append(f"{d} => {{ {idx} self.a_{a.name}({args}) }}")
+            enforced = guard if not a.advisory else "true"
+            decode_allowed.append(f"{d} => {{ {idx} Ok({enforced}) }}")
+            loops = self.index_loops(a, f"out[n] = {guard}; n += 1;")
+            decode_legal.append(loops)
+        ctx.trait["apply"] = decode_apply
+        ctx.trait["allowed"] = decode_allowed
+        ctx.trait["legal"] = decode_legal
+        cont = [a for a in env.actions if a.value_params]
+        if cont:
+            a = cont[0]
+            lines, args, k = [], [], 0
+            lows, highs = [], []
+            for p in a.value_params:
+                t = p.type
+                if isinstance(t, ir.ArrayType):
+                    n = t.size.value if isinstance(t.size, ir.Lit) else None
+                    lines.append(f"let mut {ident(p.name)} = {w.zero(t)};")
+                    lines.append(f"for j in 0..{ident(p.name)}.len() {{ {ident(p.name)}[j] = values[{k} + j]; }}")
+                    lines.append(f"let _ = {n};")
+                    size = n or 0
+                    for j in range(size):
+                        lows.append(w.expr(t.elem.lo))
+                        highs.append(w.expr(t.elem.hi))
+                    k_expr = size
+                else:
+                    lines.append(f"let {ident(p.name)} = values[{k}];")
+                    lows.append(w.expr(t.lo))
+                    highs.append(w.expr(t.hi))
+                    k_expr = 1
+                args.append(ident(p.name))
+                k += k_expr
+            lines.append(f"self.a_{a.name}({', '.join(args)})")
+            ctx.trait["apply_values"] = lines
+            ctx.trait["bounds"] = [f"lows[{i}] = {lo}; highs[{i}] = {hi};" for i, (lo, hi) in enumerate(zip(lows, highs))]
+            ctx.trait["num_values"] = [str(k)]
+        else:
+            ctx.trait["apply_values"] = []
+            ctx.trait["bounds"] = []
+            ctx.trait["num_values"] = ["0"]
+
+    def decode(self, a: ir.Action) -> str:
+        """Statements turning `local` (the number within the family) into indices i0, i1..."""
+        if not a.index_params:
+            return ""
+        w = self.writer()
+        parts = ["let mut rest = local as i64;"]
+        for j in reversed(range(len(a.index_params))):
+            p = a.index_params[j]
+            n = f"({w.expr(p.hi)} - {w.expr(p.lo)})"
+            parts.append(f"let i{j} = {w.expr(p.lo)} + rest % {n}; rest /= {n};")
+        parts.append("let _ = rest;")
+        return " ".join(parts)
+
+    def index_loops(self, a: ir.Action, body: str) -> str:
+        w = self.writer()
+        code = body
+        for j in reversed(range(len(a.index_params))):
+            p = a.index_params[j]
+            code = f"for i{j} in {w.expr(p.lo)}..{w.expr(p.hi)} {{ {code} }}"
+        return code
+
+    # ------------------------------------------------------------ episode
+
+    def episode(self, ctx: Context) -> None:
+        env = self.env
+        w = self.writer()
+        for kind in ("done", "truncate", "success"):
+            e = getattr(env, kind)
+            ctx.trait[kind] = [f"Ok({w.expr(e)})"] if e is not None else ["Ok(false)"]
+        reset = self.writer()
+        reset.mutable = _assigned_locals(env.reset)
+        ctx.trait["reset"] = self.initial_state() + reset.block(env.reset)
+        rw = self.writer()
+        if env.reward is None:
+            ctx.trait["reward"] = ["let _ = rewards;"]
+        elif env.reward.player_var is None:
+            ctx.trait["reward"] = [f"rewards[0] += {rw.expr(env.reward.value)};"] if env.players == 1 else \
+                [f"let r = {rw.expr(env.reward.value)};", "rewards[self.actor] += r;"]
+        else:
+            p = ident(env.reward.player_var)
+            ctx.trait["reward"] = [f"for {p} in 0..{env.players}i64 {{",
+                                   f"rewards[{p} as usize] += {rw.expr(env.reward.value)};", "}"]
+
+    # ------------------------------------------------------------ observation
+
+    def observation(self, ctx: Context) -> None:
+        obs = self.env.observation
+        w = self.writer()
+        dense = ["let mut o = 0usize;"]
+        sparse = ["let mut o = 0usize;", "let mut n = 0usize;"]
+        nnz = []
+        for part in obs.parts:
+            cells = w.size(part.cells)
+            width = w.size(part.width)
+            note = f"// line {part.span.line}: {part.encoding} part"
+            dense.append(note)
+            sparse.append(note)
+            lo = w.expr(part.lo) if part.lo is not None else "0"
+            onehot = part.encoding in ("onehot", "planes") and part.lo is not None
+            if onehot:
+                hi = f"{lo} + {w.expr(part.width)}"
+
+                def checked(code, w=w, lo=lo, hi=hi, part=part):
+                    v = w.fresh("v")
+                    return v, f"let {v} = ops::range(({code}) as i64, {lo}, {hi}, {at(part.span)})?;"
+
+            if part.encoding == "planes" and part.lo is not None:
+                hw = f"{w.size(part.shape[1])} * {w.size(part.shape[2])}"
+                dense.append(f"out[o..o + {width} * {hw}].fill(0.0);")
+
+                def body(cell, code, checked=checked, lo=lo, hw=hw):
+                    v, check = checked(code)
+                    return [check, f"out[o + (({v} - {lo}) as usize) * {hw} + {cell}] = 1.0;"]
+                dense += emit_cells(w, part.value, body)
+                dense.append(f"o += {width} * {hw};")
+            elif onehot:
+                dense.append(f"out[o..o + {cells} * {width}].fill(0.0);")
+
+                def dbody(cell, code, checked=checked, lo=lo, width=width):
+                    v, check = checked(code)
+                    return [check, f"out[o + ({cell}) * {width} + ({v} - {lo}) as usize] = 1.0;"]
+
+                def sbody(cell, code, checked=checked, lo=lo, width=width):
+                    v, check = checked(code)
+                    return [check, f"out[n] = (o + ({cell}) * {width} + ({v} - {lo}) as usize) as u32;", "n += 1;"]
+                dense += emit_cells(w, part.value, dbody)
+                sparse += emit_cells(w, part.value, sbody)
+                dense.append(f"o += {cells} * {width};")
+                sparse.append(f"o += {cells} * {width};")
+                nnz.append(cells)
+            elif part.encoding in ("bool", "planes"):
+                dense += emit_cells(w, part.value, lambda cell, code: [
+                    f"out[o + {cell}] = if {code} {{ 1.0 }} else {{ 0.0 }};"])
+                sparse += emit_cells(w, part.value, lambda cell, code: [
+                    f"if {code} {{ out[n] = (o + {cell}) as u32; n += 1; }}"])
+                dense.append(f"o += {cells};")
+                sparse.append(f"o += {cells};")
+                nnz.append(cells)
+            else:
+                is_bool = isinstance(_scalar(part.value.type), ir.BoolType)
+                dense += emit_cells(w, part.value, lambda cell, code: [
+                    f"out[o + {cell}] = if {code} {{ 1.0 }} else {{ 0.0 }};" if is_bool
+                    else f"out[o + {cell}] = ({code}) as f32;"])
+                dense.append(f"o += {cells};")
+        dense += ["let _ = o;", "Ok(())"]
+        sparse += ["let _ = o;", "Ok(n)"]
+        ctx.trait["observe_dense"] = dense
+        ctx.trait["observe_sparse"] = sparse if obs.kind == "sparse" else ["let _ = out;", "Ok(0)"]
+        kw = self.writer("k")
+        ctx.trait["nnz"] = [" + ".join(kw.size(p.cells) for p in obs.parts if p.encoding in ("onehot", "bool"))
+                            or "0"]
+        ctx.trait["obs_size"] = [kw.size(obs.size)]
+
+    # ------------------------------------------------------------ render and state vector
+
+    def render(self, ctx: Context) -> None:
+        from .render import render_lines
+        ctx.trait["render"] = render_lines(self, self.writer())
+
+    def state_vector(self, ctx: Context) -> None:
+        from .statevec import state_vector_code
+        get, set_, length = state_vector_code(self, self.writer())
+        ctx.trait["get_state"] = get
+        ctx.trait["set_state"] = set_
+        ctx.trait["state_len"] = [length]
+
+
+def emit_cells(w: RustWriter, value: ir.Expr, body) -> list[str]:
+    """Lines visiting each scalar cell of `value` in row-major order.
+
+    `body(cell, code)` gives the lines for one cell: `cell` is its flat index and `code`
+    its value, both as Rust expressions. Literal lists are unrolled; arrays get loops.
+    """
+    t = value.type
+    if not isinstance(t, ir.ArrayType):
+        return body("0", w.expr(value))
+    wrap = lambda code: code  # noqa: E731
+    inner = value
+    if isinstance(inner, ir.BuiltinCall) and inner.name == "f32":
+        inner, wrap = inner.args[0], (lambda code: f"ops::f32r({code})")
+    elif isinstance(inner, ir.SeenBy):
+        player = w.expr(inner.player)
+        inner, wrap = inner.value, (lambda code, p=player: f"ops::seen_by({code}, {p}, {w.env.players})")
+    if isinstance(inner, ir.ArrayLit) and not isinstance(t.elem, ir.ArrayType):
+        out = []
+        for i, x in enumerate(inner.items):
+            out += body(str(i), wrap(w.expr(x)))
+        return out
+    if isinstance(inner, ir.Ref) and inner.kind == "view" and inner.name in w.array_views:
+        k = w.fresh("k")
+        return ([f"for {k} in 0..self.v_{inner.name}_len() {{"]
+                + body(k, wrap(f"self.v_{inner.name}_at({k} as i64)?")) + ["}"])
+    lines = []
+    if isinstance(inner, (ir.Ref, ir.Index)) and not (isinstance(inner, ir.Ref) and inner.kind == "view"):
+        base = w.expr(inner)
+    else:
+        base = w.fresh("arr")
+        lines.append(f"let {base} = {w.value(inner)};")
+    dims = []
+    tt = inner.type
+    while isinstance(tt, ir.ArrayType):
+        dims.append(w.size(tt.size))
+        tt = tt.elem
+    names = [w.fresh("i") for _ in dims]
+    cell = names[0]
+    for name, d in zip(names[1:], dims[1:]):
+        cell = f"({cell}) * {d} + {name}"
+    element = base + "".join(f"[{n}]" for n in names)
+    opened = [f"for {n} in 0..{d} {{" for n, d in zip(names, dims)]
+    return lines + opened + body(cell, wrap(element)) + ["}"] * len(dims)
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _scalar(t):
+    while isinstance(t, ir.ArrayType):
+        t = t.elem
+    return t
+
+
+def _is_static_fn(f: ir.Function, env: ir.Env) -> bool:
+    """A function of params, consts and its arguments only: it can run before any state exists."""
+    if not f.pure:
+        return False
+    for n in walk(f.body):
+        if isinstance(n, ir.Ref) and (n.kind in ("state", "view") or
+                                       (n.kind == "builtin" and n.name in ("player", "steps", "difficulty", "num_actions"))):
+            return False
+        if isinstance(n, ir.Call):
+            callee = next((g for g in env.functions if g.name == n.fn), None)
+            if callee is None or callee is f or not _is_static_fn(callee, env):
+                return False
+    return True
+
+
+def _assigned_locals(stmts) -> set[str]:
+    out = set()
+    for n in walk(stmts):
+        if isinstance(n, ir.Place) and n.kind in ("local", "fn_param"):
+            out.add(n.name)
+    return out
+
+
+def _assigned(stmts, name: str) -> bool:
+    return name in _assigned_locals(stmts)
+
+
+def _zero_expr(t, span) -> ir.Expr:
+    if isinstance(t, ir.BoolType):
+        return ir.Lit(False, t, span)
+    if isinstance(t, ir.FloatType):
+        return ir.Lit(0.0, t, span)
+    if isinstance(t, ir.EnumType):
+        return ir.Lit(0, t, span)
+    if isinstance(t, ir.IntType):
+        if t.bounded:
+            # zero when the range holds it, else the lower bound
+            zero = ir.Lit(0, ir.IntType(), span)
+            return ir.BuiltinCall("max", (zero, t.lo), ir.IntType(), span) if not isinstance(t.lo, ir.Lit) \
+                else ir.Lit(t.lo.value if t.lo.value > 0 else 0, ir.IntType(), span)
+        return ir.Lit(0, t, span)
+    if isinstance(t, ir.ArrayType):
+        return ir.ArrayRepeat(_zero_expr(t.elem, span), t.size, t, span)
+    raise TypeError(t)
+
+
+def _static_zero(w: RustWriter, t) -> str:
+    if isinstance(t, ir.ArrayType):
+        if is_fixed(t) and is_copy(t):
+            return f"[{_static_zero(w, t.elem)}; {t.size.value}]"
+        return "Vec::new()"
+    return w.zero(t)
+
+
+def spec(env: ir.Env) -> dict[str, Any]:
+    """What the runtime and the Python API need to know about an env, as plain data."""
+    from twisterl.dsl.consteval import Evaluator, default_values, try_eval
+
+    def show(e):
+        return ir.show(e) if e is not None else None
+
+    return {
+        "name": env.name,
+        "source": env.path.rsplit("/", 1)[-1],
+        "players": env.players,
+        "params": [{"name": p.name, "type": _type_name(p.type), "default": p.default,
+                    "lo": _lit(p.type, "lo"), "hi": _lit(p.type, "hi")} for p in env.params],
+        "state": [{"name": v.name, "type": str(v.type)} for v in env.state],
+        "actions": [{"name": a.name, "indices": [p.name for p in a.index_params],
+                     "values": [p.name for p in a.value_params], "count": show(a.count),
+                     "advisory": a.advisory} for a in env.actions],
+        "action_space": env.action_space.kind,
+        "observation": {"kind": env.observation.kind, "size": show(env.observation.size),
+                        "shape": [show(s) for s in env.observation.shape],
+                        "parts": [{"encoding": p.encoding, "size": show(p.size)} for p in env.observation.parts]},
+        "has_success": env.success is not None,
+        "has_truncate": env.truncate is not None,
+        "symmetries": [s.name for s in env.symmetries],
+    }
+
+
+def _type_name(t) -> str:
+    if isinstance(t, ir.EnumType):
+        return "enum:" + ",".join(t.variants)
+    return str(t).split(" ")[0]
+
+
+def _lit(t, which):
+    e = getattr(t, which, None)
+    return e.value if isinstance(e, ir.Lit) else None

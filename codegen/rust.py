@@ -1,0 +1,628 @@
+"""Rust for IR expressions and statements.
+
+`RustWriter` turns one IR node into Rust source text. It makes every per-node decision
+(checked int operations, range checks, materialising arrays, loops for aggregates) so
+that the templates only assemble. Generated code never panics: every fallible operation
+returns a `Fault` carrying the `.twl` line and column, propagated with `?`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+from twisterl.dsl import ir
+
+RUST_KEYWORDS = frozenset("""
+    as async await box break const continue crate do dyn else enum extern false final fn for gen if
+    impl in let loop macro match mod move mut override priv pub ref return static struct super
+    trait true try type typeof union unsafe unsized use virtual where while yield abstract become
+""".split())
+UNRAWABLE = frozenset(["self", "Self", "crate", "super"])
+
+
+def ident(name: str) -> str:
+    """A Rust identifier for a `.twl` name."""
+    if name in UNRAWABLE:
+        return name + "_"
+    if name in RUST_KEYWORDS:
+        return "r#" + name
+    return name
+
+
+def at(span) -> str:
+    return f"at({span.line}, {span.col})"
+
+
+def is_fixed(t) -> bool:
+    """Arrays with literal sizes become Rust arrays; the others `Vec`s sized per instance."""
+    return isinstance(t, ir.ArrayType) and isinstance(t.size, ir.Lit)
+
+
+def rust_type(t) -> str:
+    if isinstance(t, ir.BoolType):
+        return "bool"
+    if isinstance(t, (ir.IntType, ir.EnumType)):
+        return "i64"
+    if isinstance(t, ir.FloatType):
+        return "f64"
+    if isinstance(t, ir.StrType):
+        return "&'static str"
+    if isinstance(t, ir.UnitType):
+        return "()"
+    if isinstance(t, ir.TupleType):
+        return "(" + ", ".join(rust_type(x) for x in t.items) + ")"
+    if isinstance(t, ir.ArrayType):
+        if is_fixed(t):
+            return f"[{rust_type(t.elem)}; {t.size.value}]"
+        return f"Vec<{rust_type(t.elem)}>"
+    raise TypeError(t)
+
+
+def float_lit(v: float) -> str:
+    if math.isinf(v):
+        return "f64::INFINITY" if v > 0 else "f64::NEG_INFINITY"
+    if math.isnan(v):
+        return "f64::NAN"
+    text = repr(float(v))
+    if "e" in text or "E" in text:
+        mantissa, exp = text.lower().split("e")
+        if "." not in mantissa:
+            mantissa += ".0"
+        return f"{mantissa}e{int(exp)}_f64"
+    return text + "_f64" if abs(v) >= 1e16 else text
+
+
+def enum_const(enum: str, variant: str) -> str:
+    return f"{_upper_snake(enum)}_{variant.upper()}"
+
+
+def _upper_snake(name: str) -> str:
+    out = []
+    for i, ch in enumerate(name):
+        if ch.isupper() and i and (name[i - 1].islower() or name[i - 1].isdigit()):
+            out.append("_")
+        out.append(ch.upper())
+    return "".join(out)
+
+
+class RustWriter:
+    """Writes Rust for expressions and statements of one function body.
+
+    `kon` is how params and consts are reached (`self.k` in env methods, `self` in
+    methods of the params-and-consts struct). `static_fns` are functions of params
+    and consts only, defined on that struct.
+    """
+
+    def __init__(self, env: ir.Env, kon: str, static_fns: set[str], array_views: set[str],
+                 view_names: set[str], fn_effects: dict[str, bool]):
+        self.env = env
+        self.kon = kon
+        self.static_fns = static_fns
+        self.array_views = array_views
+        self.views = view_names
+        self.fn_mut = fn_effects
+        self.tmp = 0
+        self.mutable: set[str] = set()
+
+    def fresh(self, base: str = "t") -> str:
+        self.tmp += 1
+        return f"{base}{self.tmp}"
+
+    # ------------------------------------------------------------ sizes and places
+
+    def size(self, e: ir.Expr) -> str:
+        """An array size as a `usize` expression."""
+        if isinstance(e, ir.Lit):
+            return str(e.value)
+        return f"({self.expr(e)}) as usize"
+
+    def root(self, kind: str, name: str) -> str:
+        if kind in ("param", "const"):
+            return f"{self.kon}.{ident(name)}"
+        if kind == "state":
+            return f"self.s.{ident(name)}"
+        if kind == "builtin" and name == "player":
+            return "self.s.player"
+        return ident(name)
+
+    # ------------------------------------------------------------ expressions
+
+    def expr(self, e: ir.Expr) -> str:
+        return getattr(self, "_" + type(e).__name__)(e)
+
+    def _Lit(self, e: ir.Lit) -> str:
+        if isinstance(e.type, ir.EnumType):
+            return enum_const(e.type.name, e.type.variants[int(e.value)])
+        if isinstance(e.value, bool):
+            return "true" if e.value else "false"
+        if isinstance(e.value, str):
+            return _rust_str(e.value)
+        if isinstance(e.type, ir.FloatType) or isinstance(e.value, float):
+            return float_lit(e.value)
+        return str(e.value) if e.value >= 0 else f"({e.value})"
+
+    def _Ref(self, e: ir.Ref) -> str:
+        if e.kind == "builtin":
+            return {"difficulty": "self.difficulty", "player": "self.s.player",
+                    "steps": "self.s.steps", "num_actions": "(self.num_actions() as i64)",
+                    "pi": "std::f64::consts::PI", "players": str(self.env.players)}[e.name]
+        if e.kind == "view":
+            return f"self.v_{e.name}()?"
+        base = self.root(e.kind, e.name)
+        return base
+
+    def value(self, e: ir.Expr) -> str:
+        """An expression used as an owned value: arrays held elsewhere are copied."""
+        code = self.expr(e)
+        held = isinstance(e, ir.Index) or (isinstance(e, ir.Ref) and e.kind != "view")
+        if held and isinstance(e.type, ir.ArrayType) and not is_copy(e.type):
+            return f"{code}.clone()"
+        return code
+
+    def _Index(self, e: ir.Index) -> str:
+        if isinstance(e.base, ir.Ref) and e.base.kind == "view" and e.base.name in self.array_views:
+            return f"self.v_{e.base.name}_at({self.expr(e.index)})?"
+        base = e.base
+        if isinstance(base, (ir.Ref, ir.Index)) and not (isinstance(base, ir.Ref) and base.kind == "view"):
+            code = self.expr(base)
+            return f"{code}[ops::ix({self.expr(e.index)}, {self.size(base.type.size)}, {at(e.span)})?]"
+        tmp = self.fresh()
+        return (f"{{ let {tmp} = {self.expr(base)}; "
+                f"{tmp}[ops::ix({self.expr(e.index)}, {tmp}.len(), {at(e.span)})?] }}")
+
+    def _TupleGet(self, e: ir.TupleGet) -> str:
+        return f"({self.expr(e.base)}).{e.position}"
+
+    def _Unary(self, e: ir.Unary) -> str:
+        inner = self.expr(e.operand)
+        if e.op == "not":
+            return f"!({inner})"
+        if isinstance(e.type, ir.FloatType):
+            return f"-({inner})"
+        return f"ops::neg({inner}, {at(e.span)})?"
+
+    def _Binary(self, e: ir.Binary) -> str:
+        a, b = self.expr(e.left), self.expr(e.right)
+        if e.op == "and":
+            return f"({a} && {b})"
+        if e.op == "or":
+            return f"({a} || {b})"
+        if isinstance(e.type, ir.FloatType):
+            if e.op == "mod":
+                return f"ops::fmod({a}, {b})"
+            if e.op == "pow":
+                if isinstance(e.right, ir.Lit) and e.right.value == 2.0:
+                    return f"({a}).powi(2)"
+                return f"({a}).powf({b})"
+            sign = {"add": "+", "sub": "-", "mul": "*", "div": "/"}[e.op]
+            return f"({a} {sign} {b})"
+        fn = {"add": "add", "sub": "sub", "mul": "mul", "div": "div", "mod": "rem", "pow": "pow"}[e.op]
+        return f"ops::{fn}({a}, {b}, {at(e.span)})?"
+
+    def _Compare(self, e: ir.Compare) -> str:
+        signs = {"eq": "==", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
+        if len(e.ops) == 1:
+            return f"({self.expr(e.operands[0])} {signs[e.ops[0]]} {self.expr(e.operands[1])})"
+        # A chain evaluates each operand once, and stops at the first false comparison.
+        names = [self.fresh("c") for _ in e.operands]
+        code = f"{{ let {names[0]} = {self.expr(e.operands[0])}; "
+        closing = "}"
+        for i, op in enumerate(e.ops):
+            code += f"let {names[i + 1]} = {self.expr(e.operands[i + 1])}; "
+            if i < len(e.ops) - 1:
+                code += f"{names[i]} {signs[op]} {names[i + 1]} && {{ "
+                closing += "}"
+            else:
+                code += f"{names[i]} {signs[op]} {names[i + 1]} "
+        return code + closing
+
+    def _Cond(self, e: ir.Cond) -> str:
+        return f"(if {self.expr(e.cond)} {{ {self.value(e.then)} }} else {{ {self.value(e.else_)} }})"
+
+    def _Call(self, e: ir.Call) -> str:
+        if e.fn in self.static_fns:
+            return self.method_call(f"{self.kon}.f_{e.fn}", e.args)
+        return self.method_call(f"self.f_{e.fn}", e.args)
+
+    def method_call(self, method: str, args) -> str:
+        """`method(args)?`, with arguments evaluated first so no borrow of `self` overlaps."""
+        codes = [self.value(a) for a in args]
+        if all(_is_simple(a) for a in args):
+            return f"{method}({', '.join(codes)})?"
+        names = [self.fresh("arg") for _ in codes]
+        binds = " ".join(f"let {n} = {c};" for n, c in zip(names, codes))
+        return f"{{ {binds} {method}({', '.join(names)})? }}"
+
+    def _BuiltinCall(self, e: ir.BuiltinCall) -> str:
+        n = e.name
+        args = [self.expr(a) for a in e.args]
+        is_int = isinstance(e.type, ir.IntType)
+        if n in ("sin", "cos", "tan", "sqrt", "exp", "floor", "ceil"):
+            return f"({args[0]}).{n}()"
+        if n == "log":
+            return f"({args[0]}).ln()"
+        if n == "round":
+            return f"ops::round({args[0]})"
+        if n == "atan2":
+            return f"({args[0]}).atan2({args[1]})"
+        if n == "abs":
+            return f"ops::abs_i({args[0]}, {at(e.span)})?" if is_int else f"({args[0]}).abs()"
+        if n == "sign":
+            return f"ops::sign_i({args[0]})" if is_int else f"ops::sign_f({args[0]})"
+        if n in ("min", "max"):
+            code = args[0]
+            for a in args[1:]:
+                code = f"({code}).{n}({a})" if is_int else f"ops::{n}_f({code}, {a})"
+            return code
+        if n == "clamp":
+            return f"ops::clamp_{'i' if is_int else 'f'}({args[0]}, {args[1]}, {args[2]})"
+        if n == "float":
+            if isinstance(e.args[0].type, ir.BoolType):
+                return f"(if {args[0]} {{ 1.0 }} else {{ 0.0 }})"
+            return f"(({args[0]}) as f64)"
+        if n == "int":
+            src = e.args[0].type
+            if isinstance(src, ir.FloatType):
+                return f"ops::to_int({args[0]}, {at(e.span)})?"
+            return f"(({args[0]}) as i64)"
+        if n == "f32":
+            if isinstance(e.type, ir.ArrayType):
+                return self.map_array(e.args[0], lambda x: f"ops::f32r({x})")
+            return f"ops::f32r({args[0]})"
+        if n == "uniform":
+            return f"self.rng.uniform({args[0]}, {args[1]})"
+        if n == "randint":
+            return (f"self.rng.randint({args[0]}, {args[1]})"
+                    f".ok_or(Fault::new(FaultKind::Empty, {at(e.span)}, 0, 0, 0))?")
+        if n == "choice":
+            tmp = self.fresh()
+            return (f"{{ let {tmp} = {self.value(e.args[0])}; if {tmp}.is_empty() {{ "
+                    f"return Err(Fault::new(FaultKind::Empty, {at(e.span)}, 0, 0, 0)); }} "
+                    f"{tmp}[self.rng.below({tmp}.len() as u64) as usize] }}")
+        if n == "act":
+            return self.method_call("self.act_number", e.args)
+        raise AssertionError(f"built-in {n}")  # the checker admits no other built-in
+
+    def map_array(self, arr: ir.Expr, f) -> str:
+        t = arr.type
+        if isinstance(arr, ir.ArrayLit):
+            items = ", ".join(f(self.expr(x)) for x in arr.items)
+            return f"[{items}]" if is_fixed(t) else f"vec![{items}]"
+        tmp = self.fresh()
+        return f"{{ let mut {tmp} = {self.value(arr)}; for x in {tmp}.iter_mut() {{ *x = {f('*x')}; }} {tmp} }}"
+
+    def _TupleLit(self, e: ir.TupleLit) -> str:
+        return "(" + ", ".join(self.value(x) for x in e.items) + ")"
+
+    def _SeenBy(self, e: ir.SeenBy) -> str:
+        return f"ops::seen_by({self.expr(e.value)}, {self.expr(e.player)}, {self.env.players})"
+
+    # ------------------------------------------------------------ arrays as values
+
+    def _ArrayLit(self, e: ir.ArrayLit) -> str:
+        items = ", ".join(self.value(x) for x in e.items)
+        return f"[{items}]" if is_fixed(e.type) else f"vec![{items}]"
+
+    def _ArrayRepeat(self, e: ir.ArrayRepeat) -> str:
+        value = self.value(e.value)
+        if is_fixed(e.type) and _is_copy(e.value.type):
+            return f"[{value}; {e.count.value}]"
+        return f"vec![{value}; {self.size(e.count)}]"
+
+    def _ArrayComp(self, e: ir.ArrayComp) -> str:
+        tmp = self.fresh("a")
+        elem_t = e.type.elem
+        zero = self.zero(elem_t)
+        init = f"[{zero}; {e.type.size.value}]" if is_fixed(e.type) and _is_copy(elem_t) else \
+            f"vec![{zero}; {self.size(e.type.size)}]"
+        k = self.fresh("k")
+        body = f"{tmp}[{k}] = {self.value(e.element)}; {k} += 1;"
+        return f"{{ let mut {tmp} = {init}; let mut {k} = 0usize; {self.loops(e.clauses, body)} {tmp} }}"
+
+    def zero(self, t) -> str:
+        if isinstance(t, ir.BoolType):
+            return "false"
+        if isinstance(t, ir.FloatType):
+            return "0.0"
+        if isinstance(t, (ir.IntType, ir.EnumType)):
+            return "0"
+        if isinstance(t, ir.TupleType):
+            return "(" + ", ".join(self.zero(x) for x in t.items) + ("," if len(t.items) == 1 else "") + ")"
+        if isinstance(t, ir.ArrayType):
+            if is_fixed(t) and _is_copy(t.elem):
+                return f"[{self.zero(t.elem)}; {t.size.value}]"
+            return f"vec![{self.zero(t.elem)}; {self.size(t.size)}]"
+        return "Default::default()"
+
+    def loops(self, clauses, body: str, where: Optional[ir.Expr] = None) -> str:
+        """Nested `for` loops over comprehension clauses around `body`."""
+        inner = body if where is None else f"if {self.expr(where)} {{ {body} }}"
+        for clause in reversed(clauses):
+            inner = self.for_clause(clause, inner)
+        return inner
+
+    def for_clause(self, clause: ir.Clause, body: str) -> str:
+        it = clause.iter
+        if isinstance(it, ir.RangeIter):
+            return f"for {ident(clause.names[0])} in {self.expr(it.lo)}..{self.expr(it.hi)} {{ {body} }}"
+        pattern = ident(clause.names[0]) if len(clause.names) == 1 else \
+            "(" + ", ".join(ident(n) for n in clause.names) + ")"
+        arr = it.array
+        if isinstance(arr, ir.ArrayLit) and all(_is_constant(x) for x in arr.items):
+            return f"for {pattern} in {self.expr(arr)} {{ {body} }}"
+        if isinstance(arr, ir.Ref) and arr.kind == "view" and arr.name in self.array_views:
+            k = self.fresh("k")
+            return (f"for {k} in 0..self.v_{arr.name}_len() {{ let {pattern} = self.v_{arr.name}_at({k} as i64)?; "
+                    f"{body} }}")
+        if isinstance(arr, (ir.Ref, ir.Index)) and not (isinstance(arr, ir.Ref) and arr.kind == "view"):
+            k = self.fresh("k")
+            code = self.expr(arr)
+            elem = f"{code}[{k}]"
+            if not _is_copy(arr.type.elem):
+                elem += ".clone()"
+            return f"for {k} in 0..{self.size(arr.type.size)} {{ let {pattern} = {elem}; {body} }}"
+        tmp = self.fresh()
+        return f"let {tmp} = {self.value(arr)}; for {pattern} in {tmp} {{ {body} }}"
+
+    def _Aggregate(self, e: ir.Aggregate) -> str:
+        kind = e.kind
+        elem = self.value(e.element)
+        is_float = isinstance(e.type, ir.FloatType)
+        acc = self.fresh("acc")
+        label = f"'{self.fresh('agg')}"
+        if kind in ("all", "any"):
+            hit = "!" if kind == "all" else ""
+            start, stop = ("true", "false") if kind == "all" else ("false", "true")
+            body = f"if {hit}({elem}) {{ {acc} = {stop}; break {label}; }}"
+            return f"{{ let mut {acc} = {start}; {label}: {{ {self.loops(e.clauses, body, e.where)} }} {acc} }}"
+        if kind == "sum":
+            if is_float:
+                body = f"{acc} += {elem};"
+                return f"{{ let mut {acc} = 0.0f64; {self.loops(e.clauses, body, e.where)} {acc} }}"
+            body = f"{acc} = ops::add({acc}, {elem}, {at(e.span)})?;"
+            return f"{{ let mut {acc} = 0i64; {self.loops(e.clauses, body, e.where)} {acc} }}"
+        if kind == "count":
+            body = f"if {elem} {{ {acc} += 1; }}"
+            return f"{{ let mut {acc} = 0i64; {self.loops(e.clauses, body, e.where)} {acc} }}"
+        if kind in ("min", "max"):
+            better = ("<" if kind == "min" else ">")
+            v = self.fresh("v")
+            body = (f"let {v} = {elem}; {acc} = match {acc} {{ None => Some({v}), "
+                    f"Some(best) => Some(if {v} {better} best {{ {v} }} else {{ best }}) }};")
+            zero = rust_type(e.type)
+            return (f"{{ let mut {acc}: Option<{zero}> = None; {self.loops(e.clauses, body, e.where)} "
+                    f"{acc}.ok_or(Fault::new(FaultKind::Empty, {at(e.span)}, 0, 0, 0))? }}")
+        if kind == "choice":
+            # Count the candidates, draw one, then walk to it: no allocation.
+            n, pick = self.fresh("n"), self.fresh("pick")
+            v = self.fresh("v")
+            count = self.loops(e.clauses, f"{n} += 1;", e.where)
+            find = self.loops(e.clauses, f"if {pick} == 0 {{ {acc} = Some({elem}); break {label}; }} {pick} -= 1;", e.where)
+            return (f"{{ let mut {n} = 0u64; {count} if {n} == 0 {{ return Err(Fault::new(FaultKind::Empty, "
+                    f"{at(e.span)}, 0, 0, 0)); }} let mut {pick} = self.rng.below({n}); "
+                    f"let mut {acc} = None; {label}: {{ {find} }} "
+                    f"{acc}.ok_or(Fault::new(FaultKind::Empty, {at(e.span)}, 0, 0, 0))? }}")
+        raise AssertionError(kind)  # the checker admits no other aggregate
+
+    # ------------------------------------------------------------ statements
+
+    def block(self, stmts, indent: str = "") -> list[str]:
+        out: list[str] = []
+        for s in stmts:
+            out.append(f"// line {s.span.line}")
+            out.extend(getattr(self, "_s_" + type(s).__name__)(s))
+        return out
+
+    def place(self, p: ir.Place) -> tuple[list[str], str]:
+        """Statements computing the indices, and the Rust place expression."""
+        pre, code = [], self.root(p.kind, p.name)
+        t = p.root_type
+        for i in p.indices:
+            k = self.fresh("i")
+            pre.append(f"let {k} = ops::ix({self.expr(i)}, {self.size(t.size)}, {at(i.span)})?;")
+            code += f"[{k}]"
+            t = t.elem
+        return pre, code
+
+    def checked(self, value: str, t, span) -> str:
+        """A value checked against a bounded int type's range."""
+        if isinstance(t, ir.IntType) and t.bounded:
+            return f"ops::range({value}, {self.expr(t.lo)}, {self.expr(t.hi)}, {at(span)})?"
+        return value
+
+    def _s_Let(self, s: ir.Let) -> list[str]:
+        if len(s.names) == 1:
+            name = s.names[0]
+            mut = "mut " if name in self.mutable else ""
+            value = self.checked(self.value(s.value), s.types[0], s.span) if s.types else self.value(s.value)
+            return [f"let {mut}{ident(name)}: {rust_type(s.types[0])} = {value};"]
+        names = ", ".join(("mut " if n in self.mutable else "") + ident(n) for n in s.names)
+        return [f"let ({names}) = {self.value(s.value)};"]
+
+    def _s_Assign(self, s: ir.Assign) -> list[str]:
+        if isinstance(s.target.type, ir.ArrayType):
+            return self.assign_array(s.target, s.value, s.span)
+        v = self.fresh("v")
+        lines = [f"let {v} = {self.checked(self.value(s.value), s.target.type, s.span) if s.target.kind in ('state', 'builtin') else self.value(s.value)};"]
+        if s.target.kind == "builtin":
+            lines = [f"let {v} = ops::range({self.value(s.value)}, 0, {self.env.players}, {at(s.span)})?;"]
+        pre, place = self.place(s.target)
+        return lines + pre + [f"{place} = {v};"]
+
+    def assign_array(self, target: ir.Place, value: ir.Expr, span) -> list[str]:
+        pre, place = self.place(target)
+        t = target.type
+        reads_target = _mentions(value, target.name)
+        if isinstance(value, ir.ArrayRepeat) and _is_copy(value.value.type) and not reads_target:
+            v = self.fresh("v")
+            return pre + [f"let {v} = {self.checked(self.value(value.value), t.elem, span)};",
+                          f"for x in {place}.iter_mut() {{ *x = {v}; }}"]
+        if isinstance(value, ir.ArrayRepeat) and isinstance(value.value, ir.ArrayRepeat) and not reads_target:
+            inner = value.value
+            if _is_copy(inner.value.type):
+                v = self.fresh("v")
+                return pre + [f"let {v} = {self.checked(self.value(inner.value), t.elem.elem, span)};",
+                              f"for row in {place}.iter_mut() {{ for x in row.iter_mut() {{ *x = {v}; }} }}"]
+        if isinstance(value, ir.ArrayComp) and _is_copy(t.elem) and not reads_target:
+            k = self.fresh("k")
+            body = f"{place}[{k}] = {self.checked(self.value(value.element), t.elem, span)}; {k} += 1;"
+            return pre + [f"let mut {k} = 0usize;", self.loops(value.clauses, body)]
+        tmp = self.fresh("v")
+        lines = [f"let {tmp} = {self.value(value)};"]
+        if _needs_range(t):
+            lines.append(f"for x in {tmp}.iter() {{ {self.range_check_elems('*x', t, span)} }}")
+        if is_fixed(t):
+            return lines + pre + [f"{place} = {tmp};"]
+        return lines + pre + [f"{place}.clone_from(&{tmp});"]
+
+    def range_check_elems(self, x: str, t, span) -> str:
+        elem = t.elem
+        if isinstance(elem, ir.ArrayType):
+            return f"for y in {x}.iter() {{ {self.range_check_elems('*y', elem, span)} }}"
+        return f"{self.checked(x, elem, span)};"
+
+    def _s_AugAssign(self, s: ir.AugAssign) -> list[str]:
+        pre, place = self.place(s.target)
+        t = s.target.type
+        value = self.value(s.value)
+        if isinstance(t, ir.FloatType):
+            if s.op == "mod":
+                new = f"ops::fmod({place}, {value})"
+            else:
+                new = f"{place} {dict(add='+', sub='-', mul='*', div='/')[s.op]} {value}"
+        else:
+            fn = {"add": "add", "sub": "sub", "mul": "mul", "div": "div", "mod": "rem"}[s.op]
+            new = f"ops::{fn}({place}, {value}, {at(s.span)})?"
+        v = self.fresh("v")
+        checked = self.checked(new, t, s.span) if s.target.kind in ("state", "builtin") else new
+        return pre + [f"let {v} = {checked};", f"{place} = {v};"]
+
+    def _s_TupleAssign(self, s: ir.TupleAssign) -> list[str]:
+        names = [self.fresh("v") for _ in s.targets]
+        lines = [f"let ({', '.join(names)}) = {self.value(s.value)};"]
+        for name, target in zip(names, s.targets):
+            pre, place = self.place(target)
+            checked = self.checked(name, target.type, s.span) if target.kind == "state" else name
+            lines += pre + [f"{place} = {checked};"]
+        return lines
+
+    def _s_If(self, s: ir.If) -> list[str]:
+        lines = [f"if {self.expr(s.cond)} {{"] + self.block(s.then) + ["}"]
+        if s.else_:
+            if len(s.else_) == 1 and isinstance(s.else_[0], ir.If):
+                nested = self._s_If(s.else_[0])
+                lines[-1] = "} else " + nested[0]
+                lines += nested[1:]
+            else:
+                lines[-1] = "} else {"
+                lines += self.block(s.else_) + ["}"]
+        return lines
+
+    def _s_For(self, s: ir.For) -> list[str]:
+        marker = "__BODY__"
+        head = self.for_clause(s.clause, marker)
+        before, after = head.split(marker)
+        return [before] + self.block(s.body) + [after]
+
+    def _s_While(self, s: ir.While) -> list[str]:
+        n, limit = self.fresh("n"), self.fresh("limit")
+        return ([f"let {limit} = {self.expr(s.limit)};", f"let mut {n} = 0i64;", f"while {self.expr(s.cond)} {{",
+                 f"if {n} >= {limit} {{ return Err(Fault::new(FaultKind::LoopLimit, {at(s.span)}, {limit}, 0, 0)); }}",
+                 f"{n} += 1;"] + self.block(s.body) + ["}"])
+
+    def _s_Repeat(self, s: ir.Repeat) -> list[str]:
+        return [f"for _ in 0..({self.expr(s.count)}).max(0) {{"] + self.block(s.body) + ["}"]
+
+    def _s_Return(self, s: ir.Return) -> list[str]:
+        if s.value is None:
+            return ["return Ok(());"]
+        return [f"return Ok({self.value(s.value)});"]
+
+    def _s_Break(self, s) -> list[str]:
+        return ["break;"]
+
+    def _s_Continue(self, s) -> list[str]:
+        return ["continue;"]
+
+    def _s_Reward(self, s: ir.Reward) -> list[str]:
+        value = self.expr(s.value)
+        if s.player is None:
+            return [f"self.rw[self.actor] += {value};"]
+        p = self.fresh("p")
+        return [f"let {p} = ops::ix({self.expr(s.player)}, {self.env.players}, {at(s.span)})?;",
+                f"self.rw[{p}] += {value};"]
+
+    def _s_ExprStmt(self, s: ir.ExprStmt) -> list[str]:
+        code = self.expr(s.call)
+        if isinstance(s.call.type, ir.UnitType):
+            return [f"{code};"]
+        return [f"let _ = {code};"]
+
+    def _s_Shuffle(self, s: ir.Shuffle) -> list[str]:
+        pre, place = self.place(s.target)
+        i, j = self.fresh("i"), self.fresh("j")
+        return pre + [f"for {i} in (1..{place}.len()).rev() {{",
+                      f"let {j} = self.rng.below({i} as u64 + 1) as usize;",
+                      f"{place}.swap({i}, {j});", "}"]
+
+    def _s_NextPlayer(self, s) -> list[str]:
+        return [f"self.s.player = (self.s.player + 1) % {self.env.players};"]
+
+    def _s_RandomAction(self, s) -> list[str]:
+        return ["self.random_action()?;"]
+
+
+def _is_simple(e) -> bool:
+    """Literals and locals: evaluating them borrows nothing."""
+    if isinstance(e, ir.Lit):
+        return True
+    return isinstance(e, ir.Ref) and e.kind in ("local", "loop", "fn_param", "action_param")
+
+
+def _is_copy(t) -> bool:
+    if isinstance(t, ir.ArrayType):
+        return is_fixed(t) and _is_copy(t.elem)
+    if isinstance(t, ir.TupleType):
+        return all(_is_copy(x) for x in t.items)
+    return True
+
+
+def _needs_range(t) -> bool:
+    while isinstance(t, ir.ArrayType):
+        t = t.elem
+    return isinstance(t, ir.IntType) and t.bounded
+
+
+def _is_constant(e) -> bool:
+    if isinstance(e, ir.Lit):
+        return True
+    if isinstance(e, ir.TupleLit):
+        return all(_is_constant(x) for x in e.items)
+    return False
+
+
+def _mentions(e, name: str) -> bool:
+    from twisterl.dsl.effects import walk
+    return any(isinstance(n, ir.Ref) and n.name == name for n in walk(e))
+
+
+def _rust_str(s: str) -> str:
+    out = ['"']
+    for ch in s:
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\t":
+            out.append("\\t")
+        elif ord(ch) < 32:
+            out.append(f"\\u{{{ord(ch):x}}}")
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+rust_str = _rust_str
+is_copy = _is_copy

@@ -18,6 +18,7 @@ pub const fn at(line: u32, col: u32) -> At {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
 pub enum FaultKind {
     /// An index outside `0..len`: `a` is the index, `b` the length.
     IndexOutOfBounds,
@@ -43,6 +44,10 @@ pub enum FaultKind {
     IllegalAction,
     /// A state vector of the wrong length.
     BadState,
+    /// A step on an episode that has ended, before `reset`.
+    EpisodeOver,
+    /// A Rust panic caught at the boundary (a bug in generated or runtime code).
+    Panic,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,6 +91,8 @@ impl Fault {
             }
             FaultKind::IllegalAction => format!("action {} is not legal in this state (masked out)", self.a),
             FaultKind::BadState => format!("a state of {} values was given, but {} are needed", self.a, self.b),
+            FaultKind::EpisodeOver => "the episode is over; call reset() before stepping again".to_string(),
+            FaultKind::Panic => "the environment panicked (a bug in twisterl; please report it)".to_string(),
         }
     }
 }
@@ -101,3 +108,16 @@ impl fmt::Display for Fault {
 }
 
 impl std::error::Error for Fault {}
+
+impl FaultKind {
+    /// The kind with number `n` (its position in the declaration), for the C ABI.
+    pub fn from_u32(n: u32) -> FaultKind {
+        use FaultKind::*;
+        const ALL: [FaultKind; 15] = [
+            IndexOutOfBounds, OutOfRange, Overflow, DivisionByZero, Empty, LoopLimit,
+            NegativeExponent, BadConversion, BadParam, BadAction, IllegalAction, BadState,
+            EpisodeOver, Panic, Panic,
+        ];
+        ALL.get(n as usize).copied().unwrap_or(Panic)
+    }
+}

@@ -5,6 +5,8 @@
 //! error values in [`fault`]. No PyO3 and no allocation on the step path, so it builds
 //! for `wasm32-unknown-unknown` as well as natively.
 
+pub mod abi;
+pub mod batch;
 pub mod env;
 pub mod fault;
 pub mod ops;
@@ -12,6 +14,7 @@ pub mod rng;
 
 /// Everything generated code needs, in one import.
 pub mod prelude {
+    pub use crate::batch::{Batch, Slot, StepOut};
     pub use crate::env::{Env, Observation};
     pub use crate::fault::{At, Fault, FaultKind, R};
     pub use crate::ops;

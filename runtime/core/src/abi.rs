@@ -1,0 +1,392 @@
+//! The versioned C ABI between the runtime and a compiled environment plugin.
+//!
+//! A plugin is a `cdylib` built from generated code. It exports one symbol,
+//! `twisterl_plugin_v1`, returning a [`PluginV1`] table of `extern "C"` functions that
+//! work on batches of envs. Every function catches panics and reports failures through
+//! [`FaultOut`], so nothing unwinds across the boundary. The host checks
+//! `abi_version` and `core_version` before calling anything else.
+
+use std::ffi::c_void;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use crate::batch::Batch;
+use crate::env::{Env, Observation};
+use crate::fault::{At, Fault, FaultKind, R};
+
+/// Bumped whenever `PluginV1` or the meaning of its functions changes.
+pub const ABI_VERSION: u32 = 1;
+/// The core's version; host and plugin must be built from the same core.
+pub const CORE_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// A fault as plain C data; `kind` is a [`FaultKind`] number, `env` the env index.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct FaultOut {
+    pub kind: u32,
+    pub line: u32,
+    pub col: u32,
+    pub a: i64,
+    pub b: i64,
+    pub c: i64,
+    pub env: i64,
+}
+
+impl FaultOut {
+    pub fn empty() -> FaultOut {
+        FaultOut { kind: 0, line: 0, col: 0, a: 0, b: 0, c: 0, env: -1 }
+    }
+
+    pub fn fault(&self) -> Fault {
+        Fault::new(FaultKind::from_u32(self.kind), At { line: self.line, col: self.col }, self.a, self.b, self.c)
+    }
+}
+
+/// Sizes of a batch.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Sizes {
+    pub num_envs: usize,
+    pub num_actions: usize,
+    pub obs_size: usize,
+    pub nnz_max: usize,
+    pub state_len: usize,
+}
+
+pub type Handle = *mut c_void;
+
+/// The function table of a plugin. All ranges are `start..end` env indices.
+#[repr(C)]
+pub struct PluginV1 {
+    pub abi_version: u32,
+    pub core_version_ptr: *const u8,
+    pub core_version_len: usize,
+    pub spec_ptr: *const u8,
+    pub spec_len: usize,
+    /// 0 sparse, 1 dense, 2 planes.
+    pub observation: u32,
+    pub players: u32,
+    pub continuous: u32,
+    pub create: unsafe extern "C" fn(*const f64, usize, usize, u64, *mut FaultOut) -> Handle,
+    pub destroy: unsafe extern "C" fn(Handle),
+    pub sizes: unsafe extern "C" fn(Handle) -> Sizes,
+    pub value_bounds: unsafe extern "C" fn(Handle, *mut f64, *mut f64),
+    pub set_difficulty: unsafe extern "C" fn(Handle, usize, usize, i64),
+    pub reseed: unsafe extern "C" fn(Handle, usize, usize, u64, *mut FaultOut) -> i32,
+    pub reset: unsafe extern "C" fn(Handle, usize, usize, *mut FaultOut) -> i32,
+    pub step: unsafe extern "C" fn(Handle, usize, usize, *const i64, *mut f64, *mut u8, *mut u8, u8, *mut FaultOut) -> i32,
+    pub step_values: unsafe extern "C" fn(Handle, usize, usize, *const f64, *mut f64, *mut u8, *mut u8, u8, *mut FaultOut) -> i32,
+    pub observe: unsafe extern "C" fn(Handle, usize, usize, *mut f32, *mut FaultOut) -> i32,
+    pub observe_sparse: unsafe extern "C" fn(Handle, usize, usize, *mut u32, *mut u32, *mut FaultOut) -> i32,
+    pub masks: unsafe extern "C" fn(Handle, usize, usize, *mut u8, *mut FaultOut) -> i32,
+    /// Per env: success, player, steps, episode over.
+    pub status: unsafe extern "C" fn(Handle, usize, usize, *mut u8, *mut i64, *mut i64, *mut u8, *mut FaultOut) -> i32,
+    /// Render env `i` into a buffer; the needed length is written even when it does not fit.
+    pub render: unsafe extern "C" fn(Handle, usize, *mut u8, usize, *mut usize, *mut FaultOut) -> i32,
+    pub get_state: unsafe extern "C" fn(Handle, usize, *mut f64, *mut FaultOut) -> i32,
+    pub set_state: unsafe extern "C" fn(Handle, usize, *const f64, usize, *mut FaultOut) -> i32,
+    /// Copy env `i` of the first batch over env `j` of the second (same plugin).
+    pub copy_env: unsafe extern "C" fn(Handle, usize, Handle, usize, *mut FaultOut) -> i32,
+}
+
+// The table holds only pointers to static data and functions.
+unsafe impl Sync for PluginV1 {}
+
+impl PluginV1 {
+    /// The table for env type `E`; `spec` is its JSON spec.
+    pub const fn of<E: Env>() -> PluginV1 {
+        PluginV1 {
+            abi_version: ABI_VERSION,
+            core_version_ptr: CORE_VERSION.as_ptr(),
+            core_version_len: CORE_VERSION.len(),
+            spec_ptr: E::SPEC.as_ptr(),
+            spec_len: E::SPEC.len(),
+            observation: match E::OBSERVATION {
+                Observation::Sparse => 0,
+                Observation::Dense => 1,
+                Observation::Planes => 2,
+            },
+            players: E::PLAYERS as u32,
+            continuous: E::CONTINUOUS as u32,
+            create: create::<E>,
+            destroy: destroy::<E>,
+            sizes: sizes::<E>,
+            value_bounds: value_bounds::<E>,
+            set_difficulty: set_difficulty::<E>,
+            reseed: reseed::<E>,
+            reset: reset::<E>,
+            step: step::<E>,
+            step_values: step_values::<E>,
+            observe: observe::<E>,
+            observe_sparse: observe_sparse::<E>,
+            masks: masks::<E>,
+            status: status::<E>,
+            render: render::<E>,
+            get_state: get_state::<E>,
+            set_state: set_state::<E>,
+            copy_env: copy_env::<E>,
+        }
+    }
+}
+
+/// Export `$t` as this plugin's environment.
+#[macro_export]
+macro_rules! export_env {
+    ($t:ty) => {
+        static TWISTERL_PLUGIN: $crate::abi::PluginV1 = $crate::abi::PluginV1::of::<$t>();
+
+        /// The plugin's function table (see `twisterl_core::abi`).
+        #[no_mangle]
+        pub extern "C" fn twisterl_plugin_v1() -> *const $crate::abi::PluginV1 {
+            &TWISTERL_PLUGIN
+        }
+    };
+}
+
+// ---------------------------------------------------------------- the functions
+
+/// Run `f`, turning a fault or a panic into a status code and a `FaultOut`.
+fn guarded(out: *mut FaultOut, f: impl FnOnce() -> Result<(), (usize, Fault)>) -> i32 {
+    let (env, fault) = match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(())) => return 0,
+        Ok(Err(e)) => e,
+        Err(_) => (usize::MAX, Fault::new(FaultKind::Panic, At { line: 0, col: 0 }, 0, 0, 0)),
+    };
+    if !out.is_null() {
+        // SAFETY: the host passes a valid FaultOut or null.
+        unsafe {
+            *out = FaultOut {
+                kind: fault.kind as u32,
+                line: fault.at.line,
+                col: fault.at.col,
+                a: fault.a,
+                b: fault.b,
+                c: fault.c,
+                env: if env == usize::MAX { -1 } else { env as i64 },
+            };
+        }
+    }
+    1
+}
+
+fn at_env<T>(i: usize, r: R<T>) -> Result<T, (usize, Fault)> {
+    r.map_err(|f| (i, f))
+}
+
+unsafe fn batch<'a, E: Env>(h: Handle) -> &'a Batch<E> {
+    &*(h as *const Batch<E>)
+}
+
+unsafe extern "C" fn create<E: Env>(params: *const f64, n_params: usize, num_envs: usize, seed: u64,
+                                    out: *mut FaultOut) -> Handle {
+    let mut handle: Handle = std::ptr::null_mut();
+    let slot = &mut handle;
+    guarded(out, move || {
+        let params = if n_params == 0 { &[][..] } else { std::slice::from_raw_parts(params, n_params) };
+        let b = at_env(0, Batch::<E>::new(params, num_envs, seed))?;
+        *slot = Box::into_raw(Box::new(b)) as Handle;
+        Ok(())
+    });
+    handle
+}
+
+unsafe extern "C" fn destroy<E: Env>(h: Handle) {
+    if !h.is_null() {
+        let _ = catch_unwind(AssertUnwindSafe(|| drop(Box::from_raw(h as *mut Batch<E>))));
+    }
+}
+
+unsafe extern "C" fn sizes<E: Env>(h: Handle) -> Sizes {
+    let b = batch::<E>(h);
+    match b.len() {
+        0 => Sizes::default(),
+        n => {
+            let env = &b.slot(0).env;
+            Sizes { num_envs: n, num_actions: env.num_actions(), obs_size: env.obs_size(),
+                    nnz_max: env.obs_nnz_max(), state_len: env.state_len() }
+        }
+    }
+}
+
+unsafe extern "C" fn value_bounds<E: Env>(h: Handle, lows: *mut f64, highs: *mut f64) {
+    let b = batch::<E>(h);
+    let n = b.lows.len();
+    std::slice::from_raw_parts_mut(lows, n).copy_from_slice(&b.lows);
+    std::slice::from_raw_parts_mut(highs, n).copy_from_slice(&b.highs);
+}
+
+unsafe extern "C" fn set_difficulty<E: Env>(h: Handle, start: usize, end: usize, difficulty: i64) {
+    for slot in batch::<E>(h).range_mut(start, end) {
+        slot.env.set_difficulty(difficulty);
+    }
+}
+
+unsafe extern "C" fn reseed<E: Env>(h: Handle, start: usize, end: usize, seed: u64, out: *mut FaultOut) -> i32 {
+    let b = batch::<E>(h);
+    guarded(out, || {
+        for (k, slot) in b.range_mut(start, end).iter_mut().enumerate() {
+            let i = start + k;
+            let difficulty = slot.env.difficulty();
+            let mut env = at_env(i, E::new(&b.params, seed, i as u64))?;
+            env.set_difficulty(difficulty);
+            *slot = crate::batch::Slot::new(env);
+        }
+        Ok(())
+    })
+}
+
+unsafe extern "C" fn reset<E: Env>(h: Handle, start: usize, end: usize, out: *mut FaultOut) -> i32 {
+    let b = batch::<E>(h);
+    guarded(out, || {
+        for (k, slot) in b.range_mut(start, end).iter_mut().enumerate() {
+            at_env(start + k, slot.reset())?;
+        }
+        Ok(())
+    })
+}
+
+unsafe extern "C" fn step<E: Env>(h: Handle, start: usize, end: usize, actions: *const i64, rewards: *mut f64,
+                                  terminated: *mut u8, truncated: *mut u8, autoreset: u8,
+                                  out: *mut FaultOut) -> i32 {
+    let b = batch::<E>(h);
+    let n = end - start;
+    let players = E::PLAYERS;
+    let actions = std::slice::from_raw_parts(actions, n);
+    let rewards = std::slice::from_raw_parts_mut(rewards, n * players);
+    let terminated = std::slice::from_raw_parts_mut(terminated, n);
+    let truncated = std::slice::from_raw_parts_mut(truncated, n);
+    guarded(out, || {
+        for (k, slot) in b.range_mut(start, end).iter_mut().enumerate() {
+            let r = &mut rewards[k * players..(k + 1) * players];
+            let o = at_env(start + k, slot.step(actions[k], r, autoreset != 0))?;
+            terminated[k] = o.terminated as u8;
+            truncated[k] = o.truncated as u8;
+        }
+        Ok(())
+    })
+}
+
+unsafe extern "C" fn step_values<E: Env>(h: Handle, start: usize, end: usize, values: *const f64, rewards: *mut f64,
+                                         terminated: *mut u8, truncated: *mut u8, autoreset: u8,
+                                         out: *mut FaultOut) -> i32 {
+    let b = batch::<E>(h);
+    let n = end - start;
+    let dims = b.lows.len();
+    let players = E::PLAYERS;
+    let values = std::slice::from_raw_parts(values, n * dims);
+    let rewards = std::slice::from_raw_parts_mut(rewards, n * players);
+    let terminated = std::slice::from_raw_parts_mut(terminated, n);
+    let truncated = std::slice::from_raw_parts_mut(truncated, n);
+    guarded(out, || {
+        for (k, slot) in b.range_mut(start, end).iter_mut().enumerate() {
+            let r = &mut rewards[k * players..(k + 1) * players];
+            let v = &values[k * dims..(k + 1) * dims];
+            let o = at_env(start + k, slot.step_values(v, &b.lows, &b.highs, r, autoreset != 0))?;
+            terminated[k] = o.terminated as u8;
+            truncated[k] = o.truncated as u8;
+        }
+        Ok(())
+    })
+}
+
+unsafe extern "C" fn observe<E: Env>(h: Handle, start: usize, end: usize, obs: *mut f32, out: *mut FaultOut) -> i32 {
+    let b = batch::<E>(h);
+    guarded(out, || {
+        let slots = b.range_mut(start, end);
+        let size = slots.first().map(|s| s.env.obs_size()).unwrap_or(0);
+        let obs = std::slice::from_raw_parts_mut(obs, slots.len() * size);
+        for (k, slot) in slots.iter().enumerate() {
+            at_env(start + k, slot.env.observe_dense(&mut obs[k * size..(k + 1) * size]))?;
+        }
+        Ok(())
+    })
+}
+
+unsafe extern "C" fn observe_sparse<E: Env>(h: Handle, start: usize, end: usize, idx: *mut u32, counts: *mut u32,
+                                            out: *mut FaultOut) -> i32 {
+    let b = batch::<E>(h);
+    guarded(out, || {
+        let slots = b.range_mut(start, end);
+        let nnz = slots.first().map(|s| s.env.obs_nnz_max()).unwrap_or(0);
+        let idx = std::slice::from_raw_parts_mut(idx, slots.len() * nnz);
+        let counts = std::slice::from_raw_parts_mut(counts, slots.len());
+        for (k, slot) in slots.iter().enumerate() {
+            let n = at_env(start + k, slot.env.observe_sparse(&mut idx[k * nnz..(k + 1) * nnz]))?;
+            counts[k] = n as u32;
+        }
+        Ok(())
+    })
+}
+
+unsafe extern "C" fn masks<E: Env>(h: Handle, start: usize, end: usize, out_masks: *mut u8, out: *mut FaultOut) -> i32 {
+    let b = batch::<E>(h);
+    guarded(out, || {
+        let slots = b.range_mut(start, end);
+        let n = slots.first().map(|s| if E::CONTINUOUS { 0 } else { s.env.num_actions() }).unwrap_or(0);
+        let dst = std::slice::from_raw_parts_mut(out_masks as *mut bool, slots.len() * n);
+        for (k, slot) in slots.iter().enumerate() {
+            at_env(start + k, slot.env.legal(&mut dst[k * n..(k + 1) * n]))?;
+        }
+        Ok(())
+    })
+}
+
+unsafe extern "C" fn status<E: Env>(h: Handle, start: usize, end: usize, success: *mut u8, player: *mut i64,
+                                    steps: *mut i64, over: *mut u8, out: *mut FaultOut) -> i32 {
+    let b = batch::<E>(h);
+    guarded(out, || {
+        let slots = b.range_mut(start, end);
+        let n = slots.len();
+        let (success, player) = (std::slice::from_raw_parts_mut(success, n), std::slice::from_raw_parts_mut(player, n));
+        let (steps, over) = (std::slice::from_raw_parts_mut(steps, n), std::slice::from_raw_parts_mut(over, n));
+        for (k, slot) in slots.iter().enumerate() {
+            success[k] = at_env(start + k, slot.env.success())? as u8;
+            player[k] = slot.env.player() as i64;
+            steps[k] = slot.env.steps();
+            over[k] = slot.over as u8;
+        }
+        Ok(())
+    })
+}
+
+unsafe extern "C" fn render<E: Env>(h: Handle, i: usize, buf: *mut u8, cap: usize, len: *mut usize,
+                                    out: *mut FaultOut) -> i32 {
+    let b = batch::<E>(h);
+    guarded(out, || {
+        let text = at_env(i, b.slot(i).env.render())?;
+        *len = text.len();
+        if text.len() <= cap {
+            std::slice::from_raw_parts_mut(buf, text.len()).copy_from_slice(text.as_bytes());
+        }
+        Ok(())
+    })
+}
+
+unsafe extern "C" fn get_state<E: Env>(h: Handle, i: usize, values: *mut f64, out: *mut FaultOut) -> i32 {
+    let b = batch::<E>(h);
+    guarded(out, || {
+        let env = &b.slot(i).env;
+        env.get_state(std::slice::from_raw_parts_mut(values, env.state_len()));
+        Ok(())
+    })
+}
+
+unsafe extern "C" fn set_state<E: Env>(h: Handle, i: usize, values: *const f64, n: usize, out: *mut FaultOut) -> i32 {
+    let b = batch::<E>(h);
+    guarded(out, || {
+        let slot = &mut b.range_mut(i, i + 1)[0];
+        let mut env = slot.env.clone();
+        at_env(i, env.set_state(std::slice::from_raw_parts(values, n)))?;
+        let ended = at_env(i, env.terminated())? || at_env(i, env.truncated())?;
+        slot.env = env;
+        slot.over = ended;
+        Ok(())
+    })
+}
+
+unsafe extern "C" fn copy_env<E: Env>(src: Handle, i: usize, dst: Handle, j: usize, out: *mut FaultOut) -> i32 {
+    guarded(out, || {
+        let from = batch::<E>(src).slot(i).clone();
+        batch::<E>(dst).range_mut(j, j + 1)[0] = from;
+        Ok(())
+    })
+}

@@ -1,0 +1,322 @@
+//! A batch of envs from one plugin, stepped in parallel with the GIL released.
+
+use std::sync::Arc;
+
+use numpy::{PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
+use pyo3::exceptions::{PyIndexError, PyValueError};
+use pyo3::prelude::*;
+use rayon::prelude::*;
+use twisterl_core::abi::{FaultOut, Handle, PluginV1, Sizes};
+
+use crate::error::fault_error;
+use crate::plugin::Loaded;
+
+#[pyclass(module = "twisterl._core")]
+pub struct Batch {
+    loaded: Arc<Loaded>,
+    handle: usize,
+    sizes: Sizes,
+    pool: Option<rayon::ThreadPool>,
+}
+
+/// Split `start..end` into at most `parts` contiguous ranges.
+fn split(start: usize, end: usize, parts: usize) -> Vec<(usize, usize)> {
+    let n = end - start;
+    let parts = parts.max(1).min(n.max(1));
+    let chunk = n.div_ceil(parts).max(1);
+    (start..end).step_by(chunk).map(|s| (s, (s + chunk).min(end))).collect()
+}
+
+impl Batch {
+    pub fn new(loaded: Arc<Loaded>, handle: Handle, num_threads: usize) -> PyResult<Batch> {
+        let sizes = unsafe { (loaded.table.sizes)(handle) };
+        let pool = if num_threads > 1 {
+            Some(rayon::ThreadPoolBuilder::new().num_threads(num_threads).build()
+                .map_err(|e| PyValueError::new_err(format!("cannot start {num_threads} threads: {e}")))?)
+        } else {
+            None
+        };
+        Ok(Batch { loaded, handle: handle as usize, sizes, pool })
+    }
+
+    fn table(&self) -> &'static PluginV1 {
+        self.loaded.table
+    }
+
+    fn h(&self) -> Handle {
+        self.handle as Handle
+    }
+
+    fn range(&self, start: Option<usize>, end: Option<usize>) -> PyResult<(usize, usize)> {
+        let n = self.sizes.num_envs;
+        let (s, e) = (start.unwrap_or(0), end.unwrap_or(n));
+        if s > e || e > n {
+            return Err(PyIndexError::new_err(format!("env range {s}..{e} is outside 0..{n}")));
+        }
+        Ok((s, e))
+    }
+
+    fn index(&self, i: usize) -> PyResult<usize> {
+        if i >= self.sizes.num_envs {
+            return Err(PyIndexError::new_err(format!("env {i} is outside 0..{}", self.sizes.num_envs)));
+        }
+        Ok(i)
+    }
+
+    /// Run `f(start, end, fault)` over parallel sub-ranges; the first fault wins.
+    fn parallel(&self, py: Python<'_>, start: usize, end: usize,
+                f: impl Fn(usize, usize, &mut FaultOut) -> i32 + Sync + Send) -> PyResult<()> {
+        let run = || -> Option<FaultOut> {
+            match &self.pool {
+                None => {
+                    let mut out = FaultOut::empty();
+                    (f(start, end, &mut out) != 0).then_some(out)
+                }
+                Some(pool) => {
+                    let ranges = split(start, end, pool.current_num_threads());
+                    pool.install(|| {
+                        ranges.par_iter().filter_map(|&(s, e)| {
+                            let mut out = FaultOut::empty();
+                            (f(s, e, &mut out) != 0).then_some(out)
+                        }).min_by_key(|o| o.env)
+                    })
+                }
+            }
+        };
+        match py.detach(run) {
+            None => Ok(()),
+            Some(out) => Err(fault_error(&out)),
+        }
+    }
+}
+
+impl Drop for Batch {
+    fn drop(&mut self) {
+        unsafe { (self.table().destroy)(self.h()) }
+    }
+}
+
+#[pymethods]
+impl Batch {
+    /// (num_envs, num_actions, obs_size, nnz_max, state_len)
+    #[getter]
+    fn sizes(&self) -> (usize, usize, usize, usize, usize) {
+        let s = self.sizes;
+        (s.num_envs, s.num_actions, s.obs_size, s.nnz_max, s.state_len)
+    }
+
+    fn value_bounds<'py>(&self, py: Python<'py>) -> (Bound<'py, PyArray1<f64>>, Bound<'py, PyArray1<f64>>) {
+        let n = if self.table().continuous != 0 { self.sizes.num_actions } else { 0 };
+        let lows = PyArray1::<f64>::zeros(py, n, false);
+        let highs = PyArray1::<f64>::zeros(py, n, false);
+        unsafe {
+            (self.table().value_bounds)(self.h(), lows.as_slice_mut().unwrap().as_mut_ptr(),
+                                        highs.as_slice_mut().unwrap().as_mut_ptr());
+        }
+        (lows, highs)
+    }
+
+    #[pyo3(signature = (difficulty, start=None, end=None))]
+    fn set_difficulty(&self, difficulty: i64, start: Option<usize>, end: Option<usize>) -> PyResult<()> {
+        let (s, e) = self.range(start, end)?;
+        unsafe { (self.table().set_difficulty)(self.h(), s, e, difficulty) };
+        Ok(())
+    }
+
+    #[pyo3(signature = (seed, start=None, end=None))]
+    fn reseed(&self, py: Python<'_>, seed: u64, start: Option<usize>, end: Option<usize>) -> PyResult<()> {
+        let (s, e) = self.range(start, end)?;
+        let (t, h) = (self.table(), self.handle);
+        self.parallel(py, s, e, move |a, b, out| unsafe { (t.reseed)(h as Handle, a, b, seed, out) })
+    }
+
+    #[pyo3(signature = (start=None, end=None))]
+    fn reset(&self, py: Python<'_>, start: Option<usize>, end: Option<usize>) -> PyResult<()> {
+        let (s, e) = self.range(start, end)?;
+        let (t, h) = (self.table(), self.handle);
+        self.parallel(py, s, e, move |a, b, out| unsafe { (t.reset)(h as Handle, a, b, out) })
+    }
+
+    /// Step envs `start..end` with one discrete action each.
+    /// Returns (rewards [n, players], terminated [n], truncated [n]).
+    #[pyo3(signature = (actions, autoreset=true, start=None, end=None))]
+    fn step<'py>(&self, py: Python<'py>, actions: PyReadonlyArray1<'py, i64>, autoreset: bool,
+                 start: Option<usize>, end: Option<usize>)
+                 -> PyResult<(Bound<'py, PyArray2<f64>>, Bound<'py, PyArray1<bool>>, Bound<'py, PyArray1<bool>>)> {
+        let (s, e) = self.range(start, end)?;
+        let n = e - s;
+        if actions.len() != n {
+            return Err(PyValueError::new_err(format!("{} actions were given for {n} envs", actions.len())));
+        }
+        let players = self.table().players as usize;
+        let rewards = PyArray2::<f64>::zeros(py, [n, players], false);
+        let term = PyArray1::<bool>::zeros(py, n, false);
+        let trunc = PyArray1::<bool>::zeros(py, n, false);
+        let acts = actions.as_slice()?.as_ptr() as usize;
+        let (r, te, tr) = unsafe {
+            (rewards.as_slice_mut()?.as_mut_ptr() as usize, term.as_slice_mut()?.as_mut_ptr() as usize,
+             trunc.as_slice_mut()?.as_mut_ptr() as usize)
+        };
+        let (t, h) = (self.table(), self.handle);
+        self.parallel(py, s, e, move |a, b, out| unsafe {
+            let k = a - s;
+            (t.step)(h as Handle, a, b, (acts as *const i64).add(k), (r as *mut f64).add(k * players),
+                     (te as *mut u8).add(k), (tr as *mut u8).add(k), autoreset as u8, out)
+        })?;
+        Ok((rewards, term, trunc))
+    }
+
+    /// Step envs with continuous values, one row of `num_actions` values per env.
+    #[pyo3(signature = (values, autoreset=true, start=None, end=None))]
+    fn step_values<'py>(&self, py: Python<'py>, values: PyReadonlyArray2<'py, f64>, autoreset: bool,
+                        start: Option<usize>, end: Option<usize>)
+                        -> PyResult<(Bound<'py, PyArray2<f64>>, Bound<'py, PyArray1<bool>>, Bound<'py, PyArray1<bool>>)> {
+        let (s, e) = self.range(start, end)?;
+        let n = e - s;
+        let dims = self.sizes.num_actions;
+        if values.shape() != [n, dims] {
+            return Err(PyValueError::new_err(format!("values must have shape ({n}, {dims}), not {:?}", values.shape())));
+        }
+        let players = self.table().players as usize;
+        let rewards = PyArray2::<f64>::zeros(py, [n, players], false);
+        let term = PyArray1::<bool>::zeros(py, n, false);
+        let trunc = PyArray1::<bool>::zeros(py, n, false);
+        let vals = values.as_slice()?.as_ptr() as usize;
+        let (r, te, tr) = unsafe {
+            (rewards.as_slice_mut()?.as_mut_ptr() as usize, term.as_slice_mut()?.as_mut_ptr() as usize,
+             trunc.as_slice_mut()?.as_mut_ptr() as usize)
+        };
+        let (t, h) = (self.table(), self.handle);
+        self.parallel(py, s, e, move |a, b, out| unsafe {
+            let k = a - s;
+            (t.step_values)(h as Handle, a, b, (vals as *const f64).add(k * dims), (r as *mut f64).add(k * players),
+                            (te as *mut u8).add(k), (tr as *mut u8).add(k), autoreset as u8, out)
+        })?;
+        Ok((rewards, term, trunc))
+    }
+
+    /// Dense observations, float32 [n, obs_size].
+    #[pyo3(signature = (start=None, end=None))]
+    fn observe<'py>(&self, py: Python<'py>, start: Option<usize>, end: Option<usize>) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        let (s, e) = self.range(start, end)?;
+        let size = self.sizes.obs_size;
+        let obs = PyArray2::<f32>::zeros(py, [e - s, size], false);
+        let o = unsafe { obs.as_slice_mut()?.as_mut_ptr() as usize };
+        let (t, h) = (self.table(), self.handle);
+        self.parallel(py, s, e, move |a, b, out| unsafe {
+            (t.observe)(h as Handle, a, b, (o as *mut f32).add((a - s) * size), out)
+        })?;
+        Ok(obs)
+    }
+
+    /// Sparse observations: (indices uint32 [n, nnz_max], counts uint32 [n]).
+    #[pyo3(signature = (start=None, end=None))]
+    fn observe_sparse<'py>(&self, py: Python<'py>, start: Option<usize>, end: Option<usize>)
+                           -> PyResult<(Bound<'py, PyArray2<u32>>, Bound<'py, PyArray1<u32>>)> {
+        let (s, e) = self.range(start, end)?;
+        let nnz = self.sizes.nnz_max;
+        let idx = PyArray2::<u32>::zeros(py, [e - s, nnz], false);
+        let counts = PyArray1::<u32>::zeros(py, e - s, false);
+        let (ip, cp) = unsafe { (idx.as_slice_mut()?.as_mut_ptr() as usize, counts.as_slice_mut()?.as_mut_ptr() as usize) };
+        let (t, h) = (self.table(), self.handle);
+        self.parallel(py, s, e, move |a, b, out| unsafe {
+            (t.observe_sparse)(h as Handle, a, b, (ip as *mut u32).add((a - s) * nnz), (cp as *mut u32).add(a - s), out)
+        })?;
+        Ok((idx, counts))
+    }
+
+    /// Action masks, bool [n, num_actions].
+    #[pyo3(signature = (start=None, end=None))]
+    fn masks<'py>(&self, py: Python<'py>, start: Option<usize>, end: Option<usize>) -> PyResult<Bound<'py, PyArray2<bool>>> {
+        let (s, e) = self.range(start, end)?;
+        let n_actions = if self.table().continuous != 0 { 0 } else { self.sizes.num_actions };
+        let m = PyArray2::<bool>::zeros(py, [e - s, n_actions], false);
+        let mp = unsafe { m.as_slice_mut()?.as_mut_ptr() as usize };
+        let (t, h) = (self.table(), self.handle);
+        self.parallel(py, s, e, move |a, b, out| unsafe {
+            (t.masks)(h as Handle, a, b, (mp as *mut u8).add((a - s) * n_actions), out)
+        })?;
+        Ok(m)
+    }
+
+    /// (success [n], player [n], steps [n], episode over [n]).
+    #[pyo3(signature = (start=None, end=None))]
+    #[allow(clippy::type_complexity)]
+    fn status<'py>(&self, py: Python<'py>, start: Option<usize>, end: Option<usize>)
+                   -> PyResult<(Bound<'py, PyArray1<bool>>, Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<bool>>)> {
+        let (s, e) = self.range(start, end)?;
+        let n = e - s;
+        let success = PyArray1::<bool>::zeros(py, n, false);
+        let player = PyArray1::<i64>::zeros(py, n, false);
+        let steps = PyArray1::<i64>::zeros(py, n, false);
+        let over = PyArray1::<bool>::zeros(py, n, false);
+        let ptrs = unsafe {
+            (success.as_slice_mut()?.as_mut_ptr() as usize, player.as_slice_mut()?.as_mut_ptr() as usize,
+             steps.as_slice_mut()?.as_mut_ptr() as usize, over.as_slice_mut()?.as_mut_ptr() as usize)
+        };
+        let (t, h) = (self.table(), self.handle);
+        self.parallel(py, s, e, move |a, b, out| unsafe {
+            let k = a - s;
+            (t.status)(h as Handle, a, b, (ptrs.0 as *mut u8).add(k), (ptrs.1 as *mut i64).add(k),
+                       (ptrs.2 as *mut i64).add(k), (ptrs.3 as *mut u8).add(k), out)
+        })?;
+        Ok((success, player, steps, over))
+    }
+
+    /// The text picture of env `i`.
+    fn render(&self, i: usize) -> PyResult<String> {
+        let i = self.index(i)?;
+        let mut buf = vec![0u8; 4096];
+        loop {
+            let mut out = FaultOut::empty();
+            let mut len = 0usize;
+            let status = unsafe { (self.table().render)(self.h(), i, buf.as_mut_ptr(), buf.len(), &mut len, &mut out) };
+            if status != 0 {
+                return Err(fault_error(&out));
+            }
+            if len <= buf.len() {
+                buf.truncate(len);
+                return Ok(String::from_utf8_lossy(&buf).into_owned());
+            }
+            buf.resize(len, 0);
+        }
+    }
+
+    /// The state of env `i` as a flat float64 vector (layout in the spec).
+    fn get_state<'py>(&self, py: Python<'py>, i: usize) -> PyResult<Bound<'py, PyArray1<f64>>> {
+        let i = self.index(i)?;
+        let state = PyArray1::<f64>::zeros(py, self.sizes.state_len, false);
+        let mut out = FaultOut::empty();
+        let status = unsafe { (self.table().get_state)(self.h(), i, state.as_slice_mut()?.as_mut_ptr(), &mut out) };
+        if status != 0 {
+            return Err(fault_error(&out));
+        }
+        Ok(state)
+    }
+
+    fn set_state(&self, i: usize, values: PyReadonlyArray1<'_, f64>) -> PyResult<()> {
+        let i = self.index(i)?;
+        let v = values.as_slice()?;
+        let mut out = FaultOut::empty();
+        let status = unsafe { (self.table().set_state)(self.h(), i, v.as_ptr(), v.len(), &mut out) };
+        if status != 0 {
+            return Err(fault_error(&out));
+        }
+        Ok(())
+    }
+
+    /// Copy env `i` of this batch over env `j` of `other` (a batch of the same plugin).
+    fn copy_env(&self, i: usize, other: &Batch, j: usize) -> PyResult<()> {
+        let i = self.index(i)?;
+        let j = other.index(j)?;
+        if !std::ptr::eq(self.table(), other.table()) {
+            return Err(PyValueError::new_err("both batches must come from the same env plugin"));
+        }
+        let mut out = FaultOut::empty();
+        let status = unsafe { (self.table().copy_env)(self.h(), i, other.h(), j, &mut out) };
+        if status != 0 {
+            return Err(fault_error(&out));
+        }
+        Ok(())
+    }
+}

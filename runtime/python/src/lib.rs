@@ -1,0 +1,21 @@
+//! `twisterl._core`: the compiled half of the Python package.
+//!
+//! It loads environment plugins built by `twisterl compile` (see `twisterl_core::abi`)
+//! and steps their batches on several threads with the GIL released. Python sees numpy
+//! arrays throughout; faults become `twisterl.EnvError` exceptions.
+
+mod batch;
+mod error;
+mod plugin;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<plugin::Plugin>()?;
+    m.add_class::<batch::Batch>()?;
+    m.add("ABI_VERSION", twisterl_core::abi::ABI_VERSION)?;
+    m.add("CORE_VERSION", twisterl_core::abi::CORE_VERSION)?;
+    m.add_function(wrap_pyfunction!(plugin::load_plugin, m)?)?;
+    Ok(())
+}

@@ -1,0 +1,96 @@
+//! Loading a compiled environment plugin and checking its ABI.
+
+use std::sync::Arc;
+
+use libloading::Library;
+use pyo3::exceptions::{PyOSError, PyValueError};
+use pyo3::prelude::*;
+use twisterl_core::abi::{FaultOut, Handle, PluginV1, ABI_VERSION, CORE_VERSION};
+
+use crate::batch::Batch;
+use crate::error::fault_error;
+
+/// A loaded plugin. The library stays loaded as long as any batch made from it lives.
+pub struct Loaded {
+    pub table: &'static PluginV1,
+    _lib: Library,
+}
+
+// The table is immutable static data inside the loaded library.
+unsafe impl Send for Loaded {}
+unsafe impl Sync for Loaded {}
+
+#[pyclass(module = "twisterl._core", frozen)]
+pub struct Plugin {
+    pub loaded: Arc<Loaded>,
+    spec: String,
+}
+
+unsafe fn text(ptr: *const u8, len: usize) -> String {
+    String::from_utf8_lossy(std::slice::from_raw_parts(ptr, len)).into_owned()
+}
+
+/// Load the plugin at `path`, refusing one built for another ABI or core version.
+#[pyfunction]
+pub fn load_plugin(path: &str) -> PyResult<Plugin> {
+    // SAFETY: loading runs the library's initialisers; plugins are built by twisterl itself.
+    let lib = unsafe { Library::new(path) }.map_err(|e| PyOSError::new_err(format!("cannot load {path}: {e}")))?;
+    let table: &'static PluginV1 = unsafe {
+        let entry = lib
+            .get::<unsafe extern "C" fn() -> *const PluginV1>(b"twisterl_plugin_v1\0")
+            .map_err(|_| PyValueError::new_err(format!("{path} is not a twisterl env plugin")))?;
+        &*entry()
+    };
+    if table.abi_version != ABI_VERSION {
+        return Err(PyValueError::new_err(format!(
+            "{path} was built for plugin ABI {}, but this runtime speaks ABI {ABI_VERSION}; recompile it",
+            table.abi_version
+        )));
+    }
+    let core = unsafe { text(table.core_version_ptr, table.core_version_len) };
+    if core != CORE_VERSION {
+        return Err(PyValueError::new_err(format!(
+            "{path} was built against runtime core {core}, but this runtime is {CORE_VERSION}; recompile it"
+        )));
+    }
+    let spec = unsafe { text(table.spec_ptr, table.spec_len) };
+    Ok(Plugin { loaded: Arc::new(Loaded { table, _lib: lib }), spec })
+}
+
+#[pymethods]
+impl Plugin {
+    /// The env's JSON spec, as written by code generation.
+    #[getter]
+    fn spec(&self) -> &str {
+        &self.spec
+    }
+
+    #[getter]
+    fn players(&self) -> u32 {
+        self.loaded.table.players
+    }
+
+    #[getter]
+    fn continuous(&self) -> bool {
+        self.loaded.table.continuous != 0
+    }
+
+    /// 0 sparse, 1 dense, 2 planes.
+    #[getter]
+    fn observation(&self) -> u32 {
+        self.loaded.table.observation
+    }
+
+    /// A batch of `num_envs` envs with `params` (declaration order), seeded with `seed`.
+    #[pyo3(signature = (params, num_envs, seed, num_threads=1))]
+    fn create(&self, py: Python<'_>, params: Vec<f64>, num_envs: usize, seed: u64, num_threads: usize) -> PyResult<Batch> {
+        let mut out = FaultOut::empty();
+        let table = self.loaded.table;
+        let handle = py.detach(|| unsafe { (table.create)(params.as_ptr(), params.len(), num_envs, seed, &mut out) as usize })
+            as Handle;
+        if handle.is_null() {
+            return Err(fault_error(&out));
+        }
+        Batch::new(self.loaded.clone(), handle, num_threads)
+    }
+}

@@ -1,6 +1,27 @@
-"""TwisteRL: reinforcement-learning environments written in the .twl language."""
+"""TwisteRL: reinforcement-learning environments written in the .twl language.
+
+    import twisterl
+    Puzzle = twisterl.compile("examples/puzzle.twl")
+    env = Puzzle(size=3, difficulty=5)
+    obs, info = env.reset(seed=0)
+"""
 
 from .dsl import check_file, check_source
 
-__all__ = ["check_file", "check_source"]
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    # The compiled runtime is imported only when it is used, so `twisterl check` works
+    # even where the native module could not be built.
+    if name in ("compile", "CheckError"):
+        from . import compiler
+        return getattr(compiler, name)
+    if name in ("EnvError", "EnvClass", "Env", "VectorEnv"):
+        from . import envs
+        return getattr(envs, name)
+    raise AttributeError(f"module 'twisterl' has no attribute {name!r}")
+
+
+__all__ = ["check_file", "check_source", "compile", "CheckError", "EnvError", "EnvClass", "Env",
+           "VectorEnv"]

@@ -1,0 +1,349 @@
+"""The Python face of compiled environments: single envs, vector envs and their errors.
+
+`twisterl.compile("examples/puzzle.twl")` returns an `EnvClass`; calling it with params
+makes one Gymnasium-style `Env`, and `EnvClass.vector(...)` makes a batched `VectorEnv`
+stepped in Rust on several threads.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from . import _core
+
+
+class EnvError(RuntimeError):
+    """A run-time fault inside an environment (an index out of bounds, a value leaving its
+    declared range, an illegal action...), with the `.twl` file and line it comes from."""
+
+    def __init__(self, message: str, kind: str = "", path: str = "", line: int = 0, col: int = 0,
+                 env_index: int = -1):
+        super().__init__(message)
+        self.kind, self.path, self.line, self.col, self.env_index = kind, path, line, col, env_index
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    name: str
+    type: str  # int, float, bool, or enum:A,B,C
+    default: Any
+    lo: Optional[float]
+    hi: Optional[float]
+
+
+class EnvClass:
+    """A compiled environment kind: make instances with `cls(**params)` or `cls.vector(...)`."""
+
+    def __init__(self, plugin: Any, source_path: str, source_text: str, library: Path):
+        self._plugin = plugin
+        self.spec: dict = json.loads(plugin.spec)
+        self.name: str = self.spec["name"]
+        self.source_path = source_path
+        self._lines = source_text.split("\n")
+        self.library = library
+        self.params: dict[str, ParamSpec] = {
+            p["name"]: ParamSpec(p["name"], p["type"], p["default"], p["lo"], p["hi"]) for p in self.spec["params"]}
+        self.players: int = plugin.players
+        self.continuous: bool = plugin.continuous
+
+    def __repr__(self) -> str:
+        return f"<twisterl env {self.name} from {self.source_path}>"
+
+    def __call__(self, *, difficulty: int = 0, seed: Optional[int] = None, **params: Any) -> "Env":
+        return Env(self, params, difficulty, seed)
+
+    def vector(self, num_envs: int, *, seed: int = 0, num_threads: int = 1, difficulty: int = 0,
+               autoreset: bool = True, **params: Any) -> "VectorEnv":
+        return VectorEnv(self, num_envs, seed, num_threads, difficulty, autoreset, params)
+
+    # ------------------------------------------------------------ helpers shared by envs
+
+    def param_vector(self, params: dict[str, Any]) -> list[float]:
+        unknown = [k for k in params if k not in self.params]
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], list(self.params), n=1)
+            hint = f"; did you mean `{close[0]}`?" if close else ""
+            known = ", ".join(self.params) or "none"
+            raise TypeError(f"{self.name} has no param `{unknown[0]}`{hint} (its params: {known})")
+        values = []
+        for spec in self.params.values():
+            v = params.get(spec.name, spec.default)
+            values.append(self._param_value(spec, v))
+        return values
+
+    def _param_value(self, spec: ParamSpec, v: Any) -> float:
+        where = f"param `{spec.name}` of {self.name}"
+        if spec.type.startswith("enum:"):
+            variants = spec.type[5:].split(",")
+            if isinstance(v, str):
+                if v not in variants:
+                    raise ValueError(f"{where} must be one of {', '.join(variants)}, not {v!r}")
+                return float(variants.index(v))
+            if isinstance(v, (int, np.integer)) and not isinstance(v, bool) and 0 <= v < len(variants):
+                return float(v)
+            raise ValueError(f"{where} must be one of {', '.join(variants)}, not {v!r}")
+        if spec.type == "bool":
+            if isinstance(v, (bool, np.bool_)):
+                return float(bool(v))
+            raise TypeError(f"{where} must be a bool, not {type(v).__name__} {v!r}")
+        if spec.type == "int":
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+                if isinstance(v, float) and v.is_integer():
+                    v = int(v)
+                else:
+                    raise TypeError(f"{where} must be an int, not {type(v).__name__} {v!r}")
+            if (spec.lo is not None and v < spec.lo) or (spec.hi is not None and v >= spec.hi):
+                raise ValueError(f"{where} must be in {spec.lo}..{spec.hi} (hi excluded), not {v}")
+            return float(v)
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+            raise TypeError(f"{where} must be a number, not {type(v).__name__} {v!r}")
+        if (spec.lo is not None and v < spec.lo) or (spec.hi is not None and v > spec.hi):
+            raise ValueError(f"{where} must be in [{spec.lo}, {spec.hi}], not {v}")
+        return float(v)
+
+    def translate(self, exc: RuntimeError) -> EnvError:
+        """A `_core` fault as an `EnvError` naming the `.twl` file and line."""
+        args = exc.args
+        if len(args) < 5:
+            return EnvError(str(exc))
+        message, kind, line, col, env_index = args[:5]
+        if line:
+            text = self._lines[line - 1].rstrip() if 0 < line <= len(self._lines) else ""
+            caret = " " * (col - 1) + "^" if col else ""
+            full = f"{self.source_path}:{line}:{col}: {message}\n    {text}\n    {caret}"
+        else:
+            full = message
+        if env_index >= 0 and kind not in ("BadParam",):
+            full += f"\n(in env {env_index})" if env_index else ""
+        return EnvError(full, kind, self.source_path, line, col, env_index)
+
+    def create(self, params: dict, num_envs: int, seed: int, num_threads: int):
+        values = self.param_vector(params)
+        if not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
+            raise ValueError(f"num_envs must be a positive int, not {num_envs!r}")
+        seed = _check_seed(seed)
+        try:
+            return self._plugin.create(values, int(num_envs), seed, int(num_threads))
+        except RuntimeError as exc:
+            if len(exc.args) >= 5 and exc.args[1] == "BadParam":
+                raise ValueError(f"invalid params for {self.name}: {exc.args[0]}") from None
+            raise self.translate(exc) from None
+
+    def spaces(self, batch) -> tuple[Any, Any]:
+        import gymnasium.spaces as spaces
+        _, num_actions, obs_size, _, _ = batch.sizes
+        if self.continuous:
+            lows, highs = batch.value_bounds()
+            action_space = spaces.Box(lows.astype(np.float32), highs.astype(np.float32), dtype=np.float32)
+        else:
+            action_space = spaces.Discrete(num_actions)
+        kind = self.spec["observation"]["kind"]
+        if kind == "planes":
+            shape = tuple(int(x) for x in self.obs_shape(batch))
+            observation_space = spaces.Box(0.0, 1.0, shape, dtype=np.float32)
+        elif kind == "sparse":
+            observation_space = spaces.Box(0.0, 1.0, (obs_size,), dtype=np.float32)
+        else:
+            observation_space = spaces.Box(-np.inf, np.inf, (obs_size,), dtype=np.float32)
+        return action_space, observation_space
+
+    def obs_shape(self, batch) -> tuple[int, ...]:
+        _, _, obs_size, _, _ = batch.sizes
+        if self.spec["observation"]["kind"] != "planes":
+            return (obs_size,)
+        shape = self.spec["observation"]["shape"]
+        # channels x rows x cols; rows and cols may depend on params, so derive from the size.
+        try:
+            c, h = int(shape[0]), int(shape[1])
+            return (c, h, obs_size // (c * h))
+        except ValueError:
+            return (obs_size,)
+
+
+def _check_seed(seed: Any) -> int:
+    if seed is None:
+        return int(np.random.SeedSequence().entropy % (2**63))
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0 or seed >= 2**64:
+        raise ValueError(f"a seed must be an int in 0..2**64, not {seed!r}")
+    return int(seed)
+
+
+class Env:
+    """One environment with a Gymnasium-style API.
+
+    `reset(seed=...)` returns `(obs, info)`; `step(action)` returns
+    `(obs, reward, terminated, truncated, info)`. `info["action_mask"]` is the mask.
+    """
+
+    metadata = {"render_modes": ["ansi"]}
+
+    def __init__(self, cls: EnvClass, params: dict, difficulty: int, seed: Optional[int]):
+        self.cls = cls
+        self.params = {**{k: v.default for k, v in cls.params.items()}, **params}
+        self._batch = cls.create(params, 1, 0 if seed is None else seed, 1)
+        self._seeded = seed is not None
+        self.set_difficulty(difficulty)
+        self.action_space, self.observation_space = cls.spaces(self._batch)
+        self._shape = cls.obs_shape(self._batch)
+        self._started = False
+        self.render_mode = "ansi"
+
+    def __repr__(self) -> str:
+        return f"<{self.cls.name} env>"
+
+    def _call(self, fn, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except RuntimeError as exc:
+            raise self.cls.translate(exc) from None
+
+    def set_difficulty(self, difficulty: int) -> None:
+        if isinstance(difficulty, bool) or not isinstance(difficulty, (int, np.integer)) or difficulty < 0:
+            raise ValueError(f"difficulty must be a non-negative int, not {difficulty!r}")
+        self._batch.set_difficulty(int(difficulty))
+
+    def reset(self, *, seed: Optional[int] = None, options: Optional[dict] = None):
+        if seed is not None:
+            self._call(self._batch.reseed, _check_seed(seed))
+        elif not self._seeded:
+            self._call(self._batch.reseed, _check_seed(None))
+            self._seeded = True
+        if options and "difficulty" in options:
+            self.set_difficulty(options["difficulty"])
+        self._call(self._batch.reset)
+        self._started = True
+        return self._observation(), self._info()
+
+    def step(self, action):
+        if not self._started:
+            raise RuntimeError("call reset() before step()")
+        if self.cls.continuous:
+            values = np.asarray(action, dtype=np.float64).reshape(1, -1)
+            rewards, term, trunc = self._call(self._batch.step_values, values, False)
+        else:
+            a = _action_int(action, self.action_space.n)
+            rewards, term, trunc = self._call(self._batch.step, np.array([a], dtype=np.int64), False)
+        info = self._info()
+        info["rewards"] = rewards[0].copy()
+        reward = float(rewards[0][0]) if self.cls.players == 1 else float(rewards[0][self._last_player])
+        terminated, truncated = bool(term[0]), bool(trunc[0])
+        return self._observation(), reward, terminated, truncated, info
+
+    def _observation(self) -> np.ndarray:
+        return self._call(self._batch.observe)[0].reshape(self._shape)
+
+    def observe_indices(self) -> np.ndarray:
+        """The sparse observation in compact form: the indices of its ones."""
+        idx, counts = self._call(self._batch.observe_sparse)
+        return idx[0, : counts[0]].copy()
+
+    def action_mask(self) -> np.ndarray:
+        return self._call(self._batch.masks)[0]
+
+    def _info(self) -> dict:
+        success, player, steps, _ = self._call(self._batch.status)
+        self._last_player = int(player[0])
+        info = {"success": bool(success[0]), "player": int(player[0]), "steps": int(steps[0])}
+        if not self.cls.continuous:
+            info["action_mask"] = self.action_mask()
+        return info
+
+    def render(self) -> str:
+        return self._call(self._batch.render, 0)
+
+    def get_state(self) -> np.ndarray:
+        """The state as a flat float64 vector: state variables in order, then player and steps."""
+        return self._call(self._batch.get_state, 0)
+
+    def set_state(self, state: Sequence[float]) -> None:
+        arr = np.ascontiguousarray(state, dtype=np.float64).reshape(-1)
+        self._call(self._batch.set_state, 0, arr)
+        self._started = True
+
+    def close(self) -> None:
+        pass
+
+
+def _action_int(action, n: int) -> int:
+    if isinstance(action, np.ndarray) and action.shape == ():
+        action = action.item()
+    if isinstance(action, (bool, np.bool_)) or not isinstance(action, (int, np.integer)):
+        raise TypeError(f"an action must be an int in 0..{n}, not {type(action).__name__} {action!r}")
+    if not 0 <= action < n:
+        raise ValueError(f"action {action} is outside the action space 0..{n}")
+    return int(action)
+
+
+class VectorEnv:
+    """`num_envs` envs stepped together in Rust, with same-step auto-reset.
+
+    `step(actions)` returns numpy arrays: obs [n, ...], reward [n], terminated [n],
+    truncated [n] and info with `action_mask` [n, A], `rewards` [n, players], `success`.
+    When an episode ends, the env is reset at once and the returned obs is the new
+    episode's first observation.
+    """
+
+    def __init__(self, cls: EnvClass, num_envs: int, seed: int, num_threads: int, difficulty: int,
+                 autoreset: bool, params: dict):
+        self.cls = cls
+        self.num_envs = int(num_envs)
+        self.autoreset = autoreset
+        self._batch = cls.create(params, num_envs, seed, num_threads)
+        self._batch.set_difficulty(int(difficulty))
+        self.single_action_space, self.single_observation_space = cls.spaces(self._batch)
+        self._shape = cls.obs_shape(self._batch)
+
+    def _call(self, fn, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except RuntimeError as exc:
+            raise self.cls.translate(exc) from None
+
+    def set_difficulty(self, difficulty: int) -> None:
+        self._batch.set_difficulty(int(difficulty))
+
+    def reset(self, *, seed: Optional[int] = None):
+        if seed is not None:
+            self._call(self._batch.reseed, _check_seed(seed))
+        self._call(self._batch.reset)
+        return self.observe(), self._info()
+
+    def step(self, actions):
+        if self.cls.continuous:
+            values = np.ascontiguousarray(actions, dtype=np.float64).reshape(self.num_envs, -1)
+            rewards, term, trunc = self._call(self._batch.step_values, values, self.autoreset)
+        else:
+            acts = np.ascontiguousarray(actions).reshape(-1)
+            if acts.dtype.kind not in "iu":
+                raise TypeError(f"actions must be integers, not {acts.dtype}")
+            rewards, term, trunc = self._call(self._batch.step, acts.astype(np.int64, copy=False), self.autoreset)
+        info = self._info()
+        info["rewards"] = rewards
+        return self.observe(), rewards[:, 0].copy(), term, trunc, info
+
+    def observe(self) -> np.ndarray:
+        obs = self._call(self._batch.observe)
+        return obs.reshape((self.num_envs, *self._shape))
+
+    def observe_indices(self) -> tuple[np.ndarray, np.ndarray]:
+        """Sparse observations in compact form: indices [n, nnz_max] and counts [n]."""
+        return self._call(self._batch.observe_sparse)
+
+    def _info(self) -> dict:
+        success, player, steps, _ = self._call(self._batch.status)
+        info = {"success": success, "player": player, "steps": steps}
+        if not self.cls.continuous:
+            info["action_mask"] = self._call(self._batch.masks)
+        return info
+
+    def render(self, i: int = 0) -> str:
+        return self._call(self._batch.render, i)
+
+    def close(self) -> None:
+        pass

@@ -223,6 +223,7 @@ class Env:
     def step(self, action):
         if not self._started:
             raise RuntimeError("call reset() before step()")
+        actor = self._last_player  # whose move this is; the reward returned is theirs
         if self.cls.continuous:
             values = np.asarray(action, dtype=np.float64).reshape(1, -1)
             rewards, term, trunc = self._call(self._batch.step_values, values, False)
@@ -231,7 +232,7 @@ class Env:
             rewards, term, trunc = self._call(self._batch.step, np.array([a], dtype=np.int64), False)
         info = self._info()
         info["rewards"] = rewards[0].copy()
-        reward = float(rewards[0][0]) if self.cls.players == 1 else float(rewards[0][self._last_player])
+        reward = float(rewards[0][actor])
         terminated, truncated = bool(term[0]), bool(trunc[0])
         return self._observation(), reward, terminated, truncated, info
 
@@ -264,6 +265,7 @@ class Env:
     def set_state(self, state: Sequence[float]) -> None:
         arr = np.ascontiguousarray(state, dtype=np.float64).reshape(-1)
         self._call(self._batch.set_state, 0, arr)
+        self._info()
         self._started = True
 
     def close(self) -> None:

@@ -244,6 +244,17 @@ class _Lowering:
             decode_allowed.append(f"{d} => {{ {idx} Ok({enforced}) }}")
             loops = self.index_loops(a, f"out[n] = {guard}; n += 1;")
             decode_legal.append(loops)
+        labels = []
+        for d, a in enumerate(env.actions):
+            if a.value_params:
+                continue
+            if a.index_params:
+                args = ", ".join("{}" for _ in a.index_params)
+                vals = ", ".join(f"i{j}" for j in range(len(a.index_params)))
+                labels.append(f'{d} => {{ {self.decode(a)} format!("{a.name}({args})", {vals}) }}')
+            else:
+                labels.append(f'{d} => "{a.name}".to_string(),')
+        ctx.trait["labels"] = labels
         ctx.trait["apply"] = decode_apply
         ctx.trait["allowed"] = decode_allowed
         ctx.trait["legal"] = decode_legal

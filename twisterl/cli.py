@@ -12,6 +12,7 @@ import sys
 import traceback
 from typing import Optional, Sequence
 
+from . import commands
 from .dsl import api, ir
 from .dsl.consteval import Evaluator, default_values, try_eval
 from .dsl.diagnostics import render_text, to_dict
@@ -89,6 +90,32 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--dump-ir", action="store_true", help="print the typed IR as JSON")
     check.add_argument("-q", "--quiet", action="store_true", help="shorter summaries")
     check.set_defaults(run=cmd_check)
+
+    comp = sub.add_parser("compile", help="build .twl files into native env plugins (cached)",
+                          description="Check, generate Rust, and build each file into a plugin in the "
+                          "build cache ($TWISTERL_CACHE_DIR or ~/.cache/twisterl).")
+    comp.add_argument("files", nargs="+", metavar="FILE")
+    comp.add_argument("--emit-rust", metavar="DIR", help="also write the generated Rust crate to DIR")
+    comp.set_defaults(run=lambda a: commands.compile_files(a.files, a.emit_rust, sys.stdout))
+
+    run = sub.add_parser("run", help="random legal-action rollouts: episode stats and steps/s")
+    run.add_argument("file", metavar="FILE")
+    run.add_argument("--episodes", type=int, default=100)
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
+    run.add_argument("--difficulty", type=int, default=0)
+    run.add_argument("--num-envs", type=int, default=64)
+    run.add_argument("--threads", type=int, default=1)
+    run.set_defaults(run=lambda a: commands.run(a.file, a.episodes, a.seed, commands.parse_params(a.param),
+                                                a.difficulty, a.num_envs, a.threads, sys.stdout))
+
+    play = sub.add_parser("play", help="play an env yourself in the terminal")
+    play.add_argument("file", metavar="FILE")
+    play.add_argument("--seed", type=int, default=None)
+    play.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
+    play.add_argument("--difficulty", type=int, default=0)
+    play.set_defaults(run=lambda a: commands.play(a.file, a.seed, commands.parse_params(a.param), a.difficulty,
+                                                  sys.stdin, sys.stdout))
     return parser
 
 
@@ -97,6 +124,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.run(args)
+    except (TypeError, ValueError) as exc:
+        print(f"twisterl {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except RuntimeError as exc:  # CheckError is a ValueError; EnvError and BuildError land here
+        print(f"twisterl {args.command}: error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

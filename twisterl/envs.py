@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+import gymnasium
 import numpy as np
 
 from . import _core
@@ -55,8 +56,9 @@ class EnvClass:
     def __repr__(self) -> str:
         return f"<twisterl env {self.name} from {self.source_path}>"
 
-    def __call__(self, *, difficulty: int = 0, seed: Optional[int] = None, **params: Any) -> "Env":
-        return Env(self, params, difficulty, seed)
+    def __call__(self, *, difficulty: int = 0, seed: Optional[int] = None, illegal_action: str = "raise",
+                 **params: Any) -> "Env":
+        return Env(self, params, difficulty, seed, illegal_action)
 
     def vector(self, num_envs: int, *, seed: int = 0, num_threads: int = 1, difficulty: int = 0,
                autoreset: bool = True, **params: Any) -> "VectorEnv":
@@ -174,16 +176,22 @@ def _check_seed(seed: Any) -> int:
     return int(seed)
 
 
-class Env:
-    """One environment with a Gymnasium-style API.
+class Env(gymnasium.Env):
+    """One environment with the Gymnasium API.
 
     `reset(seed=...)` returns `(obs, info)`; `step(action)` returns
     `(obs, reward, terminated, truncated, info)`. `info["action_mask"]` is the mask.
+    A masked-out action raises `EnvError`, or with `illegal_action="noop"` is a step
+    that changes nothing (for tools that sample actions without masks).
     """
 
     metadata = {"render_modes": ["ansi"]}
 
-    def __init__(self, cls: EnvClass, params: dict, difficulty: int, seed: Optional[int]):
+    def __init__(self, cls: EnvClass, params: dict, difficulty: int, seed: Optional[int],
+                 illegal_action: str = "raise"):
+        if illegal_action not in ("raise", "noop"):
+            raise ValueError(f"illegal_action must be 'raise' or 'noop', not {illegal_action!r}")
+        self._illegal_noop = illegal_action == "noop"
         self.cls = cls
         self.params = {**{k: v.default for k, v in cls.params.items()}, **params}
         self._batch = cls.create(params, 1, 0 if seed is None else seed, 1)
@@ -210,7 +218,10 @@ class Env:
 
     def reset(self, *, seed: Optional[int] = None, options: Optional[dict] = None):
         if seed is not None:
-            self._call(self._batch.reseed, _check_seed(seed))
+            seed = _check_seed(seed)
+        super().reset(seed=seed)
+        if seed is not None:
+            self._call(self._batch.reseed, seed)
         elif not self._seeded:
             self._call(self._batch.reseed, _check_seed(None))
             self._seeded = True
@@ -226,10 +237,13 @@ class Env:
         actor = self._last_player  # whose move this is; the reward returned is theirs
         if self.cls.continuous:
             values = np.asarray(action, dtype=np.float64).reshape(1, -1)
+            if values.shape[1] != self.action_space.shape[0]:
+                raise ValueError(f"this env takes {self.action_space.shape[0]} action value(s), not {values.shape[1]}")
             rewards, term, trunc = self._call(self._batch.step_values, values, False)
         else:
             a = _action_int(action, self.action_space.n)
-            rewards, term, trunc = self._call(self._batch.step, np.array([a], dtype=np.int64), False)
+            rewards, term, trunc = self._call(self._batch.step, np.array([a], dtype=np.int64), False,
+                                              illegal_noop=self._illegal_noop)
         info = self._info()
         info["rewards"] = rewards[0].copy()
         reward = float(rewards[0][actor])
@@ -257,6 +271,12 @@ class Env:
 
     def render(self) -> str:
         return self._call(self._batch.render, 0)
+
+    def action_names(self) -> list[str]:
+        """A readable name for each discrete action, in action-number order."""
+        if self.cls.continuous:
+            return []
+        return [self._batch.action_label(0, a) for a in range(self.action_space.n)]
 
     def get_state(self) -> np.ndarray:
         """The state as a flat float64 vector: state variables in order, then player and steps."""
@@ -346,6 +366,12 @@ class VectorEnv:
 
     def render(self, i: int = 0) -> str:
         return self._call(self._batch.render, i)
+
+    def random_steps(self, steps: int, seed: int = 0) -> dict:
+        """Run `steps` random legal steps in every env, entirely in Rust, resetting finished
+        episodes. Returns totals: steps, episodes, successes, return_sum, length_sum."""
+        keys = ("steps", "episodes", "successes", "return_sum", "length_sum")
+        return dict(zip(keys, self._call(self._batch.random_steps, int(steps), _check_seed(seed))))
 
     def close(self) -> None:
         pass

@@ -9,7 +9,7 @@
 use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use crate::batch::Batch;
+use crate::batch::{Batch, RolloutStats};
 use crate::env::{Env, Observation};
 use crate::fault::{At, Fault, FaultKind, R};
 
@@ -54,6 +54,11 @@ pub struct Sizes {
 
 pub type Handle = *mut c_void;
 
+/// Flags of `step`: reset finished episodes at once.
+pub const STEP_AUTORESET: u8 = 1;
+/// Flags of `step`: a masked-out action is a no-op step instead of a fault.
+pub const STEP_ILLEGAL_NOOP: u8 = 2;
+
 /// The function table of a plugin. All ranges are `start..end` env indices.
 #[repr(C)]
 pub struct PluginV1 {
@@ -86,6 +91,10 @@ pub struct PluginV1 {
     pub set_state: unsafe extern "C" fn(Handle, usize, *const f64, usize, *mut FaultOut) -> i32,
     /// Copy env `i` of the first batch over env `j` of the second (same plugin).
     pub copy_env: unsafe extern "C" fn(Handle, usize, Handle, usize, *mut FaultOut) -> i32,
+    /// `steps` random legal steps for each env of the range, all inside the plugin.
+    pub random_steps: unsafe extern "C" fn(Handle, usize, usize, u64, u64, *mut RolloutStats, *mut FaultOut) -> i32,
+    /// The name of action `a` of env `i`, like `drop(3)`, into a buffer (as `render`).
+    pub action_label: unsafe extern "C" fn(Handle, usize, usize, *mut u8, usize, *mut usize) -> i32,
 }
 
 // The table holds only pointers to static data and functions.
@@ -124,6 +133,8 @@ impl PluginV1 {
             get_state: get_state::<E>,
             set_state: set_state::<E>,
             copy_env: copy_env::<E>,
+            random_steps: random_steps::<E>,
+            action_label: action_label::<E>,
         }
     }
 }
@@ -257,7 +268,7 @@ unsafe extern "C" fn step<E: Env>(h: Handle, start: usize, end: usize, actions: 
     guarded(out, || {
         for (k, slot) in b.range_mut(start, end).iter_mut().enumerate() {
             let r = &mut rewards[k * players..(k + 1) * players];
-            let o = at_env(start + k, slot.step(actions[k], r, autoreset != 0))?;
+            let o = at_env(start + k, slot.step_with(actions[k], r, autoreset & 1 != 0, autoreset & 2 != 0))?;
             terminated[k] = o.terminated as u8;
             truncated[k] = o.truncated as u8;
         }
@@ -387,6 +398,33 @@ unsafe extern "C" fn copy_env<E: Env>(src: Handle, i: usize, dst: Handle, j: usi
     guarded(out, || {
         let from = batch::<E>(src).slot(i).clone();
         batch::<E>(dst).range_mut(j, j + 1)[0] = from;
+        Ok(())
+    })
+}
+
+unsafe extern "C" fn random_steps<E: Env>(h: Handle, start: usize, end: usize, steps: u64, seed: u64,
+                                          stats: *mut RolloutStats, out: *mut FaultOut) -> i32 {
+    let b = batch::<E>(h);
+    guarded(out, || {
+        let mut total = RolloutStats::default();
+        for (k, slot) in b.range_mut(start, end).iter_mut().enumerate() {
+            let i = start + k;
+            let mut rng = crate::rng::Rng::new(seed, i as u64);
+            at_env(i, slot.random_steps(steps, &mut rng, &b.lows, &b.highs, &mut total))?;
+        }
+        *stats = total;
+        Ok(())
+    })
+}
+
+unsafe extern "C" fn action_label<E: Env>(h: Handle, i: usize, action: usize, buf: *mut u8, cap: usize,
+                                          len: *mut usize) -> i32 {
+    guarded(std::ptr::null_mut(), || {
+        let text = batch::<E>(h).slot(i).env.action_label(action);
+        *len = text.len();
+        if text.len() <= cap {
+            std::slice::from_raw_parts_mut(buf, text.len()).copy_from_slice(text.as_bytes());
+        }
         Ok(())
     })
 }

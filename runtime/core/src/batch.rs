@@ -24,12 +24,36 @@ pub struct Slot<E> {
     /// The episode ended (terminated or truncated) and the env awaits a reset.
     pub over: bool,
     clipped: Vec<f64>,
+    mask: Vec<bool>,
+}
+
+/// Totals of a run of random steps (see [`Slot::random_steps`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RolloutStats {
+    pub steps: u64,
+    pub episodes: u64,
+    pub successes: u64,
+    /// Sum of player 0's episode returns over finished episodes.
+    pub return_sum: f64,
+    pub length_sum: u64,
+}
+
+impl RolloutStats {
+    pub fn add(&mut self, other: &RolloutStats) {
+        self.steps += other.steps;
+        self.episodes += other.episodes;
+        self.successes += other.successes;
+        self.return_sum += other.return_sum;
+        self.length_sum += other.length_sum;
+    }
 }
 
 impl<E: Env> Slot<E> {
     pub fn new(env: E) -> Slot<E> {
         let n = if E::CONTINUOUS { env.num_actions() } else { 0 };
-        Slot { env, over: true, clipped: vec![0.0; n] }
+        let m = if E::CONTINUOUS { 0 } else { env.num_actions() };
+        Slot { env, over: true, clipped: vec![0.0; n], mask: vec![false; m] }
     }
 
     pub fn reset(&mut self) -> R<()> {
@@ -41,6 +65,12 @@ impl<E: Env> Slot<E> {
 
     /// Step with discrete `action`; `rewards` receives one value per player.
     pub fn step(&mut self, action: i64, rewards: &mut [f64], autoreset: bool) -> R<StepOut> {
+        self.step_with(action, rewards, autoreset, false)
+    }
+
+    /// Like [`Slot::step`]; with `illegal_noop`, a masked-out action runs no effect but
+    /// still counts as a step (rewards and endings are evaluated as usual).
+    pub fn step_with(&mut self, action: i64, rewards: &mut [f64], autoreset: bool, illegal_noop: bool) -> R<StepOut> {
         rewards.iter_mut().for_each(|r| *r = 0.0);
         if self.over {
             return Err(Fault::new(FaultKind::EpisodeOver, NOWHERE, 0, 0, 0));
@@ -50,9 +80,12 @@ impl<E: Env> Slot<E> {
             return Err(Fault::new(FaultKind::BadAction, NOWHERE, action, n as i64, 0));
         }
         if !self.env.allowed(action as usize)? {
-            return Err(Fault::new(FaultKind::IllegalAction, NOWHERE, action, 0, 0));
+            if !illegal_noop {
+                return Err(Fault::new(FaultKind::IllegalAction, NOWHERE, action, 0, 0));
+            }
+        } else {
+            self.env.apply(action as usize, rewards)?;
         }
-        self.env.apply(action as usize, rewards)?;
         self.finish(rewards, autoreset)
     }
 
@@ -74,6 +107,55 @@ impl<E: Env> Slot<E> {
         self.clipped = clipped;
         applied?;
         self.finish(rewards, autoreset)
+    }
+
+    /// Take `steps` steps with uniformly random legal actions (uniform values for a
+    /// continuous action), resetting finished episodes; `rng` drives the choices.
+    pub fn random_steps(&mut self, steps: u64, rng: &mut crate::rng::Rng, lows: &[f64], highs: &[f64],
+                        stats: &mut RolloutStats) -> R<()> {
+        let mut rewards = [0.0f64; 16];
+        let rewards = &mut rewards[..E::PLAYERS.min(16)];
+        let mut values = vec![0.0; lows.len()];
+        let mut episode_return = 0.0;
+        if self.over {
+            self.reset()?;
+        }
+        for _ in 0..steps {
+            let out = if E::CONTINUOUS {
+                for (k, v) in values.iter_mut().enumerate() {
+                    *v = rng.uniform(lows[k], highs[k]);
+                }
+                self.step_values(&values, lows, highs, rewards, false)?
+            } else {
+                let mut mask = std::mem::take(&mut self.mask);
+                let legal = self.env.legal(&mut mask);
+                let n = mask.iter().filter(|&&m| m).count() as u64;
+                let pick = if legal.is_ok() && n > 0 {
+                    let mut k = rng.below(n);
+                    mask.iter().position(|&m| m && { let hit = k == 0; k = k.wrapping_sub(1); hit })
+                } else {
+                    None
+                };
+                self.mask = mask;
+                legal?;
+                match pick {
+                    Some(a) => self.step(a as i64, rewards, false)?,
+                    // No legal action: the episode cannot go on; count it and start over.
+                    None => StepOut { terminated: true, truncated: false },
+                }
+            };
+            stats.steps += 1;
+            episode_return += rewards[0];
+            if out.terminated || out.truncated {
+                stats.episodes += 1;
+                stats.return_sum += episode_return;
+                stats.length_sum += self.env.steps() as u64;
+                stats.successes += self.env.success()? as u64;
+                episode_return = 0.0;
+                self.reset()?;
+            }
+        }
+        Ok(())
     }
 
     fn finish(&mut self, rewards: &mut [f64], autoreset: bool) -> R<StepOut> {

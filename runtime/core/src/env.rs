@@ -61,6 +61,8 @@ pub trait Env: Clone + Send + Sync + 'static {
     fn observe_sparse(&self, out: &mut [u32]) -> R<usize>;
     /// The text picture of the `render` block.
     fn render(&self) -> R<String>;
+    /// A readable name for discrete action number `action`, like `drop(3)`.
+    fn action_label(&self, action: usize) -> String;
     /// The state as a flat vector of numbers (layout in the spec).
     fn state_len(&self) -> usize;
     fn get_state(&self, out: &mut [f64]);

@@ -14,7 +14,7 @@ pub mod rng;
 
 /// Everything generated code needs, in one import.
 pub mod prelude {
-    pub use crate::batch::{Batch, Slot, StepOut};
+    pub use crate::batch::{Batch, RolloutStats, Slot, StepOut};
     pub use crate::env::{Env, Observation};
     pub use crate::fault::{At, Fault, FaultKind, R};
     pub use crate::ops;

@@ -7,6 +7,7 @@ use pyo3::exceptions::{PyIndexError, PyValueError};
 use pyo3::prelude::*;
 use rayon::prelude::*;
 use twisterl_core::abi::{FaultOut, Handle, PluginV1, Sizes};
+use twisterl_core::batch::RolloutStats;
 
 use crate::error::fault_error;
 use crate::plugin::Loaded;
@@ -139,9 +140,9 @@ impl Batch {
 
     /// Step envs `start..end` with one discrete action each.
     /// Returns (rewards [n, players], terminated [n], truncated [n]).
-    #[pyo3(signature = (actions, autoreset=true, start=None, end=None))]
+    #[pyo3(signature = (actions, autoreset=true, start=None, end=None, illegal_noop=false))]
     fn step<'py>(&self, py: Python<'py>, actions: PyReadonlyArray1<'py, i64>, autoreset: bool,
-                 start: Option<usize>, end: Option<usize>)
+                 start: Option<usize>, end: Option<usize>, illegal_noop: bool)
                  -> PyResult<(Bound<'py, PyArray2<f64>>, Bound<'py, PyArray1<bool>>, Bound<'py, PyArray1<bool>>)> {
         let (s, e) = self.range(start, end)?;
         let n = e - s;
@@ -160,8 +161,9 @@ impl Batch {
         let (t, h) = (self.table(), self.handle);
         self.parallel(py, s, e, move |a, b, out| unsafe {
             let k = a - s;
+            let flags = autoreset as u8 | ((illegal_noop as u8) << 1);
             (t.step)(h as Handle, a, b, (acts as *const i64).add(k), (r as *mut f64).add(k * players),
-                     (te as *mut u8).add(k), (tr as *mut u8).add(k), autoreset as u8, out)
+                     (te as *mut u8).add(k), (tr as *mut u8).add(k), flags, out)
         })?;
         Ok((rewards, term, trunc))
     }
@@ -303,6 +305,41 @@ impl Batch {
             return Err(fault_error(&out));
         }
         Ok(())
+    }
+
+    /// `steps` random legal steps per env, run entirely in Rust on the batch's threads.
+    /// Returns (steps, episodes, successes, return_sum, length_sum).
+    #[pyo3(signature = (steps, seed, start=None, end=None))]
+    fn random_steps(&self, py: Python<'_>, steps: u64, seed: u64, start: Option<usize>, end: Option<usize>)
+                    -> PyResult<(u64, u64, u64, f64, u64)> {
+        let (s, e) = self.range(start, end)?;
+        let (t, h) = (self.table(), self.handle);
+        let totals = std::sync::Mutex::new(RolloutStats::default());
+        self.parallel(py, s, e, |a, b, out| unsafe {
+            let mut stats = RolloutStats::default();
+            let status = (t.random_steps)(h as Handle, a, b, steps, seed, &mut stats, out);
+            totals.lock().unwrap().add(&stats);
+            status
+        })?;
+        let r = totals.into_inner().unwrap();
+        Ok((r.steps, r.episodes, r.successes, r.return_sum, r.length_sum))
+    }
+
+    /// The name of action `action` of env `i`, like `drop(3)`.
+    fn action_label(&self, i: usize, action: usize) -> PyResult<String> {
+        let i = self.index(i)?;
+        let mut buf = vec![0u8; 256];
+        loop {
+            let mut len = 0usize;
+            if unsafe { (self.table().action_label)(self.h(), i, action, buf.as_mut_ptr(), buf.len(), &mut len) } != 0 {
+                return Err(PyValueError::new_err(format!("no label for action {action}")));
+            }
+            if len <= buf.len() {
+                buf.truncate(len);
+                return Ok(String::from_utf8_lossy(&buf).into_owned());
+            }
+            buf.resize(len, 0);
+        }
     }
 
     /// Copy env `i` of this batch over env `j` of `other` (a batch of the same plugin).

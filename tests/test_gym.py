@@ -1,0 +1,39 @@
+"""The Gymnasium hooks: registration, `check_env`, and the vector adapter."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+gymnasium = pytest.importorskip("gymnasium")
+from gymnasium.utils.env_checker import check_env  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("name", ["puzzle", "cartpole", "pendulum", "connect4", "maze"])
+def test_check_env_passes(build_cache, name):
+    import twisterl
+    env = twisterl.compile(ROOT / "examples" / f"{name}.twl")(illegal_action="noop", difficulty=3)
+    check_env(env, skip_render_check=True)
+
+
+def test_register_and_make(build_cache):
+    import twisterl.gym
+    env_id = twisterl.gym.register(ROOT / "examples" / "puzzle.twl")
+    assert env_id == "twisterl/SlidingPuzzle-v0"
+    env = gymnasium.make(env_id, difficulty=2)
+    obs, info = env.reset(seed=0)
+    assert obs.shape == (81,) and info["action_mask"].dtype == bool
+
+
+def test_vector_adapter(build_cache):
+    import twisterl.gym
+    vec = twisterl.gym.make_vec(ROOT / "examples" / "cartpole.twl", num_envs=8, seed=1)
+    obs, info = vec.reset()
+    assert obs.shape == (8, 4) and vec.action_space.shape == (8,)
+    for _ in range(100):
+        obs, reward, term, trunc, info = vec.step(vec.action_space.sample())
+    assert obs.shape == (8, 4) and reward.shape == (8,)

@@ -1,0 +1,140 @@
+"""The `compile`, `run` and `play` commands (the CLI's parsing is in cli.py)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any, Optional, TextIO
+
+import numpy as np
+
+
+def parse_params(items: list[str]) -> dict[str, Any]:
+    """`k=v` strings to a dict: ints, floats, true/false, otherwise the text (enum variants)."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ValueError(f"--param takes NAME=VALUE, not {item!r}")
+        key, raw = item.split("=", 1)
+        key, raw = key.strip(), raw.strip()
+        value: Any
+        if raw.lower() in ("true", "false"):
+            value = raw.lower() == "true"
+        else:
+            try:
+                value = int(raw)
+            except ValueError:
+                try:
+                    value = float(raw)
+                except ValueError:
+                    value = raw
+        out[key] = value
+    return out
+
+
+def compile_files(files: list[str], emit_rust: Optional[str], out: TextIO) -> int:
+    from .build import build
+    from .dsl import check_file
+    from .dsl.diagnostics import render_text
+    status = 0
+    for path in files:
+        result = check_file(path)
+        for d in result.diagnostics:
+            print(render_text(d, result.source), file=sys.stderr)
+        if not result.ok:
+            print(f"{path}: {len(result.errors)} error(s); nothing was built", file=sys.stderr)
+            status = 1
+            continue
+        emit = Path(emit_rust) / Path(path).stem if emit_rust and len(files) > 1 else emit_rust
+        built = build(result.env, result.source.text, emit_dir=Path(emit) if emit else None)
+        how = "from the cache" if built.cached else "built"
+        print(f"{path}: env {result.env.name} {how} in {built.seconds:.2f} s -> {built.library}", file=out)
+        if emit:
+            print(f"  Rust written to {Path(emit) / 'src' / 'lib.rs'}", file=out)
+    return status
+
+
+def run(path: str, episodes: int, seed: int, params: dict, difficulty: int, num_envs: int, threads: int,
+        out: TextIO) -> int:
+    import twisterl
+    cls = twisterl.compile(path)
+    vec = cls.vector(num_envs, seed=seed, num_threads=threads, difficulty=difficulty, **params)
+    totals = {"steps": 0, "episodes": 0, "successes": 0, "return_sum": 0.0, "length_sum": 0}
+    chunk = 256
+    start = time.perf_counter()
+    round_seed = seed
+    while totals["episodes"] < episodes:
+        stats = vec.random_steps(chunk, seed=round_seed)
+        round_seed += 1
+        for k in totals:
+            totals[k] += stats[k]
+        if time.perf_counter() - start > 60 and totals["episodes"] == 0:
+            print("no episode ended within 60 s of random play; stopping", file=out)
+            break
+        chunk = min(chunk * 2, 65536)
+    seconds = time.perf_counter() - start
+    n = max(totals["episodes"], 1)
+    print(f"env {cls.name}: {totals['episodes']} episodes, {totals['steps']:,} steps of random legal actions",
+          file=out)
+    print(f"  mean return {totals['return_sum'] / n:.4f}, mean length {totals['length_sum'] / n:.1f}, "
+          f"success rate {totals['successes'] / n:.3f}", file=out)
+    print(f"  {totals['steps'] / seconds:,.0f} steps/s on {threads} thread(s), {num_envs} env(s)", file=out)
+    return 0
+
+
+def play(path: str, seed: Optional[int], params: dict, difficulty: int, inp: TextIO, out: TextIO) -> int:
+    import twisterl
+    cls = twisterl.compile(path)
+    env = cls(difficulty=difficulty, seed=seed, **params)
+    names = env.action_names()
+    obs, info = env.reset()
+    total = np.zeros(cls.players)
+    print(f"{cls.name}: type an action's number or name; `r` resets, `q` quits.", file=out)
+    while True:
+        print("", file=out)
+        print(env.render().rstrip("\n"), file=out)
+        if cls.players > 1:
+            print(f"player {info['player'] + 1} to move", file=out)
+        if cls.continuous:
+            low, high = env.action_space.low, env.action_space.high
+            print(f"enter {low.shape[0]} value(s) between {low.tolist()} and {high.tolist()}", file=out)
+        else:
+            legal = [f"{a}:{names[a]}" for a in np.flatnonzero(info["action_mask"])]
+            print("legal: " + "  ".join(legal), file=out)
+        print("> ", end="", file=out, flush=True)
+        line = inp.readline()
+        if not line:
+            print("", file=out)
+            return 0
+        text = line.strip()
+        if text in ("q", "quit", "exit"):
+            return 0
+        if text in ("r", "reset"):
+            obs, info = env.reset()
+            total[:] = 0
+            continue
+        try:
+            action: Any
+            if cls.continuous:
+                action = np.array([float(x) for x in text.replace(",", " ").split()])
+            elif text in names:
+                action = names.index(text)
+            elif text.lstrip("-").isdigit():
+                action = int(text)
+            else:
+                print(f"  `{text}` is not an action; type its number or its name", file=out)
+                continue
+            obs, reward, term, trunc, info = env.step(action)
+        except (ValueError, TypeError, twisterl.EnvError) as exc:
+            print(f"  {exc}", file=out)
+            continue
+        total += info["rewards"]
+        print(f"reward {reward:+.3f}", file=out)
+        if term or trunc:
+            print(env.render().rstrip("\n"), file=out)
+            how = "success" if info["success"] else ("time limit" if trunc and not term else "episode over")
+            returns = ", ".join(f"{r:+.3f}" for r in total)
+            print(f"{how}: return {returns}. New episode.", file=out)
+            obs, info = env.reset()
+            total[:] = 0

@@ -1,5 +1,10 @@
 """Stage 3: typed IR -> Rust. `lower.py` decides, `templates/` place, `emit.py` formats."""
 
-from .emit import emit_rust, write_crate
-
 __all__ = ["emit_rust", "write_crate"]
+
+
+def __getattr__(name):
+    if name in __all__:
+        from . import emit
+        return getattr(emit, name)
+    raise AttributeError(name)

@@ -20,7 +20,7 @@ from twisterl.dsl import ir
 from .lower import lower
 from .rust import rust_str
 
-GENERATOR_VERSION = "0.1.0"
+from .version import GENERATOR_VERSION
 
 
 @lru_cache(maxsize=1)

@@ -6,12 +6,13 @@
     obs, info = env.reset(seed=0)
 """
 
-from .dsl import check_file, check_source
-
 __version__ = "0.1.0"
 
 
 def __getattr__(name):
+    if name in ("check_file", "check_source"):
+        from . import dsl
+        return getattr(dsl, name)
     # The compiled runtime is imported only when it is used, so `twisterl check` works
     # even where the native module could not be built.
     if name in ("compile", "CheckError"):

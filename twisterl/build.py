@@ -22,8 +22,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Optional
 
-from .codegen.emit import GENERATOR_VERSION, cargo_toml, emit_rust
-from .dsl import ir
+from typing import TYPE_CHECKING
+
+from .codegen.version import GENERATOR_VERSION
+
+if TYPE_CHECKING:
+    from .dsl import ir
 
 
 class BuildError(RuntimeError):
@@ -70,13 +74,12 @@ def _core_digest() -> str:
 @lru_cache(maxsize=1)
 def _generator_digest() -> str:
     """A digest of the front end and code generator themselves, templates included."""
-    here = Path(__file__).resolve().parent
+    import importlib.util
     h = hashlib.sha256()
-    for package in (here / "dsl", here / "codegen"):
-        real = package.resolve() if package.exists() else None
-        if real is None:
-            from . import codegen, dsl
-            real = Path((dsl if package.name == "dsl" else codegen).__file__).parent
+    for package in ("twisterl.dsl", "twisterl.codegen"):
+        # Find the package's folder without importing it (that would cost ~0.1 s).
+        spec = importlib.util.find_spec(package)
+        real = Path(next(iter(spec.submodule_search_locations)))
         for path in sorted(list(real.rglob("*.py")) + list(real.rglob("*.j2")) + list(real.rglob("*.lark"))):
             h.update(path.name.encode())
             h.update(path.read_bytes())
@@ -102,8 +105,15 @@ def _lib_name(crate: str) -> str:
     return f"lib{crate}.so"
 
 
+def cached_library(source_text: str) -> Optional[Path]:
+    """The plugin already built from `source_text`, if the cache has it."""
+    path = cache_dir() / "envs" / cache_key(source_text) / _lib_name("env")
+    return path if path.is_file() else None
+
+
 def build(env: ir.Env, source_text: str, *, emit_dir: Optional[Path] = None, quiet: bool = True) -> Built:
     """Compile `env` (checked from `source_text`) into a plugin, or find it in the cache."""
+    from .codegen.emit import cargo_toml, emit_rust
     start = time.perf_counter()
     rust = None
     if emit_dir is not None:

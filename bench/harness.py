@@ -1,0 +1,36 @@
+"""Timing for the benchmarks: the median rate over several timed windows.
+
+Each window calls `chunk()` (which does some work and returns how many units it did)
+until `min_seconds` have passed. Shared by every script here and by the anchor
+subprocesses, so both sides of a ratio are measured the same way.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+from typing import Callable
+
+REPEATS = int(os.environ.get("BENCH_REPEATS", 5))
+MIN_SECONDS = float(os.environ.get("BENCH_MIN_SECONDS", 1.0))
+
+
+def rate(chunk: Callable[[], int], repeats: int = REPEATS, min_seconds: float = MIN_SECONDS) -> float:
+    """Median units per second over `repeats` windows (after one warm-up window)."""
+    rates = []
+    for window in range(repeats + 1):
+        units, start = 0, time.perf_counter()
+        while True:
+            units += chunk()
+            elapsed = time.perf_counter() - start
+            if elapsed >= (min_seconds if window else min_seconds / 2):
+                break
+        if window:
+            rates.append(units / elapsed)
+    return statistics.median(rates)
+
+
+def machine() -> str:
+    return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"

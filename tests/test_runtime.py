@@ -195,7 +195,7 @@ def test_bad_input_gives_clean_errors(compiled):
         env.reset(seed=-1)
     vec = cls.vector(3, seed=0)
     vec.reset()
-    with pytest.raises(ValueError, match="3 envs"):
+    with pytest.raises(ValueError, match="give 3 int actions"):
         vec.step(np.zeros(2, dtype=np.int64))
 
 

@@ -337,17 +337,21 @@ class VectorEnv:
         return self.observe(), self._info()
 
     def step(self, actions):
+        """Step every env; one call into Rust steps, resets and observes them all."""
         if self.cls.continuous:
             values = np.ascontiguousarray(actions, dtype=np.float64).reshape(self.num_envs, -1)
-            rewards, term, trunc = self._call(self._batch.step_values, values, self.autoreset)
+            result = self._call(self._batch.step_observe, values=values, autoreset=self.autoreset)
         else:
             acts = np.ascontiguousarray(actions).reshape(-1)
             if acts.dtype.kind not in "iu":
                 raise TypeError(f"actions must be integers, not {acts.dtype}")
-            rewards, term, trunc = self._call(self._batch.step, acts.astype(np.int64, copy=False), self.autoreset)
-        info = self._info()
-        info["rewards"] = rewards
-        return self.observe(), rewards[:, 0].copy(), term, trunc, info
+            result = self._call(self._batch.step_observe, actions=acts.astype(np.int64, copy=False),
+                                autoreset=self.autoreset)
+        obs, rewards, term, trunc, masks, success, player = result
+        info = {"success": success, "player": player, "rewards": rewards}
+        if not self.cls.continuous:
+            info["action_mask"] = masks
+        return obs.reshape((self.num_envs, *self._shape)), rewards[:, 0], term, trunc, info
 
     def observe(self) -> np.ndarray:
         obs = self._call(self._batch.observe)
@@ -367,11 +371,13 @@ class VectorEnv:
     def render(self, i: int = 0) -> str:
         return self._call(self._batch.render, i)
 
-    def random_steps(self, steps: int, seed: int = 0) -> dict:
+    def random_steps(self, steps: int, seed: int = 0, observe: bool = False) -> dict:
         """Run `steps` random legal steps in every env, entirely in Rust, resetting finished
-        episodes. Returns totals: steps, episodes, successes, return_sum, length_sum."""
+        episodes; with `observe`, each new state is also observed, as a training loop would.
+        Returns totals: steps, episodes, successes, return_sum, length_sum."""
         keys = ("steps", "episodes", "successes", "return_sum", "length_sum")
-        return dict(zip(keys, self._call(self._batch.random_steps, int(steps), _check_seed(seed))))
+        return dict(zip(keys, self._call(self._batch.random_steps, int(steps), _check_seed(seed),
+                                         observe=bool(observe))))
 
     def close(self) -> None:
         pass

@@ -14,7 +14,7 @@ use crate::env::{Env, Observation};
 use crate::fault::{At, Fault, FaultKind, R};
 
 /// Bumped whenever `PluginV1` or the meaning of its functions changes.
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 /// The core's version; host and plugin must be built from the same core.
 pub const CORE_VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -63,6 +63,8 @@ pub const STEP_ILLEGAL_NOOP: u8 = 2;
 #[repr(C)]
 pub struct PluginV1 {
     pub abi_version: u32,
+    /// `size_of::<PluginV1>()` in the plugin: a second guard against a stale layout.
+    pub table_size: usize,
     pub core_version_ptr: *const u8,
     pub core_version_len: usize,
     pub spec_ptr: *const u8,
@@ -92,9 +94,29 @@ pub struct PluginV1 {
     /// Copy env `i` of the first batch over env `j` of the second (same plugin).
     pub copy_env: unsafe extern "C" fn(Handle, usize, Handle, usize, *mut FaultOut) -> i32,
     /// `steps` random legal steps for each env of the range, all inside the plugin.
-    pub random_steps: unsafe extern "C" fn(Handle, usize, usize, u64, u64, *mut RolloutStats, *mut FaultOut) -> i32,
+    /// With a non-zero flag, each new state is also observed (into scratch space).
+    pub random_steps: unsafe extern "C" fn(Handle, usize, usize, u64, u64, u8, *mut RolloutStats, *mut FaultOut) -> i32,
     /// The name of action `a` of env `i`, like `drop(3)`, into a buffer (as `render`).
     pub action_label: unsafe extern "C" fn(Handle, usize, usize, *mut u8, usize, *mut usize) -> i32,
+    /// Step, then observe, in one pass over the range (see [`StepOutputs`]).
+    pub step_observe: unsafe extern "C" fn(Handle, usize, usize, *const i64, *const f64, u8, *const StepOutputs,
+                                           *mut FaultOut) -> i32,
+}
+
+/// Where `step_observe` writes, for the range it was given; any pointer may be null.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct StepOutputs {
+    /// `[n, players]` rewards.
+    pub rewards: *mut f64,
+    pub terminated: *mut u8,
+    pub truncated: *mut u8,
+    /// `[n, obs_size]` dense observations, after any auto-reset.
+    pub obs: *mut f32,
+    /// `[n, num_actions]` masks of the new states.
+    pub masks: *mut u8,
+    pub success: *mut u8,
+    pub player: *mut i64,
 }
 
 // The table holds only pointers to static data and functions.
@@ -105,6 +127,7 @@ impl PluginV1 {
     pub const fn of<E: Env>() -> PluginV1 {
         PluginV1 {
             abi_version: ABI_VERSION,
+            table_size: std::mem::size_of::<PluginV1>(),
             core_version_ptr: CORE_VERSION.as_ptr(),
             core_version_len: CORE_VERSION.len(),
             spec_ptr: E::SPEC.as_ptr(),
@@ -135,6 +158,7 @@ impl PluginV1 {
             copy_env: copy_env::<E>,
             random_steps: random_steps::<E>,
             action_label: action_label::<E>,
+            step_observe: step_observe::<E>,
         }
     }
 }
@@ -403,14 +427,17 @@ unsafe extern "C" fn copy_env<E: Env>(src: Handle, i: usize, dst: Handle, j: usi
 }
 
 unsafe extern "C" fn random_steps<E: Env>(h: Handle, start: usize, end: usize, steps: u64, seed: u64,
-                                          stats: *mut RolloutStats, out: *mut FaultOut) -> i32 {
+                                          observe: u8, stats: *mut RolloutStats, out: *mut FaultOut) -> i32 {
     let b = batch::<E>(h);
     guarded(out, || {
         let mut total = RolloutStats::default();
-        for (k, slot) in b.range_mut(start, end).iter_mut().enumerate() {
+        let slots = b.range_mut(start, end);
+        let mut scratch = vec![0.0f32; if observe != 0 { slots.first().map(|s| s.env.obs_size()).unwrap_or(0) } else { 0 }];
+        for (k, slot) in slots.iter_mut().enumerate() {
             let i = start + k;
             let mut rng = crate::rng::Rng::new(seed, i as u64);
-            at_env(i, slot.random_steps(steps, &mut rng, &b.lows, &b.highs, &mut total))?;
+            let obs = if observe != 0 { Some(&mut scratch[..]) } else { None };
+            at_env(i, slot.random_steps(steps, &mut rng, &b.lows, &b.highs, &mut total, obs))?;
         }
         *stats = total;
         Ok(())
@@ -424,6 +451,57 @@ unsafe extern "C" fn action_label<E: Env>(h: Handle, i: usize, action: usize, bu
         *len = text.len();
         if text.len() <= cap {
             std::slice::from_raw_parts_mut(buf, text.len()).copy_from_slice(text.as_bytes());
+        }
+        Ok(())
+    })
+}
+
+/// One pass per env: step (discrete `actions` or continuous `values`), then write the
+/// new observation, mask and status. `success` is read before any auto-reset.
+unsafe extern "C" fn step_observe<E: Env>(h: Handle, start: usize, end: usize, actions: *const i64,
+                                          values: *const f64, flags: u8, outs: *const StepOutputs,
+                                          out: *mut FaultOut) -> i32 {
+    let b = batch::<E>(h);
+    let o = *outs;
+    guarded(out, || {
+        let slots = b.range_mut(start, end);
+        let players = E::PLAYERS;
+        let dims = b.lows.len();
+        let (obs_size, n_actions) = match slots.first() {
+            Some(s) => (s.env.obs_size(), if E::CONTINUOUS { 0 } else { s.env.num_actions() }),
+            None => return Ok(()),
+        };
+        let autoreset = flags & STEP_AUTORESET != 0;
+        let noop = flags & STEP_ILLEGAL_NOOP != 0;
+        for (k, slot) in slots.iter_mut().enumerate() {
+            let i = start + k;
+            let rewards = std::slice::from_raw_parts_mut(o.rewards.add(k * players), players);
+            let result = if E::CONTINUOUS {
+                let v = std::slice::from_raw_parts(values.add(k * dims), dims);
+                slot.step_values(v, &b.lows, &b.highs, rewards, false)
+            } else {
+                slot.step_with(*actions.add(k), rewards, false, noop)
+            };
+            let step = at_env(i, result)?;
+            if !o.success.is_null() {
+                *o.success.add(k) = at_env(i, slot.env.success())? as u8;
+            }
+            if autoreset && (step.terminated || step.truncated) {
+                at_env(i, slot.reset())?;
+            }
+            *o.terminated.add(k) = step.terminated as u8;
+            *o.truncated.add(k) = step.truncated as u8;
+            if !o.obs.is_null() {
+                let dst = std::slice::from_raw_parts_mut(o.obs.add(k * obs_size), obs_size);
+                at_env(i, slot.env.observe_dense(dst))?;
+            }
+            if !o.masks.is_null() && n_actions > 0 {
+                let dst = std::slice::from_raw_parts_mut(o.masks.add(k * n_actions) as *mut bool, n_actions);
+                at_env(i, slot.env.legal(dst))?;
+            }
+            if !o.player.is_null() {
+                *o.player.add(k) = slot.env.player() as i64;
+            }
         }
         Ok(())
     })

@@ -111,8 +111,9 @@ impl<E: Env> Slot<E> {
 
     /// Take `steps` steps with uniformly random legal actions (uniform values for a
     /// continuous action), resetting finished episodes; `rng` drives the choices.
+    /// With `obs`, each new state is also observed into it (as a training loop would).
     pub fn random_steps(&mut self, steps: u64, rng: &mut crate::rng::Rng, lows: &[f64], highs: &[f64],
-                        stats: &mut RolloutStats) -> R<()> {
+                        stats: &mut RolloutStats, mut obs: Option<&mut [f32]>) -> R<()> {
         let mut rewards = [0.0f64; 16];
         let rewards = &mut rewards[..E::PLAYERS.min(16)];
         let mut values = vec![0.0; lows.len()];
@@ -153,6 +154,9 @@ impl<E: Env> Slot<E> {
                 stats.successes += self.env.success()? as u64;
                 episode_return = 0.0;
                 self.reset()?;
+            }
+            if let Some(buf) = obs.as_deref_mut() {
+                self.env.observe_dense(buf)?;
             }
         }
         Ok(())

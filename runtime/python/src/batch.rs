@@ -6,7 +6,7 @@ use numpy::{PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArra
 use pyo3::exceptions::{PyIndexError, PyValueError};
 use pyo3::prelude::*;
 use rayon::prelude::*;
-use twisterl_core::abi::{FaultOut, Handle, PluginV1, Sizes};
+use twisterl_core::abi::{FaultOut, Handle, PluginV1, Sizes, StepOutputs};
 use twisterl_core::batch::RolloutStats;
 
 use crate::error::fault_error;
@@ -307,17 +307,72 @@ impl Batch {
         Ok(())
     }
 
+    /// Step and observe in one pass per env: the fast path of the vector API.
+    /// `actions` ([n] int64) or `values` ([n, dims] float64) as the env needs.
+    /// Returns (obs [n, obs_size] f32, rewards [n, players], terminated, truncated,
+    /// masks [n, num_actions], success [n] (before auto-reset), player [n]).
+    #[pyo3(signature = (actions=None, values=None, autoreset=true, illegal_noop=false))]
+    #[allow(clippy::type_complexity)]
+    fn step_observe<'py>(&self, py: Python<'py>, actions: Option<PyReadonlyArray1<'py, i64>>,
+                         values: Option<PyReadonlyArray2<'py, f64>>, autoreset: bool, illegal_noop: bool)
+                         -> PyResult<(Bound<'py, PyArray2<f32>>, Bound<'py, PyArray2<f64>>, Bound<'py, PyArray1<bool>>,
+                                      Bound<'py, PyArray1<bool>>, Bound<'py, PyArray2<bool>>, Bound<'py, PyArray1<bool>>,
+                                      Bound<'py, PyArray1<i64>>)> {
+        let n = self.sizes.num_envs;
+        let continuous = self.table().continuous != 0;
+        let dims = if continuous { self.sizes.num_actions } else { 0 };
+        let (acts, vals) = match (continuous, &actions, &values) {
+            (false, Some(a), _) if a.len() == n => (a.as_slice()?.as_ptr() as usize, 0usize),
+            (true, _, Some(v)) if v.shape() == [n, dims] => (0usize, v.as_slice()?.as_ptr() as usize),
+            (false, _, _) => return Err(PyValueError::new_err(format!("give {n} int actions, one per env"))),
+            (true, _, _) => return Err(PyValueError::new_err(format!("give values of shape ({n}, {dims})"))),
+        };
+        let players = self.table().players as usize;
+        let n_actions = if continuous { 0 } else { self.sizes.num_actions };
+        let obs_size = self.sizes.obs_size;
+        let obs = PyArray2::<f32>::zeros(py, [n, obs_size], false);
+        let rewards = PyArray2::<f64>::zeros(py, [n, players], false);
+        let term = PyArray1::<bool>::zeros(py, n, false);
+        let trunc = PyArray1::<bool>::zeros(py, n, false);
+        let masks = PyArray2::<bool>::zeros(py, [n, n_actions], false);
+        let success = PyArray1::<bool>::zeros(py, n, false);
+        let player = PyArray1::<i64>::zeros(py, n, false);
+        let p = unsafe {
+            [obs.as_slice_mut()?.as_mut_ptr() as usize, rewards.as_slice_mut()?.as_mut_ptr() as usize,
+             term.as_slice_mut()?.as_mut_ptr() as usize, trunc.as_slice_mut()?.as_mut_ptr() as usize,
+             masks.as_slice_mut()?.as_mut_ptr() as usize, success.as_slice_mut()?.as_mut_ptr() as usize,
+             player.as_slice_mut()?.as_mut_ptr() as usize]
+        };
+        let flags = autoreset as u8 | ((illegal_noop as u8) << 1);
+        let (t, h) = (self.table(), self.handle);
+        self.parallel(py, 0, n, move |a, b, out| unsafe {
+            let outs = StepOutputs {
+                obs: (p[0] as *mut f32).add(a * obs_size),
+                rewards: (p[1] as *mut f64).add(a * players),
+                terminated: (p[2] as *mut u8).add(a),
+                truncated: (p[3] as *mut u8).add(a),
+                masks: if n_actions > 0 { (p[4] as *mut u8).add(a * n_actions) } else { std::ptr::null_mut() },
+                success: (p[5] as *mut u8).add(a),
+                player: (p[6] as *mut i64).add(a),
+            };
+            (t.step_observe)(h as Handle, a, b, (acts as *const i64).add(if continuous { 0 } else { a }),
+                             (vals as *const f64).add(a * dims), flags, &outs, out)
+        })?;
+        Ok((obs, rewards, term, trunc, masks, success, player))
+    }
+
     /// `steps` random legal steps per env, run entirely in Rust on the batch's threads.
     /// Returns (steps, episodes, successes, return_sum, length_sum).
-    #[pyo3(signature = (steps, seed, start=None, end=None))]
-    fn random_steps(&self, py: Python<'_>, steps: u64, seed: u64, start: Option<usize>, end: Option<usize>)
+    #[pyo3(signature = (steps, seed, start=None, end=None, observe=false))]
+    fn random_steps(&self, py: Python<'_>, steps: u64, seed: u64, start: Option<usize>, end: Option<usize>,
+                    observe: bool)
                     -> PyResult<(u64, u64, u64, f64, u64)> {
         let (s, e) = self.range(start, end)?;
         let (t, h) = (self.table(), self.handle);
         let totals = std::sync::Mutex::new(RolloutStats::default());
         self.parallel(py, s, e, |a, b, out| unsafe {
             let mut stats = RolloutStats::default();
-            let status = (t.random_steps)(h as Handle, a, b, steps, seed, &mut stats, out);
+            let status = (t.random_steps)(h as Handle, a, b, steps, seed, observe as u8, &mut stats, out);
             totals.lock().unwrap().add(&stats);
             status
         })?;

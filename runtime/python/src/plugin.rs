@@ -41,7 +41,7 @@ pub fn load_plugin(path: &str) -> PyResult<Plugin> {
             .map_err(|_| PyValueError::new_err(format!("{path} is not a twisterl env plugin")))?;
         &*entry()
     };
-    if table.abi_version != ABI_VERSION {
+    if table.abi_version != ABI_VERSION || table.table_size != std::mem::size_of::<PluginV1>() {
         return Err(PyValueError::new_err(format!(
             "{path} was built for plugin ABI {}, but this runtime speaks ABI {ABI_VERSION}; recompile it",
             table.abi_version

@@ -200,6 +200,8 @@ class Env(gymnasium.Env):
         self.action_space, self.observation_space = cls.spaces(self._batch)
         self._shape = cls.obs_shape(self._batch)
         self._started = False
+        self._last_player = 0
+        self._action = np.zeros(1, dtype=np.int64)
         self.render_mode = "ansi"
 
     def __repr__(self) -> str:
@@ -235,20 +237,25 @@ class Env(gymnasium.Env):
         if not self._started:
             raise RuntimeError("call reset() before step()")
         actor = self._last_player  # whose move this is; the reward returned is theirs
-        if self.cls.continuous:
-            values = np.asarray(action, dtype=np.float64).reshape(1, -1)
-            if values.shape[1] != self.action_space.shape[0]:
-                raise ValueError(f"this env takes {self.action_space.shape[0]} action value(s), not {values.shape[1]}")
-            rewards, term, trunc = self._call(self._batch.step_values, values, False)
-        else:
-            a = _action_int(action, self.action_space.n)
-            rewards, term, trunc = self._call(self._batch.step, np.array([a], dtype=np.int64), False,
-                                              illegal_noop=self._illegal_noop)
-        info = self._info()
-        info["rewards"] = rewards[0].copy()
-        reward = float(rewards[0][actor])
-        terminated, truncated = bool(term[0]), bool(trunc[0])
-        return self._observation(), reward, terminated, truncated, info
+        try:
+            if self.cls.continuous:
+                values = np.asarray(action, dtype=np.float64).reshape(1, -1)
+                if values.shape[1] != self.action_space.shape[0]:
+                    raise ValueError(f"this env takes {self.action_space.shape[0]} action value(s), "
+                                     f"not {values.shape[1]}")
+                result = self._batch.step_observe(values=values, autoreset=False)
+            else:
+                self._action[0] = _action_int(action, self.action_space.n)
+                result = self._batch.step_observe(actions=self._action, autoreset=False,
+                                                  illegal_noop=self._illegal_noop)
+        except RuntimeError as exc:
+            raise self.cls.translate(exc) from None
+        obs, rewards, term, trunc, masks, success, player = result
+        self._last_player = int(player[0])
+        info = {"success": bool(success[0]), "player": self._last_player, "rewards": rewards[0]}
+        if not self.cls.continuous:
+            info["action_mask"] = masks[0]
+        return obs[0].reshape(self._shape), float(rewards[0, actor]), bool(term[0]), bool(trunc[0]), info
 
     def _observation(self) -> np.ndarray:
         return self._call(self._batch.observe)[0].reshape(self._shape)

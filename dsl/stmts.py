@@ -8,7 +8,7 @@ from . import ast, ir
 from .diagnostics import Span
 from .exprs import article
 from .scope import Context, Local
-from .types import BOOL, INT, UNIT, describe, is_err, is_float, is_int, is_numeric
+from .types import BOOL, INT, UNIT, describe, is_err, is_float, is_int, is_numeric, unbounded
 
 _AUG = {"+": "add", "-": "sub", "*": "mul", "/": "div", "%": "mod"}
 
@@ -48,7 +48,7 @@ class StmtChecker:
                                   f"{len(s.target.names)} names")
                 types = (value.type,) * len(s.target.names)
             else:
-                types = value.type.items
+                types = tuple(unbounded(t) for t in value.type.items)
             if declared is not None:
                 self.expect(value, declared, "this value", s.value.span)
                 if isinstance(declared, ir.TupleType):
@@ -61,7 +61,7 @@ class StmtChecker:
                 self.check_constant_fits(value, declared, s.value.span)
                 types = (declared,)
             else:
-                types = (value.type,)
+                types = (unbounded(value.type),)
         for name, span, t in zip(s.target.names, s.target.spans, types):
             fine = self.check_new_name(name, span, ctx)
             ctx.bind(Local("local", name, t, span, used=not fine))

@@ -91,6 +91,17 @@ def scalar_of(t):
     return t
 
 
+def unbounded(t):
+    """`t` without inferred int bounds: a local's type, since locals can change."""
+    if isinstance(t, ir.IntType):
+        return INT
+    if isinstance(t, ir.ArrayType):
+        return ir.ArrayType(unbounded(t.elem), t.size)
+    if isinstance(t, ir.TupleType):
+        return ir.TupleType(tuple(unbounded(x) for x in t.items))
+    return t
+
+
 def with_scalar(t, scalar):
     """`t` with its innermost scalar type replaced."""
     if isinstance(t, ir.ArrayType):

@@ -34,3 +34,23 @@ def rate(chunk: Callable[[], int], repeats: int = REPEATS, min_seconds: float = 
 
 def machine() -> str:
     return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def random_vector_loop(vec, steps: int, seed: int = 0) -> Callable[[], int]:
+    """A `chunk` for `rate`: `steps` batched steps with uniform random legal actions drawn
+    in numpy from the current mask (works for twisterl and EnvPool-style info dicts)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    n = vec.num_envs
+    state = {"info": vec.reset()[1]}
+
+    def chunk() -> int:
+        info = state["info"]
+        for _ in range(steps):
+            mask = info["action_mask"]
+            _, _, _, _, info = vec.step(np.argmax(rng.random(mask.shape) * mask, axis=1))
+        state["info"] = info
+        return steps * n
+
+    return chunk

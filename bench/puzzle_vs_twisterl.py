@@ -15,11 +15,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
-
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from harness import machine, rate  # noqa: E402
+from harness import machine, random_vector_loop, rate  # noqa: E402
 
 import twisterl  # noqa: E402
 
@@ -47,19 +45,7 @@ def ours_single() -> float:
 
 def ours_batched(n: int = 64) -> float:
     vec = twisterl.compile(HERE.parent / "examples" / "puzzle.twl").vector(n, seed=0, difficulty=DIFFICULTY)
-    gen = np.random.default_rng(0)
-    state = {}
-    _, state["info"] = vec.reset()
-
-    def chunk() -> int:
-        info = state["info"]
-        for _ in range(50):
-            mask = info["action_mask"]
-            _, _, _, _, info = vec.step(np.argmax(gen.random(mask.shape) * mask, axis=1))
-        state["info"] = info
-        return 50 * n
-
-    return rate(chunk)
+    return rate(random_vector_loop(vec, 50))
 
 
 def theirs() -> float | None:

@@ -12,11 +12,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import numpy as np
-
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from harness import machine, rate  # noqa: E402
+from harness import machine, random_vector_loop, rate  # noqa: E402
 
 import twisterl  # noqa: E402
 
@@ -29,18 +27,7 @@ def main() -> None:
     for name in ("cartpole", "connect4", "puzzle"):
         cls = twisterl.compile(HERE.parent / "examples" / f"{name}.twl")
         vec = cls.vector(N, seed=0, num_threads=1, difficulty=8)
-        rng = np.random.default_rng(0)
-        state = {}
-        _, state["info"] = vec.reset()
-
-        def api() -> int:
-            info = state["info"]
-            for _ in range(10):
-                mask = info["action_mask"]
-                act = np.argmax(rng.random(mask.shape) * mask, axis=1)
-                _, _, _, _, info = vec.step(act)
-            state["info"] = info
-            return 10 * N
+        api = random_vector_loop(vec, 10)
 
         def inside() -> int:
             return vec.random_steps(10, seed=1, observe=True)["steps"]

@@ -14,11 +14,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
-
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from harness import machine, rate  # noqa: E402
+from harness import machine, random_vector_loop, rate  # noqa: E402
 
 import twisterl  # noqa: E402
 
@@ -28,21 +26,7 @@ CASES = [("cartpole", "CartPole-v1", 64), ("cartpole", "CartPole-v1", 4096),
 
 def ours(name: str, n: int) -> float:
     cls = twisterl.compile(HERE.parent / "examples" / f"{name}.twl")
-    vec = cls.vector(n, seed=0, num_threads=1)
-    rng = np.random.default_rng(0)
-    state = {}
-    _, state["info"] = vec.reset()
-
-    def chunk() -> int:
-        info = state["info"]
-        for _ in range(20):
-            mask = info["action_mask"]
-            act = np.argmax(rng.random(mask.shape) * mask, axis=1)
-            _, _, _, _, info = vec.step(act)
-        state["info"] = info
-        return 20 * n
-
-    return rate(chunk)
+    return rate(random_vector_loop(cls.vector(n, seed=0, num_threads=1), 20))
 
 
 def anchor(cases: list[str]) -> dict[tuple[str, int], float]:

@@ -176,7 +176,19 @@ def _check_seed(seed: Any) -> int:
     return int(seed)
 
 
-class Env(gymnasium.Env):
+class _Calls:
+    """Calls into the runtime, with its faults re-raised as `EnvError`s."""
+
+    cls: EnvClass
+
+    def _call(self, fn, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except RuntimeError as exc:
+            raise self.cls.translate(exc) from None
+
+
+class Env(_Calls, gymnasium.Env):
     """One environment with the Gymnasium API.
 
     `reset(seed=...)` returns `(obs, info)`; `step(action)` returns
@@ -206,12 +218,6 @@ class Env(gymnasium.Env):
 
     def __repr__(self) -> str:
         return f"<{self.cls.name} env>"
-
-    def _call(self, fn, *args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except RuntimeError as exc:
-            raise self.cls.translate(exc) from None
 
     def set_difficulty(self, difficulty: int) -> None:
         if isinstance(difficulty, bool) or not isinstance(difficulty, (int, np.integer)) or difficulty < 0:
@@ -309,7 +315,7 @@ def _action_int(action, n: int) -> int:
     return int(action)
 
 
-class VectorEnv:
+class VectorEnv(_Calls):
     """`num_envs` envs stepped together in Rust, with same-step auto-reset.
 
     `step(actions)` returns numpy arrays: obs [n, ...], reward [n], terminated [n],
@@ -327,12 +333,6 @@ class VectorEnv:
         self._batch.set_difficulty(int(difficulty))
         self.single_action_space, self.single_observation_space = cls.spaces(self._batch)
         self._shape = cls.obs_shape(self._batch)
-
-    def _call(self, fn, *args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except RuntimeError as exc:
-            raise self.cls.translate(exc) from None
 
     def set_difficulty(self, difficulty: int) -> None:
         self._batch.set_difficulty(int(difficulty))

@@ -138,65 +138,6 @@ impl Batch {
         self.parallel(py, s, e, move |a, b, out| unsafe { (t.reset)(h as Handle, a, b, out) })
     }
 
-    /// Step envs `start..end` with one discrete action each.
-    /// Returns (rewards [n, players], terminated [n], truncated [n]).
-    #[pyo3(signature = (actions, autoreset=true, start=None, end=None, illegal_noop=false))]
-    fn step<'py>(&self, py: Python<'py>, actions: PyReadonlyArray1<'py, i64>, autoreset: bool,
-                 start: Option<usize>, end: Option<usize>, illegal_noop: bool)
-                 -> PyResult<(Bound<'py, PyArray2<f64>>, Bound<'py, PyArray1<bool>>, Bound<'py, PyArray1<bool>>)> {
-        let (s, e) = self.range(start, end)?;
-        let n = e - s;
-        if actions.len() != n {
-            return Err(PyValueError::new_err(format!("{} actions were given for {n} envs", actions.len())));
-        }
-        let players = self.table().players as usize;
-        let rewards = PyArray2::<f64>::zeros(py, [n, players], false);
-        let term = PyArray1::<bool>::zeros(py, n, false);
-        let trunc = PyArray1::<bool>::zeros(py, n, false);
-        let acts = actions.as_slice()?.as_ptr() as usize;
-        let (r, te, tr) = unsafe {
-            (rewards.as_slice_mut()?.as_mut_ptr() as usize, term.as_slice_mut()?.as_mut_ptr() as usize,
-             trunc.as_slice_mut()?.as_mut_ptr() as usize)
-        };
-        let (t, h) = (self.table(), self.handle);
-        self.parallel(py, s, e, move |a, b, out| unsafe {
-            let k = a - s;
-            let flags = autoreset as u8 | ((illegal_noop as u8) << 1);
-            (t.step)(h as Handle, a, b, (acts as *const i64).add(k), (r as *mut f64).add(k * players),
-                     (te as *mut u8).add(k), (tr as *mut u8).add(k), flags, out)
-        })?;
-        Ok((rewards, term, trunc))
-    }
-
-    /// Step envs with continuous values, one row of `num_actions` values per env.
-    #[pyo3(signature = (values, autoreset=true, start=None, end=None))]
-    fn step_values<'py>(&self, py: Python<'py>, values: PyReadonlyArray2<'py, f64>, autoreset: bool,
-                        start: Option<usize>, end: Option<usize>)
-                        -> PyResult<(Bound<'py, PyArray2<f64>>, Bound<'py, PyArray1<bool>>, Bound<'py, PyArray1<bool>>)> {
-        let (s, e) = self.range(start, end)?;
-        let n = e - s;
-        let dims = self.sizes.num_actions;
-        if values.shape() != [n, dims] {
-            return Err(PyValueError::new_err(format!("values must have shape ({n}, {dims}), not {:?}", values.shape())));
-        }
-        let players = self.table().players as usize;
-        let rewards = PyArray2::<f64>::zeros(py, [n, players], false);
-        let term = PyArray1::<bool>::zeros(py, n, false);
-        let trunc = PyArray1::<bool>::zeros(py, n, false);
-        let vals = values.as_slice()?.as_ptr() as usize;
-        let (r, te, tr) = unsafe {
-            (rewards.as_slice_mut()?.as_mut_ptr() as usize, term.as_slice_mut()?.as_mut_ptr() as usize,
-             trunc.as_slice_mut()?.as_mut_ptr() as usize)
-        };
-        let (t, h) = (self.table(), self.handle);
-        self.parallel(py, s, e, move |a, b, out| unsafe {
-            let k = a - s;
-            (t.step_values)(h as Handle, a, b, (vals as *const f64).add(k * dims), (r as *mut f64).add(k * players),
-                            (te as *mut u8).add(k), (tr as *mut u8).add(k), autoreset as u8, out)
-        })?;
-        Ok((rewards, term, trunc))
-    }
-
     /// Dense observations, float32 [n, obs_size].
     #[pyo3(signature = (start=None, end=None))]
     fn observe<'py>(&self, py: Python<'py>, start: Option<usize>, end: Option<usize>) -> PyResult<Bound<'py, PyArray2<f32>>> {

@@ -34,9 +34,21 @@ def at(span) -> str:
     return f"at({span.line}, {span.col})"
 
 
+MAX_FIXED_CELLS = 4096
+
+
 def is_fixed(t) -> bool:
-    """Arrays with literal sizes become Rust arrays; the others `Vec`s sized per instance."""
-    return isinstance(t, ir.ArrayType) and isinstance(t.size, ir.Lit)
+    """Small arrays of literal size become Rust arrays (no allocation, `Copy`); the others
+    `Vec`s, sized once per instance."""
+    if not isinstance(t, ir.ArrayType):
+        return False
+    cells = 1
+    while isinstance(t, ir.ArrayType):
+        if not isinstance(t.size, ir.Lit):
+            return False
+        cells *= t.size.value
+        t = t.elem
+    return cells <= MAX_FIXED_CELLS
 
 
 def rust_type(t) -> str:

@@ -64,6 +64,9 @@ class Checker(ExprChecker, CallChecker, StmtChecker, LevelChecker, ObserveChecke
         self.fn_ir: dict[str, ir.Function] = {}
         self.values: dict[str, Any] = {}  # params' defaults and consts' values
         self.evaluator = Evaluator(self.values)
+        # Consts that depend on no param: their values are the same for every instance,
+        # so sizes made of them fold to literals (fixed-size arrays in the generated code).
+        self.fixed_values: dict[str, Any] = {}
 
     # ------------------------------------------------------------ driver
 
@@ -239,8 +242,18 @@ class Checker(ExprChecker, CallChecker, StmtChecker, LevelChecker, ObserveChecke
         if isinstance(e, ir.Lit):
             return e.value
         if not params:
-            return try_eval(Evaluator({}), e)
+            return try_eval(Evaluator(self.fixed_values), e)
         return try_eval(self.evaluator, e)
+
+    def reads_params(self, e: ir.Expr) -> bool:
+        """Whether `e` depends on a param, directly or through consts."""
+        from .effects import walk
+        for n in walk(e):
+            if isinstance(n, ir.Ref) and (n.kind == "param" or (n.kind == "const" and n.name not in self.fixed_values)):
+                return True
+            if isinstance(n, ir.Call):
+                return True
+        return False
 
     def is_static(self, e: ir.Expr) -> bool:
         """Whether `e` depends only on literals, params and consts."""
@@ -394,6 +407,8 @@ class Checker(ExprChecker, CallChecker, StmtChecker, LevelChecker, ObserveChecke
         v = self.static_value(value)
         if v is not None:
             self.values[d.name] = v
+            if not self.reads_params(value):
+                self.fixed_values[d.name] = v
 
     def state_var(self, d: ast.StateDecl) -> ir.StateVar:
         sym = self.globals.get(d.name)

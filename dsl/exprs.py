@@ -437,7 +437,7 @@ class ExprChecker:
                 self.report.error(e.span, f"{what} is {n:,} with the default params, beyond the limit "
                                   "of 100,000,000 cells", "too large")
                 return None
-        return size
+        return self.fold(size)
 
     def _e_ListComp(self, e: ast.ListComp, ctx, expected):
         comp = e.comprehension

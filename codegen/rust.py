@@ -118,8 +118,9 @@ class RustWriter:
         self.mutable: set[str] = set()
 
     def fresh(self, base: str = "t") -> str:
+        """A temporary's name; `.twl` names cannot start with `__`, so none can clash."""
         self.tmp += 1
-        return f"{base}{self.tmp}"
+        return f"__{base}{self.tmp}"
 
     # ------------------------------------------------------------ sizes and places
 
@@ -204,9 +205,7 @@ class RustWriter:
             if e.op == "mod":
                 return f"ops::fmod({a}, {b})"
             if e.op == "pow":
-                if isinstance(e.right, ir.Lit) and e.right.value == 2.0:
-                    return f"({a}).powi(2)"
-                return f"({a}).powf({b})"
+                return f"ops::powf({a}, {b})"
             sign = {"add": "+", "sub": "-", "mul": "*", "div": "/"}[e.op]
             return f"({a} {sign} {b})"
         fn = {"add": "add", "sub": "sub", "mul": "mul", "div": "div", "mod": "rem", "pow": "pow"}[e.op]
@@ -483,7 +482,7 @@ class RustWriter:
         tmp = self.fresh("v")
         lines = [f"let {tmp} = {self.value(value)};"]
         if _needs_range(t):
-            lines.append(f"for x in {tmp}.iter() {{ {self.range_check_elems('*x', t, span)} }}")
+            lines.append(f"for x in ({tmp}).iter() {{ {self.range_check_elems('*x', t, span)} }}")
         if is_fixed(t):
             return lines + pre + [f"{place} = {tmp};"]
         return lines + pre + [f"{place}.clone_from(&{tmp});"]
@@ -491,7 +490,7 @@ class RustWriter:
     def range_check_elems(self, x: str, t, span) -> str:
         elem = t.elem
         if isinstance(elem, ir.ArrayType):
-            return f"for y in {x}.iter() {{ {self.range_check_elems('*y', elem, span)} }}"
+            return f"for y in ({x}).iter() {{ {self.range_check_elems('*y', elem, span)} }}"
         return f"{self.checked(x, elem, span)};"
 
     def _s_AugAssign(self, s: ir.AugAssign) -> list[str]:

@@ -149,6 +149,10 @@ class Checker(ExprChecker, CallChecker, StmtChecker, LevelChecker, ObserveChecke
                     self.singles[key] = item
 
     def declare(self, sym: Symbol) -> None:
+        if sym.name.startswith("__"):
+            self.report.error(sym.span, "names starting with `__` are reserved for generated code",
+                              hints=["drop the leading underscores"])
+            return
         if sym.name in RESERVED:
             self.report.error(sym.span, f"`{sym.name}` is a keyword and cannot be used as a name")
             return

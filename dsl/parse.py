@@ -29,7 +29,8 @@ _CONTINUE_AFTER = {
     "while", "limit", "repeat", "let", "mark", "reward[",
 }
 # Words and signs with which a line cannot start, so the newline before them is layout only.
-_CONTINUE_BEFORE = re.compile(r"(?:and|or|then|else|with)\b|mark\s+\(|[{}]")
+# No item or statement starts with a binary operator, so a line that does continues the last.
+_CONTINUE_BEFORE = re.compile(r"(?:and|or|then|else|with)\b|mark\s+\(|[{}]|<->|->|==|!=|\.\.|[-+*/%<>]")
 _SKIP_LAYOUT = re.compile(r"(?:[ \t\f\r\n]+|#[^\n]*|\\[ \t]*\r?\n)*")
 _OPEN = {"(": ")", "[": "]", "{": "}"}
 _CLOSE = {")", "]", "}"}
@@ -170,6 +171,7 @@ def _describe(terminal: str, lark: Lark) -> str:
 
 
 def _expected_phrase(expected: set[str], lark: Lark) -> str:
+    expected = set(expected) - {"SEMI"}  # `;` is accepted everywhere as a separator
     if expected & _START_OF_EXPR and len(expected & _START_OF_EXPR) >= 4:
         rest = sorted(_describe(t, lark) for t in expected - _START_OF_EXPR)
         words = ["an expression"] + [w for w in rest if w != "a new line"][:3]
@@ -715,8 +717,8 @@ def parse(source: Source) -> ast.Module:
         return _build(tree)
     reporter = Reporter()
     for _, chunk in _chunks(text):
-        if not chunk.strip():
-            continue
+        if not re.sub(r"#[^\n]*", "", chunk).strip():
+            continue  # blank lines and comments, such as a header before `env`
         try:
             _parse_text(chunk, "single_item")
         except UnexpectedInput as exc:

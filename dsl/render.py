@@ -140,8 +140,8 @@ class RenderChecker:
             value = self.expr(parsed, Context("pure", "a render line", "render"))
             if is_err(value.type):
                 return None
-            if not isinstance(value.type, (ir.IntType, ir.FloatType, ir.BoolType, ir.EnumType)):
-                self.report.error(span, f"a render line shows numbers, bools and enums, not {article(value.type)}")
+            if not isinstance(value.type, (ir.IntType, ir.FloatType, ir.BoolType, ir.EnumType, ir.StrType)):
+                self.report.error(span, f"a render line shows numbers, bools, enums and text, not {article(value.type)}")
                 return None
             if fmt and fmt[-1:] in "feg%" and not isinstance(value.type, ir.FloatType):
                 self.report.error(span, f"the format `{fmt}` is for floats, but this is {article(value.type)}",

@@ -75,7 +75,10 @@ class StmtChecker:
 
     def _check_new_name(self, name: str, span: Span, ctx: Context) -> None:
         from .scope import BUILTIN_VALUES, RESERVED
-        if name in RESERVED:
+        if name.startswith("__"):
+            self.report.error(span, f"names starting with `__` are reserved for generated code",
+                              hints=["drop the leading underscores"])
+        elif name in RESERVED:
             self.report.error(span, f"`{name}` is a keyword and cannot be used as a name")
         elif name in BUILTIN_VALUES:
             self.report.error(span, f"`{name}` is built in and cannot be redefined", hints=["pick another name"])

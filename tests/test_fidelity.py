@@ -51,3 +51,28 @@ def test_pendulum_matches_gymnasium_step_for_step(compiled):
             assert (term, trunc) == (ref_term, ref_trunc)
             if trunc:
                 break
+
+
+@pytest.mark.parametrize("name, gym_id, sample_state", [
+    ("mountaincar", "MountainCar-v0", lambda rng: [rng.uniform(-1.2, 0.5), rng.uniform(-0.07, 0.07)]),
+    ("acrobot", "Acrobot-v1", lambda rng: list(rng.uniform(-0.1, 0.1, size=4))),
+])
+def test_classic_control_matches_gymnasium(compiled, name, gym_id, sample_state):
+    ours = compiled(name)(seed=0)
+    ours.reset()
+    ref = gymnasium.make(gym_id)
+    rng = np.random.default_rng(11)
+    n_actions = ref.action_space.n
+    for seq in range(10):
+        ref.reset(seed=seq)
+        start = np.array(sample_state(rng), dtype=np.float64)
+        ref.unwrapped.state = start.copy()
+        ours.set_state(list(start) + [0, 0])
+        for t in range(500):
+            a = int(rng.integers(0, n_actions))
+            ref_obs, ref_r, ref_term, ref_trunc, _ = ref.step(a)
+            obs, r, term, trunc, _ = ours.step(a)
+            np.testing.assert_array_equal(obs, ref_obs.astype(np.float32))
+            assert (r, term, trunc) == (ref_r, ref_term, ref_trunc), (seq, t)
+            if term or trunc:
+                break

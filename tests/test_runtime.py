@@ -257,3 +257,37 @@ def test_gridworld_rules(compiled):
         agent, goal, trap = env.get_state()[:3].astype(int)
         dist = abs(agent % 5 - goal % 5) + abs(agent // 5 - goal // 5)
         assert 0 < dist <= 2 and trap not in (agent, goal)
+
+
+def test_generated_names_never_clash_with_user_names(build_cache, tmp_path):
+    src = tmp_path / "hygiene.twl"
+    src.write_text("env Hygiene\nstate x: float\nstate y: float\nfn id(a: float) -> float { return a }\n"
+                   "action go {\n    let v1 = 5.0\n    x = id(1.0)\n    y = v1\n}\nobserve [x, y]\n")
+    env = twisterl.compile(src)(seed=0)
+    env.reset()
+    obs, *_ = env.step(0)
+    assert list(obs) == [1.0, 5.0]
+
+
+def test_whole_2d_arrays_assign_and_check_ranges(build_cache, tmp_path):
+    src = tmp_path / "copy2d.twl"
+    src.write_text("env Copy\nstate b: [[int in 0..3; 2]; 2]\nstate t: [[int in 0..3; 2]; 2]\n"
+                   "action fill { b = [[2; 2]; 2] }\naction copy { let c = b\n t = c }\n"
+                   "observe onehot(b), onehot(t)\n")
+    env = twisterl.compile(src)(seed=0)
+    env.reset()
+    env.step(0)
+    env.step(1)
+    assert list(env.get_state()[:8]) == [2.0] * 8
+
+
+def test_float_power_is_c_pow_like_python(build_cache, tmp_path):
+    import math
+    src = tmp_path / "pow.twl"
+    src.write_text("env Pow\nstate x: float\nstate y: float\naction go { y = x ** 2 }\nobserve [y]\n")
+    env = twisterl.compile(src)(seed=0)
+    env.reset()
+    x = float.fromhex("0x1.600e93b8381b4p+0")  # where pow(x, 2) and x * x differ in the last bit
+    env.set_state([x, 0.0, 0, 0])
+    env.step(0)
+    assert env.get_state()[1] == math.pow(x, 2.0)

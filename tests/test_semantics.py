@@ -156,3 +156,25 @@ def test_params_with_ranges_validate_defaults():
     bad = check_source("env T\nparam size: int in 2..9 = 12\nstate x: int in 0..3\naction a { x = 1 }\n"
                        "observe onehot(x)\n")
     assert not bad.ok and "outside the declared range" in bad.errors[0].message
+
+
+def test_lines_may_continue_with_a_leading_operator():
+    env = env_of("state x: float\naction go {\n    x = x\n        - 1.0\n        * 2.0\n}\nobserve [x]\n")
+    [stmt] = env.actions[0].body
+    assert isinstance(stmt.value, ir.Binary) and stmt.value.op == "sub"
+
+
+def test_a_header_comment_does_not_become_an_error():
+    result = check_source("# A header comment.\n# More.\nenv A\nstate x: float = 0.0 +\n")
+    assert [(d.span.line, d.message.split(";")[0]) for d in result.errors] == [(4, "this ends too early")]
+
+
+def test_render_lines_can_show_text():
+    env = env_of('state ace: bool\naction a { ace = true }\nobserve ace\n'
+                 'render line "hand{if ace then \\" (soft)\\" else \\"\\"}"\n')
+    assert env.render[0].segments[0] == "hand"
+
+
+def test_double_underscore_names_are_reserved():
+    bad = check_source("env T\nstate x: int in 0..3\naction a { let __v1 = 1\n x = __v1 }\nobserve onehot(x)\n")
+    assert not bad.ok and "reserved for generated code" in bad.errors[0].message

@@ -50,6 +50,14 @@ pub fn rem(a: i64, b: i64, at: At) -> R<i64> {
     Ok(if m != 0 && ((m < 0) != (b < 0)) { m + b } else { m })
 }
 
+/// `a ** b` on floats: C's `pow`, as Python and numpy's scalar `**` compute it. The
+/// exponent goes through `black_box` so the compiler cannot turn `x ** 2.0` into `x * x`,
+/// which differs from `pow` in the last bit for some inputs.
+#[inline]
+pub fn powf(a: f64, b: f64) -> f64 {
+    a.powf(std::hint::black_box(b))
+}
+
 /// Floored modulo of floats, as Python computes it.
 #[inline]
 pub fn fmod(a: f64, b: f64) -> f64 {

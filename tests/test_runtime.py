@@ -291,3 +291,23 @@ def test_float_power_is_c_pow_like_python(build_cache, tmp_path):
     env.set_state([x, 0.0, 0, 0])
     env.step(0)
     assert env.get_state()[1] == math.pow(x, 2.0)
+
+
+def test_threads_do_not_change_results(compiled):
+    cls = compiled("connect4")
+    traces = []
+    for threads in (1, 2):
+        vec = cls.vector(64, seed=5, num_threads=threads)
+        obs, info = vec.reset()
+        rng = np.random.default_rng(1)
+        trace = []
+        for _ in range(40):
+            obs, reward, term, trunc, info = vec.step(random_actions(vec, rng, info["action_mask"]))
+            trace += [obs.copy(), info["rewards"].copy(), term.copy()]
+        trace.append(vec.random_steps(50, seed=9))
+        traces.append(trace)
+    for a, b in zip(*traces):
+        if isinstance(a, dict):
+            assert a == b
+        else:
+            np.testing.assert_array_equal(a, b)

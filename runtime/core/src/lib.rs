@@ -10,6 +10,7 @@ pub mod batch;
 pub mod env;
 pub mod fault;
 pub mod ops;
+pub mod policy;
 pub mod rng;
 
 /// Everything generated code needs, in one import.

@@ -7,6 +7,7 @@
 mod batch;
 mod error;
 mod plugin;
+mod policy;
 
 use pyo3::prelude::*;
 
@@ -14,6 +15,7 @@ use pyo3::prelude::*;
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<plugin::Plugin>()?;
     m.add_class::<batch::Batch>()?;
+    m.add_class::<policy::Policy>()?;
     m.add("ABI_VERSION", twisterl_core::abi::ABI_VERSION)?;
     m.add("CORE_VERSION", twisterl_core::abi::CORE_VERSION)?;
     m.add_function(wrap_pyfunction!(plugin::load_plugin, m)?)?;

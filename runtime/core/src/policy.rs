@@ -1,0 +1,398 @@
+//! Policy inference: batched forward passes of small feed-forward policies, and masked
+//! sampling.
+//!
+//! A [`Policy`] is a trunk of layers followed by a policy head (action logits) and a value
+//! head (one value). The first trunk layer reads the observation: a sparse one
+//! (the indices of the ones, TwisteRL's format) is summed row by row — an embedding bag,
+//! the same as a linear layer on the 0/1 vector without touching its zeros — and a dense
+//! one is multiplied. Layers process the whole batch at once, in blocks of rows that
+//! share each weight row while it is in cache. On x86-64 with AVX2 and FMA the same code
+//! is compiled a second time for those instructions and picked at run time.
+
+use crate::rng::Rng;
+
+/// An activation, applied in place.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    Relu,
+    Tanh,
+    /// The tanh approximation of GELU, as `torch.nn.GELU(approximate="tanh")`.
+    GeluTanh,
+}
+
+/// One layer. Linear weights are stored input-major, `[inputs, outputs]` (the transpose
+/// of torch's `[out, in]`), so a layer is a sum of weight rows scaled by its inputs.
+#[derive(Clone, Debug)]
+pub enum Layer {
+    Linear { weight: Vec<f32>, bias: Vec<f32>, inputs: usize, outputs: usize },
+    Act(Activation),
+    LayerNorm { gamma: Vec<f32>, beta: Vec<f32>, eps: f32 },
+}
+
+impl Layer {
+    /// A linear layer from torch's `weight [outputs, inputs]` and `bias [outputs]`.
+    pub fn linear_from_torch(weight: &[f32], bias: &[f32], inputs: usize, outputs: usize) -> Result<Layer, String> {
+        if weight.len() != inputs * outputs || bias.len() != outputs {
+            return Err(format!(
+                "a linear layer {inputs} -> {outputs} needs {} weights and {outputs} biases, not {} and {}",
+                inputs * outputs, weight.len(), bias.len()
+            ));
+        }
+        let mut w = vec![0.0f32; inputs * outputs];
+        for o in 0..outputs {
+            for i in 0..inputs {
+                w[i * outputs + o] = weight[o * inputs + i];
+            }
+        }
+        Ok(Layer::Linear { weight: w, bias: bias.to_vec(), inputs, outputs })
+    }
+
+    fn width(&self, input: usize) -> usize {
+        match self {
+            Layer::Linear { outputs, .. } => *outputs,
+            _ => input,
+        }
+    }
+}
+
+/// An observation batch, as the env gives it.
+#[derive(Clone, Copy, Debug)]
+pub enum Input<'a> {
+    /// `indices[b * stride..][..counts[b]]` are the ones of row `b`.
+    Sparse { indices: &'a [u32], counts: &'a [u32], stride: usize },
+    /// `x[b * width..][..width]` is row `b`.
+    Dense { x: &'a [f32], width: usize },
+}
+
+/// A policy: trunk, policy head, value head.
+#[derive(Clone, Debug)]
+pub struct Policy {
+    pub inputs: usize,
+    pub trunk: Vec<Layer>,
+    pub policy_head: Vec<Layer>,
+    pub value_head: Vec<Layer>,
+    pub num_actions: usize,
+}
+
+/// Reusable buffers for forward passes, so inference does not allocate once warm.
+#[derive(Default, Debug)]
+pub struct Workspace {
+    a: Vec<f32>,
+    b: Vec<f32>,
+    head: Vec<f32>,
+    head2: Vec<f32>,
+}
+
+impl Policy {
+    /// Check that the layers fit together: the trunk starts with a linear layer over
+    /// `inputs`, the policy head ends with `num_actions` outputs and the value head with 1.
+    pub fn new(inputs: usize, trunk: Vec<Layer>, policy_head: Vec<Layer>, value_head: Vec<Layer>) -> Result<Policy, String> {
+        match trunk.first() {
+            Some(Layer::Linear { inputs: i, .. }) if *i == inputs => {}
+            _ => return Err(format!("the first layer must be linear (or an embedding bag) over the {inputs} observation features")),
+        }
+        let mut width = inputs;
+        for (k, layer) in trunk.iter().enumerate() {
+            width = check_layer(layer, width, &format!("trunk layer {k}"))?;
+        }
+        let trunk_width = width;
+        for (k, layer) in policy_head.iter().enumerate() {
+            width = check_layer(layer, width, &format!("policy head layer {k}"))?;
+        }
+        let num_actions = width;
+        let mut vwidth = trunk_width;
+        for (k, layer) in value_head.iter().enumerate() {
+            vwidth = check_layer(layer, vwidth, &format!("value head layer {k}"))?;
+        }
+        if vwidth != 1 {
+            return Err(format!("the value head must end with 1 output, not {vwidth}"));
+        }
+        Ok(Policy { inputs, trunk, policy_head, value_head, num_actions })
+    }
+
+    /// Logits `[batch, num_actions]` and values `[batch]` for a batch of observations.
+    pub fn forward(&self, input: Input<'_>, batch: usize, logits: &mut [f32], values: &mut [f32], ws: &mut Workspace) {
+        let first = match &self.trunk[0] {
+            Layer::Linear { outputs, .. } => *outputs,
+            _ => unreachable!("checked in Policy::new"),
+        };
+        ws.a.resize(batch * first, 0.0);
+        match input {
+            Input::Sparse { indices, counts, stride } => {
+                embedding_bag(&self.trunk[0], indices, counts, stride, batch, &mut ws.a)
+            }
+            Input::Dense { x, .. } => linear(&self.trunk[0], x, batch, &mut ws.a),
+        }
+        let mut width = first;
+        for layer in &self.trunk[1..] {
+            width = apply(layer, batch, width, &mut ws.a, &mut ws.b);
+        }
+        // Heads read the trunk's output in `ws.a`.
+        ws.head.clear();
+        ws.head.extend_from_slice(&ws.a[..batch * width]);
+        let mut w = width;
+        for layer in &self.policy_head {
+            w = apply(layer, batch, w, &mut ws.head, &mut ws.head2);
+        }
+        logits[..batch * w].copy_from_slice(&ws.head[..batch * w]);
+        ws.head.clear();
+        ws.head.extend_from_slice(&ws.a[..batch * width]);
+        let mut w = width;
+        for layer in &self.value_head {
+            w = apply(layer, batch, w, &mut ws.head, &mut ws.head2);
+        }
+        values[..batch].copy_from_slice(&ws.head[..batch]);
+    }
+}
+
+fn check_layer(layer: &Layer, width: usize, name: &str) -> Result<usize, String> {
+    match layer {
+        Layer::Linear { weight, bias, inputs, outputs } => {
+            if *inputs != width {
+                return Err(format!("{name} expects {inputs} inputs but receives {width}"));
+            }
+            if weight.len() != inputs * outputs || bias.len() != *outputs {
+                return Err(format!("{name} has weights of the wrong size"));
+            }
+        }
+        Layer::LayerNorm { gamma, beta, .. } => {
+            if gamma.len() != width || beta.len() != width {
+                return Err(format!("{name} normalises {} values but receives {width}", gamma.len()));
+            }
+        }
+        Layer::Act(_) => {}
+    }
+    Ok(layer.width(width))
+}
+
+/// Apply one layer to `x` (`[batch, width]`), leaving the result in `x`; returns its width.
+fn apply(layer: &Layer, batch: usize, width: usize, x: &mut Vec<f32>, tmp: &mut Vec<f32>) -> usize {
+    match layer {
+        Layer::Linear { outputs, .. } => {
+            tmp.resize(batch * outputs, 0.0);
+            linear(layer, &x[..batch * width], batch, tmp);
+            std::mem::swap(x, tmp);
+            *outputs
+        }
+        Layer::Act(act) => {
+            activate(*act, &mut x[..batch * width]);
+            width
+        }
+        Layer::LayerNorm { gamma, beta, eps } => {
+            for row in x[..batch * width].chunks_mut(width) {
+                let n = width as f32;
+                let mean = row.iter().sum::<f32>() / n;
+                let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
+                let inv = 1.0 / (var + eps).sqrt();
+                for (k, v) in row.iter_mut().enumerate() {
+                    *v = (*v - mean) * inv * gamma[k] + beta[k];
+                }
+            }
+            width
+        }
+    }
+}
+
+fn activate(act: Activation, x: &mut [f32]) {
+    match act {
+        Activation::Relu => x.iter_mut().for_each(|v| *v = v.max(0.0)),
+        Activation::Tanh => x.iter_mut().for_each(|v| *v = v.tanh()),
+        Activation::GeluTanh => x.iter_mut().for_each(|v| {
+            let c = (2.0f32 / std::f32::consts::PI).sqrt();
+            *v = 0.5 * *v * (1.0 + (c * (*v + 0.044715 * *v * *v * *v)).tanh());
+        }),
+    }
+}
+
+/// `out[b] = bias + sum of weight rows at row b's indices`.
+fn embedding_bag(layer: &Layer, indices: &[u32], counts: &[u32], stride: usize, batch: usize, out: &mut [f32]) {
+    let (weight, bias, inputs, outputs) = match layer {
+        Layer::Linear { weight, bias, inputs, outputs } => (weight, bias, *inputs, *outputs),
+        _ => unreachable!(),
+    };
+    for b in 0..batch {
+        let row = &mut out[b * outputs..(b + 1) * outputs];
+        row.copy_from_slice(bias);
+        let n = counts[b] as usize;
+        for &i in &indices[b * stride..b * stride + n] {
+            let i = i as usize;
+            if i < inputs {
+                add_row(row, &weight[i * outputs..(i + 1) * outputs]);
+            }
+        }
+    }
+}
+
+/// `out = x · W + bias` for a batch of rows.
+fn linear(layer: &Layer, x: &[f32], batch: usize, out: &mut [f32]) {
+    let (weight, bias, inputs, outputs) = match layer {
+        Layer::Linear { weight, bias, inputs, outputs } => (weight.as_slice(), bias.as_slice(), *inputs, *outputs),
+        _ => unreachable!(),
+    };
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU has the features the function is compiled for.
+            unsafe { linear_avx2(weight, bias, inputs, outputs, x, batch, out) };
+            return;
+        }
+    }
+    linear_portable(weight, bias, inputs, outputs, x, batch, out);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn linear_avx2(w: &[f32], bias: &[f32], inputs: usize, outputs: usize, x: &[f32], batch: usize, out: &mut [f32]) {
+    linear_blocked::<true>(w, bias, inputs, outputs, x, batch, out)
+}
+
+fn linear_portable(w: &[f32], bias: &[f32], inputs: usize, outputs: usize, x: &[f32], batch: usize, out: &mut [f32]) {
+    linear_blocked::<false>(w, bias, inputs, outputs, x, batch, out)
+}
+
+/// Rows are processed in blocks of `BLOCK`, so each weight row is read once per block.
+const BLOCK: usize = 8;
+
+#[inline(always)]
+fn linear_blocked<const FMA: bool>(w: &[f32], bias: &[f32], inputs: usize, outputs: usize, x: &[f32],
+                                   batch: usize, out: &mut [f32]) {
+    for start in (0..batch).step_by(BLOCK) {
+        let rows = BLOCK.min(batch - start);
+        for r in 0..rows {
+            out[(start + r) * outputs..(start + r + 1) * outputs].copy_from_slice(bias);
+        }
+        for k in 0..inputs {
+            let wrow = &w[k * outputs..(k + 1) * outputs];
+            for r in 0..rows {
+                let a = x[(start + r) * inputs + k];
+                if a == 0.0 {
+                    continue; // ReLU outputs are often zero
+                }
+                let orow = &mut out[(start + r) * outputs..(start + r + 1) * outputs];
+                if FMA {
+                    for (o, &wv) in orow.iter_mut().zip(wrow) {
+                        *o = a.mul_add(wv, *o);
+                    }
+                } else {
+                    for (o, &wv) in orow.iter_mut().zip(wrow) {
+                        *o += a * wv;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn add_row(out: &mut [f32], w: &[f32]) {
+    for (o, &v) in out.iter_mut().zip(w) {
+        *o += v;
+    }
+}
+
+/// A masked categorical draw from `logits`: returns the action and its log-probability.
+/// Masked-out actions are never drawn; with no legal action, action 0 with log-prob 0.
+pub fn sample_masked(logits: &[f32], mask: &[bool], rng: &mut Rng, deterministic: bool) -> (usize, f32) {
+    let max = logits.iter().zip(mask).filter(|(_, &m)| m).map(|(&l, _)| l).fold(f32::NEG_INFINITY, f32::max);
+    if max == f32::NEG_INFINITY {
+        return (0, 0.0);
+    }
+    let total: f64 = logits.iter().zip(mask).filter(|(_, &m)| m).map(|(&l, _)| ((l - max) as f64).exp()).sum();
+    let log_total = total.ln() as f32;
+    let chosen = if deterministic {
+        logits.iter().zip(mask).enumerate().filter(|(_, (_, &m))| m)
+            .fold((0usize, f32::NEG_INFINITY), |best, (a, (&l, _))| if l > best.1 { (a, l) } else { best }).0
+    } else {
+        let mut u = rng.next_f64() * total;
+        let mut pick = None;
+        for (a, (&l, &m)) in logits.iter().zip(mask).enumerate() {
+            if m {
+                pick = Some(a);
+                u -= ((l - max) as f64).exp();
+                if u < 0.0 {
+                    break;
+                }
+            }
+        }
+        pick.unwrap_or(0)
+    };
+    (chosen, logits[chosen] - max - log_total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny() -> Policy {
+        // 4 inputs -> 3 (relu) -> heads: 2 actions, 1 value. Torch layout [out, in].
+        let l1 = Layer::linear_from_torch(&[0.1, -0.2, 0.3, 0.4, 0.5, 0.6, -0.7, 0.8, -0.9, 1.0, 1.1, -1.2],
+                                          &[0.01, 0.02, 0.03], 4, 3).unwrap();
+        let p = Layer::linear_from_torch(&[1.0, -1.0, 0.5, 0.2, 0.3, -0.4], &[0.0, 0.1], 3, 2).unwrap();
+        let v = Layer::linear_from_torch(&[0.7, -0.3, 0.2], &[0.05], 3, 1).unwrap();
+        Policy::new(4, vec![l1, Layer::Act(Activation::Relu)], vec![p], vec![v]).unwrap()
+    }
+
+    #[test]
+    fn sparse_and_dense_inputs_agree() {
+        let policy = tiny();
+        let mut ws = Workspace::default();
+        let (mut l1, mut v1) = (vec![0.0; 4], vec![0.0; 2]);
+        let (mut l2, mut v2) = (vec![0.0; 4], vec![0.0; 2]);
+        let dense = [1.0, 0.0, 1.0, 0.0, 0.0, 1.0, 0.0, 0.0];
+        policy.forward(Input::Dense { x: &dense, width: 4 }, 2, &mut l1, &mut v1, &mut ws);
+        let idx = [0u32, 2, 1, 0];
+        policy.forward(Input::Sparse { indices: &idx, counts: &[2, 1], stride: 2 }, 2, &mut l2, &mut v2, &mut ws);
+        for (a, b) in l1.iter().zip(&l2).chain(v1.iter().zip(&v2)) {
+            assert!((a - b).abs() < 1e-6, "{l1:?} {l2:?}");
+        }
+        // Row 0 by hand: h = relu([0.1+0.3, 0.5-0.7, -0.9+1.1] + bias) = [0.41, 0, 0.23]
+        let h = [0.41f32, 0.0, 0.23];
+        let logit0 = 1.0 * h[0] - 1.0 * h[1] + 0.5 * h[2];
+        assert!((l1[0] - logit0).abs() < 1e-6);
+        let value0 = 0.7 * h[0] - 0.3 * h[1] + 0.2 * h[2] + 0.05;
+        assert!((v1[0] - value0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn shapes_are_checked() {
+        let l1 = Layer::linear_from_torch(&[0.0; 12], &[0.0; 3], 4, 3).unwrap();
+        assert!(Policy::new(5, vec![l1.clone()], vec![], vec![]).is_err());
+        let bad_value = Layer::linear_from_torch(&[0.0; 6], &[0.0; 2], 3, 2).unwrap();
+        assert!(Policy::new(4, vec![l1], vec![], vec![bad_value]).is_err());
+        assert!(Layer::linear_from_torch(&[0.0; 5], &[0.0; 3], 4, 3).is_err());
+    }
+
+    #[test]
+    fn masked_actions_are_never_sampled_and_logprobs_normalise() {
+        let mut rng = Rng::new(1, 0);
+        let logits = [2.0f32, 0.5, -1.0, 3.0];
+        let mask = [true, false, true, false];
+        let mut counts = [0u32; 4];
+        for _ in 0..20_000 {
+            let (a, lp) = sample_masked(&logits, &mask, &mut rng, false);
+            counts[a] += 1;
+            assert!(lp <= 0.0);
+        }
+        assert_eq!(counts[1] + counts[3], 0);
+        let p0 = 1.0 / (1.0 + (-3.0f64).exp());
+        let freq = counts[0] as f64 / 20_000.0;
+        assert!((freq - p0).abs() < 0.01, "{freq} vs {p0}");
+        let (a, lp) = sample_masked(&logits, &mask, &mut rng, true);
+        assert_eq!(a, 0);
+        assert!((lp as f64 - p0.ln()).abs() < 1e-6);
+        assert_eq!(sample_masked(&logits, &[false; 4], &mut rng, false), (0, 0.0));
+    }
+
+    #[test]
+    fn activations_match_their_definitions() {
+        let mut x = [-1.0f32, 0.0, 2.0];
+        activate(Activation::Relu, &mut x);
+        assert_eq!(x, [0.0, 0.0, 2.0]);
+        let mut x = [0.5f32];
+        activate(Activation::Tanh, &mut x);
+        assert!((x[0] - 0.5f32.tanh()).abs() < 1e-7);
+        let mut x = [1.0f32];
+        activate(Activation::GeluTanh, &mut x);
+        assert!((x[0] - 0.841192).abs() < 1e-5);
+    }
+}

@@ -12,7 +12,7 @@ import sys
 import traceback
 from typing import Optional, Sequence
 
-from . import commands
+from . import commands, training
 from .dsl import api, ir
 from .dsl.consteval import Evaluator, default_values, try_eval
 from .dsl.diagnostics import render_text, to_dict
@@ -108,6 +108,26 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--threads", type=int, default=1)
     run.set_defaults(run=lambda a: commands.run(a.file, a.episodes, a.seed, commands.parse_params(a.param),
                                                 a.difficulty, a.num_envs, a.threads, sys.stdout))
+
+    tr = sub.add_parser("train", help="train a policy with PPO, with the difficulty curriculum")
+    tr.add_argument("file", metavar="FILE")
+    tr.add_argument("--out", metavar="RUN_DIR", help="where to write the run (default runs/NAME-TIME)")
+    tr.add_argument("--config", metavar="CFG", help="JSON or TOML: our keys, or a TwisteRL config")
+    tr.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
+    tr.add_argument("--seed", type=int)
+    tr.add_argument("--iterations", type=int)
+    tr.add_argument("--time-limit", type=float, metavar="SECONDS")
+    tr.set_defaults(run=lambda a: training.train(a.file, a.out, a.config, commands.parse_params(a.param), a.seed,
+                                                 a.iterations, a.time_limit, sys.stdout))
+
+    ev = sub.add_parser("eval", help="evaluate a trained policy")
+    ev.add_argument("run_dir", metavar="RUN_DIR")
+    ev.add_argument("--episodes", type=int, default=100)
+    ev.add_argument("--deterministic", action="store_true")
+    ev.add_argument("--difficulty", type=int)
+    ev.add_argument("--seed", type=int, default=0)
+    ev.set_defaults(run=lambda a: training.evaluate(a.run_dir, a.episodes, a.deterministic, a.difficulty, a.seed,
+                                                    sys.stdout))
 
     play = sub.add_parser("play", help="play an env yourself in the terminal")
     play.add_argument("file", metavar="FILE")

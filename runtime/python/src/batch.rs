@@ -40,8 +40,26 @@ impl Batch {
         Ok(Batch { loaded, handle: handle as usize, sizes, pool })
     }
 
-    fn table(&self) -> &'static PluginV1 {
+    pub(crate) fn table(&self) -> &'static PluginV1 {
         self.loaded.table
+    }
+
+    pub(crate) fn handle_addr(&self) -> usize {
+        self.handle
+    }
+
+    pub(crate) fn sizes_tuple(&self) -> (usize, usize, usize, usize, usize) {
+        let s = self.sizes;
+        (s.num_envs, s.num_actions, s.obs_size, s.nnz_max, s.state_len)
+    }
+
+    pub(crate) fn pool(&self) -> Option<&rayon::ThreadPool> {
+        self.pool.as_ref()
+    }
+
+    /// `start..end` split into one contiguous range per thread.
+    pub(crate) fn ranges(&self, start: usize, end: usize) -> Vec<(usize, usize)> {
+        split(start, end, self.pool.as_ref().map(|p| p.current_num_threads()).unwrap_or(1))
     }
 
     fn h(&self) -> Handle {

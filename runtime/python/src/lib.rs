@@ -5,6 +5,7 @@
 //! arrays throughout; faults become `twisterl.EnvError` exceptions.
 
 mod batch;
+mod collect;
 mod error;
 mod plugin;
 mod policy;
@@ -19,5 +20,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("ABI_VERSION", twisterl_core::abi::ABI_VERSION)?;
     m.add("CORE_VERSION", twisterl_core::abi::CORE_VERSION)?;
     m.add_function(wrap_pyfunction!(plugin::load_plugin, m)?)?;
+    m.add_function(wrap_pyfunction!(collect::collect, m)?)?;
     Ok(())
 }

@@ -1,0 +1,271 @@
+//! Rollout collection for PPO: the policy and the envs run in Rust, batched.
+//!
+//! Each thread owns a contiguous range of envs and runs `steps` time steps on it: observe,
+//! one batched forward pass, masked sampling, one batched step, then GAE(λ) at the end.
+//! Truncated episodes are bootstrapped with the value of their final state; terminated
+//! ones are not. Nothing calls back into Python.
+
+use numpy::{PyArray2, PyArray3, PyArrayMethods};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use rayon::prelude::*;
+use twisterl_core::abi::{FaultOut, Handle, PluginV1};
+use twisterl_core::policy::{sample_masked, Input, Workspace};
+use twisterl_core::rng::Rng;
+
+use crate::batch::Batch;
+use crate::error::fault_error;
+use crate::policy::Policy;
+
+/// Pointers to the output arrays, `[steps, num_envs, ...]`, as plain addresses.
+#[derive(Clone, Copy)]
+struct Out {
+    obs: usize,
+    idx: usize,
+    counts: usize,
+    masks: usize,
+    actions: usize,
+    logp: usize,
+    values: usize,
+    rewards: usize,
+    dones: usize,
+    advantages: usize,
+    returns: usize,
+}
+
+#[derive(Default, Clone, Copy)]
+struct Stats {
+    episodes: u64,
+    successes: u64,
+    return_sum: f64,
+    length_sum: u64,
+}
+
+struct Shape {
+    n: usize,
+    steps: usize,
+    obs: usize,
+    nnz: usize,
+    actions: usize,
+    sparse: bool,
+}
+
+fn check(status: i32, out: &FaultOut) -> Result<(), FaultOut> {
+    if status == 0 { Ok(()) } else { Err(*out) }
+}
+
+/// Collect `steps` transitions from envs `start..end`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn collect_range(t: &PluginV1, h: Handle, policy: &Policy, shape: &Shape, start: usize, end: usize,
+                        o: Out, seed: u64, gamma: f32, lam: f32, deterministic: bool) -> Result<Stats, FaultOut> {
+    let (n, m) = (shape.n, end - start);
+    let mut out = FaultOut::empty();
+    let mut stats = Stats::default();
+    let mut ws = Workspace::default();
+    let a = shape.actions;
+    let mut logits = vec![0.0f32; m * a];
+    let mut values = vec![0.0f32; m];
+    let mut obs = vec![0.0f32; m * shape.obs];
+    let mut idx = vec![0u32; m * shape.nnz];
+    let mut counts = vec![0u32; m];
+    let mut mask = vec![0u8; m * a];
+    let mut actions = vec![0i64; m];
+    let mut rewards = vec![0.0f64; m * 16];
+    let (mut term, mut trunc) = (vec![0u8; m], vec![0u8; m]);
+    let (mut success, mut player, mut steps_done, mut over) = (vec![0u8; m], vec![0i64; m], vec![0i64; m], vec![0u8; m]);
+    let mut final_value = vec![0.0f32; shape.steps * m];
+    let mut truncated_at = vec![false; shape.steps * m];
+    let mut episode_return = vec![0.0f64; m];
+    let mut rngs: Vec<Rng> = (start..end).map(|i| Rng::new(seed, i as u64)).collect();
+
+    let observe = |obs: &mut [f32], idx: &mut [u32], counts: &mut [u32], out: &mut FaultOut| -> Result<(), FaultOut> {
+        if shape.sparse {
+            check((t.observe_sparse)(h, start, end, idx.as_mut_ptr(), counts.as_mut_ptr(), out), out)
+        } else {
+            check((t.observe)(h, start, end, obs.as_mut_ptr(), out), out)
+        }
+    };
+    let forward = |ws: &mut Workspace, obs: &[f32], idx: &[u32], counts: &[u32], logits: &mut [f32], values: &mut [f32]| {
+        let input = if shape.sparse {
+            Input::Sparse { indices: idx, counts, stride: shape.nnz }
+        } else {
+            Input::Dense { x: obs, width: shape.obs }
+        };
+        policy.inner.forward(input, m, logits, values, ws);
+    };
+
+    for step in 0..shape.steps {
+        observe(&mut obs, &mut idx, &mut counts, &mut out)?;
+        check((t.masks)(h, start, end, mask.as_mut_ptr(), &mut out), &out)?;
+        forward(&mut ws, &obs, &idx, &counts, &mut logits, &mut values);
+        for k in 0..m {
+            let legal: &[bool] = std::slice::from_raw_parts(mask.as_ptr().add(k * a) as *const bool, a);
+            let (action, lp) = sample_masked(&logits[k * a..(k + 1) * a], legal, &mut rngs[k], deterministic);
+            actions[k] = action as i64;
+            let row = step * n + start + k;
+            *(o.actions as *mut i64).add(row) = action as i64;
+            *(o.logp as *mut f32).add(row) = lp;
+            *(o.values as *mut f32).add(row) = values[k];
+        }
+        // Save what the policy saw.
+        let row0 = step * n + start;
+        if shape.sparse {
+            std::ptr::copy_nonoverlapping(idx.as_ptr(), (o.idx as *mut u32).add(row0 * shape.nnz), m * shape.nnz);
+            std::ptr::copy_nonoverlapping(counts.as_ptr(), (o.counts as *mut u32).add(row0), m);
+        } else {
+            std::ptr::copy_nonoverlapping(obs.as_ptr(), (o.obs as *mut f32).add(row0 * shape.obs), m * shape.obs);
+        }
+        std::ptr::copy_nonoverlapping(mask.as_ptr(), (o.masks as *mut u8).add(row0 * a), m * a);
+
+        let players = t.players as usize;
+        check((t.step)(h, start, end, actions.as_ptr(), rewards.as_mut_ptr(), term.as_mut_ptr(), trunc.as_mut_ptr(), 0,
+                       &mut out), &out)?;
+        check((t.status)(h, start, end, success.as_mut_ptr(), player.as_mut_ptr(), steps_done.as_mut_ptr(),
+                         over.as_mut_ptr(), &mut out), &out)?;
+        let mut any_truncated = false;
+        for k in 0..m {
+            let r = rewards[k * players];
+            let row = step * n + start + k;
+            *(o.rewards as *mut f32).add(row) = r as f32;
+            let done = term[k] != 0 || trunc[k] != 0;
+            *(o.dones as *mut u8).add(row) = done as u8;
+            episode_return[k] += r;
+            if done {
+                stats.episodes += 1;
+                stats.successes += success[k] as u64;
+                stats.return_sum += episode_return[k];
+                stats.length_sum += steps_done[k] as u64;
+                episode_return[k] = 0.0;
+                if trunc[k] != 0 && term[k] == 0 {
+                    truncated_at[step * m + k] = true;
+                    any_truncated = true;
+                }
+            }
+        }
+        if any_truncated {
+            // Bootstrap truncated episodes from the value of their final state.
+            observe(&mut obs, &mut idx, &mut counts, &mut out)?;
+            forward(&mut ws, &obs, &idx, &counts, &mut logits, &mut values);
+            for k in 0..m {
+                if truncated_at[step * m + k] {
+                    final_value[step * m + k] = values[k];
+                }
+            }
+        }
+        for k in 0..m {
+            if term[k] != 0 || trunc[k] != 0 {
+                check((t.reset)(h, start + k, start + k + 1, &mut out), &out)?;
+            }
+        }
+    }
+    // The value of the state after the last step, then GAE backwards in time.
+    observe(&mut obs, &mut idx, &mut counts, &mut out)?;
+    forward(&mut ws, &obs, &idx, &counts, &mut logits, &mut values);
+    for k in 0..m {
+        let mut next_value = values[k];
+        let mut gae = 0.0f32;
+        for step in (0..shape.steps).rev() {
+            let row = step * n + start + k;
+            let v = *(o.values as *const f32).add(row);
+            let r = *(o.rewards as *const f32).add(row);
+            let done = *(o.dones as *const u8).add(row) != 0;
+            let bootstrap = if done {
+                if truncated_at[step * m + k] { final_value[step * m + k] } else { 0.0 }
+            } else {
+                next_value
+            };
+            let delta = r + gamma * bootstrap - v;
+            gae = delta + if done { 0.0 } else { gamma * lam * gae };
+            *(o.advantages as *mut f32).add(row) = gae;
+            *(o.returns as *mut f32).add(row) = gae + v;
+            next_value = v;
+        }
+    }
+    Ok(stats)
+}
+
+/// Collect `steps` transitions from every env of `batch` with `policy` (single-player envs).
+/// Returns a dict of numpy arrays `[steps, num_envs, ...]` and episode statistics.
+#[pyfunction]
+#[pyo3(signature = (batch, policy, steps, seed, gamma=0.99, lam=0.95, deterministic=false))]
+#[allow(clippy::too_many_arguments)]
+pub fn collect<'py>(py: Python<'py>, batch: &Batch, policy: &Policy, steps: usize, seed: u64, gamma: f32, lam: f32,
+                    deterministic: bool) -> PyResult<Bound<'py, PyDict>> {
+    let t = batch.table();
+    if t.players != 1 || t.continuous != 0 {
+        return Err(PyValueError::new_err("PPO collection supports single-player envs with discrete actions"));
+    }
+    let (n, num_actions, obs_size, nnz, _) = batch.sizes_tuple();
+    let sparse = t.observation == 0;
+    if policy.inner.inputs != obs_size || policy.inner.num_actions != num_actions {
+        return Err(PyValueError::new_err(format!(
+            "the policy maps {} features to {} actions, but the env has {obs_size} features and {num_actions} actions",
+            policy.inner.inputs, policy.inner.num_actions)));
+    }
+    let shape = Shape { n, steps, obs: obs_size, nnz, actions: num_actions, sparse };
+    let obs = PyArray3::<f32>::zeros(py, [steps, n, if sparse { 0 } else { obs_size }], false);
+    let idx = PyArray3::<u32>::zeros(py, [steps, n, if sparse { nnz } else { 0 }], false);
+    let counts = PyArray2::<u32>::zeros(py, [steps, n], false);
+    let masks = PyArray3::<bool>::zeros(py, [steps, n, num_actions], false);
+    let actions = PyArray2::<i64>::zeros(py, [steps, n], false);
+    let logp = PyArray2::<f32>::zeros(py, [steps, n], false);
+    let values = PyArray2::<f32>::zeros(py, [steps, n], false);
+    let rewards = PyArray2::<f32>::zeros(py, [steps, n], false);
+    let dones = PyArray2::<bool>::zeros(py, [steps, n], false);
+    let advantages = PyArray2::<f32>::zeros(py, [steps, n], false);
+    let returns = PyArray2::<f32>::zeros(py, [steps, n], false);
+    let o = unsafe {
+        Out {
+            obs: obs.as_slice_mut()?.as_mut_ptr() as usize,
+            idx: idx.as_slice_mut()?.as_mut_ptr() as usize,
+            counts: counts.as_slice_mut()?.as_mut_ptr() as usize,
+            masks: masks.as_slice_mut()?.as_mut_ptr() as usize,
+            actions: actions.as_slice_mut()?.as_mut_ptr() as usize,
+            logp: logp.as_slice_mut()?.as_mut_ptr() as usize,
+            values: values.as_slice_mut()?.as_mut_ptr() as usize,
+            rewards: rewards.as_slice_mut()?.as_mut_ptr() as usize,
+            dones: dones.as_slice_mut()?.as_mut_ptr() as usize,
+            advantages: advantages.as_slice_mut()?.as_mut_ptr() as usize,
+            returns: returns.as_slice_mut()?.as_mut_ptr() as usize,
+        }
+    };
+    let h = batch.handle_addr();
+    let ranges = batch.ranges(0, n);
+    let run = || -> Result<Stats, FaultOut> {
+        let body = |&(s, e): &(usize, usize)| unsafe {
+            collect_range(t, h as Handle, policy, &shape, s, e, o, seed, gamma, lam, deterministic)
+        };
+        let results: Vec<Result<Stats, FaultOut>> = match batch.pool() {
+            Some(pool) => pool.install(|| ranges.par_iter().map(body).collect()),
+            None => ranges.iter().map(body).collect(),
+        };
+        let mut total = Stats::default();
+        for r in results {
+            let s = r?;
+            total.episodes += s.episodes;
+            total.successes += s.successes;
+            total.return_sum += s.return_sum;
+            total.length_sum += s.length_sum;
+        }
+        Ok(total)
+    };
+    let stats = py.detach(run).map_err(|f| fault_error(&f))?;
+    let d = PyDict::new(py);
+    d.set_item("obs", obs)?;
+    d.set_item("obs_indices", idx)?;
+    d.set_item("obs_counts", counts)?;
+    d.set_item("masks", masks)?;
+    d.set_item("actions", actions)?;
+    d.set_item("logp", logp)?;
+    d.set_item("values", values)?;
+    d.set_item("rewards", rewards)?;
+    d.set_item("dones", dones)?;
+    d.set_item("advantages", advantages)?;
+    d.set_item("returns", returns)?;
+    d.set_item("episodes", stats.episodes)?;
+    d.set_item("successes", stats.successes)?;
+    d.set_item("return_sum", stats.return_sum)?;
+    d.set_item("length_sum", stats.length_sum)?;
+    Ok(d)
+}

@@ -1,0 +1,1 @@
+"""Learners: one file per algorithm (PPO now; AlphaZero next)."""

@@ -1,0 +1,188 @@
+"""PPO with masks and a difficulty curriculum: rollouts in Rust, learning in torch.
+
+One iteration: export the torch policy to the runtime, collect `num_steps` transitions
+from each of `num_envs` envs in Rust (batched inference, masked sampling, GAE), then run
+`update_epochs` epochs of clipped-objective minibatch updates in torch with the same
+masks. The curriculum raises `difficulty` when the success rate of the iteration's
+finished episodes (sampled, single try) reaches `diff_threshold`, up to `diff_max`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+from torch import nn
+
+from .. import _core
+from ..nets import BasicPolicy, SparseObs, export
+
+
+@dataclass
+class Config:
+    """PPO hyperparameters; the names follow CleanRL and the PPO paper."""
+
+    num_envs: int = 256
+    """envs stepped in lock-step"""
+    num_steps: int = 64
+    """steps per env per iteration"""
+    num_threads: int = 2
+    """threads for rollouts (and torch)"""
+    gamma: float = 0.995
+    gae_lambda: float = 0.995
+    update_epochs: int = 4
+    num_minibatches: int = 4
+    clip_coef: float = 0.1
+    vf_coef: float = 0.8
+    ent_coef: float = 0.01
+    learning_rate: float = 3e-4
+    max_grad_norm: float = 0.5
+    norm_adv: bool = True
+    embedding_size: int = 512
+    common_layers: list = field(default_factory=lambda: [256])
+    difficulty: int = 1
+    """starting difficulty"""
+    diff_threshold: float = 0.85
+    diff_max: int = 32
+    min_episodes: int = 100
+    """finished episodes an iteration needs before it can raise the difficulty"""
+    seed: int = 0
+
+
+@dataclass
+class IterationStats:
+    iteration: int
+    difficulty: int
+    success_rate: float
+    mean_return: float
+    mean_length: float
+    episodes: int
+    env_steps: int
+    seconds: float
+    collect_seconds: float
+    train_seconds: float
+    policy_loss: float
+    value_loss: float
+    entropy: float
+
+
+class PPO:
+    """The learner: holds the env batch, the torch policy and the optimizer."""
+
+    def __init__(self, env_cls, config: Config, params: Optional[dict] = None):
+        if env_cls.players != 1 or env_cls.continuous:
+            raise ValueError(f"{env_cls.name}: PPO here trains single-player envs with discrete actions")
+        self.cfg = config
+        torch.manual_seed(config.seed)
+        torch.set_num_threads(max(1, config.num_threads))
+        self.vec = env_cls.vector(config.num_envs, seed=config.seed, num_threads=config.num_threads,
+                                  difficulty=config.difficulty, **(params or {}))
+        self.sparse = env_cls.spec["observation"]["kind"] == "sparse"
+        obs_size = self.vec.single_observation_space.shape[0]
+        self.num_actions = int(self.vec.single_action_space.n)
+        self.policy = BasicPolicy(obs_size, self.num_actions, config.embedding_size, config.common_layers)
+        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=config.learning_rate, eps=1e-5)
+        self.difficulty = config.difficulty
+        self.iteration = 0
+        self.env_steps = 0
+        self.vec.reset()
+
+    def set_difficulty(self, difficulty: int) -> None:
+        self.difficulty = difficulty
+        self.vec.set_difficulty(difficulty)
+        self.vec.reset()
+
+    def iterate(self) -> IterationStats:
+        """Collect one batch of rollouts and learn from it."""
+        cfg = self.cfg
+        start = time.perf_counter()
+        data = _core.collect(self.vec._batch, export(self.policy), cfg.num_steps,
+                             cfg.seed * 1_000_003 + self.iteration, cfg.gamma, cfg.gae_lambda)
+        collected = time.perf_counter()
+        losses = self.update(data)
+        trained = time.perf_counter()
+        episodes = int(data["episodes"])
+        n = max(episodes, 1)
+        stats = IterationStats(
+            iteration=self.iteration, difficulty=self.difficulty, success_rate=data["successes"] / n,
+            mean_return=data["return_sum"] / n, mean_length=data["length_sum"] / n, episodes=episodes,
+            env_steps=cfg.num_steps * cfg.num_envs, seconds=trained - start,
+            collect_seconds=collected - start, train_seconds=trained - collected, **losses)
+        self.iteration += 1
+        self.env_steps += stats.env_steps
+        if (episodes >= cfg.min_episodes and stats.success_rate >= cfg.diff_threshold
+                and self.difficulty < cfg.diff_max):
+            self.set_difficulty(self.difficulty + 1)
+        return stats
+
+    def observations(self, data: dict, rows: np.ndarray):
+        if self.sparse:
+            idx = data["obs_indices"].reshape(-1, data["obs_indices"].shape[-1])[rows]
+            counts = data["obs_counts"].reshape(-1)[rows]
+            return SparseObs(torch.from_numpy(idx.astype(np.int64)), torch.from_numpy(counts.astype(np.int64)))
+        return torch.from_numpy(data["obs"].reshape(-1, data["obs"].shape[-1])[rows])
+
+    def update(self, data: dict) -> dict:
+        cfg = self.cfg
+        b_actions = torch.from_numpy(data["actions"].reshape(-1))
+        b_logp = torch.from_numpy(data["logp"].reshape(-1))
+        b_adv = torch.from_numpy(data["advantages"].reshape(-1))
+        b_returns = torch.from_numpy(data["returns"].reshape(-1))
+        b_values = torch.from_numpy(data["values"].reshape(-1))
+        b_masks = torch.from_numpy(data["masks"].reshape(-1, self.num_actions))
+        total = b_actions.shape[0]
+        mb_size = max(1, total // cfg.num_minibatches)
+        rng = np.random.default_rng(cfg.seed + self.iteration)
+        sums = {"policy_loss": 0.0, "value_loss": 0.0, "entropy": 0.0}
+        count = 0
+        for _ in range(cfg.update_epochs):
+            order = rng.permutation(total)
+            for s in range(0, total, mb_size):
+                mb = order[s:s + mb_size]
+                mb_t = torch.from_numpy(mb)
+                logits, values = self.policy(self.observations(data, mb))
+                logits = logits.masked_fill(~b_masks[mb_t], -1e9)
+                logp_all = torch.log_softmax(logits, dim=-1)
+                new_logp = logp_all.gather(1, b_actions[mb_t][:, None]).squeeze(1)
+                probs = logp_all.exp()
+                entropy = -(probs * logp_all).masked_fill(~b_masks[mb_t], 0.0).sum(-1).mean()
+                adv = b_adv[mb_t]
+                if cfg.norm_adv and len(mb) > 1:
+                    adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+                ratio = (new_logp - b_logp[mb_t]).exp()
+                pg_loss = torch.max(-adv * ratio, -adv * ratio.clamp(1 - cfg.clip_coef, 1 + cfg.clip_coef)).mean()
+                v_loss = 0.5 * ((values - b_returns[mb_t]) ** 2).mean()
+                loss = pg_loss + cfg.vf_coef * v_loss - cfg.ent_coef * entropy
+                self.optimizer.zero_grad()
+                loss.backward()
+                nn.utils.clip_grad_norm_(self.policy.parameters(), cfg.max_grad_norm)
+                self.optimizer.step()
+                sums["policy_loss"] += pg_loss.item()
+                sums["value_loss"] += v_loss.item()
+                sums["entropy"] += entropy.item()
+                count += 1
+        del b_values
+        return {k: v / max(count, 1) for k, v in sums.items()}
+
+    def train(self, iterations: Optional[int] = None, time_limit: Optional[float] = None,
+              on_iteration: Optional[Callable[[IterationStats], None]] = None) -> list[IterationStats]:
+        """Iterate until `iterations`, `time_limit` seconds, or `diff_max` is solved."""
+        history = []
+        start = time.perf_counter()
+        while True:
+            stats = self.iterate()
+            history.append(stats)
+            if on_iteration:
+                on_iteration(stats)
+            done_curriculum = (stats.difficulty >= self.cfg.diff_max
+                               and stats.success_rate >= self.cfg.diff_threshold
+                               and stats.episodes >= self.cfg.min_episodes)
+            if done_curriculum or (iterations is not None and len(history) >= iterations) or \
+                    (time_limit is not None and time.perf_counter() - start >= time_limit):
+                return history
+
+    def config_dict(self) -> dict:
+        return asdict(self.cfg)

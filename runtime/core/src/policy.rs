@@ -240,10 +240,54 @@ fn linear(layer: &Layer, x: &[f32], batch: usize, out: &mut [f32]) {
     linear_portable(weight, bias, inputs, outputs, x, batch, out);
 }
 
+/// AVX2/FMA kernel: the output is computed in register tiles of 4 rows x 16 columns, each
+/// accumulated over all inputs before it is stored; edges fall back to the blocked loop.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn linear_avx2(w: &[f32], bias: &[f32], inputs: usize, outputs: usize, x: &[f32], batch: usize, out: &mut [f32]) {
-    linear_blocked::<true>(w, bias, inputs, outputs, x, batch, out)
+    use std::arch::x86_64::*;
+    const ROWS: usize = 4;
+    const COLS: usize = 16;
+    let full_rows = batch / ROWS * ROWS;
+    let full_cols = outputs / COLS * COLS;
+    let (wp, xp, op, bp) = (w.as_ptr(), x.as_ptr(), out.as_mut_ptr(), bias.as_ptr());
+    for r0 in (0..full_rows).step_by(ROWS) {
+        for c0 in (0..full_cols).step_by(COLS) {
+            let b0 = _mm256_loadu_ps(bp.add(c0));
+            let b1 = _mm256_loadu_ps(bp.add(c0 + 8));
+            let mut acc = [[b0, b1]; ROWS];
+            for k in 0..inputs {
+                let w0 = _mm256_loadu_ps(wp.add(k * outputs + c0));
+                let w1 = _mm256_loadu_ps(wp.add(k * outputs + c0 + 8));
+                for (r, a) in acc.iter_mut().enumerate() {
+                    let xv = _mm256_broadcast_ss(&*xp.add((r0 + r) * inputs + k));
+                    a[0] = _mm256_fmadd_ps(xv, w0, a[0]);
+                    a[1] = _mm256_fmadd_ps(xv, w1, a[1]);
+                }
+            }
+            for (r, a) in acc.iter().enumerate() {
+                _mm256_storeu_ps(op.add((r0 + r) * outputs + c0), a[0]);
+                _mm256_storeu_ps(op.add((r0 + r) * outputs + c0 + 8), a[1]);
+            }
+        }
+        // Columns past the last full tile, for these rows.
+        if full_cols < outputs {
+            for r in r0..r0 + ROWS {
+                for c in full_cols..outputs {
+                    let mut acc = bias[c];
+                    for k in 0..inputs {
+                        acc = x[r * inputs + k].mul_add(w[k * outputs + c], acc);
+                    }
+                    out[r * outputs + c] = acc;
+                }
+            }
+        }
+    }
+    // Rows past the last full tile.
+    if full_rows < batch {
+        linear_blocked::<true>(w, bias, inputs, outputs, &x[full_rows * inputs..], batch - full_rows,
+                               &mut out[full_rows * outputs..]);
+    }
 }
 
 fn linear_portable(w: &[f32], bias: &[f32], inputs: usize, outputs: usize, x: &[f32], batch: usize, out: &mut [f32]) {
@@ -351,6 +395,28 @@ mod tests {
         assert!((l1[0] - logit0).abs() < 1e-6);
         let value0 = 0.7 * h[0] - 0.3 * h[1] + 0.2 * h[2] + 0.05;
         assert!((v1[0] - value0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn all_kernels_agree_on_odd_sizes() {
+        let mut rng = Rng::new(5, 0);
+        for &(inputs, outputs, batch) in &[(7usize, 37usize, 11usize), (64, 16, 8), (3, 5, 1), (33, 48, 13)] {
+            let torch_w: Vec<f32> = (0..inputs * outputs).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
+            let bias: Vec<f32> = (0..outputs).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
+            let layer = Layer::linear_from_torch(&torch_w, &bias, inputs, outputs).unwrap();
+            let x: Vec<f32> = (0..batch * inputs).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
+            let mut fast = vec![0.0f32; batch * outputs];
+            linear(&layer, &x, batch, &mut fast);
+            for b in 0..batch {
+                for o in 0..outputs {
+                    let mut want = bias[o] as f64;
+                    for i in 0..inputs {
+                        want += x[b * inputs + i] as f64 * torch_w[o * inputs + i] as f64;
+                    }
+                    assert!((fast[b * outputs + o] as f64 - want).abs() < 1e-4, "{inputs}x{outputs} b{b} o{o}");
+                }
+            }
+        }
     }
 
     #[test]

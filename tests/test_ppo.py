@@ -108,6 +108,13 @@ def test_train_and_eval_from_the_cli(build_cache, tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "20 episodes (sampled): success" in proc.stdout
+    proc = subprocess.run([sys.executable, "-m", "twisterl", "play", "examples/puzzle.twl", "--policy", str(out),
+                           "--difficulty", "2", "--seed", "1"], cwd=ROOT, env=env, input="\n" * 6 + "q\n",
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "agent plays" in proc.stdout
+    assert (out / "progress.png").read_bytes()[:4] == b"\x89PNG"
+    assert list((out / "tensorboard").glob("events.out.tfevents.*"))
     proc = subprocess.run([sys.executable, "-m", "twisterl", "eval", str(tmp_path)], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "not a training run" in proc.stderr and "Traceback" not in proc.stderr
@@ -120,3 +127,37 @@ def test_twisterl_json_configs_are_accepted(tmp_path):
     assert cfg.embedding_size == 512 and cfg.common_layers == [256]
     with pytest.raises(ValueError, match="unknown config key"):
         make_config({"learning_rat": 1e-3})
+
+
+def test_resume_after_sigkill_loses_at_most_one_iteration(build_cache, tmp_path):
+    import signal
+    import time
+    env = dict(os.environ, TWISTERL_CACHE_DIR=str(build_cache))
+    out = tmp_path / "run"
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps({"num_envs": 32, "num_steps": 16, "num_threads": 1, "embedding_size": 32,
+                               "common_layers": [32], "diff_threshold": 0.0, "min_episodes": 1, "diff_max": 100}))
+    proc = subprocess.Popen([sys.executable, "-m", "twisterl", "train", "examples/puzzle.twl", "--out", str(out),
+                             "--config", str(cfg), "--iterations", "100000"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    metrics = out / "metrics.csv"
+    deadline = time.time() + 120
+    while time.time() < deadline and (not metrics.exists() or len(metrics.read_text().splitlines()) < 6):
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    rows_before = metrics.read_text().strip().splitlines()
+    last_iteration = int(rows_before[-1].split(",")[0])
+    # Every checkpoint still loads.
+    from twisterl.training import load_policy
+    net, meta, _ = load_policy(RunDir(out), "last")
+    assert meta["iteration"] >= last_iteration - 1
+    resumed = subprocess.run([sys.executable, "-m", "twisterl", "train", "--resume", str(out), "--iterations", "2"],
+                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming" in resumed.stdout
+    rows = metrics.read_text().strip().splitlines()
+    first_new = int(rows[len(rows_before)].split(",")[0])
+    assert last_iteration - 1 <= first_new <= last_iteration + 1
+    difficulty_before = int(rows_before[-1].split(",")[1])
+    assert int(rows[-1].split(",")[1]) >= difficulty_before

@@ -110,15 +110,16 @@ def build_parser() -> argparse.ArgumentParser:
                                                 a.difficulty, a.num_envs, a.threads, sys.stdout))
 
     tr = sub.add_parser("train", help="train a policy with PPO, with the difficulty curriculum")
-    tr.add_argument("file", metavar="FILE")
+    tr.add_argument("file", metavar="FILE", nargs="?")
     tr.add_argument("--out", metavar="RUN_DIR", help="where to write the run (default runs/NAME-TIME)")
+    tr.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
     tr.add_argument("--config", metavar="CFG", help="JSON or TOML: our keys, or a TwisteRL config")
     tr.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
     tr.add_argument("--seed", type=int)
     tr.add_argument("--iterations", type=int)
     tr.add_argument("--time-limit", type=float, metavar="SECONDS")
     tr.set_defaults(run=lambda a: training.train(a.file, a.out, a.config, commands.parse_params(a.param), a.seed,
-                                                 a.iterations, a.time_limit, sys.stdout))
+                                                 a.iterations, a.time_limit, sys.stdout, a.resume))
 
     ev = sub.add_parser("eval", help="evaluate a trained policy")
     ev.add_argument("run_dir", metavar="RUN_DIR")
@@ -134,8 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     play.add_argument("--seed", type=int, default=None)
     play.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
     play.add_argument("--difficulty", type=int, default=0)
+    play.add_argument("--policy", metavar="RUN_DIR", help="watch a trained agent play, step by step")
     play.set_defaults(run=lambda a: commands.play(a.file, a.seed, commands.parse_params(a.param), a.difficulty,
-                                                  sys.stdin, sys.stdout))
+                                                  sys.stdin, sys.stdout, a.policy))
     return parser
 
 

@@ -83,14 +83,19 @@ def run(path: str, episodes: int, seed: int, params: dict, difficulty: int, num_
     return 0
 
 
-def play(path: str, seed: Optional[int], params: dict, difficulty: int, inp: TextIO, out: TextIO) -> int:
+def play(path: str, seed: Optional[int], params: dict, difficulty: int, inp: TextIO, out: TextIO,
+         policy_dir: Optional[str] = None) -> int:
     import twisterl
     cls = twisterl.compile(path)
     env = cls(difficulty=difficulty, seed=seed, **params)
     names = env.action_names()
     obs, info = env.reset()
     total = np.zeros(cls.players)
-    print(f"{cls.name}: type an action's number or name; `r` resets, `q` quits.", file=out)
+    agent = _load_agent(policy_dir, cls) if policy_dir else None
+    if agent is not None:
+        print(f"{cls.name}: the agent plays; press Enter for its next move, `r` resets, `q` quits.", file=out)
+    else:
+        print(f"{cls.name}: type an action's number or name; `r` resets, `q` quits.", file=out)
     while True:
         print("", file=out)
         print(env.render().rstrip("\n"), file=out)
@@ -116,7 +121,10 @@ def play(path: str, seed: Optional[int], params: dict, difficulty: int, inp: Tex
             continue
         try:
             action: Any
-            if cls.continuous:
+            if agent is not None:
+                action = agent(env, obs, info)
+                print(f"agent plays {names[action] if names else action}", file=out)
+            elif cls.continuous:
                 action = np.array([float(x) for x in text.replace(",", " ").split()])
             elif text in names:
                 action = names.index(text)
@@ -138,3 +146,26 @@ def play(path: str, seed: Optional[int], params: dict, difficulty: int, inp: Tex
             print(f"{how}: return {returns}. New episode.", file=out)
             obs, info = env.reset()
             total[:] = 0
+
+
+def _load_agent(policy_dir: str, cls):
+    """The trained policy of a run dir as a function (env, obs, info) -> greedy legal action."""
+    from .nets import export
+    from .rundir import CheckpointError, find_run
+    from .training import load_policy
+    net, meta, cfg = load_policy(find_run(policy_dir))
+    if cfg["env"] != cls.name:
+        raise CheckpointError(f"{policy_dir} was trained on {cfg['env']}, not {cls.name}")
+    rust = export(net)
+    sparse = cls.spec["observation"]["kind"] == "sparse"
+
+    def act(env, obs, info) -> int:
+        if sparse:
+            idx = env.observe_indices()
+            logits, _ = rust.forward_sparse(idx[None, :].astype(np.uint32), np.array([len(idx)], np.uint32))
+        else:
+            logits, _ = rust.forward_dense(np.asarray(obs, np.float32).reshape(1, -1))
+        logits = np.where(info["action_mask"], logits[0], -np.inf)
+        return int(logits.argmax())
+
+    return act

@@ -61,10 +61,20 @@ class RunDir:
             f.flush()
             os.fsync(f.fileno())
 
-    def save(self, name: str, model: torch.nn.Module, meta: dict) -> Path:
+    def save(self, name: str, model: torch.nn.Module, meta: dict,
+             optimizer: Optional[torch.optim.Optimizer] = None) -> Path:
+        """Weights (and the optimizer's state, for resuming) in one safetensors file."""
         path = self.path / f"{name}.safetensors"
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        meta = dict(meta)
+        if optimizer is not None:
+            state = optimizer.state_dict()
+            for index, slots in state["state"].items():
+                for key, value in slots.items():
+                    tensors[f"optimizer/{index}/{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
+            meta["optimizer_groups"] = state["param_groups"]
+            tensors["rng/torch"] = torch.get_rng_state()
         save_file(tensors, str(tmp), metadata={k: json.dumps(v) for k, v in meta.items()})
         os.replace(tmp, path)
         return path
@@ -85,11 +95,32 @@ class RunDir:
         for key, value in expect.items():
             if meta.get(key) != value:
                 raise CheckpointError(f"{path} was trained for {key} = {meta.get(key)!r}, not {value!r}")
+        weights = {k: v for k, v in tensors.items() if not k.startswith(("optimizer/", "rng/"))}
         try:
-            model.load_state_dict(tensors)
+            model.load_state_dict(weights)
         except RuntimeError as exc:
             raise CheckpointError(f"{path} does not fit this network: {str(exc).splitlines()[0]}") from None
+        meta["_tensors"] = tensors
         return meta
+
+
+def restore_optimizer(optimizer: torch.optim.Optimizer, meta: dict) -> None:
+    """Put the optimizer state and torch's RNG saved by `RunDir.save` back."""
+    tensors = meta.get("_tensors", {})
+    groups = meta.get("optimizer_groups")
+    if groups is None:
+        raise CheckpointError("this checkpoint has no optimizer state to resume from")
+    state: dict = {}
+    for key, value in tensors.items():
+        if key.startswith("optimizer/"):
+            _, index, slot = key.split("/", 2)
+            state.setdefault(int(index), {})[slot] = value
+    try:
+        optimizer.load_state_dict({"state": state, "param_groups": groups})
+    except (ValueError, KeyError) as exc:
+        raise CheckpointError(f"the optimizer state does not fit: {exc}") from None
+    if "rng/torch" in tensors:
+        torch.set_rng_state(tensors["rng/torch"])
 
 
 def find_run(path: Optional[str]) -> RunDir:

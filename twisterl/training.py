@@ -61,40 +61,59 @@ def make_config(overrides: dict):
     return Config(**overrides)
 
 
-def train(path: str, out: Optional[str], config_path: Optional[str], params: dict, seed: Optional[int],
-          iterations: Optional[int], time_limit: Optional[float], stream: TextIO) -> int:
+def train(path: Optional[str], out: Optional[str], config_path: Optional[str], params: dict, seed: Optional[int],
+          iterations: Optional[int], time_limit: Optional[float], stream: TextIO, resume: Optional[str] = None) -> int:
     import twisterl
     from .learners.ppo import PPO
-    cls = twisterl.compile(path)
-    overrides = load_config(config_path)
-    if seed is not None:
-        overrides["seed"] = seed
-    cfg = make_config(overrides)
-    run = RunDir(Path(out) if out else Path("runs") / f"{cls.name}-{time.strftime('%Y%m%d-%H%M%S')}")
-    ppo = PPO(cls, cfg, params)
-    meta = {"env": cls.name, "obs_size": ppo.policy.obs_size, "num_actions": ppo.num_actions}
-    run.create({"env_file": str(path), "params": params, "config": ppo.config_dict(), **meta},
-               Path(path).read_text())
-    best = (-1, -1.0)
+    from .rundir import restore_optimizer
+    if resume is not None:
+        run = find_run(resume)
+        saved = run.config()
+        cls = twisterl.compile(run.path / "env.twl")
+        cfg = make_config(saved["config"])
+        params = saved.get("params", {})
+        ppo = PPO(cls, cfg, params)
+        meta = {"env": cls.name, "obs_size": ppo.policy.obs_size, "num_actions": ppo.num_actions}
+        state = run.load("last", ppo.policy, meta)
+        restore_optimizer(ppo.optimizer, state)
+        ppo.resume(state)
+        best = (int(state["difficulty"]), float(state["success_rate"]))
+        print(f"resuming {run.path} after iteration {state['iteration']} at difficulty {state['difficulty']}",
+              file=stream)
+    else:
+        if path is None:
+            raise ValueError("give a .twl file to train, or --resume RUN_DIR")
+        cls = twisterl.compile(path)
+        overrides = load_config(config_path)
+        if seed is not None:
+            overrides["seed"] = seed
+        cfg = make_config(overrides)
+        run = RunDir(Path(out) if out else Path("runs") / f"{cls.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+        ppo = PPO(cls, cfg, params)
+        meta = {"env": cls.name, "obs_size": ppo.policy.obs_size, "num_actions": ppo.num_actions}
+        run.create({"env_file": str(path), "params": params, "config": ppo.config_dict(), **meta},
+                   Path(path).read_text())
+        best = (-1, -1.0)
     start = time.perf_counter()
     print(f"training {cls.name} with PPO: {cfg.num_envs} envs x {cfg.num_steps} steps per iteration; "
           f"run dir {run.path}", file=stream)
+    from .monitor import Monitor
+    monitor = Monitor(run, stream, time_limit, cfg.diff_max)
 
     def on_iteration(s) -> None:
         nonlocal best
-        run.append_metrics({**s.__dict__, "elapsed": round(time.perf_counter() - start, 3),
-                            "total_env_steps": ppo.env_steps})
-        state = {**meta, "iteration": s.iteration, "difficulty": s.difficulty, "success_rate": s.success_rate}
-        run.save("last", ppo.policy, state)
+        monitor.record({**s.__dict__, "elapsed": round(time.perf_counter() - start, 3),
+                        "total_env_steps": ppo.env_steps})
+        state = {**meta, **ppo.progress(), "iteration": s.iteration, "success_rate": s.success_rate}
+        run.save("last", ppo.policy, state, ppo.optimizer)
         if (s.difficulty, s.success_rate) > best:
             best = (s.difficulty, s.success_rate)
-            run.save("best", ppo.policy, state)
-        rate = s.env_steps / max(s.seconds, 1e-9)
-        print(f"it {s.iteration:4d}  difficulty {s.difficulty:3d}  success {s.success_rate:5.2f}  "
-              f"return {s.mean_return:+.3f}  {rate:9,.0f} steps/s  {time.perf_counter() - start:7.1f} s",
-              file=stream, flush=True)
+            run.save("best", ppo.policy, {**state, "difficulty": s.difficulty})
 
-    history = ppo.train(iterations=iterations, time_limit=time_limit, on_iteration=on_iteration)
+    try:
+        history = ppo.train(iterations=iterations, time_limit=time_limit, on_iteration=on_iteration)
+    finally:
+        monitor.close()
     last = history[-1]
     print(f"done after {len(history)} iterations, {time.perf_counter() - start:.1f} s: difficulty "
           f"{last.difficulty}, success {last.success_rate:.2f}; checkpoints in {run.path}", file=stream)
@@ -119,6 +138,7 @@ def evaluate(run_path: str, episodes: int, deterministic: bool, difficulty: Opti
     cls = twisterl.compile(run.path / "env.twl")
     if difficulty is None:
         difficulty = int(meta.get("difficulty", 0))
+    meta.pop("_tensors", None)
     result = evaluate_policy(cls, export(net), episodes, deterministic, difficulty, seed, cfg.get("params", {}))
     how = "deterministic" if deterministic else "sampled"
     print(f"{cls.name} at difficulty {difficulty}, {episodes} episodes ({how}): success {result['success']:.3f}, "

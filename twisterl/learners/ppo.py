@@ -113,8 +113,9 @@ class PPO:
             collect_seconds=collected - start, train_seconds=trained - collected, **losses)
         self.iteration += 1
         self.env_steps += stats.env_steps
-        if (episodes >= cfg.min_episodes and stats.success_rate >= cfg.diff_threshold
-                and self.difficulty < cfg.diff_max):
+        raise_difficulty = (episodes >= cfg.min_episodes and stats.success_rate >= cfg.diff_threshold
+                                  and self.difficulty < cfg.diff_max)
+        if raise_difficulty:
             self.set_difficulty(self.difficulty + 1)
         return stats
 
@@ -186,3 +187,12 @@ class PPO:
 
     def config_dict(self) -> dict:
         return asdict(self.cfg)
+
+    def progress(self) -> dict:
+        """What a checkpoint needs to resume: the curriculum and the counters."""
+        return {"difficulty": self.difficulty, "iteration": self.iteration, "env_steps": self.env_steps}
+
+    def resume(self, progress: dict) -> None:
+        self.iteration = int(progress["iteration"]) + 1
+        self.env_steps = int(progress.get("env_steps", 0))
+        self.set_difficulty(int(progress["difficulty"]))

@@ -1,0 +1,100 @@
+"""What a training run reports as it goes: metrics.csv, TensorBoard, a PNG plot, and a
+live progress line (rich)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Optional, TextIO
+
+from .rundir import RunDir
+
+
+class Plot:
+    """difficulty, success and reward against time and against env steps, as a PNG,
+    rewritten (atomically) at most every `every` seconds."""
+
+    def __init__(self, path: Path, every: float = 10.0):
+        self.path = path
+        self.every = every
+        self.last = 0.0
+        self.rows: list[dict] = []
+
+    def add(self, row: dict, force: bool = False) -> None:
+        self.rows.append(row)
+        if force or time.monotonic() - self.last >= self.every:
+            self.draw()
+            self.last = time.monotonic()
+
+    def draw(self) -> None:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        fig, axes = plt.subplots(3, 2, figsize=(10, 8), sharex="col")
+        for col, (key, label) in enumerate((("elapsed", "seconds"), ("total_env_steps", "env steps"))):
+            x = [r[key] for r in self.rows]
+            for row, (metric, name) in enumerate((("difficulty", "difficulty"), ("success_rate", "success"),
+                                                  ("mean_return", "return"))):
+                ax = axes[row][col]
+                ax.plot(x, [r[metric] for r in self.rows], lw=1.5)
+                ax.set_ylabel(name)
+                ax.grid(alpha=0.3)
+            axes[2][col].set_xlabel(label)
+            if key == "total_env_steps":
+                axes[2][col].ticklabel_format(style="sci", axis="x", scilimits=(0, 0))
+        fig.tight_layout()
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp.png")
+        fig.savefig(tmp, dpi=80)
+        plt.close(fig)
+        os.replace(tmp, self.path)
+
+
+class Monitor:
+    """Sends each iteration's stats to every sink; `close` flushes them."""
+
+    def __init__(self, run: RunDir, stream: TextIO, time_limit: Optional[float], diff_max: int,
+                 live: Optional[bool] = None):
+        from torch.utils.tensorboard import SummaryWriter
+        self.run = run
+        self.writer = SummaryWriter(log_dir=str(run.path / "tensorboard"))
+        self.plot = Plot(run.path / "progress.png")
+        self.time_limit = time_limit
+        self.diff_max = diff_max
+        self.start = time.perf_counter()
+        self.stream = stream
+        self.live = stream.isatty() if live is None else live
+        self.progress = None
+        if self.live:
+            from rich.console import Console
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+            self.progress = Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
+                                     console=Console(file=stream), transient=False)
+            self.task = self.progress.add_task("starting", total=diff_max)
+            self.progress.start()
+
+    def record(self, row: dict) -> None:
+        self.run.append_metrics(row)
+        step = row["total_env_steps"]
+        for key in ("difficulty", "success_rate", "mean_return", "mean_length"):
+            self.writer.add_scalar(f"charts/{key}", row[key], step)
+        for key in ("policy_loss", "value_loss", "entropy"):
+            self.writer.add_scalar(f"losses/{key}", row[key], step)
+        self.writer.add_scalar("charts/steps_per_second", row["env_steps"] / max(row["seconds"], 1e-9), step)
+        self.plot.add(row)
+        rate = row["env_steps"] / max(row["seconds"], 1e-9)
+        elapsed = time.perf_counter() - self.start
+        left = f"{max(self.time_limit - elapsed, 0):6.0f} s left" if self.time_limit else ""
+        text = (f"it {row['iteration']:4d}  difficulty {row['difficulty']:3d}  success {row['success_rate']:5.2f}  "
+                f"return {row['mean_return']:+.3f}  {rate:9,.0f} steps/s  {elapsed:7.1f} s {left}")
+        if self.progress is not None:
+            self.progress.update(self.task, completed=row["difficulty"], description=text)
+        else:
+            print(text, file=self.stream, flush=True)
+
+    def close(self) -> None:
+        if self.plot.rows:
+            self.plot.draw()
+        self.writer.close()
+        if self.progress is not None:
+            self.progress.stop()

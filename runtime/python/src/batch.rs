@@ -18,6 +18,9 @@ pub struct Batch {
     handle: usize,
     sizes: Sizes,
     pool: Option<rayon::ThreadPool>,
+    /// Each env's return so far in its current episode (player 0), kept across
+    /// `collect` calls so that episodes spanning several calls are counted whole.
+    pub(crate) episode_returns: std::sync::Mutex<Vec<f64>>,
 }
 
 /// Split `start..end` into at most `parts` contiguous ranges.
@@ -37,7 +40,8 @@ impl Batch {
         } else {
             None
         };
-        Ok(Batch { loaded, handle: handle as usize, sizes, pool })
+        let episode_returns = std::sync::Mutex::new(vec![0.0; sizes.num_envs]);
+        Ok(Batch { loaded, handle: handle as usize, sizes, pool, episode_returns })
     }
 
     pub(crate) fn table(&self) -> &'static PluginV1 {
@@ -152,6 +156,9 @@ impl Batch {
     #[pyo3(signature = (start=None, end=None))]
     fn reset(&self, py: Python<'_>, start: Option<usize>, end: Option<usize>) -> PyResult<()> {
         let (s, e) = self.range(start, end)?;
+        if let Ok(mut returns) = self.episode_returns.lock() {
+            returns[s..e].iter_mut().for_each(|r| *r = 0.0);
+        }
         let (t, h) = (self.table(), self.handle);
         self.parallel(py, s, e, move |a, b, out| unsafe { (t.reset)(h as Handle, a, b, out) })
     }

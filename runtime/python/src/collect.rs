@@ -58,7 +58,8 @@ fn check(status: i32, out: &FaultOut) -> Result<(), FaultOut> {
 /// Collect `steps` transitions from envs `start..end`.
 #[allow(clippy::too_many_arguments)]
 unsafe fn collect_range(t: &PluginV1, h: Handle, policy: &Policy, shape: &Shape, start: usize, end: usize,
-                        o: Out, seed: u64, gamma: f32, lam: f32, deterministic: bool) -> Result<Stats, FaultOut> {
+                        o: Out, returns_so_far: usize, seed: u64, gamma: f32, lam: f32, deterministic: bool)
+                        -> Result<Stats, FaultOut> {
     let (n, m) = (shape.n, end - start);
     let mut out = FaultOut::empty();
     let mut stats = Stats::default();
@@ -76,7 +77,8 @@ unsafe fn collect_range(t: &PluginV1, h: Handle, policy: &Policy, shape: &Shape,
     let (mut success, mut player, mut steps_done, mut over) = (vec![0u8; m], vec![0i64; m], vec![0i64; m], vec![0u8; m]);
     let mut final_value = vec![0.0f32; shape.steps * m];
     let mut truncated_at = vec![false; shape.steps * m];
-    let mut episode_return = vec![0.0f64; m];
+    // This range's slice of the batch's running episode returns (disjoint per thread).
+    let episode_return = std::slice::from_raw_parts_mut((returns_so_far as *mut f64).add(start), m);
     let mut rngs: Vec<Rng> = (start..end).map(|i| Rng::new(seed, i as u64)).collect();
 
     let observe = |obs: &mut [f32], idx: &mut [u32], counts: &mut [u32], out: &mut FaultOut| -> Result<(), FaultOut> {
@@ -232,9 +234,11 @@ pub fn collect<'py>(py: Python<'py>, batch: &Batch, policy: &Policy, steps: usiz
     };
     let h = batch.handle_addr();
     let ranges = batch.ranges(0, n);
+    let mut returns_guard = batch.episode_returns.lock().map_err(|_| PyValueError::new_err("batch state poisoned"))?;
+    let returns_so_far = returns_guard.as_mut_ptr() as usize;
     let run = || -> Result<Stats, FaultOut> {
         let body = |&(s, e): &(usize, usize)| unsafe {
-            collect_range(t, h as Handle, policy, &shape, s, e, o, seed, gamma, lam, deterministic)
+            collect_range(t, h as Handle, policy, &shape, s, e, o, returns_so_far, seed, gamma, lam, deterministic)
         };
         let results: Vec<Result<Stats, FaultOut>> = match batch.pool() {
             Some(pool) => pool.install(|| ranges.par_iter().map(body).collect()),
@@ -250,7 +254,9 @@ pub fn collect<'py>(py: Python<'py>, batch: &Batch, policy: &Policy, steps: usiz
         }
         Ok(total)
     };
-    let stats = py.detach(run).map_err(|f| fault_error(&f))?;
+    let stats = py.detach(run).map_err(|f| fault_error(&f));
+    drop(returns_guard);
+    let stats = stats?;
     let d = PyDict::new(py);
     d.set_item("obs", obs)?;
     d.set_item("obs_indices", idx)?;

@@ -106,7 +106,7 @@ def train(path: Optional[str], out: Optional[str], config_path: Optional[str], p
                         "total_env_steps": ppo.env_steps})
         state = {**meta, **ppo.progress(), "iteration": s.iteration, "success_rate": s.success_rate}
         run.save("last", ppo.policy, state, ppo.optimizer)
-        if (s.difficulty, s.success_rate) > best:
+        if s.episodes and (s.difficulty, s.success_rate) > best:
             best = (s.difficulty, s.success_rate)
             run.save("best", ppo.policy, {**state, "difficulty": s.difficulty})
 

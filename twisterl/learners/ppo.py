@@ -105,7 +105,7 @@ class PPO:
         losses = self.update(data)
         trained = time.perf_counter()
         episodes = int(data["episodes"])
-        n = max(episodes, 1)
+        n = episodes if episodes else float("nan")  # no finished episode: no mean to report
         stats = IterationStats(
             iteration=self.iteration, difficulty=self.difficulty, success_rate=data["successes"] / n,
             mean_return=data["return_sum"] / n, mean_length=data["length_sum"] / n, episodes=episodes,

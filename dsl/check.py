@@ -395,18 +395,10 @@ class Checker(ExprChecker, CallChecker, StmtChecker, LevelChecker, ObserveChecke
             value = self.level_literal(d.value, ctx, d.name)
         else:
             value = self.expr(d.value, ctx, declared)
-        sym.type = ERR
-        if is_err(value.type):
-            return
-        if isinstance(value.type, (ir.UnitType, ir.StrType)):
-            self.report.error(d.value.span, f"a const must hold a value, but this is {article(value.type)}")
-            return
-        if declared is not None:
-            if not self.expect(value, declared, f"the const `{d.name}`", d.value.span):
-                return
-            self.check_constant_fits(value, declared, d.value.span)
-        t = declared if declared is not None else value.type
+        t = self.definition_type(value, declared, f"the const `{d.name}`", d.value.span)
         sym.type = t
+        if is_err(t):
+            return
         self.const_ir[d.name] = ir.Const(d.name, t, value, d.span)
         v = self.static_value(value)
         if v is not None:
@@ -441,18 +433,24 @@ class Checker(ExprChecker, CallChecker, StmtChecker, LevelChecker, ObserveChecke
         ctx = Context("pure", f"the view `{d.name}`", "view:" + d.name)
         declared = self.resolve_type(d.type, self.static_ctx("a type", "view")) if d.type is not None else None
         value = self.expr(d.value, ctx, declared)
-        sym.type = ERR
-        if is_err(value.type):
-            return
-        if isinstance(value.type, (ir.UnitType, ir.StrType)):
-            self.report.error(d.value.span, f"a view must compute a value, but this is {article(value.type)}")
-            return
-        if declared is not None:
-            if not self.expect(value, declared, f"the view `{d.name}`", d.value.span):
-                return
-        t = declared if declared is not None else value.type
+        t = self.definition_type(value, declared, f"the view `{d.name}`", d.value.span)
         sym.type = t
-        self.view_ir[d.name] = ir.View(d.name, t, value, d.span)
+        if not is_err(t):
+            self.view_ir[d.name] = ir.View(d.name, t, value, d.span)
+
+    def definition_type(self, value: ir.Expr, declared, what: str, span: Span):
+        """The type a const or view takes: its declared type, or its value's; ERR after an error."""
+        if is_err(value.type) or (declared is not None and is_err(declared)):
+            return ERR
+        if isinstance(value.type, (ir.UnitType, ir.StrType)):
+            self.report.error(span, f"{what} must hold a value, but this is {article(value.type)}")
+            return ERR
+        if declared is None:
+            return value.type
+        if not self.expect(value, declared, what, span):
+            return ERR
+        self.check_constant_fits(value, declared, span)
+        return declared
 
     # ------------------------------------------------------------ functions
 

@@ -160,13 +160,23 @@ class StmtChecker:
             return None
         return ir.Place(kind, lv.name, tuple(indices), t, root_type, lv.span)
 
-    def _s_Assign(self, s: ast.Assign, ctx: Context):
+    def place_and_value(self, s, ctx: Context):
+        """The target place and the checked value of an assignment (None after an error).
+
+        Reads of the target inside its own new value do not count as reads of the state
+        (for the dead-state warning)."""
         place = self.place(s.target, ctx)
         previous = ctx.assigning
         ctx.assigning = s.target.name
         value = self.expr(s.value, ctx, place.type if place else None)
         ctx.assigning = previous
         if place is None or is_err(value.type):
+            return None, None
+        return place, value
+
+    def _s_Assign(self, s: ast.Assign, ctx: Context):
+        place, value = self.place_and_value(s, ctx)
+        if place is None:
             return None
         if not self.expect(value, place.type, f"the value assigned to `{s.target.name}`", s.value.span):
             return None
@@ -174,12 +184,8 @@ class StmtChecker:
         return ir.Assign(place, value, s.span)
 
     def _s_AugAssign(self, s: ast.AugAssign, ctx: Context):
-        place = self.place(s.target, ctx)
-        previous = ctx.assigning
-        ctx.assigning = s.target.name
-        value = self.expr(s.value, ctx, place.type if place else None)
-        ctx.assigning = previous
-        if place is None or is_err(value.type):
+        place, value = self.place_and_value(s, ctx)
+        if place is None:
             return None
         if not is_numeric(place.type):
             self.report.error(s.op_span, f"`{s.op}=` needs a number, but `{s.target.name}` is {article(place.type)}")

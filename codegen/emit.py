@@ -17,7 +17,6 @@ import jinja2
 
 from twisterl.dsl import ir
 
-from .lower import lower
 from .rust import rust_str
 
 from .version import GENERATOR_VERSION

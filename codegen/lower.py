@@ -14,8 +14,7 @@ from typing import Any
 from twisterl.dsl import ir
 from twisterl.dsl.effects import walk
 
-from .rust import (RustWriter, at, enum_const, float_lit, ident, is_copy, is_fixed, rust_str,
-                   rust_type)
+from .rust import RustWriter, at, enum_const, float_lit, ident, is_copy, is_fixed, rust_type
 
 
 @dataclass
@@ -528,8 +527,6 @@ def _static_zero(w: RustWriter, t) -> str:
 
 def spec(env: ir.Env) -> dict[str, Any]:
     """What the runtime and the Python API need to know about an env, as plain data."""
-    from twisterl.dsl.consteval import Evaluator, default_values, try_eval
-
     def show(e):
         return ir.show(e) if e is not None else None
 

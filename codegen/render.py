@@ -46,7 +46,7 @@ def _grid(w: RustWriter, g: ir.RenderGrid) -> list[str]:
         out += [f"let cols = (({w.expr(g.width)}).max(1)) as usize;",
                 f"let rows = ({arr}.len() + cols - 1) / cols;",
                 "let mut cells: Vec<String> = Vec::with_capacity(rows * cols);",
-                f"for i in 0..rows * cols {{",
+                "for i in 0..rows * cols {",
                 f"if i < {arr}.len() {{ let v = {arr}[i]; cells.push({_glyph_of(w, g, 'v', scalar)}); }}"
                 " else { cells.push(String::new()); }", "}"]
     for m in g.marks:

@@ -29,7 +29,7 @@ def _count(w: RustWriter, t, place: str) -> str:
 
 def state_vector_code(lowering, w: RustWriter) -> tuple[list[str], list[str], str]:
     get = ["let mut n = 0usize;"]
-    set_ = [f"if values.len() != self.state_len() {{ return Err(Fault::new(FaultKind::BadState, at(0, 0), "
+    set_ = ["if values.len() != self.state_len() { return Err(Fault::new(FaultKind::BadState, at(0, 0), "
             "values.len() as i64, self.state_len() as i64, 0)); }", "let mut n = 0usize;"]
     counts = []
     for v in lowering.env.state:

@@ -9,8 +9,7 @@ from .diagnostics import Span, did_you_mean
 from .exprs import (AGGREGATES, BUILTIN_FUNCTIONS, MATH_FLOAT1, OBSERVE_ONLY, RANDOM,
                     STATEMENT_BUILTINS, article)
 from .scope import Context
-from .types import (BOOL, ERR, FLOAT, INT, UNIT, is_err, is_float, is_int, is_numeric, same_kind,
-                    scalar_of, with_scalar)
+from .types import BOOL, FLOAT, INT, is_err, is_float, is_int, is_numeric, scalar_of, with_scalar
 
 _ARITY = {
     "abs": (1, 1), "sign": (1, 1), "clamp": (3, 3), "atan2": (2, 2), "float": (1, 1), "int": (1, 1),
@@ -65,7 +64,7 @@ class CallChecker:
             # A tuple-valued argument can stand for several parameters.
             self.report.error(e.span, f"`{e.func}` takes {len(params)} argument{'s' if len(params) != 1 else ''}, "
                               f"but {len(e.args)} {'were' if len(e.args) != 1 else 'was'} given",
-                              hints=[f"its parameters: " + ", ".join(f"{p.name}: {p.type}" for p in params)]
+                              hints=["its parameters: " + ", ".join(f"{p.name}: {p.type}" for p in params)]
                               if params else [])
             return self.err(e.span)
         for a, arg, p in zip(e.args, args, params):
@@ -117,7 +116,7 @@ class CallChecker:
     def allow_random(self, ctx: Context, span: Span, name: str) -> bool:
         if ctx.mode != "effect":
             self.report.error(span, f"`{name}` is random, and {ctx.what} must not be",
-                              f"random", ["random draws belong in `reset` and in action effects"])
+                              "random", ["random draws belong in `reset` and in action effects"])
             return False
         effects = self.effects_of(ctx.owner)
         if name in ("random_action", "act"):
@@ -181,7 +180,6 @@ class CallChecker:
             return self.err(e.span)
         t = args[0].type
         if is_int(t) and all(isinstance(a.type, ir.IntType) and a.type.bounded for a in args[1:]):
-            from .types import add
             t = ir.IntType(args[1].type.lo, args[2].type.hi)
         elif is_int(t):
             t = INT

@@ -25,7 +25,7 @@ from .render import RenderChecker
 from .scope import BUILTIN_VALUES, RESERVED, Context, Effects, Local, Symbol
 from .stmts import StmtChecker, kind_phrase
 from .symmetry import SymmetryChecker
-from .types import BOOL, ERR, FLOAT, INT, UNIT, add, describe, is_err, is_float, is_int, mul, sub
+from .types import BOOL, ERR, FLOAT, INT, UNIT, add, is_err, is_float, is_int, mul, sub
 
 _SINGLE = {"reset": "reset", "success": "success", "done": "done", "truncate": "truncate",
            "reward": "reward", "observe": "observe", "render": "render", "players": "players",

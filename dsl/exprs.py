@@ -11,7 +11,7 @@ from typing import Optional
 from . import ast, ir
 from .diagnostics import Span, did_you_mean
 from .scope import BUILTIN_VALUES, Context, Local
-from .types import (BOOL, ERR, FLOAT, INT, STR, UNIT, add, describe, int_lit, is_err, is_float,
+from .types import (BOOL, ERR, FLOAT, INT, STR, add, describe, int_lit, is_err, is_float,
                     is_int, is_numeric, maximum, minimum, same_kind, sub)
 
 MATH_FLOAT1 = {"sin", "cos", "tan", "sqrt", "exp", "log", "floor", "ceil", "round"}

@@ -79,7 +79,6 @@ class LevelChecker:
                                       f"row {k + 1} of this level has {len(row)} characters, but the widest has {width}",
                                       hints=["levels are rectangles; add \" \" to the legend to pad short rows"])
                     return self.err(e.span)
-            cells = []
             for c, ch in enumerate(row):
                 if ch not in legend:
                     self.report.error(Span(line, col0 + c, line, col0 + c + 1),
@@ -87,10 +86,7 @@ class LevelChecker:
                                       [f"add it to the legend: `\"{ch}\": ...`"] if ch != "\t" else
                                       ["use spaces, not tabs, inside levels"])
                     return self.err(e.span)
-                v = legend[ch]
-                cells.append(ir.Lit(v.value, elem_t, Span(line, col0 + c, line, col0 + c + 1)))
             rows.append(row)
-            rows_ir = None
         if const_name is not None:
             self.levels[const_name] = rows
         n_cols = ir.Lit(width, INT, e.span)

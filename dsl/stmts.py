@@ -8,7 +8,7 @@ from . import ast, ir
 from .diagnostics import Span
 from .exprs import article
 from .scope import Context, Local
-from .types import BOOL, INT, UNIT, describe, is_err, is_float, is_int, is_numeric, unbounded
+from .types import BOOL, INT, describe, is_err, is_int, is_numeric, unbounded
 
 _AUG = {"+": "add", "-": "sub", "*": "mul", "/": "div", "%": "mod"}
 
@@ -76,7 +76,7 @@ class StmtChecker:
     def _check_new_name(self, name: str, span: Span, ctx: Context) -> None:
         from .scope import BUILTIN_VALUES, RESERVED
         if name.startswith("__"):
-            self.report.error(span, f"names starting with `__` are reserved for generated code",
+            self.report.error(span, "names starting with `__` are reserved for generated code",
                               hints=["drop the leading underscores"])
         elif name in RESERVED:
             self.report.error(span, f"`{name}` is a keyword and cannot be used as a name")

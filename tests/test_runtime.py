@@ -311,3 +311,9 @@ def test_threads_do_not_change_results(compiled):
             assert a == b
         else:
             np.testing.assert_array_equal(a, b)
+
+
+def test_puzzle_accepts_any_difficulty(compiled):
+    env = compiled("puzzle")(size=4, difficulty=300, seed=0)
+    env.reset()
+    assert env.get_state()[17] == 600  # depth = depth_slope x difficulty, unbounded as in TwisteRL

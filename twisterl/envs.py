@@ -16,8 +16,6 @@ from typing import Any, Optional, Sequence
 import gymnasium
 import numpy as np
 
-from . import _core
-
 
 class EnvError(RuntimeError):
     """A run-time fault inside an environment (an index out of bounds, a value leaving its

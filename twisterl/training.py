@@ -10,7 +10,7 @@ from typing import Any, Optional, TextIO
 
 import numpy as np
 
-from .rundir import CheckpointError, RunDir, find_run
+from .rundir import RunDir, find_run
 
 # TwisteRL's JSON config keys -> ours.
 _TWISTERL_KEYS = {

@@ -12,7 +12,7 @@ import sys
 import traceback
 from typing import Optional, Sequence
 
-from . import commands, training
+from . import commands
 from .dsl import api, ir
 from .dsl.consteval import Evaluator, default_values, try_eval
 from .dsl.diagnostics import render_text, to_dict
@@ -75,6 +75,16 @@ def _describe_env(env: ir.Env) -> str:
     return f"env {env.name}: {who}{actions}, {obs.kind} observation of {shape}"
 
 
+def _training():
+    """The training commands need PyTorch, which the base install does not bring."""
+    try:
+        from . import training
+    except ImportError as exc:
+        raise RuntimeError(f"this command needs the training extras ({exc.name} is not installed): "
+                           "pip install 'twisterl[train]'") from None
+    return training
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="twisterl", description="Reinforcement-learning environments "
                                      "written in the .twl language.")
@@ -118,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--seed", type=int)
     tr.add_argument("--iterations", type=int)
     tr.add_argument("--time-limit", type=float, metavar="SECONDS")
-    tr.set_defaults(run=lambda a: training.train(a.file, a.out, a.config, commands.parse_params(a.param), a.seed,
+    tr.set_defaults(run=lambda a: _training().train(a.file, a.out, a.config, commands.parse_params(a.param), a.seed,
                                                  a.iterations, a.time_limit, sys.stdout, a.resume))
 
     ev = sub.add_parser("eval", help="evaluate a trained policy")
@@ -127,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--deterministic", action="store_true")
     ev.add_argument("--difficulty", type=int)
     ev.add_argument("--seed", type=int, default=0)
-    ev.set_defaults(run=lambda a: training.evaluate(a.run_dir, a.episodes, a.deterministic, a.difficulty, a.seed,
+    ev.set_defaults(run=lambda a: _training().evaluate(a.run_dir, a.episodes, a.deterministic, a.difficulty, a.seed,
                                                     sys.stdout))
 
     play = sub.add_parser("play", help="play an env yourself in the terminal")

@@ -89,6 +89,9 @@ class _Lowering:
         self.observation(ctx)
         self.render(ctx)
         self.state_vector(ctx)
+        from .twists import twist_lines
+        ctx.trait["twist"] = twist_lines(self, self.writer())
+        ctx.trait["n_twists"] = [str(len(self.env.symmetries))]
         return ctx
 
     # ------------------------------------------------------------ params and consts

@@ -283,6 +283,13 @@ class Env(_Calls, gymnasium.Env):
     def render(self) -> str:
         return self._call(self._batch.render, 0)
 
+    def twists(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Each declared symmetry as (observation permutation, action permutation): feature
+        `i` of an observation becomes feature `obs_perm[i]`, action `a` becomes `act_perm[a]`.
+        Computed with this instance's params."""
+        names = self.cls.spec.get("symmetries", [])
+        return {name: self._call(self._batch.twist, 0, k) for k, name in enumerate(names)}
+
     def action_names(self) -> list[str]:
         """A readable name for each discrete action, in action-number order."""
         if self.cls.continuous:

@@ -14,7 +14,7 @@ use crate::env::{Env, Observation};
 use crate::fault::{At, Fault, FaultKind, R};
 
 /// Bumped whenever `PluginV1` or the meaning of its functions changes.
-pub const ABI_VERSION: u32 = 2;
+pub const ABI_VERSION: u32 = 3;
 /// The core's version; host and plugin must be built from the same core.
 pub const CORE_VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -73,6 +73,8 @@ pub struct PluginV1 {
     pub observation: u32,
     pub players: u32,
     pub continuous: u32,
+    /// How many symmetries (twists) the env declares.
+    pub twists: u32,
     pub create: unsafe extern "C" fn(*const f64, usize, usize, u64, *mut FaultOut) -> Handle,
     pub destroy: unsafe extern "C" fn(Handle),
     pub sizes: unsafe extern "C" fn(Handle) -> Sizes,
@@ -98,6 +100,8 @@ pub struct PluginV1 {
     pub random_steps: unsafe extern "C" fn(Handle, usize, usize, u64, u64, u8, *mut RolloutStats, *mut FaultOut) -> i32,
     /// The name of action `a` of env `i`, like `drop(3)`, into a buffer (as `render`).
     pub action_label: unsafe extern "C" fn(Handle, usize, usize, *mut u8, usize, *mut usize) -> i32,
+    /// Symmetry `k` of env `i` as an observation and an action permutation.
+    pub twist: unsafe extern "C" fn(Handle, usize, usize, *mut u32, *mut u32, *mut FaultOut) -> i32,
     /// Step, then observe, in one pass over the range (see [`StepOutputs`]).
     pub step_observe: unsafe extern "C" fn(Handle, usize, usize, *const i64, *const f64, u8, *const StepOutputs,
                                            *mut FaultOut) -> i32,
@@ -139,6 +143,7 @@ impl PluginV1 {
             },
             players: E::PLAYERS as u32,
             continuous: E::CONTINUOUS as u32,
+            twists: E::TWISTS as u32,
             create: create::<E>,
             destroy: destroy::<E>,
             sizes: sizes::<E>,
@@ -159,6 +164,7 @@ impl PluginV1 {
             random_steps: random_steps::<E>,
             action_label: action_label::<E>,
             step_observe: step_observe::<E>,
+            twist: twist::<E>,
         }
     }
 }
@@ -504,5 +510,17 @@ unsafe extern "C" fn step_observe<E: Env>(h: Handle, start: usize, end: usize, a
             }
         }
         Ok(())
+    })
+}
+
+unsafe extern "C" fn twist<E: Env>(h: Handle, i: usize, k: usize, obs: *mut u32, act: *mut u32,
+                                   out: *mut FaultOut) -> i32 {
+    let b = batch::<E>(h);
+    guarded(out, || {
+        let env = &b.slot(i).env;
+        let n_act = if E::CONTINUOUS { 0 } else { env.num_actions() };
+        let obs = std::slice::from_raw_parts_mut(obs, env.obs_size());
+        let act = std::slice::from_raw_parts_mut(act, n_act);
+        at_env(i, env.twist(k, obs, act))
     })
 }

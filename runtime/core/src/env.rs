@@ -24,6 +24,8 @@ pub trait Env: Clone + Send + Sync + 'static {
     const OBSERVATION: Observation;
     const PLAYERS: usize;
     const CONTINUOUS: bool;
+    /// How many `symmetry` blocks the env declares.
+    const TWISTS: usize;
 
     /// A new instance with the given param values (declaration order) and RNG stream.
     fn new(params: &[f64], seed: u64, stream: u64) -> R<Self>;
@@ -59,6 +61,9 @@ pub trait Env: Clone + Send + Sync + 'static {
     fn observe_dense(&self, out: &mut [f32]) -> R<()>;
     /// Write the indices of the ones; returns how many were written.
     fn observe_sparse(&self, out: &mut [u32]) -> R<usize>;
+    /// Symmetry `k` as permutations: feature `i` of an observation becomes feature
+    /// `obs[i]` of the twisted one, and action `a` becomes action `act[a]`.
+    fn twist(&self, k: usize, obs: &mut [u32], act: &mut [u32]) -> R<()>;
     /// The text picture of the `render` block.
     fn render(&self) -> R<String>;
     /// A readable name for discrete action number `action`, like `drop(3)`.

@@ -346,6 +346,27 @@ impl Batch {
         Ok((r.steps, r.episodes, r.successes, r.return_sum, r.length_sum))
     }
 
+    /// Symmetry `k` of env `i`: (obs permutation [obs_size], action permutation [num_actions]).
+    /// Feature `j` of an observation becomes feature `obs[j]`; action `a` becomes `act[a]`.
+    fn twist<'py>(&self, py: Python<'py>, i: usize, k: usize)
+                  -> PyResult<(Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<u32>>)> {
+        let i = self.index(i)?;
+        if k >= self.table().twists as usize {
+            return Err(PyIndexError::new_err(format!("symmetry {k} is outside 0..{}", self.table().twists)));
+        }
+        let n_act = if self.table().continuous != 0 { 0 } else { self.sizes.num_actions };
+        let obs = PyArray1::<u32>::zeros(py, self.sizes.obs_size, false);
+        let act = PyArray1::<u32>::zeros(py, n_act, false);
+        let mut out = FaultOut::empty();
+        let status = unsafe {
+            (self.table().twist)(self.h(), i, k, obs.as_slice_mut()?.as_mut_ptr(), act.as_slice_mut()?.as_mut_ptr(), &mut out)
+        };
+        if status != 0 {
+            return Err(fault_error(&out));
+        }
+        Ok((obs, act))
+    }
+
     /// The name of action `action` of env `i`, like `drop(3)`.
     fn action_label(&self, i: usize, action: usize) -> PyResult<String> {
         let i = self.index(i)?;

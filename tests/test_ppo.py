@@ -161,3 +161,23 @@ def test_resume_after_sigkill_loses_at_most_one_iteration(build_cache, tmp_path)
     assert last_iteration - 1 <= first_new <= last_iteration + 1
     difficulty_before = int(rows_before[-1].split(",")[1])
     assert int(rows[-1].split(",")[1]) >= difficulty_before
+
+
+def test_collection_with_twists_and_training_still_improves(compiled):
+    cls = compiled("gridworld")
+    vec = cls.vector(16, seed=0, difficulty=3)
+    vec.reset()
+    twists = list(vec.twists().values())
+    assert len(twists) == 1
+    data = _core.collect(vec._batch, export(BasicPolicy(100, 4, 32, (32,))), 40, 1, twists=twists)
+    actions, masks = data["actions"], data["masks"]
+    assert masks[np.arange(40)[:, None], np.arange(16)[None, :], actions].all()  # in the twisted frame
+    with pytest.raises(ValueError, match="permutation"):
+        _core.collect(vec._batch, export(BasicPolicy(100, 4, 32, (32,))), 4, 1,
+                      twists=[(np.zeros(100, np.uint32), np.arange(4, dtype=np.uint32))])
+    ppo = PPO(cls, Config(num_envs=64, num_steps=32, num_threads=1, difficulty=3, diff_max=3, embedding_size=64,
+                          common_layers=[64], learning_rate=1e-3, seed=1, twists=True))
+    history = ppo.train(iterations=25)
+    first = np.mean([s.mean_return for s in history[:3]])
+    last = np.mean([s.mean_return for s in history[-3:]])
+    assert last > first + 0.3, (first, last)

@@ -383,6 +383,11 @@ class VectorEnv(_Calls):
     def render(self, i: int = 0) -> str:
         return self._call(self._batch.render, i)
 
+    def twists(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """The env's symmetries as (observation permutation, action permutation); see `Env.twists`."""
+        names = self.cls.spec.get("symmetries", [])
+        return {name: self._call(self._batch.twist, 0, k) for k, name in enumerate(names)}
+
     def random_steps(self, steps: int, seed: int = 0, observe: bool = False) -> dict:
         """Run `steps` random legal steps in every env, entirely in Rust, resetting finished
         episodes; with `observe`, each new state is also observed, as a training loop would.

@@ -49,6 +49,8 @@ class Config:
     diff_max: int = 32
     min_episodes: int = 100
     """finished episodes an iteration needs before it can raise the difficulty"""
+    twists: bool = False
+    """act on a randomly twisted observation at each step (the env's `symmetry` blocks)"""
     seed: int = 0
 
 
@@ -85,6 +87,7 @@ class PPO:
         self.num_actions = int(self.vec.single_action_space.n)
         self.policy = BasicPolicy(obs_size, self.num_actions, config.embedding_size, config.common_layers)
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=config.learning_rate, eps=1e-5)
+        self.twists = list(self.vec.twists().values()) if config.twists else None
         self.difficulty = config.difficulty
         self.iteration = 0
         self.env_steps = 0
@@ -100,7 +103,8 @@ class PPO:
         cfg = self.cfg
         start = time.perf_counter()
         data = _core.collect(self.vec._batch, export(self.policy), cfg.num_steps,
-                             cfg.seed * 1_000_003 + self.iteration, cfg.gamma, cfg.gae_lambda)
+                             cfg.seed * 1_000_003 + self.iteration, cfg.gamma, cfg.gae_lambda,
+                             twists=self.twists)
         collected = time.perf_counter()
         losses = self.update(data)
         trained = time.perf_counter()

@@ -5,7 +5,7 @@
 //! Truncated episodes are bootstrapped with the value of their final state; terminated
 //! ones are not. Nothing calls back into Python.
 
-use numpy::{PyArray2, PyArray3, PyArrayMethods};
+use numpy::{PyArray2, PyArray3, PyArrayMethods, PyReadonlyArray1};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -42,6 +42,13 @@ struct Stats {
     length_sum: u64,
 }
 
+/// One symmetry: feature `i` becomes `obs[i]`, action `a` becomes `act[a]`; `back` undoes `act`.
+pub struct Twist {
+    obs: Vec<u32>,
+    act: Vec<u32>,
+    back: Vec<u32>,
+}
+
 struct Shape {
     n: usize,
     steps: usize,
@@ -58,8 +65,8 @@ fn check(status: i32, out: &FaultOut) -> Result<(), FaultOut> {
 /// Collect `steps` transitions from envs `start..end`.
 #[allow(clippy::too_many_arguments)]
 unsafe fn collect_range(t: &PluginV1, h: Handle, policy: &Policy, shape: &Shape, start: usize, end: usize,
-                        o: Out, returns_so_far: usize, seed: u64, gamma: f32, lam: f32, deterministic: bool)
-                        -> Result<Stats, FaultOut> {
+                        o: Out, returns_so_far: usize, twists: &[Twist], seed: u64, gamma: f32, lam: f32,
+                        deterministic: bool) -> Result<Stats, FaultOut> {
     let (n, m) = (shape.n, end - start);
     let mut out = FaultOut::empty();
     let mut stats = Stats::default();
@@ -80,6 +87,9 @@ unsafe fn collect_range(t: &PluginV1, h: Handle, policy: &Policy, shape: &Shape,
     // This range's slice of the batch's running episode returns (disjoint per thread).
     let episode_return = std::slice::from_raw_parts_mut((returns_so_far as *mut f64).add(start), m);
     let mut rngs: Vec<Rng> = (start..end).map(|i| Rng::new(seed, i as u64)).collect();
+    let mut chosen = vec![0usize; m];
+    let mut scratch = vec![0.0f32; shape.obs];
+    let mut mask_scratch = vec![0u8; a];
 
     let observe = |obs: &mut [f32], idx: &mut [u32], counts: &mut [u32], out: &mut FaultOut| -> Result<(), FaultOut> {
         if shape.sparse {
@@ -100,13 +110,36 @@ unsafe fn collect_range(t: &PluginV1, h: Handle, policy: &Policy, shape: &Shape,
     for step in 0..shape.steps {
         observe(&mut obs, &mut idx, &mut counts, &mut out)?;
         check((t.masks)(h, start, end, mask.as_mut_ptr(), &mut out), &out)?;
+        // A random twist per env and step (0 = none): the policy sees, and learns from,
+        // the twisted observation and mask; its action is untwisted for the env.
+        for k in 0..m {
+            chosen[k] = if twists.is_empty() { 0 } else { rngs[k].below(twists.len() as u64 + 1) as usize };
+            if chosen[k] == 0 {
+                continue;
+            }
+            let tw = &twists[chosen[k] - 1];
+            if shape.sparse {
+                for x in &mut idx[k * shape.nnz..k * shape.nnz + counts[k] as usize] {
+                    *x = tw.obs[*x as usize];
+                }
+            } else {
+                scratch.copy_from_slice(&obs[k * shape.obs..(k + 1) * shape.obs]);
+                for (i, &v) in scratch.iter().enumerate() {
+                    obs[k * shape.obs + tw.obs[i] as usize] = v;
+                }
+            }
+            mask_scratch.copy_from_slice(&mask[k * a..(k + 1) * a]);
+            for (i, &v) in mask_scratch.iter().enumerate() {
+                mask[k * a + tw.act[i] as usize] = v;
+            }
+        }
         forward(&mut ws, &obs, &idx, &counts, &mut logits, &mut values);
         for k in 0..m {
             let legal: &[bool] = std::slice::from_raw_parts(mask.as_ptr().add(k * a) as *const bool, a);
             let (action, lp) = sample_masked(&logits[k * a..(k + 1) * a], legal, &mut rngs[k], deterministic);
-            actions[k] = action as i64;
+            actions[k] = if chosen[k] == 0 { action as i64 } else { twists[chosen[k] - 1].back[action] as i64 };
             let row = step * n + start + k;
-            *(o.actions as *mut i64).add(row) = action as i64;
+            *(o.actions as *mut i64).add(row) = action as i64; // in the frame the policy saw
             *(o.logp as *mut f32).add(row) = lp;
             *(o.values as *mut f32).add(row) = values[k];
         }
@@ -190,10 +223,13 @@ unsafe fn collect_range(t: &PluginV1, h: Handle, policy: &Policy, shape: &Shape,
 /// Collect `steps` transitions from every env of `batch` with `policy` (single-player envs).
 /// Returns a dict of numpy arrays `[steps, num_envs, ...]` and episode statistics.
 #[pyfunction]
-#[pyo3(signature = (batch, policy, steps, seed, gamma=0.99, lam=0.95, deterministic=false))]
+/// With `twists` (a list of (obs permutation, action permutation) pairs), each env step
+/// draws one of them, or none, and the policy acts on the twisted observation.
+#[pyo3(signature = (batch, policy, steps, seed, gamma=0.99, lam=0.95, deterministic=false, twists=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn collect<'py>(py: Python<'py>, batch: &Batch, policy: &Policy, steps: usize, seed: u64, gamma: f32, lam: f32,
-                    deterministic: bool) -> PyResult<Bound<'py, PyDict>> {
+                    deterministic: bool, twists: Option<Vec<(PyReadonlyArray1<'py, u32>, PyReadonlyArray1<'py, u32>)>>)
+                    -> PyResult<Bound<'py, PyDict>> {
     let t = batch.table();
     if t.players != 1 || t.continuous != 0 {
         return Err(PyValueError::new_err("PPO collection supports single-player envs with discrete actions"));
@@ -206,6 +242,18 @@ pub fn collect<'py>(py: Python<'py>, batch: &Batch, policy: &Policy, steps: usiz
             policy.inner.inputs, policy.inner.num_actions)));
     }
     let shape = Shape { n, steps, obs: obs_size, nnz, actions: num_actions, sparse };
+    let mut twist_list = Vec::new();
+    for (obs_perm, act_perm) in twists.unwrap_or_default() {
+        let (obs_perm, act) = (obs_perm.as_slice()?.to_vec(), act_perm.as_slice()?.to_vec());
+        if obs_perm.len() != obs_size || act.len() != num_actions || !is_permutation(&obs_perm) || !is_permutation(&act) {
+            return Err(PyValueError::new_err("each twist must be a permutation of the observation and of the actions"));
+        }
+        let mut back = vec![0u32; act.len()];
+        for (a, &b) in act.iter().enumerate() {
+            back[b as usize] = a as u32;
+        }
+        twist_list.push(Twist { obs: obs_perm, act, back });
+    }
     let obs = PyArray3::<f32>::zeros(py, [steps, n, if sparse { 0 } else { obs_size }], false);
     let idx = PyArray3::<u32>::zeros(py, [steps, n, if sparse { nnz } else { 0 }], false);
     let counts = PyArray2::<u32>::zeros(py, [steps, n], false);
@@ -238,7 +286,8 @@ pub fn collect<'py>(py: Python<'py>, batch: &Batch, policy: &Policy, steps: usiz
     let returns_so_far = returns_guard.as_mut_ptr() as usize;
     let run = || -> Result<Stats, FaultOut> {
         let body = |&(s, e): &(usize, usize)| unsafe {
-            collect_range(t, h as Handle, policy, &shape, s, e, o, returns_so_far, seed, gamma, lam, deterministic)
+            collect_range(t, h as Handle, policy, &shape, s, e, o, returns_so_far, &twist_list, seed, gamma, lam,
+                          deterministic)
         };
         let results: Vec<Result<Stats, FaultOut>> = match batch.pool() {
             Some(pool) => pool.install(|| ranges.par_iter().map(body).collect()),
@@ -274,4 +323,9 @@ pub fn collect<'py>(py: Python<'py>, batch: &Batch, policy: &Policy, steps: usiz
     d.set_item("return_sum", stats.return_sum)?;
     d.set_item("length_sum", stats.length_sum)?;
     Ok(d)
+}
+
+fn is_permutation(p: &[u32]) -> bool {
+    let mut seen = vec![false; p.len()];
+    p.iter().all(|&x| (x as usize) < seen.len() && !std::mem::replace(&mut seen[x as usize], true))
 }

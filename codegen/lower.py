@@ -405,6 +405,7 @@ class _Lowering:
         ctx.trait["nnz"] = [" + ".join(kw.size(p.cells) for p in obs.parts if p.encoding in ("onehot", "bool"))
                             or "0"]
         ctx.trait["obs_size"] = [kw.size(obs.size)]
+        ctx.trait["obs_shape"] = [kw.size(d) for d in obs.shape] if obs.kind == "planes" else ["obs_size", "1", "1"]
 
     # ------------------------------------------------------------ render and state vector
 
@@ -441,7 +442,8 @@ def emit_cells(w: RustWriter, value: ir.Expr, body) -> list[str]:
         for i, x in enumerate(inner.items):
             out += body(str(i), wrap(w.expr(x)))
         return out
-    if isinstance(inner, ir.Ref) and inner.kind == "view" and inner.name in w.array_views:
+    if isinstance(inner, ir.Ref) and inner.kind == "view" and inner.name in w.array_views \
+            and not isinstance(inner.type.elem, ir.ArrayType):
         k = w.fresh("k")
         return ([f"for {k} in 0..self.v_{inner.name}_len() {{"]
                 + body(k, wrap(f"self.v_{inner.name}_at({k} as i64)?")) + ["}"])

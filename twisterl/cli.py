@@ -137,8 +137,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--deterministic", action="store_true")
     ev.add_argument("--difficulty", type=int)
     ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--tries", type=int, default=1, metavar="N",
+                    help="play each episode N times from the same start; a success if any try succeeds")
+    ev.add_argument("--average-twists", action="store_true",
+                    help="average the policy over the env's symmetries (an equivariant policy)")
     ev.set_defaults(run=lambda a: _training().evaluate(a.run_dir, a.episodes, a.deterministic, a.difficulty, a.seed,
-                                                    sys.stdout))
+                                                    sys.stdout, a.tries, a.average_twists))
 
     play = sub.add_parser("play", help="play an env yourself in the terminal")
     play.add_argument("file", metavar="FILE")

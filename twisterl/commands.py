@@ -123,7 +123,7 @@ def play(path: str, seed: Optional[int], params: dict, difficulty: int, inp: Tex
             action: Any
             if agent is not None:
                 action = agent(env, obs, info)
-                print(f"agent plays {names[action] if names else action}", file=out)
+                print(f"agent plays {names[action] if names and not cls.continuous else action}", file=out)
             elif cls.continuous:
                 action = np.array([float(x) for x in text.replace(",", " ").split()])
             elif text in names:
@@ -149,7 +149,8 @@ def play(path: str, seed: Optional[int], params: dict, difficulty: int, inp: Tex
 
 
 def _load_agent(policy_dir: str, cls):
-    """The trained policy of a run dir as a function (env, obs, info) -> greedy legal action."""
+    """The trained policy of a run dir as a function (env, obs, info) -> its greedy legal
+    action (for continuous actions, the Gaussian's mean)."""
     from .nets import export
     from .rundir import CheckpointError, find_run
     from .training import load_policy
@@ -159,12 +160,14 @@ def _load_agent(policy_dir: str, cls):
     rust = export(net)
     sparse = cls.spec["observation"]["kind"] == "sparse"
 
-    def act(env, obs, info) -> int:
+    def act(env, obs, info) -> Any:
         if sparse:
             idx = env.observe_indices()
             logits, _ = rust.forward_sparse(idx[None, :].astype(np.uint32), np.array([len(idx)], np.uint32))
         else:
             logits, _ = rust.forward_dense(np.asarray(obs, np.float32).reshape(1, -1))
+        if cls.continuous:
+            return logits[0].astype(np.float64)  # the Gaussian's mean
         logits = np.where(info["action_mask"], logits[0], -np.inf)
         return int(logits.argmax())
 

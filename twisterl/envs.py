@@ -157,13 +157,7 @@ class EnvClass:
         _, _, obs_size, _, _ = batch.sizes
         if self.spec["observation"]["kind"] != "planes":
             return (obs_size,)
-        shape = self.spec["observation"]["shape"]
-        # channels x rows x cols; rows and cols may depend on params, so derive from the size.
-        try:
-            c, h = int(shape[0]), int(shape[1])
-            return (c, h, obs_size // (c * h))
-        except ValueError:
-            return (obs_size,)
+        return tuple(int(d) for d in batch.obs_shape)  # channels x rows x cols for these params
 
 
 def _check_seed(seed: Any) -> int:

@@ -10,7 +10,7 @@ from typing import Any, Optional, TextIO
 
 import numpy as np
 
-from .rundir import RunDir, find_run
+from .rundir import CheckpointError, RunDir, find_run
 
 # TwisteRL's JSON config keys -> ours.
 _TWISTERL_KEYS = {
@@ -23,6 +23,8 @@ _TWISTERL_KEYS = {
     ("algorithm", "training", "normalize_advantage"): "norm_adv",
     ("algorithm", "learning", "diff_threshold"): "diff_threshold",
     ("algorithm", "learning", "diff_max"): "diff_max",
+    ("algorithm", "learning", "diff_metric"): "diff_metric",
+    ("algorithm", "evals"): "evals",
     ("algorithm", "optimizer", "lr"): "learning_rate",
     ("policy", "embedding_size"): "embedding_size",
     ("policy", "common_layers"): "common_layers",
@@ -52,13 +54,24 @@ def load_config(path: Optional[str]) -> dict:
     return data
 
 
-def make_config(overrides: dict):
+# Defaults for envs with continuous actions (PPO's usual settings for small control tasks:
+# separate 64x64 tanh actor and critic, short horizon, normalised rewards).
+CONTINUOUS_DEFAULTS = {
+    "num_envs": 64, "num_steps": 256, "gamma": 0.9, "gae_lambda": 0.95, "update_epochs": 10,
+    "num_minibatches": 32, "clip_coef": 0.2, "vf_coef": 0.5, "ent_coef": 0.0, "learning_rate": 1e-3,
+    "embedding_size": 64, "common_layers": [64], "norm_reward": True, "max_env_steps": 1_000_000,
+}
+
+
+def make_config(overrides: dict, cls=None):
+    """The PPO config: the defaults for the env's kind, then `overrides`."""
     from .learners.ppo import Config
     known = {f.name for f in fields(Config)}
     unknown = sorted(set(overrides) - known)
     if unknown:
         raise ValueError(f"unknown config key(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    return Config(**overrides)
+    base = dict(CONTINUOUS_DEFAULTS) if cls is not None and cls.continuous else {}
+    return Config(**{**base, **overrides})
 
 
 def train(path: Optional[str], out: Optional[str], config_path: Optional[str], params: dict, seed: Optional[int],
@@ -70,7 +83,7 @@ def train(path: Optional[str], out: Optional[str], config_path: Optional[str], p
         run = find_run(resume)
         saved = run.config()
         cls = twisterl.compile(run.path / "env.twl")
-        cfg = make_config(saved["config"])
+        cfg = make_config(saved["config"], cls)
         params = saved.get("params", {})
         ppo = PPO(cls, cfg, params)
         meta = {"env": cls.name, "obs_size": ppo.policy.obs_size, "num_actions": ppo.num_actions}
@@ -87,12 +100,12 @@ def train(path: Optional[str], out: Optional[str], config_path: Optional[str], p
         overrides = load_config(config_path)
         if seed is not None:
             overrides["seed"] = seed
-        cfg = make_config(overrides)
+        cfg = make_config(overrides, cls)
         run = RunDir(Path(out) if out else Path("runs") / f"{cls.name}-{time.strftime('%Y%m%d-%H%M%S')}")
         ppo = PPO(cls, cfg, params)
         meta = {"env": cls.name, "obs_size": ppo.policy.obs_size, "num_actions": ppo.num_actions}
-        run.create({"env_file": str(path), "params": params, "config": ppo.config_dict(), **meta},
-                   Path(path).read_text())
+        run.create({"env_file": str(path), "params": params, "config": ppo.config_dict(), "policy": ppo.policy_desc,
+                    **meta}, Path(path).read_text())
         best = (-1, -1.0)
     start = time.perf_counter()
     print(f"training {cls.name} with PPO: {cfg.num_envs} envs x {cfg.num_steps} steps per iteration; "
@@ -102,8 +115,9 @@ def train(path: Optional[str], out: Optional[str], config_path: Optional[str], p
 
     def on_iteration(s) -> None:
         nonlocal best
-        monitor.record({**s.__dict__, "elapsed": round(time.perf_counter() - start, 3),
-                        "total_env_steps": ppo.env_steps})
+        row = {k: v for k, v in s.__dict__.items() if k != "evals"}
+        row.update({f"eval_{name}": success for name, success in s.evals.items()})
+        monitor.record({**row, "elapsed": round(time.perf_counter() - start, 3), "total_env_steps": ppo.env_steps})
         state = {**meta, **ppo.progress(), "iteration": s.iteration, "success_rate": s.success_rate}
         run.save("last", ppo.policy, state, ppo.optimizer)
         if s.episodes and (s.difficulty, s.success_rate) > best:
@@ -121,62 +135,51 @@ def train(path: Optional[str], out: Optional[str], config_path: Optional[str], p
 
 
 def load_policy(run: RunDir, which: str = "best"):
-    from .nets import BasicPolicy
+    """The torch network of a run, with the weights of checkpoint `which`."""
+    from .nets import build_policy
     cfg = run.config()
-    net = BasicPolicy(cfg["obs_size"], cfg["num_actions"], cfg["config"]["embedding_size"],
-                      cfg["config"]["common_layers"])
+    desc = cfg.get("policy") or {"kind": "basic", "obs_size": cfg["obs_size"], "num_actions": cfg["num_actions"],
+                                 "embedding_size": cfg["config"]["embedding_size"],
+                                 "common_layers": cfg["config"]["common_layers"]}
+    try:
+        net = build_policy(desc)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{run.path}/config.json describes no network this version can build: {exc}") from None
     meta = run.load(which, net, {"env": cfg["env"], "obs_size": cfg["obs_size"], "num_actions": cfg["num_actions"]})
     return net, meta, cfg
 
 
 def evaluate(run_path: str, episodes: int, deterministic: bool, difficulty: Optional[int], seed: int,
-             stream: TextIO) -> int:
+             stream: TextIO, tries: int = 1, average_twists: bool = False) -> int:
     import twisterl
+    from .evaluation import evaluate_policy
     from .nets import export
+    from .symmetry import twist_group
     run = find_run(run_path)
     net, meta, cfg = load_policy(run)
     cls = twisterl.compile(run.path / "env.twl")
     if difficulty is None:
         difficulty = int(meta.get("difficulty", 0))
     meta.pop("_tensors", None)
-    result = evaluate_policy(cls, export(net), episodes, deterministic, difficulty, seed, cfg.get("params", {}))
+    params = cfg.get("params", {})
+    group = None
+    if average_twists:
+        names = cls.spec.get("symmetries", [])
+        if not names:
+            raise ValueError(f"{cls.name} declares no symmetry to average over")
+        group = twist_group(list(cls.vector(1, seed=0, **params).twists().values()))
+    result = evaluate_policy(cls, export(net), episodes, deterministic, difficulty, seed, params, tries=tries,
+                             twists=group, log_std=_log_std(net))
     how = "deterministic" if deterministic else "sampled"
+    if tries > 1:
+        how += f", best of {tries} tries"
+    if group:
+        how += f", averaged over {len(group)} twists"
     print(f"{cls.name} at difficulty {difficulty}, {episodes} episodes ({how}): success {result['success']:.3f}, "
           f"mean return {result['return']:+.3f}, mean length {result['length']:.1f}", file=stream)
     return 0
 
 
-def evaluate_policy(cls, rust_policy, episodes: int, deterministic: bool, difficulty: int, seed: int,
-                    params: dict, max_steps: int = 100_000) -> dict:
-    """Play one episode in each of `episodes` envs with the Rust policy."""
-    vec = cls.vector(episodes, seed=seed, difficulty=difficulty, **params)
-    obs, info = vec.reset()
-    sparse = cls.spec["observation"]["kind"] == "sparse"
-    rng = np.random.default_rng(seed)
-    finished = np.zeros(episodes, dtype=bool)
-    success = np.zeros(episodes, dtype=bool)
-    returns = np.zeros(episodes)
-    lengths = np.zeros(episodes)
-    for _ in range(max_steps):
-        if sparse:
-            idx, counts = vec.observe_indices()
-            logits, _ = rust_policy.forward_sparse(idx, counts)
-        else:
-            logits, _ = rust_policy.forward_dense(obs.reshape(episodes, -1))
-        logits = np.where(info["action_mask"], logits, -np.inf)
-        if deterministic:
-            actions = logits.argmax(axis=1)
-        else:
-            p = np.exp(logits - logits.max(axis=1, keepdims=True))
-            p /= p.sum(axis=1, keepdims=True)
-            actions = (p.cumsum(axis=1) > rng.random((episodes, 1))).argmax(axis=1)
-        obs, reward, term, trunc, info = vec.step(actions)
-        live = ~finished
-        returns[live] += reward[live]
-        lengths[live] += 1
-        ended = live & (term | trunc)
-        success[ended] = info["success"][ended]
-        finished |= ended
-        if finished.all():
-            break
-    return {"success": float(success.mean()), "return": float(returns.mean()), "length": float(lengths.mean())}
+def _log_std(net) -> Optional[np.ndarray]:
+    log_std = getattr(net, "log_std", None)
+    return None if log_std is None else log_std.detach().numpy().astype(np.float64)

@@ -1,10 +1,11 @@
 """PPO with masks and a difficulty curriculum: rollouts in Rust, learning in torch.
 
 One iteration: export the torch policy to the runtime, collect `num_steps` transitions
-from each of `num_envs` envs in Rust (batched inference, masked sampling, GAE), then run
-`update_epochs` epochs of clipped-objective minibatch updates in torch with the same
-masks. The curriculum raises `difficulty` when the success rate of the iteration's
-finished episodes (sampled, single try) reaches `diff_threshold`, up to `diff_max`.
+from each of `num_envs` envs in Rust (batched inference, masked sampling or Gaussian
+draws, GAE), then run `update_epochs` epochs of clipped-objective minibatch updates in
+torch with the same masks. The curriculum raises `difficulty` when the success rate of
+the iteration's finished episodes (sampled, single try) reaches `diff_threshold`, up to
+`diff_max`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import torch
 from torch import nn
 
 from .. import _core
-from ..nets import BasicPolicy, SparseObs, export
+from ..evaluation import EvalSpec, evaluate_policy
+from ..nets import SparseObs, build_policy, describe_policy, export
 
 
 @dataclass
@@ -42,13 +44,27 @@ class Config:
     max_grad_norm: float = 0.5
     norm_adv: bool = True
     embedding_size: int = 512
+    """first layer's width (for continuous actions: the first hidden layer of actor and critic)"""
     common_layers: list = field(default_factory=lambda: [256])
+    conv_channels: list = field(default_factory=lambda: [32, 32])
+    """conv layers of the default network for `planes` observations"""
+    init_log_std: float = 0.0
+    """continuous actions: initial log standard deviation of the Gaussian"""
+    norm_reward: bool = False
+    """scale rewards by the running std of the discounted return (as Gymnasium's NormalizeReward)"""
+    max_env_steps: int = 0
+    """stop after this many env steps (0: no limit)"""
     difficulty: int = 1
     """starting difficulty"""
     diff_threshold: float = 0.85
     diff_max: int = 32
     min_episodes: int = 100
     """finished episodes an iteration needs before it can raise the difficulty"""
+    evals: dict = field(default_factory=dict)
+    """evaluations run after each iteration, as TwisteRL's:
+    {name: {"num_episodes": 100, "deterministic": false, "num_searches": 1}}"""
+    diff_metric: str = "train"
+    """what raises the difficulty: "train" (the iteration's own sampled episodes) or an eval's name"""
     twists: bool = False
     """act on a randomly twisted observation at each step (the env's `symmetry` blocks)"""
     seed: int = 0
@@ -69,25 +85,43 @@ class IterationStats:
     policy_loss: float
     value_loss: float
     entropy: float
+    evals: dict = field(default_factory=dict)
+    """success rate of each named eval, at this iteration's difficulty"""
 
 
 class PPO:
     """The learner: holds the env batch, the torch policy and the optimizer."""
 
     def __init__(self, env_cls, config: Config, params: Optional[dict] = None):
-        if env_cls.players != 1 or env_cls.continuous:
-            raise ValueError(f"{env_cls.name}: PPO here trains single-player envs with discrete actions")
+        if env_cls.players != 1:
+            raise ValueError(f"{env_cls.name} has {env_cls.players} players; PPO here trains single-player envs "
+                             "(train games with --algo az)")
         self.cfg = config
+        self.env_cls, self.params = env_cls, dict(params or {})
+        self.evals = {name: EvalSpec.from_dict(name, spec) for name, spec in config.evals.items()}
+        if config.diff_metric != "train" and config.diff_metric not in self.evals:
+            raise ValueError(f"diff_metric {config.diff_metric!r} is neither \"train\" nor one of the evals "
+                             f"({', '.join(self.evals) or 'none configured'})")
         torch.manual_seed(config.seed)
         torch.set_num_threads(max(1, config.num_threads))
         self.vec = env_cls.vector(config.num_envs, seed=config.seed, num_threads=config.num_threads,
                                   difficulty=config.difficulty, **(params or {}))
-        self.sparse = env_cls.spec["observation"]["kind"] == "sparse"
-        obs_size = self.vec.single_observation_space.shape[0]
-        self.num_actions = int(self.vec.single_action_space.n)
-        self.policy = BasicPolicy(obs_size, self.num_actions, config.embedding_size, config.common_layers)
+        self.continuous = bool(env_cls.continuous)
+        kind = env_cls.spec["observation"]["kind"]
+        self.sparse = kind == "sparse"
+        space = self.vec.single_action_space
+        self.num_actions = int(space.shape[0] if self.continuous else space.n)
+        self.policy_desc = describe_policy(kind, self.vec.single_observation_space.shape, self.num_actions,
+                                           self.continuous, config.embedding_size, config.common_layers,
+                                           config.conv_channels, config.init_log_std)
+        self.policy = build_policy(self.policy_desc)
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=config.learning_rate, eps=1e-5)
+        if config.twists and self.continuous:
+            raise ValueError("twists apply to envs with discrete actions")
         self.twists = list(self.vec.twists().values()) if config.twists else None
+        self.reward_scale = 1.0
+        self.return_stats = RunningVariance()
+        self.running_return = np.zeros(config.num_envs)
         self.difficulty = config.difficulty
         self.iteration = 0
         self.env_steps = 0
@@ -102,26 +136,56 @@ class PPO:
         """Collect one batch of rollouts and learn from it."""
         cfg = self.cfg
         start = time.perf_counter()
+        log_std = self.policy.log_std.detach().numpy().astype(np.float32) if self.continuous else None
         data = _core.collect(self.vec._batch, export(self.policy), cfg.num_steps,
                              cfg.seed * 1_000_003 + self.iteration, cfg.gamma, cfg.gae_lambda,
-                             twists=self.twists)
+                             twists=self.twists, log_std=log_std, reward_scale=self.reward_scale)
+        if cfg.norm_reward:
+            self.update_reward_scale(data["rewards"] / self.reward_scale, data["dones"])
         collected = time.perf_counter()
         losses = self.update(data)
         trained = time.perf_counter()
+        evals = self.run_evals()
         episodes = int(data["episodes"])
         n = episodes if episodes else float("nan")  # no finished episode: no mean to report
         stats = IterationStats(
             iteration=self.iteration, difficulty=self.difficulty, success_rate=data["successes"] / n,
             mean_return=data["return_sum"] / n, mean_length=data["length_sum"] / n, episodes=episodes,
             env_steps=cfg.num_steps * cfg.num_envs, seconds=trained - start,
-            collect_seconds=collected - start, train_seconds=trained - collected, **losses)
+            collect_seconds=collected - start, train_seconds=trained - collected, evals=evals, **losses)
         self.iteration += 1
         self.env_steps += stats.env_steps
-        raise_difficulty = (episodes >= cfg.min_episodes and stats.success_rate >= cfg.diff_threshold
-                                  and self.difficulty < cfg.diff_max)
-        if raise_difficulty:
+        if self.solved(stats) and self.difficulty < cfg.diff_max:
             self.set_difficulty(self.difficulty + 1)
         return stats
+
+    def solved(self, stats: IterationStats) -> bool:
+        """Whether the iteration's curriculum metric reached `diff_threshold`."""
+        if self.cfg.diff_metric == "train":
+            return stats.episodes >= self.cfg.min_episodes and stats.success_rate >= self.cfg.diff_threshold
+        return stats.evals[self.cfg.diff_metric] >= self.cfg.diff_threshold
+
+    def run_evals(self) -> dict:
+        """Each configured eval's success rate at the current difficulty, on fresh episodes."""
+        if not self.evals:
+            return {}
+        policy = export(self.policy)
+        log_std = self.policy.log_std.detach().numpy().astype(np.float64) if self.continuous else None
+        return {name: evaluate_policy(self.env_cls, policy, spec.num_episodes, spec.deterministic, self.difficulty,
+                                      self.cfg.seed * 7_919 + self.iteration, self.params, tries=spec.num_searches,
+                                      log_std=log_std)["success"]
+                for name, spec in self.evals.items()}
+
+    def update_reward_scale(self, rewards: np.ndarray, dones: np.ndarray) -> None:
+        """Track the variance of each env's discounted return; the next iteration's rewards
+        are divided by its square root."""
+        returns = np.empty_like(rewards, dtype=np.float64)
+        for t in range(rewards.shape[0]):
+            self.running_return = self.running_return * self.cfg.gamma + rewards[t]
+            returns[t] = self.running_return
+            self.running_return[dones[t]] = 0.0
+        self.return_stats.update(returns.reshape(-1))
+        self.reward_scale = float(1.0 / np.sqrt(self.return_stats.var + 1e-8))
 
     def observations(self, data: dict, rows: np.ndarray):
         if self.sparse:
@@ -132,12 +196,15 @@ class PPO:
 
     def update(self, data: dict) -> dict:
         cfg = self.cfg
-        b_actions = torch.from_numpy(data["actions"].reshape(-1))
+        if self.continuous:
+            b_actions = torch.from_numpy(data["action_values"].reshape(-1, self.num_actions))
+        else:
+            b_actions = torch.from_numpy(data["actions"].reshape(-1))
         b_logp = torch.from_numpy(data["logp"].reshape(-1))
         b_adv = torch.from_numpy(data["advantages"].reshape(-1))
         b_returns = torch.from_numpy(data["returns"].reshape(-1))
         b_values = torch.from_numpy(data["values"].reshape(-1))
-        b_masks = torch.from_numpy(data["masks"].reshape(-1, self.num_actions))
+        b_masks = None if self.continuous else torch.from_numpy(data["masks"].reshape(-1, self.num_actions))
         total = b_actions.shape[0]
         mb_size = max(1, total // cfg.num_minibatches)
         rng = np.random.default_rng(cfg.seed + self.iteration)
@@ -148,12 +215,17 @@ class PPO:
             for s in range(0, total, mb_size):
                 mb = order[s:s + mb_size]
                 mb_t = torch.from_numpy(mb)
-                logits, values = self.policy(self.observations(data, mb))
-                logits = logits.masked_fill(~b_masks[mb_t], -1e9)
-                logp_all = torch.log_softmax(logits, dim=-1)
-                new_logp = logp_all.gather(1, b_actions[mb_t][:, None]).squeeze(1)
-                probs = logp_all.exp()
-                entropy = -(probs * logp_all).masked_fill(~b_masks[mb_t], 0.0).sum(-1).mean()
+                out, values = self.policy(self.observations(data, mb))
+                if self.continuous:
+                    dist = torch.distributions.Normal(out, self.policy.log_std.exp())
+                    new_logp = dist.log_prob(b_actions[mb_t]).sum(-1)
+                    entropy = dist.entropy().sum(-1).mean()
+                else:
+                    logits = out.masked_fill(~b_masks[mb_t], -1e9)
+                    logp_all = torch.log_softmax(logits, dim=-1)
+                    new_logp = logp_all.gather(1, b_actions[mb_t][:, None]).squeeze(1)
+                    probs = logp_all.exp()
+                    entropy = -(probs * logp_all).masked_fill(~b_masks[mb_t], 0.0).sum(-1).mean()
                 adv = b_adv[mb_t]
                 if cfg.norm_adv and len(mb) > 1:
                     adv = (adv - adv.mean()) / (adv.std() + 1e-8)
@@ -182,10 +254,9 @@ class PPO:
             history.append(stats)
             if on_iteration:
                 on_iteration(stats)
-            done_curriculum = (stats.difficulty >= self.cfg.diff_max
-                               and stats.success_rate >= self.cfg.diff_threshold
-                               and stats.episodes >= self.cfg.min_episodes)
-            if done_curriculum or (iterations is not None and len(history) >= iterations) or \
+            done_curriculum = stats.difficulty >= self.cfg.diff_max and self.solved(stats)
+            out_of_steps = self.cfg.max_env_steps and self.env_steps >= self.cfg.max_env_steps
+            if done_curriculum or out_of_steps or (iterations is not None and len(history) >= iterations) or \
                     (time_limit is not None and time.perf_counter() - start >= time_limit):
                 return history
 
@@ -193,10 +264,38 @@ class PPO:
         return asdict(self.cfg)
 
     def progress(self) -> dict:
-        """What a checkpoint needs to resume: the curriculum and the counters."""
-        return {"difficulty": self.difficulty, "iteration": self.iteration, "env_steps": self.env_steps}
+        """What a checkpoint needs to resume: the curriculum, the counters and the reward scale."""
+        return {"difficulty": self.difficulty, "iteration": self.iteration, "env_steps": self.env_steps,
+                "reward_scale": self.reward_scale, **self.return_stats.state()}
 
     def resume(self, progress: dict) -> None:
         self.iteration = int(progress["iteration"]) + 1
         self.env_steps = int(progress.get("env_steps", 0))
+        self.reward_scale = float(progress.get("reward_scale", 1.0))
+        self.return_stats.load(progress)
         self.set_difficulty(int(progress["difficulty"]))
+
+
+class RunningVariance:
+    """Mean and variance of a stream of numbers, merged batch by batch (Chan et al.)."""
+
+    def __init__(self):
+        self.mean, self.var, self.count = 0.0, 1.0, 1e-4
+
+    def update(self, x: np.ndarray) -> None:
+        n = x.size
+        if n == 0:
+            return
+        mean, var = float(x.mean()), float(x.var())
+        delta, total = mean - self.mean, self.count + n
+        self.mean += delta * n / total
+        self.var = (self.var * self.count + var * n + delta ** 2 * self.count * n / total) / total
+        self.count = total
+
+    def state(self) -> dict:
+        return {"return_mean": self.mean, "return_var": self.var, "return_count": self.count}
+
+    def load(self, state: dict) -> None:
+        if "return_var" in state:
+            self.mean, self.var = float(state["return_mean"]), float(state["return_var"])
+            self.count = float(state["return_count"])

@@ -14,7 +14,7 @@ use crate::env::{Env, Observation};
 use crate::fault::{At, Fault, FaultKind, R};
 
 /// Bumped whenever `PluginV1` or the meaning of its functions changes.
-pub const ABI_VERSION: u32 = 3;
+pub const ABI_VERSION: u32 = 4;
 /// The core's version; host and plugin must be built from the same core.
 pub const CORE_VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -50,6 +50,8 @@ pub struct Sizes {
     pub obs_size: usize,
     pub nnz_max: usize,
     pub state_len: usize,
+    /// `[channels, rows, cols]` for planes; `[obs_size, 1, 1]` otherwise.
+    pub obs_shape: [usize; 3],
 }
 
 pub type Handle = *mut c_void;
@@ -243,7 +245,7 @@ unsafe extern "C" fn sizes<E: Env>(h: Handle) -> Sizes {
         n => {
             let env = &b.slot(0).env;
             Sizes { num_envs: n, num_actions: env.num_actions(), obs_size: env.obs_size(),
-                    nnz_max: env.obs_nnz_max(), state_len: env.state_len() }
+                    nnz_max: env.obs_nnz_max(), state_len: env.state_len(), obs_shape: env.obs_shape() }
         }
     }
 }

@@ -33,6 +33,8 @@ pub trait Env: Clone + Send + Sync + 'static {
     fn num_actions(&self) -> usize;
     /// Features in the observation (dense size, even for sparse observations).
     fn obs_size(&self) -> usize;
+    /// `[channels, rows, cols]` for planes; `[obs_size, 1, 1]` for flat observations.
+    fn obs_shape(&self) -> [usize; 3];
     /// The most indices a sparse observation can have.
     fn obs_nnz_max(&self) -> usize;
     fn set_difficulty(&mut self, difficulty: i64);

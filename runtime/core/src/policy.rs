@@ -27,6 +27,71 @@ pub enum Layer {
     Linear { weight: Vec<f32>, bias: Vec<f32>, inputs: usize, outputs: usize },
     Act(Activation),
     LayerNorm { gamma: Vec<f32>, beta: Vec<f32>, eps: f32 },
+    /// `x + body(x)`; the body keeps the width.
+    Residual(Vec<Layer>),
+    /// A 2-D convolution over channels-first rows, `[channels, height, width]` flattened;
+    /// its output is channels-first too, so a following linear layer reads it as torch's
+    /// `Flatten` does.
+    Conv2d(Conv2d),
+}
+
+/// A convolution's weights and geometry. The weight is stored patch-major,
+/// `[in_channels * kernel_h * kernel_w, out_channels]`, so a convolution is a linear layer
+/// over the image's patches.
+#[derive(Clone, Debug)]
+pub struct Conv2d {
+    pub weight: Vec<f32>,
+    pub bias: Vec<f32>,
+    pub in_channels: usize,
+    pub out_channels: usize,
+    pub kernel: (usize, usize),
+    pub stride: (usize, usize),
+    pub padding: (usize, usize),
+    /// The input's height and width.
+    pub input: (usize, usize),
+}
+
+impl Conv2d {
+    /// A convolution from torch's `weight [out, in, kh, kw]` and `bias [out]`, over inputs
+    /// of `input = (height, width)`.
+    pub fn from_torch(weight: &[f32], bias: &[f32], in_channels: usize, out_channels: usize, kernel: (usize, usize),
+                      stride: (usize, usize), padding: (usize, usize), input: (usize, usize)) -> Result<Conv2d, String> {
+        let patch = in_channels * kernel.0 * kernel.1;
+        if weight.len() != patch * out_channels || bias.len() != out_channels {
+            return Err(format!("a {in_channels} -> {out_channels} convolution with a {}x{} kernel needs {} weights \
+                                and {out_channels} biases, not {} and {}", kernel.0, kernel.1, patch * out_channels,
+                               weight.len(), bias.len()));
+        }
+        if stride.0 == 0 || stride.1 == 0 || kernel.0 == 0 || kernel.1 == 0 {
+            return Err("a convolution needs a positive kernel size and stride".into());
+        }
+        if input.0 + 2 * padding.0 < kernel.0 || input.1 + 2 * padding.1 < kernel.1 {
+            return Err(format!("a {}x{} kernel does not fit a {}x{} input with padding {:?}", kernel.0, kernel.1,
+                               input.0, input.1, padding));
+        }
+        let mut w = vec![0.0f32; weight.len()];
+        for o in 0..out_channels {
+            for k in 0..patch {
+                w[k * out_channels + o] = weight[o * patch + k];
+            }
+        }
+        Ok(Conv2d { weight: w, bias: bias.to_vec(), in_channels, out_channels, kernel, stride, padding, input })
+    }
+
+    /// The output's height and width.
+    pub fn output(&self) -> (usize, usize) {
+        ((self.input.0 + 2 * self.padding.0 - self.kernel.0) / self.stride.0 + 1,
+         (self.input.1 + 2 * self.padding.1 - self.kernel.1) / self.stride.1 + 1)
+    }
+
+    fn inputs(&self) -> usize {
+        self.in_channels * self.input.0 * self.input.1
+    }
+
+    fn outputs(&self) -> usize {
+        let (h, w) = self.output();
+        self.out_channels * h * w
+    }
 }
 
 impl Layer {
@@ -50,6 +115,7 @@ impl Layer {
     fn width(&self, input: usize) -> usize {
         match self {
             Layer::Linear { outputs, .. } => *outputs,
+            Layer::Conv2d(conv) => conv.outputs(),
             _ => input,
         }
     }
@@ -81,15 +147,25 @@ pub struct Workspace {
     b: Vec<f32>,
     head: Vec<f32>,
     head2: Vec<f32>,
+    scratch: Scratch,
+}
+
+/// Buffers for layers that need more than an input and an output: patches and outputs of
+/// a convolution, and the saved inputs of residual blocks (one per nesting depth).
+#[derive(Default, Debug)]
+struct Scratch {
+    patches: Vec<f32>,
+    conv_out: Vec<f32>,
+    saved: Vec<Vec<f32>>,
 }
 
 impl Policy {
-    /// Check that the layers fit together: the trunk starts with a linear layer over
-    /// `inputs`, the policy head ends with `num_actions` outputs and the value head with 1.
+    /// Check that the layers fit together: the trunk reads `inputs` features (its first
+    /// layer is usually linear, which also makes it an embedding bag for sparse input), the
+    /// policy head ends with `num_actions` outputs and the value head with 1.
     pub fn new(inputs: usize, trunk: Vec<Layer>, policy_head: Vec<Layer>, value_head: Vec<Layer>) -> Result<Policy, String> {
-        match trunk.first() {
-            Some(Layer::Linear { inputs: i, .. }) if *i == inputs => {}
-            _ => return Err(format!("the first layer must be linear (or an embedding bag) over the {inputs} observation features")),
+        if inputs == 0 {
+            return Err("a policy needs at least one input feature".into());
         }
         let mut width = inputs;
         for (k, layer) in trunk.iter().enumerate() {
@@ -112,36 +188,53 @@ impl Policy {
 
     /// Logits `[batch, num_actions]` and values `[batch]` for a batch of observations.
     pub fn forward(&self, input: Input<'_>, batch: usize, logits: &mut [f32], values: &mut [f32], ws: &mut Workspace) {
-        let first = match &self.trunk[0] {
-            Layer::Linear { outputs, .. } => *outputs,
-            _ => unreachable!("checked in Policy::new"),
-        };
-        ws.a.resize(batch * first, 0.0);
-        match input {
-            Input::Sparse { indices, counts, stride } => {
-                embedding_bag(&self.trunk[0], indices, counts, stride, batch, &mut ws.a)
+        let Workspace { a, b, head, head2, scratch } = ws;
+        // A linear first layer reads the observation as it comes; any other sees it dense.
+        let (mut width, rest) = match (self.trunk.first(), input) {
+            (Some(first @ Layer::Linear { outputs, .. }), input) => {
+                a.resize(batch * outputs, 0.0);
+                match input {
+                    Input::Sparse { indices, counts, stride } => embedding_bag(first, indices, counts, stride, batch, a),
+                    Input::Dense { x, .. } => linear(first, x, batch, a),
+                }
+                (*outputs, &self.trunk[1..])
             }
-            Input::Dense { x, .. } => linear(&self.trunk[0], x, batch, &mut ws.a),
+            (_, input) => {
+                densify(input, self.inputs, batch, a);
+                (self.inputs, &self.trunk[..])
+            }
+        };
+        for layer in rest {
+            width = apply(layer, batch, width, a, b, scratch, 0);
         }
-        let mut width = first;
-        for layer in &self.trunk[1..] {
-            width = apply(layer, batch, width, &mut ws.a, &mut ws.b);
+        // Heads read the trunk's output in `a`.
+        for (layers, out, per_row) in [(&self.policy_head, &mut *logits, self.num_actions), (&self.value_head, &mut *values, 1)] {
+            head.clear();
+            head.extend_from_slice(&a[..batch * width]);
+            let mut w = width;
+            for layer in layers {
+                w = apply(layer, batch, w, head, head2, scratch, 0);
+            }
+            out[..batch * per_row].copy_from_slice(&head[..batch * per_row]);
         }
-        // Heads read the trunk's output in `ws.a`.
-        ws.head.clear();
-        ws.head.extend_from_slice(&ws.a[..batch * width]);
-        let mut w = width;
-        for layer in &self.policy_head {
-            w = apply(layer, batch, w, &mut ws.head, &mut ws.head2);
+    }
+}
+
+/// The observation batch as dense rows of `inputs` floats in `out`.
+fn densify(input: Input<'_>, inputs: usize, batch: usize, out: &mut Vec<f32>) {
+    out.clear();
+    match input {
+        Input::Dense { x, .. } => out.extend_from_slice(&x[..batch * inputs]),
+        Input::Sparse { indices, counts, stride } => {
+            out.resize(batch * inputs, 0.0);
+            for b in 0..batch {
+                for &i in &indices[b * stride..b * stride + counts[b] as usize] {
+                    if (i as usize) < inputs {
+                        out[b * inputs + i as usize] = 1.0;
+                    }
+                }
+            }
         }
-        logits[..batch * w].copy_from_slice(&ws.head[..batch * w]);
-        ws.head.clear();
-        ws.head.extend_from_slice(&ws.a[..batch * width]);
-        let mut w = width;
-        for layer in &self.value_head {
-            w = apply(layer, batch, w, &mut ws.head, &mut ws.head2);
-        }
-        values[..batch].copy_from_slice(&ws.head[..batch]);
     }
 }
 
@@ -161,13 +254,53 @@ fn check_layer(layer: &Layer, width: usize, name: &str) -> Result<usize, String>
             }
         }
         Layer::Act(_) => {}
+        Layer::Residual(body) => {
+            let mut w = width;
+            for (k, inner) in body.iter().enumerate() {
+                w = check_layer(inner, w, &format!("{name}, residual layer {k}"))?;
+            }
+            if w != width {
+                return Err(format!("{name} is a residual block whose body maps {width} values to {w}"));
+            }
+        }
+        Layer::Conv2d(conv) => {
+            if conv.inputs() != width {
+                return Err(format!("{name} convolves {} channels of {}x{} ({} values) but receives {width}",
+                                   conv.in_channels, conv.input.0, conv.input.1, conv.inputs()));
+            }
+        }
     }
     Ok(layer.width(width))
 }
 
 /// Apply one layer to `x` (`[batch, width]`), leaving the result in `x`; returns its width.
-fn apply(layer: &Layer, batch: usize, width: usize, x: &mut Vec<f32>, tmp: &mut Vec<f32>) -> usize {
+/// `depth` is the residual nesting depth, which picks the buffer a block saves its input in.
+fn apply(layer: &Layer, batch: usize, width: usize, x: &mut Vec<f32>, tmp: &mut Vec<f32>, scratch: &mut Scratch,
+         depth: usize) -> usize {
     match layer {
+        Layer::Residual(body) => {
+            if scratch.saved.len() <= depth {
+                scratch.saved.resize_with(depth + 1, Vec::new);
+            }
+            let mut saved = std::mem::take(&mut scratch.saved[depth]);
+            saved.clear();
+            saved.extend_from_slice(&x[..batch * width]);
+            let mut w = width;
+            for inner in body {
+                w = apply(inner, batch, w, x, tmp, scratch, depth + 1);
+            }
+            for (v, s) in x[..batch * width].iter_mut().zip(&saved) {
+                *v += s;
+            }
+            scratch.saved[depth] = saved;
+            width
+        }
+        Layer::Conv2d(conv) => {
+            tmp.resize(batch * conv.outputs(), 0.0);
+            convolve(conv, &x[..batch * width], batch, tmp, scratch);
+            std::mem::swap(x, tmp);
+            conv.outputs()
+        }
         Layer::Linear { outputs, .. } => {
             tmp.resize(batch * outputs, 0.0);
             linear(layer, &x[..batch * width], batch, tmp);
@@ -204,6 +337,48 @@ fn activate(act: Activation, x: &mut [f32]) {
     }
 }
 
+/// A convolution of each row: its patches (`[positions, in * kh * kw]`) times the
+/// patch-major weight with the linear kernel, then transposed to channels-first.
+fn convolve(conv: &Conv2d, x: &[f32], batch: usize, out: &mut [f32], scratch: &mut Scratch) {
+    let (oh, ow) = conv.output();
+    let (kh, kw) = conv.kernel;
+    let (h, w) = conv.input;
+    let patch = conv.in_channels * kh * kw;
+    let positions = oh * ow;
+    scratch.patches.resize(positions * patch, 0.0);
+    scratch.conv_out.resize(positions * conv.out_channels, 0.0);
+    for b in 0..batch {
+        let image = &x[b * conv.inputs()..(b + 1) * conv.inputs()];
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let row = &mut scratch.patches[(oy * ow + ox) * patch..(oy * ow + ox + 1) * patch];
+                let mut k = 0;
+                for c in 0..conv.in_channels {
+                    for ky in 0..kh {
+                        let y = (oy * conv.stride.0 + ky) as isize - conv.padding.0 as isize;
+                        for kx in 0..kw {
+                            let xx = (ox * conv.stride.1 + kx) as isize - conv.padding.1 as isize;
+                            row[k] = if y >= 0 && (y as usize) < h && xx >= 0 && (xx as usize) < w {
+                                image[c * h * w + y as usize * w + xx as usize]
+                            } else {
+                                0.0
+                            };
+                            k += 1;
+                        }
+                    }
+                }
+            }
+        }
+        linear_raw(&conv.weight, &conv.bias, patch, conv.out_channels, &scratch.patches, positions, &mut scratch.conv_out);
+        let dst = &mut out[b * conv.outputs()..(b + 1) * conv.outputs()];
+        for p in 0..positions {
+            for o in 0..conv.out_channels {
+                dst[o * positions + p] = scratch.conv_out[p * conv.out_channels + o];
+            }
+        }
+    }
+}
+
 /// `out[b] = bias + sum of weight rows at row b's indices`.
 fn embedding_bag(layer: &Layer, indices: &[u32], counts: &[u32], stride: usize, batch: usize, out: &mut [f32]) {
     let (weight, bias, inputs, outputs) = match layer {
@@ -225,10 +400,14 @@ fn embedding_bag(layer: &Layer, indices: &[u32], counts: &[u32], stride: usize, 
 
 /// `out = x · W + bias` for a batch of rows.
 fn linear(layer: &Layer, x: &[f32], batch: usize, out: &mut [f32]) {
-    let (weight, bias, inputs, outputs) = match layer {
-        Layer::Linear { weight, bias, inputs, outputs } => (weight.as_slice(), bias.as_slice(), *inputs, *outputs),
-        _ => unreachable!(),
-    };
+    match layer {
+        Layer::Linear { weight, bias, inputs, outputs } => linear_raw(weight, bias, *inputs, *outputs, x, batch, out),
+        _ => unreachable!("linear() is only called on linear layers"),
+    }
+}
+
+/// `out = x · W + bias` with `W` input-major, `[inputs, outputs]`.
+fn linear_raw(weight: &[f32], bias: &[f32], inputs: usize, outputs: usize, x: &[f32], batch: usize, out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
@@ -417,6 +596,73 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn convolution_matches_the_direct_sum() {
+        let mut rng = Rng::new(9, 0);
+        let (cin, cout, kernel, stride, padding, input) = (2usize, 3usize, (3usize, 2usize), (1usize, 2usize), (1usize, 1usize), (4usize, 5usize));
+        let patch = cin * kernel.0 * kernel.1;
+        let torch_w: Vec<f32> = (0..cout * patch).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
+        let bias: Vec<f32> = (0..cout).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
+        let conv = Conv2d::from_torch(&torch_w, &bias, cin, cout, kernel, stride, padding, input).unwrap();
+        let (oh, ow) = conv.output();
+        assert_eq!((oh, ow), (4, 3));
+        let batch = 3;
+        let x: Vec<f32> = (0..batch * cin * input.0 * input.1).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
+        let mut out = vec![0.0f32; batch * conv.outputs()];
+        convolve(&conv, &x, batch, &mut out, &mut Scratch::default());
+        for b in 0..batch {
+            for o in 0..cout {
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let mut want = bias[o] as f64;
+                        for c in 0..cin {
+                            for ky in 0..kernel.0 {
+                                for kx in 0..kernel.1 {
+                                    let y = (oy * stride.0 + ky) as isize - padding.0 as isize;
+                                    let xx = (ox * stride.1 + kx) as isize - padding.1 as isize;
+                                    if y < 0 || xx < 0 || y as usize >= input.0 || xx as usize >= input.1 {
+                                        continue;
+                                    }
+                                    let v = x[b * cin * 20 + c * 20 + y as usize * input.1 + xx as usize];
+                                    want += v as f64 * torch_w[((o * cin + c) * kernel.0 + ky) * kernel.1 + kx] as f64;
+                                }
+                            }
+                        }
+                        let got = out[b * conv.outputs() + o * oh * ow + oy * ow + ox] as f64;
+                        assert!((got - want).abs() < 1e-5, "b{b} o{o} ({oy},{ox}): {got} vs {want}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn residual_blocks_add_their_input_and_check_widths() {
+        let l = Layer::linear_from_torch(&[1.0, 0.0, 0.0, 2.0], &[0.5, -0.5], 2, 2).unwrap();
+        let head = Layer::linear_from_torch(&[1.0, 1.0], &[0.0], 2, 1).unwrap();
+        let inner = Layer::Residual(vec![l.clone(), Layer::Act(Activation::Relu)]);
+        let nested = Layer::Residual(vec![inner, l.clone()]);
+        let policy = Policy::new(2, vec![nested], vec![head.clone()], vec![head.clone()]).unwrap();
+        let (mut logits, mut values) = (vec![0.0f32; 1], vec![0.0f32; 1]);
+        policy.forward(Input::Dense { x: &[1.0, 1.0], width: 2 }, 1, &mut logits, &mut values, &mut Workspace::default());
+        // inner: [1,1] + relu([1.5, 1.5]) = [2.5, 2.5]; l: [3.0, 4.5]; outer: + [1,1] = [4.0, 5.5]
+        assert!((logits[0] - 9.5).abs() < 1e-6 && (values[0] - 9.5).abs() < 1e-6, "{logits:?}");
+        let widen = Layer::linear_from_torch(&[0.0; 6], &[0.0; 3], 2, 3).unwrap();
+        assert!(Policy::new(2, vec![Layer::Residual(vec![widen])], vec![head.clone()], vec![head]).is_err());
+    }
+
+    #[test]
+    fn sparse_input_reaches_a_first_layer_that_is_not_linear() {
+        let head = Layer::linear_from_torch(&[1.0, 2.0, 3.0], &[0.0], 3, 1).unwrap();
+        let policy = Policy::new(3, vec![Layer::Act(Activation::Tanh)], vec![head.clone()], vec![head]).unwrap();
+        let (mut logits, mut values) = (vec![0.0f32; 2], vec![0.0f32; 2]);
+        let idx = [2u32, 0, 1, 9];
+        policy.forward(Input::Sparse { indices: &idx, counts: &[1, 2], stride: 2 }, 2, &mut logits, &mut values,
+                       &mut Workspace::default());
+        let t = 1.0f32.tanh();
+        assert!((logits[0] - 3.0 * t).abs() < 1e-6 && (logits[1] - 2.0 * t).abs() < 1e-6, "{logits:?}");
     }
 
     #[test]

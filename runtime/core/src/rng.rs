@@ -49,6 +49,15 @@ impl Rng {
         lo + (hi - lo) * self.next_f64()
     }
 
+    /// A standard normal draw (Box-Muller; one of the pair is used, so a draw always
+    /// consumes two numbers from the stream).
+    #[inline]
+    pub fn normal(&mut self) -> f64 {
+        let u1 = 1.0 - self.next_f64(); // in (0, 1], so the log is finite
+        let u2 = self.next_f64();
+        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    }
+
     /// An unbiased integer in 0..n (Lemire's method); n must be positive.
     #[inline]
     pub fn below(&mut self, n: u64) -> u64 {
@@ -78,6 +87,17 @@ impl Rng {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn normal_draws_have_zero_mean_and_unit_variance() {
+        let mut rng = Rng::new(3, 1);
+        let n = 200_000;
+        let xs: Vec<f64> = (0..n).map(|_| rng.normal()).collect();
+        let mean = xs.iter().sum::<f64>() / n as f64;
+        let var = xs.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n as f64;
+        assert!(mean.abs() < 0.01 && (var - 1.0).abs() < 0.02, "{mean} {var}");
+        assert!(xs.iter().all(|x| x.is_finite()));
+    }
 
     #[test]
     fn same_seed_same_stream_and_streams_differ() {

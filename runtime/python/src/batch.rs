@@ -121,6 +121,13 @@ impl Drop for Batch {
 
 #[pymethods]
 impl Batch {
+    /// `(channels, rows, cols)` of planes observations; `(obs_size, 1, 1)` otherwise.
+    #[getter]
+    fn obs_shape(&self) -> (usize, usize, usize) {
+        let [c, h, w] = self.sizes.obs_shape;
+        (c, h, w)
+    }
+
     /// (num_envs, num_actions, obs_size, nnz_max, state_len)
     #[getter]
     fn sizes(&self) -> (usize, usize, usize, usize, usize) {

@@ -4,6 +4,11 @@
 //! one batched forward pass, masked sampling, one batched step, then GAE(λ) at the end.
 //! Truncated episodes are bootstrapped with the value of their final state; terminated
 //! ones are not. Nothing calls back into Python.
+//!
+//! Discrete actions are drawn from the masked softmax of the policy head. Continuous ones
+//! are drawn from a diagonal Gaussian: the policy head gives the means and `log_std` the
+//! log standard deviations; the env clips the draw to its bounds, and the unclipped draw
+//! is what is recorded and scored.
 
 use numpy::{PyArray2, PyArray3, PyArrayMethods, PyReadonlyArray1};
 use pyo3::exceptions::PyValueError;
@@ -26,6 +31,7 @@ struct Out {
     counts: usize,
     masks: usize,
     actions: usize,
+    action_values: usize,
     logp: usize,
     values: usize,
     rewards: usize,
@@ -56,6 +62,10 @@ struct Shape {
     nnz: usize,
     actions: usize,
     sparse: bool,
+    /// Continuous actions: `actions` values per step, drawn with these log std devs.
+    log_std: Option<Vec<f32>>,
+    /// Rewards are multiplied by this before GAE (episode returns stay unscaled).
+    reward_scale: f32,
 }
 
 fn check(status: i32, out: &FaultOut) -> Result<(), FaultOut> {
@@ -79,6 +89,7 @@ unsafe fn collect_range(t: &PluginV1, h: Handle, policy: &Policy, shape: &Shape,
     let mut counts = vec![0u32; m];
     let mut mask = vec![0u8; m * a];
     let mut actions = vec![0i64; m];
+    let mut action_values = vec![0.0f64; if shape.log_std.is_some() { m * a } else { 0 }];
     let mut rewards = vec![0.0f64; m * 16];
     let (mut term, mut trunc) = (vec![0u8; m], vec![0u8; m]);
     let (mut success, mut player, mut steps_done, mut over) = (vec![0u8; m], vec![0i64; m], vec![0i64; m], vec![0u8; m]);
@@ -109,7 +120,9 @@ unsafe fn collect_range(t: &PluginV1, h: Handle, policy: &Policy, shape: &Shape,
 
     for step in 0..shape.steps {
         observe(&mut obs, &mut idx, &mut counts, &mut out)?;
-        check((t.masks)(h, start, end, mask.as_mut_ptr(), &mut out), &out)?;
+        if shape.log_std.is_none() {
+            check((t.masks)(h, start, end, mask.as_mut_ptr(), &mut out), &out)?;
+        }
         // A random twist per env and step (0 = none): the policy sees, and learns from,
         // the twisted observation and mask; its action is untwisted for the env.
         for k in 0..m {
@@ -134,14 +147,31 @@ unsafe fn collect_range(t: &PluginV1, h: Handle, policy: &Policy, shape: &Shape,
             }
         }
         forward(&mut ws, &obs, &idx, &counts, &mut logits, &mut values);
-        for k in 0..m {
-            let legal: &[bool] = std::slice::from_raw_parts(mask.as_ptr().add(k * a) as *const bool, a);
-            let (action, lp) = sample_masked(&logits[k * a..(k + 1) * a], legal, &mut rngs[k], deterministic);
-            actions[k] = if chosen[k] == 0 { action as i64 } else { twists[chosen[k] - 1].back[action] as i64 };
-            let row = step * n + start + k;
-            *(o.actions as *mut i64).add(row) = action as i64; // in the frame the policy saw
-            *(o.logp as *mut f32).add(row) = lp;
-            *(o.values as *mut f32).add(row) = values[k];
+        if let Some(log_std) = &shape.log_std {
+            for k in 0..m {
+                let row = step * n + start + k;
+                let mut lp = 0.0f32;
+                for j in 0..a {
+                    let mean = logits[k * a + j];
+                    let z = if deterministic { 0.0 } else { rngs[k].normal() as f32 };
+                    let v = mean + log_std[j].exp() * z;
+                    lp += -0.5 * z * z - log_std[j] - 0.5 * (2.0 * std::f32::consts::PI).ln();
+                    action_values[k * a + j] = v as f64;
+                    *(o.action_values as *mut f32).add(row * a + j) = v;
+                }
+                *(o.logp as *mut f32).add(row) = lp;
+                *(o.values as *mut f32).add(row) = values[k];
+            }
+        } else {
+            for k in 0..m {
+                let legal: &[bool] = std::slice::from_raw_parts(mask.as_ptr().add(k * a) as *const bool, a);
+                let (action, lp) = sample_masked(&logits[k * a..(k + 1) * a], legal, &mut rngs[k], deterministic);
+                actions[k] = if chosen[k] == 0 { action as i64 } else { twists[chosen[k] - 1].back[action] as i64 };
+                let row = step * n + start + k;
+                *(o.actions as *mut i64).add(row) = action as i64; // in the frame the policy saw
+                *(o.logp as *mut f32).add(row) = lp;
+                *(o.values as *mut f32).add(row) = values[k];
+            }
         }
         // Save what the policy saw.
         let row0 = step * n + start;
@@ -151,18 +181,25 @@ unsafe fn collect_range(t: &PluginV1, h: Handle, policy: &Policy, shape: &Shape,
         } else {
             std::ptr::copy_nonoverlapping(obs.as_ptr(), (o.obs as *mut f32).add(row0 * shape.obs), m * shape.obs);
         }
-        std::ptr::copy_nonoverlapping(mask.as_ptr(), (o.masks as *mut u8).add(row0 * a), m * a);
+        if shape.log_std.is_none() {
+            std::ptr::copy_nonoverlapping(mask.as_ptr(), (o.masks as *mut u8).add(row0 * a), m * a);
+        }
 
         let players = t.players as usize;
-        check((t.step)(h, start, end, actions.as_ptr(), rewards.as_mut_ptr(), term.as_mut_ptr(), trunc.as_mut_ptr(), 0,
-                       &mut out), &out)?;
+        if shape.log_std.is_some() {
+            check((t.step_values)(h, start, end, action_values.as_ptr(), rewards.as_mut_ptr(), term.as_mut_ptr(),
+                                  trunc.as_mut_ptr(), 0, &mut out), &out)?;
+        } else {
+            check((t.step)(h, start, end, actions.as_ptr(), rewards.as_mut_ptr(), term.as_mut_ptr(), trunc.as_mut_ptr(),
+                           0, &mut out), &out)?;
+        }
         check((t.status)(h, start, end, success.as_mut_ptr(), player.as_mut_ptr(), steps_done.as_mut_ptr(),
                          over.as_mut_ptr(), &mut out), &out)?;
         let mut any_truncated = false;
         for k in 0..m {
             let r = rewards[k * players];
             let row = step * n + start + k;
-            *(o.rewards as *mut f32).add(row) = r as f32;
+            *(o.rewards as *mut f32).add(row) = r as f32 * shape.reward_scale;
             let done = term[k] != 0 || trunc[k] != 0;
             *(o.dones as *mut u8).add(row) = done as u8;
             episode_return[k] += r;
@@ -222,17 +259,22 @@ unsafe fn collect_range(t: &PluginV1, h: Handle, policy: &Policy, shape: &Shape,
 
 /// Collect `steps` transitions from every env of `batch` with `policy` (single-player envs).
 /// Returns a dict of numpy arrays `[steps, num_envs, ...]` and episode statistics.
-#[pyfunction]
+///
 /// With `twists` (a list of (obs permutation, action permutation) pairs), each env step
-/// draws one of them, or none, and the policy acts on the twisted observation.
-#[pyo3(signature = (batch, policy, steps, seed, gamma=0.99, lam=0.95, deterministic=false, twists=None))]
+/// draws one of them, or none, and the policy acts on the twisted observation. Envs with
+/// continuous actions need `log_std`, one per action value. `reward_scale` multiplies the
+/// rewards the advantages and returns are computed from.
+#[pyfunction]
+#[pyo3(signature = (batch, policy, steps, seed, gamma=0.99, lam=0.95, deterministic=false, twists=None, log_std=None,
+                    reward_scale=1.0))]
 #[allow(clippy::too_many_arguments)]
 pub fn collect<'py>(py: Python<'py>, batch: &Batch, policy: &Policy, steps: usize, seed: u64, gamma: f32, lam: f32,
-                    deterministic: bool, twists: Option<Vec<(PyReadonlyArray1<'py, u32>, PyReadonlyArray1<'py, u32>)>>)
-                    -> PyResult<Bound<'py, PyDict>> {
+                    deterministic: bool, twists: Option<Vec<(PyReadonlyArray1<'py, u32>, PyReadonlyArray1<'py, u32>)>>,
+                    log_std: Option<PyReadonlyArray1<'py, f32>>, reward_scale: f32) -> PyResult<Bound<'py, PyDict>> {
     let t = batch.table();
-    if t.players != 1 || t.continuous != 0 {
-        return Err(PyValueError::new_err("PPO collection supports single-player envs with discrete actions"));
+    if t.players != 1 {
+        return Err(PyValueError::new_err(format!(
+            "PPO collection supports single-player envs; this env has {} players", t.players)));
     }
     let (n, num_actions, obs_size, nnz, _) = batch.sizes_tuple();
     let sparse = t.observation == 0;
@@ -241,7 +283,27 @@ pub fn collect<'py>(py: Python<'py>, batch: &Batch, policy: &Policy, steps: usiz
             "the policy maps {} features to {} actions, but the env has {obs_size} features and {num_actions} actions",
             policy.inner.inputs, policy.inner.num_actions)));
     }
-    let shape = Shape { n, steps, obs: obs_size, nnz, actions: num_actions, sparse };
+    let continuous = t.continuous != 0;
+    let log_std = match (continuous, log_std) {
+        (true, Some(ls)) => {
+            let ls = ls.as_slice()?.to_vec();
+            if ls.len() != num_actions || ls.iter().any(|v| !v.is_finite()) {
+                return Err(PyValueError::new_err(format!(
+                    "log_std needs {num_actions} finite values, one per action value; got {}", ls.len())));
+            }
+            Some(ls)
+        }
+        (true, None) => return Err(PyValueError::new_err("this env has continuous actions: give log_std")),
+        (false, Some(_)) => return Err(PyValueError::new_err("log_std is for envs with continuous actions")),
+        (false, None) => None,
+    };
+    if continuous && twists.as_ref().is_some_and(|t| !t.is_empty()) {
+        return Err(PyValueError::new_err("twists are for envs with discrete actions"));
+    }
+    if !(reward_scale.is_finite() && reward_scale > 0.0) {
+        return Err(PyValueError::new_err(format!("reward_scale must be a positive number, not {reward_scale}")));
+    }
+    let shape = Shape { n, steps, obs: obs_size, nnz, actions: num_actions, sparse, log_std, reward_scale };
     let mut twist_list = Vec::new();
     for (obs_perm, act_perm) in twists.unwrap_or_default() {
         let (obs_perm, act) = (obs_perm.as_slice()?.to_vec(), act_perm.as_slice()?.to_vec());
@@ -257,8 +319,9 @@ pub fn collect<'py>(py: Python<'py>, batch: &Batch, policy: &Policy, steps: usiz
     let obs = PyArray3::<f32>::zeros(py, [steps, n, if sparse { 0 } else { obs_size }], false);
     let idx = PyArray3::<u32>::zeros(py, [steps, n, if sparse { nnz } else { 0 }], false);
     let counts = PyArray2::<u32>::zeros(py, [steps, n], false);
-    let masks = PyArray3::<bool>::zeros(py, [steps, n, num_actions], false);
+    let masks = PyArray3::<bool>::zeros(py, [steps, n, if continuous { 0 } else { num_actions }], false);
     let actions = PyArray2::<i64>::zeros(py, [steps, n], false);
+    let action_values = PyArray3::<f32>::zeros(py, [steps, n, if continuous { num_actions } else { 0 }], false);
     let logp = PyArray2::<f32>::zeros(py, [steps, n], false);
     let values = PyArray2::<f32>::zeros(py, [steps, n], false);
     let rewards = PyArray2::<f32>::zeros(py, [steps, n], false);
@@ -272,6 +335,7 @@ pub fn collect<'py>(py: Python<'py>, batch: &Batch, policy: &Policy, steps: usiz
             counts: counts.as_slice_mut()?.as_mut_ptr() as usize,
             masks: masks.as_slice_mut()?.as_mut_ptr() as usize,
             actions: actions.as_slice_mut()?.as_mut_ptr() as usize,
+            action_values: action_values.as_slice_mut()?.as_mut_ptr() as usize,
             logp: logp.as_slice_mut()?.as_mut_ptr() as usize,
             values: values.as_slice_mut()?.as_mut_ptr() as usize,
             rewards: rewards.as_slice_mut()?.as_mut_ptr() as usize,
@@ -312,6 +376,7 @@ pub fn collect<'py>(py: Python<'py>, batch: &Batch, policy: &Policy, steps: usiz
     d.set_item("obs_counts", counts)?;
     d.set_item("masks", masks)?;
     d.set_item("actions", actions)?;
+    d.set_item("action_values", action_values)?;
     d.set_item("logp", logp)?;
     d.set_item("values", values)?;
     d.set_item("rewards", rewards)?;

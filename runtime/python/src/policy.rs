@@ -1,10 +1,11 @@
 //! The policy network on the Rust side, built from weights sent by torch.
 
-use numpy::{PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
+use numpy::{PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyReadonlyArray4,
+            PyUntypedArrayMethods};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
-use twisterl_core::policy::{Activation, Input, Layer, Policy as CorePolicy, Workspace};
+use twisterl_core::policy::{Activation, Conv2d, Input, Layer, Policy as CorePolicy, Workspace};
 
 #[pyclass(module = "twisterl._core", name = "Policy")]
 pub struct Policy {
@@ -13,7 +14,9 @@ pub struct Policy {
 }
 
 /// One layer from a tuple: ("linear", weight [out, in], bias [out]), ("relu",), ("tanh",),
-/// ("gelu_tanh",), ("layernorm", gamma, beta, eps).
+/// ("gelu_tanh",), ("layernorm", gamma, beta, eps), ("residual", [layers]),
+/// ("conv2d", weight [out, in, kh, kw], bias [out], (stride_h, stride_w), (pad_h, pad_w),
+/// (height, width)).
 fn layer(item: &Bound<'_, PyAny>) -> PyResult<Layer> {
     let t = item.cast::<PyTuple>().map_err(|_| PyTypeError::new_err("each layer is a tuple like (\"linear\", w, b)"))?;
     let kind: String = t.get_item(0)?.extract()?;
@@ -33,6 +36,19 @@ fn layer(item: &Bound<'_, PyAny>) -> PyResult<Layer> {
             let b: PyReadonlyArray1<'_, f32> = t.get_item(2)?.extract()?;
             let eps: f32 = t.get_item(3)?.extract()?;
             Ok(Layer::LayerNorm { gamma: g.as_slice()?.to_vec(), beta: b.as_slice()?.to_vec(), eps })
+        }
+        "residual" => Ok(Layer::Residual(layers(&t.get_item(1)?)?)),
+        "conv2d" => {
+            let w: PyReadonlyArray4<'_, f32> = t.get_item(1)?.extract()?;
+            let b: PyReadonlyArray1<'_, f32> = t.get_item(2)?.extract()?;
+            let stride: (usize, usize) = t.get_item(3)?.extract()?;
+            let padding: (usize, usize) = t.get_item(4)?.extract()?;
+            let input: (usize, usize) = t.get_item(5)?.extract()?;
+            let shape = w.shape();
+            let weight = w.as_array().iter().copied().collect::<Vec<f32>>();
+            Conv2d::from_torch(&weight, b.as_slice()?, shape[1], shape[0], (shape[2], shape[3]), stride, padding, input)
+                .map(Layer::Conv2d)
+                .map_err(PyValueError::new_err)
         }
         other => Err(PyValueError::new_err(format!("unknown layer kind {other:?}"))),
     }

@@ -1,0 +1,104 @@
+"""PPO beyond discrete one-hot envs: continuous actions (Gaussian policy) and 2-D planes
+(conv policy), from collection in Rust to learning in torch."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import twisterl  # noqa: E402
+from twisterl import _core  # noqa: E402
+from twisterl.learners.ppo import PPO, Config  # noqa: E402
+from twisterl.nets import ConvPolicy, GaussianPolicy, export  # noqa: E402
+from twisterl.training import make_config  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_gaussian_collection_records_unclipped_draws_and_their_logprobs(compiled):
+    cls = compiled("pendulum")
+    vec = cls.vector(16, seed=0)
+    vec.reset()
+    torch.manual_seed(0)
+    net = GaussianPolicy(3, 1, hidden=(16, 16))
+    log_std = np.array([0.7], np.float32)  # std 2.0 > the torque bound, so draws leave [-2, 2]
+    data = _core.collect(vec._batch, export(net), 30, 5, 0.9, 0.95, log_std=log_std)
+    values = data["action_values"]
+    assert values.shape == (30, 16, 1) and data["masks"].shape == (30, 16, 0)
+    assert (np.abs(values) > 2.0).any(), "the recorded draws are the unclipped ones"
+    obs = torch.from_numpy(data["obs"].reshape(-1, 3))
+    mean, value = net(obs)
+    dist = torch.distributions.Normal(mean, torch.from_numpy(log_std).exp())
+    expected = dist.log_prob(torch.from_numpy(values.reshape(-1, 1))).sum(-1).detach().numpy()
+    np.testing.assert_allclose(data["logp"].reshape(-1), expected, atol=1e-4)
+    np.testing.assert_allclose(data["values"].reshape(-1), value.detach().numpy(), atol=1e-5)
+    # Deterministic collection acts with the mean.
+    det = _core.collect(vec._batch, export(net), 5, 5, deterministic=True, log_std=log_std)
+    mean, _ = net(torch.from_numpy(det["obs"].reshape(-1, 3)))
+    np.testing.assert_allclose(det["action_values"].reshape(-1), mean.detach().numpy().reshape(-1), atol=1e-5)
+
+
+def test_gaussian_collection_refuses_bad_arguments(compiled):
+    pend, grid = compiled("pendulum"), compiled("gridworld")
+    vec = pend.vector(4, seed=0)
+    vec.reset()
+    policy = export(GaussianPolicy(3, 1))
+    with pytest.raises(ValueError, match="give log_std"):
+        _core.collect(vec._batch, policy, 4, 0)
+    with pytest.raises(ValueError, match="1 finite values"):
+        _core.collect(vec._batch, policy, 4, 0, log_std=np.array([0.0, 0.0], np.float32))
+    with pytest.raises(ValueError, match="reward_scale"):
+        _core.collect(vec._batch, policy, 4, 0, log_std=np.zeros(1, np.float32), reward_scale=0.0)
+    gvec = grid.vector(4, seed=0)
+    gvec.reset()
+    with pytest.raises(ValueError, match="log_std is for envs with continuous actions"):
+        _core.collect(gvec._batch, export(twisterl.nets.BasicPolicy(100, 4, 8, [8])), 4, 0,
+                      log_std=np.zeros(4, np.float32))
+
+
+def test_ppo_improves_pendulum(compiled):
+    cls = compiled("pendulum")
+    cfg = make_config({"num_envs": 32, "num_steps": 200, "num_threads": 1, "seed": 3}, cls)
+    assert cfg.norm_reward and cfg.embedding_size == 64  # the continuous defaults
+    ppo = PPO(cls, cfg)
+    assert isinstance(ppo.policy, GaussianPolicy)
+    history = ppo.train(iterations=25)
+    first = np.mean([s.mean_return for s in history[:3]])
+    last = np.mean([s.mean_return for s in history[-3:]])
+    assert last > first + 200, (first, last)
+    assert ppo.reward_scale != 1.0
+
+
+PLANES = """
+let rows: [[int in 0..4; width]; height] = [[view[r * width + c] for c in 0..width] for r in 0..height]
+observe planes(rows)
+"""
+
+
+@pytest.fixture(scope="module")
+def grid_planes(build_cache, tmp_path_factory):
+    """The grid world observed as four 5x5 planes instead of a one-hot vector."""
+    text = (ROOT / "examples" / "gridworld.twl").read_text()
+    text = text.replace("observe onehot(view)", PLANES)
+    text = re.sub(r"symmetry mirror \{.*?\n\}\n", "", text, flags=re.S)
+    path = tmp_path_factory.mktemp("planes") / "gridplanes.twl"
+    path.write_text(text)
+    return twisterl.compile(path)
+
+
+def test_planes_train_a_conv_policy(grid_planes):
+    assert grid_planes.spec["observation"]["kind"] == "planes"
+    ppo = PPO(grid_planes, Config(num_envs=64, num_steps=32, num_threads=1, difficulty=3, diff_max=3,
+                                  conv_channels=[8], common_layers=[64], learning_rate=1e-3, seed=1))
+    assert isinstance(ppo.policy, ConvPolicy) and ppo.policy.obs_shape == (4, 5, 5)
+    history = ppo.train(iterations=25)
+    first = np.mean([s.mean_return for s in history[:3]])
+    last = np.mean([s.mean_return for s in history[-3:]])
+    assert last > first + 0.3, (first, last)
+    assert math.isfinite(history[-1].policy_loss)

@@ -102,3 +102,16 @@ def test_planes_train_a_conv_policy(grid_planes):
     last = np.mean([s.mean_return for s in history[-3:]])
     assert last > first + 0.3, (first, last)
     assert math.isfinite(history[-1].policy_loss)
+
+
+def test_learner_device_is_checked(compiled):
+    cls = compiled("gridworld")
+    small = dict(num_envs=8, num_steps=4, num_threads=1, embedding_size=8, common_layers=[8])
+    ppo = PPO(cls, Config(device="auto", **small))
+    assert ppo.device.type == ("cuda" if torch.cuda.is_available() else "cpu")
+    ppo.iterate()
+    with pytest.raises(ValueError, match="not a torch device"):
+        PPO(cls, Config(device="gpu7", **small))
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="sees no CUDA device"):
+            PPO(cls, Config(device="cuda", **small))

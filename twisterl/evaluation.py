@@ -43,7 +43,8 @@ class EvalSpec:
 def evaluate_policy(cls, rust_policy, episodes: int, deterministic: bool, difficulty: int, seed: int,
                     params: dict, tries: int = 1, twists: Optional[Sequence[Twist]] = None,
                     log_std: Optional[np.ndarray] = None, max_steps: int = 100_000) -> dict:
-    """Success rate, mean return and mean length of `episodes` episodes (see the module doc).
+    """Success rate, mean return and mean length of `episodes` episodes (see the module doc),
+    and each try's success and return (`try_success`, `try_return`: [episodes, tries]).
 
     For continuous actions the policy acts with the Gaussian's mean, or with a draw using
     `log_std` when not deterministic."""
@@ -78,7 +79,8 @@ def evaluate_policy(cls, rust_policy, episodes: int, deterministic: bool, diffic
     score = success.reshape(episodes, tries) * 1e18 + returns.reshape(episodes, tries)
     best = score.argmax(axis=1) + np.arange(episodes) * tries
     return {"success": float(success[best].mean()), "return": float(returns[best].mean()),
-            "length": float(lengths[best].mean()), "episodes": episodes, "tries": tries}
+            "length": float(lengths[best].mean()), "episodes": episodes, "tries": tries,
+            "try_success": success.reshape(episodes, tries), "try_return": returns.reshape(episodes, tries)}
 
 
 def _act(cls, policy, averaged: Optional[TwistAveraged], vec, obs, info, sparse: bool, deterministic: bool,

@@ -65,6 +65,8 @@ class Config:
     {name: {"num_episodes": 100, "deterministic": false, "num_searches": 1}}"""
     diff_metric: str = "train"
     """what raises the difficulty: "train" (the iteration's own sampled episodes) or an eval's name"""
+    device: str = "cpu"
+    """where torch learns: "cpu", "cuda", "cuda:N" or "auto" (rollouts always run in Rust on the CPU)"""
     twists: bool = False
     """act on a randomly twisted observation at each step (the env's `symmetry` blocks)"""
     seed: int = 0
@@ -114,7 +116,8 @@ class PPO:
         self.policy_desc = describe_policy(kind, self.vec.single_observation_space.shape, self.num_actions,
                                            self.continuous, config.embedding_size, config.common_layers,
                                            config.conv_channels, config.init_log_std)
-        self.policy = build_policy(self.policy_desc)
+        self.device = resolve_device(config.device)
+        self.policy = build_policy(self.policy_desc).to(self.device)
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=config.learning_rate, eps=1e-5)
         if config.twists and self.continuous:
             raise ValueError("twists apply to envs with discrete actions")
@@ -136,7 +139,7 @@ class PPO:
         """Collect one batch of rollouts and learn from it."""
         cfg = self.cfg
         start = time.perf_counter()
-        log_std = self.policy.log_std.detach().numpy().astype(np.float32) if self.continuous else None
+        log_std = self.policy.log_std.detach().cpu().numpy().astype(np.float32) if self.continuous else None
         data = _core.collect(self.vec._batch, export(self.policy), cfg.num_steps,
                              cfg.seed * 1_000_003 + self.iteration, cfg.gamma, cfg.gae_lambda,
                              twists=self.twists, log_std=log_std, reward_scale=self.reward_scale)
@@ -170,7 +173,7 @@ class PPO:
         if not self.evals:
             return {}
         policy = export(self.policy)
-        log_std = self.policy.log_std.detach().numpy().astype(np.float64) if self.continuous else None
+        log_std = self.policy.log_std.detach().cpu().numpy().astype(np.float64) if self.continuous else None
         return {name: evaluate_policy(self.env_cls, policy, spec.num_episodes, spec.deterministic, self.difficulty,
                                       self.cfg.seed * 7_919 + self.iteration, self.params, tries=spec.num_searches,
                                       log_std=log_std)["success"]
@@ -191,20 +194,18 @@ class PPO:
         if self.sparse:
             idx = data["obs_indices"].reshape(-1, data["obs_indices"].shape[-1])[rows]
             counts = data["obs_counts"].reshape(-1)[rows]
-            return SparseObs(torch.from_numpy(idx.astype(np.int64)), torch.from_numpy(counts.astype(np.int64)))
-        return torch.from_numpy(data["obs"].reshape(-1, data["obs"].shape[-1])[rows])
+            return SparseObs(torch.from_numpy(idx.astype(np.int64)).to(self.device),
+                             torch.from_numpy(counts.astype(np.int64)).to(self.device))
+        return torch.from_numpy(data["obs"].reshape(-1, data["obs"].shape[-1])[rows]).to(self.device)
 
     def update(self, data: dict) -> dict:
         cfg = self.cfg
-        if self.continuous:
-            b_actions = torch.from_numpy(data["action_values"].reshape(-1, self.num_actions))
-        else:
-            b_actions = torch.from_numpy(data["actions"].reshape(-1))
-        b_logp = torch.from_numpy(data["logp"].reshape(-1))
-        b_adv = torch.from_numpy(data["advantages"].reshape(-1))
-        b_returns = torch.from_numpy(data["returns"].reshape(-1))
-        b_values = torch.from_numpy(data["values"].reshape(-1))
-        b_masks = None if self.continuous else torch.from_numpy(data["masks"].reshape(-1, self.num_actions))
+        def tensor(key: str, *shape: int) -> torch.Tensor:
+            return torch.from_numpy(data[key].reshape(-1, *shape)).to(self.device)
+
+        b_actions = tensor("action_values", self.num_actions) if self.continuous else tensor("actions")
+        b_logp, b_adv, b_returns = tensor("logp"), tensor("advantages"), tensor("returns")
+        b_masks = None if self.continuous else tensor("masks", self.num_actions)
         total = b_actions.shape[0]
         mb_size = max(1, total // cfg.num_minibatches)
         rng = np.random.default_rng(cfg.seed + self.iteration)
@@ -214,7 +215,7 @@ class PPO:
             order = rng.permutation(total)
             for s in range(0, total, mb_size):
                 mb = order[s:s + mb_size]
-                mb_t = torch.from_numpy(mb)
+                mb_t = torch.from_numpy(mb).to(self.device)
                 out, values = self.policy(self.observations(data, mb))
                 if self.continuous:
                     dist = torch.distributions.Normal(out, self.policy.log_std.exp())
@@ -241,7 +242,6 @@ class PPO:
                 sums["value_loss"] += v_loss.item()
                 sums["entropy"] += entropy.item()
                 count += 1
-        del b_values
         return {k: v / max(count, 1) for k, v in sums.items()}
 
     def train(self, iterations: Optional[int] = None, time_limit: Optional[float] = None,
@@ -274,6 +274,19 @@ class PPO:
         self.reward_scale = float(progress.get("reward_scale", 1.0))
         self.return_stats.load(progress)
         self.set_difficulty(int(progress["difficulty"]))
+
+
+def resolve_device(name: str) -> torch.device:
+    """The torch device for `name`; "auto" is CUDA when torch sees one, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise ValueError(f"device {name!r} is not a torch device: {exc}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r}: torch sees no CUDA device here; use \"cpu\" or \"auto\"")
+    return device
 
 
 class RunningVariance:

@@ -115,3 +115,36 @@ def test_learner_device_is_checked(compiled):
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="sees no CUDA device"):
             PPO(cls, Config(device="cuda", **small))
+
+
+REACH = """
+env Reach2D
+
+state x: float
+state y: float
+
+action move(dx: float in -1.0..1.0, dy: float in -0.5..0.5) {
+    x = clamp(x + 0.1 * dx, -2.0, 2.0)
+    y = clamp(y + 0.1 * dy, -2.0, 2.0)
+}
+
+reset {
+    x = uniform(-1.0, 1.0)
+    y = uniform(-1.0, 1.0)
+}
+
+truncate steps >= 50
+reward -(x * x + y * y)
+observe [x, y]
+"""
+
+
+def test_vector_continuous_actions_train(build_cache, tmp_path):
+    path = tmp_path / "reach.twl"
+    path.write_text(REACH)
+    cls = twisterl.compile(path)
+    ppo = PPO(cls, make_config({"num_envs": 16, "num_steps": 100, "num_threads": 1, "seed": 0, "update_epochs": 4,
+                                "num_minibatches": 4}, cls))
+    assert ppo.num_actions == 2 and ppo.policy.log_std.shape == (2,)
+    history = ppo.train(iterations=12)
+    assert history[-1].mean_return > history[0].mean_return

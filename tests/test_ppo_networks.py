@@ -148,3 +148,19 @@ def test_vector_continuous_actions_train(build_cache, tmp_path):
     assert ppo.num_actions == 2 and ppo.policy.log_std.shape == (2,)
     history = ppo.train(iterations=12)
     assert history[-1].mean_return > history[0].mean_return
+
+
+def test_learning_rate_annealing_and_activation(compiled):
+    cls = compiled("gridworld")
+    small = dict(num_envs=8, num_steps=8, num_threads=1, embedding_size=8, common_layers=[8])
+    with pytest.raises(ValueError, match="anneal_lr needs max_env_steps"):
+        PPO(cls, Config(anneal_lr=True, **small))
+    with pytest.raises(ValueError, match="activation must be one of"):
+        PPO(cls, Config(activation="swish", **small))
+    ppo = PPO(cls, Config(anneal_lr=True, max_env_steps=256, learning_rate=1e-3, activation="tanh", **small))
+    assert isinstance(ppo.policy.activation, torch.nn.Tanh)
+    rates = []
+    for _ in range(3):
+        ppo.iterate()
+        rates.append(ppo.optimizer.param_groups[0]["lr"])
+    assert rates == pytest.approx([1e-3, 1e-3 * 0.75, 1e-3 * 0.5])

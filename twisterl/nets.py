@@ -162,26 +162,30 @@ class GaussianPolicy(nn.Module):
 
 def describe_policy(obs_kind: str, obs_shape: Sequence[int], num_actions: int, continuous: bool,
                     embedding_size: int, common_layers: Sequence[int], conv_channels: Sequence[int] = (32, 32),
-                    init_log_std: float = 0.0) -> dict:
+                    init_log_std: float = 0.0, activation: str = "relu") -> dict:
     """The default network for an env, as a description a run dir records (JSON)."""
     shape = [int(v) for v in obs_shape]
     if continuous:
         return {"kind": "gaussian", "obs_size": math.prod(shape), "num_actions": num_actions,
                 "hidden": [embedding_size, *common_layers], "init_log_std": init_log_std}
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, not {activation!r}")
     if obs_kind == "planes":
         return {"kind": "conv", "obs_shape": shape, "num_actions": num_actions, "channels": list(conv_channels),
-                "common_layers": list(common_layers)}
+                "common_layers": list(common_layers), "activation": activation}
     return {"kind": "basic", "obs_size": math.prod(shape), "num_actions": num_actions,
-            "embedding_size": embedding_size, "common_layers": list(common_layers)}
+            "embedding_size": embedding_size, "common_layers": list(common_layers), "activation": activation}
 
 
 def build_policy(desc: dict) -> nn.Module:
     """The network a description (from `describe_policy`) names, freshly initialised."""
     kind = desc.get("kind")
     if kind == "basic":
-        return BasicPolicy(desc["obs_size"], desc["num_actions"], desc["embedding_size"], desc["common_layers"])
+        return BasicPolicy(desc["obs_size"], desc["num_actions"], desc["embedding_size"], desc["common_layers"],
+                           activation=desc.get("activation", "relu"))
     if kind == "conv":
-        return ConvPolicy(desc["obs_shape"], desc["num_actions"], desc["channels"], desc["common_layers"])
+        return ConvPolicy(desc["obs_shape"], desc["num_actions"], desc["channels"], desc["common_layers"],
+                          activation=desc.get("activation", "relu"))
     if kind == "gaussian":
         return GaussianPolicy(desc["obs_size"], desc["num_actions"], desc["hidden"],
                               init_log_std=desc.get("init_log_std", 0.0))

@@ -41,11 +41,15 @@ class Config:
     vf_coef: float = 0.8
     ent_coef: float = 0.01
     learning_rate: float = 3e-4
+    anneal_lr: bool = False
+    """decay the learning rate linearly to 0 over `max_env_steps` (as CleanRL)"""
     max_grad_norm: float = 0.5
     norm_adv: bool = True
     embedding_size: int = 512
     """first layer's width (for continuous actions: the first hidden layer of actor and critic)"""
     common_layers: list = field(default_factory=lambda: [256])
+    activation: str = "relu"
+    """hidden activation of the default networks: relu, tanh or gelu (continuous: always tanh)"""
     conv_channels: list = field(default_factory=lambda: [32, 32])
     """conv layers of the default network for `planes` observations"""
     init_log_std: float = 0.0
@@ -115,7 +119,9 @@ class PPO:
         self.num_actions = int(space.shape[0] if self.continuous else space.n)
         self.policy_desc = describe_policy(kind, self.vec.single_observation_space.shape, self.num_actions,
                                            self.continuous, config.embedding_size, config.common_layers,
-                                           config.conv_channels, config.init_log_std)
+                                           config.conv_channels, config.init_log_std, config.activation)
+        if config.anneal_lr and not config.max_env_steps:
+            raise ValueError("anneal_lr needs max_env_steps: the rate decays to 0 over that many env steps")
         self.device = resolve_device(config.device)
         self.policy = build_policy(self.policy_desc).to(self.device)
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=config.learning_rate, eps=1e-5)
@@ -139,6 +145,10 @@ class PPO:
         """Collect one batch of rollouts and learn from it."""
         cfg = self.cfg
         start = time.perf_counter()
+        if cfg.anneal_lr:
+            left = max(0.0, 1.0 - self.env_steps / cfg.max_env_steps)
+            for group in self.optimizer.param_groups:
+                group["lr"] = cfg.learning_rate * left
         log_std = self.policy.log_std.detach().cpu().numpy().astype(np.float32) if self.continuous else None
         data = _core.collect(self.vec._batch, export(self.policy), cfg.num_steps,
                              cfg.seed * 1_000_003 + self.iteration, cfg.gamma, cfg.gae_lambda,

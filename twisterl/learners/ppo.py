@@ -32,7 +32,10 @@ class Config:
     num_steps: int = 64
     """steps per env per iteration"""
     num_threads: int = 2
-    """threads for rollouts (and torch)"""
+    """threads for rollouts"""
+    torch_threads: int = 0
+    """threads for torch's update; 0: `num_threads` for networks of 100k parameters or more, else 1
+    (small networks lose far more to thread synchronisation than they gain)"""
     gamma: float = 0.995
     gae_lambda: float = 0.995
     update_epochs: int = 4
@@ -109,7 +112,6 @@ class PPO:
             raise ValueError(f"diff_metric {config.diff_metric!r} is neither \"train\" nor one of the evals "
                              f"({', '.join(self.evals) or 'none configured'})")
         torch.manual_seed(config.seed)
-        torch.set_num_threads(max(1, config.num_threads))
         self.vec = env_cls.vector(config.num_envs, seed=config.seed, num_threads=config.num_threads,
                                   difficulty=config.difficulty, **(params or {}))
         self.continuous = bool(env_cls.continuous)
@@ -124,6 +126,7 @@ class PPO:
             raise ValueError("anneal_lr needs max_env_steps: the rate decays to 0 over that many env steps")
         self.device = resolve_device(config.device)
         self.policy = build_policy(self.policy_desc).to(self.device)
+        torch.set_num_threads(learner_threads(self.policy, config))
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=config.learning_rate, eps=1e-5)
         if config.twists and self.continuous:
             raise ValueError("twists apply to envs with discrete actions")
@@ -284,6 +287,14 @@ class PPO:
         self.reward_scale = float(progress.get("reward_scale", 1.0))
         self.return_stats.load(progress)
         self.set_difficulty(int(progress["difficulty"]))
+
+
+def learner_threads(policy: nn.Module, config: Config) -> int:
+    """The torch thread count for this network (see `Config.torch_threads`)."""
+    if config.torch_threads > 0:
+        return config.torch_threads
+    params = sum(p.numel() for p in policy.parameters())
+    return max(1, config.num_threads) if params >= 100_000 else 1
 
 
 def resolve_device(name: str) -> torch.device:

@@ -164,3 +164,25 @@ def test_learning_rate_annealing_and_activation(compiled):
         ppo.iterate()
         rates.append(ppo.optimizer.param_groups[0]["lr"])
     assert rates == pytest.approx([1e-3, 1e-3 * 0.75, 1e-3 * 0.5])
+
+
+def test_best_checkpoint_follows_the_return_when_nothing_succeeds(build_cache, tmp_path):
+    import csv
+    import os
+    import subprocess
+    import sys
+
+    from twisterl.rundir import RunDir
+
+    out, cfg = tmp_path / "run", tmp_path / "cfg.json"
+    cfg.write_text('{"num_envs": 8, "num_steps": 200, "num_threads": 1, "update_epochs": 2, "num_minibatches": 2}')
+    proc = subprocess.run([sys.executable, "-m", "twisterl", "train", "examples/pendulum.twl", "--out", str(out),
+                           "--config", str(cfg), "--iterations", "4"], cwd=ROOT, capture_output=True, text=True,
+                          env=dict(os.environ, TWISTERL_CACHE_DIR=str(build_cache)), timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    returns = [float(row["mean_return"]) for row in csv.DictReader(open(out / "metrics.csv"))]
+    assert RunDir(out).best_score() == (1, 0.0, pytest.approx(max(returns)))
+    proc = subprocess.run([sys.executable, "-m", "twisterl", "eval", str(out), "--episodes", "5", "--deterministic"],
+                          cwd=ROOT, capture_output=True, text=True,
+                          env=dict(os.environ, TWISTERL_CACHE_DIR=str(build_cache)), timeout=300)
+    assert proc.returncode == 0 and "5 episodes (deterministic)" in proc.stdout, proc.stderr

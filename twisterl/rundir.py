@@ -79,6 +79,16 @@ class RunDir:
         os.replace(tmp, path)
         return path
 
+    def best_score(self) -> Optional[tuple]:
+        """(difficulty, success rate, mean return) of the `best` checkpoint, if it is readable."""
+        try:
+            with open(self.path / "best.safetensors", "rb") as f:
+                header = json.loads(f.read(int.from_bytes(f.read(8), "little")))
+            meta = {k: json.loads(v) for k, v in header.get("__metadata__", {}).items()}
+            return (int(meta["difficulty"]), float(meta["success_rate"]), float(meta.get("mean_return", float("-inf"))))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
     def load(self, name: str, model: torch.nn.Module, expect: dict) -> dict:
         """Load checkpoint `name` into `model`; `expect` lists metadata that must match."""
         path = self.path / f"{name}.safetensors"

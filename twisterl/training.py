@@ -90,7 +90,7 @@ def train(path: Optional[str], out: Optional[str], config_path: Optional[str], p
         state = run.load("last", ppo.policy, meta)
         restore_optimizer(ppo.optimizer, state)
         ppo.resume(state)
-        best = (int(state["difficulty"]), float(state["success_rate"]))
+        best = run.best_score()
         print(f"resuming {run.path} after iteration {state['iteration']} at difficulty {state['difficulty']}",
               file=stream)
     else:
@@ -106,7 +106,7 @@ def train(path: Optional[str], out: Optional[str], config_path: Optional[str], p
         meta = {"env": cls.name, "obs_size": ppo.policy.obs_size, "num_actions": ppo.num_actions}
         run.create({"env_file": str(path), "params": params, "config": ppo.config_dict(), "policy": ppo.policy_desc,
                     **meta}, Path(path).read_text())
-        best = (-1, -1.0)
+        best = None
     start = time.perf_counter()
     print(f"training {cls.name} with PPO: {cfg.num_envs} envs x {cfg.num_steps} steps per iteration; "
           f"run dir {run.path}", file=stream)
@@ -118,10 +118,14 @@ def train(path: Optional[str], out: Optional[str], config_path: Optional[str], p
         row = {k: v for k, v in s.__dict__.items() if k != "evals"}
         row.update({f"eval_{name}": success for name, success in s.evals.items()})
         monitor.record({**row, "elapsed": round(time.perf_counter() - start, 3), "total_env_steps": ppo.env_steps})
-        state = {**meta, **ppo.progress(), "iteration": s.iteration, "success_rate": s.success_rate}
+        success = s.evals.get(cfg.diff_metric, s.success_rate)
+        state = {**meta, **ppo.progress(), "iteration": s.iteration, "success_rate": success,
+                 "mean_return": s.mean_return}
         run.save("last", ppo.policy, state, ppo.optimizer)
-        if s.episodes and (s.difficulty, s.success_rate) > best:
-            best = (s.difficulty, s.success_rate)
+        # The best checkpoint: the highest difficulty, then success, then mean return.
+        score = (s.difficulty, success, s.mean_return)
+        if s.episodes and (best is None or score > best):
+            best = score
             run.save("best", ppo.policy, {**state, "difficulty": s.difficulty})
 
     try:

@@ -56,6 +56,9 @@ class Config:
     concurrent_games: int = 16
     """games per thread searched in lockstep, their leaves in one forward pass"""
     num_threads: int = 2
+    """threads for self-play and the arena"""
+    torch_threads: int = 1
+    """threads for torch (small nets learn fastest on one; more oversubscribe the cores)"""
     replay_size: int = 20_000
     batch_size: int = 256
     train_steps: int = 100
@@ -139,7 +142,7 @@ class AlphaZero:
         if env_cls.players > 2:
             raise ValueError(f"AlphaZero here supports one or two players; {env_cls.name} has {env_cls.players}")
         torch.manual_seed(cfg.seed)
-        torch.set_num_threads(max(1, cfg.num_threads))
+        torch.set_num_threads(max(1, cfg.torch_threads))
         probe = env_cls(**self.params)
         self.players = env_cls.players
         self.num_actions = int(probe.action_space.n)
@@ -195,7 +198,7 @@ class AlphaZero:
         for _ in range(cfg.train_steps):
             mb = rng.integers(0, buf.n, size=min(cfg.batch_size, buf.n))
             if self.sparse:
-                x = SparseObs(torch.from_numpy(buf.obs[mb].astype(np.int64)), torch.from_numpy(buf.counts[mb]))
+                x = SparseObs(torch.from_numpy(buf.obs[mb].astype(np.int64)), torch.from_numpy(buf.counts[mb].astype(np.int64)))
             else:
                 x = torch.from_numpy(buf.obs[mb])
             logits, values = self.policy(x)

@@ -352,7 +352,7 @@ impl<'a> Worker<'a> {
                 game.sims += 1;
                 continue;
             }
-            if let Some(_) = &a.policy {
+            if a.policy.is_some() {
                 pending.push(Pending { game: g, scratch: s, path: path.clone(), mask: self.mask.clone() });
             } else {
                 let legal: Vec<bool> = self.mask.iter().map(|&m| m != 0).collect();

@@ -204,5 +204,32 @@ def test_bad_input_is_a_clear_error(ttt):
     from twisterl.nets import BasicPolicy
     with pytest.raises(ValueError, match="features"):
         twisterl.mcts(env, BasicPolicy(10, 9, 8, [8]))
+    scratch = ttt.create({}, 1, 0, 1)
     with pytest.raises(ValueError, match="unknown search option"):
-        twisterl._core.search(env._batch, 0, env._batch, {"kind": "rollout", "bogus": 1}, 0)
+        twisterl._core.search(env._batch, 0, scratch, {"kind": "rollout", "bogus": 1}, 0)
+    with pytest.raises(ValueError, match="another batch"):
+        twisterl._core.search(env._batch, 0, env._batch, {"kind": "rollout"}, 0)
+
+
+def test_averaging_over_symmetries_makes_the_search_equivariant(ttt):
+    import torch
+    from twisterl.nets import BasicPolicy
+    torch.manual_seed(0)
+    net = BasicPolicy(27, 9, 16, [16])
+    env = ttt()
+    env.reset(seed=0)
+    plain = twisterl.mcts(env, net, simulations=1)
+    averaged = twisterl.mcts(env, net, simulations=1, average_twists=True)
+    corners, edges = averaged.priors[[0, 2, 6, 8]], averaged.priors[[1, 3, 5, 7]]
+    assert np.ptp(corners) < 1e-6 and np.ptp(edges) < 1e-6, averaged.priors
+    assert np.ptp(plain.priors[[0, 2, 6, 8]]) > 1e-4, "the raw network is not symmetric"
+    # A twisted position gets the twisted priors.
+    state = np.array([X, 0, 0, 0, O, 0, 0, 0, 0, 0, 0, 2], float)
+    rotated = np.array([0, 0, X, 0, O, 0, 0, 0, 0, 0, 0, 2], float)  # rotate: (r, c) -> (c, 2 - r)
+    a = twisterl.mcts(env, net, state=state, simulations=1, average_twists=True).priors
+    b = twisterl.mcts(env, net, state=rotated, simulations=1, average_twists=True).priors
+    rot = [2, 5, 8, 1, 4, 7, 0, 3, 6]  # cell k = (r, c) goes to (c, 2 - r)
+    assert np.allclose(b[rot], a, atol=1e-6)
+    with pytest.raises(ValueError, match="permutation"):
+        twisterl._core.search(env._batch, 0, ttt.create({}, 1, 0, 1),
+                              {"kind": "net", "policy": twisterl.search.rust_policy(net), "twists": [([0], [0])]}, 0)

@@ -118,7 +118,11 @@ def evaluate_alphazero(run_path: str, episodes: int, difficulty: Optional[int], 
     conf = make_az_config(cfg["config"])
     params = cfg.get("params", {})
     sims = simulations or conf.num_simulations
-    me = agent(export(net), simulations=sims, c_puct=conf.c_puct)
+    group = None
+    if conf.average_twists:
+        from .search import symmetry_group
+        group = symmetry_group(cls(**params))
+    me = agent(export(net), simulations=sims, c_puct=conf.c_puct, twists=group)
     if cls.players == 1:
         diff = int(meta.get("difficulty", 0)) if difficulty is None else difficulty
         data = play_games(cls, params, [me], episodes, seed=seed, num_threads=conf.num_threads, difficulty=diff,

@@ -52,10 +52,12 @@ def rust_policy(policy: PolicyLike, cls=None):
 
 def agent(policy: PolicyLike = None, *, simulations: int = 100, c_puct: float = 1.5, uct_c: float = 2.0,
           fpu: float = 0.0, leaf_batch: int = 1, dirichlet_alpha: float = 0.3, dirichlet_frac: float = 0.0,
-          rollout_limit: int = 100_000, random: bool = False, cls=None) -> dict:
+          rollout_limit: int = 100_000, random: bool = False, cls=None, twists=None) -> dict:
     """Search options for `_core.play`/`_core.search`: with a policy, AlphaZero's PUCT on its
     priors and values; without, pure MCTS (UCT with random rollouts); `random=True`
-    plays uniformly random legal moves."""
+    plays uniformly random legal moves. `twists` (a list of (observation permutation,
+    action permutation), such as `twisterl.symmetry.twist_group(...)`, identity included)
+    averages the network's priors and values over them at every leaf."""
     if isinstance(simulations, bool) or not isinstance(simulations, (int, np.integer)) or simulations < 1:
         raise ValueError(f"simulations must be an int of at least 1, not {simulations!r}")
     if isinstance(leaf_batch, bool) or not isinstance(leaf_batch, (int, np.integer)) or leaf_batch < 1:
@@ -69,7 +71,18 @@ def agent(policy: PolicyLike = None, *, simulations: int = 100, c_puct: float = 
          "rollout_limit": int(rollout_limit)}
     if p is not None:
         d["policy"] = p
+        if twists:
+            d["twists"] = [(np.asarray(o).tolist(), np.asarray(a).tolist()) for o, a in twists]
     return d
+
+
+def symmetry_group(env) -> list:
+    """The env's symmetries closed under composition (identity included); [] if none."""
+    from .symmetry import twist_group
+    twists = list(env.twists().values())
+    if not twists:
+        raise ValueError(f"{env.cls.name} declares no symmetry to average over")
+    return twist_group(twists)
 
 
 def _root_batch(env, state: Optional[Sequence[float]]):
@@ -87,7 +100,7 @@ def _root_batch(env, state: Optional[Sequence[float]]):
 
 
 def mcts(env, policy: PolicyLike = None, *, state: Optional[Sequence[float]] = None, simulations: int = 100,
-         seed: int = 0, **options) -> SearchResult:
+         seed: int = 0, average_twists: bool = False, **options) -> SearchResult:
     """Search from `env`'s current state (or from `state`, as `env.set_state` takes it) and
     return the root's visit counts, value and best action. `env` is left unchanged.
 
@@ -95,9 +108,13 @@ def mcts(env, policy: PolicyLike = None, *, state: Optional[Sequence[float]] = N
     policy (a run dir, a torch network or a `_core.Policy`), AlphaZero's PUCT (`c_puct`).
     `leaf_batch` leaves are evaluated per forward pass (virtual loss); `dirichlet_frac`
     mixes Dirichlet(`dirichlet_alpha`) noise into the root's priors. The same seed gives
-    the same search."""
+    the same search. `average_twists` averages the network over the env's symmetries."""
     if getattr(env.cls, "continuous", False):
         raise ValueError(f"{env.cls.name} has continuous actions; MCTS needs discrete ones")
+    if average_twists:
+        if policy is None:
+            raise ValueError("average_twists needs a policy (pure MCTS has no network to average)")
+        options["twists"] = symmetry_group(env)
     opts = agent(policy, simulations=simulations, cls=env.cls, **options)
     root = _root_batch(env, state)
     scratch = env.cls.create(env.params, opts.get("leaf_batch", 1), 0, 1)

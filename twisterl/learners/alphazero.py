@@ -71,6 +71,8 @@ class Config:
     conv_channels: list = field(default_factory=lambda: [32, 32])
     twists: bool = True
     """augment the training rows with the env's symmetries"""
+    average_twists: bool = False
+    """average the network over the env's symmetries at every leaf of the search"""
     arena_games: int = 20
     arena_threshold: float = 0.55
     arena_temp_moves: int = 2
@@ -155,7 +157,7 @@ class AlphaZero:
         self.best = copy.deepcopy(self.policy)
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=cfg.learning_rate,
                                           weight_decay=cfg.weight_decay)
-        twists = list(probe.twists().values()) if cfg.twists else []
+        twists = list(probe.twists().values()) if cfg.twists or cfg.average_twists else []
         self.group = twist_group(twists) if twists else []
         self.buffer = Replay(cfg.replay_size, self.nnz if self.sparse else self.obs_size, self.sparse,
                              self.num_actions)
@@ -168,7 +170,8 @@ class AlphaZero:
     def search_agent(self, net, noise: bool) -> dict:
         cfg = self.cfg
         return agent(export(net), simulations=cfg.num_simulations, c_puct=cfg.c_puct, leaf_batch=cfg.leaf_batch,
-                     dirichlet_alpha=cfg.dirichlet_alpha, dirichlet_frac=cfg.dirichlet_frac if noise else 0.0)
+                     dirichlet_alpha=cfg.dirichlet_alpha, dirichlet_frac=cfg.dirichlet_frac if noise else 0.0,
+                     twists=self.group if cfg.average_twists else None)
 
     def play(self, agents: list, games: int, seed: int, **kw) -> dict:
         cfg = self.cfg
@@ -183,7 +186,7 @@ class AlphaZero:
                          temp_moves=cfg.temp_moves, record=True)
         obs = data["obs_indices"] if self.sparse else data["obs"]
         counts, masks, policy, value = data["obs_counts"], data["masks"], data["policy"], data["value"]
-        for perm, act in self.group or [(None, None)]:
+        for perm, act in (self.group if cfg.twists else []) or [(None, None)]:
             if perm is None:
                 self.buffer.add(obs, counts, masks, policy, value)
                 continue

@@ -65,6 +65,14 @@ pub struct Agent {
     dirichlet_alpha: f32,
     dirichlet_frac: f32,
     rollout_limit: usize,
+    /// Network leaves are evaluated under each of these symmetries and averaged.
+    twists: Vec<Twist>,
+}
+
+/// A symmetry: feature `i` becomes `obs[i]`, action `a` becomes `act[a]`.
+pub struct Twist {
+    obs: Vec<u32>,
+    act: Vec<u32>,
 }
 
 impl Agent {
@@ -82,7 +90,7 @@ impl Agent {
             };
         }
         let known = ["kind", "policy", "simulations", "c_puct", "uct_c", "fpu", "leaf_batch", "dirichlet_alpha",
-                     "dirichlet_frac", "rollout_limit"];
+                     "dirichlet_frac", "rollout_limit", "twists"];
         for k in d.keys() {
             let k: String = k.extract()?;
             if !known.contains(&k.as_str()) {
@@ -119,8 +127,10 @@ impl Agent {
             other => return Err(PyValueError::new_err(format!(
                 "agent kind must be \"net\", \"rollout\" or \"random\", not {other:?}"))),
         };
+        let twists: Vec<(Vec<u32>, Vec<u32>)> = get!("twists", Vec<(Vec<u32>, Vec<u32>)>, Vec::new());
+        let twists = twists.into_iter().map(|(obs, act)| Twist { obs, act }).collect();
         Ok(Agent { policy, random, simulations, rule, leaf_batch, dirichlet_alpha: alpha, dirichlet_frac: frac,
-                   rollout_limit })
+                   rollout_limit, twists })
     }
 }
 
@@ -384,42 +394,87 @@ impl<'a> Worker<'a> {
         let policy = a.policy.as_ref().expect("network leaves come from network agents");
         let n = pending.len();
         let (na, e) = (self.e.actions, self.e);
+        // With twists, each leaf is evaluated once per twist (rows `k * views + t`) and the
+        // priors and values are averaged back in the leaf's own frame.
+        let views = a.twists.len().max(1);
+        let rows = n * views;
         if e.sparse {
-            self.idx.resize(n * e.nnz, 0);
-            self.counts.resize(n, 0);
+            self.idx.resize(rows * e.nnz, 0);
+            self.counts.resize(rows, 0);
             for (k, p) in pending.iter().enumerate() {
-                check((e.t.observe_sparse)(self.sh(), p.scratch, p.scratch + 1, self.idx.as_mut_ptr().add(k * e.nnz),
-                                           self.counts.as_mut_ptr().add(k), &mut self.out), &self.out)?;
+                let r = k * views;
+                check((e.t.observe_sparse)(self.sh(), p.scratch, p.scratch + 1, self.idx.as_mut_ptr().add(r * e.nnz),
+                                           self.counts.as_mut_ptr().add(r), &mut self.out), &self.out)?;
+                for (t, tw) in a.twists.iter().enumerate().skip(1) {
+                    let c = self.counts[r] as usize;
+                    self.counts[r + t] = c as u32;
+                    for j in 0..c {
+                        self.idx[(r + t) * e.nnz + j] = tw.obs[self.idx[r * e.nnz + j] as usize];
+                    }
+                }
+                if let Some(tw) = a.twists.first() {
+                    for x in &mut self.idx[r * e.nnz..r * e.nnz + self.counts[r] as usize] {
+                        *x = tw.obs[*x as usize];
+                    }
+                }
             }
         } else {
-            self.obs.resize(n * e.obs, 0.0);
+            self.obs.resize(rows * e.obs, 0.0);
             for (k, p) in pending.iter().enumerate() {
-                check((e.t.observe)(self.sh(), p.scratch, p.scratch + 1, self.obs.as_mut_ptr().add(k * e.obs),
+                let r = k * views;
+                check((e.t.observe)(self.sh(), p.scratch, p.scratch + 1, self.obs.as_mut_ptr().add(r * e.obs),
                                     &mut self.out), &self.out)?;
+                if !a.twists.is_empty() {
+                    let raw = self.obs[r * e.obs..(r + 1) * e.obs].to_vec();
+                    for (t, tw) in a.twists.iter().enumerate() {
+                        for (i, &x) in raw.iter().enumerate() {
+                            self.obs[(r + t) * e.obs + tw.obs[i] as usize] = x;
+                        }
+                    }
+                }
             }
         }
-        self.logits.resize(n * na, 0.0);
-        self.values.resize(n, 0.0);
+        self.logits.resize(rows * na, 0.0);
+        self.values.resize(rows, 0.0);
         let input = if e.sparse {
             Input::Sparse { indices: &self.idx, counts: &self.counts, stride: e.nnz }
         } else {
             Input::Dense { x: &self.obs, width: e.obs }
         };
-        policy.forward(input, n, &mut self.logits, &mut self.values, &mut self.ws);
+        policy.forward(input, rows, &mut self.logits, &mut self.values, &mut self.ws);
         let mut legal = vec![false; na];
+        let mut twisted = vec![false; na];
+        let mut avg = vec![0.0f32; na];
         for (k, p) in pending.drain(..).enumerate() {
             for (l, &m) in legal.iter_mut().zip(&p.mask) {
                 *l = m != 0;
             }
-            masked_softmax(&self.logits[k * na..(k + 1) * na], &legal, &mut self.probs);
+            let mut v = 0.0f64;
+            if a.twists.is_empty() {
+                masked_softmax(&self.logits[k * na..(k + 1) * na], &legal, &mut self.probs);
+                v = self.values[k] as f64;
+            } else {
+                avg.iter_mut().for_each(|x| *x = 0.0);
+                for (t, tw) in a.twists.iter().enumerate() {
+                    let r = k * views + t;
+                    for (act, &m) in legal.iter().enumerate() {
+                        twisted[tw.act[act] as usize] = m;
+                    }
+                    masked_softmax(&self.logits[r * na..(r + 1) * na], &twisted, &mut self.probs);
+                    for act in 0..na {
+                        avg[act] += self.probs[tw.act[act] as usize] / views as f32;
+                    }
+                    v += self.values[r] as f64 / views as f64;
+                }
+                self.probs.copy_from_slice(&avg);
+            }
             let game = &mut games[p.game];
             let leaf = *p.path.last().unwrap();
             game.tree.expand(leaf, &legal, &self.probs);
             if leaf == 0 {
                 game.tree.add_root_noise(a.dirichlet_alpha, a.dirichlet_frac, &mut game.rng);
             }
-            let v = self.values[k];
-            game.tree.backup(&p.path, if v.is_finite() { v as f64 } else { 0.0 });
+            game.tree.backup(&p.path, if v.is_finite() { v } else { 0.0 });
             game.sims += 1;
         }
         Ok(())
@@ -642,13 +697,27 @@ fn envs_of(games: &Batch, scratch: &Batch) -> PyResult<Envs> {
     if t.continuous != 0 {
         return Err(PyValueError::new_err("MCTS needs discrete actions; this env has continuous ones"));
     }
+    if games.handle_addr() == scratch.handle_addr() {
+        return Err(PyValueError::new_err("the scratch batch must be another batch than the games (the search \
+                                          overwrites its envs)"));
+    }
     let (_, actions, obs, nnz, state_len) = games.sizes_tuple();
     Ok(Envs { t, games: games.handle_addr(), scratch: scratch.handle_addr(), players: t.players.max(1) as usize,
               actions, obs, nnz, sparse: t.observation == 0, state_len })
 }
 
+fn is_permutation(p: &[u32], n: usize) -> bool {
+    let mut seen = vec![false; n];
+    p.len() == n && p.iter().all(|&x| (x as usize) < n && !std::mem::replace(&mut seen[x as usize], true))
+}
+
 fn check_agents(e: &Envs, agents: &[Agent]) -> PyResult<()> {
     for a in agents {
+        if a.twists.iter().any(|t| !is_permutation(&t.obs, e.obs) || !is_permutation(&t.act, e.actions)) {
+            return Err(PyValueError::new_err(format!(
+                "each twist must be a permutation of the {} observation features and of the {} actions",
+                e.obs, e.actions)));
+        }
         if let Some(p) = &a.policy {
             if p.inputs != e.obs || p.num_actions != e.actions {
                 return Err(PyValueError::new_err(format!(

@@ -65,7 +65,17 @@ def cli(*args, stdin=None, cwd=None):
                           timeout=300, env=env, cwd=cwd)
 
 
-def test_cli_train_resume_eval_and_play(tmp_path):
+def run_main(monkeypatch, capsys, *args, stdin=""):
+    """The CLI in this process (no torch import per call): (exit code, stdout, stderr)."""
+    import io
+    from twisterl.cli import main
+    monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_train_resume_eval_and_play(tmp_path, monkeypatch, capsys):
     cfg = tmp_path / "az.json"
     cfg.write_text(json.dumps({**SMALL, "num_games": 8, "train_steps": 5, "arena_games": 4,
                                "pure_simulations": 20}))
@@ -77,24 +87,26 @@ def test_cli_train_resume_eval_and_play(tmp_path):
     for name in ("config.json", "env.twl", "metrics.csv", "last.safetensors", "best.safetensors", "progress.png"):
         assert (run / name).exists(), name
     assert json.loads((run / "config.json").read_text())["algo"] == "az"
-    r = cli("train", "--resume", str(run), "--iterations", "1")
-    assert r.returncode == 0, r.stderr
-    assert "resuming" in r.stdout
+    code, out, err = run_main(monkeypatch, capsys, "train", "--resume", str(run), "--iterations", "1")
+    assert code == 0, err
+    assert "resuming" in out
     assert len((run / "metrics.csv").read_text().strip().splitlines()) == 1 + 3
-    r = cli("eval", str(run), "--episodes", "4")
-    assert r.returncode == 0, r.stderr
-    assert "vs random play" in r.stdout and "vs pure MCTS" in r.stdout
+    code, out, err = run_main(monkeypatch, capsys, "eval", str(run), "--episodes", "4")
+    assert code == 0, err
+    assert "vs random play" in out and "vs pure MCTS" in out
     # A human (scripted) moving second against the agent.
-    r = cli("play", ttt, "--policy", str(run), "--as", "second", "--simulations", "10",
-            stdin="0\n1\n2\n3\n4\n5\n6\n7\n8\nq\n")
-    assert r.returncode == 0, r.stderr
-    assert "agent plays" in r.stdout and "you are player 2" in r.stdout
+    code, out, err = run_main(monkeypatch, capsys, "play", ttt, "--policy", str(run), "--as", "second",
+                              "--simulations", "10", stdin="0\n1\n2\n3\n4\n5\n6\n7\n8\nq\n")
+    assert code == 0, err
+    assert "agent plays" in out and "you are player 2" in out and "your move" in out
     # A run for another env is refused clearly.
-    r = cli("play", os.path.join(ROOT, "examples/connect4.twl"), "--policy", str(run))
-    assert r.returncode != 0 and "trained on TicTacToe" in r.stderr
-    r = cli("play", ttt, "--as", "first")
-    assert r.returncode == 2 and "--as needs --policy" in r.stderr
+    code, out, err = run_main(monkeypatch, capsys, "play", os.path.join(ROOT, "examples/connect4.twl"),
+                              "--policy", str(run))
+    assert code != 0 and "trained on TicTacToe" in err
+    code, out, err = run_main(monkeypatch, capsys, "play", ttt, "--as", "first")
+    assert code == 2 and "--as needs --policy" in err
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"num_simulation": 3}))
-    r = cli("train", ttt, "--algo", "az", "--config", str(bad), "--out", str(tmp_path / "x"))
-    assert r.returncode == 2 and "num_simulations" in r.stderr
+    code, out, err = run_main(monkeypatch, capsys, "train", ttt, "--algo", "az", "--config", str(bad),
+                              "--out", str(tmp_path / "x"))
+    assert code == 2 and "num_simulations" in err

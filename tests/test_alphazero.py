@@ -103,8 +103,12 @@ def test_cli_train_resume_eval_and_play(tmp_path, monkeypatch, capsys):
     code, out, err = run_main(monkeypatch, capsys, "play", os.path.join(ROOT, "examples/connect4.twl"),
                               "--policy", str(run))
     assert code != 0 and "trained on TicTacToe" in err
-    code, out, err = run_main(monkeypatch, capsys, "play", ttt, "--as", "first")
-    assert code == 2 and "--as needs --policy" in err
+    code, out, err = run_main(monkeypatch, capsys, "play", os.path.join(ROOT, "examples/puzzle.twl"), "--as", "first")
+    assert code == 2 and "--as is for two-player envs" in err
+    # Without a run, the opponent is pure MCTS.
+    code, out, err = run_main(monkeypatch, capsys, "play", ttt, "--as", "first", "--simulations", "50",
+                              stdin="4\n0\n1\n2\n3\n5\n6\n7\n8\nq\n")
+    assert code == 0 and "agent plays" in out, err
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"num_simulation": 3}))
     code, out, err = run_main(monkeypatch, capsys, "train", ttt, "--algo", "az", "--config", str(bad),

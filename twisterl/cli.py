@@ -153,9 +153,10 @@ def build_parser() -> argparse.ArgumentParser:
     play.add_argument("--difficulty", type=int, default=0)
     play.add_argument("--policy", metavar="RUN_DIR", help="watch a trained agent play, step by step")
     play.add_argument("--as", dest="side", choices=["first", "second"],
-                      help="two-player envs: play against the agent of --policy, moving first or second")
+                      help="two-player envs: play against the agent of --policy (without it, pure MCTS), "
+                      "moving first or second")
     play.add_argument("--simulations", type=int, metavar="N",
-                      help="MCTS simulations per agent move (AlphaZero runs; default: the run's)")
+                      help="MCTS simulations per agent move (default: the run's, or 1000 for pure MCTS)")
     play.set_defaults(run=lambda a: commands.play(a.file, a.seed, commands.parse_params(a.param), a.difficulty,
                                                   sys.stdin, sys.stdout, a.policy, a.side, a.simulations))
     return parser

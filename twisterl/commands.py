@@ -87,9 +87,9 @@ def play(path: str, seed: Optional[int], params: dict, difficulty: int, inp: Tex
          policy_dir: Optional[str] = None, side: Optional[str] = None, simulations: Optional[int] = None) -> int:
     import twisterl
     cls = twisterl.compile(path)
-    if side is not None and (policy_dir is None or cls.players != 2):
-        raise ValueError("--as needs --policy and a two-player env")
-    if policy_dir and cls.players == 2:
+    if side is not None and cls.players != 2:
+        raise ValueError(f"--as is for two-player envs; {cls.name} has {cls.players} player(s)")
+    if cls.players == 2 and (policy_dir or side):
         return play_against(cls, seed, params, difficulty, inp, out, policy_dir, side or "first", simulations)
     env = cls(difficulty=difficulty, seed=seed, **params)
     names = env.action_names()
@@ -185,9 +185,15 @@ def _load_agent(policy_dir: str, cls, simulations: Optional[int] = None):
 
 
 def play_against(cls, seed: Optional[int], params: dict, difficulty: int, inp: TextIO, out: TextIO,
-                 policy_dir: str, side: str, simulations: Optional[int]) -> int:
-    """A human against the agent of a run, in the terminal: the agent moves by itself."""
-    agent = _load_agent(policy_dir, cls, simulations)
+                 policy_dir: Optional[str], side: str, simulations: Optional[int]) -> int:
+    """A human against the agent of a run (or, without a run, pure MCTS with random
+    rollouts), in the terminal: the agent moves by itself."""
+    if policy_dir:
+        agent = _load_agent(policy_dir, cls, simulations)
+    else:
+        from .search import mcts
+        sims = simulations or 1000
+        agent = lambda env, obs, info: mcts(env, simulations=sims).action  # noqa: E731
     env = cls(difficulty=difficulty, seed=seed, **params)
     names = env.action_names()
     human = 0 if side == "first" else 1

@@ -80,13 +80,16 @@ def train_alphazero(path: Optional[str], out: Optional[str], config_path: Option
         for key in ("arena_score", "vs_random", "vs_mcts", "sims_per_second"):
             if np.isfinite(row[key]):
                 monitor.writer.add_scalar(f"search/{key}", row[key], az.env_steps)
-        # `best` is the arena's champion (two players) or the best (difficulty, success) (puzzles).
-        key = (s.difficulty, s.success_rate) if az.players == 1 else (0, float(s.iteration if s.best_updated else -1))
-        improved = key > best if az.players == 1 else s.best_updated or not (run.path / "best.safetensors").exists()
+        # `best`: puzzles, the highest (difficulty, success); two players, the arena's champion.
+        if az.players == 1:
+            improved = (s.difficulty, s.success_rate) > best
+            if improved:
+                best = (s.difficulty, s.success_rate)
+        else:
+            improved = s.best_updated or not (run.path / "best.safetensors").exists()
         if improved:
-            best = key if az.players == 1 else best
             net = az.policy if az.players == 1 else az.best
-            run.save("best", net, {**meta, **az.progress(), "success_rate": s.success_rate})
+            run.save("best", net, {**meta, **az.progress(), "success_rate": s.success_rate, "difficulty": s.difficulty})
         state = {**meta, **az.progress(), "success_rate": s.success_rate, "best_difficulty": best[0],
                  "best_success": best[1]}
         run.save("last", az.policy, state, az.optimizer)

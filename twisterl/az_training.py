@@ -89,7 +89,8 @@ def train_alphazero(path: Optional[str], out: Optional[str], config_path: Option
             improved = s.best_updated or not (run.path / "best.safetensors").exists()
         if improved:
             net = az.policy if az.players == 1 else az.best
-            run.save("best", net, {**meta, **az.progress(), "success_rate": s.success_rate, "difficulty": s.difficulty})
+            run.save("best", net, {**meta, **az.progress(), "success_rate": s.success_rate,
+                                   "difficulty": s.difficulty})
         state = {**meta, **az.progress(), "success_rate": s.success_rate, "best_difficulty": best[0],
                  "best_success": best[1]}
         run.save("last", az.policy, state, az.optimizer)

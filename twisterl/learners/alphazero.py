@@ -201,7 +201,8 @@ class AlphaZero:
         for _ in range(cfg.train_steps):
             mb = rng.integers(0, buf.n, size=min(cfg.batch_size, buf.n))
             if self.sparse:
-                x = SparseObs(torch.from_numpy(buf.obs[mb].astype(np.int64)), torch.from_numpy(buf.counts[mb].astype(np.int64)))
+                x = SparseObs(torch.from_numpy(buf.obs[mb].astype(np.int64)),
+                              torch.from_numpy(buf.counts[mb].astype(np.int64)))
             else:
                 x = torch.from_numpy(buf.obs[mb])
             logits, values = self.policy(x)
@@ -286,9 +287,9 @@ class AlphaZero:
                 break
             if time_limit is not None and time.perf_counter() - start >= time_limit:
                 break
-            if self.players == 1 and self.difficulty >= self.cfg.diff_max and stats.success_rate >= \
-                    self.cfg.diff_threshold:
-                break
+            if self.players == 1 and stats.difficulty >= self.cfg.diff_max and \
+                    stats.success_rate >= self.cfg.diff_threshold:
+                break  # the last level is solved
         return history
 
     def config_dict(self) -> dict:

@@ -278,7 +278,8 @@ impl Tree {
                 .fold(None::<&Node>, |b, c| match b { Some(b) if b.prior >= c.prior => Some(b), _ => Some(c) });
             return best.map(|c| c.action);
         }
-        let weights: Vec<f64> = kids.iter().map(|c| (c.visits as f64 / max as f64).powf(1.0 / temperature as f64)).collect();
+        let weights: Vec<f64> =
+            kids.iter().map(|c| (c.visits as f64 / max as f64).powf(1.0 / temperature as f64)).collect();
         let total: f64 = weights.iter().sum();
         let mut u = rng.next_f64() * total;
         for (c, w) in kids.iter().zip(&weights) {

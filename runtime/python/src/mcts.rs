@@ -119,7 +119,8 @@ impl Agent {
         let (policy, random, rule) = match kind.as_str() {
             "net" => {
                 let p = d.get_item("policy")?.ok_or_else(|| PyValueError::new_err("a \"net\" agent needs a policy"))?;
-                let p = p.cast::<Policy>().map_err(|_| PyValueError::new_err("policy must be a twisterl._core.Policy"))?;
+                let p = p.cast::<Policy>()
+                    .map_err(|_| PyValueError::new_err("policy must be a twisterl._core.Policy"))?;
                 (Some(p.borrow().inner.clone()), false, Rule::Puct { c_puct, fpu })
             }
             "rollout" => (None, false, Rule::Uct { c: uct_c }),
@@ -788,7 +789,9 @@ pub fn play<'py>(py: Python<'py>, games: &Batch, scratch: &Batch, agents: &Bound
     let agents_ref = &agents;
     let opts_ref = &opts;
     let results = guarded(py, || {
-        let body = |&(s, t): &(usize, usize)| unsafe { play_range(e, agents_ref, opts_ref, max_leaf, (s, t), num_slots) };
+        let body = |&(s, t): &(usize, usize)| unsafe {
+            play_range(e, agents_ref, opts_ref, max_leaf, (s, t), num_slots)
+        };
         let parts: Vec<Res<(Vec<(usize, Outcome)>, Records)>> = match games.pool() {
             Some(pool) => pool.install(|| ranges.par_iter().map(body).collect()),
             None => ranges.iter().map(body).collect(),

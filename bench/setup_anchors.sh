@@ -11,4 +11,7 @@ fi
 if [[ $want == all || $want == twisterl ]] && [[ ! -x $V/twisterl/bin/python ]]; then
   python3 -m venv "$V/twisterl" && "$V/twisterl/bin/pip" install -q torch==2.13.0 twisterl==0.5.1
 fi
+if [[ $want == all || $want == openspiel ]] && [[ ! -x $V/openspiel/bin/python ]]; then
+  python3 -m venv "$V/openspiel" && "$V/openspiel/bin/pip" install -q open-spiel==2.0.2
+fi
 echo "anchor venvs in $V"

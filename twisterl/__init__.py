@@ -21,8 +21,11 @@ def __getattr__(name):
     if name in ("EnvError", "EnvClass", "Env", "VectorEnv"):
         from . import envs
         return getattr(envs, name)
+    if name in ("mcts", "solve", "SearchResult"):
+        from . import search
+        return getattr(search, name)
     raise AttributeError(f"module 'twisterl' has no attribute {name!r}")
 
 
 __all__ = ["check_file", "check_source", "compile", "CheckError", "EnvError", "EnvClass", "Env",
-           "VectorEnv"]
+           "VectorEnv", "mcts", "solve", "SearchResult"]

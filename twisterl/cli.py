@@ -128,8 +128,10 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--seed", type=int)
     tr.add_argument("--iterations", type=int)
     tr.add_argument("--time-limit", type=float, metavar="SECONDS")
+    tr.add_argument("--algo", choices=["ppo", "az"], default="ppo",
+                    help="ppo (default) or az: AlphaZero self-play with MCTS (discrete actions)")
     tr.set_defaults(run=lambda a: _training().train(a.file, a.out, a.config, commands.parse_params(a.param), a.seed,
-                                                 a.iterations, a.time_limit, sys.stdout, a.resume))
+                                                 a.iterations, a.time_limit, sys.stdout, a.resume, a.algo))
 
     ev = sub.add_parser("eval", help="evaluate a trained policy")
     ev.add_argument("run_dir", metavar="RUN_DIR")
@@ -150,8 +152,13 @@ def build_parser() -> argparse.ArgumentParser:
     play.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
     play.add_argument("--difficulty", type=int, default=0)
     play.add_argument("--policy", metavar="RUN_DIR", help="watch a trained agent play, step by step")
+    play.add_argument("--as", dest="side", choices=["first", "second"],
+                      help="two-player envs: play against the agent of --policy (without it, pure MCTS), "
+                      "moving first or second")
+    play.add_argument("--simulations", type=int, metavar="N",
+                      help="MCTS simulations per agent move (default: the run's, or 1000 for pure MCTS)")
     play.set_defaults(run=lambda a: commands.play(a.file, a.seed, commands.parse_params(a.param), a.difficulty,
-                                                  sys.stdin, sys.stdout, a.policy))
+                                                  sys.stdin, sys.stdout, a.policy, a.side, a.simulations))
     return parser
 
 

@@ -84,14 +84,18 @@ def run(path: str, episodes: int, seed: int, params: dict, difficulty: int, num_
 
 
 def play(path: str, seed: Optional[int], params: dict, difficulty: int, inp: TextIO, out: TextIO,
-         policy_dir: Optional[str] = None) -> int:
+         policy_dir: Optional[str] = None, side: Optional[str] = None, simulations: Optional[int] = None) -> int:
     import twisterl
     cls = twisterl.compile(path)
+    if side is not None and cls.players != 2:
+        raise ValueError(f"--as is for two-player envs; {cls.name} has {cls.players} player(s)")
+    if cls.players == 2 and (policy_dir or side):
+        return play_against(cls, seed, params, difficulty, inp, out, policy_dir, side or "first", simulations)
     env = cls(difficulty=difficulty, seed=seed, **params)
     names = env.action_names()
     obs, info = env.reset()
     total = np.zeros(cls.players)
-    agent = _load_agent(policy_dir, cls) if policy_dir else None
+    agent = _load_agent(policy_dir, cls, simulations) if policy_dir else None
     if agent is not None:
         print(f"{cls.name}: the agent plays; press Enter for its next move, `r` resets, `q` quits.", file=out)
     else:
@@ -148,9 +152,10 @@ def play(path: str, seed: Optional[int], params: dict, difficulty: int, inp: Tex
             total[:] = 0
 
 
-def _load_agent(policy_dir: str, cls):
+def _load_agent(policy_dir: str, cls, simulations: Optional[int] = None):
     """The trained policy of a run dir as a function (env, obs, info) -> its greedy legal
-    action (for continuous actions, the Gaussian's mean)."""
+    action (for continuous actions, the Gaussian's mean). An AlphaZero run's agent, or any
+    given `simulations`, searches with MCTS on the policy's priors and values."""
     from .nets import export
     from .rundir import CheckpointError, find_run
     from .training import load_policy
@@ -158,6 +163,11 @@ def _load_agent(policy_dir: str, cls):
     if cfg["env"] != cls.name:
         raise CheckpointError(f"{policy_dir} was trained on {cfg['env']}, not {cls.name}")
     rust = export(net)
+    if (cfg.get("algo") == "az" or simulations) and not cls.continuous:
+        from .search import mcts
+        sims = simulations or cfg["config"].get("num_simulations", 100)
+        c_puct = cfg["config"].get("c_puct", 1.5)
+        return lambda env, obs, info: mcts(env, rust, simulations=sims, c_puct=c_puct).action
     sparse = cls.spec["observation"]["kind"] == "sparse"
 
     def act(env, obs, info) -> Any:
@@ -172,3 +182,63 @@ def _load_agent(policy_dir: str, cls):
         return int(logits.argmax())
 
     return act
+
+
+def play_against(cls, seed: Optional[int], params: dict, difficulty: int, inp: TextIO, out: TextIO,
+                 policy_dir: Optional[str], side: str, simulations: Optional[int]) -> int:
+    """A human against the agent of a run (or, without a run, pure MCTS with random
+    rollouts), in the terminal: the agent moves by itself."""
+    if policy_dir:
+        agent = _load_agent(policy_dir, cls, simulations)
+    else:
+        from .search import mcts
+        sims = simulations or 1000
+        agent = lambda env, obs, info: mcts(env, simulations=sims).action  # noqa: E731
+    env = cls(difficulty=difficulty, seed=seed, **params)
+    names = env.action_names()
+    human = 0 if side == "first" else 1
+    obs, info = env.reset()
+    print(f"{cls.name}: you are player {human + 1} ({side}); type an action's number or name; "
+          "`r` restarts, `q` quits.", file=out)
+    total = np.zeros(cls.players)
+    while True:
+        print("", file=out)
+        print(env.render().rstrip("\n"), file=out)
+        if info["player"] != human:
+            action = agent(env, obs, info)
+            print(f"agent plays {names[action]}", file=out)
+        else:
+            legal = [f"{a}:{names[a]}" for a in np.flatnonzero(info["action_mask"])]
+            print("your move; legal: " + "  ".join(legal), file=out)
+            print("> ", end="", file=out, flush=True)
+            line = inp.readline()
+            if not line:
+                print("", file=out)
+                return 0
+            text = line.strip()
+            if text in ("q", "quit", "exit"):
+                return 0
+            if text in ("r", "reset"):
+                obs, info = env.reset()
+                total[:] = 0
+                continue
+            if text in names:
+                action = names.index(text)
+            elif text.isdigit():
+                action = int(text)
+            else:
+                print(f"  `{text}` is not an action; type its number or its name", file=out)
+                continue
+        try:
+            obs, reward, term, trunc, info = env.step(action)
+        except (ValueError, TypeError, RuntimeError) as exc:
+            print(f"  {exc}", file=out)
+            continue
+        total += info["rewards"]
+        if term or trunc:
+            print(env.render().rstrip("\n"), file=out)
+            mine = total[human]
+            verdict = "you win" if mine > 0 else ("you lose" if mine < 0 else "a draw")
+            print(f"game over: {verdict} (return {mine:+.1f}). New game.", file=out)
+            obs, info = env.reset()
+            total[:] = 0

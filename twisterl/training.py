@@ -75,7 +75,11 @@ def make_config(overrides: dict, cls=None):
 
 
 def train(path: Optional[str], out: Optional[str], config_path: Optional[str], params: dict, seed: Optional[int],
-          iterations: Optional[int], time_limit: Optional[float], stream: TextIO, resume: Optional[str] = None) -> int:
+          iterations: Optional[int], time_limit: Optional[float], stream: TextIO, resume: Optional[str] = None,
+          algo: str = "ppo") -> int:
+    if algo == "az" or (resume is not None and find_run(resume).config().get("algo") == "az"):
+        from .az_training import train_alphazero
+        return train_alphazero(path, out, config_path, params, seed, iterations, time_limit, stream, resume)
     import twisterl
     from .learners.ppo import PPO
     from .rundir import restore_optimizer
@@ -160,6 +164,9 @@ def evaluate(run_path: str, episodes: int, deterministic: bool, difficulty: Opti
     from .nets import export
     from .symmetry import twist_group
     run = find_run(run_path)
+    if run.config().get("algo") == "az":
+        from .az_training import evaluate_alphazero
+        return evaluate_alphazero(run_path, episodes, difficulty, seed, stream, tries)
     net, meta, cfg = load_policy(run)
     cls = twisterl.compile(run.path / "env.twl")
     if difficulty is None:

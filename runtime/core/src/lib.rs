@@ -9,6 +9,7 @@ pub mod abi;
 pub mod batch;
 pub mod env;
 pub mod fault;
+pub mod mcts;
 pub mod ops;
 pub mod policy;
 pub mod rng;

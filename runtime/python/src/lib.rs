@@ -7,6 +7,7 @@
 mod batch;
 mod collect;
 mod error;
+mod mcts;
 mod plugin;
 mod policy;
 
@@ -21,5 +22,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("CORE_VERSION", twisterl_core::abi::CORE_VERSION)?;
     m.add_function(wrap_pyfunction!(plugin::load_plugin, m)?)?;
     m.add_function(wrap_pyfunction!(collect::collect, m)?)?;
+    m.add_function(wrap_pyfunction!(mcts::play, m)?)?;
+    m.add_function(wrap_pyfunction!(mcts::search, m)?)?;
     Ok(())
 }

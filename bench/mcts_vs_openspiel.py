@@ -1,0 +1,121 @@
+"""P4: MCTS simulations/s on Connect Four with a random-rollout evaluator, against
+OpenSpiel 2.0.2's C++ `MCTSBot`, plus our simulations/s with a network evaluator.
+
+Both sides search the same positions (random openings of 0 to 10 moves, seeded) with the
+same number of simulations, UCT with c = 2, one random rollout per leaf, one thread, no
+solver, a fresh tree per search. Run bench/setup_anchors.sh openspiel first.
+
+    python bench/mcts_vs_openspiel.py [SIMULATIONS]
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import twisterl
+from harness import machine, rate
+
+HERE = Path(__file__).parent
+
+
+def positions(count: int = 16, seed: int = 0) -> list[list[int]]:
+    """Random legal openings (nobody has won yet)."""
+    cls = twisterl.compile(HERE.parent / "examples" / "connect4.twl")
+    rng = np.random.default_rng(seed)
+    out = []
+    while len(out) < count:
+        env = cls()
+        _, info = env.reset(seed=0)
+        moves = []
+        for _ in range(int(rng.integers(0, 11))):
+            a = int(rng.choice(np.flatnonzero(info["action_mask"])))
+            _, _, term, _, info = env.step(a)
+            moves.append(a)
+            if term:
+                break
+        if not term:
+            out.append(moves)
+    return out
+
+
+def states(openings: list[list[int]]):
+    cls = twisterl.compile(HERE.parent / "examples" / "connect4.twl")
+    env = cls()
+    result = []
+    for moves in openings:
+        env.reset(seed=0)
+        for a in moves:
+            env.step(a)
+        result.append(env.get_state())
+    return env, result
+
+
+def ours(openings, sims: int, policy=None, leaf_batch: int = 1) -> float:
+    env, sts = states(openings)
+    turn = {"k": 0}
+
+    def chunk() -> int:
+        state = sts[turn["k"] % len(sts)]
+        turn["k"] += 1
+        twisterl.mcts(env, policy, state=state, simulations=sims, uct_c=2.0, leaf_batch=leaf_batch,
+                      seed=turn["k"])
+        return sims
+
+    return rate(chunk)
+
+
+def anchor(openings, sims: int):
+    venv = Path(os.environ.get("BENCH_VENVS", Path.home() / ".cache" / "twisterl-bench")) / "openspiel"
+    python = venv / "bin" / "python"
+    if not python.exists():
+        print(f"OpenSpiel venv missing at {venv}: run bench/setup_anchors.sh openspiel", file=sys.stderr)
+        return None
+    text = "\n".join(" ".join(str(a) for a in m) for m in openings) + "\n"
+    out = subprocess.run([str(python), str(HERE / "anchor_openspiel_mcts.py"), str(sims)], input=text,
+                         capture_output=True, text=True, cwd=HERE, check=True).stdout
+    return float(out.split()[-1])
+
+
+def self_play_rate(sims: int, threads: int) -> float:
+    """Self-play simulations/s with a network (batched over lockstep games)."""
+    import time
+    from twisterl.nets import BasicPolicy
+    from twisterl.search import agent, play_games
+    cls = twisterl.compile(HERE.parent / "examples" / "connect4.twl")
+    net = BasicPolicy(126, 7, 128, [128])
+    a = agent(net, simulations=sims, dirichlet_frac=0.25)
+    play_games(cls, {}, [a], 4, num_threads=threads, temp_moves=10)
+    start = time.perf_counter()
+    data = play_games(cls, {}, [a], 32, num_threads=threads, temp_moves=10, record=True, concurrent=16 * threads)
+    return int(data["lengths"].sum()) * sims / (time.perf_counter() - start)
+
+
+def main() -> None:
+    sims = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
+    openings = positions()
+    print(f"# P4: Connect Four MCTS, random-rollout evaluator, {sims} simulations per search, 1 thread "
+          f"({machine()})")
+    theirs = anchor(openings, sims)
+    mine = ours(openings, sims)
+    other = f"{theirs:,.0f}" if theirs else "-"
+    ratio = f"{mine / theirs:.2f}x" if theirs else "-"
+    print(f"{'':<34}{'twisterl sims/s':>18}{'OpenSpiel sims/s':>18}{'ratio':>8}")
+    print(f"{'pure MCTS (random rollouts)':<34}{mine:>18,.0f}{other:>18}{ratio:>8}", flush=True)
+    import torch
+    from twisterl.nets import BasicPolicy
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    net = BasicPolicy(126, 7, 128, [128])
+    for leaf in (1, 8):
+        print(f"{f'network 126-128-128, leaf_batch {leaf}':<34}{ours(openings, 200, net, leaf):>18,.0f}", flush=True)
+    for threads in (1, 2):
+        print(f"{f'self-play, network, {threads} thread(s)':<34}{self_play_rate(100, threads):>18,.0f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

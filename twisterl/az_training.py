@@ -1,0 +1,149 @@
+"""`twisterl train --algo az` and `twisterl eval` of AlphaZero runs.
+
+The run dir has the same format as PPO's (config.json with `"algo": "az"`, env.twl,
+metrics.csv, tensorboard/, progress.png, last/best checkpoints), so `--resume`,
+`twisterl eval` and `twisterl play --policy` work the same way.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import fields
+from pathlib import Path
+from typing import Optional, TextIO
+
+import numpy as np
+
+from .rundir import CheckpointError, RunDir, find_run
+
+
+def make_az_config(overrides: dict):
+    from .learners.alphazero import Config
+    known = {f.name for f in fields(Config)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(f"unknown AlphaZero config key(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    return Config(**overrides)
+
+
+def train_alphazero(path: Optional[str], out: Optional[str], config_path: Optional[str], params: dict,
+                    seed: Optional[int], iterations: Optional[int], time_limit: Optional[float], stream: TextIO,
+                    resume: Optional[str] = None) -> int:
+    import twisterl
+    from .learners.alphazero import AlphaZero
+    from .monitor import Monitor
+    from .rundir import restore_optimizer
+    from .training import load_config
+    if resume is not None:
+        run = find_run(resume)
+        saved = run.config()
+        if saved.get("algo") != "az":
+            raise CheckpointError(f"{run.path} is not an AlphaZero run")
+        cls = twisterl.compile(run.path / "env.twl")
+        cfg = make_az_config(saved["config"])
+        params = saved.get("params", {})
+        az = AlphaZero(cls, cfg, params)
+        meta = {"env": cls.name, "obs_size": az.obs_size, "num_actions": az.num_actions}
+        state = run.load("last", az.policy, meta)
+        restore_optimizer(az.optimizer, state)
+        az.resume(state)
+        try:
+            run.load("best", az.best, meta)
+        except CheckpointError:
+            az.best.load_state_dict(az.policy.state_dict())
+        best = (int(state.get("best_difficulty", 0)), float(state.get("best_success", -1.0)))
+        print(f"resuming {run.path} after iteration {state['iteration']}", file=stream)
+    else:
+        if path is None:
+            raise ValueError("give a .twl file to train, or --resume RUN_DIR")
+        cls = twisterl.compile(path)
+        overrides = load_config(config_path)
+        if seed is not None:
+            overrides["seed"] = seed
+        cfg = make_az_config(overrides)
+        run = RunDir(Path(out) if out else Path("runs") / f"{cls.name}-az-{time.strftime('%Y%m%d-%H%M%S')}")
+        az = AlphaZero(cls, cfg, params)
+        meta = {"env": cls.name, "obs_size": az.obs_size, "num_actions": az.num_actions}
+        run.create({"algo": "az", "env_file": str(path), "params": params, "config": az.config_dict(),
+                    "policy": az.policy_desc, **meta}, Path(path).read_text())
+        best = (-1, -1.0)
+    start = time.perf_counter()
+    print(f"training {cls.name} with AlphaZero: {cfg.num_games} self-play games x {cfg.num_simulations} "
+          f"simulations per move per iteration; run dir {run.path}", file=stream)
+    monitor = Monitor(run, stream, time_limit, cfg.diff_max if az.players == 1 else 1)
+
+    def on_iteration(s) -> None:
+        nonlocal best
+        row = dict(s.__dict__)
+        row.update({"elapsed": round(time.perf_counter() - start, 3), "total_env_steps": az.env_steps})
+        monitor.record(row)
+        for key in ("arena_score", "vs_random", "vs_mcts", "sims_per_second"):
+            if np.isfinite(row[key]):
+                monitor.writer.add_scalar(f"search/{key}", row[key], az.env_steps)
+        # `best`: puzzles, the highest (difficulty, success); two players, the arena's champion.
+        if az.players == 1:
+            improved = (s.difficulty, s.success_rate) > best
+            if improved:
+                best = (s.difficulty, s.success_rate)
+        else:
+            improved = s.best_updated or not (run.path / "best.safetensors").exists()
+        if improved:
+            net = az.policy if az.players == 1 else az.best
+            run.save("best", net, {**meta, **az.progress(), "success_rate": s.success_rate,
+                                   "difficulty": s.difficulty})
+        state = {**meta, **az.progress(), "success_rate": s.success_rate, "best_difficulty": best[0],
+                 "best_success": best[1]}
+        run.save("last", az.policy, state, az.optimizer)
+
+    try:
+        history = az.train(iterations=iterations, time_limit=time_limit, on_iteration=on_iteration)
+    finally:
+        monitor.close()
+    last = history[-1]
+    what = (f"difficulty {last.difficulty}, success {last.success_rate:.2f}" if az.players == 1 else
+            f"score vs random {last.vs_random:.2f}, vs pure MCTS {last.vs_mcts:.2f}")
+    print(f"done after {len(history)} iterations, {time.perf_counter() - start:.1f} s: {what}; "
+          f"checkpoints in {run.path}", file=stream)
+    return 0
+
+
+def evaluate_alphazero(run_path: str, episodes: int, difficulty: Optional[int], seed: int, stream: TextIO,
+                       tries: int = 1, simulations: Optional[int] = None, opponent: str = "all") -> int:
+    """Two-player runs: the best net with search against random play and pure MCTS, each
+    side half the games. Puzzles: the success rate of search with the best net, with
+    `tries` tries per scramble."""
+    import twisterl
+    from .search import agent, play_games
+    from .nets import export
+    from .training import load_policy
+    run = find_run(run_path)
+    net, meta, cfg = load_policy(run)
+    cls = twisterl.compile(run.path / "env.twl")
+    conf = make_az_config(cfg["config"])
+    params = cfg.get("params", {})
+    sims = simulations or conf.num_simulations
+    group = None
+    if conf.average_twists:
+        from .search import symmetry_group
+        group = symmetry_group(cls(**params))
+    me = agent(export(net), simulations=sims, c_puct=conf.c_puct, twists=group)
+    if cls.players == 1:
+        diff = int(meta.get("difficulty", 0)) if difficulty is None else difficulty
+        data = play_games(cls, params, [me], episodes, seed=seed, num_threads=conf.num_threads, difficulty=diff,
+                          temperature=0.0, tries=tries, max_moves=conf.max_moves)
+        solved = data["success"].reshape(episodes, tries).any(axis=1)
+        print(f"{cls.name} at difficulty {diff}, {episodes} episodes (MCTS, {sims} simulations per move, "
+              f"{tries} tries): success {solved.mean():.3f}, mean length {data['lengths'].mean():.1f}", file=stream)
+        return 0
+    opponents = {"random": agent(random=True), "mcts": agent(None, simulations=conf.pure_simulations or 200)}
+    for name, opp in opponents.items():
+        if opponent not in ("all", name):
+            continue
+        data = play_games(cls, params, [me, opp], episodes, seed=seed, num_threads=conf.num_threads,
+                          temperature=1.0, temp_moves=conf.arena_temp_moves, max_moves=conf.max_moves)
+        mine = (data["returns"] * (data["seats"] == 0)).sum(1)
+        w, d, l = int((mine > 0).sum()), int((mine == 0).sum()), int((mine < 0).sum())
+        label = "random play" if name == "random" else f"pure MCTS ({opp['simulations']} simulations)"
+        print(f"{cls.name}: AlphaZero ({sims} simulations) vs {label}, {episodes} games: "
+              f"{w} wins, {d} draws, {l} losses (score {(w + 0.5 * d) / episodes:.3f})", file=stream)
+    return 0

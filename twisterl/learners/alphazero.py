@@ -1,0 +1,304 @@
+"""AlphaZero: self-play with MCTS in Rust, learning in torch.
+
+One iteration:
+1. **Self-play, in Rust** (`twisterl._core.play`): `num_games` games on `num_threads`
+   threads, each move a PUCT search of `num_simulations` simulations on the network's
+   priors and values, with Dirichlet noise at the root. Moves are drawn from the visit
+   counts at `temperature` for the first `temp_moves` moves, then the most visited is
+   played. Each move gives a training row: the observation, the mask, the visit
+   distribution (policy target) and the return from that move for the player to move
+   (value target: the game's outcome in a two-player game, the return in a puzzle).
+2. **Replay buffer** of the last `replay_size` rows; with `twists`, each row is added
+   once per symmetry of the env (the twisted observation, mask and visit distribution).
+3. **Learning, in torch**: `train_steps` minibatches of cross-entropy on the visit
+   distribution (logits masked), plus `value_coef` x MSE on the value, with Adam and
+   `weight_decay`.
+4. **Arena**. Two-player games: the new net plays `arena_games` against the current best
+   (it replaces it at a score of `arena_threshold`), and against random play and pure
+   MCTS (`pure_simulations` random-rollout simulations). Puzzles: the new net solves
+   `arena_games` scrambles at the current difficulty with search; the difficulty rises
+   when the success rate reaches `diff_threshold`.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from ..search import agent, play_games
+from ..nets import SparseObs, build_policy, describe_policy, export
+from ..symmetry import twist_dense, twist_group, twist_indices
+
+
+@dataclass
+class Config:
+    """AlphaZero hyperparameters; the names follow the AlphaZero paper."""
+
+    num_games: int = 64
+    """self-play games per iteration"""
+    num_simulations: int = 50
+    """MCTS simulations per move in self-play and in the arena"""
+    c_puct: float = 1.5
+    dirichlet_alpha: float = 0.5
+    dirichlet_frac: float = 0.25
+    """weight of the root's Dirichlet noise in self-play"""
+    temperature: float = 1.0
+    temp_moves: int = 6
+    """self-play moves drawn from the visit counts at `temperature`; then the most visited"""
+    leaf_batch: int = 1
+    """leaves per tree evaluated together (virtual loss); games are batched anyway"""
+    concurrent_games: int = 16
+    """games per thread searched in lockstep, their leaves in one forward pass"""
+    num_threads: int = 2
+    """threads for self-play and the arena"""
+    torch_threads: int = 1
+    """threads for torch (small nets learn fastest on one; more oversubscribe the cores)"""
+    replay_size: int = 20_000
+    batch_size: int = 256
+    train_steps: int = 100
+    """gradient steps per iteration"""
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4
+    value_coef: float = 1.0
+    embedding_size: int = 128
+    common_layers: list = field(default_factory=lambda: [128])
+    conv_channels: list = field(default_factory=lambda: [32, 32])
+    twists: bool = True
+    """augment the training rows with the env's symmetries"""
+    average_twists: bool = False
+    """average the network over the env's symmetries at every leaf of the search"""
+    arena_games: int = 20
+    arena_threshold: float = 0.55
+    arena_temp_moves: int = 2
+    """arena moves drawn at temperature 1, so that games differ"""
+    pure_simulations: int = 200
+    """simulations of the pure-MCTS opponent in the arena (0: skip it)"""
+    max_moves: int = 1000
+    """a game longer than this is cut (counted as truncated)"""
+    difficulty: int = 1
+    """puzzles: the starting difficulty"""
+    diff_threshold: float = 0.9
+    diff_max: int = 32
+    seed: int = 0
+
+
+@dataclass
+class IterationStats:
+    iteration: int
+    difficulty: int
+    success_rate: float
+    """puzzles: solved share of the arena scrambles; two-player: score against random play"""
+    mean_return: float
+    mean_length: float
+    episodes: int
+    env_steps: int
+    policy_loss: float
+    value_loss: float
+    entropy: float
+    seconds: float
+    collect_seconds: float
+    train_seconds: float
+    arena_seconds: float
+    arena_score: float
+    vs_random: float
+    vs_mcts: float
+    best_updated: bool
+    buffer_rows: int
+    sims_per_second: float
+
+
+class Replay:
+    """The last `size` training rows, in preallocated arrays."""
+
+    def __init__(self, size: int, obs_width: int, sparse: bool, num_actions: int):
+        self.size, self.sparse, self.n, self.pos = size, sparse, 0, 0
+        self.obs = np.zeros((size, obs_width), np.uint32 if sparse else np.float32)
+        self.counts = np.zeros(size, np.uint32)
+        self.masks = np.zeros((size, num_actions), bool)
+        self.policy = np.zeros((size, num_actions), np.float32)
+        self.value = np.zeros(size, np.float32)
+
+    def add(self, obs: np.ndarray, counts: np.ndarray, masks: np.ndarray, policy: np.ndarray, value: np.ndarray):
+        for k in range(0, len(value), self.size):
+            sl = slice(k, k + self.size)
+            m = len(value[sl])
+            idx = (self.pos + np.arange(m)) % self.size
+            self.obs[idx], self.counts[idx], self.masks[idx] = obs[sl], counts[sl], masks[sl]
+            self.policy[idx], self.value[idx] = policy[sl], value[sl]
+            self.pos = (self.pos + m) % self.size
+            self.n = min(self.n + m, self.size)
+
+
+class AlphaZero:
+    def __init__(self, env_cls, config: Config, params: Optional[dict] = None):
+        cfg = self.cfg = config
+        self.env_cls, self.params = env_cls, dict(params or {})
+        if env_cls.continuous:
+            raise ValueError(f"AlphaZero needs discrete actions; {env_cls.name} has continuous ones")
+        if env_cls.players > 2:
+            raise ValueError(f"AlphaZero here supports one or two players; {env_cls.name} has {env_cls.players}")
+        torch.manual_seed(cfg.seed)
+        torch.set_num_threads(max(1, cfg.torch_threads))
+        probe = env_cls(**self.params)
+        self.players = env_cls.players
+        self.num_actions = int(probe.action_space.n)
+        kind = env_cls.spec["observation"]["kind"]
+        self.sparse = kind == "sparse"
+        _, _, self.obs_size, self.nnz, _ = probe._batch.sizes
+        self.policy_desc = describe_policy(kind, env_cls.obs_shape(probe._batch), self.num_actions, False,
+                                           cfg.embedding_size, cfg.common_layers, cfg.conv_channels)
+        self.policy = build_policy(self.policy_desc)
+        self.best = copy.deepcopy(self.policy)
+        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=cfg.learning_rate,
+                                          weight_decay=cfg.weight_decay)
+        twists = list(probe.twists().values()) if cfg.twists or cfg.average_twists else []
+        self.group = twist_group(twists) if twists else []
+        self.buffer = Replay(cfg.replay_size, self.nnz if self.sparse else self.obs_size, self.sparse,
+                             self.num_actions)
+        self.difficulty = cfg.difficulty if self.players == 1 else 0
+        self.iteration = 0
+        self.env_steps = 0
+
+    # ------------------------------------------------------------------ ALGO LOGIC
+
+    def search_agent(self, net, noise: bool) -> dict:
+        cfg = self.cfg
+        return agent(export(net), simulations=cfg.num_simulations, c_puct=cfg.c_puct, leaf_batch=cfg.leaf_batch,
+                     dirichlet_alpha=cfg.dirichlet_alpha, dirichlet_frac=cfg.dirichlet_frac if noise else 0.0,
+                     twists=self.group if cfg.average_twists else None)
+
+    def play(self, agents: list, games: int, seed: int, **kw) -> dict:
+        cfg = self.cfg
+        return play_games(self.env_cls, self.params, agents, games, seed=seed, num_threads=cfg.num_threads,
+                          difficulty=self.difficulty, max_moves=cfg.max_moves,
+                          concurrent=min(games * kw.get("tries", 1), cfg.concurrent_games * cfg.num_threads), **kw)
+
+    def self_play(self) -> dict:
+        cfg = self.cfg
+        data = self.play([self.search_agent(self.policy, noise=True)], cfg.num_games,
+                         seed=cfg.seed * 1_000_003 + self.iteration, temperature=cfg.temperature,
+                         temp_moves=cfg.temp_moves, record=True)
+        obs = data["obs_indices"] if self.sparse else data["obs"]
+        counts, masks, policy, value = data["obs_counts"], data["masks"], data["policy"], data["value"]
+        for perm, act in (self.group if cfg.twists else []) or [(None, None)]:
+            if perm is None:
+                self.buffer.add(obs, counts, masks, policy, value)
+                continue
+            tobs = twist_indices(obs, counts, perm) if self.sparse else twist_dense(obs, perm)
+            self.buffer.add(tobs, counts, twist_dense(masks, act), twist_dense(policy, act), value)
+        return data
+
+    def learn(self) -> dict:
+        cfg, buf = self.cfg, self.buffer
+        rng = np.random.default_rng(cfg.seed * 7919 + self.iteration)
+        sums = np.zeros(3)
+        for _ in range(cfg.train_steps):
+            mb = rng.integers(0, buf.n, size=min(cfg.batch_size, buf.n))
+            if self.sparse:
+                x = SparseObs(torch.from_numpy(buf.obs[mb].astype(np.int64)),
+                              torch.from_numpy(buf.counts[mb].astype(np.int64)))
+            else:
+                x = torch.from_numpy(buf.obs[mb])
+            logits, values = self.policy(x)
+            mask = torch.from_numpy(buf.masks[mb])
+            logp = F.log_softmax(logits.masked_fill(~mask, -1e9), dim=-1)
+            target = torch.from_numpy(buf.policy[mb])
+            policy_loss = -(target * logp).sum(-1).mean()
+            value_loss = F.mse_loss(values, torch.from_numpy(buf.value[mb]))
+            loss = policy_loss + cfg.value_coef * value_loss
+            self.optimizer.zero_grad()
+            loss.backward()
+            self.optimizer.step()
+            entropy = -(logp.exp() * logp).sum(-1).mean()
+            sums += [policy_loss.item(), value_loss.item(), entropy.item()]
+        sums /= max(cfg.train_steps, 1)
+        return {"policy_loss": sums[0], "value_loss": sums[1], "entropy": sums[2]}
+
+    def score(self, data: dict, seat: int = 0) -> float:
+        """The mean score (win 1, draw 0.5, loss 0) of agent `seat` over two-player games."""
+        mine = data["seats"] == seat
+        ret = (data["returns"] * mine).sum(1)
+        return float(np.mean((np.sign(ret) + 1) / 2))
+
+    def arena(self) -> dict:
+        cfg = self.cfg
+        seed = 10_000_019 + self.iteration
+        new = self.search_agent(self.policy, noise=False)
+        out = {"arena_score": float("nan"), "vs_random": float("nan"), "vs_mcts": float("nan"),
+               "best_updated": False}
+        if self.players == 1:
+            data = self.play([new], cfg.arena_games, seed=seed, temperature=0.0)
+            out["success_rate"] = float(np.mean(data["success"]))
+            out["arena_score"] = out["success_rate"]
+            return out
+        kw = {"temperature": 1.0, "temp_moves": cfg.arena_temp_moves}
+        out["arena_score"] = self.score(self.play([new, self.search_agent(self.best, False)], cfg.arena_games,
+                                                  seed=seed, **kw))
+        if out["arena_score"] >= cfg.arena_threshold:
+            self.best.load_state_dict(self.policy.state_dict())
+            out["best_updated"] = True
+        out["vs_random"] = self.score(self.play([new, agent(random=True)], cfg.arena_games, seed=seed + 1, **kw))
+        if cfg.pure_simulations > 0:
+            pure = agent(None, simulations=cfg.pure_simulations)
+            out["vs_mcts"] = self.score(self.play([new, pure], cfg.arena_games, seed=seed + 2, **kw))
+        out["success_rate"] = out["vs_random"]
+        return out
+
+    def iterate(self) -> IterationStats:
+        cfg = self.cfg
+        self.iteration += 1
+        t0 = time.perf_counter()
+        data = self.self_play()
+        t1 = time.perf_counter()
+        losses = self.learn()
+        t2 = time.perf_counter()
+        arena = self.arena()
+        t3 = time.perf_counter()
+        moves = int(data["lengths"].sum())
+        self.env_steps += moves
+        stats = IterationStats(
+            iteration=self.iteration, difficulty=self.difficulty, success_rate=arena.pop("success_rate"),
+            mean_return=float(data["returns"][:, 0].mean()), mean_length=float(data["lengths"].mean()),
+            episodes=len(data["lengths"]), env_steps=moves, **losses, seconds=t3 - t0, collect_seconds=t1 - t0,
+            train_seconds=t2 - t1, arena_seconds=t3 - t2, **arena, buffer_rows=self.buffer.n,
+            sims_per_second=moves * cfg.num_simulations / max(t1 - t0, 1e-9))
+        if self.players == 1 and stats.success_rate >= cfg.diff_threshold and self.difficulty < cfg.diff_max:
+            self.difficulty += 1
+        return stats
+
+    # ------------------------------------------------------------------ TRY NOT TO MODIFY
+
+    def train(self, iterations: Optional[int] = None, time_limit: Optional[float] = None,
+              on_iteration: Optional[Callable[[IterationStats], None]] = None) -> list[IterationStats]:
+        start = time.perf_counter()
+        history = []
+        while True:
+            stats = self.iterate()
+            history.append(stats)
+            if on_iteration:
+                on_iteration(stats)
+            if iterations is not None and len(history) >= iterations:
+                break
+            if time_limit is not None and time.perf_counter() - start >= time_limit:
+                break
+            if self.players == 1 and stats.difficulty >= self.cfg.diff_max and \
+                    stats.success_rate >= self.cfg.diff_threshold:
+                break  # the last level is solved
+        return history
+
+    def config_dict(self) -> dict:
+        return asdict(self.cfg)
+
+    def progress(self) -> dict:
+        return {"difficulty": self.difficulty, "iteration": self.iteration, "env_steps": self.env_steps}
+
+    def resume(self, progress: dict) -> None:
+        self.difficulty = int(progress.get("difficulty", self.difficulty))
+        self.iteration = int(progress.get("iteration", 0))
+        self.env_steps = int(progress.get("env_steps", 0))

@@ -228,7 +228,124 @@ def _build(cmd: list[str], env: dict, what: str, cwd: Optional[Path] = None) -> 
 def _optimize(wasm_opt: str, path: Path, env: dict) -> None:
     tmp = path.with_name(path.name + ".opt")
     _build([wasm_opt, "--all-features", "-O3", str(path), "-o", str(tmp)], env, f"wasm-opt on {path.name}")
+    tmp.write_bytes(repair_table_exports(path.read_bytes(), tmp.read_bytes()))
     os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------- a binaryen 108 workaround
+#
+# Debian's binaryen 108 (the wasm-opt the project uses) writes every exported table as
+# table 0 when a module has two tables, as wasm-bindgen's do (functions, and its externref
+# table `__wbindgen_externrefs`). JavaScript then grows the wrong table and `init()` fails.
+# `repair_table_exports` points each table export back at the table of the type it had
+# before wasm-opt. Newer binaryen releases do not need it, and it then changes nothing.
+
+
+def repair_table_exports(before: bytes, after: bytes) -> bytes:
+    """`after` (wasm-opt's output) with its table exports pointing at the tables they
+    pointed at in `before`, matched by table type."""
+    types_before, types_after = _tables(before), _tables(after)
+    exports_before = _table_exports(before)
+    fixed = bytearray(after)
+    for name, (offset, length, index) in _table_exports(after).items():
+        if name not in exports_before:
+            continue
+        want = _same_type(types_before[exports_before[name][2]])
+        if _same_type(types_after[index]) == want:
+            continue
+        matches = [k for k, ty in enumerate(types_after) if _same_type(ty) == want]
+        if len(matches) != 1 or matches[0] >= 0x80 or length != 1:
+            raise BuildError(f"wasm-opt changed the table export {name} and it cannot be repaired; "
+                             "use a newer binaryen, or export with --no-opt")
+        fixed[offset] = matches[0]
+    return bytes(fixed)
+
+
+def _same_type(table: bytes) -> bytes:
+    # binaryen may write externref (0x6f) as anyref (0x6e) when GC is enabled.
+    return bytes([0x6F if table[0] == 0x6E else table[0]]) + table[1:]
+
+
+def _leb(data, i):
+    result = shift = 0
+    while True:
+        byte = data[i]
+        i += 1
+        result |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            return result, i
+
+
+def _sections(data):
+    i = 8
+    while i < len(data):
+        sid = data[i]
+        size, body = _leb(data, i + 1)
+        yield sid, i, body, body + size
+        i = body + size
+
+
+def _tables(data):
+    """Each table's type as (elem type byte, limits bytes)."""
+    out = []
+    for sid, _, body, end in _sections(data):
+        if sid == 2:  # imported tables come first
+            count, j = _leb(data, body)
+            for _ in range(count):
+                for _ in range(2):
+                    n, j = _leb(data, j)
+                    j += n
+                kind = data[j]
+                j += 1
+                if kind == 0:
+                    _, j = _leb(data, j)
+                elif kind == 1:
+                    start = j
+                    flags = data[j + 1]
+                    j += 2
+                    _, j = _leb(data, j)
+                    if flags & 1:
+                        _, j = _leb(data, j)
+                    out.append(bytes(data[start:j]))
+                elif kind == 2:
+                    flags = data[j]
+                    j += 1
+                    _, j = _leb(data, j)
+                    if flags & 1:
+                        _, j = _leb(data, j)
+                else:
+                    j += 2
+        if sid == 4:
+            count, j = _leb(data, body)
+            for _ in range(count):
+                start = j
+                flags = data[j + 1]
+                j += 2
+                _, j = _leb(data, j)
+                if flags & 1:
+                    _, j = _leb(data, j)
+                out.append(bytes(data[start:j]))
+    return out
+
+
+def _table_exports(data):
+    """name -> (offset of the index LEB, its length, index)."""
+    out = {}
+    for sid, _, body, _ in _sections(data):
+        if sid == 7:
+            count, j = _leb(data, body)
+            for _ in range(count):
+                n, j = _leb(data, j)
+                name = bytes(data[j:j + n]).decode()
+                j += n
+                kind = data[j]
+                j += 1
+                start = j
+                index, j = _leb(data, j)
+                if kind == 1:
+                    out[name] = (start, j - start, index)
+    return out
 
 
 def export_wasm(path: str, out_dir: str, run_dir: Optional[str] = None, *, weights: str = "auto",

@@ -3,7 +3,7 @@
 
 use wasm_bindgen::prelude::*;
 
-use crate::params::ParamValue;
+use crate::params::{number, ParamValue};
 use crate::session::seed_from;
 
 #[wasm_bindgen]
@@ -43,13 +43,14 @@ pub fn numbers(value: &JsValue, what: &str) -> Result<Vec<f64>, String> {
         .collect()
 }
 
-fn kind(value: &JsValue) -> String {
+/// What a value is, for messages: `the number 3`, `the string "big"`, `undefined`...
+pub fn kind(value: &JsValue) -> String {
     if value.is_null() {
         "null".to_string()
     } else if let Some(s) = value.as_string() {
-        format!("the string {s:?}")
+        format!("the string \"{s}\"")
     } else if let Some(v) = value.as_f64() {
-        format!("the number {v}")
+        format!("the number {}", number(v))
     } else {
         value.js_typeof().as_string().unwrap_or_default()
     }
@@ -116,7 +117,7 @@ pub fn read_options(options: &JsValue, allowed: &[&str]) -> Result<Options, Stri
 pub fn whole(value: &JsValue, what: &str, min: f64) -> Result<f64, String> {
     match value.as_f64() {
         Some(v) if v.fract() == 0.0 && v >= min && v <= crate::session::MAX_SEED => Ok(v),
-        _ => Err(format!("{what} must be an integer of at least {min}, not {}", kind(value))),
+        _ => Err(format!("{what} must be an integer of at least {}, not {}", number(min), kind(value))),
     }
 }
 

@@ -1,20 +1,21 @@
-//! Params by name: the env's spec says which params exist, their types, ranges and
-//! defaults; a host gives some of them by name, and gets the full vector or a message
-//! naming the param that is wrong.
+//! Params by name: the generated binding crate lists the params an env declares (their
+//! types, ranges and defaults, from the checked IR); a host gives some of them by name,
+//! and gets the full vector or a message naming the param that is wrong.
 
-use crate::json::Json;
-
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum ParamKind {
+    /// An int in `lo..hi` (hi excluded).
     Int { lo: Option<f64>, hi: Option<f64> },
+    /// A float in `[lo, hi]`.
     Float { lo: Option<f64>, hi: Option<f64> },
     Bool,
-    Enum(Vec<String>),
+    /// An enum, given by variant name or number.
+    Enum(&'static [&'static str]),
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ParamSpec {
-    pub name: String,
+    pub name: &'static str,
     pub kind: ParamKind,
     pub default: f64,
 }
@@ -30,56 +31,46 @@ pub enum ParamValue {
 impl ParamValue {
     fn describe(&self) -> String {
         match self {
-            ParamValue::Num(v) => format!("the number {v}"),
+            ParamValue::Num(v) => format!("the number {}", number(*v)),
             ParamValue::Bool(b) => format!("the bool {b}"),
-            ParamValue::Text(s) => format!("the string {s:?}"),
+            ParamValue::Text(s) => format!("the string \"{s}\""),
         }
     }
 }
 
-/// The params an env declares, in declaration order, read from its JSON spec.
-pub fn param_specs(spec: &Json) -> Vec<ParamSpec> {
-    let mut out = Vec::new();
-    for p in spec.get("params").map(Json::as_array).unwrap_or(&[]) {
-        let name = p.get("name").and_then(Json::as_str).unwrap_or("").to_string();
-        let ty = p.get("type").and_then(Json::as_str).unwrap_or("");
-        let lo = p.get("lo").and_then(Json::as_f64);
-        let hi = p.get("hi").and_then(Json::as_f64);
-        let kind = if let Some(variants) = ty.strip_prefix("enum:") {
-            ParamKind::Enum(variants.split(',').map(str::to_string).collect())
-        } else if ty == "bool" {
-            ParamKind::Bool
-        } else if ty == "int" {
-            ParamKind::Int { lo, hi }
-        } else {
-            ParamKind::Float { lo, hi }
-        };
-        let default = match p.get("default") {
-            Some(Json::Num(v)) => *v,
-            Some(Json::Bool(b)) => *b as u8 as f64,
-            Some(Json::Str(s)) => match &kind {
-                ParamKind::Enum(vs) => vs.iter().position(|v| v == s).unwrap_or(0) as f64,
-                _ => 0.0,
-            },
-            _ => 0.0,
-        };
-        out.push(ParamSpec { name, kind, default });
+/// A number for a message, without pulling float formatting into the module: whole
+/// numbers exactly, others to six decimals.
+pub fn number(v: f64) -> String {
+    if v.is_nan() {
+        return "NaN".to_string();
     }
-    out
+    if v.is_infinite() {
+        return if v > 0.0 { "Infinity" } else { "-Infinity" }.to_string();
+    }
+    if v.abs() >= 1e15 {
+        return if v > 0.0 { "a number above 10^15" } else { "a number below -10^15" }.to_string();
+    }
+    if v.fract() == 0.0 {
+        return format!("{}", v as i64);
+    }
+    let sign = if v < 0.0 { "-" } else { "" };
+    let scaled = (v.abs() * 1e6).round() as u64;
+    let text = format!("{sign}{}.{:06}", scaled / 1_000_000, scaled % 1_000_000);
+    text.trim_end_matches('0').to_string()
 }
 
 /// The full param vector: `given` values by name, defaults for the rest.
 pub fn param_vector(env: &str, specs: &[ParamSpec], given: &[(String, ParamValue)]) -> Result<Vec<f64>, String> {
     for (name, _) in given {
-        if !specs.iter().any(|s| &s.name == name) {
-            let known: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+        if !specs.iter().any(|s| s.name == name) {
+            let known: Vec<&str> = specs.iter().map(|s| s.name).collect();
             let known = if known.is_empty() { "none".to_string() } else { known.join(", ") };
             return Err(format!("{env} has no param `{name}` (its params: {known})"));
         }
     }
     specs
         .iter()
-        .map(|spec| match given.iter().rev().find(|(n, _)| n == &spec.name) {
+        .map(|spec| match given.iter().rev().find(|(n, _)| n == spec.name) {
             Some((_, v)) => param_value(env, spec, v),
             None => Ok(spec.default),
         })
@@ -87,10 +78,10 @@ pub fn param_vector(env: &str, specs: &[ParamSpec], given: &[(String, ParamValue
 }
 
 fn param_value(env: &str, spec: &ParamSpec, v: &ParamValue) -> Result<f64, String> {
-    let name = &spec.name;
+    let name = spec.name;
     let bad = |what: &str| Err(format!("param `{name}` of {env} must be {what}, not {}", v.describe()));
     match (&spec.kind, v) {
-        (ParamKind::Enum(variants), ParamValue::Text(s)) => match variants.iter().position(|x| x == s) {
+        (ParamKind::Enum(variants), ParamValue::Text(s)) => match variants.iter().position(|x| *x == s.as_str()) {
             Some(k) => Ok(k as f64),
             None => bad(&format!("one of {}", variants.join(", "))),
         },
@@ -121,38 +112,45 @@ fn param_value(env: &str, spec: &ParamSpec, v: &ParamValue) -> Result<f64, Strin
 }
 
 fn show(bound: Option<f64>) -> String {
-    bound.map(|b| b.to_string()).unwrap_or_else(|| "?".to_string())
+    bound.map(number).unwrap_or_else(|| "?".to_string())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn specs() -> Vec<ParamSpec> {
-        let spec = Json::parse(
-            r#"{"params":[{"name":"size","type":"int","default":3,"lo":2,"hi":9},
-                {"name":"slip","type":"bool","default":true,"lo":null,"hi":null},
-                {"name":"mode","type":"enum:easy,hard","default":"hard","lo":null,"hi":null}]}"#,
-        )
-        .unwrap();
-        param_specs(&spec)
-    }
+    const SPECS: &[ParamSpec] = &[
+        ParamSpec { name: "size", kind: ParamKind::Int { lo: Some(2.0), hi: Some(9.0) }, default: 3.0 },
+        ParamSpec { name: "slip", kind: ParamKind::Bool, default: 1.0 },
+        ParamSpec { name: "mode", kind: ParamKind::Enum(&["easy", "hard"]), default: 1.0 },
+        ParamSpec { name: "p", kind: ParamKind::Float { lo: Some(0.0), hi: Some(1.0) }, default: 0.5 },
+    ];
 
     #[test]
     fn defaults_fill_the_rest() {
-        let v = param_vector("P", &specs(), &[("size".into(), ParamValue::Num(4.0))]).unwrap();
-        assert_eq!(v, vec![4.0, 1.0, 1.0]);
-        let v = param_vector("P", &specs(), &[("mode".into(), ParamValue::Text("easy".into()))]).unwrap();
-        assert_eq!(v, vec![3.0, 1.0, 0.0]);
+        let v = param_vector("P", SPECS, &[("size".into(), ParamValue::Num(4.0))]).unwrap();
+        assert_eq!(v, vec![4.0, 1.0, 1.0, 0.5]);
+        let v = param_vector("P", SPECS, &[("mode".into(), ParamValue::Text("easy".into()))]).unwrap();
+        assert_eq!(v, vec![3.0, 1.0, 0.0, 0.5]);
     }
 
     #[test]
     fn errors_name_the_param() {
-        let e = param_vector("P", &specs(), &[("sise".into(), ParamValue::Num(4.0))]).unwrap_err();
-        assert!(e.contains("no param `sise`") && e.contains("size, slip, mode"), "{e}");
-        let e = param_vector("P", &specs(), &[("size".into(), ParamValue::Num(12.0))]).unwrap_err();
+        let e = param_vector("P", SPECS, &[("sise".into(), ParamValue::Num(4.0))]).unwrap_err();
+        assert!(e.contains("no param `sise`") && e.contains("size, slip, mode, p"), "{e}");
+        let e = param_vector("P", SPECS, &[("size".into(), ParamValue::Num(12.0))]).unwrap_err();
         assert!(e.contains("`size`") && e.contains("2..9"), "{e}");
-        let e = param_vector("P", &specs(), &[("slip".into(), ParamValue::Num(1.0))]).unwrap_err();
+        let e = param_vector("P", SPECS, &[("slip".into(), ParamValue::Num(1.0))]).unwrap_err();
         assert!(e.contains("a bool"), "{e}");
+        let e = param_vector("P", SPECS, &[("p".into(), ParamValue::Num(1.25))]).unwrap_err();
+        assert!(e.contains("1.25") && e.contains("[0, 1]"), "{e}");
+    }
+
+    #[test]
+    fn numbers_read_well_without_float_formatting() {
+        assert_eq!(number(3.0), "3");
+        assert_eq!(number(-0.125), "-0.125");
+        assert_eq!(number(1.0 / 3.0), "0.333333");
+        assert_eq!(number(f64::NAN), "NaN");
     }
 }

@@ -8,25 +8,20 @@ use twisterl_core::batch::Slot;
 use twisterl_core::env::Env;
 use twisterl_core::fault::Fault;
 
+#[cfg(feature = "policy")]
 use crate::agent::Agent;
-use crate::json::Json;
-use crate::params::{param_specs, param_vector, ParamSpec, ParamValue};
+use crate::params::{number, param_vector, ParamSpec, ParamValue};
 
-/// What the env declares, read once from its JSON spec.
-#[derive(Clone, Debug)]
+/// What the env declares: the generated binding crate writes it from the checked IR.
+#[derive(Clone, Copy, Debug)]
 pub struct Info {
-    pub name: String,
-    pub source: String,
-    pub params: Vec<ParamSpec>,
+    pub name: &'static str,
+    /// The `.twl` file's name, for messages.
+    pub source: &'static str,
+    pub params: &'static [ParamSpec],
 }
 
 impl Info {
-    pub fn of<E: Env>() -> Info {
-        let spec = Json::parse(E::SPEC).unwrap_or(Json::Null);
-        let text = |key: &str| spec.get(key).and_then(Json::as_str).unwrap_or("").to_string();
-        Info { name: text("name"), source: text("source"), params: param_specs(&spec) }
-    }
-
     /// A fault as a sentence that names the `.twl` file and line.
     pub fn describe(&self, fault: &Fault) -> String {
         if fault.at.line > 0 {
@@ -37,7 +32,7 @@ impl Info {
     }
 
     pub fn param_vector(&self, given: &[(String, ParamValue)]) -> Result<Vec<f64>, String> {
-        param_vector(&self.name, &self.params, given)
+        param_vector(self.name, self.params, given)
     }
 }
 
@@ -47,7 +42,7 @@ pub const MAX_SEED: f64 = 9_007_199_254_740_991.0;
 /// A seed from a host's number: a non-negative integer.
 pub fn seed_from(value: f64) -> Result<u64, String> {
     if value.fract() != 0.0 || !(0.0..=MAX_SEED).contains(&value) {
-        return Err(format!("a seed must be an integer in 0..2^53, not {value}"));
+        return Err(format!("a seed must be an integer in 0..2^53, not {}", number(value)));
     }
     Ok(value as u64)
 }
@@ -76,22 +71,26 @@ pub struct Session<E: Env> {
     lows: Vec<f64>,
     highs: Vec<f64>,
     mask: Vec<bool>,
+    /// Scratch space for the agent's observation.
+    #[cfg(feature = "policy")]
     obs: Vec<f32>,
 }
 
 impl<E: Env> Session<E> {
-    pub fn new(params: &[(String, ParamValue)], seed: u64, difficulty: i64) -> Result<Session<E>, String> {
-        let info = Info::of::<E>();
+    pub fn new(info: Info, params: &[(String, ParamValue)], seed: u64, difficulty: i64) -> Result<Session<E>, String> {
         let params = info.param_vector(params)?;
         let env = E::new(&params, seed, 0).map_err(|f| format!("invalid params for {}: {}", info.name, f.describe()))?;
         let n_values = if E::CONTINUOUS { env.num_actions() } else { 0 };
         let (mut lows, mut highs) = (vec![0.0; n_values], vec![0.0; n_values]);
         env.value_bounds(&mut lows, &mut highs);
         let mask = vec![false; if E::CONTINUOUS { 0 } else { env.num_actions() }];
+        #[cfg(feature = "policy")]
         let obs = vec![0.0; env.obs_size()];
         let mut session = Session {
             info, slot: Slot::new(env), params, started: false, rewards: vec![0.0; E::PLAYERS],
-            episode_return: 0.0, lows, highs, mask, obs,
+            episode_return: 0.0, lows, highs, mask,
+            #[cfg(feature = "policy")]
+            obs,
         };
         session.set_difficulty(difficulty)?;
         Ok(session)
@@ -170,6 +169,7 @@ impl<E: Env> Session<E> {
         Ok(StepInfo { reward, terminated, truncated, success, player: self.slot.env.player() })
     }
 
+    #[cfg(feature = "policy")]
     /// Let `agent` choose the next action from the current observation and mask, and take it.
     pub fn agent_step(&mut self, agent: &mut Agent, deterministic: bool) -> Result<(usize, StepInfo), String> {
         self.check_started()?;

@@ -34,9 +34,8 @@ pub struct VecSession<E: Env> {
 
 impl<E: Env> VecSession<E> {
     /// `num_envs` envs; env `i` draws from stream `i` of `seed`, as in the native batch.
-    pub fn new(params: &[(String, ParamValue)], num_envs: usize, seed: u64, difficulty: i64)
+    pub fn new(info: Info, params: &[(String, ParamValue)], num_envs: usize, seed: u64, difficulty: i64)
                -> Result<VecSession<E>, String> {
-        let info = Info::of::<E>();
         if num_envs == 0 {
             return Err("numEnvs must be a positive int".to_string());
         }

@@ -3,6 +3,12 @@
 For every example, one seeded trajectory of random legal actions (with resets) is played
 natively, then replayed in node through the wasm-pack package and in wasmtime through the
 raw C-ABI module: observations, rewards, endings, renders and states must be identical.
+
+The one documented exception: `sin`, `cos`, `tan`, `exp`, `log`, `atan2` and float `**`
+come from the platform's libm natively (glibc) and from Rust's port of musl's libm in
+WebAssembly. Both are within an ulp, but not always the same ulp, so envs that use them
+may differ in the last bits of their f64 rewards and state (docs/wasm.md). Their float32
+observations, endings, successes and renders must still be identical.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +28,20 @@ from wasm_support import EXAMPLES, ROOT, RawEnv, exported, node, require_tools, 
 
 REPLAY = ROOT / "tests" / "wasm" / "replay.mjs"
 STEPS = 150
+LIBM = re.compile(r"\b(sin|cos|tan|exp|log|atan2)\s*\(|\*\*")
+
+
+def uses_libm(name: str) -> bool:
+    return bool(LIBM.search((ROOT / "examples" / f"{name}.twl").read_text()))
+
+
+def assert_floats_match(name: str, got: list, want: list, what: str) -> None:
+    """Identical, or for an env that uses libm functions, within a few ulps."""
+    if got == want:
+        return
+    assert uses_libm(name), f"{what} differs, and {name} uses no libm function"
+    np.testing.assert_allclose(np.array(got, dtype=float), np.array(want, dtype=float), rtol=1e-12, atol=1e-12,
+                               err_msg=what)
 
 
 @pytest.fixture(scope="module")
@@ -90,9 +111,10 @@ def test_cli_export_writes_the_package_the_player_and_the_raw_module(tools, tmp_
     manifest = json.loads((out / "pkg" / "package.json").read_text())
     assert manifest["name"] == "twisterl-slidingpuzzle"
     types = (out / "pkg" / "env.d.ts").read_text()
-    for api in ("class Env", "class VecEnv", "class Policy", "stepMany(", "agentStep(", "actionMask(",
-                "actionNames(", "observation(", "render(", "get state()", "set state(", "interface EnvOptions"):
+    for api in ("class Env", "class VecEnv", "stepMany(", "agentStep(", "actionMask(", "actionNames(",
+                "observation(", "render(", "state: Float64Array", "interface EnvOptions"):
         assert api in types, api
+    assert "class Policy" not in types          # no policy exported: no policy code in the module
     bundle = json.loads((out / "bundle.json").read_text())
     assert bundle["policy"] is None and bundle["module"] == "pkg/env.js"
     raw = (out / bundle["raw"]).read_bytes()
@@ -115,12 +137,13 @@ def test_node_replays_native_trajectories_exactly(bundles, trajectories, tmp_pat
     job = tmp_path / "job.json"
     job.write_text(json.dumps({"module": str(b.out_dir / "pkg" / "env.js"), "wasm": str(b.wasm), "cases": [case]}))
     [got] = json.loads(node(REPLAY, str(job)))
-    for key in ("rewards", "terminated", "truncated", "success", "renders"):
+    for key in ("terminated", "truncated", "success", "renders"):
         assert got[key] == native[key], key
     assert len(got["obs"]) == len(native["obs"])
     for t, (a, b_) in enumerate(zip(got["obs"], native["obs"])):
         assert a == b_, f"observation after event {t}"
-    assert got["state"] == native["state"]
+    assert_floats_match(name, got["rewards"], native["rewards"], "rewards")
+    assert_floats_match(name, got["state"], native["state"], "final state")
 
 
 @pytest.mark.parametrize("name", EXAMPLES)
@@ -142,11 +165,11 @@ def test_wasmtime_replays_native_trajectories_exactly(bundles, trajectories, com
             term.append(te)
             trunc.append(tr)
         obs.append(_clean(env.observation()))
-    assert rewards == native["rewards"]
     assert term == native["terminated"] and trunc == native["truncated"]
     assert obs == native["obs"]
     assert env.render() == native["renders"][-1]
-    assert env.state() == native["state"]
+    assert_floats_match(name, rewards, native["rewards"], "rewards")
+    assert_floats_match(name, env.state(), native["state"], "final state")
 
 
 def test_raw_module_reports_faults_instead_of_trapping(bundles, compiled):
@@ -189,7 +212,6 @@ attempt("fractional action", () => env.step(1.5));
 attempt("state of the wrong length", () => { env.state = [1, 2]; });
 attempt("state out of range", () => { const s = env.state; s[0] = 99; env.state = s; });
 attempt("agent without policy", () => env.agentStep());
-attempt("corrupt policy file", () => mod.Policy.fromSafetensors(new Uint8Array([1, 2, 3])));
 attempt("vec: wrong number of actions", () => { const v = new mod.VecEnv({ numEnvs: 4 }); v.reset(); v.stepMany(new Int32Array(3)); });
 out.still_works = env.actionNames()[env.actionMask().indexOf(1)];
 process.stdout.write(JSON.stringify(out));
@@ -207,7 +229,7 @@ def test_javascript_errors_are_readable_and_leave_the_env_usable(bundles, tmp_pa
         "illegal action": "not legal", "action outside the space": "not in the action space",
         "fractional action": "must be an int", "state of the wrong length": "values",
         "state out of range": "outside the declared range", "agent without policy": "--policy",
-        "corrupt policy file": "safetensors", "vec: wrong number of actions": "one action per env",
+        "vec: wrong number of actions": "one action per env",
     }
     for name, fragment in expected.items():
         assert out[name].startswith("Error: "), (name, out[name])
@@ -269,6 +291,8 @@ env.reset();
 const obs = env.observation();
 const out = { logits: Array.from(policy.logits(obs)), value: policy.value(obs), meta: JSON.parse(policy.meta),
               act: policy.act(obs, env.actionMask(), { deterministic: true }), obs: Array.from(obs) };
+try { mod.Policy.fromSafetensors(new Uint8Array([1, 2, 3])); out.corrupt = "no error"; }
+catch (e) { out.corrupt = e.message; }
 let solved = 0;
 for (let seed = 0; seed < 20; seed++) {
   env.reset(seed);
@@ -303,6 +327,8 @@ def test_bundled_policy_matches_the_native_policy_and_solves(tools, tmp_path):
     np.testing.assert_allclose(got["logits"], torch_logits[0].numpy(), rtol=1e-4, atol=1e-4)
     assert got["meta"]["env"] == "SlidingPuzzle" and got["meta"]["format"] == "twisterl-policy-v1"
     assert got["solved"] >= 18, got["solved"]
+    assert "safetensors" in got["corrupt"]
+    assert "class Policy" in (b.out_dir / "pkg" / "env.d.ts").read_text()
 
 
 def test_weights_can_ship_beside_the_module(tools):

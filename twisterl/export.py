@@ -387,7 +387,8 @@ def export_wasm(path: str, out_dir: str, run_dir: Optional[str] = None, *, weigh
         if not policy_embedded:
             shutil.copy2(policy_path, out / "policy.safetensors")
     crates = write_wasm_crates(env, work, core_source_dir(), wasm_runtime_dir(),
-                               work / "policy.safetensors" if policy_embedded else None)
+                               work / "policy.safetensors" if policy_embedded else None,
+                               with_policy=policy_info is not None)
 
     target = Path(target_dir) if target_dir else cache_dir() / "wasm-target"
     build_env = dict(os.environ, RUSTUP_TOOLCHAIN=tools.toolchain, CARGO_TARGET_DIR=str(target),

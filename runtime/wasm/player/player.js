@@ -5,7 +5,7 @@
 const $ = (id) => document.getElementById(id);
 
 const KEYS = { ArrowLeft: "left", ArrowRight: "right", ArrowUp: "up", ArrowDown: "down" };
-const EMPTY_CELLS = new Set([".", "_", "0", "·", "-"]);
+const EMPTY_CELLS = new Set([".", "_", "·"]);
 
 const ui = {
   mod: null,        // the wasm-pack module
@@ -243,25 +243,43 @@ function togglePlay() {
   schedule();
 }
 
+// A render block's `grid(...)` lines are cells padded to one width and joined by single
+// spaces (trailing blanks trimmed). Find that width, or null when the text is not a grid.
+function gridCells(text) {
+  const lines = text.replace(/\s+$/, "").split("\n");
+  if (lines.length < 2) return null;
+  const length = Math.max(...lines.map((l) => l.length));
+  for (let w = 1; w <= 6; w++) {
+    if ((length + 1) % (w + 1) !== 0) continue;
+    const cols = (length + 1) / (w + 1);
+    if (cols < 2) break;
+    const rows = lines.map((l) => l.padEnd(length));
+    const separated = rows.every((r) => {
+      for (let c = 0; c < cols - 1; c++) if (r[c * (w + 1) + w] !== " ") return false;
+      return true;
+    });
+    if (separated) return rows.map((r) => Array.from({ length: cols }, (_, c) => r.slice(c * (w + 1), c * (w + 1) + w).trim()));
+  }
+  return null;
+}
+
 function drawBoard(text) {
   const board = $("board");
-  const lines = text.replace(/\s+$/, "").split("\n");
-  const rows = lines.map((l) => l.trim().split(/\s+/));
-  const width = rows[0].length;
-  const grid = rows.length >= 2 && width >= 2 && rows.every((r) => r.length === width && r.every((t) => t.length <= 4));
-  if (!grid) {
+  const cells = gridCells(text);
+  if (!cells) {
     const pre = document.createElement("pre");
     pre.textContent = text;
     board.replaceChildren(pre);
     return;
   }
   const table = document.createElement("table");
-  for (const row of rows) {
+  for (const row of cells) {
     const tr = document.createElement("tr");
     for (const token of row) {
       const td = document.createElement("td");
-      td.textContent = EMPTY_CELLS.has(token) ? "" : token;
-      if (EMPTY_CELLS.has(token)) td.className = "empty";
+      const empty = token === "" || EMPTY_CELLS.has(token);
+      td.textContent = empty ? "" : token;
+      if (empty) td.className = "empty";
       tr.append(td);
     }
     table.append(tr);

@@ -128,22 +128,25 @@ def test_a_human_solves_a_one_move_puzzle_by_clicking(browser, serve, compiled):
     page.close()
 
 
-def test_the_agent_plays_an_episode_to_success(browser, serve):
+def test_the_agent_plays_an_episode_to_success(browser, serve, compiled):
+    seed, _ = _one_move_puzzle(compiled)
     run = trained_puzzle()
     url = serve(exported("puzzle", run).out_dir)
     page, errors = _open(browser, url)
     assert "with a trained policy" in page.text_content("#subtitle")
     assert page.input_value("#difficulty") == "1"            # the policy's training difficulty
-    _reset(page, 4, 1)
+    _reset(page, seed, 1)
+    assert page.text_content("#outcome") == ""
     page.fill("#speed", "30")
     page.dispatch_event("#speed", "input")
+    page.uncheck("#auto-reset")                              # stop when the episode ends
     page.click("#play")
+    assert page.text_content("#play") == "Pause"
     page.wait_for_selector("#outcome.success", timeout=20_000)
-    solved_steps = int(page.text_content("#steps"))
-    assert solved_steps >= 1
-    page.click("#play")                                      # pause
-    assert page.text_content("#play") == "Play"
+    page.wait_for_selector("#play:text-is('Play')", timeout=5_000)
+    assert int(page.text_content("#steps")) >= 1
     assert float(page.text_content("#return")) > 0
+    assert page.text_content("#episodes") == "1" and page.text_content("#solved") == "1"
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "player-agent-solved.png"), full_page=True)
     # Step by step, on the next seeds.
@@ -165,6 +168,7 @@ def test_a_broken_bundle_shows_a_readable_message(browser, serve, tmp_path):
     assert page.get_attribute("body", "data-state") == "failed"
     assert page.is_visible("#error")
     assert "Could not load the environment" in page.text_content("#error")
+    assert "pkg/env_bg.wasm is missing or is not valid WebAssembly" in page.text_content("#error")
     (broken / "bundle.json").unlink()
     page.reload()
     page.wait_for_selector("body[data-state=failed]")

@@ -35,19 +35,27 @@ async function load() {
     throw new Error("This page must be served over HTTP: browsers do not load WebAssembly modules from file://.\n"
       + "Serve the folder, for example: python -m http.server --directory THIS_FOLDER, then open http://localhost:8000/");
   }
-  const response = await fetch("bundle.json");
+  const response = await fetch("bundle.json", { cache: "no-cache" });
   if (!response.ok) {
     throw new Error(`bundle.json could not be loaded (HTTP ${response.status}). Is this the folder written by `
       + "`twisterl export --wasm`?");
   }
   ui.bundle = await response.json();
-  ui.mod = await import(new URL(ui.bundle.module, location.href).href);
-  await ui.mod.default({ module_or_path: new URL(ui.bundle.wasm, location.href) });
+  try {
+    ui.mod = await import(new URL(ui.bundle.module, location.href).href);
+  } catch (e) {
+    throw new Error(`the JavaScript glue ${ui.bundle.module} could not be loaded (${e.message})`);
+  }
+  try {
+    await ui.mod.default({ module_or_path: new URL(ui.bundle.wasm, location.href) });
+  } catch (e) {
+    throw new Error(`the module ${ui.bundle.wasm} is missing or is not valid WebAssembly (${e.message})`);
+  }
   const info = ui.bundle.policy;
   if (info && info.embedded) {
     ui.policy = ui.mod.Policy.bundled() || null;
   } else if (info && info.file) {
-    const weights = await fetch(info.file);
+    const weights = await fetch(info.file, { cache: "no-cache" });
     if (!weights.ok) {
       throw new Error(`the policy file ${info.file} could not be loaded (HTTP ${weights.status})`);
     }

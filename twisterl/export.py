@@ -13,6 +13,7 @@ reported missing, with the command that installs each) by `find_tools`.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -369,6 +370,16 @@ def export_wasm(path: str, out_dir: str, run_dir: Optional[str] = None, *, weigh
         raise ExportError(f"{out} exists and is not a folder")
     out.mkdir(parents=True, exist_ok=True)
     stem = crate_stem(env)
+    # Exports of the same env share a source folder (so cargo rebuilds only what changed);
+    # a lock keeps two of them from writing it at once.
+    (cache_dir() / "locks").mkdir(parents=True, exist_ok=True)
+    with open(cache_dir() / "locks" / f"wasm-{stem}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _export_locked(env, path, out, stem, run_dir, weights, optimize, target_dir, tools, stream, start)
+
+
+def _export_locked(env, path: str, out: Path, stem: str, run_dir: Optional[str], weights: str, optimize: bool,
+                   target_dir: Optional[Path], tools: Tools, stream: Optional[TextIO], start: float) -> Exported:
     work = cache_dir() / "wasm-src" / stem
     if work.exists():
         shutil.rmtree(work)

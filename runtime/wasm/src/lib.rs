@@ -10,7 +10,7 @@
 //! Like the runtime core it knows nothing about the `.twl` language: an env is a type
 //! implementing `twisterl_core::env::Env`, described by an [`Info`]. Features: `js` (the
 //! wasm-bindgen helpers) and `policy` (bundled policies: the safetensors reader and the
-//! forward pass). Without them the module stays small: the 8-puzzle's is about 60 KB.
+//! forward pass). Without them the module stays small: the 8-puzzle's is about 76 KB.
 
 pub use twisterl_core;
 

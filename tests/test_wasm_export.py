@@ -371,3 +371,13 @@ def test_a_policy_from_another_env_is_refused(tools, tmp_path):
     bad = _cli("export", str(ROOT / "examples" / "gridworld.twl"), "--wasm", str(tmp_path / "o"),
                "--policy", str(run))
     assert bad.returncode == 1 and "trained on env 'SlidingPuzzle'" in bad.stderr
+
+
+def test_the_wasm_runtime_unit_tests_pass():
+    """runtime/wasm's own Rust tests (params, the JSON reader, policy files), natively."""
+    from wasm_support import target_dir
+    proc = subprocess.run(["cargo", "test", "--quiet", "--features", "policy", "--manifest-path",
+                           str(ROOT / "runtime" / "wasm" / "Cargo.toml"), "--target-dir", str(target_dir())],
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "test result: ok. 10 passed" in proc.stdout

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import struct
 import subprocess
 import tempfile
@@ -27,8 +28,11 @@ _state: dict = {}
 
 def require_tools():
     tools = find_tools()
-    if tools.problems:
-        message = "WebAssembly tools missing:\n" + "\n".join(tools.problems)
+    problems = list(tools.problems)
+    if shutil.which("node") is None:
+        problems.append("node: not installed (the package tests run in node 18+)")
+    if problems:
+        message = "WebAssembly tools missing:\n" + "\n".join(problems)
         if os.environ.get("TWISTERL_REQUIRE_WASM"):
             pytest.fail(message)
         pytest.skip(message)

@@ -255,6 +255,8 @@ def repair_table_exports(before: bytes, after: bytes) -> bytes:
         if _same_type(types_after[index]) == want:
             continue
         matches = [k for k, ty in enumerate(types_after) if _same_type(ty) == want]
+        if not matches:  # the limits changed: match the element type alone
+            matches = [k for k, ty in enumerate(types_after) if _same_type(ty)[0] == want[0]]
         if len(matches) != 1 or matches[0] >= 0x80 or length != 1:
             raise BuildError(f"wasm-opt changed the table export {name} and it cannot be repaired; "
                              "use a newer binaryen, or export with --no-opt")

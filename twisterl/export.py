@@ -169,6 +169,12 @@ def write_policy_file(run_dir: str, env_name: str, path: Path) -> dict:
         raise ExportError(f"--policy {run_dir}: only BasicPolicy networks can be exported")
     parts = {"trunk": _layers(net.embedding) + _layers(net.activation) + _layers(net.common),
              "policy_head": _layers(net.policy_head), "value_head": _layers(net.value_head)}
+    supported = {"linear", "relu", "tanh", "gelu_tanh", "layernorm"}
+    for part, layers in parts.items():
+        for k, layer in enumerate(layers):
+            if layer[0] not in supported:
+                raise ExportError(f"--policy {run_dir}: {part} layer {k} is a `{layer[0]}`, which the WebAssembly "
+                                  f"runtime cannot run (it runs {', '.join(sorted(supported))})")
     tensors: dict[str, np.ndarray] = {}
     info = {"format": "twisterl-policy-v1", "env": env_name, "checkpoint": which,
             "params": json.dumps(cfg.get("params", {}), sort_keys=True),

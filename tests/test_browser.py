@@ -156,6 +156,13 @@ def test_the_agent_plays_an_episode_to_success(browser, serve, compiled):
             break
         page.click("#agent-step")
     assert "solved" in page.text_content("#outcome")
+    # Play on: with "new episode when one ends", the agent moves on to the next seeds.
+    page.check("#auto-reset")
+    page.click("#play")
+    page.wait_for_function("Number(document.getElementById('episodes').textContent) >= 5", timeout=30_000)
+    page.click("#play")
+    assert page.text_content("#play") == "Play"
+    assert int(page.text_content("#solved")) >= 4
     assert errors == []
     page.close()
 

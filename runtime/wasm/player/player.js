@@ -108,8 +108,8 @@ function readParams() {
   return params;
 }
 
-function newEnv() {
-  stopAgent();
+function newEnv(keepPlaying = false) {
+  if (!keepPlaying) stopAgent();
   clearError();
   const seed = Number($("seed").value);
   const difficulty = Number($("difficulty").value);
@@ -205,8 +205,7 @@ function agentStep() {
       return;
     }
     $("seed").value = String(Number($("seed").value) + 1);
-    newEnv();
-    startAgentIfPlaying();
+    newEnv(true);   // the play loop goes on with the next puzzle
     return;
   }
   try {
@@ -220,10 +219,6 @@ function agentStep() {
 }
 
 let playing = false;
-
-function startAgentIfPlaying() {
-  if (playing) schedule();
-}
 
 function schedule() {
   clearTimeout(ui.timer);

@@ -225,6 +225,33 @@ def wasm_runtime_dir() -> Path:
     raise ExportError("the twisterl-wasm crate is missing from this installation; reinstall twisterl")
 
 
+def _runtime_crate() -> Path:
+    """The `twisterl-wasm` crate, where generated crates can use it: a copy in the build
+    cache whose `twisterl-core` dependency points at this installation's core (in a wheel
+    the two are not side by side as in the repository). Files are rewritten only when they
+    change, so cargo does not rebuild it for nothing."""
+    src = wasm_runtime_dir()
+    dest = cache_dir() / "wasm-runtime"
+    manifest = (src / "Cargo.toml").read_text()
+    core_line = 'twisterl-core = { path = "../core" }'
+    if core_line not in manifest:
+        raise ExportError(f"{src / 'Cargo.toml'} does not name the runtime core as expected; reinstall twisterl")
+    files = {"Cargo.toml": manifest.replace(core_line, f"twisterl-core = {{ path = {json.dumps(str(core_source_dir()))} }}")}
+    for rs in sorted((src / "src").glob("*.rs")):
+        files[f"src/{rs.name}"] = rs.read_text()
+    for rel, text in files.items():
+        target = dest / rel
+        if not target.is_file() or target.read_text() != text:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+            tmp.write_text(text)
+            os.replace(tmp, target)
+    for stale in (dest / "src").glob("*.rs"):
+        if f"src/{stale.name}" not in files:
+            stale.unlink()
+    return dest
+
+
 def _build(cmd: list[str], env: dict, what: str, cwd: Optional[Path] = None) -> None:
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=cwd)
     if proc.returncode != 0:
@@ -405,7 +432,7 @@ def _export_locked(env, path: str, out: Path, stem: str, run_dir: Optional[str],
         policy_embedded = weights == "embed" or (weights == "auto" and size <= EMBED_LIMIT)
         if not policy_embedded:
             shutil.copy2(policy_path, out / "policy.safetensors")
-    crates = write_wasm_crates(env, work, core_source_dir(), wasm_runtime_dir(),
+    crates = write_wasm_crates(env, work, core_source_dir(), _runtime_crate(),
                                work / "policy.safetensors" if policy_embedded else None,
                                with_policy=policy_info is not None)
 

@@ -55,7 +55,7 @@ def rustfmt(text: str) -> str:
     return proc.stdout
 
 
-def cargo_toml(crate: str, core_path: Path) -> str:
+def cargo_toml(crate: str, core_path: Path, crate_types: tuple[str, ...] = ("rlib", "cdylib")) -> str:
     return "\n".join([
         "[package]",
         f'name = "{crate}"',
@@ -65,10 +65,15 @@ def cargo_toml(crate: str, core_path: Path) -> str:
         "",
         "[lib]",
         'path = "src/lib.rs"',
-        'crate-type = ["rlib", "cdylib"]',
+        f"crate-type = {json.dumps(list(crate_types))}",
         "",
         "[dependencies]",
         f"twisterl-core = {{ path = {json.dumps(str(core_path))} }}",
+        "",
+        "[features]",
+        "# The native plugin table; the WebAssembly bindings build without it.",
+        'default = ["plugin"]',
+        "plugin = []",
         "",
         "[profile.release]",
         "opt-level = 3",
@@ -80,11 +85,12 @@ def cargo_toml(crate: str, core_path: Path) -> str:
     ])
 
 
-def write_crate(env: ir.Env, out_dir: Path, core_path: Path, crate: str = "") -> Path:
+def write_crate(env: ir.Env, out_dir: Path, core_path: Path, crate: str = "",
+                crate_types: tuple[str, ...] = ("rlib", "cdylib")) -> Path:
     """Write `Cargo.toml` and `src/lib.rs` for `env` into `out_dir`."""
     crate = crate or f"twl_{env.name.lower()}"
     src = out_dir / "src"
     src.mkdir(parents=True, exist_ok=True)
-    (out_dir / "Cargo.toml").write_text(cargo_toml(crate, core_path))
+    (out_dir / "Cargo.toml").write_text(cargo_toml(crate, core_path, crate_types))
     (src / "lib.rs").write_text(emit_rust(env))
     return out_dir

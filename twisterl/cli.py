@@ -159,6 +159,26 @@ def build_parser() -> argparse.ArgumentParser:
                       help="MCTS simulations per agent move (default: the run's, or 1000 for pure MCTS)")
     play.set_defaults(run=lambda a: commands.play(a.file, a.seed, commands.parse_params(a.param), a.difficulty,
                                                   sys.stdin, sys.stdout, a.policy, a.side, a.simulations))
+
+    # WebAssembly: `export` (twisterl/export.py) and `doctor --wasm`.
+    exp = sub.add_parser("export", help="export an env (and a trained policy) to WebAssembly with a browser player",
+                         description="Build FILE into a wasm-pack package (OUT_DIR/pkg), a raw C-ABI module "
+                         "(OUT_DIR/raw) and a static browser player (OUT_DIR/index.html).")
+    exp.add_argument("file", metavar="FILE")
+    exp.add_argument("--wasm", metavar="OUT_DIR", required=True, help="the folder to write")
+    exp.add_argument("--policy", metavar="RUN_DIR", help="bundle the policy of a training run")
+    exp.add_argument("--weights", choices=["auto", "embed", "beside"], default="auto",
+                     help="policy weights inside the module, or beside it as policy.safetensors (auto: by size)")
+    exp.add_argument("--no-opt", action="store_true", help="skip wasm-opt (faster builds, bigger and slower modules)")
+    exp.set_defaults(run=lambda a: _wasm_export().main_export(a.file, a.wasm, a.policy, a.weights, not a.no_opt,
+                                                              sys.stdout))
+    doc = sub.add_parser("doctor", help="check the tools an export needs")
+    doc.add_argument("--wasm", action="store_true", help="the WebAssembly tools (the only check so far)")
+    doc.set_defaults(run=lambda a: _wasm_export().doctor(sys.stdout))
+
+    def _wasm_export():
+        from . import export
+        return export
     return parser
 
 

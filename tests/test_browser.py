@@ -1,0 +1,195 @@
+"""The browser player in real, headless Chromium (Debian's `chromium`, driven by Playwright).
+
+Each test serves an exported folder with a local static file server, as a user would
+with `python -m http.server`. Screenshots go to $TWISTERL_ARTIFACTS (default
+test-artifacts/ at the repository root).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from wasm_support import ROOT, exported, require_tools, trained_puzzle
+
+ARTIFACTS = Path(os.environ.get("TWISTERL_ARTIFACTS") or ROOT / "test-artifacts")
+
+
+def _chromium() -> str:
+    path = os.environ.get("TWISTERL_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        message = "no Chromium: apt-get install chromium (runtime/wasm/setup-tools.sh --browser)"
+        if os.environ.get("TWISTERL_REQUIRE_WASM"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture(scope="module")
+def browser(build_cache):
+    require_tools()
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        if os.environ.get("TWISTERL_REQUIRE_WASM"):
+            pytest.fail("playwright is not installed: pip install -e '.[test]'")
+        pytest.skip("playwright is not installed")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=_chromium(), headless=True, args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+class _Quiet(SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def serve():
+    servers = []
+
+    def start(directory: Path) -> str:
+        handler = functools.partial(_Quiet, directory=str(directory))
+        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}/"
+
+    yield start
+    for s in servers:
+        s.shutdown()
+        s.server_close()
+
+
+def _open(browser, url: str):
+    page = browser.new_page(viewport={"width": 1000, "height": 760})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(url)
+    page.wait_for_selector("body[data-state]", timeout=30_000)
+    return page, errors
+
+
+def _one_move_puzzle(compiled) -> tuple[int, str]:
+    """A seed whose difficulty-1 puzzle is unsolved, and the action name that solves it."""
+    cls = compiled("puzzle")
+    for seed in range(100):
+        env = cls(seed=seed, difficulty=1)
+        _, start = env.reset()
+        if start["success"]:
+            continue
+        for a in np.flatnonzero(start["action_mask"]):
+            probe = cls(seed=seed, difficulty=1)
+            probe.reset()
+            if probe.step(int(a))[4]["success"]:
+                return seed, env.action_names()[a]
+    raise AssertionError("no one-move puzzle in 100 seeds")
+
+
+def _reset(page, seed: int, difficulty: int) -> None:
+    page.fill("#seed", str(seed))
+    page.fill("#difficulty", str(difficulty))
+    page.click("#reset")
+
+
+def test_a_human_solves_a_one_move_puzzle_by_clicking(browser, serve, compiled):
+    seed, move = _one_move_puzzle(compiled)
+    url = serve(exported("puzzle").out_dir)
+    page, errors = _open(browser, url)
+    assert page.get_attribute("body", "data-state") == "ready"
+    assert page.text_content("#title") == "SlidingPuzzle"
+    _reset(page, seed, 1)
+    assert page.locator("#board td").count() == 9          # the render block drawn as a 3x3 grid
+    assert page.text_content("#outcome") == ""
+    # Without a policy: human play only, said plainly.
+    assert page.is_disabled("#play") and "human play only" in page.text_content("#agent-note")
+    page.click(f"#actions button:text-is('{move}')")
+    page.wait_for_selector("#outcome.success", timeout=5_000)
+    assert "solved" in page.text_content("#outcome")
+    assert page.text_content("#steps") == "1"
+    assert all(b.is_disabled() for b in page.locator("#actions button").all())
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "player-human-solved.png"), full_page=True)
+    # The keyboard plays too: a new episode, then an arrow key.
+    _reset(page, seed, 1)
+    key = {"left": "ArrowLeft", "right": "ArrowRight", "up": "ArrowUp", "down": "ArrowDown"}[move]
+    page.click("#board")
+    page.keyboard.press(key)
+    page.wait_for_selector("#outcome.success", timeout=5_000)
+    assert errors == []
+    page.close()
+
+
+def test_the_agent_plays_an_episode_to_success(browser, serve, compiled):
+    seed, _ = _one_move_puzzle(compiled)
+    run = trained_puzzle()
+    url = serve(exported("puzzle", run).out_dir)
+    page, errors = _open(browser, url)
+    assert "with a trained policy" in page.text_content("#subtitle")
+    assert page.input_value("#difficulty") == "1"            # the policy's training difficulty
+    _reset(page, seed, 1)
+    assert page.text_content("#outcome") == ""
+    page.fill("#speed", "30")
+    page.dispatch_event("#speed", "input")
+    page.uncheck("#auto-reset")                              # stop when the episode ends
+    page.click("#play")
+    assert page.text_content("#play") == "Pause"
+    page.wait_for_selector("#outcome.success", timeout=20_000)
+    page.wait_for_selector("#play:text-is('Play')", timeout=5_000)
+    assert int(page.text_content("#steps")) >= 1
+    assert float(page.text_content("#return")) > 0
+    assert page.text_content("#episodes") == "1" and page.text_content("#solved") == "1"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "player-agent-solved.png"), full_page=True)
+    # Step by step, on the next seeds.
+    page.click("#next")
+    for _ in range(20):
+        if "solved" in page.text_content("#outcome"):
+            break
+        page.click("#agent-step")
+    assert "solved" in page.text_content("#outcome")
+    # Play on: with "new episode when one ends", the agent moves on to the next seeds.
+    page.check("#auto-reset")
+    page.click("#play")
+    page.wait_for_function("Number(document.getElementById('episodes').textContent) >= 5", timeout=30_000)
+    page.click("#play")
+    assert page.text_content("#play") == "Play"
+    assert int(page.text_content("#solved")) >= 4
+    assert errors == []
+    page.close()
+
+
+def test_a_broken_bundle_shows_a_readable_message(browser, serve, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(exported("puzzle").out_dir, broken)
+    (broken / "pkg" / "env_bg.wasm").write_bytes(b"not a wasm module")
+    page, _ = _open(browser, serve(broken))
+    assert page.get_attribute("body", "data-state") == "failed"
+    assert page.is_visible("#error")
+    assert "Could not load the environment" in page.text_content("#error")
+    assert "pkg/env_bg.wasm is missing or is not valid WebAssembly" in page.text_content("#error")
+    (broken / "bundle.json").unlink()
+    page.reload()
+    page.wait_for_selector("body[data-state=failed]")
+    assert "bundle.json" in page.text_content("#error")
+    page.close()
+
+
+def test_other_examples_render_in_the_player(browser, serve):
+    url = serve(exported("connect4").out_dir)
+    page, errors = _open(browser, url)
+    assert page.get_attribute("body", "data-state") == "ready"
+    assert page.locator("#actions button").count() == 7
+    page.click("#actions button >> nth=3")
+    assert page.text_content("#steps") == "1"
+    assert "player 1 to move" in page.text_content("#player")
+    assert errors == []
+    page.close()

@@ -119,9 +119,11 @@ class RawEnv:
         self.handle = self.call("twl_create", p, len(params), 1, seed, self.fault)
         if not self.handle:
             self.raise_fault()
-        sizes = self.alloc(20)
+        sizes = self.alloc(32)
         self.call("twl_sizes", self.handle, sizes)
-        _, self.num_actions, self.obs_size, _, self.state_len = struct.unpack("<5I", self.read(sizes, 20))
+        values = struct.unpack("<8I", self.read(sizes, 32))
+        _, self.num_actions, self.obs_size, _, self.state_len = values[:5]
+        self.obs_shape = values[5:]
         self.buf = self.alloc(max(64, 8 * (self.obs_size + self.state_len + self.num_actions + self.players + 8)))
         self.text = self.alloc(1 << 16)
 

@@ -151,7 +151,7 @@ def write_policy_file(run_dir: str, env_name: str, path: Path) -> dict:
         import numpy as np
         from safetensors.numpy import save_file
 
-        from .nets import BasicPolicy, _layers
+        from .nets import BasicPolicy, policy_layers
         from .rundir import CheckpointError, find_run
         from .training import load_policy
     except ImportError as exc:
@@ -167,8 +167,8 @@ def write_policy_file(run_dir: str, env_name: str, path: Path) -> dict:
         raise ExportError(f"--policy {run_dir} was trained on env {cfg.get('env')!r}, not {env_name!r}")
     if not isinstance(net, BasicPolicy):
         raise ExportError(f"--policy {run_dir}: only BasicPolicy networks can be exported")
-    parts = {"trunk": _layers(net.embedding) + _layers(net.activation) + _layers(net.common),
-             "policy_head": _layers(net.policy_head), "value_head": _layers(net.value_head)}
+    _, trunk, policy_head, value_head = policy_layers(net)
+    parts = {"trunk": trunk, "policy_head": policy_head, "value_head": value_head}
     supported = {"linear", "relu", "tanh", "gelu_tanh", "layernorm"}
     for part, layers in parts.items():
         for k, layer in enumerate(layers):

@@ -268,6 +268,12 @@ def export(policy: nn.Module) -> "_core.Policy":
     """The Rust twin of `policy`: a `BasicPolicy`, `ConvPolicy` or `GaussianPolicy`, or any
     module with `trunk`, `policy_head`, `value_head` and `obs_shape` (or `obs_size`) made of
     supported layers."""
+    return _core.Policy(*policy_layers(policy))
+
+
+def policy_layers(policy: nn.Module) -> tuple[int, list[tuple], list[tuple], list[tuple]]:
+    """(input features, trunk, policy head, value head) of `policy` as layer tuples, the
+    form `twisterl._core.Policy` (and the wasm runtime's policy file) is built from."""
     if isinstance(policy, BasicPolicy):
         shape: Shape = (policy.obs_size,)
         trunk, shape = _layers(nn.Sequential(policy.embedding, policy.activation, policy.common), shape)
@@ -281,7 +287,7 @@ def export(policy: nn.Module) -> "_core.Policy":
         shape = (math.prod(shape),)  # the heads read the trunk's planes flattened
     policy_head, _ = _layers(policy.policy_head, shape)
     value_head, _ = _layers(policy.value_head, shape)
-    return _core.Policy(int(math.prod(_input_shape(policy))), trunk, policy_head, value_head)
+    return int(math.prod(_input_shape(policy))), trunk, policy_head, value_head
 
 
 def _input_shape(policy: nn.Module) -> Shape:

@@ -12,8 +12,9 @@
 //! | `twl_create`, `twl_destroy`, `twl_sizes`, `twl_reset`, `twl_step`, ... | the table's functions |
 //!
 //! All functions take and return plain numbers: pointers and `usize` are `i32`, `u64` and
-//! `i64` are `i64`. `twl_sizes(handle, out)` writes the five `usize` of `abi::Sizes` to
-//! `out` instead of returning the struct. A function that can fail returns 0 on success,
+//! `i64` are `i64`. `twl_sizes(handle, out)` writes the eight `usize` of `abi::Sizes` to
+//! `out` instead of returning the struct: num_envs, num_actions, obs_size, nnz_max,
+//! state_len, then the observation shape (channels, rows, cols). A function that can fail returns 0 on success,
 //! or 1 after writing a `FaultOut` (48 bytes: kind, line, col as u32 at 0, 4, 8; then
 //! a, b, c, env as i64 at 16, 24, 32, 40). Nothing panics across the boundary.
 
@@ -97,7 +98,8 @@ macro_rules! export_raw {
             #[no_mangle]
             pub unsafe extern "C" fn twl_sizes(h: Handle, out: *mut usize) {
                 let s: Sizes = (T.sizes)(h);
-                let values = [s.num_envs, s.num_actions, s.obs_size, s.nnz_max, s.state_len];
+                let [c, rows, cols] = s.obs_shape;
+                let values = [s.num_envs, s.num_actions, s.obs_size, s.nnz_max, s.state_len, c, rows, cols];
                 ::std::ptr::copy_nonoverlapping(values.as_ptr(), out, values.len());
             }
             #[no_mangle]

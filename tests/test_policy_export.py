@@ -225,3 +225,19 @@ def test_bad_layer_geometry_is_refused_clearly():
 
     with pytest.raises(TypeError, match="dilation"):
         export(Dilated())
+
+
+def test_actor_critic_networks():
+    from twisterl.nets import ActorCritic
+    net = build_policy(describe_policy("dense", (4,), 2, False, 64, [64], activation="tanh", network="actor_critic"))
+    assert isinstance(net, ActorCritic) and not hasattr(net, "log_std")
+    _randomise(net)
+    x = np.random.default_rng(7).normal(size=(5, 4)).astype(np.float32)
+    t_logits, t_values = net(torch.from_numpy(x))
+    r_logits, r_values = export(net).forward_dense(x)
+    close(r_logits, t_logits)
+    close(r_values, t_values)
+    with pytest.raises(ValueError, match="needs a dense observation"):
+        describe_policy("sparse", (81,), 4, False, 64, [64], network="actor_critic")
+    with pytest.raises(ValueError, match="network must be"):
+        describe_policy("dense", (4,), 2, False, 64, [64], network="transformer")

@@ -186,3 +186,14 @@ def test_best_checkpoint_follows_the_return_when_nothing_succeeds(build_cache, t
                           cwd=ROOT, capture_output=True, text=True,
                           env=dict(os.environ, TWISTERL_CACHE_DIR=str(build_cache)), timeout=300)
     assert proc.returncode == 0 and "5 episodes (deterministic)" in proc.stdout, proc.stderr
+
+
+def test_actor_critic_network_learns_cartpole(compiled):
+    cls = compiled("cartpole")
+    cfg = Config(num_envs=4, num_steps=128, num_threads=1, gamma=0.99, gae_lambda=0.95, network="actor_critic",
+                 embedding_size=64, common_layers=[64], activation="tanh", learning_rate=2.5e-4, clip_coef=0.2,
+                 vf_coef=0.5, diff_max=0, min_episodes=1_000_000, seed=1)
+    ppo = PPO(cls, cfg)
+    history = ppo.train(iterations=60)
+    returns = [s.mean_return for s in history if s.episodes]
+    assert np.mean(returns[-5:]) > np.mean(returns[:5]) + 30, (returns[:5], returns[-5:])

@@ -138,18 +138,16 @@ class ConvPolicy(nn.Module):
         return self.policy_head(h), self.value_head(h).squeeze(-1)
 
 
-class GaussianPolicy(nn.Module):
-    """Continuous actions: an actor MLP gives the means of a diagonal Gaussian, a separate
-    critic MLP the value; `log_std` is learned, one per action value."""
+class ActorCritic(nn.Module):
+    """Separate actor and critic MLPs over a dense observation, orthogonally initialised
+    (gain sqrt(2), the actor's last layer 0.01, the critic's 1), as CleanRL's PPO."""
 
-    def __init__(self, obs_size: int, num_values: int, hidden: Sequence[int] = (64, 64),
-                 activation: str = "tanh", init_log_std: float = 0.0):
+    def __init__(self, obs_size: int, num_actions: int, hidden: Sequence[int] = (64, 64), activation: str = "tanh"):
         super().__init__()
-        self.obs_size, self.num_actions = obs_size, num_values
+        self.obs_size, self.num_actions = obs_size, num_actions
         self.trunk = nn.Sequential()
-        self.policy_head = mlp([obs_size, *hidden, num_values], activation, last_activation=False)
+        self.policy_head = mlp([obs_size, *hidden, num_actions], activation, last_activation=False)
         self.value_head = mlp([obs_size, *hidden, 1], activation, last_activation=False)
-        self.log_std = nn.Parameter(torch.full((num_values,), float(init_log_std)))
         for net, gain in ((self.policy_head, 0.01), (self.value_head, 1.0)):
             linears = [m for m in net if isinstance(m, nn.Linear)]
             for k, layer in enumerate(linears):
@@ -160,11 +158,31 @@ class GaussianPolicy(nn.Module):
         return self.policy_head(obs), self.value_head(obs).squeeze(-1)
 
 
+class GaussianPolicy(ActorCritic):
+    """Continuous actions: the actor gives the means of a diagonal Gaussian, the critic the
+    value; `log_std` is learned, one per action value."""
+
+    def __init__(self, obs_size: int, num_values: int, hidden: Sequence[int] = (64, 64),
+                 activation: str = "tanh", init_log_std: float = 0.0):
+        super().__init__(obs_size, num_values, hidden, activation)
+        self.log_std = nn.Parameter(torch.full((num_values,), float(init_log_std)))
+
+
 def describe_policy(obs_kind: str, obs_shape: Sequence[int], num_actions: int, continuous: bool,
                     embedding_size: int, common_layers: Sequence[int], conv_channels: Sequence[int] = (32, 32),
-                    init_log_std: float = 0.0, activation: str = "relu") -> dict:
-    """The default network for an env, as a description a run dir records (JSON)."""
+                    init_log_std: float = 0.0, activation: str = "relu", network: str = "auto") -> dict:
+    """The network for an env, as a description a run dir records (JSON). `network` "auto"
+    picks by the env's kind; "actor_critic" asks for separate actor and critic MLPs."""
     shape = [int(v) for v in obs_shape]
+    if network not in ("auto", "actor_critic"):
+        raise ValueError(f"network must be \"auto\" or \"actor_critic\", not {network!r}")
+    if network == "actor_critic" and not continuous:
+        if obs_kind == "sparse":
+            raise ValueError("network \"actor_critic\" needs a dense observation; this env's is sparse one-hot")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, not {activation!r}")
+        return {"kind": "actor_critic", "obs_size": math.prod(shape), "num_actions": num_actions,
+                "hidden": [embedding_size, *common_layers], "activation": activation}
     if continuous:
         return {"kind": "gaussian", "obs_size": math.prod(shape), "num_actions": num_actions,
                 "hidden": [embedding_size, *common_layers], "init_log_std": init_log_std}
@@ -186,10 +204,12 @@ def build_policy(desc: dict) -> nn.Module:
     if kind == "conv":
         return ConvPolicy(desc["obs_shape"], desc["num_actions"], desc["channels"], desc["common_layers"],
                           activation=desc.get("activation", "relu"))
+    if kind == "actor_critic":
+        return ActorCritic(desc["obs_size"], desc["num_actions"], desc["hidden"], desc["activation"])
     if kind == "gaussian":
         return GaussianPolicy(desc["obs_size"], desc["num_actions"], desc["hidden"],
                               init_log_std=desc.get("init_log_std", 0.0))
-    raise ValueError(f"unknown policy kind {kind!r}; expected basic, conv or gaussian")
+    raise ValueError(f"unknown policy kind {kind!r}; expected basic, conv, actor_critic or gaussian")
 
 
 # ---------------------------------------------------------------- export to Rust

@@ -51,6 +51,9 @@ class Config:
     embedding_size: int = 512
     """first layer's width (for continuous actions: the first hidden layer of actor and critic)"""
     common_layers: list = field(default_factory=lambda: [256])
+    network: str = "auto"
+    """"auto" (by the env's kind, see twisterl.nets) or "actor_critic" (separate actor and critic
+    MLPs, orthogonal init, for dense observations)"""
     activation: str = "relu"
     """hidden activation of the default networks: relu, tanh or gelu (continuous: always tanh)"""
     conv_channels: list = field(default_factory=lambda: [32, 32])
@@ -121,7 +124,8 @@ class PPO:
         self.num_actions = int(space.shape[0] if self.continuous else space.n)
         self.policy_desc = describe_policy(kind, self.vec.single_observation_space.shape, self.num_actions,
                                            self.continuous, config.embedding_size, config.common_layers,
-                                           config.conv_channels, config.init_log_std, config.activation)
+                                           config.conv_channels, config.init_log_std, config.activation,
+                                           config.network)
         if config.anneal_lr and not config.max_env_steps:
             raise ValueError("anneal_lr needs max_env_steps: the rate decays to 0 over that many env steps")
         self.device = resolve_device(config.device)

@@ -83,6 +83,29 @@ def run(path: str, episodes: int, seed: int, params: dict, difficulty: int, num_
     return 0
 
 
+RESET = ("r", "reset")
+
+
+def _prompt(inp: TextIO, out: TextIO) -> Optional[str]:
+    """One line of the player's input, stripped; None at the end of input or on `q`."""
+    print("> ", end="", file=out, flush=True)
+    line = inp.readline()
+    if not line:
+        print("", file=out)
+        return None
+    text = line.strip()
+    return None if text in ("q", "quit", "exit") else text
+
+
+def _discrete_action(text: str, names: list[str]) -> Optional[int]:
+    """The action a player typed, by name or number; None if it is neither."""
+    if text in names:
+        return names.index(text)
+    if text.lstrip("-").isdigit():
+        return int(text)
+    return None
+
+
 def play(path: str, seed: Optional[int], params: dict, difficulty: int, inp: TextIO, out: TextIO,
          policy_dir: Optional[str] = None, side: Optional[str] = None, simulations: Optional[int] = None) -> int:
     import twisterl
@@ -111,15 +134,10 @@ def play(path: str, seed: Optional[int], params: dict, difficulty: int, inp: Tex
         else:
             legal = [f"{a}:{names[a]}" for a in np.flatnonzero(info["action_mask"])]
             print("legal: " + "  ".join(legal), file=out)
-        print("> ", end="", file=out, flush=True)
-        line = inp.readline()
-        if not line:
-            print("", file=out)
+        text = _prompt(inp, out)
+        if text is None:
             return 0
-        text = line.strip()
-        if text in ("q", "quit", "exit"):
-            return 0
-        if text in ("r", "reset"):
+        if text in RESET:
             obs, info = env.reset()
             total[:] = 0
             continue
@@ -130,10 +148,8 @@ def play(path: str, seed: Optional[int], params: dict, difficulty: int, inp: Tex
                 print(f"agent plays {names[action] if names and not cls.continuous else action}", file=out)
             elif cls.continuous:
                 action = np.array([float(x) for x in text.replace(",", " ").split()])
-            elif text in names:
-                action = names.index(text)
-            elif text.lstrip("-").isdigit():
-                action = int(text)
+            elif (number := _discrete_action(text, names)) is not None:
+                action = number
             else:
                 print(f"  `{text}` is not an action; type its number or its name", file=out)
                 continue
@@ -210,23 +226,15 @@ def play_against(cls, seed: Optional[int], params: dict, difficulty: int, inp: T
         else:
             legal = [f"{a}:{names[a]}" for a in np.flatnonzero(info["action_mask"])]
             print("your move; legal: " + "  ".join(legal), file=out)
-            print("> ", end="", file=out, flush=True)
-            line = inp.readline()
-            if not line:
-                print("", file=out)
+            text = _prompt(inp, out)
+            if text is None:
                 return 0
-            text = line.strip()
-            if text in ("q", "quit", "exit"):
-                return 0
-            if text in ("r", "reset"):
+            if text in RESET:
                 obs, info = env.reset()
                 total[:] = 0
                 continue
-            if text in names:
-                action = names.index(text)
-            elif text.isdigit():
-                action = int(text)
-            else:
+            action = _discrete_action(text, names)
+            if action is None:
                 print(f"  `{text}` is not an action; type its number or its name", file=out)
                 continue
         try:

@@ -415,7 +415,8 @@ class _Lowering:
 
     def state_vector(self, ctx: Context) -> None:
         from .statevec import state_vector_code
-        get, set_, length = state_vector_code(self, self.writer())
+        get, set_, length, lengths = state_vector_code(self, self.writer())
+        ctx.trait["state_lengths"] = lengths
         ctx.trait["get_state"] = get
         ctx.trait["set_state"] = set_
         ctx.trait["state_len"] = [length]

@@ -356,7 +356,9 @@ class RustWriter:
     def for_clause(self, clause: ir.Clause, body: str) -> str:
         it = clause.iter
         if isinstance(it, ir.RangeIter):
-            return f"for {ident(clause.names[0])} in {self.expr(it.lo)}..{self.expr(it.hi)} {{ {body} }}"
+            where = at(clause.span)
+            return (f"for {ident(clause.names[0])} in ops::span({self.expr(it.lo)}, {self.expr(it.hi)}, {where})? "
+                    f"{{ ops::poll({where})?; {body} }}")
         pattern = ident(clause.names[0]) if len(clause.names) == 1 else \
             "(" + ", ".join(ident(n) for n in clause.names) + ")"
         arr = it.array
@@ -540,10 +542,12 @@ class RustWriter:
         n, limit = self.fresh("n"), self.fresh("limit")
         return ([f"let {limit} = {self.expr(s.limit)};", f"let mut {n} = 0i64;", f"while {self.expr(s.cond)} {{",
                  f"if {n} >= {limit} {{ return Err(Fault::new(FaultKind::LoopLimit, {at(s.span)}, {limit}, 0, 0)); }}",
-                 f"{n} += 1;"] + self.block(s.body) + ["}"])
+                 f"ops::poll({at(s.span)})?;", f"{n} += 1;"] + self.block(s.body) + ["}"])
 
     def _s_Repeat(self, s: ir.Repeat) -> list[str]:
-        return [f"for _ in 0..({self.expr(s.count)}).max(0) {{"] + self.block(s.body) + ["}"]
+        where = at(s.span)
+        return ([f"for _ in ops::span(0, {self.expr(s.count)}, {where})? {{", f"ops::poll({where})?;"]
+                + self.block(s.body) + ["}"])
 
     def _s_Return(self, s: ir.Return) -> list[str]:
         if s.value is None:

@@ -27,7 +27,8 @@ def _count(w: RustWriter, t, place: str) -> str:
     return "1"
 
 
-def state_vector_code(lowering, w: RustWriter) -> tuple[list[str], list[str], str]:
+def state_vector_code(lowering, w: RustWriter) -> tuple[list[str], list[str], str, list[str]]:
+    """`get_state` and `set_state` bodies, the `state_len` expression, `state_lengths` lines."""
     get = ["let mut n = 0usize;"]
     set_ = ["if values.len() != self.state_len() { return Err(Fault::new(FaultKind::BadState, at(0, 0), "
             "values.len() as i64, self.state_len() as i64, 0)); }", "let mut n = 0usize;"]
@@ -58,4 +59,5 @@ def state_vector_code(lowering, w: RustWriter) -> tuple[list[str], list[str], st
     set_ += [f"self.s.player = ops::state_int(values[n], 0, {lowering.env.players}, at(0, 0))?;",
              "self.s.steps = ops::state_int(values[n + 1], 0, i64::MAX, at(0, 0))?;", "Ok(())"]
     length = " + ".join(counts + ["2"])
-    return get, set_, length
+    lengths = [f"out[{k}] = {c};" for k, c in enumerate(counts)]
+    return get, set_, length, lengths

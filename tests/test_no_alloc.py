@@ -16,7 +16,7 @@ import pytest
 from twisterl.build import core_source_dir
 from twisterl.codegen import write_crate
 from twisterl.codegen.lower import type_name
-from twisterl.dsl import check_file
+from twisterl.dsl import check_file, ir
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted(p.stem for p in ROOT.joinpath("examples").glob("*.twl"))
@@ -84,7 +84,7 @@ fn run(slot: &mut Slot<{ty}>, rng: &mut Rng, steps: usize, mask: &mut [bool], ob
 
 #[test]
 fn stepping_does_not_allocate() {
-    let params: Vec<f64> = vec![{params}];
+    let params: Vec<Param> = vec![{params}];
     let mut batch = Batch::<{ty}>::new(&params, 1, 7).unwrap();
     let (lows, highs) = (batch.lows.clone(), batch.highs.clone());
     let slot = batch.slot_mut(0);
@@ -110,7 +110,8 @@ fn stepping_does_not_allocate() {
 def test_step_path_does_not_allocate(tmp_path_factory, name):
     env = check_file(ROOT / "examples" / f"{name}.twl").env
     crate = write_crate(env, tmp_path_factory.mktemp(name), core_source_dir())
-    params = ", ".join(f"{float(p.default)!r}" for p in env.params)
+    params = ", ".join(f"Param::float({float(p.default)!r})" if isinstance(p.type, ir.FloatType)
+                       else f"Param::int({int(p.default)})" for p in env.params)
     (crate / "tests").mkdir()
     (crate / "tests" / "no_alloc.rs").write_text(
         f"use twl_{env.name.lower()}::{type_name(env.name)};\n"

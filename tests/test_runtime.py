@@ -189,7 +189,7 @@ def test_bad_input_gives_clean_errors(compiled):
         env.step("left")
     with pytest.raises(EnvError, match="13 are needed"):
         env.set_state([0.0] * 5)
-    with pytest.raises(EnvError, match=r"puzzle.twl:\d+:\d+: the value 99 is outside the declared range"):
+    with pytest.raises(EnvError, match=r"puzzle.twl:\d+:\d+: the value 99 is not an int in the declared range 0..9"):
         env.set_state([99] + list(range(1, 9)) + [0, 2, 0, 0])
     with pytest.raises(ValueError, match="seed"):
         env.reset(seed=-1)

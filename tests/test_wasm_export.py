@@ -228,7 +228,7 @@ def test_javascript_errors_are_readable_and_leave_the_env_usable(bundles, tmp_pa
         "unknown option": "unknown option `sed`", "bad seed": "seed", "step before reset": "reset()",
         "illegal action": "not legal", "action outside the space": "not in the action space",
         "fractional action": "must be an int", "state of the wrong length": "values",
-        "state out of range": "outside the declared range", "agent without policy": "--policy",
+        "state out of range": "not an int in the declared range", "agent without policy": "--policy",
         "vec: wrong number of actions": "one action per env",
     }
     for name, fragment in expected.items():

@@ -9,12 +9,19 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import gymnasium
 import numpy as np
+
+
+I64_MIN, I64_MAX = -(2**63), 2**63 - 1
+#: Most threads one batch may use (the runtime refuses more).
+MAX_THREADS = 256
 
 
 class EnvError(RuntimeError):
@@ -64,7 +71,9 @@ class EnvClass:
 
     # ------------------------------------------------------------ helpers shared by envs
 
-    def param_vector(self, params: dict[str, Any]) -> list[float]:
+    def param_vector(self, params: dict[str, Any]) -> list[int | float]:
+        """The values of every param, in declaration order: ints (ints, bools, enum
+        variant numbers) as Python ints, floats as floats, each checked."""
         unknown = [k for k in params if k not in self.params]
         if unknown:
             close = difflib.get_close_matches(unknown[0], list(self.params), n=1)
@@ -77,35 +86,48 @@ class EnvClass:
             values.append(self._param_value(spec, v))
         return values
 
-    def _param_value(self, spec: ParamSpec, v: Any) -> float:
+    def _param_value(self, spec: ParamSpec, v: Any) -> int | float:
         where = f"param `{spec.name}` of {self.name}"
         if spec.type.startswith("enum:"):
             variants = spec.type[5:].split(",")
             if isinstance(v, str):
                 if v not in variants:
                     raise ValueError(f"{where} must be one of {', '.join(variants)}, not {v!r}")
-                return float(variants.index(v))
+                return variants.index(v)
             if isinstance(v, (int, np.integer)) and not isinstance(v, bool) and 0 <= v < len(variants):
-                return float(v)
+                return int(v)
             raise ValueError(f"{where} must be one of {', '.join(variants)}, not {v!r}")
         if spec.type == "bool":
             if isinstance(v, (bool, np.bool_)):
-                return float(bool(v))
+                return int(bool(v))
             raise TypeError(f"{where} must be a bool, not {type(v).__name__} {v!r}")
         if spec.type == "int":
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-                if isinstance(v, float) and v.is_integer():
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+                if isinstance(v, float) and v.is_integer() and abs(v) <= 2**53:
                     v = int(v)
                 else:
                     raise TypeError(f"{where} must be an int, not {type(v).__name__} {v!r}")
-            if (spec.lo is not None and v < spec.lo) or (spec.hi is not None and v >= spec.hi):
-                raise ValueError(f"{where} must be in {spec.lo}..{spec.hi} (hi excluded), not {v}")
-            return float(v)
-        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+            v = int(v)
+            if not I64_MIN <= v <= I64_MAX:
+                raise ValueError(f"{where} must fit in 64 bits ({I64_MIN}..={I64_MAX}), not {v}")
+            # An unbounded side is stored as the i64 limit; it bounds nothing.
+            lo = None if spec.lo is None or spec.lo <= I64_MIN else int(spec.lo)
+            hi = None if spec.hi is None or spec.hi >= I64_MAX else int(spec.hi)
+            if (lo is not None and v < lo) or (hi is not None and v >= hi):
+                shown = f"{'' if lo is None else lo}..{'' if hi is None else hi}"
+                raise ValueError(f"{where} must be in {shown} (hi excluded), not {v}")
+            return v
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
             raise TypeError(f"{where} must be a number, not {type(v).__name__} {v!r}")
-        if (spec.lo is not None and v < spec.lo) or (spec.hi is not None and v > spec.hi):
+        try:
+            f = float(v)
+        except OverflowError:
+            raise ValueError(f"{where} must be a finite float, not {v}") from None
+        if not np.isfinite(f):
+            raise ValueError(f"{where} must be a finite float, not {v}")
+        if (spec.lo is not None and f < spec.lo) or (spec.hi is not None and f > spec.hi):
             raise ValueError(f"{where} must be in [{spec.lo}, {spec.hi}], not {v}")
-        return float(v)
+        return f
 
     def translate(self, exc: RuntimeError) -> EnvError:
         """A `_core` fault as an `EnvError` naming the `.twl` file and line."""
@@ -113,6 +135,9 @@ class EnvClass:
         if len(args) < 5:
             return EnvError(str(exc))
         message, kind, line, col, env_index = args[:5]
+        if kind == "BadParam" and len(args) >= 6 and 0 <= args[5] < len(self.params):
+            name = list(self.params)[args[5]]
+            message = f"param `{name}` of {self.name} has a value the env cannot take"
         if line:
             text = self._lines[line - 1].rstrip() if 0 < line <= len(self._lines) else ""
             caret = " " * (col - 1) + "^" if col else ""
@@ -125,15 +150,34 @@ class EnvClass:
 
     def create(self, params: dict, num_envs: int, seed: int, num_threads: int):
         values = self.param_vector(params)
-        if not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
+        if isinstance(num_envs, (bool, np.bool_)) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
             raise ValueError(f"num_envs must be a positive int, not {num_envs!r}")
+        if isinstance(num_threads, (bool, np.bool_)) or not isinstance(num_threads, (int, np.integer)) \
+                or not 1 <= num_threads <= MAX_THREADS:
+            raise ValueError(f"num_threads must be an int in 1..={MAX_THREADS} (this machine has "
+                             f"{os.cpu_count()} cores), not {num_threads!r}")
         seed = _check_seed(seed)
         try:
+            if num_envs > 1024:
+                self._check_memory(values, int(num_envs), seed)
             return self._plugin.create(values, int(num_envs), seed, int(num_threads))
         except RuntimeError as exc:
-            if len(exc.args) >= 5 and exc.args[1] == "BadParam":
-                raise ValueError(f"invalid params for {self.name}: {exc.args[0]}") from None
-            raise self.translate(exc) from None
+            error = self.translate(exc)
+            if error.kind == "BadParam":
+                raise ValueError(f"invalid params for {self.name}: {error}") from None
+            raise error from None
+
+    def _check_memory(self, values: list, num_envs: int, seed: int) -> None:
+        """Refuse, before allocating, a batch that cannot fit in this machine's memory."""
+        probe = self._plugin.create(values, 1, seed, 1)
+        _, num_actions, obs_size, _, _ = probe.sizes
+        # The envs themselves, plus the arrays one step returns for each.
+        per_env = probe.env_bytes + 4 * obs_size + num_actions + 8 * self.players + 32
+        need = per_env * num_envs
+        have = _physical_memory()
+        if have and need > have:
+            raise MemoryError(f"{self.name}.vector({num_envs}) would need about {_human_bytes(need)} "
+                              f"({per_env} bytes per env), more than this machine's {_human_bytes(have)} of memory")
 
     def spaces(self, batch) -> tuple[Any, Any]:
         import gymnasium.spaces as spaces
@@ -158,6 +202,29 @@ class EnvClass:
         if self.spec["observation"]["kind"] != "planes":
             return (obs_size,)
         return tuple(int(d) for d in batch.obs_shape)  # channels x rows x cols for these params
+
+
+def _physical_memory() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 0
+
+
+def _human_bytes(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB", "TB", "PB"):
+        if n < 1000 or unit == "PB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} EB"
+
+
+def check_difficulty(difficulty: Any) -> int:
+    """A difficulty is a non-negative int (not a bool, a float or a string)."""
+    if isinstance(difficulty, (bool, np.bool_)) or not isinstance(difficulty, (int, np.integer)) \
+            or not 0 <= difficulty <= I64_MAX:
+        raise ValueError(f"difficulty must be a non-negative int, not {difficulty!r}")
+    return int(difficulty)
 
 
 def _check_seed(seed: Any) -> int:
@@ -206,17 +273,21 @@ class Env(_Calls, gymnasium.Env):
         self._started = False
         self._last_player = 0
         self._action = np.zeros(1, dtype=np.int64)
+        # One call at a time from Python threads (the runtime also serialises its own).
+        self._lock = threading.Lock()
         self.render_mode = "ansi"
 
     def __repr__(self) -> str:
         return f"<{self.cls.name} env>"
 
     def set_difficulty(self, difficulty: int) -> None:
-        if isinstance(difficulty, bool) or not isinstance(difficulty, (int, np.integer)) or difficulty < 0:
-            raise ValueError(f"difficulty must be a non-negative int, not {difficulty!r}")
-        self._batch.set_difficulty(int(difficulty))
+        self._batch.set_difficulty(check_difficulty(difficulty))
 
     def reset(self, *, seed: Optional[int] = None, options: Optional[dict] = None):
+        with self._lock:
+            return self._reset(seed, options)
+
+    def _reset(self, seed: Optional[int], options: Optional[dict]):
         if seed is not None:
             seed = _check_seed(seed)
         super().reset(seed=seed)
@@ -232,6 +303,10 @@ class Env(_Calls, gymnasium.Env):
         return self._observation(), self._info()
 
     def step(self, action):
+        with self._lock:
+            return self._step(action)
+
+    def _step(self, action):
         if not self._started:
             raise RuntimeError("call reset() before step()")
         actor = self._last_player  # whose move this is; the reward returned is theirs
@@ -290,15 +365,73 @@ class Env(_Calls, gymnasium.Env):
             return []
         return [self._batch.action_label(0, a) for a in range(self.action_space.n)]
 
-    def get_state(self) -> np.ndarray:
-        """The state as a flat float64 vector: state variables in order, then player and steps."""
-        return self._call(self._batch.get_state, 0)
+    def get_state(self, named: bool = False) -> np.ndarray | dict[str, Any]:
+        """The state as a flat float64 vector: state variables in order, then player and
+        steps. With `named=True`, a dict by state name instead (arrays flattened row-major,
+        plus `player` and `steps`), which `set_state` also takes."""
+        flat = self._call(self._batch.get_state, 0)
+        return self._named(flat) if named else flat
 
-    def set_state(self, state: Sequence[float]) -> None:
-        arr = np.ascontiguousarray(state, dtype=np.float64).reshape(-1)
-        self._call(self._batch.set_state, 0, arr)
-        self._info()
-        self._started = True
+    def set_state(self, state: Sequence[float] | dict[str, Any]) -> None:
+        """Put a state back: a flat vector as `get_state()` gives, or a dict by state name
+        (names left out keep their current values). Like `reset`, it starts an episode:
+        endings are judged after each step, even when the state already satisfies `done`."""
+        with self._lock:
+            if isinstance(state, dict):
+                state = self._flatten(state)
+            try:
+                arr = np.ascontiguousarray(state, dtype=np.float64).reshape(-1)
+            except (TypeError, ValueError) as exc:
+                raise TypeError(f"a state is a flat vector of numbers or a dict by state name; {exc}") from None
+            self._call(self._batch.set_state, 0, arr)
+            self._info()
+            self._started = True
+
+    def _layout(self) -> list[tuple[str, int, str]]:
+        """(name, length, type) of each part of the state vector, for this instance."""
+        variables = self.cls.spec["state"]
+        lengths = self._call(self._batch.state_lengths, 0, len(variables))
+        return ([(v["name"], n, v["type"]) for v, n in zip(variables, lengths)]
+                + [("player", 1, "int"), ("steps", 1, "int")])
+
+    def _named(self, flat: np.ndarray) -> dict[str, Any]:
+        named, k = {}, 0
+        for name, n, type_ in self._layout():
+            part = flat[k:k + n]
+            k += n
+            if type_.startswith("["):
+                named[name] = part.copy()
+            elif type_ == "bool":
+                named[name] = bool(part[0])
+            elif type_ == "float":
+                named[name] = float(part[0])
+            else:
+                named[name] = int(part[0])
+        return named
+
+    def _flatten(self, state: dict[str, Any]) -> np.ndarray:
+        layout = self._layout()
+        names = [name for name, _, _ in layout]
+        unknown = [k for k in state if k not in names]
+        if unknown:
+            close = difflib.get_close_matches(str(unknown[0]), names, n=1)
+            hint = f"; did you mean `{close[0]}`?" if close else ""
+            raise KeyError(f"{self.cls.name} has no state variable `{unknown[0]}`{hint} "
+                           f"(its state: {', '.join(names)})")
+        flat = self._call(self._batch.get_state, 0)
+        k = 0
+        for name, n, _ in layout:
+            if name in state:
+                try:
+                    part = np.asarray(state[name], dtype=np.float64).reshape(-1)
+                except (TypeError, ValueError):
+                    raise TypeError(f"state `{name}` must be a number or an array of numbers, "
+                                    f"not {state[name]!r}") from None
+                if part.size != n:
+                    raise ValueError(f"state `{name}` takes {n} value{'s' if n != 1 else ''}, not {part.size}")
+                flat[k:k + n] = part
+            k += n
+        return flat
 
     def close(self) -> None:
         pass
@@ -328,13 +461,14 @@ class VectorEnv(_Calls):
         self.cls = cls
         self.num_envs = int(num_envs)
         self.autoreset = autoreset
+        difficulty = check_difficulty(difficulty)
         self._batch = cls.create(params, num_envs, seed, num_threads)
-        self._batch.set_difficulty(int(difficulty))
+        self._batch.set_difficulty(difficulty)
         self.single_action_space, self.single_observation_space = cls.spaces(self._batch)
         self._shape = cls.obs_shape(self._batch)
 
     def set_difficulty(self, difficulty: int) -> None:
-        self._batch.set_difficulty(int(difficulty))
+        self._batch.set_difficulty(check_difficulty(difficulty))
 
     def reset(self, *, seed: Optional[int] = None):
         if seed is not None:

@@ -7,14 +7,16 @@
 //! `abi_version` and `core_version` before calling anything else.
 
 use std::ffi::c_void;
+use std::sync::atomic::AtomicBool;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::batch::{Batch, RolloutStats};
 use crate::env::{Env, Observation};
 use crate::fault::{At, Fault, FaultKind, R};
+use crate::param::Param;
 
 /// Bumped whenever `PluginV1` or the meaning of its functions changes.
-pub const ABI_VERSION: u32 = 4;
+pub const ABI_VERSION: u32 = 5;
 /// The core's version; host and plugin must be built from the same core.
 pub const CORE_VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -52,6 +54,8 @@ pub struct Sizes {
     pub state_len: usize,
     /// `[channels, rows, cols]` for planes; `[obs_size, 1, 1]` otherwise.
     pub obs_shape: [usize; 3],
+    /// About how many bytes one env takes (its slot and its state), for memory estimates.
+    pub env_bytes: usize,
 }
 
 pub type Handle = *mut c_void;
@@ -77,7 +81,7 @@ pub struct PluginV1 {
     pub continuous: u32,
     /// How many symmetries (twists) the env declares.
     pub twists: u32,
-    pub create: unsafe extern "C" fn(*const f64, usize, usize, u64, *mut FaultOut) -> Handle,
+    pub create: unsafe extern "C" fn(*const Param, usize, usize, u64, *mut FaultOut) -> Handle,
     pub destroy: unsafe extern "C" fn(Handle),
     pub sizes: unsafe extern "C" fn(Handle) -> Sizes,
     pub value_bounds: unsafe extern "C" fn(Handle, *mut f64, *mut f64),
@@ -89,7 +93,7 @@ pub struct PluginV1 {
     pub observe: unsafe extern "C" fn(Handle, usize, usize, *mut f32, *mut FaultOut) -> i32,
     pub observe_sparse: unsafe extern "C" fn(Handle, usize, usize, *mut u32, *mut u32, *mut FaultOut) -> i32,
     pub masks: unsafe extern "C" fn(Handle, usize, usize, *mut u8, *mut FaultOut) -> i32,
-    /// Per env: success, player, steps, episode over.
+    /// Per env: success, player, steps, episode over (ended, or in a state that ends it).
     pub status: unsafe extern "C" fn(Handle, usize, usize, *mut u8, *mut i64, *mut i64, *mut u8, *mut FaultOut) -> i32,
     /// Render env `i` into a buffer; the needed length is written even when it does not fit.
     pub render: unsafe extern "C" fn(Handle, usize, *mut u8, usize, *mut usize, *mut FaultOut) -> i32,
@@ -107,6 +111,10 @@ pub struct PluginV1 {
     /// Step, then observe, in one pass over the range (see [`StepOutputs`]).
     pub step_observe: unsafe extern "C" fn(Handle, usize, usize, *const i64, *const f64, u8, *const StepOutputs,
                                            *mut FaultOut) -> i32,
+    /// How many values of env `i`'s state vector each state variable takes (`n` of them).
+    pub state_lengths: unsafe extern "C" fn(Handle, usize, *mut usize, usize, *mut FaultOut) -> i32,
+    /// Where the plugin's loops look for the host's request to stop (see `ops::poll`).
+    pub set_interrupt_flag: extern "C" fn(*const AtomicBool),
 }
 
 /// Where `step_observe` writes, for the range it was given; any pointer may be null.
@@ -167,6 +175,8 @@ impl PluginV1 {
             action_label: action_label::<E>,
             step_observe: step_observe::<E>,
             twist: twist::<E>,
+            state_lengths: state_lengths::<E>,
+            set_interrupt_flag,
         }
     }
 }
@@ -219,7 +229,7 @@ unsafe fn batch<'a, E: Env>(h: Handle) -> &'a Batch<E> {
     &*(h as *const Batch<E>)
 }
 
-unsafe extern "C" fn create<E: Env>(params: *const f64, n_params: usize, num_envs: usize, seed: u64,
+unsafe extern "C" fn create<E: Env>(params: *const Param, n_params: usize, num_envs: usize, seed: u64,
                                     out: *mut FaultOut) -> Handle {
     let mut handle: Handle = std::ptr::null_mut();
     let slot = &mut handle;
@@ -244,8 +254,9 @@ unsafe extern "C" fn sizes<E: Env>(h: Handle) -> Sizes {
         0 => Sizes::default(),
         n => {
             let env = &b.slot(0).env;
+            let env_bytes = std::mem::size_of::<crate::batch::Slot<E>>() + 8 * env.state_len() + 2 * env.num_actions();
             Sizes { num_envs: n, num_actions: env.num_actions(), obs_size: env.obs_size(),
-                    nnz_max: env.obs_nnz_max(), state_len: env.state_len(), obs_shape: env.obs_shape() }
+                    nnz_max: env.obs_nnz_max(), state_len: env.state_len(), obs_shape: env.obs_shape(), env_bytes }
         }
     }
 }
@@ -385,7 +396,8 @@ unsafe extern "C" fn status<E: Env>(h: Handle, start: usize, end: usize, success
             success[k] = at_env(start + k, slot.env.success())? as u8;
             player[k] = slot.env.player() as i64;
             steps[k] = slot.env.steps();
-            over[k] = slot.over as u8;
+            let ended = slot.over || at_env(start + k, slot.env.terminated())? || at_env(start + k, slot.env.truncated())?;
+            over[k] = ended as u8;
         }
         Ok(())
     })
@@ -419,9 +431,9 @@ unsafe extern "C" fn set_state<E: Env>(h: Handle, i: usize, values: *const f64, 
         let slot = &mut b.range_mut(i, i + 1)[0];
         let mut env = slot.env.clone();
         at_env(i, env.set_state(std::slice::from_raw_parts(values, n)))?;
-        let ended = at_env(i, env.terminated())? || at_env(i, env.truncated())?;
+        // Like a reset, a set state starts an episode: endings are judged after steps.
         slot.env = env;
-        slot.over = ended;
+        slot.over = false;
         Ok(())
     })
 }
@@ -513,6 +525,19 @@ unsafe extern "C" fn step_observe<E: Env>(h: Handle, start: usize, end: usize, a
         }
         Ok(())
     })
+}
+
+unsafe extern "C" fn state_lengths<E: Env>(h: Handle, i: usize, out_lengths: *mut usize, n: usize,
+                                           out: *mut FaultOut) -> i32 {
+    let b = batch::<E>(h);
+    guarded(out, || {
+        b.slot(i).env.state_lengths(std::slice::from_raw_parts_mut(out_lengths, n));
+        Ok(())
+    })
+}
+
+extern "C" fn set_interrupt_flag(flag: *const AtomicBool) {
+    crate::ops::set_interrupt_flag(flag);
 }
 
 unsafe extern "C" fn twist<E: Env>(h: Handle, i: usize, k: usize, obs: *mut u32, act: *mut u32,

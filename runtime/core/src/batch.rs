@@ -7,6 +7,7 @@
 
 use crate::env::Env;
 use crate::fault::{At, Fault, FaultKind, R};
+use crate::param::Param;
 
 const NOWHERE: At = At { line: 0, col: 0 };
 
@@ -122,6 +123,7 @@ impl<E: Env> Slot<E> {
             self.reset()?;
         }
         for _ in 0..steps {
+            crate::ops::poll(NOWHERE)?;
             let out = if E::CONTINUOUS {
                 for (k, v) in values.iter_mut().enumerate() {
                     *v = rng.uniform(lows[k], highs[k]);
@@ -181,7 +183,7 @@ impl<E: Env> Slot<E> {
 pub struct Batch<E: Env> {
     slots: Box<[Slot<E>]>,
     ptr: *mut Slot<E>,
-    pub params: Vec<f64>,
+    pub params: Vec<Param>,
     pub lows: Vec<f64>,
     pub highs: Vec<f64>,
 }
@@ -192,9 +194,14 @@ unsafe impl<E: Env> Sync for Batch<E> {}
 
 impl<E: Env> Batch<E> {
     /// `num_envs` envs with `params`; env `i` draws from RNG stream `i` of `seed`.
-    pub fn new(params: &[f64], num_envs: usize, seed: u64) -> R<Batch<E>> {
-        let mut slots = Vec::with_capacity(num_envs);
+    pub fn new(params: &[Param], num_envs: usize, seed: u64) -> R<Batch<E>> {
+        let mut slots = Vec::new();
+        if slots.try_reserve_exact(num_envs).is_err() {
+            let bytes = std::mem::size_of::<Slot<E>>() as i64;
+            return Err(Fault::new(FaultKind::TooLarge, NOWHERE, num_envs.min(i64::MAX as usize) as i64, bytes, 0));
+        }
         for i in 0..num_envs {
+            crate::ops::poll(NOWHERE)?;
             slots.push(Slot::new(E::new(params, seed, i as u64)?));
         }
         let probe = match slots.first() {

@@ -5,6 +5,7 @@
 //! batching) on top, so that generated code stays small.
 
 use crate::fault::R;
+use crate::param::Param;
 
 /// How an environment's observation is laid out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,7 +29,7 @@ pub trait Env: Clone + Send + Sync + 'static {
     const TWISTS: usize;
 
     /// A new instance with the given param values (declaration order) and RNG stream.
-    fn new(params: &[f64], seed: u64, stream: u64) -> R<Self>;
+    fn new(params: &[Param], seed: u64, stream: u64) -> R<Self>;
     /// Discrete actions, or the number of continuous values.
     fn num_actions(&self) -> usize;
     /// Features in the observation (dense size, even for sparse observations).
@@ -72,6 +73,8 @@ pub trait Env: Clone + Send + Sync + 'static {
     fn action_label(&self, action: usize) -> String;
     /// The state as a flat vector of numbers (layout in the spec).
     fn state_len(&self) -> usize;
+    /// How many values of the state vector each state variable takes, in order.
+    fn state_lengths(&self, out: &mut [usize]);
     fn get_state(&self, out: &mut [f64]);
     fn set_state(&mut self, values: &[f64]) -> R<()>;
 }

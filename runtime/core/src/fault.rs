@@ -48,6 +48,14 @@ pub enum FaultKind {
     EpisodeOver,
     /// A Rust panic caught at the boundary (a bug in generated or runtime code).
     Panic,
+    /// The host asked the work to stop (Ctrl-C).
+    Interrupted,
+    /// A loop of `a` iterations, more than the limit `b` of one loop.
+    LoopTooLong,
+    /// An array or batch of `a` elements (of `b` bytes each) cannot be allocated.
+    TooLarge,
+    /// A state value (`a` holds its f64 bits) that is not an int in `b..c`.
+    BadStateValue,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,6 +94,24 @@ impl Fault {
             }
             FaultKind::BadConversion => "a float that is not a finite int-sized number was converted to int".to_string(),
             FaultKind::BadParam => format!("param #{} has an invalid value", self.a),
+            FaultKind::Interrupted => "interrupted".to_string(),
+            FaultKind::BadStateValue => {
+                let value = f64::from_bits(self.a as u64);
+                let range = if self.c == i64::MAX { format!("{}..", self.b) } else { format!("{}..{}", self.b, self.c) };
+                if self.b == 0 && self.c == 2 {
+                    format!("the value {value} is not a bool (0 or 1)")
+                } else {
+                    format!("the value {value} is not an int in the declared range {range}")
+                }
+            }
+            FaultKind::LoopTooLong => format!(
+                "a loop of {} iterations is too long: one loop may run at most {} iterations",
+                self.a, self.b
+            ),
+            FaultKind::TooLarge => format!(
+                "{} elements of {} bytes each ({}) cannot be allocated",
+                self.a, self.b, human_bytes(self.a as f64 * self.b as f64)
+            ),
             FaultKind::BadAction => {
                 format!("action {} is not in the action space 0..{}", self.a, self.b)
             }
@@ -113,11 +139,23 @@ impl FaultKind {
     /// The kind with number `n` (its position in the declaration), for the C ABI.
     pub fn from_u32(n: u32) -> FaultKind {
         use FaultKind::*;
-        const ALL: [FaultKind; 15] = [
+        const ALL: [FaultKind; 18] = [
             IndexOutOfBounds, OutOfRange, Overflow, DivisionByZero, Empty, LoopLimit,
             NegativeExponent, BadConversion, BadParam, BadAction, IllegalAction, BadState,
-            EpisodeOver, Panic, Panic,
+            EpisodeOver, Panic, Interrupted, LoopTooLong, TooLarge, BadStateValue,
         ];
         ALL.get(n as usize).copied().unwrap_or(Panic)
     }
+}
+
+/// `bytes` as a short readable size: "312 B", "4.2 GB", "296 TB".
+pub fn human_bytes(bytes: f64) -> String {
+    const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
+    let mut value = bytes;
+    let mut unit = 0;
+    while value >= 1000.0 && unit + 1 < UNITS.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 { format!("{value:.0} B") } else { format!("{value:.1} {}", UNITS[unit]) }
 }

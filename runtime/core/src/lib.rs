@@ -11,6 +11,7 @@ pub mod env;
 pub mod fault;
 pub mod mcts;
 pub mod ops;
+pub mod param;
 pub mod policy;
 pub mod rng;
 
@@ -20,5 +21,6 @@ pub mod prelude {
     pub use crate::env::{Env, Observation};
     pub use crate::fault::{At, Fault, FaultKind, R};
     pub use crate::ops;
+    pub use crate::param::Param;
     pub use crate::rng::Rng;
 }

@@ -3,7 +3,49 @@
 //! Integer arithmetic is 64-bit and checked; `/` on ints floors, `%` is floored modulo
 //! for ints and floats (the sign of the divisor, like Python); `round` rounds half to even.
 
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+
 use crate::fault::{At, Fault, FaultKind, R};
+use crate::param::Param;
+
+/// The most iterations one loop may run: more is refused before the loop starts.
+pub const MAX_LOOP: i64 = 1 << 32;
+
+/// The host's interrupt flag (null: never interrupted), read by [`poll`].
+static INTERRUPT: AtomicPtr<AtomicBool> = AtomicPtr::new(std::ptr::null_mut());
+
+/// Make [`poll`] read `flag`, which the host sets to stop long work (on Ctrl-C).
+/// The flag must live as long as this code can run (a `static` of the host).
+pub fn set_interrupt_flag(flag: *const AtomicBool) {
+    INTERRUPT.store(flag as *mut AtomicBool, Ordering::Release);
+}
+
+/// Whether the host asked the work to stop.
+#[inline]
+pub fn interrupted() -> bool {
+    let flag = INTERRUPT.load(Ordering::Relaxed);
+    // SAFETY: a non-null flag is a host static (see `set_interrupt_flag`).
+    !flag.is_null() && unsafe { (*flag).load(Ordering::Relaxed) }
+}
+
+/// A fault if the host asked the work to stop; loops call it once per iteration.
+#[inline]
+pub fn poll(at: At) -> R<()> {
+    if interrupted() {
+        return Err(fault(FaultKind::Interrupted, at, 0, 0, 0));
+    }
+    Ok(())
+}
+
+/// The range `lo..hi` of a loop, refused when it would run more than [`MAX_LOOP`] times.
+#[inline]
+pub fn span(lo: i64, hi: i64, at: At) -> R<std::ops::Range<i64>> {
+    let trips = (hi as i128 - lo as i128).max(0);
+    if trips > MAX_LOOP as i128 {
+        return Err(fault(FaultKind::LoopTooLong, at, trips.min(i64::MAX as i128) as i64, MAX_LOOP, 0));
+    }
+    Ok(lo..hi)
+}
 
 #[inline]
 fn fault(kind: FaultKind, at: At, a: i64, b: i64, c: i64) -> Fault {
@@ -226,32 +268,35 @@ mod tests {
 }
 
 /// Param `index` as an int in `lo..hi`: it must be integral.
-pub fn param_int(params: &[f64], index: usize, lo: i64, hi: i64) -> R<i64> {
-    let v = *params.get(index).ok_or(Fault::new(FaultKind::BadParam, At { line: 0, col: 0 }, index as i64, 0, 0))?;
-    if v.fract() != 0.0 || !(v >= lo as f64 && v < hi as f64) {
-        return Err(Fault::new(FaultKind::BadParam, At { line: 0, col: 0 }, index as i64, 0, 0));
+pub fn param_int(params: &[Param], index: usize, lo: i64, hi: i64) -> R<i64> {
+    let bad = Fault::new(FaultKind::BadParam, At { line: 0, col: 0 }, index as i64, 0, 0);
+    let v = params.get(index).ok_or(bad)?.as_int();
+    // `hi == i64::MAX` means "no upper bound": every int fits.
+    if v < lo || (hi != i64::MAX && v >= hi) {
+        return Err(bad);
     }
-    Ok(v as i64)
+    Ok(v)
 }
 
-/// Param `index` as a float in `[lo, hi]`.
-pub fn param_float(params: &[f64], index: usize, lo: f64, hi: f64) -> R<f64> {
-    let v = *params.get(index).ok_or(Fault::new(FaultKind::BadParam, At { line: 0, col: 0 }, index as i64, 0, 0))?;
-    if v.is_nan() || v < lo || v > hi {
-        return Err(Fault::new(FaultKind::BadParam, At { line: 0, col: 0 }, index as i64, 0, 0));
+/// Param `index` as a finite float in `[lo, hi]`.
+pub fn param_float(params: &[Param], index: usize, lo: f64, hi: f64) -> R<f64> {
+    let bad = Fault::new(FaultKind::BadParam, At { line: 0, col: 0 }, index as i64, 0, 0);
+    let v = params.get(index).ok_or(bad)?.as_float();
+    if !v.is_finite() || v < lo || v > hi {
+        return Err(bad);
     }
     Ok(v)
 }
 
 /// Param `index` as a bool: 0 or 1.
-pub fn param_bool(params: &[f64], index: usize) -> R<bool> {
+pub fn param_bool(params: &[Param], index: usize) -> R<bool> {
     Ok(param_int(params, index, 0, 2)? == 1)
 }
 
 /// A state value that must be an integer in `lo..hi`.
 pub fn state_int(v: f64, lo: i64, hi: i64, at: At) -> R<i64> {
     if v.fract() != 0.0 || !(v >= lo as f64 && (hi == i64::MAX || v < hi as f64)) {
-        return Err(Fault::new(FaultKind::OutOfRange, at, v as i64, lo, hi));
+        return Err(Fault::new(FaultKind::BadStateValue, at, v.to_bits() as i64, lo, hi));
     }
     Ok(v as i64)
 }

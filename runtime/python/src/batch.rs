@@ -1,6 +1,7 @@
 //! A batch of envs from one plugin, stepped in parallel with the GIL released.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+use std::time::Duration;
 
 use numpy::{PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyIndexError, PyValueError};
@@ -20,8 +21,13 @@ pub struct Batch {
     pool: Option<rayon::ThreadPool>,
     /// Each env's return so far in its current episode (player 0), kept across
     /// `collect` calls so that episodes spanning several calls are counted whole.
-    pub(crate) episode_returns: std::sync::Mutex<Vec<f64>>,
+    pub(crate) episode_returns: Mutex<Vec<f64>>,
+    /// Held by whichever Python thread is using the batch: one call at a time.
+    busy: Mutex<()>,
 }
+
+/// A batch held for one call (see [`Batch::enter`]).
+pub(crate) type Held<'a> = MutexGuard<'a, ()>;
 
 /// Split `start..end` into at most `parts` contiguous ranges.
 fn split(start: usize, end: usize, parts: usize) -> Vec<(usize, usize)> {
@@ -40,8 +46,40 @@ impl Batch {
         } else {
             None
         };
-        let episode_returns = std::sync::Mutex::new(vec![0.0; sizes.num_envs]);
-        Ok(Batch { loaded, handle: handle as usize, sizes, pool, episode_returns })
+        let episode_returns = Mutex::new(vec![0.0; sizes.num_envs]);
+        Ok(Batch { loaded, handle: handle as usize, sizes, pool, episode_returns, busy: Mutex::new(()) })
+    }
+
+    /// Take the batch for one call. Another thread's call runs to its end first: the
+    /// wait releases the GIL (so that thread can finish) and answers Ctrl-C.
+    pub(crate) fn enter(&self, py: Python<'_>) -> PyResult<Held<'_>> {
+        loop {
+            match self.busy.try_lock() {
+                Ok(held) => {
+                    crate::interrupt::arm();
+                    return Ok(held);
+                }
+                Err(TryLockError::Poisoned(p)) => {
+                    crate::interrupt::arm();
+                    return Ok(p.into_inner());
+                }
+                Err(TryLockError::WouldBlock) => {
+                    py.detach(|| std::thread::sleep(Duration::from_micros(50)));
+                    py.check_signals()?;
+                }
+            }
+        }
+    }
+
+    /// Take two batches in a fixed order (by address), so two threads taking the same
+    /// pair in opposite roles cannot deadlock. The same batch twice is taken once.
+    pub(crate) fn enter_pair<'a>(py: Python<'_>, a: &'a Batch, b: &'a Batch) -> PyResult<(Held<'a>, Option<Held<'a>>)> {
+        if std::ptr::eq(a, b) {
+            return Ok((a.enter(py)?, None));
+        }
+        let (first, second) = if (a as *const Batch) < (b as *const Batch) { (a, b) } else { (b, a) };
+        let held = first.enter(py)?;
+        Ok((held, Some(second.enter(py)?)))
     }
 
     pub(crate) fn table(&self) -> &'static PluginV1 {
@@ -128,6 +166,12 @@ impl Batch {
         (c, h, w)
     }
 
+    /// About how many bytes one env of this batch takes, for memory estimates.
+    #[getter]
+    fn env_bytes(&self) -> usize {
+        self.sizes.env_bytes
+    }
+
     /// (num_envs, num_actions, obs_size, nnz_max, state_len)
     #[getter]
     fn sizes(&self) -> (usize, usize, usize, usize, usize) {
@@ -135,7 +179,8 @@ impl Batch {
         (s.num_envs, s.num_actions, s.obs_size, s.nnz_max, s.state_len)
     }
 
-    fn value_bounds<'py>(&self, py: Python<'py>) -> (Bound<'py, PyArray1<f64>>, Bound<'py, PyArray1<f64>>) {
+    fn value_bounds<'py>(&self, py: Python<'py>) -> PyResult<(Bound<'py, PyArray1<f64>>, Bound<'py, PyArray1<f64>>)> {
+        let _held = self.enter(py)?;
         let n = if self.table().continuous != 0 { self.sizes.num_actions } else { 0 };
         let lows = PyArray1::<f64>::zeros(py, n, false);
         let highs = PyArray1::<f64>::zeros(py, n, false);
@@ -143,11 +188,12 @@ impl Batch {
             (self.table().value_bounds)(self.h(), lows.as_slice_mut().unwrap().as_mut_ptr(),
                                         highs.as_slice_mut().unwrap().as_mut_ptr());
         }
-        (lows, highs)
+        Ok((lows, highs))
     }
 
     #[pyo3(signature = (difficulty, start=None, end=None))]
-    fn set_difficulty(&self, difficulty: i64, start: Option<usize>, end: Option<usize>) -> PyResult<()> {
+    fn set_difficulty(&self, py: Python<'_>, difficulty: i64, start: Option<usize>, end: Option<usize>) -> PyResult<()> {
+        let _held = self.enter(py)?;
         let (s, e) = self.range(start, end)?;
         unsafe { (self.table().set_difficulty)(self.h(), s, e, difficulty) };
         Ok(())
@@ -155,6 +201,7 @@ impl Batch {
 
     #[pyo3(signature = (seed, start=None, end=None))]
     fn reseed(&self, py: Python<'_>, seed: u64, start: Option<usize>, end: Option<usize>) -> PyResult<()> {
+        let _held = self.enter(py)?;
         let (s, e) = self.range(start, end)?;
         let (t, h) = (self.table(), self.handle);
         self.parallel(py, s, e, move |a, b, out| unsafe { (t.reseed)(h as Handle, a, b, seed, out) })
@@ -162,6 +209,7 @@ impl Batch {
 
     #[pyo3(signature = (start=None, end=None))]
     fn reset(&self, py: Python<'_>, start: Option<usize>, end: Option<usize>) -> PyResult<()> {
+        let _held = self.enter(py)?;
         let (s, e) = self.range(start, end)?;
         if let Ok(mut returns) = self.episode_returns.lock() {
             returns[s..e].iter_mut().for_each(|r| *r = 0.0);
@@ -173,6 +221,7 @@ impl Batch {
     /// Dense observations, float32 [n, obs_size].
     #[pyo3(signature = (start=None, end=None))]
     fn observe<'py>(&self, py: Python<'py>, start: Option<usize>, end: Option<usize>) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        let _held = self.enter(py)?;
         let (s, e) = self.range(start, end)?;
         let size = self.sizes.obs_size;
         let obs = PyArray2::<f32>::zeros(py, [e - s, size], false);
@@ -188,6 +237,7 @@ impl Batch {
     #[pyo3(signature = (start=None, end=None))]
     fn observe_sparse<'py>(&self, py: Python<'py>, start: Option<usize>, end: Option<usize>)
                            -> PyResult<(Bound<'py, PyArray2<u32>>, Bound<'py, PyArray1<u32>>)> {
+        let _held = self.enter(py)?;
         let (s, e) = self.range(start, end)?;
         let nnz = self.sizes.nnz_max;
         let idx = PyArray2::<u32>::zeros(py, [e - s, nnz], false);
@@ -203,6 +253,7 @@ impl Batch {
     /// Action masks, bool [n, num_actions].
     #[pyo3(signature = (start=None, end=None))]
     fn masks<'py>(&self, py: Python<'py>, start: Option<usize>, end: Option<usize>) -> PyResult<Bound<'py, PyArray2<bool>>> {
+        let _held = self.enter(py)?;
         let (s, e) = self.range(start, end)?;
         let n_actions = if self.table().continuous != 0 { 0 } else { self.sizes.num_actions };
         let m = PyArray2::<bool>::zeros(py, [e - s, n_actions], false);
@@ -219,6 +270,7 @@ impl Batch {
     #[allow(clippy::type_complexity)]
     fn status<'py>(&self, py: Python<'py>, start: Option<usize>, end: Option<usize>)
                    -> PyResult<(Bound<'py, PyArray1<bool>>, Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<bool>>)> {
+        let _held = self.enter(py)?;
         let (s, e) = self.range(start, end)?;
         let n = e - s;
         let success = PyArray1::<bool>::zeros(py, n, false);
@@ -239,7 +291,8 @@ impl Batch {
     }
 
     /// The text picture of env `i`.
-    fn render(&self, i: usize) -> PyResult<String> {
+    fn render(&self, py: Python<'_>, i: usize) -> PyResult<String> {
+        let _held = self.enter(py)?;
         let i = self.index(i)?;
         let mut buf = vec![0u8; 4096];
         loop {
@@ -259,6 +312,7 @@ impl Batch {
 
     /// The state of env `i` as a flat float64 vector (layout in the spec).
     fn get_state<'py>(&self, py: Python<'py>, i: usize) -> PyResult<Bound<'py, PyArray1<f64>>> {
+        let _held = self.enter(py)?;
         let i = self.index(i)?;
         let state = PyArray1::<f64>::zeros(py, self.sizes.state_len, false);
         let mut out = FaultOut::empty();
@@ -269,7 +323,21 @@ impl Batch {
         Ok(state)
     }
 
-    fn set_state(&self, i: usize, values: PyReadonlyArray1<'_, f64>) -> PyResult<()> {
+    /// How many values of env `i`'s state vector each of its `n` state variables takes.
+    fn state_lengths(&self, py: Python<'_>, i: usize, n: usize) -> PyResult<Vec<usize>> {
+        let _held = self.enter(py)?;
+        let i = self.index(i)?;
+        let mut lengths = vec![0usize; n];
+        let mut out = FaultOut::empty();
+        let status = unsafe { (self.table().state_lengths)(self.h(), i, lengths.as_mut_ptr(), n, &mut out) };
+        if status != 0 {
+            return Err(fault_error(&out));
+        }
+        Ok(lengths)
+    }
+
+    fn set_state(&self, py: Python<'_>, i: usize, values: PyReadonlyArray1<'_, f64>) -> PyResult<()> {
+        let _held = self.enter(py)?;
         let i = self.index(i)?;
         let v = values.as_slice()?;
         let mut out = FaultOut::empty();
@@ -291,6 +359,7 @@ impl Batch {
                          -> PyResult<(Bound<'py, PyArray2<f32>>, Bound<'py, PyArray2<f64>>, Bound<'py, PyArray1<bool>>,
                                       Bound<'py, PyArray1<bool>>, Bound<'py, PyArray2<bool>>, Bound<'py, PyArray1<bool>>,
                                       Bound<'py, PyArray1<i64>>)> {
+        let _held = self.enter(py)?;
         let n = self.sizes.num_envs;
         let continuous = self.table().continuous != 0;
         let dims = if continuous { self.sizes.num_actions } else { 0 };
@@ -340,6 +409,7 @@ impl Batch {
     fn random_steps(&self, py: Python<'_>, steps: u64, seed: u64, start: Option<usize>, end: Option<usize>,
                     observe: bool)
                     -> PyResult<(u64, u64, u64, f64, u64)> {
+        let _held = self.enter(py)?;
         let (s, e) = self.range(start, end)?;
         let (t, h) = (self.table(), self.handle);
         let totals = std::sync::Mutex::new(RolloutStats::default());
@@ -357,6 +427,7 @@ impl Batch {
     /// Feature `j` of an observation becomes feature `obs[j]`; action `a` becomes `act[a]`.
     fn twist<'py>(&self, py: Python<'py>, i: usize, k: usize)
                   -> PyResult<(Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<u32>>)> {
+        let _held = self.enter(py)?;
         let i = self.index(i)?;
         if k >= self.table().twists as usize {
             return Err(PyIndexError::new_err(format!("symmetry {k} is outside 0..{}", self.table().twists)));
@@ -375,7 +446,8 @@ impl Batch {
     }
 
     /// The name of action `action` of env `i`, like `drop(3)`.
-    fn action_label(&self, i: usize, action: usize) -> PyResult<String> {
+    fn action_label(&self, py: Python<'_>, i: usize, action: usize) -> PyResult<String> {
+        let _held = self.enter(py)?;
         let i = self.index(i)?;
         let mut buf = vec![0u8; 256];
         loop {
@@ -392,7 +464,8 @@ impl Batch {
     }
 
     /// Copy env `i` of this batch over env `j` of `other` (a batch of the same plugin).
-    fn copy_env(&self, i: usize, other: &Batch, j: usize) -> PyResult<()> {
+    fn copy_env(&self, py: Python<'_>, i: usize, other: &Batch, j: usize) -> PyResult<()> {
+        let _held = Batch::enter_pair(py, self, other)?;
         let i = self.index(i)?;
         let j = other.index(j)?;
         if !std::ptr::eq(self.table(), other.table()) {

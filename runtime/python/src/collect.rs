@@ -119,6 +119,9 @@ unsafe fn collect_range(t: &PluginV1, h: Handle, policy: &Policy, shape: &Shape,
     };
 
     for step in 0..shape.steps {
+        if crate::interrupt::requested() {
+            return Err(crate::error::interrupted_fault());
+        }
         observe(&mut obs, &mut idx, &mut counts, &mut out)?;
         if shape.log_std.is_none() {
             check((t.masks)(h, start, end, mask.as_mut_ptr(), &mut out), &out)?;
@@ -271,6 +274,7 @@ unsafe fn collect_range(t: &PluginV1, h: Handle, policy: &Policy, shape: &Shape,
 pub fn collect<'py>(py: Python<'py>, batch: &Batch, policy: &Policy, steps: usize, seed: u64, gamma: f32, lam: f32,
                     deterministic: bool, twists: Option<Vec<(PyReadonlyArray1<'py, u32>, PyReadonlyArray1<'py, u32>)>>,
                     log_std: Option<PyReadonlyArray1<'py, f32>>, reward_scale: f32) -> PyResult<Bound<'py, PyDict>> {
+    let _held = batch.enter(py)?;
     let t = batch.table();
     if t.players != 1 {
         return Err(PyValueError::new_err(format!(

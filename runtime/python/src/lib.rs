@@ -7,6 +7,7 @@
 mod batch;
 mod collect;
 mod error;
+mod interrupt;
 mod mcts;
 mod plugin;
 mod policy;
@@ -15,11 +16,14 @@ use pyo3::prelude::*;
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    interrupt::install(None);
     m.add_class::<plugin::Plugin>()?;
     m.add_class::<batch::Batch>()?;
     m.add_class::<policy::Policy>()?;
     m.add("ABI_VERSION", twisterl_core::abi::ABI_VERSION)?;
     m.add("CORE_VERSION", twisterl_core::abi::CORE_VERSION)?;
+    m.add("MAX_THREADS", plugin::MAX_THREADS)?;
+    m.add("MAX_LOOP", twisterl_core::ops::MAX_LOOP)?;
     m.add_function(wrap_pyfunction!(plugin::load_plugin, m)?)?;
     m.add_function(wrap_pyfunction!(collect::collect, m)?)?;
     m.add_function(wrap_pyfunction!(mcts::play, m)?)?;

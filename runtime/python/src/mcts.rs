@@ -43,6 +43,14 @@ enum Fail {
 
 type Res<T> = Result<T, Fail>;
 
+/// `Err` once the user asked the work to stop (Ctrl-C).
+fn interrupted() -> Res<()> {
+    if crate::interrupt::requested() {
+        return Err(Fail::Fault(crate::error::interrupted_fault()));
+    }
+    Ok(())
+}
+
 fn check(status: i32, out: &FaultOut) -> Res<()> {
     if status == 0 { Ok(()) } else { Err(Fail::Fault(*out)) }
 }
@@ -303,6 +311,7 @@ impl<'a> Worker<'a> {
     unsafe fn rollout(&mut self, s: usize, player: u32, rng: &mut Rng, limit: usize) -> Res<f64> {
         let mut total = 0.0;
         for _ in 0..limit {
+            interrupted()?;
             let n = self.mask.iter().filter(|&&m| m != 0).count() as u64;
             if n == 0 {
                 break;
@@ -486,6 +495,7 @@ impl<'a> Worker<'a> {
     unsafe fn search_all(&mut self, games: &mut [Game]) -> Res<()> {
         let mut pending: Vec<Vec<Pending>> = (0..self.agents.len()).map(|_| Vec::new()).collect();
         loop {
+            interrupted()?;
             let mut any = false;
             for g in 0..games.len() {
                 if !games[g].searching {
@@ -576,6 +586,7 @@ unsafe fn play_range(e: Envs, agents: &[Agent], opts: &Options, max_leaf: usize,
         }
     }
     while !games.is_empty() {
+        interrupted()?;
         // Searches for every game (random agents pick at once).
         let mut random_pick = vec![false; games.len()];
         for (k, game) in games.iter_mut().enumerate() {
@@ -754,6 +765,7 @@ fn guarded<T: Send>(py: Python<'_>, f: impl FnOnce() -> Res<T> + Send) -> PyResu
 pub fn play<'py>(py: Python<'py>, games: &Batch, scratch: &Batch, agents: &Bound<'py, PyList>, num_games: usize,
                  seed: u64, temperature: f32, temp_moves: usize, record: bool, max_moves: usize, tries: usize,
                  retry_temperature: f32, start_state: Option<Vec<f64>>) -> PyResult<Bound<'py, PyDict>> {
+    let _held = Batch::enter_pair(py, games, scratch)?;
     let e = envs_of(games, scratch)?;
     let agents: Vec<Agent> = agents.iter().map(|d| {
         let d = d.cast::<PyDict>().map_err(|_| PyValueError::new_err("each agent is a dict of search options"))?;
@@ -892,6 +904,7 @@ pub fn play<'py>(py: Python<'py>, games: &Batch, scratch: &Batch, agents: &Bound
 pub fn search<'py>(py: Python<'py>, games: &Batch, slot: usize, scratch: &Batch, agent: &Bound<'py, PyDict>,
                    seed: u64) -> PyResult<(Bound<'py, PyArray1<f32>>, f64, i64, Bound<'py, PyArray1<f32>>,
                                           Bound<'py, PyArray1<f32>>)> {
+    let _held = Batch::enter_pair(py, games, scratch)?;
     let e = envs_of(games, scratch)?;
     let agents = vec![Agent::from_dict(agent)?];
     if agents[0].random {

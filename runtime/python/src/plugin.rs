@@ -5,7 +5,9 @@ use std::sync::Arc;
 use libloading::Library;
 use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::types::PyFloat;
 use twisterl_core::abi::{FaultOut, Handle, PluginV1, ABI_VERSION, CORE_VERSION};
+use twisterl_core::param::Param;
 
 use crate::batch::Batch;
 use crate::error::fault_error;
@@ -20,10 +22,24 @@ pub struct Loaded {
 unsafe impl Send for Loaded {}
 unsafe impl Sync for Loaded {}
 
+/// The most threads one batch may use.
+pub const MAX_THREADS: usize = 256;
+
 #[pyclass(module = "twisterl._core", frozen)]
 pub struct Plugin {
     pub loaded: Arc<Loaded>,
     spec: String,
+}
+
+/// Param `k` from Python: an int (ints, bools, enum variant numbers) travels as an int,
+/// a float as a float.
+fn param(k: usize, v: &Bound<'_, PyAny>) -> PyResult<Param> {
+    if v.is_instance_of::<PyFloat>() {
+        return Ok(Param::float(v.extract::<f64>()?));
+    }
+    v.extract::<i64>().map(Param::int).map_err(|_| {
+        PyValueError::new_err(format!("param #{k} must be an int in the 64-bit range or a float, not {v}"))
+    })
 }
 
 unsafe fn text(ptr: *const u8, len: usize) -> String {
@@ -53,6 +69,7 @@ pub fn load_plugin(path: &str) -> PyResult<Plugin> {
             "{path} was built against runtime core {core}, but this runtime is {CORE_VERSION}; recompile it"
         )));
     }
+    crate::interrupt::install(Some(table));
     let spec = unsafe { text(table.spec_ptr, table.spec_len) };
     Ok(Plugin { loaded: Arc::new(Loaded { table, _lib: lib }), spec })
 }
@@ -83,7 +100,13 @@ impl Plugin {
 
     /// A batch of `num_envs` envs with `params` (declaration order), seeded with `seed`.
     #[pyo3(signature = (params, num_envs, seed, num_threads=1))]
-    fn create(&self, py: Python<'_>, params: Vec<f64>, num_envs: usize, seed: u64, num_threads: usize) -> PyResult<Batch> {
+    fn create(&self, py: Python<'_>, params: Vec<Bound<'_, PyAny>>, num_envs: usize, seed: u64, num_threads: usize)
+              -> PyResult<Batch> {
+        let params = params.iter().enumerate().map(|(k, v)| param(k, v)).collect::<PyResult<Vec<Param>>>()?;
+        if !(1..=MAX_THREADS).contains(&num_threads) {
+            return Err(PyValueError::new_err(format!("num_threads must be in 1..={MAX_THREADS}, not {num_threads}")));
+        }
+        crate::interrupt::arm();
         let mut out = FaultOut::empty();
         let table = self.loaded.table;
         let handle = py.detach(|| unsafe { (table.create)(params.as_ptr(), params.len(), num_envs, seed, &mut out) as usize })

@@ -2,6 +2,8 @@
 //! types, ranges and defaults, from the checked IR); a host gives some of them by name,
 //! and gets the full vector or a message naming the param that is wrong.
 
+use twisterl_core::param::Param;
+
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum ParamKind {
     /// An int in `lo..hi` (hi excluded).
@@ -11,6 +13,16 @@ pub enum ParamKind {
     Bool,
     /// An enum, given by variant name or number.
     Enum(&'static [&'static str]),
+}
+
+impl ParamKind {
+    /// A checked value of this kind as the env takes it: ints as ints, floats as floats.
+    fn param(&self, value: f64) -> Param {
+        match self {
+            ParamKind::Float { .. } => Param::float(value),
+            _ => Param::int(value as i64),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -60,7 +72,7 @@ pub fn number(v: f64) -> String {
 }
 
 /// The full param vector: `given` values by name, defaults for the rest.
-pub fn param_vector(env: &str, specs: &[ParamSpec], given: &[(String, ParamValue)]) -> Result<Vec<f64>, String> {
+pub fn param_vector(env: &str, specs: &[ParamSpec], given: &[(String, ParamValue)]) -> Result<Vec<Param>, String> {
     for (name, _) in given {
         if !specs.iter().any(|s| s.name == name) {
             let known: Vec<&str> = specs.iter().map(|s| s.name).collect();
@@ -71,8 +83,8 @@ pub fn param_vector(env: &str, specs: &[ParamSpec], given: &[(String, ParamValue
     specs
         .iter()
         .map(|spec| match given.iter().rev().find(|(n, _)| n == spec.name) {
-            Some((_, v)) => param_value(env, spec, v),
-            None => Ok(spec.default),
+            Some((_, v)) => param_value(env, spec, v).map(|x| spec.kind.param(x)),
+            None => Ok(spec.kind.param(spec.default)),
         })
         .collect()
 }
@@ -129,9 +141,9 @@ mod tests {
     #[test]
     fn defaults_fill_the_rest() {
         let v = param_vector("P", SPECS, &[("size".into(), ParamValue::Num(4.0))]).unwrap();
-        assert_eq!(v, vec![4.0, 1.0, 1.0, 0.5]);
+        assert_eq!(v, vec![Param::int(4), Param::int(1), Param::int(1), Param::float(0.5)]);
         let v = param_vector("P", SPECS, &[("mode".into(), ParamValue::Text("easy".into()))]).unwrap();
-        assert_eq!(v, vec![3.0, 1.0, 0.0, 0.5]);
+        assert_eq!(v, vec![Param::int(3), Param::int(1), Param::int(0), Param::float(0.5)]);
     }
 
     #[test]

@@ -31,7 +31,7 @@ impl Info {
         }
     }
 
-    pub fn param_vector(&self, given: &[(String, ParamValue)]) -> Result<Vec<f64>, String> {
+    pub fn param_vector(&self, given: &[(String, ParamValue)]) -> Result<Vec<twisterl_core::param::Param>, String> {
         param_vector(self.name, self.params, given)
     }
 }
@@ -64,7 +64,7 @@ pub struct StepInfo {
 pub struct Session<E: Env> {
     pub info: Info,
     slot: Slot<E>,
-    params: Vec<f64>,
+    params: Vec<twisterl_core::param::Param>,
     started: bool,
     rewards: Vec<f64>,
     episode_return: f64,
@@ -223,9 +223,9 @@ impl<E: Env> Session<E> {
     pub fn set_state(&mut self, values: &[f64]) -> Result<(), String> {
         let mut env = self.slot.env.clone();
         env.set_state(values).map_err(|f| self.fault(f))?;
-        let ended = env.terminated().map_err(|f| self.fault(f))? || env.truncated().map_err(|f| self.fault(f))?;
+        // Like a reset, a set state starts an episode: endings are judged after steps.
         self.slot.env = env;
-        self.slot.over = ended;
+        self.slot.over = false;
         self.started = true;
         Ok(())
     }

@@ -116,8 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--difficulty", type=int, default=0)
     run.add_argument("--num-envs", type=int, default=64)
     run.add_argument("--threads", type=int, default=1)
+    run.add_argument("--max-length", type=int, default=100_000, metavar="STEPS",
+                     help="cut (and report) an episode still going after STEPS steps")
     run.set_defaults(run=lambda a: commands.run(a.file, a.episodes, a.seed, commands.parse_params(a.param),
-                                                a.difficulty, a.num_envs, a.threads, sys.stdout))
+                                                a.difficulty, a.num_envs, a.threads, sys.stdout, a.max_length))
 
     tr = sub.add_parser("train", help="train a policy with PPO, with the difficulty curriculum")
     tr.add_argument("file", metavar="FILE", nargs="?")

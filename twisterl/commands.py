@@ -56,31 +56,37 @@ def compile_files(files: list[str], emit_rust: Optional[str], out: TextIO) -> in
 
 
 def run(path: str, episodes: int, seed: int, params: dict, difficulty: int, num_envs: int, threads: int,
-        out: TextIO) -> int:
+        out: TextIO, max_length: int = 100_000) -> int:
+    """Exactly `episodes` episodes of random legal actions, each from a reset; an episode
+    still going after `max_length` steps is cut and reported, so the command always ends."""
     import twisterl
     cls = twisterl.compile(path)
-    vec = cls.vector(num_envs, seed=seed, num_threads=threads, difficulty=difficulty, **params)
-    totals = {"steps": 0, "episodes": 0, "successes": 0, "return_sum": 0.0, "length_sum": 0}
-    chunk = 256
+    if episodes < 1 or max_length < 1:
+        print("error: --episodes and --max-length must be at least 1", file=out)
+        return 1
+    vec = cls.vector(min(num_envs, episodes), seed=seed, num_threads=threads, difficulty=difficulty, **params)
     start = time.perf_counter()
-    round_seed = seed
-    while totals["episodes"] < episodes:
-        stats = vec.random_steps(chunk, seed=round_seed)
-        round_seed += 1
-        for k in totals:
-            totals[k] += stats[k]
-        if time.perf_counter() - start > 60 and totals["episodes"] == 0:
-            print("no episode ended within 60 s of random play; stopping", file=out)
-            break
-        chunk = min(chunk * 2, 65536)
-    seconds = time.perf_counter() - start
-    n = max(totals["episodes"], 1)
-    print(f"env {cls.name}: {totals['episodes']} episodes, {totals['steps']:,} steps of random legal actions",
-          file=out)
-    print(f"  mean return {totals['return_sum'] / n:.4f}, mean length {totals['length_sum'] / n:.1f}, "
-          f"success rate {totals['successes'] / n:.3f}", file=out)
-    print(f"  {totals['steps'] / seconds:,.0f} steps/s on {threads} thread(s), {num_envs} env(s)", file=out)
+    stats = vec.random_episodes(episodes, seed=seed, max_length=max_length)
+    seconds = max(time.perf_counter() - start, 1e-9)
+    ended = stats["episodes"]
+    print(f"env {cls.name}: {_count(ended, 'episode')}, {stats['steps']:,} steps of random legal actions", file=out)
+    if stats["cut"]:
+        print(f"  {_count(stats['cut'], 'episode')} did not end within {max_length:,} steps and "
+              f"{'was' if stats['cut'] == 1 else 'were'} cut (--max-length); they are not counted below", file=out)
+    if ended:
+        returns = stats["returns"]
+        shown = (f"mean return {returns[0] / ended:.4f}" if cls.players == 1 else
+                 "mean return " + ", ".join(f"player {p} {r / ended:+.4f}" for p, r in enumerate(returns)))
+        line = f"  {shown}, mean length {stats['length_sum'] / ended:.1f}"
+        if cls.spec.get("has_success"):
+            line += f", success rate {stats['successes'] / ended:.3f}"
+        print(line, file=out)
+    print(f"  {stats['steps'] / seconds:,.0f} steps/s on {threads} thread(s), {vec.num_envs} env(s)", file=out)
     return 0
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 RESET = ("r", "reset")

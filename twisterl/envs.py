@@ -34,6 +34,10 @@ class EnvError(RuntimeError):
         self.kind, self.path, self.line, self.col, self.env_index = kind, path, line, col, env_index
 
 
+class TooLargeError(MemoryError, ValueError):
+    """A batch or array that cannot fit in this machine's memory, refused before allocating."""
+
+
 @dataclass(frozen=True)
 class ParamSpec:
     name: str
@@ -176,7 +180,7 @@ class EnvClass:
         need = per_env * num_envs
         have = _physical_memory()
         if have and need > have:
-            raise MemoryError(f"{self.name}.vector({num_envs}) would need about {_human_bytes(need)} "
+            raise TooLargeError(f"{self.name}.vector({num_envs}) would need about {_human_bytes(need)} "
                               f"({per_env} bytes per env), more than this machine's {_human_bytes(have)} of memory")
 
     def spaces(self, batch) -> tuple[Any, Any]:
@@ -523,6 +527,16 @@ class VectorEnv(_Calls):
         keys = ("steps", "episodes", "successes", "return_sum", "length_sum")
         return dict(zip(keys, self._call(self._batch.random_steps, int(steps), _check_seed(seed),
                                          observe=bool(observe))))
+
+    def random_episodes(self, episodes: int, seed: int = 0, max_length: int = 100_000) -> dict:
+        """Exactly `episodes` whole episodes of random legal actions, spread over the envs,
+        each from a reset, entirely in Rust. An episode still going after `max_length` steps
+        is cut (counted in `cut`, not in `episodes`). Returns episodes, cut, steps,
+        successes, length_sum and `returns`, the per-player sums of episode returns."""
+        for name, value in (("episodes", episodes), ("max_length", max_length)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value < 2**63:
+                raise ValueError(f"{name} must be a non-negative int, not {value!r}")
+        return self._call(self._batch.random_episodes, int(episodes), _check_seed(seed), int(max_length))
 
     def close(self) -> None:
         pass

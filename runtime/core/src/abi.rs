@@ -113,6 +113,10 @@ pub struct PluginV1 {
                                            *mut FaultOut) -> i32,
     /// How many values of env `i`'s state vector each state variable takes (`n` of them).
     pub state_lengths: unsafe extern "C" fn(Handle, usize, *mut usize, usize, *mut FaultOut) -> i32,
+    /// For each env `i` of the range, `episodes[i - start]` whole random episodes (see
+    /// `Slot::random_episodes`), each cut after `max_len` steps.
+    pub random_episodes: unsafe extern "C" fn(Handle, usize, usize, *const u64, u64, u64, *mut RolloutStats,
+                                              *mut FaultOut) -> i32,
     /// Where the plugin's loops look for the host's request to stop (see `ops::poll`).
     pub set_interrupt_flag: extern "C" fn(*const AtomicBool),
 }
@@ -176,6 +180,7 @@ impl PluginV1 {
             step_observe: step_observe::<E>,
             twist: twist::<E>,
             state_lengths: state_lengths::<E>,
+            random_episodes: random_episodes::<E>,
             set_interrupt_flag,
         }
     }
@@ -455,9 +460,25 @@ unsafe extern "C" fn random_steps<E: Env>(h: Handle, start: usize, end: usize, s
         let mut scratch = vec![0.0f32; if observe != 0 { slots.first().map(|s| s.env.obs_size()).unwrap_or(0) } else { 0 }];
         for (k, slot) in slots.iter_mut().enumerate() {
             let i = start + k;
-            let mut rng = crate::rng::Rng::new(seed, i as u64);
+            let mut rng = crate::rng::Rng::for_purpose(seed, crate::rng::Purpose::Actions, i as u64);
             let obs = if observe != 0 { Some(&mut scratch[..]) } else { None };
             at_env(i, slot.random_steps(steps, &mut rng, &b.lows, &b.highs, &mut total, obs))?;
+        }
+        *stats = total;
+        Ok(())
+    })
+}
+
+unsafe extern "C" fn random_episodes<E: Env>(h: Handle, start: usize, end: usize, episodes: *const u64, max_len: u64,
+                                             seed: u64, stats: *mut RolloutStats, out: *mut FaultOut) -> i32 {
+    let b = batch::<E>(h);
+    guarded(out, || {
+        let mut total = RolloutStats::default();
+        let episodes = std::slice::from_raw_parts(episodes, end - start);
+        for (k, slot) in b.range_mut(start, end).iter_mut().enumerate() {
+            let i = start + k;
+            let mut rng = crate::rng::Rng::for_purpose(seed, crate::rng::Purpose::Actions, i as u64);
+            at_env(i, slot.random_episodes(episodes[k], max_len, &mut rng, &b.lows, &b.highs, &mut total))?;
         }
         *stats = total;
         Ok(())

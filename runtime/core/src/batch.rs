@@ -38,7 +38,14 @@ pub struct RolloutStats {
     /// Sum of player 0's episode returns over finished episodes.
     pub return_sum: f64,
     pub length_sum: u64,
+    /// Episodes cut short by a length limit of the caller's (see [`Slot::random_episodes`]).
+    pub cut: u64,
+    /// Per player (the first [`MAX_REPORTED_PLAYERS`]), the sum of episode returns.
+    pub player_returns: [f64; MAX_REPORTED_PLAYERS],
 }
+
+/// How many players' returns [`RolloutStats`] keeps.
+pub const MAX_REPORTED_PLAYERS: usize = 8;
 
 impl RolloutStats {
     pub fn add(&mut self, other: &RolloutStats) {
@@ -47,6 +54,10 @@ impl RolloutStats {
         self.successes += other.successes;
         self.return_sum += other.return_sum;
         self.length_sum += other.length_sum;
+        self.cut += other.cut;
+        for (a, b) in self.player_returns.iter_mut().zip(other.player_returns.iter()) {
+            *a += b;
+        }
     }
 }
 
@@ -130,18 +141,7 @@ impl<E: Env> Slot<E> {
                 }
                 self.step_values(&values, lows, highs, rewards, false)?
             } else {
-                let mut mask = std::mem::take(&mut self.mask);
-                let legal = self.env.legal(&mut mask);
-                let n = mask.iter().filter(|&&m| m).count() as u64;
-                let pick = if legal.is_ok() && n > 0 {
-                    let mut k = rng.below(n);
-                    mask.iter().position(|&m| m && { let hit = k == 0; k = k.wrapping_sub(1); hit })
-                } else {
-                    None
-                };
-                self.mask = mask;
-                legal?;
-                match pick {
+                match self.random_legal(rng)? {
                     Some(a) => self.step(a as i64, rewards, false)?,
                     // No legal action: the episode cannot go on; count it and start over.
                     None => StepOut { terminated: true, truncated: false },
@@ -162,6 +162,76 @@ impl<E: Env> Slot<E> {
             }
         }
         Ok(())
+    }
+
+    /// Play `episodes` whole episodes with uniformly random legal actions (uniform values
+    /// for a continuous action), from a reset each, counting every player's return. An
+    /// episode still going after `max_len` steps is cut: counted in `stats.cut`, not as an
+    /// episode. An env with no legal action ends its episode there.
+    pub fn random_episodes(&mut self, episodes: u64, max_len: u64, rng: &mut crate::rng::Rng, lows: &[f64],
+                           highs: &[f64], stats: &mut RolloutStats) -> R<()> {
+        let players = E::PLAYERS.min(16);
+        let mut rewards = [0.0f64; 16];
+        let mut totals = [0.0f64; 16];
+        let mut values = vec![0.0; lows.len()];
+        for _ in 0..episodes {
+            self.reset()?;
+            totals.iter_mut().for_each(|t| *t = 0.0);
+            let mut length = 0u64;
+            let mut ended = false;
+            while length < max_len {
+                crate::ops::poll(NOWHERE)?;
+                let out = if E::CONTINUOUS {
+                    for (k, v) in values.iter_mut().enumerate() {
+                        *v = rng.uniform(lows[k], highs[k]);
+                    }
+                    self.step_values(&values, lows, highs, &mut rewards[..players], false)?
+                } else {
+                    match self.random_legal(rng)? {
+                        Some(a) => self.step(a as i64, &mut rewards[..players], false)?,
+                        None => StepOut { terminated: true, truncated: false },
+                    }
+                };
+                length += 1;
+                for p in 0..players {
+                    totals[p] += rewards[p];
+                }
+                if out.terminated || out.truncated {
+                    ended = true;
+                    break;
+                }
+            }
+            stats.steps += length;
+            if !ended {
+                stats.cut += 1;
+                continue;
+            }
+            stats.episodes += 1;
+            stats.return_sum += totals[0];
+            stats.length_sum += length;
+            stats.successes += self.env.success()? as u64;
+            for p in 0..players.min(MAX_REPORTED_PLAYERS) {
+                stats.player_returns[p] += totals[p];
+            }
+        }
+        self.over = true;
+        Ok(())
+    }
+
+    /// A uniformly random legal action, or `None` when no action is legal.
+    fn random_legal(&mut self, rng: &mut crate::rng::Rng) -> R<Option<usize>> {
+        let mut mask = std::mem::take(&mut self.mask);
+        let legal = self.env.legal(&mut mask);
+        let n = mask.iter().filter(|&&m| m).count() as u64;
+        let pick = if legal.is_ok() && n > 0 {
+            let mut k = rng.below(n);
+            mask.iter().position(|&m| m && { let hit = k == 0; k = k.wrapping_sub(1); hit })
+        } else {
+            None
+        };
+        self.mask = mask;
+        legal?;
+        Ok(pick)
     }
 
     fn finish(&mut self, rewards: &mut [f64], autoreset: bool) -> R<StepOut> {

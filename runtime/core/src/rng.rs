@@ -16,7 +16,32 @@ fn splitmix64(state: &mut u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// What a random stream is for. Streams of different purposes drawn from one seed are
+/// independent, so that, say, random actions never replay an env's own reset draws.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    /// An env's own randomness (the same streams as [`Rng::new`]).
+    Env,
+    /// Random actions chosen for envs (random rollouts, `random_steps`).
+    Actions,
+    /// A policy's action sampling during collection.
+    Sampling,
+    /// Search: rollouts, noise, move choice.
+    Search,
+}
+
 impl Rng {
+    /// Stream `stream` of `seed` for `purpose`; `Purpose::Env` gives `Rng::new(seed, stream)`.
+    pub fn for_purpose(seed: u64, purpose: Purpose, stream: u64) -> Rng {
+        match purpose {
+            Purpose::Env => Rng::new(seed, stream),
+            other => {
+                let mut x = seed ^ (other as u64).wrapping_mul(0xA076_1D64_78BD_642F);
+                Rng::new(splitmix64(&mut x), stream)
+            }
+        }
+    }
+
     /// A stream for `seed`; `stream` separates the envs of one batch.
     pub fn new(seed: u64, stream: u64) -> Rng {
         let mut x = seed ^ stream.wrapping_mul(0xD1B5_4A32_D192_ED03);

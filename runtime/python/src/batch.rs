@@ -423,6 +423,36 @@ impl Batch {
         Ok((r.steps, r.episodes, r.successes, r.return_sum, r.length_sum))
     }
 
+    /// Exactly `episodes` whole episodes of random legal actions, spread over the batch's
+    /// envs, each from a reset and cut after `max_len` steps. Returns a dict: episodes,
+    /// cut, steps, successes, length_sum and `returns` (per player, summed).
+    #[pyo3(signature = (episodes, seed, max_len))]
+    fn random_episodes<'py>(&self, py: Python<'py>, episodes: u64, seed: u64, max_len: u64)
+                            -> PyResult<Bound<'py, pyo3::types::PyDict>> {
+        let _held = self.enter(py)?;
+        let n = self.sizes.num_envs as u64;
+        let quota: Vec<u64> = (0..n).map(|i| episodes / n + u64::from(i < episodes % n)).collect();
+        let (t, h) = (self.table(), self.handle);
+        let totals = std::sync::Mutex::new(RolloutStats::default());
+        let q = &quota;
+        self.parallel(py, 0, n as usize, |a, b, out| unsafe {
+            let mut stats = RolloutStats::default();
+            let status = (t.random_episodes)(h as Handle, a, b, q[a..b].as_ptr(), max_len, seed, &mut stats, out);
+            totals.lock().unwrap_or_else(|e| e.into_inner()).add(&stats);
+            status
+        })?;
+        let r = totals.into_inner().unwrap_or_else(|e| e.into_inner());
+        let players = (t.players as usize).min(twisterl_core::batch::MAX_REPORTED_PLAYERS);
+        let d = pyo3::types::PyDict::new(py);
+        d.set_item("episodes", r.episodes)?;
+        d.set_item("cut", r.cut)?;
+        d.set_item("steps", r.steps)?;
+        d.set_item("successes", r.successes)?;
+        d.set_item("length_sum", r.length_sum)?;
+        d.set_item("returns", r.player_returns[..players].to_vec())?;
+        Ok(d)
+    }
+
     /// Symmetry `k` of env `i`: (obs permutation [obs_size], action permutation [num_actions]).
     /// Feature `j` of an observation becomes feature `obs[j]`; action `a` becomes `act[a]`.
     fn twist<'py>(&self, py: Python<'py>, i: usize, k: usize)

@@ -17,7 +17,7 @@ use pyo3::types::PyDict;
 use rayon::prelude::*;
 use twisterl_core::abi::{FaultOut, Handle, PluginV1};
 use twisterl_core::policy::{sample_masked, Input, Workspace};
-use twisterl_core::rng::Rng;
+use twisterl_core::rng::{Purpose, Rng};
 
 use crate::batch::Batch;
 use crate::error::fault_error;
@@ -97,7 +97,7 @@ unsafe fn collect_range(t: &PluginV1, h: Handle, policy: &Policy, shape: &Shape,
     let mut truncated_at = vec![false; shape.steps * m];
     // This range's slice of the batch's running episode returns (disjoint per thread).
     let episode_return = std::slice::from_raw_parts_mut((returns_so_far as *mut f64).add(start), m);
-    let mut rngs: Vec<Rng> = (start..end).map(|i| Rng::new(seed, i as u64)).collect();
+    let mut rngs: Vec<Rng> = (start..end).map(|i| Rng::for_purpose(seed, Purpose::Sampling, i as u64)).collect();
     let mut chosen = vec![0usize; m];
     let mut scratch = vec![0.0f32; shape.obs];
     let mut mask_scratch = vec![0u8; a];

@@ -29,7 +29,7 @@ use rayon::prelude::*;
 use twisterl_core::abi::{FaultOut, Handle, PluginV1, StepOutputs};
 use twisterl_core::mcts::{masked_softmax, Rule, Tree};
 use twisterl_core::policy::{Input, Policy as CorePolicy, Workspace};
-use twisterl_core::rng::Rng;
+use twisterl_core::rng::{Purpose, Rng};
 
 use crate::batch::Batch;
 use crate::error::fault_error;
@@ -573,7 +573,7 @@ unsafe fn play_range(e: Envs, agents: &[Agent], opts: &Options, max_leaf: usize,
             None => check((e.t.reset)(w.gh(), slot, slot + 1, &mut w.out), &w.out)?,
         }
         Ok(Game { id, slot, scratch0: slot * max_leaf, tree: Tree::new(Rule::Puct { c_puct: 1.5, fpu: 0.0 }),
-                  rng: Rng::new(opts.seed, id as u64), sims: 0, searching: false, moves: 0, seats: seats_for(id),
+                  rng: Rng::for_purpose(opts.seed, Purpose::Search, id as u64), sims: 0, searching: false, moves: 0, seats: seats_for(id),
                   returns: vec![0.0; e.players], movers: Vec::new(), step_rewards: Vec::new(), actions: Vec::new(),
                   root_mask: vec![0; e.actions], first_record })
     };
@@ -923,7 +923,7 @@ pub fn search<'py>(py: Python<'py>, games: &Batch, slot: usize, scratch: &Batch,
     let agents_ref = &agents;
     let tree = guarded(py, || unsafe {
         let mut w = Worker::new(e, agents_ref);
-        let game = Game { id: 0, slot, scratch0: 0, tree: Tree::new(agents_ref[0].rule), rng: Rng::new(seed, 0),
+        let game = Game { id: 0, slot, scratch0: 0, tree: Tree::new(agents_ref[0].rule), rng: Rng::for_purpose(seed, Purpose::Search, 0),
                           sims: 0, searching: false, moves: 0, seats: vec![0; e.players], returns: vec![0.0; e.players],
                           movers: vec![], step_rewards: vec![], actions: vec![], root_mask: vec![0; e.actions],
                           first_record: 0 };

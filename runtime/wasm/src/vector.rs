@@ -154,7 +154,7 @@ impl<E: Env> VecSession<E> {
     pub fn random_steps(&mut self, steps: u64, seed: u64) -> Result<RolloutStats, String> {
         let mut total = RolloutStats::default();
         for i in 0..self.slots.len() {
-            let mut rng = Rng::new(seed, i as u64);
+            let mut rng = Rng::for_purpose(seed, twisterl_core::rng::Purpose::Actions, i as u64);
             let slot = &mut self.slots[i];
             let result = slot.random_steps(steps, &mut rng, &self.lows, &self.highs, &mut total, None);
             result.map_err(|f| self.error(i, f))?;

@@ -139,7 +139,7 @@ class _Lowering:
         w = self.writer("k")
         for v in self.env.state:
             ctx.state_fields.append((ident(v.name), rust_type(v.type), f"`{v.name}: {v.type}` (line {v.span.line})"))
-            ctx.state_init.append(f"{ident(v.name)}: {w.zero(v.type)},")
+            ctx.state_init.append(f"{ident(v.name)}: {w.zero(v.type, at(v.span))},")
         ctx.state_fields.append(("player", "i64", "whose turn it is"))
         ctx.state_fields.append(("steps", "i64", "steps taken since reset"))
         ctx.state_init.append("player: 0,")

@@ -319,19 +319,27 @@ class RustWriter:
         value = self.value(e.value)
         if is_fixed(e.type) and _is_copy(e.value.type):
             return f"[{value}; {e.count.value}]"
-        return f"vec![{value}; {self.size(e.count)}]"
+        return self.filled(value, e.count, at(e.span))
+
+    def filled(self, value: str, size: ir.Expr, where: str = "at(0, 0)") -> str:
+        """A `Vec` of `size` copies of `value`; a size known only at run time is checked
+        first (negative or too large is a fault, never an abort)."""
+        if isinstance(size, ir.Lit):
+            return f"vec![{value}; {size.value}]"
+        return f"ops::filled({value}, {self.expr(size)}, {where})?"
 
     def _ArrayComp(self, e: ir.ArrayComp) -> str:
         tmp = self.fresh("a")
         elem_t = e.type.elem
         zero = self.zero(elem_t)
         init = f"[{zero}; {e.type.size.value}]" if is_fixed(e.type) and _is_copy(elem_t) else \
-            f"vec![{zero}; {self.size(e.type.size)}]"
+            self.filled(zero, e.type.size, at(e.span))
         k = self.fresh("k")
         body = f"{tmp}[{k}] = {self.value(e.element)}; {k} += 1;"
         return f"{{ let mut {tmp} = {init}; let mut {k} = 0usize; {self.loops(e.clauses, body)} {tmp} }}"
 
-    def zero(self, t) -> str:
+    def zero(self, t, where: str = "at(0, 0)") -> str:
+        """The zero value of type `t`; `where` locates a fault in sizing its arrays."""
         if isinstance(t, ir.BoolType):
             return "false"
         if isinstance(t, ir.FloatType):
@@ -339,11 +347,11 @@ class RustWriter:
         if isinstance(t, (ir.IntType, ir.EnumType)):
             return "0"
         if isinstance(t, ir.TupleType):
-            return "(" + ", ".join(self.zero(x) for x in t.items) + ("," if len(t.items) == 1 else "") + ")"
+            return "(" + ", ".join(self.zero(x, where) for x in t.items) + ("," if len(t.items) == 1 else "") + ")"
         if isinstance(t, ir.ArrayType):
             if is_fixed(t) and _is_copy(t.elem):
-                return f"[{self.zero(t.elem)}; {t.size.value}]"
-            return f"vec![{self.zero(t.elem)}; {self.size(t.size)}]"
+                return f"[{self.zero(t.elem, where)}; {t.size.value}]"
+            return self.filled(self.zero(t.elem, where), t.size, where)
         return "Default::default()"
 
     def loops(self, clauses, body: str, where: Optional[ir.Expr] = None) -> str:

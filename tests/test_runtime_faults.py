@@ -272,3 +272,22 @@ def test_random_actions_do_not_replay_the_envs_own_draws(compiled):
     assert stats["successes"] / 400 < 0.5
     same = compiled("puzzle").vector(64, seed=5, difficulty=10).random_episodes(400, seed=5, max_length=20)
     assert same == stats  # and everything stays reproducible
+
+
+def test_param_sized_arrays_are_checked_before_allocating(tmp_path):
+    path = _write(tmp_path, "sized", """\
+        env Sized
+        param n: int in 1..1000000000000 = 4
+        param m: int = 2
+        state board: [int in 0..3; n]
+        action poke(i in 0..n) { board[i] = 1 }
+        reset { board = [0; n] }
+        done all(board[i] == 1 for i in 0..n) or m < 0
+        reward 1.0
+        observe onehot(board)
+        """)
+    cls = twisterl.compile(path)
+    for n in (10**11, 2**31 + 1):
+        with pytest.raises(EnvError, match=r"sized.twl:4:1: \d+ elements of 8 bytes each \([\d.]+ [GT]B\) cannot be allocated"):
+            cls(n=n)
+    assert cls(n=1000).reset(seed=0)[0].shape == (3000,)

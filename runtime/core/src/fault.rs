@@ -108,6 +108,7 @@ impl Fault {
                 "a loop of {} iterations is too long: one loop may run at most {} iterations",
                 self.a, self.b
             ),
+            FaultKind::TooLarge if self.a < 0 => format!("an array of negative size {}", self.a),
             FaultKind::TooLarge => format!(
                 "{} elements of {} bytes each ({}) cannot be allocated",
                 self.a, self.b, human_bytes(self.a as f64 * self.b as f64)

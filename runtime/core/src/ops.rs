@@ -37,6 +37,23 @@ pub fn poll(at: At) -> R<()> {
     Ok(())
 }
 
+/// The most elements one array may hold, and the most bytes.
+pub const MAX_ARRAY_LEN: i64 = 1 << 31;
+pub const MAX_ARRAY_BYTES: i64 = 1 << 34;
+
+/// `len` copies of `value`, for an array whose size is known only at run time (from
+/// params): a negative or absurd size, or memory that cannot be had, is a fault.
+pub fn filled<T: Clone>(value: T, len: i64, at: At) -> R<Vec<T>> {
+    let bytes = std::mem::size_of::<T>().max(1) as i64;
+    if !(0..=MAX_ARRAY_LEN).contains(&len) || len.saturating_mul(bytes) > MAX_ARRAY_BYTES {
+        return Err(fault(FaultKind::TooLarge, at, len, bytes, 0));
+    }
+    let mut v = Vec::new();
+    v.try_reserve_exact(len as usize).map_err(|_| fault(FaultKind::TooLarge, at, len, bytes, 0))?;
+    v.resize(len as usize, value);
+    Ok(v)
+}
+
 /// The range `lo..hi` of a loop, refused when it would run more than [`MAX_LOOP`] times.
 #[inline]
 pub fn span(lo: i64, hi: i64, at: At) -> R<std::ops::Range<i64>> {

@@ -291,3 +291,43 @@ def test_param_sized_arrays_are_checked_before_allocating(tmp_path):
         with pytest.raises(EnvError, match=r"sized.twl:4:1: \d+ elements of 8 bytes each \([\d.]+ [GT]B\) cannot be allocated"):
             cls(n=n)
     assert cls(n=1000).reset(seed=0)[0].shape == (3000,)
+
+
+# ---------------------------------------------------------------- search with chance
+
+DICE = """\
+    env Bet
+    state rolled: int in 0..7
+    state over: bool
+    action bet {
+        rolled = randint(1, 7)
+        over = true
+        reward if rolled == 6 then 1.0 else -1.0
+    }
+    action pass { over = true }
+    reset {
+        rolled = 0
+        over = false
+    }
+    done over
+    observe onehot(rolled)
+    """
+
+
+def test_search_samples_the_dice_instead_of_reading_the_future(tmp_path):
+    """Betting wins on a 6 only: worth 1/6 - 5/6 = -2/3, so passing (worth 0) is right
+    whatever the env's own stream will roll next. A search that copied the env's stream
+    would see the coming roll and bet whenever it is a 6."""
+    cls = twisterl.compile(_write(tmp_path, "bet", DICE))
+    sixes, q_bets = 0, []
+    for seed in range(24):
+        env = cls(seed=seed)
+        env.reset(seed=seed)
+        probe = cls(seed=seed)
+        probe.reset(seed=seed)
+        sixes += probe.step(0)[1] > 0  # what the env's own stream rolls next
+        result = twisterl.mcts(env, simulations=600, seed=seed)
+        assert result.action == 1, f"seed {seed}: the search bet"
+        q_bets.append(result.q[0])
+    assert sixes > 0  # some of these roots would have fooled a clairvoyant search
+    assert np.mean(q_bets) == pytest.approx(-2 / 3, abs=0.1)

@@ -93,7 +93,7 @@ pub struct PluginV1 {
     pub observe: unsafe extern "C" fn(Handle, usize, usize, *mut f32, *mut FaultOut) -> i32,
     pub observe_sparse: unsafe extern "C" fn(Handle, usize, usize, *mut u32, *mut u32, *mut FaultOut) -> i32,
     pub masks: unsafe extern "C" fn(Handle, usize, usize, *mut u8, *mut FaultOut) -> i32,
-    /// Per env: success, player, steps, episode over (ended, or in a state that ends it).
+    /// Per env: success, player, steps, episode over (ended by a step, awaiting a reset).
     pub status: unsafe extern "C" fn(Handle, usize, usize, *mut u8, *mut i64, *mut i64, *mut u8, *mut FaultOut) -> i32,
     /// Render env `i` into a buffer; the needed length is written even when it does not fit.
     pub render: unsafe extern "C" fn(Handle, usize, *mut u8, usize, *mut usize, *mut FaultOut) -> i32,
@@ -117,6 +117,10 @@ pub struct PluginV1 {
     /// `Slot::random_episodes`), each cut after `max_len` steps.
     pub random_episodes: unsafe extern "C" fn(Handle, usize, usize, *const u64, u64, u64, *mut RolloutStats,
                                               *mut FaultOut) -> i32,
+    /// A fresh random stream for env `i` from `seed`, its state kept (see `Env::reseed_rng`).
+    pub reseed_rng: unsafe extern "C" fn(Handle, usize, u64, *mut FaultOut) -> i32,
+    /// Whether `done` or `truncate` holds in env `i`'s current state (1 or 0 in `*ended`).
+    pub ends_here: unsafe extern "C" fn(Handle, usize, *mut u8, *mut FaultOut) -> i32,
     /// Where the plugin's loops look for the host's request to stop (see `ops::poll`).
     pub set_interrupt_flag: extern "C" fn(*const AtomicBool),
 }
@@ -181,6 +185,8 @@ impl PluginV1 {
             twist: twist::<E>,
             state_lengths: state_lengths::<E>,
             random_episodes: random_episodes::<E>,
+            reseed_rng: reseed_rng::<E>,
+            ends_here: ends_here::<E>,
             set_interrupt_flag,
         }
     }
@@ -401,8 +407,7 @@ unsafe extern "C" fn status<E: Env>(h: Handle, start: usize, end: usize, success
             success[k] = at_env(start + k, slot.env.success())? as u8;
             player[k] = slot.env.player() as i64;
             steps[k] = slot.env.steps();
-            let ended = slot.over || at_env(start + k, slot.env.terminated())? || at_env(start + k, slot.env.truncated())?;
-            over[k] = ended as u8;
+            over[k] = slot.over as u8;
         }
         Ok(())
     })
@@ -553,6 +558,23 @@ unsafe extern "C" fn state_lengths<E: Env>(h: Handle, i: usize, out_lengths: *mu
     let b = batch::<E>(h);
     guarded(out, || {
         b.slot(i).env.state_lengths(std::slice::from_raw_parts_mut(out_lengths, n));
+        Ok(())
+    })
+}
+
+unsafe extern "C" fn reseed_rng<E: Env>(h: Handle, i: usize, seed: u64, out: *mut FaultOut) -> i32 {
+    let b = batch::<E>(h);
+    guarded(out, || {
+        b.range_mut(i, i + 1)[0].env.reseed_rng(seed);
+        Ok(())
+    })
+}
+
+unsafe extern "C" fn ends_here<E: Env>(h: Handle, i: usize, ended: *mut u8, out: *mut FaultOut) -> i32 {
+    let b = batch::<E>(h);
+    guarded(out, || {
+        let env = &b.slot(i).env;
+        *ended = (at_env(i, env.terminated())? || at_env(i, env.truncated())?) as u8;
         Ok(())
     })
 }

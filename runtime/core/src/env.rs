@@ -40,6 +40,9 @@ pub trait Env: Clone + Send + Sync + 'static {
     fn obs_nnz_max(&self) -> usize;
     fn set_difficulty(&mut self, difficulty: i64);
     fn difficulty(&self) -> i64;
+    /// Give the env a fresh random stream, keeping its state: what it draws from now on
+    /// (dice, slips, spawns) no longer follows its past stream.
+    fn reseed_rng(&mut self, seed: u64);
     /// Reset the state, `player` and `steps`, then run the `reset` block.
     fn reset(&mut self) -> R<()>;
     /// The action mask (guards, including advisory ones).

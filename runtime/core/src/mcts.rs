@@ -28,6 +28,17 @@ pub enum Rule {
     Uct { c: f32 },
 }
 
+/// What one replay of the env said on reaching a node of a path.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Step {
+    /// The reward of the step into the node, for the player who made it.
+    pub reward: f32,
+    /// The player to move at the node.
+    pub player: u32,
+    /// The episode ended there.
+    pub terminal: bool,
+}
+
 #[derive(Clone, Copy, Debug)]
 pub struct Node {
     /// The action that led here (from the parent).
@@ -201,9 +212,21 @@ impl Tree {
 
     /// Back up `value`, the leaf's value for the player to move there (ignored at a
     /// terminal leaf, whose future is worth nothing), along `path` from [`Tree::select`],
-    /// removing its pending visits.
+    /// removing its pending visits. Rewards, players and the ending are the nodes' own
+    /// (what the env said when last replayed to them).
     pub fn backup(&mut self, path: &[u32], value: f64) {
-        let leaf = &self.nodes[*path.last().unwrap_or(&0) as usize];
+        let steps: Vec<Step> = path.iter().map(|&n| {
+            let node = &self.nodes[n as usize];
+            Step { reward: node.reward, player: node.player, terminal: node.terminal }
+        }).collect();
+        self.backup_sampled(path, &steps, value);
+    }
+
+    /// [`Tree::backup`] with what one replay of `path` said at each of its nodes: with
+    /// chance in the env, the same actions lead to different rewards, turns and endings,
+    /// and each simulation backs up its own (open-loop search).
+    pub fn backup_sampled(&mut self, path: &[u32], steps: &[Step], value: f64) {
+        let leaf = steps.last().copied().unwrap_or_default();
         // `g`: the value from the node below, for `g_player`.
         let mut g = if leaf.terminal { 0.0 } else { value };
         let mut g_player = leaf.player;
@@ -214,11 +237,9 @@ impl Tree {
             if k == 0 {
                 break;
             }
-            let mover = self.nodes[path[k - 1] as usize].player;
-            let node = &mut self.nodes[id];
-            let future = if g_player == mover { g } else { -g };
-            let v = node.reward as f64 + future;
-            node.value_sum += v;
+            let mover = steps[k - 1].player;
+            let v = steps[k].reward as f64 + if g_player == mover { g } else { -g };
+            self.nodes[id].value_sum += v;
             g = v;
             g_player = mover;
         }

@@ -2,11 +2,14 @@
 //! and single searches, with the GIL released and games spread over the batch's threads.
 //!
 //! How a simulation reaches a leaf. The search never snapshots states: each simulation
-//! copies the root env into a scratch slot (`copy_env`, which clones the env with its RNG)
-//! and replays the path's actions (`step_observe`). Chance is therefore frozen to the
-//! root's RNG stream: along a given path the env draws the same numbers every time, so a
-//! path always leads to the same state and the tree is exact for deterministic envs and a
-//! determinisation for stochastic ones. Results depend only on the root state and the seed.
+//! copies the root env into a scratch slot (`copy_env`), gives the copy a fresh random
+//! stream (`reseed_rng`, drawn from the game's search stream) and replays the path's
+//! actions (`step_observe`). So chance is sampled anew in every simulation, never read
+//! from the root's own future draws: the search is open-loop, a node's statistics average
+//! over the dice, and each simulation backs up the rewards, turns and ending its own
+//! replay saw (a replay that ends early, or finds a later action illegal after other dice,
+//! stops there). Deterministic envs draw nothing in steps, so their tree is exact. Results
+//! depend only on the root state and the seed.
 //!
 //! Batched leaf evaluation. Each thread runs its games in lockstep rounds: every game
 //! whose search is unfinished selects up to `leaf_batch` leaves (virtual loss keeps them
@@ -27,7 +30,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use rayon::prelude::*;
 use twisterl_core::abi::{FaultOut, Handle, PluginV1, StepOutputs};
-use twisterl_core::mcts::{masked_softmax, Rule, Tree};
+use twisterl_core::mcts::{masked_softmax, Rule, Step, Tree};
 use twisterl_core::policy::{Input, Policy as CorePolicy, Workspace};
 use twisterl_core::rng::{Purpose, Rng};
 
@@ -184,6 +187,8 @@ struct Pending {
     game: usize,
     scratch: usize,
     path: Vec<u32>,
+    /// What this simulation's replay said along `path`.
+    steps: Vec<Step>,
     mask: Vec<u8>,
 }
 
@@ -240,6 +245,8 @@ struct Worker<'a> {
     out: FaultOut,
     rewards: Vec<f64>,
     path: Vec<u32>,
+    /// What the last replay said along `path`.
+    steps: Vec<Step>,
     mask: Vec<u8>,
     probs: Vec<f32>,
     logits: Vec<f32>,
@@ -252,7 +259,7 @@ struct Worker<'a> {
 impl<'a> Worker<'a> {
     fn new(e: Envs, agents: &'a [Agent]) -> Worker<'a> {
         Worker { e, agents, ws: Workspace::default(), out: FaultOut::empty(), rewards: vec![0.0; e.players],
-                 path: Vec::new(), mask: vec![0; e.actions], probs: vec![0.0; e.actions], logits: Vec::new(),
+                 path: Vec::new(), steps: Vec::new(), mask: vec![0; e.actions], probs: vec![0.0; e.actions], logits: Vec::new(),
                  values: Vec::new(), obs: Vec::new(), idx: Vec::new(), counts: Vec::new() }
     }
 
@@ -276,6 +283,16 @@ impl<'a> Worker<'a> {
         Ok((term != 0, trunc != 0, player as u32))
     }
 
+    /// An error if games slot `slot` is in a state where the episode is over.
+    unsafe fn refuse_ended(&mut self, slot: usize) -> Res<()> {
+        let mut ended = 0u8;
+        check((self.e.t.ends_here)(self.gh(), slot, &mut ended, &mut self.out), &self.out)?;
+        if ended != 0 {
+            return Err(Fail::Msg("the episode is over in this state: there is nothing to search".into()));
+        }
+        Ok(())
+    }
+
     /// The player to move and the mask of env `i` of batch `h` (mask into `mask`).
     unsafe fn look(&mut self, h: Handle, i: usize, mask: *mut u8) -> Res<(u32, bool)> {
         let (mut success, mut player, mut steps, mut over) = (0u8, 0i64, 0i64, 0u8);
@@ -285,22 +302,35 @@ impl<'a> Worker<'a> {
         Ok((player as u32, over != 0))
     }
 
-    /// Copy the root (games slot `slot`) into scratch slot `s` and replay `path`; records
-    /// what the env says at the leaf in the tree and leaves its mask in `self.mask`.
-    unsafe fn replay(&mut self, tree: &mut Tree, slot: usize, s: usize, path: &[u32]) -> Res<()> {
+    /// Copy the root (games slot `slot`) into scratch slot `s`, give the copy a fresh
+    /// random stream from `chance`, and replay `path`. What the env says at each node goes
+    /// into `self.steps` (and the nodes); the leaf's mask is left in `self.mask`. Chance can
+    /// end the episode early or make a later action illegal on this replay: the path is
+    /// then cut where this replay stopped (its remaining pending visits cancelled).
+    unsafe fn replay(&mut self, tree: &mut Tree, slot: usize, s: usize, path: &mut Vec<u32>, chance: u64) -> Res<()> {
         check((self.e.t.copy_env)(self.gh(), slot, self.sh(), s, &mut self.out), &self.out)?;
+        check((self.e.t.reseed_rng)(self.sh(), s, chance, &mut self.out), &self.out)?;
         let mask = self.mask.as_mut_ptr();
-        if path.len() == 1 {
-            self.look(self.sh(), s, mask)?;
-            return Ok(());
-        }
+        let (player, _) = self.look(self.sh(), s, mask)?;
+        self.steps.clear();
+        self.steps.push(Step { reward: 0.0, player, terminal: false });
         for k in 1..path.len() {
-            let action = tree.nodes[path[k] as usize].action as i64;
-            let (term, trunc, player) = self.step(self.sh(), s, action, mask)?;
-            let node = tree.nodes[path[k] as usize];
-            if !node.reached {
-                let mover = tree.nodes[path[k - 1] as usize].player as usize;
-                tree.reach(path[k], self.rewards[mover.min(self.e.players - 1)] as f32, term || trunc, player);
+            let action = tree.nodes[path[k] as usize].action as usize;
+            if self.mask.get(action).is_none_or(|&m| m == 0) {
+                tree.cancel(&path[k..]);
+                path.truncate(k);
+                break;
+            }
+            let (term, trunc, player) = self.step(self.sh(), s, action as i64, mask)?;
+            let mover = self.steps[k - 1].player as usize;
+            let step = Step { reward: self.rewards[mover.min(self.e.players - 1)] as f32, player,
+                              terminal: term || trunc };
+            tree.reach(path[k], step.reward, step.terminal, player);
+            self.steps.push(step);
+            if step.terminal && k + 1 < path.len() {
+                tree.cancel(&path[k + 1..]);
+                path.truncate(k + 1);
+                break;
             }
         }
         Ok(())
@@ -347,37 +377,35 @@ impl<'a> Worker<'a> {
         for j in 0..want {
             let game = &mut games[g];
             game.tree.select(&mut game.rng, &mut path);
-            let leaf = *path.last().unwrap();
-            let node = game.tree.nodes[leaf as usize];
-            if node.terminal {
-                game.tree.backup(&path, 0.0);
-                game.sims += 1;
-                continue;
-            }
-            if node.pending > 1 {
+            if game.tree.nodes[*path.last().unwrap() as usize].pending > 1 {
                 game.tree.cancel(&path);
                 break; // this leaf is already waiting: evaluate what we have
             }
+            // Every simulation replays, terminal leaves too: with chance in the env, the
+            // same actions may end differently this time.
             let s = game.scratch0 + j;
             let slot = game.slot;
-            self.replay(&mut games[g].tree, slot, s, &path)?;
+            let chance = game.rng.next_u64();
+            self.replay(&mut games[g].tree, slot, s, &mut path, chance)?;
+            let leaf = *path.last().unwrap();
+            let mut steps = std::mem::take(&mut self.steps);
             let game = &mut games[g];
-            let node = game.tree.nodes[leaf as usize];
+            let here = *steps.last().unwrap();
             let legal = self.mask.iter().any(|&m| m != 0);
-            if node.terminal || !legal {
-                if !node.terminal {
-                    game.tree.reach(leaf, node.reward, true, node.player); // a dead end
+            if here.terminal || !legal {
+                if !here.terminal {
+                    game.tree.reach(leaf, here.reward, true, here.player); // a dead end
+                    steps.last_mut().unwrap().terminal = true;
                 }
-                game.tree.backup(&path, 0.0);
+                game.tree.backup_sampled(&path, &steps, 0.0);
                 game.sims += 1;
-                continue;
-            }
-            if a.policy.is_some() {
-                pending.push(Pending { game: g, scratch: s, path: path.clone(), mask: self.mask.clone() });
+            } else if a.policy.is_some() {
+                pending.push(Pending { game: g, scratch: s, path: path.clone(), steps: steps.clone(),
+                                       mask: self.mask.clone() });
             } else {
                 let legal: Vec<bool> = self.mask.iter().map(|&m| m != 0).collect();
                 let mut rng = std::mem::replace(&mut games[g].rng, Rng::new(0, 0));
-                let v = self.rollout(s, node.player, &mut rng, a.rollout_limit);
+                let v = self.rollout(s, here.player, &mut rng, a.rollout_limit);
                 let game = &mut games[g];
                 game.rng = rng;
                 let v = v?;
@@ -386,9 +414,10 @@ impl<'a> Worker<'a> {
                 if leaf == 0 {
                     game.tree.add_root_noise(a.dirichlet_alpha, a.dirichlet_frac, &mut game.rng);
                 }
-                game.tree.backup(&path, v);
+                game.tree.backup_sampled(&path, &steps, v);
                 game.sims += 1;
             }
+            self.steps = steps;
         }
         self.path = path;
         Ok(())
@@ -484,7 +513,7 @@ impl<'a> Worker<'a> {
             if leaf == 0 {
                 game.tree.add_root_noise(a.dirichlet_alpha, a.dirichlet_frac, &mut game.rng);
             }
-            game.tree.backup(&p.path, if v.is_finite() { v } else { 0.0 });
+            game.tree.backup_sampled(&p.path, &p.steps, if v.is_finite() { v } else { 0.0 });
             game.sims += 1;
         }
         Ok(())
@@ -569,7 +598,10 @@ unsafe fn play_range(e: Envs, agents: &[Agent], opts: &Options, max_leaf: usize,
         let episode = (id / opts.tries) as u64;
         check((e.t.reseed)(w.gh(), slot, slot + 1, mix(opts.seed, episode), &mut w.out), &w.out)?;
         match &opts.start_state {
-            Some(state) => check((e.t.set_state)(w.gh(), slot, state.as_ptr(), state.len(), &mut w.out), &w.out)?,
+            Some(state) => {
+                check((e.t.set_state)(w.gh(), slot, state.as_ptr(), state.len(), &mut w.out), &w.out)?;
+                w.refuse_ended(slot)?;
+            }
             None => check((e.t.reset)(w.gh(), slot, slot + 1, &mut w.out), &w.out)?,
         }
         Ok(Game { id, slot, scratch0: slot * max_leaf, tree: Tree::new(Rule::Puct { c_puct: 1.5, fpu: 0.0 }),
@@ -923,6 +955,7 @@ pub fn search<'py>(py: Python<'py>, games: &Batch, slot: usize, scratch: &Batch,
     let agents_ref = &agents;
     let tree = guarded(py, || unsafe {
         let mut w = Worker::new(e, agents_ref);
+        w.refuse_ended(slot)?;
         let game = Game { id: 0, slot, scratch0: 0, tree: Tree::new(agents_ref[0].rule), rng: Rng::for_purpose(seed, Purpose::Search, 0),
                           sims: 0, searching: false, moves: 0, seats: vec![0; e.players], returns: vec![0.0; e.players],
                           movers: vec![], step_rewards: vec![], actions: vec![], root_mask: vec![0; e.actions],

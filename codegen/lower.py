@@ -14,7 +14,7 @@ from typing import Any
 from twisterl.dsl import ir
 from twisterl.dsl.effects import walk
 
-from .rust import RustWriter, at, enum_const, float_lit, ident, is_copy, is_fixed, rust_type
+from .rust import RustWriter, at, enum_const, float_lit, ident, is_copy, is_fixed, local, rust_type
 
 
 @dataclass
@@ -161,7 +161,7 @@ class _Lowering:
 
     def function(self, f: ir.Function, w: RustWriter, receiver: str) -> Method:
         w.mutable = _assigned_locals(f.body) | {p.name for p in f.params if _assigned(f.body, p.name)}
-        params = ", ".join(f"{'mut ' if p.name in w.mutable else ''}{ident(p.name)}: {rust_type(p.type)}"
+        params = ", ".join(f"{'mut ' if p.name in w.mutable else ''}{local(p.name)}: {rust_type(p.type)}"
                            for p in f.params)
         ret = rust_type(f.ret)
         body = w.block(f.body)
@@ -186,13 +186,13 @@ class _Lowering:
                 it = clause.iter
                 if isinstance(it, ir.RangeIter):
                     lo, hi = w.expr(it.lo), w.expr(it.hi)
-                    body = [f"let {ident(clause.names[0])}: i64 = ops::add({lo}, "
+                    body = [f"let {local(clause.names[0])}: i64 = ops::add({lo}, "
                             f"ops::ix(i, ({hi} - {lo}).max(0) as usize, {at(v.span)})? as i64, {at(v.span)})?;",
                             f"Ok({w.value(comp.element)})"]
                 else:
                     arr = w.expr(it.array)
                     names = clause.names
-                    pattern = ident(names[0]) if len(names) == 1 else "(" + ", ".join(ident(n) for n in names) + ")"
+                    pattern = local(names[0]) if len(names) == 1 else "(" + ", ".join(local(n) for n in names) + ")"
                     body = [f"let {pattern} = {arr}[ops::ix(i, {w.size(it.array.type.size)}, {at(v.span)})?];",
                             f"Ok({w.value(comp.element)})"]
                 ctx.methods.append(Method(f"view `{v.name}`, one element (line {v.span.line})",
@@ -219,8 +219,8 @@ class _Lowering:
         counts = []
         for a in env.actions:
             counts.append(f"({kw.expr(a.count)}).max(0) as usize" if not isinstance(a.count, ir.Lit) else f"{a.count.value}")
-            params = ", ".join(f"{ident(p.name)}: i64" for p in a.index_params)
-            vparams = ", ".join(f"{ident(p.name)}: {rust_type(p.type)}" for p in a.value_params)
+            params = ", ".join(f"{local(p.name)}: i64" for p in a.index_params)
+            vparams = ", ".join(f"{local(p.name)}: {rust_type(p.type)}" for p in a.value_params)
             allp = ", ".join(x for x in (params, vparams) if x)
             if a.guard is not None:
                 gw = self.writer()
@@ -269,8 +269,8 @@ class _Lowering:
                 t = p.type
                 if isinstance(t, ir.ArrayType):
                     n = t.size.value if isinstance(t.size, ir.Lit) else None
-                    lines.append(f"let mut {ident(p.name)} = {w.zero(t)};")
-                    lines.append(f"for j in 0..{ident(p.name)}.len() {{ {ident(p.name)}[j] = values[{k} + j]; }}")
+                    lines.append(f"let mut {local(p.name)} = {w.zero(t)};")
+                    lines.append(f"for j in 0..{local(p.name)}.len() {{ {local(p.name)}[j] = values[{k} + j]; }}")
                     lines.append(f"let _ = {n};")
                     size = n or 0
                     for j in range(size):
@@ -278,11 +278,11 @@ class _Lowering:
                         highs.append(w.expr(t.elem.hi))
                     k_expr = size
                 else:
-                    lines.append(f"let {ident(p.name)} = values[{k}];")
+                    lines.append(f"let {local(p.name)} = values[{k}];")
                     lows.append(w.expr(t.lo))
                     highs.append(w.expr(t.hi))
                     k_expr = 1
-                args.append(ident(p.name))
+                args.append(local(p.name))
                 k += k_expr
             lines.append(f"self.a_{a.name}({', '.join(args)})")
             ctx.trait["apply_values"] = lines
@@ -332,7 +332,7 @@ class _Lowering:
             ctx.trait["reward"] = [f"rewards[0] += {rw.expr(env.reward.value)};"] if env.players == 1 else \
                 [f"let r = {rw.expr(env.reward.value)};", "rewards[self.actor] += r;"]
         else:
-            p = ident(env.reward.player_var)
+            p = local(env.reward.player_var)
             ctx.trait["reward"] = [f"for {p} in 0..{env.players}i64 {{",
                                    f"rewards[{p} as usize] += {rw.expr(env.reward.value)};", "}"]
 

@@ -22,12 +22,25 @@ UNRAWABLE = frozenset(["self", "Self", "crate", "super"])
 
 
 def ident(name: str) -> str:
-    """A Rust identifier for a `.twl` name."""
+    """The Rust name of a `.twl` field (a param, const or state variable): the name itself,
+    raw (`r#type`) for a Rust keyword, `self_` for the few that cannot be raw, `__` for `_`
+    (`.twl` names never start with `__`, so no other name maps there)."""
+    if name == "_":
+        return "__"
     if name in UNRAWABLE:
         return name + "_"
     if name in RUST_KEYWORDS:
         return "r#" + name
     return name
+
+
+def local(name: str) -> str:
+    """The Rust name of a `.twl` local: a fn parameter, `let`, loop or comprehension
+    variable, action index or value, symmetry or reward variable. It is the name with `_`
+    appended. Generated locals never end in `_` and `.twl` names never start with `__`
+    (the prefix of generated temporaries), so no user local can meet a generated name,
+    a Rust keyword or a prelude name (`Ok_`, `None_`, `type_`, `__` for `_`)."""
+    return name + "_"
 
 
 def at(span) -> str:
@@ -137,7 +150,7 @@ class RustWriter:
             return f"self.s.{ident(name)}"
         if kind == "builtin" and name == "player":
             return "self.s.player"
-        return ident(name)
+        return local(name)
 
     # ------------------------------------------------------------ expressions
 
@@ -365,10 +378,10 @@ class RustWriter:
         it = clause.iter
         if isinstance(it, ir.RangeIter):
             where = at(clause.span)
-            return (f"for {ident(clause.names[0])} in ops::span({self.expr(it.lo)}, {self.expr(it.hi)}, {where})? "
+            return (f"for {local(clause.names[0])} in ops::span({self.expr(it.lo)}, {self.expr(it.hi)}, {where})? "
                     f"{{ ops::poll({where})?; {body} }}")
-        pattern = ident(clause.names[0]) if len(clause.names) == 1 else \
-            "(" + ", ".join(ident(n) for n in clause.names) + ")"
+        pattern = local(clause.names[0]) if len(clause.names) == 1 else \
+            "(" + ", ".join(local(n) for n in clause.names) + ")"
         arr = it.array
         if isinstance(arr, ir.ArrayLit) and all(_is_constant(x) for x in arr.items):
             return f"for {pattern} in {self.expr(arr)} {{ {body} }}"
@@ -457,8 +470,8 @@ class RustWriter:
             name = s.names[0]
             mut = "mut " if name in self.mutable else ""
             value = self.checked(self.value(s.value), s.types[0], s.span) if s.types else self.value(s.value)
-            return [f"let {mut}{ident(name)}: {rust_type(s.types[0])} = {value};"]
-        names = ", ".join(("mut " if n in self.mutable else "") + ident(n) for n in s.names)
+            return [f"let {mut}{local(name)}: {rust_type(s.types[0])} = {value};"]
+        names = ", ".join(("mut " if n in self.mutable else "") + local(n) for n in s.names)
         return [f"let ({names}) = {self.value(s.value)};"]
 
     def _s_Assign(self, s: ir.Assign) -> list[str]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from twisterl.dsl import ir
 
-from .rust import RustWriter, at, ident
+from .rust import RustWriter, at, local
 
 
 def twist_lines(lowering, w: RustWriter) -> list[str]:
@@ -47,7 +47,7 @@ def _actions(lowering, w: RustWriter, sym: ir.Symmetry) -> list[str]:
         loops = body
         for j in reversed(range(len(src.index_params))):
             p = src.index_params[j]
-            var = ident(rule.index_vars[j])
+            var = local(rule.index_vars[j])
             loops = [f"for {var} in {w.expr(p.lo)}..{w.expr(p.hi)} {{"] + loops + ["local_s += 1;" if j == len(src.index_params) - 1 else "", "}"]
         out += ["{",
                 f"let base_s: usize = self.counts[..{ds}].iter().sum();",
@@ -87,7 +87,7 @@ def _observation(lowering, w: RustWriter, sym: ir.Symmetry) -> list[str]:
             s = scalars[name]
             lo, width = w.expr(part.lo), w.size(part.width)
             out += [f"for v in 0..{width} {{",
-                    f"let {ident(s.name)}: i64 = {lo} + v as i64;",
+                    f"let {local(s.name)}: i64 = {lo} + v as i64;",
                     f"let t = ops::range({w.expr(s.value)}, {lo}, {lo} + {width} as i64, {at(s.span)})?;",
                     f"obs[o + v] = (o + (t - {lo}) as usize) as u32;", "}"]
         out.append(f"o += {size};")
@@ -101,7 +101,7 @@ def _cell_part(w: RustWriter, part: ir.ObsPart, cell: ir.CellMap, t) -> list[str
     while isinstance(tt, ir.ArrayType):
         dims.append(w.size(tt.size))
         tt = tt.elem
-    names = [ident(n) for n in cell.index_vars]
+    names = [local(n) for n in cell.index_vars]
     src = f"({names[0]} as usize)"
     dst_parts = [f"ops::range({w.expr(e)}, 0, {d} as i64, {at(cell.span)})? as usize"
                  for e, d in zip(cell.targets, dims)]
@@ -116,7 +116,7 @@ def _cell_part(w: RustWriter, part: ir.ObsPart, cell: ir.CellMap, t) -> list[str
         lo, width = w.expr(part.lo), w.size(part.width)
         lines.append(f"for v in 0..{width} {{")
         if cell.value is not None:
-            lines += [f"let {ident(cell.value_var)}: i64 = {lo} + v as i64;",
+            lines += [f"let {local(cell.value_var)}: i64 = {lo} + v as i64;",
                       f"let tv = (ops::range({w.expr(cell.value)}, {lo}, {lo} + {width} as i64, {at(cell.span)})? "
                       f"- {lo}) as usize;"]
         else:

@@ -8,8 +8,16 @@
 
 __version__ = "0.1.0"
 
+# Submodules the docs use as `twisterl.<name>.…`: imported on first use (PEP 562), so
+# `import twisterl` stays fast and `twisterl.gym.register(...)` works after it alone.
+_SUBMODULES = frozenset({"gym", "pettingzoo", "search", "nets", "envs", "compiler", "build", "dsl",
+                         "codegen", "export", "training", "evaluation", "symmetry", "_core"})
+
 
 def __getattr__(name):
+    if name in _SUBMODULES:
+        import importlib
+        return importlib.import_module(f"{__name__}.{name}")
     if name in ("check_file", "check_source"):
         from . import dsl
         return getattr(dsl, name)

@@ -182,6 +182,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _bad_file(exc: Exception) -> bool:
+    """Whether `exc` is about a file's content (a config, a run dir, a checkpoint): exit 1,
+    as for any failure; other ValueErrors and TypeErrors are usage errors (exit 2)."""
+    from .learners.config import ConfigError
+    rundir = sys.modules.get("twisterl.rundir")  # only loaded (with torch) by the commands that read run dirs
+    return isinstance(exc, ConfigError) or (rundir is not None and isinstance(exc, rundir.CheckpointError))
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -189,8 +197,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return args.run(args)
     except (TypeError, ValueError) as exc:
         print(f"twisterl {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except RuntimeError as exc:  # CheckError is a ValueError; EnvError and BuildError land here
+        return 1 if _bad_file(exc) else 2
+    except RuntimeError as exc:  # CheckError is a ValueError; EnvError, BuildError, CacheError land here
+        print(f"twisterl {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # the system refused a file operation: a missing file, no space, no permission
         print(f"twisterl {args.command}: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

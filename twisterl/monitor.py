@@ -3,6 +3,7 @@ live progress line (rich)."""
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from pathlib import Path
@@ -74,23 +75,40 @@ class Monitor:
             self.progress.start()
 
     def record(self, row: dict) -> None:
+        """Write one iteration's row to every sink (NaN, for no value, is left out of
+        TensorBoard and shown in words on the progress line)."""
         self.run.append_metrics(row)
         step = row["total_env_steps"]
         for key in ("difficulty", "success_rate", "mean_return", "mean_length"):
-            self.writer.add_scalar(f"charts/{key}", row[key], step)
+            self._scalar(f"charts/{key}", row[key], step)
         for key in ("policy_loss", "value_loss", "entropy"):
-            self.writer.add_scalar(f"losses/{key}", row[key], step)
-        self.writer.add_scalar("charts/steps_per_second", row["env_steps"] / max(row["seconds"], 1e-9), step)
+            self._scalar(f"losses/{key}", row[key], step)
+        self._scalar("charts/steps_per_second", row["env_steps"] / max(row["seconds"], 1e-9), step)
         self.plot.add(row)
-        rate = row["env_steps"] / max(row["seconds"], 1e-9)
-        elapsed = time.perf_counter() - self.start
-        left = f"{max(self.time_limit - elapsed, 0):6.0f} s left" if self.time_limit else ""
-        text = (f"it {row['iteration']:4d}  difficulty {row['difficulty']:3d}  success {row['success_rate']:5.2f}  "
-                f"return {row['mean_return']:+.3f}  {rate:9,.0f} steps/s  {elapsed:7.1f} s {left}")
+        text = self.progress_line(row, time.perf_counter() - self.start)
         if self.progress is not None:
             self.progress.update(self.task, completed=row["difficulty"], description=text)
         else:
             print(text, file=self.stream, flush=True)
+
+    def _scalar(self, tag: str, value: float, step: int) -> None:
+        if not (isinstance(value, float) and math.isnan(value)):
+            self.writer.add_scalar(tag, value, step)
+
+    def progress_line(self, row: dict, elapsed: float) -> str:
+        """The line shown for an iteration: its difficulty, success and return (or that no
+        episode finished in it), steps/s, elapsed time and time left."""
+        rate = row["env_steps"] / max(row["seconds"], 1e-9)
+        left = f"{max(self.time_limit - elapsed, 0):6.0f} s left" if self.time_limit else ""
+        success, ret = row["success_rate"], row["mean_return"]
+        if math.isnan(success) and math.isnan(ret):
+            outcome = "no episode finished in this iteration"
+        else:
+            outcome = (("success   n/a" if math.isnan(success) else f"success {success:5.2f}") + "  " +
+                       ("return    n/a" if math.isnan(ret) else f"return {ret:+.3f}"))
+        cut = "  (cut short by the time limit)" if row.get("cut_short") else ""
+        return (f"it {row['iteration']:4d}  difficulty {row['difficulty']:3d}  {outcome}  {rate:9,.0f} steps/s  "
+                f"{elapsed:7.1f} s {left}{cut}")
 
     def close(self) -> None:
         if self.plot.rows:

@@ -60,11 +60,16 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def _describe_env(env: ir.Env) -> str:
-    values = default_values(env)
-    evaluator = Evaluator(values)
+    """The summary after `ok`; a size that cannot be computed shows as `?` (never raises)."""
+    try:
+        values = default_values(env)
+    except Exception:  # the checker computes every const; this is only a safety net
+        values = {p.name: p.default for p in env.params}
+    evaluator = Evaluator(values, {f.name: f for f in env.functions})
 
     def size(e) -> str:
-        return str(try_eval(evaluator, e))
+        value = try_eval(evaluator, e)
+        return "?" if value is None else str(value)
 
     space = env.action_space
     actions = (f"{size(space.n)} actions" if space.kind == "discrete"
@@ -191,10 +196,28 @@ def _bad_file(exc: Exception) -> bool:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # a closed pipe shows here, not in Python's exit
+        return code
+    except BrokenPipeError:
+        # The reader went away (`twisterl check --dump-ir F | head -1`): stop quietly, like
+        # other Unix tools, and keep Python from complaining about the unflushed stream.
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+            except (OSError, ValueError):
+                pass
+        return 141  # 128 + SIGPIPE, as a shell reports a tool killed by the closed pipe
+
+
+def _main(argv: Optional[Sequence[str]]) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return args.run(args)
+    except BrokenPipeError:
+        raise
     except (TypeError, ValueError) as exc:
         print(f"twisterl {args.command}: error: {exc}", file=sys.stderr)
         return 1 if _bad_file(exc) else 2

@@ -31,7 +31,7 @@ def train_alphazero(path: Optional[str], out: Optional[str], config_path: Option
     from .learners.alphazero import AlphaZero
     from .monitor import Monitor
     from .rundir import check_env, env_identity, restore_optimizer
-    from .training import check_limits, env_checker, finished_line, load_config, run_config, run_env
+    from .training import check_limits, check_network, env_checker, finished_line, load_config, run_config, run_env
     check_limits(iterations, time_limit)
     if resume is not None:
         run = find_run(resume)
@@ -43,6 +43,7 @@ def train_alphazero(path: Optional[str], out: Optional[str], config_path: Option
         check_env(saved, cls, params, source, run.path / "config.json", cls.source_path)
         check = env_checker(cls, params, source, cfg)
         az = AlphaZero(cls, cfg, params)
+        check_network(saved, az.policy_desc, run)
         meta = {"env": cls.name, "obs_size": az.obs_size, "num_actions": az.num_actions,
                 "env_id": env_identity(cls, params, source)}
         state = run.load("last", az.policy, {}, check)

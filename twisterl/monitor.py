@@ -19,20 +19,27 @@ class Plot:
     def __init__(self, path: Path, every: float = 10.0):
         self.path = path
         self.every = every
-        self.last = 0.0
+        self.last = time.monotonic()
         self.rows: list[dict] = []
+        self.drawn = 0
 
     def add(self, row: dict, force: bool = False) -> None:
+        """Add a row; redraw if `every` seconds have passed since the last drawing."""
         self.rows.append(row)
         if force or time.monotonic() - self.last >= self.every:
             self.draw()
-            self.last = time.monotonic()
+
+    def draw_pending(self) -> None:
+        """Draw the rows added since the last drawing, if any."""
+        if len(self.rows) > self.drawn:
+            self.draw()
 
     def draw(self) -> None:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        fig, axes = plt.subplots(3, 2, figsize=(10, 8), sharex="col")
+        """Draw every row now (a matplotlib Figure without pyplot: no global state, and
+        fast enough to draw at the end of a time-limited run)."""
+        from matplotlib.figure import Figure
+        fig = Figure(figsize=(10, 8))
+        axes = fig.subplots(3, 2, sharex="col")
         for col, (key, label) in enumerate((("elapsed", "seconds"), ("total_env_steps", "env steps"))):
             x = [r[key] for r in self.rows]
             for row, (metric, name) in enumerate((("difficulty", "difficulty"), ("success_rate", "success"),
@@ -44,11 +51,11 @@ class Plot:
             axes[2][col].set_xlabel(label)
             if key == "total_env_steps":
                 axes[2][col].ticklabel_format(style="sci", axis="x", scilimits=(0, 0))
-        fig.tight_layout()
+        fig.subplots_adjust(left=0.08, right=0.97, top=0.97, bottom=0.07, hspace=0.12, wspace=0.22)
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp.png")
         fig.savefig(tmp, dpi=80)
-        plt.close(fig)
         os.replace(tmp, self.path)
+        self.drawn, self.last = len(self.rows), time.monotonic()
 
 
 class Monitor:
@@ -56,6 +63,7 @@ class Monitor:
 
     def __init__(self, run: RunDir, stream: TextIO, time_limit: Optional[float], diff_max: int,
                  live: Optional[bool] = None):
+        import matplotlib.figure  # noqa: F401  (imported now, before a time limit starts counting)
         from torch.utils.tensorboard import SummaryWriter
         self.run = run
         self.writer = SummaryWriter(log_dir=str(run.path / "tensorboard"))
@@ -111,8 +119,7 @@ class Monitor:
                 f"{elapsed:7.1f} s {left}{cut}")
 
     def close(self) -> None:
-        if self.plot.rows:
-            self.plot.draw()
+        self.plot.draw_pending()
         self.writer.close()
         if self.progress is not None:
             self.progress.stop()

@@ -191,8 +191,8 @@ def read_header(path: Path) -> dict:
         with open(path, "rb") as f:
             length = int.from_bytes(f.read(8), "little")
             if size < 8 or length < 2 or 8 + length > size or length > MAX_HEADER:
-                raise CheckpointError(f"{path} is not a safetensors checkpoint: its header length ({length} bytes) "
-                                      f"does not fit the file ({size} bytes)")
+                raise CheckpointError(f"{path} is not a readable checkpoint (not safetensors): its header length "
+                                      f"({length} bytes) does not fit the file ({size} bytes)")
             header = json.loads(f.read(length))
     except OSError as exc:
         raise CheckpointError(f"{path} cannot be read: {exc.strerror or exc}") from None

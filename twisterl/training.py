@@ -101,10 +101,18 @@ def run_env(run: RunDir):
 
 
 def run_config(run: RunDir):
-    """config.json of a run (checked by `RunDir.config`) and its learner config, every field
-    checked as a `--config` file's would be."""
+    """config.json of a run (checked by `RunDir.config`), its network description and its
+    learner config, every field checked as a `--config` file's would be."""
+    from .nets import check_description
     saved = run.config()
-    where = f"{run.path / 'config.json'}: config"
+    path = run.path / "config.json"
+    if "policy" in saved:
+        try:
+            check_description(saved["policy"])
+        except ValueError as exc:
+            raise CheckpointError(f"{path}: the field `policy` describes no network this version can build: "
+                                  f"{exc}") from None
+    where = f"{path}: config"
     try:
         if saved.get("algo") == "az":
             from .az_training import make_az_config
@@ -112,6 +120,13 @@ def run_config(run: RunDir):
         return saved, make_config(saved["config"], None, where)
     except ConfigError as exc:
         raise CheckpointError(str(exc)) from None
+
+
+def check_network(saved: dict, desc: dict, run: RunDir) -> None:
+    """The network a run's config gives must be the one its config.json records."""
+    if "policy" in saved and saved["policy"] != desc:
+        raise CheckpointError(f"{run.path / 'config.json'}: the field `policy` ({saved['policy']}) is not the "
+                              f"network its `config` gives ({desc})")
 
 
 def env_checker(cls, params: dict, source: Optional[str] = None, config=None):
@@ -148,6 +163,7 @@ def train(path: Optional[str], out: Optional[str], config_path: Optional[str], p
         check_env(saved, cls, params, source, run.path / "config.json", cls.source_path)
         check = env_checker(cls, params, source, cfg)
         ppo = PPO(cls, cfg, params)
+        check_network(saved, ppo.policy_desc, run)
         meta = {"env": cls.name, "obs_size": ppo.policy.obs_size, "num_actions": ppo.num_actions,
                 "env_id": env_identity(cls, params, source)}
         state = run.load("last", ppo.policy, {}, check)

@@ -235,13 +235,15 @@ class AlphaZero:
                               difficulty=self.difficulty, max_moves=cfg.max_moves,
                               concurrent=min(n * kw.get("tries", 1), cfg.concurrent_games * cfg.num_threads), **kw)
 
+        if deadline is not None and time.perf_counter() >= deadline:
+            return None
         if deadline is None or slots >= games:
             return run(games, seed)
         rounds = []
         for k, first in enumerate(range(0, games, slots)):
             if time.perf_counter() >= deadline:
                 return None
-            rounds.append(run(min(slots, games - first), seed ^ (k << 56)))
+            rounds.append(run(min(slots, games - first), (seed + k * 0x9E3779B97F4A7C15) % 2**64))
         return join_games(rounds)
 
     def self_play(self, deadline: Optional[float] = None) -> Optional[dict]:

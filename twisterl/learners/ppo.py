@@ -261,7 +261,7 @@ class PPO:
         for k, first in enumerate(range(0, cfg.num_steps, chunk)):
             if time.perf_counter() >= deadline:
                 return None
-            parts.append(run(min(chunk, cfg.num_steps - first), seed ^ (k << 56)))
+            parts.append(run(min(chunk, cfg.num_steps - first), (seed + k * 0x9E3779B97F4A7C15) % 2**64))
         return join_rollouts(parts, cfg.gamma, cfg.gae_lambda)
 
     def solved(self, stats: IterationStats) -> bool:

@@ -249,14 +249,29 @@ class RunDir:
         return data
 
     def append_metrics(self, row: Any) -> None:
-        """One row of metrics.csv (the header first); a missing value is written as nan."""
+        """One row of metrics.csv (the header first); a missing value is written as nan. A
+        row with columns the file lacks (a run resumed by a newer version) rewrites the file
+        with them added, nan in the older rows."""
         data = asdict(row) if not isinstance(row, dict) else row
         data = {k: float("nan") if v is None else v for k, v in data.items()}
         path = self.path / "metrics.csv"
-        new = not path.exists()
+        header = None
+        if path.exists():
+            with open(path, newline="") as f:
+                header = next(csv.reader(f), None)
+        if header is not None and not set(data) <= set(header):
+            with open(path, newline="") as f:
+                rows = list(csv.DictReader(f))
+            header = header + [k for k in data if k not in header]
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            with open(tmp, "w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=header, restval="nan")
+                writer.writeheader()
+                writer.writerows(rows)
+            os.replace(tmp, path)
         with open(path, "a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(data))
-            if new:
+            writer = csv.DictWriter(f, fieldnames=header or list(data), restval="nan")
+            if header is None:
                 writer.writeheader()
             writer.writerow(data)
             f.flush()

@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from twisterl import build as build_mod
-from twisterl.build import BuildError, CacheError, cache_key
+from twisterl import BuildError, CacheError
+from twisterl.build import cache_key
 
 ROOT = Path(__file__).resolve().parents[1]
 PUZZLE = ROOT / "examples" / "puzzle.twl"
@@ -125,8 +126,16 @@ def _manifest_missing(lib: Path, other: Path) -> None:
     (lib.parent / "manifest.json").unlink()
 
 
+def _legacy_layout(lib: Path, other: Path) -> None:
+    """An entry from before manifests: only `libenv.so`. Not damage: rebuilt silently."""
+    data = lib.read_bytes()
+    shutil.rmtree(lib.parent)
+    lib.parent.mkdir()
+    (lib.parent / "libenv.so").write_bytes(data)
+
+
 @pytest.mark.parametrize("damage", [_truncate, _flip_bytes, _junk, _other_env_library, _directory, _other_entry,
-                                    _forged_manifest, _manifest_junk, _manifest_missing],
+                                    _forged_manifest, _manifest_junk, _manifest_missing, _legacy_layout],
                          ids=lambda f: f.__name__.strip("_"))
 def test_a_damaged_entry_is_rebuilt(cache, entries, damage):
     folder, other = entries["SlidingPuzzle"], entries["TicTacToe"]
@@ -136,7 +145,10 @@ def test_a_damaged_entry_is_rebuilt(cache, entries, damage):
     name, library = result.stdout.split()
     assert name == "SlidingPuzzle" and Path(library).parent == folder
     warnings = result.stderr.strip().splitlines()
-    assert len(warnings) == 1 and "discarding the damaged build-cache entry" in warnings[0], result.stderr
+    if damage is _legacy_layout:
+        assert warnings == []
+    else:
+        assert len(warnings) == 1 and "discarding the damaged build-cache entry" in warnings[0], result.stderr
     manifest, problem = build_mod._read_entry(folder, folder.name)
     assert problem is None and manifest.env == "SlidingPuzzle"
     assert sorted(p.name for p in folder.iterdir()) == sorted([manifest.library, "manifest.json"])

@@ -23,6 +23,9 @@ def __getattr__(name):
         return getattr(dsl, name)
     # The compiled runtime is imported only when it is used, so `twisterl check` works
     # even where the native module could not be built.
+    if name in ("BuildError", "CacheError"):
+        from . import build
+        return getattr(build, name)
     if name in ("compile", "CheckError"):
         from . import compiler
         return getattr(compiler, name)
@@ -35,5 +38,5 @@ def __getattr__(name):
     raise AttributeError(f"module 'twisterl' has no attribute {name!r}")
 
 
-__all__ = ["check_file", "check_source", "compile", "CheckError", "EnvError", "EnvClass", "Env",
-           "VectorEnv", "mcts", "solve", "SearchResult"]
+__all__ = ["check_file", "check_source", "compile", "CheckError", "BuildError", "CacheError", "EnvError",
+           "EnvClass", "Env", "VectorEnv", "mcts", "solve", "SearchResult"]

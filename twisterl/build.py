@@ -146,8 +146,10 @@ def _read_entry(folder: Path, key: str) -> tuple[Optional[Manifest], Optional[st
     try:
         data = json.loads((folder / MANIFEST).read_bytes())
     except FileNotFoundError:
-        leftovers = folder.is_dir() and any(not p.name.startswith(".") for p in folder.iterdir())
-        return None, ("it has no manifest" if leftovers else None)
+        # Nothing, a crashed build's temporary files, or a plugin from before manifests
+        # (`libenv.so`): rebuilt without a warning.
+        names = {p.name for p in folder.iterdir() if not p.name.startswith(".")} if folder.is_dir() else set()
+        return None, ("it has no manifest" if names - {_lib_name("env")} else None)
     except NotADirectoryError:
         return None, ("it is a file, not a folder" if folder.exists() else None)
     except (OSError, ValueError) as exc:

@@ -331,3 +331,15 @@ def test_chunked_collection_keeps_the_gae_of_one_rollout(compiled):
         expected = np.where(d[t], r[t] - v[t], r[t] + gamma * v[t + 1] - v[t] + gamma * lam * adv[t + 1])
         np.testing.assert_allclose(adv[t], expected, atol=1e-4)
     np.testing.assert_allclose(data["returns"], adv + v, atol=1e-6)
+
+
+def test_metrics_csv_gains_new_columns_with_nan_in_older_rows(tmp_path):
+    from twisterl.rundir import RunDir
+    import csv
+    run = RunDir(tmp_path)
+    run.append_metrics({"iteration": 0, "success_rate": 0.5})  # a row from an older version
+    run.append_metrics({"iteration": 1, "success_rate": float("nan"), "cut_short": True})
+    run.append_metrics({"iteration": 2, "success_rate": None, "cut_short": False})
+    rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
+    assert [r["cut_short"] for r in rows] == ["nan", "True", "False"]
+    assert [r["success_rate"] for r in rows] == ["0.5", "nan", "nan"]

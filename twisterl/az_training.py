@@ -32,7 +32,7 @@ def train_alphazero(path: Optional[str], out: Optional[str], config_path: Option
     from .monitor import Monitor
     from .rundir import check_env, env_identity, restore_optimizer
     from .training import check_limits, check_network, env_checker, finished_line, load_config, run_config, run_env
-    check_limits(iterations, time_limit)
+    check_limits(iterations, time_limit, seed)
     if resume is not None:
         run = find_run(resume)
         saved, cfg = run_config(run)

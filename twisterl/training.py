@@ -81,8 +81,12 @@ def make_config(overrides: dict, cls=None, where: str = "the config"):
     return make_ppo_config(overrides, where, base)
 
 
-def check_limits(iterations: Optional[int], time_limit: Optional[float]) -> None:
-    """`--iterations` must be at least 1 and `--time-limit` a positive number of seconds."""
+def check_limits(iterations: Optional[int], time_limit: Optional[float], seed: Optional[int] = None) -> None:
+    """`--iterations` must be at least 1, `--time-limit` a positive number of seconds and
+    `--seed` within the seeds configs take."""
+    from .learners.config import MAX_SEED
+    if seed is not None and not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"--seed must be between 0 and {MAX_SEED}, not {seed}")
     if iterations is not None and iterations < 1:
         raise ValueError(f"--iterations must be at least 1, not {iterations}")
     if time_limit is not None and not (time_limit > 0 and math.isfinite(time_limit)):
@@ -148,7 +152,7 @@ def train(path: Optional[str], out: Optional[str], config_path: Optional[str], p
     """`twisterl train`: a new PPO (or AlphaZero) run, or `--resume` of one. The time limit
     counts from the start of the first iteration (after compiling the env and building
     the learner) and covers everything after it: rollouts, updates, evals, checkpoints."""
-    check_limits(iterations, time_limit)
+    check_limits(iterations, time_limit, seed)
     if algo == "az" or (resume is not None and find_run(resume).config().get("algo") == "az"):
         from .az_training import train_alphazero
         return train_alphazero(path, out, config_path, params, seed, iterations, time_limit, stream, resume)

@@ -337,10 +337,11 @@ class AlphaZero:
         its steps and skips the arena, an arena cut short reports NaN (`cut_short`)."""
         cfg = self.cfg
         t0 = time.perf_counter()
+        self.iteration += 1
         data = self.self_play(deadline)
         if data is None:
+            self.iteration -= 1  # nothing was learnt: the iteration did not happen
             return None
-        self.iteration += 1
         t1 = time.perf_counter()
         losses, complete = self.learn(deadline)
         t2 = time.perf_counter()

@@ -478,7 +478,7 @@ class Checker(ExprChecker, CallChecker, StmtChecker, LevelChecker, ObserveChecke
                 self.report.error(r.span, "float ranges are closed already; write `lo..hi`")
         a, b = self.must_value(lo, f"the start of {what}"), self.must_value(hi, f"the end of {what}")
         if kind is INT and any(isinstance(x, int) and not -I64_MAX - 1 <= x <= I64_MAX for x in (a, b)):
-            self.report.error(r.span, f"{what} {a}..{b} goes beyond the 64-bit ints", "out of range",
+            self.report.error(r.span, f"{what} does not fit in 64-bit ints", "out of range",
                               [f"ints range from {-I64_MAX - 1} to {I64_MAX}"])
             return None, None
         if isinstance(a, (int, float)) and isinstance(b, (int, float)):

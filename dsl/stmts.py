@@ -320,7 +320,9 @@ class StmtChecker:
 
     def _s_CallStmt(self, s: ast.CallStmt, ctx: Context):
         call = s.call
-        if call.func == "next_player" and ctx.lookup(call.func) is None and self.globals.get(call.func) is None:
+        # The built-in statements; a value of the same name does not hide them: functions and
+        # values have separate names.
+        if call.func == "next_player":
             if call.args or call.comprehension:
                 self.report.error(call.span, "`next_player()` takes no arguments")
                 return None
@@ -332,14 +334,14 @@ class StmtChecker:
                 return None
             self.effects_of(ctx.owner).writes.setdefault("player", call.span)
             return ir.NextPlayer(s.span)
-        if call.func == "random_action" and self.globals.get(call.func) is None:
+        if call.func == "random_action":
             if call.args:
                 self.report.error(call.span, "`random_action()` takes no arguments")
                 return None
             if not self.allow_random(ctx, call.func_span, "random_action"):
                 return None
             return ir.RandomAction(s.span)
-        if call.func == "shuffle" and self.globals.get(call.func) is None:
+        if call.func == "shuffle":
             if len(call.args) != 1 or not isinstance(call.args[0], (ast.Name, ast.Index)):
                 self.report.error(call.span, "`shuffle` takes one array to shuffle in place, like `shuffle(deck)`")
                 return None

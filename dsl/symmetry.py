@@ -9,6 +9,7 @@ observation permutation (TwisteRL's "twist") can be derived from the rules.
 from __future__ import annotations
 
 import itertools
+import math
 from typing import Optional
 
 from . import ast, ir
@@ -261,6 +262,8 @@ class SymmetryChecker:
                     lo, hi = self.static_bounds(p.range, INT, "an action's index range")
                     rs.append(range(self.static_value(lo), self.static_value(hi)))
             ranges[d.name] = rs
+            if len(numbering) + math.prod(len(r) for r in rs) > MAX_SYMMETRY_POINTS:
+                return  # checked when an env is created; `product` would first list every range
             for combo in itertools.product(*rs):
                 self.spare.spend(1, name_span)
                 numbering[(d.name,) + combo] = len(numbering)

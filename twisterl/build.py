@@ -148,7 +148,10 @@ def _read_entry(folder: Path, key: str) -> tuple[Optional[Manifest], Optional[st
     except FileNotFoundError:
         # Nothing, a crashed build's temporary files, or a plugin from before manifests
         # (`libenv.so`): rebuilt without a warning.
-        names = {p.name for p in folder.iterdir() if not p.name.startswith(".")} if folder.is_dir() else set()
+        try:
+            names = {p.name for p in folder.iterdir() if not p.name.startswith(".")}
+        except OSError:
+            names = set()
         return None, ("it has no manifest" if names - {_lib_name("env")} else None)
     except NotADirectoryError:
         return None, ("it is a file, not a folder" if folder.exists() else None)
@@ -220,9 +223,12 @@ def _write_if_changed(path: Path, text: str) -> None:
 
 def _blocking_file(path: Path) -> Optional[Path]:
     """The file, if any, standing where `path` or one of its folders should be."""
-    for p in (path, *path.parents):
-        if p.exists() or p.is_symlink():
-            return None if p.is_dir() else p
+    try:
+        for p in (path, *path.parents):
+            if p.exists() or p.is_symlink():
+                return None if p.is_dir() else p
+    except OSError:
+        pass
     return None
 
 

@@ -105,7 +105,7 @@ def test_eval_refuses_an_env_twl_for_another_env(run, capsys):
 def test_eval_and_resume_refuse_an_edited_env_twl(run, capsys):
     source = (run / "env.twl").read_text()
     (run / "env.twl").write_text(source.replace("param size: int in 2..9 = 3", "param size: int in 2..9 = 4"))
-    err = refused(cli(capsys, "eval", run), "observation shape [81] in the checkpoint, [256]", "params")
+    err = refused(cli(capsys, "eval", run), "observation shape [81] in best.safetensors, [256]", "params")
     assert "source sha256" in err
     refused(cli(capsys, "train", "--resume", run, "--iterations", "1"), "config.json", "[256]")
     (run / "env.twl").write_text(source + "\n# edited after training\n")

@@ -40,8 +40,8 @@ def train_alphazero(path: Optional[str], out: Optional[str], config_path: Option
             raise CheckpointError(f"{run.path} is not an AlphaZero run")
         cls, source = run_env(run)
         params = saved.get("params", {})
-        check_env(saved, cls, params, source, run.path / "config.json", cls.source_path)
-        check = env_checker(cls, params, source, cfg)
+        check_env(saved, cls, params, source, run.path / "config.json", str(run.path / "env.twl"))
+        check = env_checker(cls, params, source, cfg, str(run.path / "env.twl"))
         az = AlphaZero(cls, cfg, params)
         check_network(saved, az.policy_desc, run)
         meta = {"env": cls.name, "obs_size": az.obs_size, "num_actions": az.num_actions,
@@ -131,7 +131,7 @@ def evaluate_alphazero(run_path: str, episodes: int, difficulty: Optional[int], 
     run = find_run(run_path)
     _, conf = run_config(run)
     cls, source = run_env(run)
-    net, meta, cfg = load_policy(run, cls=cls, source=source)
+    net, meta, cfg = load_policy(run, cls=cls, source=source, what=str(run.path / "env.twl"))
     params = cfg.get("params", {})
     sims = simulations or conf.num_simulations
     group = None

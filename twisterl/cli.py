@@ -230,6 +230,10 @@ def _main(argv: Optional[Sequence[str]]) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except MemoryError:
+        print(f"twisterl {args.command}: error: out of memory (a smaller config, fewer envs or steps, "
+              "or a smaller network needs less)", file=sys.stderr)
+        return 1
     except Exception as exc:  # an internal error: a bug in twisterl, never the user's fault
         if os.environ.get("TWISTERL_DEBUG"):
             traceback.print_exc()

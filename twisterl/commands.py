@@ -113,10 +113,10 @@ def play(path: str, seed: Optional[int], params: dict, difficulty: int, inp: Tex
     if side is not None and cls.players != 2:
         raise ValueError(f"--as is for two-player envs; {cls.name} has {cls.players} player(s)")
     if cls.players == 2 and (policy_dir or side):
-        return play_against(cls, seed, params, difficulty, inp, out, policy_dir, side or "first", simulations)
+        return play_against(cls, seed, params, difficulty, inp, out, policy_dir, side or "first", simulations, path)
     agent = None
     if policy_dir:
-        agent, params = _load_agent(policy_dir, cls, simulations, params)
+        agent, params = _load_agent(policy_dir, cls, simulations, params, path)
     env = cls(difficulty=difficulty, seed=seed, **params)
     names = env.action_names()
     obs, info = env.reset()
@@ -170,11 +170,12 @@ def play(path: str, seed: Optional[int], params: dict, difficulty: int, inp: Tex
             total[:] = 0
 
 
-def _load_agent(policy_dir: str, cls, simulations: Optional[int] = None, params: Optional[dict] = None):
+def _load_agent(policy_dir: str, cls, simulations: Optional[int] = None, params: Optional[dict] = None,
+                what: Optional[str] = None):
     """The trained policy of a run dir as a function (env, obs, info) -> its greedy legal
     action (for continuous actions, the Gaussian's mean), and the params to play with: the
     run's, overridden by `params`. The checkpoint must fit `cls` with those params (a
-    `CheckpointError` says what differs). An AlphaZero run's agent, or any given
+    `CheckpointError` says what differs; `what` names the env's file). An AlphaZero run's agent, or any given
     `simulations`, searches with MCTS on the policy's priors and values."""
     from .nets import export
     from .rundir import find_run
@@ -182,7 +183,7 @@ def _load_agent(policy_dir: str, cls, simulations: Optional[int] = None, params:
     run = find_run(policy_dir)
     saved, _ = run_config(run)
     params = {**saved.get("params", {}), **(params or {})}
-    net, meta, cfg = load_policy(run, cls=cls, params=params)
+    net, meta, cfg = load_policy(run, cls=cls, params=params, what=what)
     rust = export(net)
     if (cfg.get("algo") == "az" or simulations) and not cls.continuous:
         from .search import mcts
@@ -206,11 +207,11 @@ def _load_agent(policy_dir: str, cls, simulations: Optional[int] = None, params:
 
 
 def play_against(cls, seed: Optional[int], params: dict, difficulty: int, inp: TextIO, out: TextIO,
-                 policy_dir: Optional[str], side: str, simulations: Optional[int]) -> int:
+                 policy_dir: Optional[str], side: str, simulations: Optional[int], path: Optional[str] = None) -> int:
     """A human against the agent of a run (or, without a run, pure MCTS with random
     rollouts), in the terminal: the agent moves by itself."""
     if policy_dir:
-        agent, params = _load_agent(policy_dir, cls, simulations, params)
+        agent, params = _load_agent(policy_dir, cls, simulations, params, path)
     else:
         from .search import mcts
         sims = simulations or 1000

@@ -166,7 +166,7 @@ def write_policy_file(run_dir: str, env_name: str, path: Path, source_path: Opti
         if source_path is not None:
             from .compiler import compile as compile_env
             cls = compile_env(source_path)
-        net, meta, cfg = load_policy(run, which, cls=cls)
+        net, meta, cfg = load_policy(run, which, cls=cls, what=source_path)
     except CheckpointError as exc:
         raise ExportError(f"--policy {run_dir}: {exc}") from None
     if cfg.get("env") != env_name:

@@ -240,6 +240,13 @@ def build_policy(desc: dict) -> nn.Module:
     """The network a description (from `describe_policy`) names, freshly initialised; a
     description with a missing or bad field is a ValueError naming it."""
     check_description(desc)
+    try:
+        return _build(desc)
+    except (RuntimeError, MemoryError) as exc:  # torch's allocator: too big for this machine
+        raise ValueError(f"the {desc['kind']} network {desc} cannot be allocated: {str(exc).splitlines()[0]}") from None
+
+
+def _build(desc: dict) -> nn.Module:
     kind = desc.get("kind")
     if kind == "basic":
         return BasicPolicy(desc["obs_size"], desc["num_actions"], desc["embedding_size"], desc["common_layers"],

@@ -86,22 +86,26 @@ def check_env(meta: dict, cls, params: dict, source: Optional[str], checkpoint: 
         here = env_identity(cls, params, source)
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{what}: the params {params} do not fit {cls.name}: {exc}") from None
-    saved = meta.get("env_id") or {"name": meta.get("env"), "obs_size": meta.get("obs_size"),
-                                   "num_actions": meta.get("num_actions")}
-    differences = []
-    for key, word in _IDENTITY_WORDS.items():
-        if key not in saved or key not in here or saved[key] == here[key]:
-            continue
-        if key == "params" and _same_params(cls, saved[key], here[key]):
-            continue
-        mine, theirs = saved[key], here[key]
-        if key == "source_sha256":
-            mine, theirs = mine[:12], theirs[:12]
-        differences.append(f"{word} {mine!r} in the checkpoint, {theirs!r} in {what}")
+    # The plain fields (all a checkpoint had before `env_id`) and `env_id` must both agree.
+    flat = {"name": meta.get("env"), "obs_size": meta.get("obs_size"), "num_actions": meta.get("num_actions")}
+    differences: list[str] = []
+    for saved in (flat, meta.get("env_id") or {}):
+        for key, word in _IDENTITY_WORDS.items():
+            if saved.get(key) is None or key not in here or saved[key] == here[key]:
+                continue
+            if key == "params" and _same_params(cls, saved[key], here[key]):
+                continue
+            mine, theirs = saved[key], here[key]
+            if key == "source_sha256":
+                mine, theirs = mine[:12], theirs[:12]
+            line = f"{word} {mine!r} in {checkpoint.name}, {theirs!r} in {what}"
+            if line not in differences:
+                differences.append(line)
     if not differences:
         return
-    if saved.get("name") != here["name"]:
-        head = f"{checkpoint} was trained on {saved.get('name')}, not on {here['name']} ({what})"
+    names = {flat["name"], (meta.get("env_id") or {}).get("name")} - {None}
+    if names != {here["name"]}:
+        head = f"{checkpoint} was trained on {', '.join(sorted(names))}, not on {here['name']} ({what})"
     else:
         head = f"{checkpoint} was made for another {here['name']} than {what}"
     raise CheckpointError(f"{head}: " + "; ".join(differences))

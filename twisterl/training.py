@@ -101,7 +101,10 @@ def run_env(run: RunDir):
         source = path.read_text()
     except (OSError, UnicodeDecodeError) as exc:
         raise CheckpointError(f"{path} cannot be read: {getattr(exc, 'strerror', None) or exc}") from None
-    return twisterl.compile(path), source
+    try:
+        return twisterl.compile(path), source
+    except twisterl.CheckError as exc:
+        raise CheckpointError(f"{path}, the source this run trained on, has errors:\n{exc}") from None
 
 
 def run_config(run: RunDir):
@@ -133,13 +136,14 @@ def check_network(saved: dict, desc: dict, run: RunDir) -> None:
                               f"network its `config` gives ({desc})")
 
 
-def env_checker(cls, params: dict, source: Optional[str] = None, config=None):
+def env_checker(cls, params: dict, source: Optional[str] = None, config=None, what: Optional[str] = None):
     """A `check` for `RunDir.load`: the checkpoint was made for `cls` with `params` (and
-    `source`), and its difficulty is one the run's `config` can reach."""
+    `source`), and its difficulty is one the run's `config` can reach. `what` names the
+    env's file in messages (default: the file `cls` was first compiled from)."""
     from .rundir import check_env
 
     def check(meta: dict, path: Path) -> None:
-        check_env(meta, cls, params, source, path, cls.source_path)
+        check_env(meta, cls, params, source, path, what or cls.source_path)
         if config is not None and meta["difficulty"] > max(config.difficulty, config.diff_max):
             raise CheckpointError(f"{path}: the metadata field `difficulty` is {meta['difficulty']}, above the "
                                   f"run's diff_max ({config.diff_max})")
@@ -164,8 +168,8 @@ def train(path: Optional[str], out: Optional[str], config_path: Optional[str], p
         saved, cfg = run_config(run)
         cls, source = run_env(run)
         params = saved.get("params", {})
-        check_env(saved, cls, params, source, run.path / "config.json", cls.source_path)
-        check = env_checker(cls, params, source, cfg)
+        check_env(saved, cls, params, source, run.path / "config.json", str(run.path / "env.twl"))
+        check = env_checker(cls, params, source, cfg, str(run.path / "env.twl"))
         ppo = PPO(cls, cfg, params)
         check_network(saved, ppo.policy_desc, run)
         meta = {"env": cls.name, "obs_size": ppo.policy.obs_size, "num_actions": ppo.num_actions,
@@ -238,11 +242,11 @@ def finished_line(history: list, seconds: float, path: Path) -> str:
 
 
 def load_policy(run: RunDir, which: str = "best", cls=None, params: Optional[dict] = None,
-                source: Optional[str] = None):
+                source: Optional[str] = None, what: Optional[str] = None):
     """The torch network of a run, with the weights of checkpoint `which`, its metadata and
     the run's config.json. With `cls`, the checkpoint must have been made for that env with
     `params` (default: the run's) and, when `source` is given, from that source; what
-    differs is a `CheckpointError`."""
+    differs is a `CheckpointError` (`what` names the env's file)."""
     from .nets import build_policy
     cfg, config = run_config(run)
     desc = cfg.get("policy") or {"kind": "basic", "obs_size": cfg["obs_size"], "num_actions": cfg["num_actions"],
@@ -254,7 +258,7 @@ def load_policy(run: RunDir, which: str = "best", cls=None, params: Optional[dic
                               f"can build: {exc}") from None
     check = None
     if cls is not None:
-        check = env_checker(cls, cfg.get("params", {}) if params is None else params, source, config)
+        check = env_checker(cls, cfg.get("params", {}) if params is None else params, source, config, what)
     meta = run.load(which, net, {"env": cfg["env"], "obs_size": cfg["obs_size"], "num_actions": cfg["num_actions"]},
                     check)
     return net, meta, cfg
@@ -275,7 +279,7 @@ def evaluate(run_path: str, episodes: int, deterministic: bool, difficulty: Opti
         from .az_training import evaluate_alphazero
         return evaluate_alphazero(run_path, episodes, difficulty, seed, stream, tries)
     cls, source = run_env(run)
-    net, meta, cfg = load_policy(run, cls=cls, source=source)
+    net, meta, cfg = load_policy(run, cls=cls, source=source, what=str(run.path / "env.twl"))
     if difficulty is None:
         difficulty = meta["difficulty"]
     meta.pop("_tensors", None)

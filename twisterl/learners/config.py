@@ -79,10 +79,14 @@ def choice(*options: str) -> Check:
     return check
 
 
+MAX_WIDTH = 1 << 16
+"""The widest layer a config may ask for."""
+
+
 def sizes(value: Any) -> Optional[str]:
-    """A check for a list of layer sizes (ints of at least 1)."""
-    if not isinstance(value, list) or any(value_error(v, "int", 1, 1 << 20) for v in value):
-        return f"must be a list of ints between 1 and {1 << 20}, not {value!r}"
+    """A check for a list of layer sizes (ints between 1 and `MAX_WIDTH`)."""
+    if not isinstance(value, list) or any(value_error(v, "int", 1, MAX_WIDTH) for v in value):
+        return f"must be a list of ints between 1 and {MAX_WIDTH}, not {value!r}"
     return None
 
 
@@ -97,7 +101,7 @@ COMMON: dict[str, Check] = {
     "num_threads": number("int", 1, 1024),
     "torch_threads": number("int", 0, 1024),
     "learning_rate": number("float", 0, 10, positive=True),
-    "embedding_size": number("int", 1, 1 << 20),
+    "embedding_size": number("int", 1, MAX_WIDTH),
     "common_layers": sizes,
     "conv_channels": sizes,
     "twists": number("bool"),

@@ -26,6 +26,8 @@ from .config import COMMON, MAX_COUNT, Check, ConfigError, build_config, choice,
 # Collection with a deadline runs in chunks of about this many env steps, so the deadline is
 # checked every few milliseconds (see `PPO.collect`).
 COLLECT_CHUNK = 4096
+# The most transitions one iteration may collect (its arrays are allocated at once).
+MAX_BATCH = 1 << 26
 
 
 @dataclass
@@ -129,6 +131,9 @@ def make_config(data, where: str, base: Optional[dict] = None) -> Config:
     """A checked `Config` from the keys in `data` over `base`; a `ConfigError` naming `where`
     and the field for anything wrong, including a `diff_metric` that names no eval."""
     cfg = build_config(Config, data, where, CHECKS, base)
+    if cfg.num_envs * cfg.num_steps > MAX_BATCH:
+        raise ConfigError(f"{where}: `num_envs` x `num_steps` is {cfg.num_envs * cfg.num_steps:,} transitions per "
+                          f"iteration; at most {MAX_BATCH:,} fit in memory")
     if cfg.diff_metric != "train" and cfg.diff_metric not in cfg.evals:
         raise ConfigError(f"{where}: `diff_metric` {cfg.diff_metric!r} is neither \"train\" nor one of the evals "
                           f"({', '.join(cfg.evals) or 'none configured'})")

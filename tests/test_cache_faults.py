@@ -188,6 +188,7 @@ def test_an_entry_damaged_after_loading_is_rebuilt_in_the_same_process(cache, en
     result = _python(cache, script, PUZZLE)
     assert result.returncode == 0, result.stderr
     assert [line.split()[0] for line in result.stdout.splitlines()] == ["SlidingPuzzle"] * 2
+    assert result.stderr.count("discarding the damaged build-cache entry") == 1
     assert build_mod._read_entry(folder, folder.name)[1] is None
 
 

@@ -343,3 +343,14 @@ def test_metrics_csv_gains_new_columns_with_nan_in_older_rows(tmp_path):
     rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
     assert [r["cut_short"] for r in rows] == ["nan", "True", "False"]
     assert [r["success_rate"] for r in rows] == ["0.5", "nan", "nan"]
+
+
+def test_an_eval_the_deadline_stops_reports_nan(compiled):
+    from twisterl.evaluation import evaluate_policy
+    from twisterl.nets import BasicPolicy, export
+    cls = compiled("puzzle")
+    policy = export(BasicPolicy(81, 4, 16, (16,)))
+    full = evaluate_policy(cls, policy, 8, False, 3, 0, {})
+    assert not full["cut_short"] and 0 <= full["success"] <= 1
+    cut = evaluate_policy(cls, policy, 8, False, 3, 0, {}, deadline=time.perf_counter())
+    assert cut["cut_short"] and math.isnan(cut["success"]) and math.isnan(cut["return"])

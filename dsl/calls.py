@@ -9,6 +9,7 @@ from .diagnostics import Span, did_you_mean
 from .exprs import (AGGREGATES, BUILTIN_FUNCTIONS, MATH_FLOAT1, OBSERVE_ONLY, RANDOM,
                     STATEMENT_BUILTINS, article)
 from .scope import Context
+from .stmts import kind_phrase
 from .types import BOOL, FLOAT, INT, is_err, is_float, is_int, is_numeric, scalar_of, with_scalar
 
 _ARITY = {
@@ -25,6 +26,9 @@ class CallChecker:
         return self.call(e, ctx, expected, as_statement=False)
 
     def call(self, e: ast.Call, ctx: Context, expected, as_statement: bool) -> ir.Expr:
+        # Functions and values have separate names: a value named `max` leaves `max(...)` alone.
+        if e.func in BUILTIN_FUNCTIONS:
+            return self.builtin_call(e, ctx, expected, as_statement)
         sym = self.resolve_global(e.func, e.func_span)
         if ctx.lookup(e.func) is not None:
             self.report.error(e.func_span, f"`{e.func}` is a local value, not a function")
@@ -36,11 +40,9 @@ class CallChecker:
                               hints=["move the shared effect into a `fn` and call it from the actions",
                                      "`act(k)` applies action number k when it is legal"])
             return self.err(e.span)
-        if sym is not None and e.func not in BUILTIN_FUNCTIONS:
-            self.report.error(e.func_span, f"`{e.func}` is {'a ' + sym.kind}, not a function")
+        if sym is not None:
+            self.report.error(e.func_span, f"`{e.func}` is {kind_phrase(sym.kind)}, not a function")
             return self.err(e.span)
-        if e.func in BUILTIN_FUNCTIONS:
-            return self.builtin_call(e, ctx, expected, as_statement)
         self.report.error(e.func_span, f"I cannot find a function `{e.func}`", "not defined",
                           did_you_mean(e.func, list(BUILTIN_FUNCTIONS) + self.function_names()))
         return self.err(e.span)

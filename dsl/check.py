@@ -11,18 +11,21 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+import dataclasses
+import sys
+from typing import Any, Iterator, Optional
 
 from . import ast, ir
 from .calls import CallChecker
-from .consteval import MAX_CELLS, Evaluator, try_eval
+from .consteval import (I64_MAX, MAX_CELLS, SPECULATIVE_STEPS, Budget, EvalError, Evaluator, NotStatic, TooLong,
+                        try_eval)
 from .diagnostics import Diagnostic, Reporter, Source, Span, did_you_mean
 from .effects import EffectChecker
 from .exprs import ExprChecker, article
 from .levels import LevelChecker
 from .observe import ObserveChecker
 from .render import RenderChecker
-from .scope import BUILTIN_VALUES, RESERVED, Context, Effects, Local, Symbol
+from .scope import BUILTIN_VALUES, Context, Effects, Local, Symbol, refused_name
 from .stmts import StmtChecker, kind_phrase
 from .symmetry import SymmetryChecker
 from .types import BOOL, ERR, FLOAT, INT, UNIT, add, is_err, is_float, is_int, mul, sub
@@ -35,10 +38,25 @@ _TYPE_HINTS = {"Int": "int", "integer": "int", "i32": "int", "i64": "int", "usiz
                "boolean": "bool", "Bool": "bool", "str": "there are no string values"}
 
 
+MAX_CHAIN = 1000  # definitions resolved inside one another (`const a = b`, `const b = c`...)
+
+
 def check_module(module: ast.Module, source: Source) -> tuple[list[Diagnostic], Optional[ir.Env]]:
     """Check a parsed module; return the diagnostics and, when there are no errors, the IR."""
     checker = Checker(module, source)
-    env = checker.run()
+    # The checker recurses through nested expressions (at most MAX_NESTING deep), chains of
+    # definitions and constant function calls; give it room for all three at once.
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 50_000))
+    try:
+        env = checker.run()
+    except RecursionError:
+        name, span = checker.outermost
+        checker.report.error(span, f"the definition of `{name}` nests too deeply to check",
+                             hints=["split it into shorter definitions"])
+        env = None
+    finally:
+        sys.setrecursionlimit(limit)
     return checker.report.diagnostics, env
 
 
@@ -58,12 +76,21 @@ class Checker(ExprChecker, CallChecker, StmtChecker, LevelChecker, ObserveChecke
         self.pure_calls: list[tuple[str, Span, str]] = []
         self.state_reads: set[str] = set()
         self.resolving: set[str] = set()
+        self.outermost: tuple[str, Span] = ("env", Span.point(1, 1))  # the definition being checked
         self.const_ir: dict[str, ir.Const] = {}
         self.view_ir: dict[str, ir.View] = {}
         self.signatures: dict[str, Optional[tuple[tuple[ir.FnParam, ...], Any]]] = {}
         self.fn_ir: dict[str, ir.Function] = {}
         self.values: dict[str, Any] = {}  # params' defaults and consts' values
-        self.evaluator = Evaluator(self.values)
+        # What the env computes when it is created (consts, sizes, bounds) must be computed
+        # here too, within `budget`; the checks that only may evaluate something (constant
+        # indices, symmetry sweeps, never-legal guards) share `spare` and give up quietly.
+        self.budget, self.spare = Budget(), Budget()
+        self.evaluator = Evaluator(self.values, budget=self.budget)
+        self.sweeper = Evaluator(self.values, budget=self.spare)
+        self.eval_errors: set[tuple[Span, str]] = set()
+        self.not_static_consts: list[tuple[ast.ConstDecl, str]] = []
+        self.failed_consts: set[str] = set()
         # Consts that depend on no param: their values are the same for every instance,
         # so sizes made of them fold to literals (fixed-size arrays in the generated code).
         self.fixed_values: dict[str, Any] = {}
@@ -73,17 +100,17 @@ class Checker(ExprChecker, CallChecker, StmtChecker, LevelChecker, ObserveChecke
     def run(self) -> Optional[ir.Env]:
         self.collect()
         self.check_players()
-        for item in self.items(ast.ParamDecl):
-            self.resolve_global(item.name, item.name_span)
-        for item in self.items(ast.ConstDecl):
+        for item in self.dependencies_first(self.items(ast.ParamDecl) + self.items(ast.ConstDecl)):
             self.resolve_global(item.name, item.name_span)
         state = [self.state_var(d) for d in self.items(ast.StateDecl)]
         for d in self.items(ast.FnDecl):
-            self.signature(d.name)
-        for d in self.items(ast.ViewDecl):
+            if self.owns(d):
+                self.signature(d.name)
+        for d in self.dependencies_first(self.items(ast.ViewDecl)):
             self.resolve_global(d.name, d.name_span)
         functions = [f for f in (self.function(d) for d in self.items(ast.FnDecl)) if f is not None]
-        self.evaluator.functions = self.fn_ir
+        self.evaluator.functions = self.sweeper.functions = self.fn_ir
+        self.const_values()
         actions = [a for a in (self.action(d) for d in self.items(ast.ActionDecl)) if a is not None]
         self.check_action_kinds()
         reset = self.reset_block()
@@ -94,6 +121,11 @@ class Checker(ExprChecker, CallChecker, StmtChecker, LevelChecker, ObserveChecke
         symmetries = [s for s in (self.symmetry(d) for d in self.symmetry_decls) if s is not None]
         render = self.render()
         self.check_effects()
+        if not self.report.has_errors:
+            for d, what in self.not_static_consts:
+                self.report.error(d.value.span, f"the const `{d.name}` cannot be computed when the env is created: "
+                                  f"it needs {what}, which is not known before the episode starts",
+                                  hints=["a const may use literals, params, other consts and pure functions of them"])
         self.check_required()
         if not self.report.has_errors:  # after an error, these warnings would mostly be noise
             self.warn_dead_state()
@@ -117,6 +149,31 @@ class Checker(ExprChecker, CallChecker, StmtChecker, LevelChecker, ObserveChecke
     def items(self, cls) -> list:
         return [i for i in self.module.items if isinstance(i, cls)]
 
+    def dependencies_first(self, decls: list) -> list:
+        """`decls` ordered so that each comes after the ones it names (cycles aside), so that
+        resolving them in turn does not recurse down long chains of definitions."""
+        by_name = {d.name: d for d in decls if self.owns(d)}
+        order, done = [], set()
+        for root in by_name.values():
+            stack = [(root, iter(_names_in(root)))]
+            done.add(root.name)
+            while stack:
+                d, names = stack[-1]
+                for n in names:
+                    if n in by_name and n not in done:
+                        done.add(n)
+                        stack.append((by_name[n], iter(_names_in(by_name[n]))))
+                        break
+                else:
+                    stack.pop()
+                    order.append(d)
+        return order
+
+    def owns(self, d) -> bool:
+        """Whether declaration `d` holds its name (it is not a refused or second definition)."""
+        sym = self.globals.get(d.name)
+        return sym is not None and sym.decl is d
+
     # ------------------------------------------------------------ declarations
 
     def collect(self) -> None:
@@ -126,8 +183,6 @@ class Checker(ExprChecker, CallChecker, StmtChecker, LevelChecker, ObserveChecke
             kind = kinds.get(type(item))
             if kind is not None:
                 self.declare(Symbol(kind, item.name, item.name_span, item))
-                if isinstance(item, ast.EnumDecl):
-                    self.declare_enum(item)
             elif isinstance(item, ast.SymmetryDecl):
                 if any(s.name == item.name for s in self.symmetry_decls):
                     first = next(s for s in self.symmetry_decls if s.name == item.name)
@@ -147,18 +202,15 @@ class Checker(ExprChecker, CallChecker, StmtChecker, LevelChecker, ObserveChecke
                                       hints=[_combine_hint(key)])
                 else:
                     self.singles[key] = item
+        # After every declaration, so that a variant clashes with names declared later too.
+        for d in self.items(ast.EnumDecl):
+            if self.owns(d):
+                self.declare_enum(d)
 
     def declare(self, sym: Symbol) -> None:
-        if sym.name.startswith("__"):
-            self.report.error(sym.span, "names starting with `__` are reserved for generated code",
-                              hints=["drop the leading underscores"])
-            return
-        if sym.name in RESERVED:
-            self.report.error(sym.span, f"`{sym.name}` is a keyword and cannot be used as a name")
-            return
-        if sym.name in BUILTIN_VALUES:
-            self.report.error(sym.span, f"`{sym.name}` is built in and cannot be redefined",
-                              hints=["pick another name"])
+        refused = refused_name(sym.name)
+        if refused is not None:
+            self.report.error(sym.span, refused[0], hints=refused[1])
             return
         if sym.kind == "fn" and sym.name in _BUILTIN_FUNCTION_NAMES():
             self.report.error(sym.span, f"`{sym.name}` is a built-in function and cannot be redefined",
@@ -174,23 +226,22 @@ class Checker(ExprChecker, CallChecker, StmtChecker, LevelChecker, ObserveChecke
         self.globals[sym.name] = sym
 
     def declare_enum(self, d: ast.EnumDecl) -> None:
-        names = [v for v, _ in d.variants]
         seen: dict[str, Span] = {}
         for v, span in d.variants:
-            if v in seen:
+            refused = refused_name(v)
+            if refused is not None:
+                self.report.error(span, refused[0], hints=refused[1])
+            elif v in seen:
                 self.report.error(span, f"enum `{d.name}` lists `{v}` twice", notes=[("first here", seen[v])])
-            seen[v] = span
-        etype = ir.EnumType(d.name, tuple(dict.fromkeys(names)))
-        if self.globals.get(d.name) is not None and self.globals[d.name].decl is d:
-            self.globals[d.name].type = etype
-        for v, span in d.variants:
-            if v in self.globals and self.globals[v].kind != "variant":
+            elif v in self.globals:
                 self.report.error(span, f"the variant `{v}` has the same name as {kind_phrase(self.globals[v].kind)}",
                                   notes=[("declared here", self.globals[v].span)],
                                   hints=[f"rename one of them (the variant stays reachable as `{d.name}.{v}`)"])
-            enums = self.variants.setdefault(v, [])
-            if etype not in enums:
-                enums.append(etype)
+            seen.setdefault(v, span)
+        etype = ir.EnumType(d.name, tuple(seen))
+        self.globals[d.name].type = etype
+        for v in seen:
+            self.variants.setdefault(v, []).append(etype)
 
     def resolve_global(self, name: str, span: Span) -> Optional[Symbol]:
         """Look a global name up, checking a const or view on first use."""
@@ -201,7 +252,8 @@ class Checker(ExprChecker, CallChecker, StmtChecker, LevelChecker, ObserveChecke
                 return None
             if len(enums) > 1:
                 self.report.error(span, f"`{name}` is a variant of several enums: "
-                                  + ", ".join(f"`{e.name}`" for e in enums),
+                                  + ", ".join(f"`{e.name}`" for e in enums), "ambiguous",
+                                  notes=[(f"a variant of `{e.name}`", self.globals[e.name].span) for e in enums],
                                   hints=[f"qualify it: `{enums[0].name}.{name}`"])
                 return Symbol("variant", name, span, None, ERR)
             return Symbol("variant", name, span, None, enums[0])
@@ -212,6 +264,13 @@ class Checker(ExprChecker, CallChecker, StmtChecker, LevelChecker, ObserveChecke
                                   hints=["break the cycle: a definition cannot use its own value"])
                 sym.type = ERR
                 return sym
+            if len(self.resolving) >= MAX_CHAIN:
+                self.report.error(span, f"`{name}` is defined through a chain of more than {MAX_CHAIN:,} definitions",
+                                  hints=["shorten the chain: define the values directly"])
+                sym.type = ERR
+                return sym
+            if not self.resolving:
+                self.outermost = (name, sym.span)
             self.resolving.add(name)
             try:
                 {"param": self.param, "const": self.const, "view": self.view}[sym.kind](sym)
@@ -241,13 +300,81 @@ class Checker(ExprChecker, CallChecker, StmtChecker, LevelChecker, ObserveChecke
     # ------------------------------------------------------------ static values
 
     def static_value(self, e: Optional[ir.Expr], params: bool = True):
+        """The value of `e` with the default params (only fixed consts unless `params`), or
+        None: not static, failing, or too long to compute (the caller checks nothing then)."""
         if e is None:
             return None
         if isinstance(e, ir.Lit):
             return e.value
-        if not params:
-            return try_eval(Evaluator(self.fixed_values), e)
-        return try_eval(self.evaluator, e)
+        budget = Budget(max(min(SPECULATIVE_STEPS, self.spare.left), 0))
+        ev = Evaluator(self.values, self.evaluator.functions, budget) if params else Evaluator(self.fixed_values, None, budget)
+        value = try_eval(ev, e)
+        self.spare.left -= budget.limit - max(budget.left, 0)
+        return value
+
+    def must_value(self, e: Optional[ir.Expr], what: str):
+        """The value of `e`, which the env computes when it is created: a failure is an error.
+
+        None when `e` is not static (or failed, reported)."""
+        return self.eval_reporting(e, what)[0]
+
+    def eval_reporting(self, e: Optional[ir.Expr], what: str) -> tuple[Any, bool]:
+        """(value, False); (None, False) when not static; (None, True) after a failure."""
+        if e is None:
+            return None, False
+        if isinstance(e, ir.Lit):
+            return e.value, False
+        try:
+            return self.evaluator.eval(e), False
+        except NotStatic:
+            return None, False
+        except EvalError as exc:
+            self.report_eval_error(exc, what, e.span)
+        except (TypeError, ValueError, OverflowError, IndexError, ZeroDivisionError, KeyError, AttributeError):
+            pass  # an expression that already has an error
+        return None, True
+
+    def report_eval_error(self, exc: EvalError, what: str, span: Span) -> None:
+        at = exc.span or span
+        key = ("too long", None) if isinstance(exc, TooLong) else (at, exc.message)
+        if key in self.eval_errors:
+            return  # once the budget is spent, every later evaluation stops at once
+        self.eval_errors.add(key)
+        notes = [(f"while computing {what}", span)] if at != span else []
+        if isinstance(exc, TooLong):
+            self.report.error(at, f"{what} takes too long to compute: more than {exc.limit:,} steps "
+                              "with the default params", "still running here", notes=notes,
+                              hints=["`twisterl check` and the creation of every env compute it; use smaller "
+                                     "sizes or fewer iterations",
+                                     "or compute it during the episode: in `reset` into a state variable, "
+                                     "or in a `let` view"])
+        else:
+            self.report.error(at, f"{what} fails with the default params: {exc.message}", "fails here", notes=notes)
+
+    def const_values(self) -> None:
+        """Compute the consts that need functions, now that the functions are checked."""
+        missing: set[str] = set()
+        for name, c in self.const_ir.items():
+            if name in self.values or name in self.failed_consts:
+                continue
+            d: ast.ConstDecl = self.globals[name].decl
+            try:
+                value = self.evaluator.eval(c.value)
+            except NotStatic as exc:
+                what = str(exc.args[0]) if exc.args else "something"
+                if what not in missing:
+                    self.not_static_consts.append((d, f"`{what}`"))
+                missing.add(name)
+                continue
+            except EvalError as exc:
+                self.report_eval_error(exc, f"the const `{name}`", d.value.span)
+                missing.add(name)
+                continue
+            except (TypeError, ValueError, OverflowError, IndexError, ZeroDivisionError, KeyError, AttributeError):
+                missing.add(name)
+                continue
+            self.check_value_fits(value, c.type, d.value.span)
+            self.values[name] = value
 
     def reads_params(self, e: ir.Expr) -> bool:
         """Whether `e` depends on a param, directly or through consts."""
@@ -321,7 +448,7 @@ class Checker(ExprChecker, CallChecker, StmtChecker, LevelChecker, ObserveChecke
             if size is None:
                 return ERR
             n = self.static_value(size)
-            total = cells * n if isinstance(n, int) else cells
+            total = cells * n if isinstance(n, int) and not isinstance(n, bool) else cells
             if total > MAX_CELLS:
                 self.report.error(t.span, f"this array has {total:,} cells with the default params, beyond "
                                   f"the limit of {MAX_CELLS:,}", "too large")
@@ -349,7 +476,11 @@ class Checker(ExprChecker, CallChecker, StmtChecker, LevelChecker, ObserveChecke
                     if not isinstance(hi, ir.Lit) else ir.Lit(hi.value + 1, INT, r.span)
             else:
                 self.report.error(r.span, "float ranges are closed already; write `lo..hi`")
-        a, b = self.static_value(lo), self.static_value(hi)
+        a, b = self.must_value(lo, f"the start of {what}"), self.must_value(hi, f"the end of {what}")
+        if kind is INT and any(isinstance(x, int) and not -I64_MAX - 1 <= x <= I64_MAX for x in (a, b)):
+            self.report.error(r.span, f"{what} does not fit in 64-bit ints", "out of range",
+                              [f"ints range from {-I64_MAX - 1} to {I64_MAX}"])
+            return None, None
         if isinstance(a, (int, float)) and isinstance(b, (int, float)):
             if (kind is INT and a >= b) or (kind is FLOAT and a > b):
                 self.report.error(r.span, f"{what} {a}..{b} is empty with the default params",
@@ -378,7 +509,8 @@ class Checker(ExprChecker, CallChecker, StmtChecker, LevelChecker, ObserveChecke
             return
         if isinstance(t, (ir.IntType, ir.FloatType)) and t.lo is not None:
             lo, hi = self.static_value(t.lo), self.static_value(t.hi)
-            inside = lo <= default < hi if isinstance(t, ir.IntType) else lo <= default <= hi
+            known = all(isinstance(x, (int, float)) for x in (lo, hi, default))
+            inside = not known or (lo <= default < hi if isinstance(t, ir.IntType) else lo <= default <= hi)
             if not inside:
                 self.report.error(d.default.span, f"the default {default} is outside the declared range", "out of range")
         if is_float(t):
@@ -400,7 +532,9 @@ class Checker(ExprChecker, CallChecker, StmtChecker, LevelChecker, ObserveChecke
         if is_err(t):
             return
         self.const_ir[d.name] = ir.Const(d.name, t, value, d.span)
-        v = self.static_value(value)
+        v, failed = self.eval_reporting(value, f"the const `{d.name}`")
+        if failed:
+            self.failed_consts.add(d.name)
         if v is not None:
             self.values[d.name] = v
             if not self.reads_params(value):
@@ -425,6 +559,7 @@ class Checker(ExprChecker, CallChecker, StmtChecker, LevelChecker, ObserveChecke
             init = self.expr(d.init, ictx, t)
             if not is_err(t) and not is_err(init.type):
                 self.expect(init, t, f"the initial value of `{d.name}`", d.init.span)
+                self.must_value(init, f"the initial value of `{d.name}`")
                 self.check_constant_fits(init, t, d.init.span)
         return ir.StateVar(d.name, t, init, d.span)
 
@@ -571,6 +706,10 @@ class Checker(ExprChecker, CallChecker, StmtChecker, LevelChecker, ObserveChecke
                 n = 1
                 if isinstance(t, ir.ArrayType):
                     n = self.static_value(t.size)
+                    if not isinstance(n, int):
+                        self.report.error(p.span, "the number of values of a continuous action must be known "
+                                          "with the default params")
+                        n = 0
                     t = t.elem
                 lows += [t.lo] * n
                 highs += [t.hi] * n
@@ -650,6 +789,21 @@ class Checker(ExprChecker, CallChecker, StmtChecker, LevelChecker, ObserveChecke
         """Where to report something missing from the whole env: its `env` line."""
         env = self.singles.get("env")
         return env.name_span if env is not None else Span.point(1, 1)
+
+
+def _names_in(node) -> Iterator[str]:
+    """Every name an AST node mentions (over-approximated: locals too), without recursion."""
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, (tuple, list)):
+            stack.extend(n)
+        elif isinstance(n, ast.Name):
+            yield n.id
+        elif dataclasses.is_dataclass(n) and not isinstance(n, (type, Span)):
+            if isinstance(n, ast.Call):
+                yield n.func
+            stack.extend(getattr(n, f.name) for f in dataclasses.fields(n) if f.name != "span")
 
 
 def _plain(e: ir.Expr) -> ir.Expr:

@@ -28,23 +28,38 @@ def walk(node) -> Iterator:
 
 
 class EffectChecker:
-    def transitive(self, key: str, trail: Optional[list] = None) -> Effects:
-        """Effects of `key` (fn:NAME, view:NAME, action:NAME...) including what it calls."""
+    def transitive(self, key: str) -> Effects:
+        """Effects of `key` (fn:NAME, view:NAME, action:NAME...) including what it calls.
+
+        Iterative, so that a long chain of calls cannot exhaust Python's stack; in a cycle
+        (reported separately) a callee still being summed contributes what it has so far."""
         memo = self.__dict__.setdefault("_transitive", {})
         if key in memo:
             return memo[key]
-        trail = trail or []
+        memo[key] = self._own_effects(key)
+        stack = [(key, iter(self.effects.get(key, Effects()).calls))]
+        while stack:
+            node, callees = stack[-1]
+            for callee, _span in callees:
+                if callee not in memo:
+                    memo[callee] = self._own_effects(callee)
+                    stack.append((callee, iter(self.effects.get(callee, Effects()).calls)))
+                    break
+            else:
+                stack.pop()
+                total = memo[node]
+                for callee, _span in self.effects.get(node, Effects()).calls:
+                    sub = memo[callee]
+                    for name, span in sub.writes.items():
+                        total.writes.setdefault(name, span)
+                    total.random = total.random or sub.random
+                    total.reward = total.reward or sub.reward
+                    total.applies_actions = total.applies_actions or sub.applies_actions
+        return memo[key]
+
+    def _own_effects(self, key: str) -> Effects:
         own = self.effects.get(key, Effects())
-        total = Effects(dict(own.writes), own.random, own.reward, list(own.calls), own.applies_actions)
-        memo[key] = total  # provisional, so cycles terminate; cycles are reported separately
-        for callee, _span in own.calls:
-            sub = self.transitive(callee, trail + [key])
-            for name, span in sub.writes.items():
-                total.writes.setdefault(name, span)
-            total.random = total.random or sub.random
-            total.reward = total.reward or sub.reward
-            total.applies_actions = total.applies_actions or sub.applies_actions
-        return total
+        return Effects(dict(own.writes), own.random, own.reward, list(own.calls), own.applies_actions)
 
     def check_effects(self) -> None:
         self.check_recursion()
@@ -180,7 +195,7 @@ class EffectChecker:
                 ranges.append(range(lo, hi))
             else:
                 try:
-                    legal = any(self.evaluator.eval(a.guard, dict(zip((p.name for p in a.index_params), combo)))
+                    legal = any(self.sweeper.eval(a.guard, dict(zip((p.name for p in a.index_params), combo)))
                                 for combo in itertools.product(*ranges))
                 except (NotStatic, EvalError, TypeError, IndexError, KeyError):
                     continue

@@ -6,6 +6,7 @@ and `self.effects_of`.
 
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 from . import ast, ir
@@ -97,6 +98,10 @@ class ExprChecker:
         return int_lit(e.value, e.span)
 
     def _e_FloatLit(self, e, ctx, expected):
+        if not math.isfinite(e.value):
+            self.report.error(e.span, "this float is too large for 64 bits", "too large",
+                              ["floats range up to about 1.8e308"])
+            return self.err(e.span)
         return ir.Lit(e.value, FLOAT, e.span)
 
     def _e_BoolLit(self, e, ctx, expected):
@@ -139,8 +144,9 @@ class ExprChecker:
                               hints=[f"name a variant: `{name}.{sym.decl.variants[0][0]}`"] if sym.decl.variants else [])
             return self.err(span)
         if sym.kind == "variant":
-            etype = sym.type
-            return ir.Lit(etype.variants.index(name), etype, span)
+            if is_err(sym.type):
+                return self.err(span)
+            return ir.Lit(sym.type.variants.index(name), sym.type, span)
         if ctx.mode == "static" and sym.kind in ("state", "view"):
             self.report.error(span, f"`{name}` is {'state' if sym.kind == 'state' else 'a view of the state'}, "
                               f"but {ctx.what} must be known before the episode starts",
@@ -243,13 +249,15 @@ class ExprChecker:
             self.report.error(right.span, "division by zero" if op == "div" else "modulo by zero")
             return self.err(span)
         if isinstance(left, ir.Lit) and isinstance(right, ir.Lit):
-            from .consteval import floor_div, floor_mod
-            a, b = left.value, right.value
-            value = {"add": lambda: a + b, "sub": lambda: a - b, "mul": lambda: a * b,
-                     "div": lambda: floor_div(a, b), "mod": lambda: floor_mod(a, b),
-                     "pow": lambda: a ** b if b <= 64 or abs(a) <= 1 else None}[op]()
-            if value is not None and abs(value) <= I64_MAX:
-                return int_lit(value, span)
+            # Literals fold here; one that overflows would fault wherever it runs.
+            from .consteval import EvalError
+            from .consteval import arith as fold
+            try:
+                return int_lit(fold(op, left.value, right.value, span), span)
+            except EvalError as exc:
+                self.report.error(span, f"{exc.message}", "overflows",
+                                  ["ints are 64-bit: they range from -9223372036854775808 to 9223372036854775807"])
+                return self.err(span)
         return ir.Binary(op, left, right, self.int_result_type(op, lt, rt, right, span), span)
 
     def int_result_type(self, op, lt, rt, right, span):
@@ -428,7 +436,7 @@ class ExprChecker:
             return None
         if not self.expect(size, INT, what, e.span):
             return None
-        n = self.static_value(size)
+        n = self.must_value(size, what)
         if isinstance(n, int):
             if n < 0:
                 self.report.error(e.span, f"{what} is {n} with the default params; sizes cannot be negative")

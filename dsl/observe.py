@@ -40,7 +40,7 @@ class ObserveChecker:
         return self.layout(parts, d)
 
     def obs_part(self, e: ast.Expr, seen_by, ctx: Context) -> Optional[list[ir.ObsPart]]:
-        if isinstance(e, ast.Call) and e.func in ("onehot", "planes") and self.globals.get(e.func) is None:
+        if isinstance(e, ast.Call) and e.func in ("onehot", "planes"):
             if len(e.args) != 1 or e.comprehension is not None:
                 self.report.error(e.span, f"`{e.func}` takes one value: `{e.func}(board)`")
                 return None

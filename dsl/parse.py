@@ -341,7 +341,10 @@ def _node_span(node) -> Span:
 
 
 def _int(text: str) -> int:
-    return int(text.replace("_", ""))
+    digits = text.replace("_", "").lstrip("0") or "0"
+    if len(digits) > 19:  # beyond 64 bits, which the checker reports; no need to convert it all
+        return 10 ** 19
+    return int(digits)
 
 
 def _unescape(body: str) -> str:

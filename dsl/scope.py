@@ -18,6 +18,17 @@ RESERVED = frozenset("""
 BUILTIN_VALUES = frozenset(["difficulty", "player", "players", "steps", "num_actions", "pi"])
 
 
+def refused_name(name: str) -> Optional[tuple[str, list[str]]]:
+    """Why `name` cannot be declared (in any role), as a message and hints; None when it can."""
+    if name.startswith("__"):
+        return "names starting with `__` are reserved for generated code", ["drop the leading underscores"]
+    if name in RESERVED:
+        return f"`{name}` is a keyword and cannot be used as a name", ["pick another name"]
+    if name in BUILTIN_VALUES:
+        return f"`{name}` is built in and cannot be redefined", ["pick another name"]
+    return None
+
+
 @dataclass
 class Symbol:
     """A global name: kind is param, const, state, view, fn, action, enum or variant."""

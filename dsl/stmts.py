@@ -7,7 +7,7 @@ from typing import Optional
 from . import ast, ir
 from .diagnostics import Span
 from .exprs import article
-from .scope import Context, Local
+from .scope import Context, Local, refused_name
 from .types import BOOL, INT, describe, is_err, is_int, is_numeric, unbounded
 
 _AUG = {"+": "add", "-": "sub", "*": "mul", "/": "div", "%": "mod"}
@@ -74,14 +74,9 @@ class StmtChecker:
         return len(self.report.diagnostics) == before
 
     def _check_new_name(self, name: str, span: Span, ctx: Context) -> None:
-        from .scope import BUILTIN_VALUES, RESERVED
-        if name.startswith("__"):
-            self.report.error(span, "names starting with `__` are reserved for generated code",
-                              hints=["drop the leading underscores"])
-        elif name in RESERVED:
-            self.report.error(span, f"`{name}` is a keyword and cannot be used as a name")
-        elif name in BUILTIN_VALUES:
-            self.report.error(span, f"`{name}` is built in and cannot be redefined", hints=["pick another name"])
+        refused = refused_name(name)
+        if refused is not None:
+            self.report.error(span, refused[0], hints=refused[1])
         elif name in ctx.scopes[-1]:
             self.report.error(span, f"`{name}` is already defined in this block",
                               notes=[("first defined here", ctx.scopes[-1][name].span)],
@@ -212,9 +207,12 @@ class StmtChecker:
 
     def check_constant_fits(self, value: ir.Expr, target, span: Span) -> None:
         """A value known statically must lie in the target's declared range."""
+        if isinstance(target, ir.IntType) and target.bounded:
+            self.check_value_fits(self.static_value(value), target, span)
+
+    def check_value_fits(self, v, target, span: Span) -> None:
         if not isinstance(target, ir.IntType) or not target.bounded:
             return
-        v = self.static_value(value)
         lo, hi = self.static_value(target.lo), self.static_value(target.hi)
         if not all(isinstance(x, int) and not isinstance(x, bool) for x in (v, lo, hi)):
             return
@@ -322,7 +320,9 @@ class StmtChecker:
 
     def _s_CallStmt(self, s: ast.CallStmt, ctx: Context):
         call = s.call
-        if call.func == "next_player" and ctx.lookup(call.func) is None and self.globals.get(call.func) is None:
+        # The built-in statements; a value of the same name does not hide them: functions and
+        # values have separate names.
+        if call.func == "next_player":
             if call.args or call.comprehension:
                 self.report.error(call.span, "`next_player()` takes no arguments")
                 return None
@@ -334,14 +334,14 @@ class StmtChecker:
                 return None
             self.effects_of(ctx.owner).writes.setdefault("player", call.span)
             return ir.NextPlayer(s.span)
-        if call.func == "random_action" and self.globals.get(call.func) is None:
+        if call.func == "random_action":
             if call.args:
                 self.report.error(call.span, "`random_action()` takes no arguments")
                 return None
             if not self.allow_random(ctx, call.func_span, "random_action"):
                 return None
             return ir.RandomAction(s.span)
-        if call.func == "shuffle" and self.globals.get(call.func) is None:
+        if call.func == "shuffle":
             if len(call.args) != 1 or not isinstance(call.args[0], (ast.Name, ast.Index)):
                 self.report.error(call.span, "`shuffle` takes one array to shuffle in place, like `shuffle(deck)`")
                 return None

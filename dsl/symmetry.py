@@ -9,10 +9,11 @@ observation permutation (TwisteRL's "twist") can be derived from the rules.
 from __future__ import annotations
 
 import itertools
+import math
 from typing import Optional
 
 from . import ast, ir
-from .consteval import EvalError, NotStatic
+from .consteval import EvalError, NotStatic, TooLong
 from .diagnostics import Span
 from .scope import Context, Local
 from .types import INT, array_dims, is_err, scalar_of
@@ -194,10 +195,12 @@ class SymmetryChecker:
                 t = self.globals[s.name].type
                 domain = self._domain(t)
                 if domain is not None:
-                    image = [self.evaluator.eval(s.value, {s.name: v}) for v in domain]
+                    image = [self.sweeper.eval(s.value, {s.name: v}) for v in domain]
                     self._bijective(image, domain, s.span, f"the values of `{s.name}`", sym.involution,
                                     lambda v: domain.index(v))
             self._check_actions(sym, d.name_span)
+        except TooLong:
+            return  # too large to sweep here: the permutations are checked when an env is created
         except (NotStatic, EvalError, TypeError, IndexError) as exc:
             message = exc.message if isinstance(exc, EvalError) else "it depends on values known only at run time"
             self.report.error(d.name_span, f"I cannot evaluate symmetry `{sym.name}` with the default params: {message}",
@@ -224,11 +227,12 @@ class SymmetryChecker:
             total *= n
         if total > MAX_SYMMETRY_POINTS:
             return
+        self.spare.spend(total, cell.span)
         points = list(itertools.product(*(range(n) for n in dims)))
         image = []
         for pt in points:
             local = dict(zip(cell.index_vars, pt))
-            target = tuple(self.evaluator.eval(e, local) for e in cell.targets)
+            target = tuple(self.sweeper.eval(e, local) for e in cell.targets)
             for v, n in zip(target, dims):
                 if not isinstance(v, int) or not 0 <= v < n:
                     where = "".join(f"[{x}]" for x in pt)
@@ -241,7 +245,7 @@ class SymmetryChecker:
         if cell.value is not None:
             domain = self._domain(scalar_of(t))
             if domain is not None:
-                values = [self.evaluator.eval(cell.value, {cell.value_var: v}) for v in domain]
+                values = [self.sweeper.eval(cell.value, {cell.value_var: v}) for v in domain]
                 self._bijective(values, domain, cell.span, f"the values of `{cell.array}`", sym.involution,
                                 lambda v: domain.index(v))
 
@@ -258,7 +262,10 @@ class SymmetryChecker:
                     lo, hi = self.static_bounds(p.range, INT, "an action's index range")
                     rs.append(range(self.static_value(lo), self.static_value(hi)))
             ranges[d.name] = rs
+            if len(numbering) + math.prod(len(r) for r in rs) > MAX_SYMMETRY_POINTS:
+                return  # checked when an env is created; `product` would first list every range
             for combo in itertools.product(*rs):
+                self.spare.spend(1, name_span)
                 numbering[(d.name,) + combo] = len(numbering)
                 if len(numbering) > MAX_SYMMETRY_POINTS:
                     return
@@ -271,7 +278,7 @@ class SymmetryChecker:
                 image.append(pt)
                 continue
             local = dict(zip(rule.index_vars, pt[1:]))
-            target = (rule.target,) + tuple(self.evaluator.eval(e, local) for e in rule.targets)
+            target = (rule.target,) + tuple(self.sweeper.eval(e, local) for e in rule.targets)
             if target not in numbering:
                 self.report.error(rule.span, f"this rule sends {_show_action(pt)} to {_show_action(target)}, "
                                   "which is not an action")

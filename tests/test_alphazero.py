@@ -113,4 +113,4 @@ def test_cli_train_resume_eval_and_play(tmp_path, monkeypatch, capsys):
     bad.write_text(json.dumps({"num_simulation": 3}))
     code, out, err = run_main(monkeypatch, capsys, "train", ttt, "--algo", "az", "--config", str(bad),
                               "--out", str(tmp_path / "x"))
-    assert code == 2 and "num_simulations" in err
+    assert code == 1 and "num_simulations" in err

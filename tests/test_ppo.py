@@ -75,7 +75,7 @@ def test_checkpoints_round_trip_and_refuse_mismatches(tmp_path):
     run = RunDir(tmp_path / "run")
     run.create({"env": "X"}, "env X\n")
     net = BasicPolicy(10, 3, 16, (8,))
-    run.save("last", net, {"env": "X", "obs_size": 10})
+    run.save("last", net, {"env": "X", "obs_size": 10, "difficulty": 1, "iteration": 0})
     other = BasicPolicy(10, 3, 16, (8,))
     run.load("last", other, {"env": "X"})
     for a, b in zip(net.state_dict().values(), other.state_dict().values()):
@@ -117,7 +117,7 @@ def test_train_and_eval_from_the_cli(build_cache, tmp_path):
     assert list((out / "tensorboard").glob("events.out.tfevents.*"))
     proc = subprocess.run([sys.executable, "-m", "twisterl", "eval", str(tmp_path)], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 2 and "not a training run" in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.returncode == 1 and "not a training run" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_twisterl_json_configs_are_accepted(tmp_path):

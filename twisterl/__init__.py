@@ -8,13 +8,24 @@
 
 __version__ = "0.1.0"
 
+# Submodules the docs use as `twisterl.<name>.…`: imported on first use (PEP 562), so
+# `import twisterl` stays fast and `twisterl.gym.register(...)` works after it alone.
+_SUBMODULES = frozenset({"gym", "pettingzoo", "search", "nets", "envs", "compiler", "build", "dsl",
+                         "codegen", "export", "training", "evaluation", "symmetry", "_core"})
+
 
 def __getattr__(name):
+    if name in _SUBMODULES:
+        import importlib
+        return importlib.import_module(f"{__name__}.{name}")
     if name in ("check_file", "check_source"):
         from . import dsl
         return getattr(dsl, name)
     # The compiled runtime is imported only when it is used, so `twisterl check` works
     # even where the native module could not be built.
+    if name in ("BuildError", "CacheError"):
+        from . import build
+        return getattr(build, name)
     if name in ("compile", "CheckError"):
         from . import compiler
         return getattr(compiler, name)
@@ -27,5 +38,5 @@ def __getattr__(name):
     raise AttributeError(f"module 'twisterl' has no attribute {name!r}")
 
 
-__all__ = ["check_file", "check_source", "compile", "CheckError", "EnvError", "EnvClass", "Env",
-           "VectorEnv", "mcts", "solve", "SearchResult"]
+__all__ = ["check_file", "check_source", "compile", "CheckError", "BuildError", "CacheError", "EnvError",
+           "EnvClass", "Env", "VectorEnv", "mcts", "solve", "SearchResult"]

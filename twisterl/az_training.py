@@ -8,7 +8,6 @@ metrics.csv, tensorboard/, progress.png, last/best checkpoints), so `--resume`,
 from __future__ import annotations
 
 import time
-from dataclasses import fields
 from pathlib import Path
 from typing import Optional, TextIO
 
@@ -17,60 +16,66 @@ import numpy as np
 from .rundir import CheckpointError, RunDir, find_run
 
 
-def make_az_config(overrides: dict):
-    from .learners.alphazero import Config
-    known = {f.name for f in fields(Config)}
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        raise ValueError(f"unknown AlphaZero config key(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    return Config(**overrides)
+def make_az_config(overrides: dict, where: str = "the config"):
+    """The AlphaZero config: the defaults, then `overrides`, every field checked (a
+    `ConfigError` names `where` and the field)."""
+    from .learners.alphazero import make_config
+    return make_config(overrides, where)
 
 
 def train_alphazero(path: Optional[str], out: Optional[str], config_path: Optional[str], params: dict,
                     seed: Optional[int], iterations: Optional[int], time_limit: Optional[float], stream: TextIO,
                     resume: Optional[str] = None) -> int:
+    """`twisterl train --algo az` (see `twisterl.training.train`, whose time limit this shares)."""
     import twisterl
     from .learners.alphazero import AlphaZero
     from .monitor import Monitor
-    from .rundir import restore_optimizer
-    from .training import load_config
+    from .rundir import check_env, env_identity, restore_optimizer
+    from .training import check_limits, check_network, env_checker, finished_line, load_config, run_config, run_env
+    check_limits(iterations, time_limit, seed)
     if resume is not None:
         run = find_run(resume)
-        saved = run.config()
+        saved, cfg = run_config(run)
         if saved.get("algo") != "az":
             raise CheckpointError(f"{run.path} is not an AlphaZero run")
-        cls = twisterl.compile(run.path / "env.twl")
-        cfg = make_az_config(saved["config"])
+        cls, source = run_env(run)
         params = saved.get("params", {})
+        check_env(saved, cls, params, source, run.path / "config.json", str(run.path / "env.twl"))
+        check = env_checker(cls, params, source, cfg, str(run.path / "env.twl"))
         az = AlphaZero(cls, cfg, params)
-        meta = {"env": cls.name, "obs_size": az.obs_size, "num_actions": az.num_actions}
-        state = run.load("last", az.policy, meta)
+        check_network(saved, az.policy_desc, run)
+        meta = {"env": cls.name, "obs_size": az.obs_size, "num_actions": az.num_actions,
+                "env_id": env_identity(cls, params, source)}
+        state = run.load("last", az.policy, {}, check)
         restore_optimizer(az.optimizer, state)
         az.resume(state)
-        try:
-            run.load("best", az.best, meta)
-        except CheckpointError:
+        if (run.path / "best.safetensors").exists():
+            run.load("best", az.best, {}, check)
+        else:
             az.best.load_state_dict(az.policy.state_dict())
-        best = (int(state.get("best_difficulty", 0)), float(state.get("best_success", -1.0)))
+        best = (state.get("best_difficulty", 0), state.get("best_success", -1.0))
         print(f"resuming {run.path} after iteration {state['iteration']}", file=stream)
     else:
         if path is None:
             raise ValueError("give a .twl file to train, or --resume RUN_DIR")
-        cls = twisterl.compile(path)
         overrides = load_config(config_path)
         if seed is not None:
             overrides["seed"] = seed
-        cfg = make_az_config(overrides)
+        cfg = make_az_config(overrides, config_path or "the config")
+        cls = twisterl.compile(path)
+        source = Path(path).read_text()
         run = RunDir(Path(out) if out else Path("runs") / f"{cls.name}-az-{time.strftime('%Y%m%d-%H%M%S')}")
         az = AlphaZero(cls, cfg, params)
+        identity = env_identity(cls, params, source)
         meta = {"env": cls.name, "obs_size": az.obs_size, "num_actions": az.num_actions}
         run.create({"algo": "az", "env_file": str(path), "params": params, "config": az.config_dict(),
-                    "policy": az.policy_desc, **meta}, Path(path).read_text())
+                    "policy": az.policy_desc, "env_id": identity, **meta}, source)
+        meta["env_id"] = identity
         best = (-1, -1.0)
-    start = time.perf_counter()
     print(f"training {cls.name} with AlphaZero: {cfg.num_games} self-play games x {cfg.num_simulations} "
           f"simulations per move per iteration; run dir {run.path}", file=stream)
     monitor = Monitor(run, stream, time_limit, cfg.diff_max if az.players == 1 else 1)
+    start = time.perf_counter()
 
     def on_iteration(s) -> None:
         nonlocal best
@@ -82,7 +87,7 @@ def train_alphazero(path: Optional[str], out: Optional[str], config_path: Option
                 monitor.writer.add_scalar(f"search/{key}", row[key], az.env_steps)
         # `best`: puzzles, the highest (difficulty, success); two players, the arena's champion.
         if az.players == 1:
-            improved = (s.difficulty, s.success_rate) > best
+            improved = not np.isnan(s.success_rate) and (s.difficulty, s.success_rate) > best
             if improved:
                 best = (s.difficulty, s.success_rate)
         else:
@@ -97,13 +102,19 @@ def train_alphazero(path: Optional[str], out: Optional[str], config_path: Option
 
     try:
         history = az.train(iterations=iterations, time_limit=time_limit, on_iteration=on_iteration)
+        if not history and not (run.path / "last.safetensors").exists():
+            # The time limit came before the first iteration finished: the initial network, to resume from.
+            run.save("last", az.policy, {**meta, **az.progress(), "success_rate": float("nan"),
+                                         "best_difficulty": best[0], "best_success": best[1]}, az.optimizer)
     finally:
         monitor.close()
+    seconds = time.perf_counter() - start
+    if not history or az.players == 1:
+        print(finished_line(history, seconds, run.path), file=stream)
+        return 0
     last = history[-1]
-    what = (f"difficulty {last.difficulty}, success {last.success_rate:.2f}" if az.players == 1 else
-            f"score vs random {last.vs_random:.2f}, vs pure MCTS {last.vs_mcts:.2f}")
-    print(f"done after {len(history)} iterations, {time.perf_counter() - start:.1f} s: {what}; "
-          f"checkpoints in {run.path}", file=stream)
+    print(f"done after {len(history)} iterations, {seconds:.1f} s: score vs random {last.vs_random:.2f}, "
+          f"vs pure MCTS {last.vs_mcts:.2f}; checkpoints in {run.path}", file=stream)
     return 0
 
 
@@ -116,10 +127,11 @@ def evaluate_alphazero(run_path: str, episodes: int, difficulty: Optional[int], 
     from .search import agent, play_games
     from .nets import export
     from .training import load_policy
+    from .training import run_config, run_env
     run = find_run(run_path)
-    net, meta, cfg = load_policy(run)
-    cls = twisterl.compile(run.path / "env.twl")
-    conf = make_az_config(cfg["config"])
+    _, conf = run_config(run)
+    cls, source = run_env(run)
+    net, meta, cfg = load_policy(run, cls=cls, source=source, what=str(run.path / "env.twl"))
     params = cfg.get("params", {})
     sims = simulations or conf.num_simulations
     group = None
@@ -128,7 +140,7 @@ def evaluate_alphazero(run_path: str, episodes: int, difficulty: Optional[int], 
         group = symmetry_group(cls(**params))
     me = agent(export(net), simulations=sims, c_puct=conf.c_puct, twists=group)
     if cls.players == 1:
-        diff = int(meta.get("difficulty", 0)) if difficulty is None else difficulty
+        diff = meta["difficulty"] if difficulty is None else difficulty
         data = play_games(cls, params, [me], episodes, seed=seed, num_threads=conf.num_threads, difficulty=diff,
                           temperature=0.0, tries=tries, max_moves=conf.max_moves)
         solved = data["success"].reshape(episodes, tries).any(axis=1)

@@ -60,11 +60,16 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def _describe_env(env: ir.Env) -> str:
-    values = default_values(env)
-    evaluator = Evaluator(values)
+    """The summary after `ok`; a size that cannot be computed shows as `?` (never raises)."""
+    try:
+        values = default_values(env)
+    except Exception:  # the checker computes every const; this is only a safety net
+        values = {p.name: p.default for p in env.params}
+    evaluator = Evaluator(values, {f.name: f for f in env.functions})
 
     def size(e) -> str:
-        return str(try_eval(evaluator, e))
+        value = try_eval(evaluator, e)
+        return "?" if value is None else str(value)
 
     space = env.action_space
     actions = (f"{size(space.n)} actions" if space.kind == "discrete"
@@ -184,20 +189,53 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _bad_file(exc: Exception) -> bool:
+    """Whether `exc` is about a file's content (a config, a run dir, a checkpoint): exit 1,
+    as for any failure; other ValueErrors and TypeErrors are usage errors (exit 2)."""
+    from .learners.config import ConfigError
+    rundir = sys.modules.get("twisterl.rundir")  # only loaded (with torch) by the commands that read run dirs
+    return isinstance(exc, ConfigError) or (rundir is not None and isinstance(exc, rundir.CheckpointError))
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # a closed pipe shows here, not in Python's exit
+        return code
+    except BrokenPipeError:
+        # The reader went away (`twisterl check --dump-ir F | head -1`): stop quietly, like
+        # other Unix tools, and keep Python from complaining about the unflushed stream.
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+            except (OSError, ValueError):
+                pass
+        return 141  # 128 + SIGPIPE, as a shell reports a tool killed by the closed pipe
+
+
+def _main(argv: Optional[Sequence[str]]) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return args.run(args)
+    except BrokenPipeError:
+        raise
     except (TypeError, ValueError) as exc:
         print(f"twisterl {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except RuntimeError as exc:  # CheckError is a ValueError; EnvError and BuildError land here
+        return 1 if _bad_file(exc) else 2
+    except RuntimeError as exc:  # CheckError is a ValueError; EnvError, BuildError, CacheError land here
+        print(f"twisterl {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # the system refused a file operation: a missing file, no space, no permission
         print(f"twisterl {args.command}: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except MemoryError:
+        print(f"twisterl {args.command}: error: out of memory (a smaller config, fewer envs or steps, "
+              "or a smaller network needs less)", file=sys.stderr)
+        return 1
     except Exception as exc:  # an internal error: a bug in twisterl, never the user's fault
         if os.environ.get("TWISTERL_DEBUG"):
             traceback.print_exc()

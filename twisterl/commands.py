@@ -119,12 +119,14 @@ def play(path: str, seed: Optional[int], params: dict, difficulty: int, inp: Tex
     if side is not None and cls.players != 2:
         raise ValueError(f"--as is for two-player envs; {cls.name} has {cls.players} player(s)")
     if cls.players == 2 and (policy_dir or side):
-        return play_against(cls, seed, params, difficulty, inp, out, policy_dir, side or "first", simulations)
+        return play_against(cls, seed, params, difficulty, inp, out, policy_dir, side or "first", simulations, path)
+    agent = None
+    if policy_dir:
+        agent, params = _load_agent(policy_dir, cls, simulations, params, path)
     env = cls(difficulty=difficulty, seed=seed, **params)
     names = env.action_names()
     obs, info = env.reset()
     total = np.zeros(cls.players)
-    agent = _load_agent(policy_dir, cls, simulations) if policy_dir else None
     if agent is not None:
         print(f"{cls.name}: the agent plays; press Enter for its next move, `r` resets, `q` quits.", file=out)
     else:
@@ -174,22 +176,26 @@ def play(path: str, seed: Optional[int], params: dict, difficulty: int, inp: Tex
             total[:] = 0
 
 
-def _load_agent(policy_dir: str, cls, simulations: Optional[int] = None):
+def _load_agent(policy_dir: str, cls, simulations: Optional[int] = None, params: Optional[dict] = None,
+                what: Optional[str] = None):
     """The trained policy of a run dir as a function (env, obs, info) -> its greedy legal
-    action (for continuous actions, the Gaussian's mean). An AlphaZero run's agent, or any
-    given `simulations`, searches with MCTS on the policy's priors and values."""
+    action (for continuous actions, the Gaussian's mean), and the params to play with: the
+    run's, overridden by `params`. The checkpoint must fit `cls` with those params (a
+    `CheckpointError` says what differs; `what` names the env's file). An AlphaZero run's agent, or any given
+    `simulations`, searches with MCTS on the policy's priors and values."""
     from .nets import export
-    from .rundir import CheckpointError, find_run
-    from .training import load_policy
-    net, meta, cfg = load_policy(find_run(policy_dir))
-    if cfg["env"] != cls.name:
-        raise CheckpointError(f"{policy_dir} was trained on {cfg['env']}, not {cls.name}")
+    from .rundir import find_run
+    from .training import load_policy, run_config
+    run = find_run(policy_dir)
+    saved, _ = run_config(run)
+    params = {**saved.get("params", {}), **(params or {})}
+    net, meta, cfg = load_policy(run, cls=cls, params=params, what=what)
     rust = export(net)
     if (cfg.get("algo") == "az" or simulations) and not cls.continuous:
         from .search import mcts
         sims = simulations or cfg["config"].get("num_simulations", 100)
         c_puct = cfg["config"].get("c_puct", 1.5)
-        return lambda env, obs, info: mcts(env, rust, simulations=sims, c_puct=c_puct).action
+        return (lambda env, obs, info: mcts(env, rust, simulations=sims, c_puct=c_puct).action), params
     sparse = cls.spec["observation"]["kind"] == "sparse"
 
     def act(env, obs, info) -> Any:
@@ -203,15 +209,15 @@ def _load_agent(policy_dir: str, cls, simulations: Optional[int] = None):
         logits = np.where(info["action_mask"], logits[0], -np.inf)
         return int(logits.argmax())
 
-    return act
+    return act, params
 
 
 def play_against(cls, seed: Optional[int], params: dict, difficulty: int, inp: TextIO, out: TextIO,
-                 policy_dir: Optional[str], side: str, simulations: Optional[int]) -> int:
+                 policy_dir: Optional[str], side: str, simulations: Optional[int], path: Optional[str] = None) -> int:
     """A human against the agent of a run (or, without a run, pure MCTS with random
     rollouts), in the terminal: the agent moves by itself."""
     if policy_dir:
-        agent = _load_agent(policy_dir, cls, simulations)
+        agent, params = _load_agent(policy_dir, cls, simulations, params, path)
     else:
         from .search import mcts
         sims = simulations or 1000

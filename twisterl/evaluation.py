@@ -9,6 +9,7 @@ from the same start state and counts as a success if any try succeeds (TwisteRL'
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
@@ -27,24 +28,34 @@ class EvalSpec:
 
     @classmethod
     def from_dict(cls, name: str, data: dict) -> "EvalSpec":
+        """The eval `name` of a config, every key checked (a ValueError names the bad one)."""
+        if not isinstance(data, dict):
+            raise ValueError(f"eval {name!r} must be an object, not {data!r}")
         unknown = set(data) - {"num_episodes", "deterministic", "num_searches", "num_mcts_searches"}
         if unknown:
             raise ValueError(f"eval {name!r}: unknown key(s) {', '.join(sorted(unknown))}; "
                              "known: num_episodes, deterministic, num_searches")
+        for key in ("num_episodes", "num_searches", "num_mcts_searches"):
+            value = data.get(key, 1 if key != "num_mcts_searches" else 0)
+            low = 0 if key == "num_mcts_searches" else 1
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= 1_000_000:
+                raise ValueError(f"eval {name!r}: {key} must be an int between {low} and 1000000, not {value!r}")
+        if not isinstance(data.get("deterministic", False), bool):
+            raise ValueError(f"eval {name!r}: deterministic must be true or false, not {data['deterministic']!r}")
         if data.get("num_mcts_searches", 0):
             raise ValueError(f"eval {name!r}: evals with MCTS (num_mcts_searches > 0) are not available with PPO")
-        spec = cls(int(data.get("num_episodes", 100)), bool(data.get("deterministic", False)),
-                   int(data.get("num_searches", 1)))
-        if spec.num_episodes < 1 or spec.num_searches < 1:
-            raise ValueError(f"eval {name!r}: num_episodes and num_searches must be at least 1")
-        return spec
+        return cls(data.get("num_episodes", 100), data.get("deterministic", False), data.get("num_searches", 1))
 
 
 def evaluate_policy(cls, rust_policy, episodes: int, deterministic: bool, difficulty: int, seed: int,
                     params: dict, tries: int = 1, twists: Optional[Sequence[Twist]] = None,
-                    log_std: Optional[np.ndarray] = None, max_steps: int = 100_000) -> dict:
+                    log_std: Optional[np.ndarray] = None, max_steps: int = 100_000,
+                    deadline: Optional[float] = None) -> dict:
     """Success rate, mean return and mean length of `episodes` episodes (see the module doc),
     and each try's success and return (`try_success`, `try_return`: [episodes, tries]).
+
+    With a `deadline` (a `time.perf_counter()` time) that passes before every episode is
+    over, play stops there and the rates are NaN (`cut_short` is True).
 
     For continuous actions the policy acts with the Gaussian's mean, or with a draw using
     `log_std` when not deterministic."""
@@ -75,11 +86,15 @@ def evaluate_policy(cls, rust_policy, episodes: int, deterministic: bool, diffic
         finished |= ended
         if finished.all():
             break
+        if deadline is not None and time.perf_counter() >= deadline:
+            nan = float("nan")
+            return {"success": nan, "return": nan, "length": nan, "episodes": episodes, "tries": tries,
+                    "cut_short": True}
     # The best try of each episode: a success first, then the higher return.
     score = success.reshape(episodes, tries) * 1e18 + returns.reshape(episodes, tries)
     best = score.argmax(axis=1) + np.arange(episodes) * tries
     return {"success": float(success[best].mean()), "return": float(returns[best].mean()),
-            "length": float(lengths[best].mean()), "episodes": episodes, "tries": tries,
+            "length": float(lengths[best].mean()), "episodes": episodes, "tries": tries, "cut_short": False,
             "try_success": success.reshape(episodes, tries), "try_return": returns.reshape(episodes, tries)}
 
 

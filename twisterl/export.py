@@ -144,9 +144,11 @@ def doctor(stream: TextIO) -> int:
 # ---------------------------------------------------------------- the policy
 
 
-def write_policy_file(run_dir: str, env_name: str, path: Path) -> dict:
+def write_policy_file(run_dir: str, env_name: str, path: Path, source_path: Optional[str] = None) -> dict:
     """The run's best (else last) checkpoint as a policy file for the wasm runtime; returns
-    its metadata. The format is in runtime/wasm/src/agent.rs."""
+    its metadata. With `source_path`, the checkpoint must have been made for the env that
+    file compiles to, with the run's params (its name, observation and actions). The format
+    is in runtime/wasm/src/agent.rs."""
     try:
         import numpy as np
         from safetensors.numpy import save_file
@@ -160,7 +162,11 @@ def write_policy_file(run_dir: str, env_name: str, path: Path) -> dict:
     try:
         run = find_run(run_dir)
         which = "best" if (run.path / "best.safetensors").exists() else "last"
-        net, meta, cfg = load_policy(run, which)
+        cls = None
+        if source_path is not None:
+            from .compiler import compile as compile_env
+            cls = compile_env(source_path)
+        net, meta, cfg = load_policy(run, which, cls=cls, what=source_path)
     except CheckpointError as exc:
         raise ExportError(f"--policy {run_dir}: {exc}") from None
     if cfg.get("env") != env_name:
@@ -427,7 +433,7 @@ def _export_locked(env, path: str, out: Path, stem: str, run_dir: Optional[str],
         stale_policy.unlink()
     if run_dir is not None:
         policy_path = work / "policy.safetensors"
-        policy_info = write_policy_file(run_dir, env.name, policy_path)
+        policy_info = write_policy_file(run_dir, env.name, policy_path, path)
         size = policy_path.stat().st_size
         policy_embedded = weights == "embed" or (weights == "auto" and size <= EMBED_LIMIT)
         if not policy_embedded:

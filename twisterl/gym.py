@@ -1,6 +1,6 @@
 """Gymnasium hooks: registration under `twisterl/NAME-v0` and a `gymnasium.vector` adapter.
 
-    import gymnasium, twisterl.gym
+    import gymnasium, twisterl
     env_id = twisterl.gym.register("examples/puzzle.twl")   # "twisterl/SlidingPuzzle-v0"
     env = gymnasium.make(env_id, difficulty=3)
     vec = twisterl.gym.make_vec("examples/puzzle.twl", num_envs=64)
@@ -19,13 +19,21 @@ from .compiler import compile as compile_env
 from .envs import Env
 
 
-def _make(path: str, **kwargs: Any) -> Env:
-    return compile_env(path)(**kwargs)
+def _make(path: str, illegal_action: str = "noop", render_mode: Optional[str] = None, **kwargs: Any) -> Env:
+    # `render_mode` is Gymnasium's: an env always renders its text picture ("ansi").
+    if render_mode not in (None, "ansi"):
+        raise ValueError(f"twisterl envs render only as text: render_mode must be 'ansi', not {render_mode!r}")
+    return compile_env(path)(illegal_action=illegal_action, **kwargs)
 
 
 def register(path: Union[str, Path], env_id: Optional[str] = None, version: int = 0,
              max_episode_steps: Optional[int] = None) -> str:
-    """Compile `path` and register it with Gymnasium; returns the id for `gymnasium.make`."""
+    """Compile `path` and register it with Gymnasium; returns the id for `gymnasium.make`.
+
+    Envs made from the id treat a masked-out action as a step that does nothing
+    (`illegal_action="noop"`), as Gymnasium's tools sample actions without masks; pass
+    `illegal_action="raise"` to `gymnasium.make` to get an `EnvError` instead.
+    """
     cls = compile_env(path)
     env_id = env_id or f"twisterl/{cls.name}-v{version}"
     if env_id not in gymnasium.registry:
@@ -70,4 +78,5 @@ class TwlVectorEnv(VectorEnv):
 
 
 def make_vec(path: Union[str, Path], num_envs: int, **kwargs: Any) -> TwlVectorEnv:
+    """A `TwlVectorEnv` of `num_envs` envs compiled from `path`."""
     return TwlVectorEnv(path, num_envs, **kwargs)

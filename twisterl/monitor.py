@@ -3,6 +3,7 @@ live progress line (rich)."""
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from pathlib import Path
@@ -18,20 +19,27 @@ class Plot:
     def __init__(self, path: Path, every: float = 10.0):
         self.path = path
         self.every = every
-        self.last = 0.0
+        self.last = time.monotonic()
         self.rows: list[dict] = []
+        self.drawn = 0
 
     def add(self, row: dict, force: bool = False) -> None:
+        """Add a row; redraw if `every` seconds have passed since the last drawing."""
         self.rows.append(row)
         if force or time.monotonic() - self.last >= self.every:
             self.draw()
-            self.last = time.monotonic()
+
+    def draw_pending(self) -> None:
+        """Draw the rows added since the last drawing, if any."""
+        if len(self.rows) > self.drawn:
+            self.draw()
 
     def draw(self) -> None:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        fig, axes = plt.subplots(3, 2, figsize=(10, 8), sharex="col")
+        """Draw every row now (a matplotlib Figure without pyplot: no global state, and
+        fast enough to draw at the end of a time-limited run)."""
+        from matplotlib.figure import Figure
+        fig = Figure(figsize=(10, 8))
+        axes = fig.subplots(3, 2, sharex="col")
         for col, (key, label) in enumerate((("elapsed", "seconds"), ("total_env_steps", "env steps"))):
             x = [r[key] for r in self.rows]
             for row, (metric, name) in enumerate((("difficulty", "difficulty"), ("success_rate", "success"),
@@ -43,11 +51,11 @@ class Plot:
             axes[2][col].set_xlabel(label)
             if key == "total_env_steps":
                 axes[2][col].ticklabel_format(style="sci", axis="x", scilimits=(0, 0))
-        fig.tight_layout()
+        fig.subplots_adjust(left=0.08, right=0.97, top=0.97, bottom=0.07, hspace=0.12, wspace=0.22)
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp.png")
         fig.savefig(tmp, dpi=80)
-        plt.close(fig)
         os.replace(tmp, self.path)
+        self.drawn, self.last = len(self.rows), time.monotonic()
 
 
 class Monitor:
@@ -55,6 +63,7 @@ class Monitor:
 
     def __init__(self, run: RunDir, stream: TextIO, time_limit: Optional[float], diff_max: int,
                  live: Optional[bool] = None):
+        import matplotlib.figure  # noqa: F401  (imported now, before a time limit starts counting)
         from torch.utils.tensorboard import SummaryWriter
         self.run = run
         self.writer = SummaryWriter(log_dir=str(run.path / "tensorboard"))
@@ -74,27 +83,43 @@ class Monitor:
             self.progress.start()
 
     def record(self, row: dict) -> None:
+        """Write one iteration's row to every sink (NaN, for no value, is left out of
+        TensorBoard and shown in words on the progress line)."""
         self.run.append_metrics(row)
         step = row["total_env_steps"]
         for key in ("difficulty", "success_rate", "mean_return", "mean_length"):
-            self.writer.add_scalar(f"charts/{key}", row[key], step)
+            self._scalar(f"charts/{key}", row[key], step)
         for key in ("policy_loss", "value_loss", "entropy"):
-            self.writer.add_scalar(f"losses/{key}", row[key], step)
-        self.writer.add_scalar("charts/steps_per_second", row["env_steps"] / max(row["seconds"], 1e-9), step)
+            self._scalar(f"losses/{key}", row[key], step)
+        self._scalar("charts/steps_per_second", row["env_steps"] / max(row["seconds"], 1e-9), step)
         self.plot.add(row)
-        rate = row["env_steps"] / max(row["seconds"], 1e-9)
-        elapsed = time.perf_counter() - self.start
-        left = f"{max(self.time_limit - elapsed, 0):6.0f} s left" if self.time_limit else ""
-        text = (f"it {row['iteration']:4d}  difficulty {row['difficulty']:3d}  success {row['success_rate']:5.2f}  "
-                f"return {row['mean_return']:+.3f}  {rate:9,.0f} steps/s  {elapsed:7.1f} s {left}")
+        text = self.progress_line(row, time.perf_counter() - self.start)
         if self.progress is not None:
             self.progress.update(self.task, completed=row["difficulty"], description=text)
         else:
             print(text, file=self.stream, flush=True)
 
+    def _scalar(self, tag: str, value: float, step: int) -> None:
+        if not (isinstance(value, float) and math.isnan(value)):
+            self.writer.add_scalar(tag, value, step)
+
+    def progress_line(self, row: dict, elapsed: float) -> str:
+        """The line shown for an iteration: its difficulty, success and return (or that no
+        episode finished in it), steps/s, elapsed time and time left."""
+        rate = row["env_steps"] / max(row["seconds"], 1e-9)
+        left = f"{max(self.time_limit - elapsed, 0):6.0f} s left" if self.time_limit else ""
+        success, ret = row["success_rate"], row["mean_return"]
+        if math.isnan(success) and math.isnan(ret):
+            outcome = "no episode finished in this iteration"
+        else:
+            outcome = (("success   n/a" if math.isnan(success) else f"success {success:5.2f}") + "  " +
+                       ("return    n/a" if math.isnan(ret) else f"return {ret:+.3f}"))
+        cut = "  (cut short by the time limit)" if row.get("cut_short") else ""
+        return (f"it {row['iteration']:4d}  difficulty {row['difficulty']:3d}  {outcome}  {rate:9,.0f} steps/s  "
+                f"{elapsed:7.1f} s {left}{cut}")
+
     def close(self) -> None:
-        if self.plot.rows:
-            self.plot.draw()
+        self.plot.draw_pending()
         self.writer.close()
         if self.progress is not None:
             self.progress.stop()

@@ -19,7 +19,7 @@ modules and an `obs_shape` (or `obs_size`), and reshape nothing but the flat obs
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence, Tuple, Union
+from typing import Any, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -195,8 +195,58 @@ def describe_policy(obs_kind: str, obs_shape: Sequence[int], num_actions: int, c
             "embedding_size": embedding_size, "common_layers": list(common_layers), "activation": activation}
 
 
+_SIZE = (1, 1 << 24)
+# The fields of each kind of description: True for a list of sizes, a (lo, hi) int range,
+# a tuple of choices, or float for a number. Those after "|" are optional.
+_DESC_FIELDS: dict[str, dict[str, Any]] = {
+    "basic": {"obs_size": _SIZE, "num_actions": _SIZE, "embedding_size": _SIZE, "common_layers": True,
+              "|activation": tuple(ACTIVATIONS)},
+    "conv": {"obs_shape": True, "num_actions": _SIZE, "channels": True, "common_layers": True,
+             "|activation": tuple(ACTIVATIONS)},
+    "actor_critic": {"obs_size": _SIZE, "num_actions": _SIZE, "hidden": True, "activation": tuple(ACTIVATIONS)},
+    "gaussian": {"obs_size": _SIZE, "num_actions": _SIZE, "hidden": True, "|init_log_std": float},
+}
+
+
+def check_description(desc: Any) -> None:
+    """A ValueError naming the field for a network description `build_policy` cannot build."""
+    if not isinstance(desc, dict):
+        raise ValueError(f"a network description is an object, not {type(desc).__name__} {desc!r:.40}")
+    kind = desc.get("kind")
+    if kind not in _DESC_FIELDS:
+        raise ValueError(f"unknown policy kind {kind!r}; expected basic, conv, actor_critic or gaussian")
+    for key, rule in _DESC_FIELDS[kind].items():
+        name = key.lstrip("|")
+        if name not in desc:
+            if key.startswith("|"):
+                continue
+            raise ValueError(f"a {kind} network needs `{name}`")
+        value = desc[name]
+        if rule is True:
+            ok = isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) and
+                                                 _SIZE[0] <= v <= _SIZE[1] for v in value)
+            ok = ok and (name != "obs_shape" or len(value) == 3)
+        elif rule is float:
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        elif isinstance(rule, tuple) and isinstance(rule[0], str):
+            ok = value in rule
+        else:
+            ok = isinstance(value, int) and not isinstance(value, bool) and rule[0] <= value <= rule[1]
+        if not ok:
+            raise ValueError(f"`{name}` of a {kind} network cannot be {value!r}")
+
+
 def build_policy(desc: dict) -> nn.Module:
-    """The network a description (from `describe_policy`) names, freshly initialised."""
+    """The network a description (from `describe_policy`) names, freshly initialised; a
+    description with a missing or bad field is a ValueError naming it."""
+    check_description(desc)
+    try:
+        return _build(desc)
+    except (RuntimeError, MemoryError) as exc:  # torch's allocator: too big for this machine
+        raise ValueError(f"the {desc['kind']} network {desc} cannot be allocated: {str(exc).splitlines()[0]}") from None
+
+
+def _build(desc: dict) -> nn.Module:
     kind = desc.get("kind")
     if kind == "basic":
         return BasicPolicy(desc["obs_size"], desc["num_actions"], desc["embedding_size"], desc["common_layers"],

@@ -35,36 +35,37 @@ class SearchResult:
     q: np.ndarray          # each action's mean value for the player to move (NaN if unvisited)
 
 
-def rust_policy(policy: PolicyLike, cls=None):
-    """A `_core.Policy` from a run dir, a torch module or a `_core.Policy`; None stays None."""
+def rust_policy(policy: PolicyLike, cls=None, params: Optional[dict] = None):
+    """A `_core.Policy` from a run dir, a torch module or a `_core.Policy`; None stays None.
+    A run dir's checkpoint must have been made for `cls` (when given) with `params`
+    (default: the run's): a `CheckpointError` says what differs."""
     if policy is None or isinstance(policy, _core.Policy):
         return policy
     if isinstance(policy, (str, Path)):
-        from .rundir import CheckpointError, find_run
+        from .rundir import find_run
         from .training import load_policy
-        net, _, cfg = load_policy(find_run(str(policy)))
-        if cls is not None and cfg.get("env") != cls.name:
-            raise CheckpointError(f"{policy} was trained on {cfg.get('env')}, not {cls.name}")
-        policy = net
+        policy, _, _ = load_policy(find_run(str(policy)), cls=cls, params=params)
     from .nets import export
     return export(policy)
 
 
 def agent(policy: PolicyLike = None, *, simulations: int = 100, c_puct: float = 1.5, uct_c: float = 2.0,
           fpu: float = 0.0, leaf_batch: int = 1, dirichlet_alpha: float = 0.3, dirichlet_frac: float = 0.0,
-          rollout_limit: int = 100_000, random: bool = False, cls=None, twists=None) -> dict:
+          rollout_limit: int = 100_000, random: bool = False, cls=None, twists=None,
+          params: Optional[dict] = None) -> dict:
     """Search options for `_core.play`/`_core.search`: with a policy, AlphaZero's PUCT on its
     priors and values; without, pure MCTS (UCT with random rollouts); `random=True`
     plays uniformly random legal moves. `twists` (a list of (observation permutation,
     action permutation), such as `twisterl.symmetry.twist_group(...)`, identity included)
-    averages the network's priors and values over them at every leaf."""
+    averages the network's priors and values over them at every leaf. A run dir's policy
+    is checked against `cls` with `params` (see `rust_policy`)."""
     if isinstance(simulations, bool) or not isinstance(simulations, (int, np.integer)) or simulations < 1:
         raise ValueError(f"simulations must be an int of at least 1, not {simulations!r}")
     if isinstance(leaf_batch, bool) or not isinstance(leaf_batch, (int, np.integer)) or leaf_batch < 1:
         raise ValueError(f"leaf_batch must be an int of at least 1, not {leaf_batch!r}")
     if random:
         return {"kind": "random", "simulations": 1}
-    p = rust_policy(policy, cls)
+    p = rust_policy(policy, cls, params)
     d = {"kind": "net" if p is not None else "rollout", "simulations": int(simulations), "c_puct": float(c_puct),
          "uct_c": float(uct_c), "fpu": float(fpu), "leaf_batch": int(leaf_batch),
          "dirichlet_alpha": float(dirichlet_alpha), "dirichlet_frac": float(dirichlet_frac),
@@ -115,7 +116,7 @@ def mcts(env, policy: PolicyLike = None, *, state: Optional[Sequence[float]] = N
         if policy is None:
             raise ValueError("average_twists needs a policy (pure MCTS has no network to average)")
         options["twists"] = symmetry_group(env)
-    opts = agent(policy, simulations=simulations, cls=env.cls, **options)
+    opts = agent(policy, simulations=simulations, cls=env.cls, params=env.params, **options)
     root = _root_batch(env, state)
     scratch = env.cls.create(env.params, opts.get("leaf_batch", 1), 0, 1)
     visits, value, action, priors, q = env._call(_core.search, root, 0, scratch, opts, int(seed))
@@ -158,7 +159,7 @@ def solve(env, policy: PolicyLike = None, *, num_mcts_searches: int = 100, tries
     if tries < 1 or max_steps < 1:
         raise ValueError("tries and max_steps must be at least 1")
     start = env.get_state() if state is None else np.asarray(state, dtype=np.float64)
-    opts = agent(policy, simulations=num_mcts_searches, cls=env.cls, **options)
+    opts = agent(policy, simulations=num_mcts_searches, cls=env.cls, params=env.params, **options)
     out = play_games(env.cls, env.params, [opts], 1, seed=seed, temperature=0.0, tries=tries, max_moves=max_steps,
                      start_state=start, retry_temperature=1.0, concurrent=tries)
     for k in range(tries):

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
 import time
-from dataclasses import fields
 from pathlib import Path
 from typing import Any, Optional, TextIO
 
 import numpy as np
 
+from .learners.config import ConfigError
 from .rundir import CheckpointError, RunDir, find_run
 
 # TwisteRL's JSON config keys -> ours.
@@ -33,15 +34,24 @@ _TWISTERL_KEYS = {
 
 
 def load_config(path: Optional[str]) -> dict:
-    """Our flat keys, or TwisteRL's nested JSON config (its known keys are mapped)."""
+    """Our flat keys, or TwisteRL's nested JSON config (its known keys are mapped). A file that
+    cannot be read or parsed, or holds no object, is a `ConfigError` naming it."""
     if not path:
         return {}
-    text = Path(path).read_text()
-    if path.endswith(".toml"):
-        import tomllib
-        data = tomllib.loads(text)
-    else:
-        data = json.loads(text)
+    try:
+        text = Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"--config {path} cannot be read: {getattr(exc, 'strerror', None) or exc}") from None
+    try:
+        if path.endswith(".toml"):
+            import tomllib
+            data = tomllib.loads(text)
+        else:
+            data = json.loads(text)
+    except ValueError as exc:  # json.JSONDecodeError and tomllib.TOMLDecodeError
+        raise ConfigError(f"{path} is not valid {'TOML' if path.endswith('.toml') else 'JSON'}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold an object of config keys, not {type(data).__name__} {data!r:.40}")
     if "algorithm" in data or "policy" in data:
         flat = {}
         for keys, ours in _TWISTERL_KEYS.items():
@@ -63,35 +73,108 @@ CONTINUOUS_DEFAULTS = {
 }
 
 
-def make_config(overrides: dict, cls=None):
-    """The PPO config: the defaults for the env's kind, then `overrides`."""
-    from .learners.ppo import Config
-    known = {f.name for f in fields(Config)}
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        raise ValueError(f"unknown config key(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+def make_config(overrides: dict, cls=None, where: str = "the config"):
+    """The PPO config: the defaults for the env's kind, then `overrides`, every field checked
+    (a `ConfigError` names `where` and the field)."""
+    from .learners.ppo import make_config as make_ppo_config
     base = dict(CONTINUOUS_DEFAULTS) if cls is not None and cls.continuous else {}
-    return Config(**{**base, **overrides})
+    return make_ppo_config(overrides, where, base)
+
+
+def check_limits(iterations: Optional[int], time_limit: Optional[float], seed: Optional[int] = None) -> None:
+    """`--iterations` must be at least 1, `--time-limit` a positive number of seconds and
+    `--seed` within the seeds configs take."""
+    from .learners.config import MAX_SEED
+    if seed is not None and not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"--seed must be between 0 and {MAX_SEED}, not {seed}")
+    if iterations is not None and iterations < 1:
+        raise ValueError(f"--iterations must be at least 1, not {iterations}")
+    if time_limit is not None and not (time_limit > 0 and math.isfinite(time_limit)):
+        raise ValueError(f"--time-limit must be a positive number of seconds, not {time_limit}")
+
+
+def run_env(run: RunDir):
+    """The env class compiled from the run's own env.twl, and that source."""
+    import twisterl
+    path = run.path / "env.twl"
+    try:
+        source = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{path} cannot be read: {getattr(exc, 'strerror', None) or exc}") from None
+    try:
+        return twisterl.compile(path), source
+    except twisterl.CheckError as exc:
+        raise CheckpointError(f"{path}, the source this run trained on, has errors:\n{exc}") from None
+
+
+def run_config(run: RunDir):
+    """config.json of a run (checked by `RunDir.config`), its network description and its
+    learner config, every field checked as a `--config` file's would be."""
+    from .nets import check_description
+    saved = run.config()
+    path = run.path / "config.json"
+    if "policy" in saved:
+        try:
+            check_description(saved["policy"])
+        except ValueError as exc:
+            raise CheckpointError(f"{path}: the field `policy` describes no network this version can build: "
+                                  f"{exc}") from None
+    where = f"{path}: config"
+    try:
+        if saved.get("algo") == "az":
+            from .az_training import make_az_config
+            return saved, make_az_config(saved["config"], where)
+        return saved, make_config(saved["config"], None, where)
+    except ConfigError as exc:
+        raise CheckpointError(str(exc)) from None
+
+
+def check_network(saved: dict, desc: dict, run: RunDir) -> None:
+    """The network a run's config gives must be the one its config.json records."""
+    if "policy" in saved and saved["policy"] != desc:
+        raise CheckpointError(f"{run.path / 'config.json'}: the field `policy` ({saved['policy']}) is not the "
+                              f"network its `config` gives ({desc})")
+
+
+def env_checker(cls, params: dict, source: Optional[str] = None, config=None, what: Optional[str] = None):
+    """A `check` for `RunDir.load`: the checkpoint was made for `cls` with `params` (and
+    `source`), and its difficulty is one the run's `config` can reach. `what` names the
+    env's file in messages (default: the file `cls` was first compiled from)."""
+    from .rundir import check_env
+
+    def check(meta: dict, path: Path) -> None:
+        check_env(meta, cls, params, source, path, what or cls.source_path)
+        if config is not None and meta["difficulty"] > max(config.difficulty, config.diff_max):
+            raise CheckpointError(f"{path}: the metadata field `difficulty` is {meta['difficulty']}, above the "
+                                  f"run's diff_max ({config.diff_max})")
+    return check
 
 
 def train(path: Optional[str], out: Optional[str], config_path: Optional[str], params: dict, seed: Optional[int],
           iterations: Optional[int], time_limit: Optional[float], stream: TextIO, resume: Optional[str] = None,
           algo: str = "ppo") -> int:
+    """`twisterl train`: a new PPO (or AlphaZero) run, or `--resume` of one. The time limit
+    counts from the start of the first iteration (after compiling the env and building
+    the learner) and covers everything after it: rollouts, updates, evals, checkpoints."""
+    check_limits(iterations, time_limit, seed)
     if algo == "az" or (resume is not None and find_run(resume).config().get("algo") == "az"):
         from .az_training import train_alphazero
         return train_alphazero(path, out, config_path, params, seed, iterations, time_limit, stream, resume)
     import twisterl
     from .learners.ppo import PPO
-    from .rundir import restore_optimizer
+    from .rundir import check_env, env_identity, restore_optimizer
     if resume is not None:
         run = find_run(resume)
-        saved = run.config()
-        cls = twisterl.compile(run.path / "env.twl")
-        cfg = make_config(saved["config"], cls)
+        saved, cfg = run_config(run)
+        cls, source = run_env(run)
         params = saved.get("params", {})
+        check_env(saved, cls, params, source, run.path / "config.json", str(run.path / "env.twl"))
+        check = env_checker(cls, params, source, cfg, str(run.path / "env.twl"))
         ppo = PPO(cls, cfg, params)
-        meta = {"env": cls.name, "obs_size": ppo.policy.obs_size, "num_actions": ppo.num_actions}
-        state = run.load("last", ppo.policy, meta)
+        check_network(saved, ppo.policy_desc, run)
+        meta = {"env": cls.name, "obs_size": ppo.policy.obs_size, "num_actions": ppo.num_actions,
+                "env_id": env_identity(cls, params, source)}
+        state = run.load("last", ppo.policy, {}, check)
         restore_optimizer(ppo.optimizer, state)
         ppo.resume(state)
         best = run.best_score()
@@ -100,22 +183,25 @@ def train(path: Optional[str], out: Optional[str], config_path: Optional[str], p
     else:
         if path is None:
             raise ValueError("give a .twl file to train, or --resume RUN_DIR")
-        cls = twisterl.compile(path)
         overrides = load_config(config_path)
         if seed is not None:
             overrides["seed"] = seed
-        cfg = make_config(overrides, cls)
+        cls = twisterl.compile(path)
+        cfg = make_config(overrides, cls, where=config_path or "the config")
+        source = Path(path).read_text()
         run = RunDir(Path(out) if out else Path("runs") / f"{cls.name}-{time.strftime('%Y%m%d-%H%M%S')}")
         ppo = PPO(cls, cfg, params)
+        identity = env_identity(cls, params, source)
         meta = {"env": cls.name, "obs_size": ppo.policy.obs_size, "num_actions": ppo.num_actions}
         run.create({"env_file": str(path), "params": params, "config": ppo.config_dict(), "policy": ppo.policy_desc,
-                    **meta}, Path(path).read_text())
+                    "env_id": identity, **meta}, source)
+        meta["env_id"] = identity
         best = None
-    start = time.perf_counter()
     print(f"training {cls.name} with PPO: {cfg.num_envs} envs x {cfg.num_steps} steps per iteration; "
           f"run dir {run.path}", file=stream)
     from .monitor import Monitor
     monitor = Monitor(run, stream, time_limit, cfg.diff_max)
+    start = time.perf_counter()
 
     def on_iteration(s) -> None:
         nonlocal best
@@ -128,49 +214,74 @@ def train(path: Optional[str], out: Optional[str], config_path: Optional[str], p
         run.save("last", ppo.policy, state, ppo.optimizer)
         # The best checkpoint: the highest difficulty, then success, then mean return.
         score = (s.difficulty, success, s.mean_return)
-        if s.episodes and (best is None or score > best):
+        if s.episodes and not math.isnan(success) and (best is None or score > best):
             best = score
             run.save("best", ppo.policy, {**state, "difficulty": s.difficulty})
 
     try:
         history = ppo.train(iterations=iterations, time_limit=time_limit, on_iteration=on_iteration)
+        if not history and not (run.path / "last.safetensors").exists():
+            # The time limit came before the first iteration finished: the initial network, to resume from.
+            run.save("last", ppo.policy, {**meta, **ppo.progress(), "iteration": ppo.iteration - 1,
+                                          "success_rate": float("nan"), "mean_return": float("nan")}, ppo.optimizer)
     finally:
         monitor.close()
-    last = history[-1]
-    print(f"done after {len(history)} iterations, {time.perf_counter() - start:.1f} s: difficulty "
-          f"{last.difficulty}, success {last.success_rate:.2f}; checkpoints in {run.path}", file=stream)
+    print(finished_line(history, time.perf_counter() - start, run.path), file=stream)
     return 0
 
 
-def load_policy(run: RunDir, which: str = "best"):
-    """The torch network of a run, with the weights of checkpoint `which`."""
+def finished_line(history: list, seconds: float, path: Path) -> str:
+    """The last line of a training run: how far it got (PPO and AlphaZero puzzles)."""
+    if not history:
+        return (f"stopped at the time limit after {seconds:.1f} s, before the first iteration finished; "
+                f"checkpoint in {path}")
+    last = history[-1]
+    how = "no episode finished" if math.isnan(last.success_rate) else f"success {last.success_rate:.2f}"
+    return (f"done after {len(history)} iterations, {seconds:.1f} s: difficulty {last.difficulty}, {how}; "
+            f"checkpoints in {path}")
+
+
+def load_policy(run: RunDir, which: str = "best", cls=None, params: Optional[dict] = None,
+                source: Optional[str] = None, what: Optional[str] = None):
+    """The torch network of a run, with the weights of checkpoint `which`, its metadata and
+    the run's config.json. With `cls`, the checkpoint must have been made for that env with
+    `params` (default: the run's) and, when `source` is given, from that source; what
+    differs is a `CheckpointError` (`what` names the env's file)."""
     from .nets import build_policy
-    cfg = run.config()
+    cfg, config = run_config(run)
     desc = cfg.get("policy") or {"kind": "basic", "obs_size": cfg["obs_size"], "num_actions": cfg["num_actions"],
-                                 "embedding_size": cfg["config"]["embedding_size"],
-                                 "common_layers": cfg["config"]["common_layers"]}
+                                 "embedding_size": config.embedding_size, "common_layers": config.common_layers}
     try:
         net = build_policy(desc)
     except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"{run.path}/config.json describes no network this version can build: {exc}") from None
-    meta = run.load(which, net, {"env": cfg["env"], "obs_size": cfg["obs_size"], "num_actions": cfg["num_actions"]})
+        raise CheckpointError(f"{run.path / 'config.json'}: the field `policy` describes no network this version "
+                              f"can build: {exc}") from None
+    check = None
+    if cls is not None:
+        check = env_checker(cls, cfg.get("params", {}) if params is None else params, source, config, what)
+    meta = run.load(which, net, {"env": cfg["env"], "obs_size": cfg["obs_size"], "num_actions": cfg["num_actions"]},
+                    check)
     return net, meta, cfg
 
 
 def evaluate(run_path: str, episodes: int, deterministic: bool, difficulty: Optional[int], seed: int,
              stream: TextIO, tries: int = 1, average_twists: bool = False) -> int:
-    import twisterl
+    """`twisterl eval`: the run's best checkpoint on fresh episodes, checked against the
+    run's env.twl first."""
     from .evaluation import evaluate_policy
+    from .learners.config import MAX_DIFFICULTY
     from .nets import export
     from .symmetry import twist_group
+    if difficulty is not None and not 0 <= difficulty <= MAX_DIFFICULTY:
+        raise ValueError(f"--difficulty must be between 0 and {MAX_DIFFICULTY}, not {difficulty}")
     run = find_run(run_path)
     if run.config().get("algo") == "az":
         from .az_training import evaluate_alphazero
         return evaluate_alphazero(run_path, episodes, difficulty, seed, stream, tries)
-    net, meta, cfg = load_policy(run)
-    cls = twisterl.compile(run.path / "env.twl")
+    cls, source = run_env(run)
+    net, meta, cfg = load_policy(run, cls=cls, source=source, what=str(run.path / "env.twl"))
     if difficulty is None:
-        difficulty = int(meta.get("difficulty", 0))
+        difficulty = meta["difficulty"]
     meta.pop("_tensors", None)
     params = cfg.get("params", {})
     group = None

@@ -34,6 +34,7 @@ from torch.nn import functional as F
 from ..search import agent, play_games
 from ..nets import SparseObs, build_policy, describe_policy, export
 from ..symmetry import twist_dense, twist_group, twist_indices
+from .config import COMMON, Check, build_config, number
 
 
 @dataclass
@@ -88,6 +89,37 @@ class Config:
     seed: int = 0
 
 
+CHECKS: dict[str, Check] = {
+    **COMMON,
+    "num_games": number("int", 1, 1 << 24),
+    "num_simulations": number("int", 1, 1 << 24),
+    "c_puct": number("float", 0, 1e6, positive=True),
+    "dirichlet_alpha": number("float", 0, 1e6, positive=True),
+    "dirichlet_frac": number("float", 0, 1),
+    "temperature": number("float", 0, 1e6),
+    "temp_moves": number("int", 0, 1 << 24),
+    "leaf_batch": number("int", 1, 4096),
+    "concurrent_games": number("int", 1, 1 << 16),
+    "replay_size": number("int", 1, 1 << 28),
+    "batch_size": number("int", 1, 1 << 24),
+    "train_steps": number("int", 0, 1 << 30),
+    "weight_decay": number("float", 0, 1e6),
+    "value_coef": number("float", 0, 1e6),
+    "average_twists": number("bool"),
+    "arena_games": number("int", 1, 1 << 24),
+    "arena_threshold": number("float", 0, 1),
+    "arena_temp_moves": number("int", 0, 1 << 24),
+    "pure_simulations": number("int", 0, 1 << 24),
+    "max_moves": number("int", 1, 1 << 30),
+}
+"""The type and range of every `Config` field (see `twisterl.learners.config`)."""
+
+
+def make_config(data, where: str) -> Config:
+    """A checked `Config` from the keys in `data`; a `ConfigError` naming `where` and the field."""
+    return build_config(Config, data, where, CHECKS)
+
+
 @dataclass
 class IterationStats:
     iteration: int
@@ -111,6 +143,8 @@ class IterationStats:
     best_updated: bool
     buffer_rows: int
     sims_per_second: float
+    cut_short: bool = False
+    """the time limit stopped this iteration's learning or arena early"""
 
 
 class Replay:
@@ -133,6 +167,23 @@ class Replay:
             self.policy[idx], self.value[idx] = policy[sl], value[sl]
             self.pos = (self.pos + m) % self.size
             self.n = min(self.n + m, self.size)
+
+
+def join_games(rounds: list[dict]) -> dict:
+    """The results of consecutive `play_games` calls as one: per-game arrays (and recorded
+    rows, their game numbers counted on) back to back."""
+    if "game" in rounds[0]:
+        offsets = np.cumsum([0] + [len(r["lengths"]) for r in rounds[:-1]])
+        rounds = [{**r, "game": r["game"] + offset} for r, offset in zip(rounds, offsets)]
+    out = {}
+    for key, value in rounds[0].items():
+        if isinstance(value, np.ndarray):
+            out[key] = np.concatenate([r[key] for r in rounds])
+        elif isinstance(value, list):
+            out[key] = [x for r in rounds for x in r[key]]
+        else:
+            out[key] = value
+    return out
 
 
 class AlphaZero:
@@ -173,17 +224,37 @@ class AlphaZero:
                      dirichlet_alpha=cfg.dirichlet_alpha, dirichlet_frac=cfg.dirichlet_frac if noise else 0.0,
                      twists=self.group if cfg.average_twists else None)
 
-    def play(self, agents: list, games: int, seed: int, **kw) -> dict:
+    def play(self, agents: list, games: int, seed: int, deadline: Optional[float] = None, **kw) -> Optional[dict]:
+        """`games` games (see `play_games`). With a `deadline`, in rounds of the games that run
+        at once, checking it between rounds: None once it has passed."""
         cfg = self.cfg
-        return play_games(self.env_cls, self.params, agents, games, seed=seed, num_threads=cfg.num_threads,
-                          difficulty=self.difficulty, max_moves=cfg.max_moves,
-                          concurrent=min(games * kw.get("tries", 1), cfg.concurrent_games * cfg.num_threads), **kw)
+        slots = min(games, cfg.concurrent_games * cfg.num_threads)
 
-    def self_play(self) -> dict:
+        def run(n: int, round_seed: int) -> dict:
+            return play_games(self.env_cls, self.params, agents, n, seed=round_seed, num_threads=cfg.num_threads,
+                              difficulty=self.difficulty, max_moves=cfg.max_moves,
+                              concurrent=min(n * kw.get("tries", 1), cfg.concurrent_games * cfg.num_threads), **kw)
+
+        if deadline is not None and time.perf_counter() >= deadline:
+            return None
+        if deadline is None or slots >= games:
+            return run(games, seed)
+        rounds = []
+        for k, first in enumerate(range(0, games, slots)):
+            if time.perf_counter() >= deadline:
+                return None
+            rounds.append(run(min(slots, games - first), (seed + k * 0x9E3779B97F4A7C15) % 2**64))
+        return join_games(rounds)
+
+    def self_play(self, deadline: Optional[float] = None) -> Optional[dict]:
+        """`num_games` self-play games, their rows added to the buffer; None if the deadline
+        stopped them (their rows are dropped)."""
         cfg = self.cfg
         data = self.play([self.search_agent(self.policy, noise=True)], cfg.num_games,
-                         seed=cfg.seed * 1_000_003 + self.iteration, temperature=cfg.temperature,
+                         seed=cfg.seed * 1_000_003 + self.iteration, deadline=deadline, temperature=cfg.temperature,
                          temp_moves=cfg.temp_moves, record=True)
+        if data is None:
+            return None
         obs = data["obs_indices"] if self.sparse else data["obs"]
         counts, masks, policy, value = data["obs_counts"], data["masks"], data["policy"], data["value"]
         for perm, act in (self.group if cfg.twists else []) or [(None, None)]:
@@ -194,11 +265,16 @@ class AlphaZero:
             self.buffer.add(tobs, counts, twist_dense(masks, act), twist_dense(policy, act), value)
         return data
 
-    def learn(self) -> dict:
+    def learn(self, deadline: Optional[float] = None) -> tuple[dict, bool]:
+        """`train_steps` Adam steps on the buffer: the mean losses, and False when the deadline
+        stopped them early (the steps done are kept)."""
         cfg, buf = self.cfg, self.buffer
         rng = np.random.default_rng(cfg.seed * 7919 + self.iteration)
         sums = np.zeros(3)
+        steps = 0
         for _ in range(cfg.train_steps):
+            if deadline is not None and time.perf_counter() >= deadline:
+                break
             mb = rng.integers(0, buf.n, size=min(cfg.batch_size, buf.n))
             if self.sparse:
                 x = SparseObs(torch.from_numpy(buf.obs[mb].astype(np.int64)),
@@ -217,8 +293,9 @@ class AlphaZero:
             self.optimizer.step()
             entropy = -(logp.exp() * logp).sum(-1).mean()
             sums += [policy_loss.item(), value_loss.item(), entropy.item()]
-        sums /= max(cfg.train_steps, 1)
-        return {"policy_loss": sums[0], "value_loss": sums[1], "entropy": sums[2]}
+            steps += 1
+        sums = sums / steps if steps else np.full(3, np.nan if cfg.train_steps else 0.0)
+        return {"policy_loss": sums[0], "value_loss": sums[1], "entropy": sums[2]}, steps == cfg.train_steps
 
     def score(self, data: dict, seat: int = 0) -> float:
         """The mean score (win 1, draw 0.5, loss 0) of agent `seat` over two-player games."""
@@ -226,40 +303,52 @@ class AlphaZero:
         ret = (data["returns"] * mine).sum(1)
         return float(np.mean((np.sign(ret) + 1) / 2))
 
-    def arena(self) -> dict:
+    def arena(self, deadline: Optional[float] = None) -> dict:
+        """The new net's results (see the module doc); NaN for whatever the deadline stopped,
+        and then the best net is kept."""
         cfg = self.cfg
         seed = 10_000_019 + self.iteration
         new = self.search_agent(self.policy, noise=False)
-        out = {"arena_score": float("nan"), "vs_random": float("nan"), "vs_mcts": float("nan"),
-               "best_updated": False}
+        nan = float("nan")
+        out = {"arena_score": nan, "vs_random": nan, "vs_mcts": nan, "best_updated": False, "success_rate": nan}
+
+        def score(agents: list, games_seed: int, **kw) -> float:
+            data = self.play(agents, cfg.arena_games, seed=games_seed, deadline=deadline, **kw)
+            if data is None:
+                return nan
+            return float(np.mean(data["success"])) if self.players == 1 else self.score(data)
+
         if self.players == 1:
-            data = self.play([new], cfg.arena_games, seed=seed, temperature=0.0)
-            out["success_rate"] = float(np.mean(data["success"]))
-            out["arena_score"] = out["success_rate"]
+            out["success_rate"] = out["arena_score"] = score([new], seed, temperature=0.0)
             return out
         kw = {"temperature": 1.0, "temp_moves": cfg.arena_temp_moves}
-        out["arena_score"] = self.score(self.play([new, self.search_agent(self.best, False)], cfg.arena_games,
-                                                  seed=seed, **kw))
+        out["arena_score"] = score([new, self.search_agent(self.best, False)], seed, **kw)
         if out["arena_score"] >= cfg.arena_threshold:
             self.best.load_state_dict(self.policy.state_dict())
             out["best_updated"] = True
-        out["vs_random"] = self.score(self.play([new, agent(random=True)], cfg.arena_games, seed=seed + 1, **kw))
+        out["vs_random"] = out["success_rate"] = score([new, agent(random=True)], seed + 1, **kw)
         if cfg.pure_simulations > 0:
-            pure = agent(None, simulations=cfg.pure_simulations)
-            out["vs_mcts"] = self.score(self.play([new, pure], cfg.arena_games, seed=seed + 2, **kw))
-        out["success_rate"] = out["vs_random"]
+            out["vs_mcts"] = score([new, agent(None, simulations=cfg.pure_simulations)], seed + 2, **kw)
         return out
 
-    def iterate(self) -> IterationStats:
+    def iterate(self, deadline: Optional[float] = None) -> Optional[IterationStats]:
+        """Self-play, learning and the arena. With a `deadline`, each phase stops once it has
+        passed: self-play cut short gives None (nothing was learnt), learning cut short keeps
+        its steps and skips the arena, an arena cut short reports NaN (`cut_short`)."""
         cfg = self.cfg
-        self.iteration += 1
         t0 = time.perf_counter()
-        data = self.self_play()
+        self.iteration += 1
+        data = self.self_play(deadline)
+        if data is None:
+            self.iteration -= 1  # nothing was learnt: the iteration did not happen
+            return None
         t1 = time.perf_counter()
-        losses = self.learn()
+        losses, complete = self.learn(deadline)
         t2 = time.perf_counter()
-        arena = self.arena()
+        arena = self.arena(deadline if complete else t2)
         t3 = time.perf_counter()
+        cut_short = not complete or any(np.isnan(arena[key]) for key in ("arena_score", "success_rate")) or \
+            (self.players == 2 and cfg.pure_simulations > 0 and np.isnan(arena["vs_mcts"]))
         moves = int(data["lengths"].sum())
         self.env_steps += moves
         stats = IterationStats(
@@ -267,7 +356,7 @@ class AlphaZero:
             mean_return=float(data["returns"][:, 0].mean()), mean_length=float(data["lengths"].mean()),
             episodes=len(data["lengths"]), env_steps=moves, **losses, seconds=t3 - t0, collect_seconds=t1 - t0,
             train_seconds=t2 - t1, arena_seconds=t3 - t2, **arena, buffer_rows=self.buffer.n,
-            sims_per_second=moves * cfg.num_simulations / max(t1 - t0, 1e-9))
+            sims_per_second=moves * cfg.num_simulations / max(t1 - t0, 1e-9), cut_short=cut_short)
         if self.players == 1 and stats.success_rate >= cfg.diff_threshold and self.difficulty < cfg.diff_max:
             self.difficulty += 1
         return stats
@@ -276,16 +365,20 @@ class AlphaZero:
 
     def train(self, iterations: Optional[int] = None, time_limit: Optional[float] = None,
               on_iteration: Optional[Callable[[IterationStats], None]] = None) -> list[IterationStats]:
-        start = time.perf_counter()
-        history = []
+        """Iterate until `iterations`, `time_limit` seconds (a deadline every phase checks, see
+        `iterate`), or, for puzzles, until the `diff_max` level is solved."""
+        deadline = None if time_limit is None else time.perf_counter() + time_limit
+        history: list[IterationStats] = []
         while True:
-            stats = self.iterate()
+            stats = self.iterate(deadline)
+            if stats is None:
+                break
             history.append(stats)
             if on_iteration:
                 on_iteration(stats)
             if iterations is not None and len(history) >= iterations:
                 break
-            if time_limit is not None and time.perf_counter() - start >= time_limit:
+            if deadline is not None and time.perf_counter() >= deadline:
                 break
             if self.players == 1 and stats.difficulty >= self.cfg.diff_max and \
                     stats.success_rate >= self.cfg.diff_threshold:

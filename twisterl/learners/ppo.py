@@ -20,7 +20,14 @@ from torch import nn
 
 from .. import _core
 from ..evaluation import EvalSpec, evaluate_policy
-from ..nets import SparseObs, build_policy, describe_policy, export
+from ..nets import ACTIVATIONS, SparseObs, build_policy, describe_policy, export
+from .config import COMMON, MAX_COUNT, Check, ConfigError, build_config, choice, device, number
+
+# Collection with a deadline runs in chunks of about this many env steps, so the deadline is
+# checked every few milliseconds (see `PPO.collect`).
+COLLECT_CHUNK = 4096
+# The most transitions one iteration may collect (its arrays are allocated at once).
+MAX_BATCH = 1 << 26
 
 
 @dataclass
@@ -82,6 +89,59 @@ class Config:
     seed: int = 0
 
 
+def _evals(value) -> Optional[str]:
+    if not isinstance(value, dict):
+        return f"must be an object of named evals, not {value!r}"
+    try:
+        for name, spec in value.items():
+            EvalSpec.from_dict(name, spec)
+    except ValueError as exc:
+        return f"is wrong: {exc}"
+    return None
+
+
+CHECKS: dict[str, Check] = {
+    **COMMON,
+    "num_envs": number("int", 1, 1 << 20),
+    "num_steps": number("int", 1, 1 << 20),
+    "gamma": number("float", 0, 1),
+    "gae_lambda": number("float", 0, 1),
+    "update_epochs": number("int", 1, 1 << 20),
+    "num_minibatches": number("int", 1, 1 << 30),
+    "clip_coef": number("float", 0, 1e6, positive=True),
+    "vf_coef": number("float", 0, 1e6),
+    "ent_coef": number("float", -1e6, 1e6),
+    "anneal_lr": number("bool"),
+    "max_grad_norm": number("float", 0, 1e12, positive=True),
+    "norm_adv": number("bool"),
+    "network": choice("auto", "actor_critic"),
+    "activation": choice(*ACTIVATIONS),
+    "init_log_std": number("float", -20, 20),
+    "norm_reward": number("bool"),
+    "max_env_steps": number("int", 0, MAX_COUNT),
+    "min_episodes": number("int", 0, MAX_COUNT),
+    "evals": _evals,
+    "diff_metric": number("str"),
+    "device": device,
+}
+"""The type and range of every `Config` field (see `twisterl.learners.config`)."""
+
+
+def make_config(data, where: str, base: Optional[dict] = None) -> Config:
+    """A checked `Config` from the keys in `data` over `base`; a `ConfigError` naming `where`
+    and the field for anything wrong, including a `diff_metric` that names no eval."""
+    cfg = build_config(Config, data, where, CHECKS, base)
+    if cfg.num_envs * cfg.num_steps > MAX_BATCH:
+        raise ConfigError(f"{where}: `num_envs` x `num_steps` is {cfg.num_envs * cfg.num_steps:,} transitions per "
+                          f"iteration; at most {MAX_BATCH:,} fit in memory")
+    if cfg.diff_metric != "train" and cfg.diff_metric not in cfg.evals:
+        raise ConfigError(f"{where}: `diff_metric` {cfg.diff_metric!r} is neither \"train\" nor one of the evals "
+                          f"({', '.join(cfg.evals) or 'none configured'})")
+    if cfg.anneal_lr and not cfg.max_env_steps:
+        raise ConfigError(f"{where}: `anneal_lr` needs `max_env_steps`: the rate decays to 0 over that many env steps")
+    return cfg
+
+
 @dataclass
 class IterationStats:
     iteration: int
@@ -99,6 +159,8 @@ class IterationStats:
     entropy: float
     evals: dict = field(default_factory=dict)
     """success rate of each named eval, at this iteration's difficulty"""
+    cut_short: bool = False
+    """the time limit stopped this iteration's update or evals early"""
 
 
 class PPO:
@@ -148,36 +210,64 @@ class PPO:
         self.vec.set_difficulty(difficulty)
         self.vec.reset()
 
-    def iterate(self) -> IterationStats:
-        """Collect one batch of rollouts and learn from it."""
+    def iterate(self, deadline: Optional[float] = None) -> Optional[IterationStats]:
+        """Collect one batch of rollouts and learn from it.
+
+        With a `deadline` (a `time.perf_counter()` time), every phase stops once it has
+        passed: a collection cut short is dropped and gives None (nothing was learnt), an
+        update cut short keeps the minibatches it did, and an eval cut short reports NaN;
+        `cut_short` says so in the stats."""
         cfg = self.cfg
         start = time.perf_counter()
         if cfg.anneal_lr:
             left = max(0.0, 1.0 - self.env_steps / cfg.max_env_steps)
             for group in self.optimizer.param_groups:
                 group["lr"] = cfg.learning_rate * left
-        log_std = self.policy.log_std.detach().cpu().numpy().astype(np.float32) if self.continuous else None
-        data = _core.collect(self.vec._batch, export(self.policy), cfg.num_steps,
-                             cfg.seed * 1_000_003 + self.iteration, cfg.gamma, cfg.gae_lambda,
-                             twists=self.twists, log_std=log_std, reward_scale=self.reward_scale)
+        data = self.collect(deadline)
+        if data is None:
+            return None
         if cfg.norm_reward:
             self.update_reward_scale(data["rewards"] / self.reward_scale, data["dones"])
         collected = time.perf_counter()
-        losses = self.update(data)
+        losses, complete = self.update(data, deadline)
         trained = time.perf_counter()
-        evals = self.run_evals()
+        evals = self.run_evals(deadline)
         episodes = int(data["episodes"])
         n = episodes if episodes else float("nan")  # no finished episode: no mean to report
         stats = IterationStats(
             iteration=self.iteration, difficulty=self.difficulty, success_rate=data["successes"] / n,
             mean_return=data["return_sum"] / n, mean_length=data["length_sum"] / n, episodes=episodes,
             env_steps=cfg.num_steps * cfg.num_envs, seconds=trained - start,
-            collect_seconds=collected - start, train_seconds=trained - collected, evals=evals, **losses)
+            collect_seconds=collected - start, train_seconds=trained - collected, evals=evals,
+            cut_short=not complete or any(np.isnan(v) for v in evals.values()), **losses)
         self.iteration += 1
         self.env_steps += stats.env_steps
         if self.solved(stats) and self.difficulty < cfg.diff_max:
             self.set_difficulty(self.difficulty + 1)
         return stats
+
+    def collect(self, deadline: Optional[float] = None) -> Optional[dict]:
+        """`num_steps` transitions from every env, in Rust (`_core.collect`). With a deadline,
+        in chunks of about `COLLECT_CHUNK` env steps, checking it between them (None once it
+        has passed); the chunks' advantages are then joined into those of one rollout."""
+        cfg = self.cfg
+        seed = cfg.seed * 1_000_003 + self.iteration
+        log_std = self.policy.log_std.detach().cpu().numpy().astype(np.float32) if self.continuous else None
+        policy = export(self.policy)
+
+        def run(steps: int, chunk_seed: int) -> dict:
+            return _core.collect(self.vec._batch, policy, steps, chunk_seed, cfg.gamma, cfg.gae_lambda,
+                                 twists=self.twists, log_std=log_std, reward_scale=self.reward_scale)
+
+        if deadline is None:
+            return run(cfg.num_steps, seed)
+        chunk = max(1, COLLECT_CHUNK // cfg.num_envs)
+        parts = []
+        for k, first in enumerate(range(0, cfg.num_steps, chunk)):
+            if time.perf_counter() >= deadline:
+                return None
+            parts.append(run(min(chunk, cfg.num_steps - first), (seed + k * 0x9E3779B97F4A7C15) % 2**64))
+        return join_rollouts(parts, cfg.gamma, cfg.gae_lambda)
 
     def solved(self, stats: IterationStats) -> bool:
         """Whether the iteration's curriculum metric reached `diff_threshold`."""
@@ -185,15 +275,16 @@ class PPO:
             return stats.episodes >= self.cfg.min_episodes and stats.success_rate >= self.cfg.diff_threshold
         return stats.evals[self.cfg.diff_metric] >= self.cfg.diff_threshold
 
-    def run_evals(self) -> dict:
-        """Each configured eval's success rate at the current difficulty, on fresh episodes."""
+    def run_evals(self, deadline: Optional[float] = None) -> dict:
+        """Each configured eval's success rate at the current difficulty, on fresh episodes
+        (NaN for an eval the deadline stopped)."""
         if not self.evals:
             return {}
         policy = export(self.policy)
         log_std = self.policy.log_std.detach().cpu().numpy().astype(np.float64) if self.continuous else None
         return {name: evaluate_policy(self.env_cls, policy, spec.num_episodes, spec.deterministic, self.difficulty,
                                       self.cfg.seed * 7_919 + self.iteration, self.params, tries=spec.num_searches,
-                                      log_std=log_std)["success"]
+                                      log_std=log_std, deadline=deadline)["success"]
                 for name, spec in self.evals.items()}
 
     def update_reward_scale(self, rewards: np.ndarray, dones: np.ndarray) -> None:
@@ -215,7 +306,9 @@ class PPO:
                              torch.from_numpy(counts.astype(np.int64)).to(self.device))
         return torch.from_numpy(data["obs"].reshape(-1, data["obs"].shape[-1])[rows]).to(self.device)
 
-    def update(self, data: dict) -> dict:
+    def update(self, data: dict, deadline: Optional[float] = None) -> tuple[dict, bool]:
+        """`update_epochs` epochs of minibatch updates on `data`: the mean losses, and False
+        when the deadline stopped them early (the minibatches done are kept)."""
         cfg = self.cfg
         def tensor(key: str, *shape: int) -> torch.Tensor:
             return torch.from_numpy(data[key].reshape(-1, *shape)).to(self.device)
@@ -231,6 +324,8 @@ class PPO:
         for _ in range(cfg.update_epochs):
             order = rng.permutation(total)
             for s in range(0, total, mb_size):
+                if deadline is not None and time.perf_counter() >= deadline:
+                    return {k: v / max(count, 1) if count else float("nan") for k, v in sums.items()}, False
                 mb = order[s:s + mb_size]
                 mb_t = torch.from_numpy(mb).to(self.device)
                 out, values = self.policy(self.observations(data, mb))
@@ -259,22 +354,26 @@ class PPO:
                 sums["value_loss"] += v_loss.item()
                 sums["entropy"] += entropy.item()
                 count += 1
-        return {k: v / max(count, 1) for k, v in sums.items()}
+        return {k: v / max(count, 1) for k, v in sums.items()}, True
 
     def train(self, iterations: Optional[int] = None, time_limit: Optional[float] = None,
               on_iteration: Optional[Callable[[IterationStats], None]] = None) -> list[IterationStats]:
-        """Iterate until `iterations`, `time_limit` seconds, or `diff_max` is solved."""
-        history = []
-        start = time.perf_counter()
+        """Iterate until `iterations`, `time_limit` seconds, or `diff_max` is solved. The time
+        limit is a deadline every phase checks (see `iterate`); an iteration it cuts short
+        is reported (and saved by `on_iteration`) unless nothing was learnt in it."""
+        history: list[IterationStats] = []
+        deadline = None if time_limit is None else time.perf_counter() + time_limit
         while True:
-            stats = self.iterate()
+            stats = self.iterate(deadline)
+            if stats is None:
+                return history
             history.append(stats)
             if on_iteration:
                 on_iteration(stats)
             done_curriculum = stats.difficulty >= self.cfg.diff_max and self.solved(stats)
             out_of_steps = self.cfg.max_env_steps and self.env_steps >= self.cfg.max_env_steps
             if done_curriculum or out_of_steps or (iterations is not None and len(history) >= iterations) or \
-                    (time_limit is not None and time.perf_counter() - start >= time_limit):
+                    (deadline is not None and time.perf_counter() >= deadline):
                 return history
 
     def config_dict(self) -> dict:
@@ -291,6 +390,31 @@ class PPO:
         self.reward_scale = float(progress.get("reward_scale", 1.0))
         self.return_stats.load(progress)
         self.set_difficulty(int(progress["difficulty"]))
+
+
+def join_rollouts(parts: list[dict], gamma: float, lam: float) -> dict:
+    """The rollouts of consecutive `_core.collect` calls on the same envs as one rollout.
+
+    Each call ended with the advantage of its last step bootstrapped from the value of the
+    next state alone; over the whole rollout that step also carries the discounted
+    advantage that follows, so the last step of each part but the last is recomputed and
+    the change is carried back through that part (until an episode boundary)."""
+    data = {key: np.concatenate([p[key] for p in parts]) for key, value in parts[0].items()
+            if isinstance(value, np.ndarray)}
+    for key in ("episodes", "successes", "return_sum", "length_sum"):
+        data[key] = sum(p[key] for p in parts)
+    adv, values, rewards, dones = data["advantages"], data["values"], data["rewards"], data["dones"]
+    ends = np.cumsum([len(p["rewards"]) for p in parts])
+    for first, end in reversed(list(zip([0, *ends[:-2]], ends[:-1]))):
+        t = end - 1
+        whole = rewards[t] + gamma * values[t + 1] - values[t] + gamma * lam * adv[t + 1]
+        change = np.where(dones[t], 0.0, whole - adv[t]).astype(adv.dtype)
+        for row in range(t, first - 1, -1):
+            adv[row] += change
+            if row > first:
+                change = change * np.float32(gamma * lam) * ~dones[row - 1]
+    data["returns"] = adv + values
+    return data
 
 
 def learner_threads(policy: nn.Module, config: Config) -> int:

@@ -233,6 +233,7 @@ class _Lowering:
             ctx.methods.append(Method(f"action `{a.name}` (line {a.span.line})",
                                       f"fn a_{a.name}(&mut self{', ' if allp else ''}{allp}) -> R<()>", body, a.span.line))
         ctx.trait["counts"] = counts
+        ctx.trait["ranges"] = [f"({kw.expr(p.lo)}, {kw.expr(p.hi)})" for a in env.actions for p in a.index_params]
         # Decode a discrete action number into (declaration, indices), row-major.
         decode_legal, decode_apply, decode_allowed = [], [], []
         for d, a in enumerate(env.actions):
@@ -293,25 +294,31 @@ class _Lowering:
             ctx.trait["bounds"] = []
             ctx.trait["num_values"] = ["0"]
 
+    def range_slot(self, a: ir.Action, j: int) -> str:
+        """Where index `j` of family `a` keeps its `(lo, hi)` in the env's `ranges`."""
+        first = 0
+        for other in self.env.actions:
+            if other is a:
+                return f"self.ranges[{first + j}]"
+            first += len(other.index_params)
+        raise AssertionError(a.name)
+
     def decode(self, a: ir.Action) -> str:
         """Statements turning `local` (the number within the family) into indices i0, i1..."""
         if not a.index_params:
             return ""
-        w = self.writer()
         parts = ["let mut rest = local as i64;"]
         for j in reversed(range(len(a.index_params))):
-            p = a.index_params[j]
-            n = f"({w.expr(p.hi)} - {w.expr(p.lo)})"
-            parts.append(f"let i{j} = {w.expr(p.lo)} + rest % {n}; rest /= {n};")
+            lo, hi = f"{self.range_slot(a, j)}.0", f"{self.range_slot(a, j)}.1"
+            parts.append(f"let i{j} = {lo} + rest % ({hi} - {lo}); rest /= {hi} - {lo};")
         parts.append("let _ = rest;")
         return " ".join(parts)
 
     def index_loops(self, a: ir.Action, body: str) -> str:
-        w = self.writer()
         code = body
         for j in reversed(range(len(a.index_params))):
-            p = a.index_params[j]
-            code = f"for i{j} in {w.expr(p.lo)}..{w.expr(p.hi)} {{ {code} }}"
+            slot = self.range_slot(a, j)
+            code = f"for i{j} in {slot}.0..{slot}.1 {{ {code} }}"
         return code
 
     # ------------------------------------------------------------ episode

@@ -37,8 +37,8 @@ pub fn poll(at: At) -> R<()> {
     Ok(())
 }
 
-/// The most elements one array may hold, and the most bytes.
-pub const MAX_ARRAY_LEN: i64 = 1 << 31;
+/// The most elements one array may hold (the language's limit), and the most bytes.
+pub const MAX_ARRAY_LEN: i64 = 100_000_000;
 pub const MAX_ARRAY_BYTES: i64 = 1 << 34;
 
 /// `len` copies of `value`, for an array whose size is known only at run time (from

@@ -166,7 +166,7 @@ def test_constants_that_fail_are_located_errors(item, message):
 def test_summary_never_raises():
     result = check_source(HEADER + "param n: int = 2\nconst k = 10 / n\n")
     assert result.ok
-    assert _describe_env(result.env) == "env T: 1 actions, sparse observation of 3"
+    assert _describe_env(result.env) == "env T: 1 action, sparse observation of 3"
     const = result.env.consts[0]
     broken = ir.Binary("div", const.value.left, ir.Lit(0, ir.IntType(), const.span), ir.IntType(), const.span)
     env = dataclasses.replace(result.env, consts=(dataclasses.replace(const, value=broken),))

@@ -72,12 +72,18 @@ def _describe_env(env: ir.Env) -> str:
         return "?" if value is None else str(value)
 
     space = env.action_space
-    actions = (f"{size(space.n)} actions" if space.kind == "discrete"
-               else f"a continuous action of {size(space.n)} values")
+    n = size(space.n)
+    actions = (_counted(n, "action") if space.kind == "discrete"
+               else f"a continuous action of {_counted(n, 'value')}")
     obs = env.observation
     shape = " x ".join(size(s) for s in obs.shape)
     who = f"{env.players} players, " if env.players > 1 else ""
     return f"env {env.name}: {who}{actions}, {obs.kind} observation of {shape}"
+
+
+def _counted(n: str, noun: str) -> str:
+    """`1 action`, `4 actions`, `? actions`."""
+    return f"{n} {noun}" if n == "1" else f"{n} {noun}s"
 
 
 def _training():

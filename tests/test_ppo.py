@@ -181,3 +181,18 @@ def test_collection_with_twists_and_training_still_improves(compiled):
     first = np.mean([s.mean_return for s in history[:3]])
     last = np.mean([s.mean_return for s in history[-3:]])
     assert last > first + 0.3, (first, last)
+
+
+def test_learner_diagnostics_are_logged_and_target_kl_stops_epochs(compiled):
+    """approx_kl, clipfrac and explained variance, as CleanRL logs them; `target_kl` ends
+    an update's epochs early and `clip_vloss` clips the value loss."""
+    from twisterl.learners.ppo import PPO, Config, explained_variance
+    cls = compiled("gridworld")
+    base = dict(num_envs=16, num_steps=32, embedding_size=32, common_layers=[32], update_epochs=8,
+                num_minibatches=2, learning_rate=0.01, seed=3)
+    free = PPO(cls, Config(**base)).iterate()
+    assert free.approx_kl > 0 and 0 <= free.clipfrac <= 1 and np.isfinite(free.explained_variance)
+    tight = PPO(cls, Config(**base, target_kl=1e-9, clip_vloss=True)).iterate()
+    assert tight.approx_kl < free.approx_kl  # one epoch only: the policy moved less
+    assert explained_variance(np.array([1.0, 2.0, 3.0]), np.array([1.0, 2.0, 3.0])) == 1.0
+    assert explained_variance(np.zeros(3), np.array([1.0, 2.0, 3.0])) < 0.5

@@ -89,8 +89,9 @@ class Monitor:
         step = row["total_env_steps"]
         for key in ("difficulty", "success_rate", "mean_return", "mean_length"):
             self._scalar(f"charts/{key}", row[key], step)
-        for key in ("policy_loss", "value_loss", "entropy"):
-            self._scalar(f"losses/{key}", row[key], step)
+        for key in ("policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac", "explained_variance"):
+            if key in row:
+                self._scalar(f"losses/{key}", row[key], step)
         self._scalar("charts/steps_per_second", row["env_steps"] / max(row["seconds"], 1e-9), step)
         self.plot.add(row)
         text = self.progress_line(row, time.perf_counter() - self.start)

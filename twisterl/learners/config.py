@@ -70,6 +70,11 @@ def number(kind: str, lo: Optional[float] = None, hi: Optional[float] = None, po
     return check
 
 
+def optional(check: Check) -> Check:
+    """`check`, or null (None) for "not set"."""
+    return lambda value: None if value is None else check(value)
+
+
 def choice(*options: str) -> Check:
     """A check for one of `options`."""
     def check(value: Any) -> Optional[str]:

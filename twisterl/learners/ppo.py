@@ -21,7 +21,7 @@ from torch import nn
 from .. import _core
 from ..evaluation import EvalSpec, evaluate_policy
 from ..nets import ACTIVATIONS, SparseObs, build_policy, describe_policy, export
-from .config import COMMON, MAX_COUNT, Check, ConfigError, build_config, choice, device, number
+from .config import COMMON, MAX_COUNT, Check, ConfigError, build_config, choice, device, number, optional
 
 # Collection with a deadline runs in chunks of about this many env steps, so the deadline is
 # checked every few milliseconds (see `PPO.collect`).
@@ -48,6 +48,10 @@ class Config:
     update_epochs: int = 4
     num_minibatches: int = 4
     clip_coef: float = 0.1
+    clip_vloss: bool = False
+    """clip the value loss around the values seen in collection, by `clip_coef` (as CleanRL)"""
+    target_kl: Optional[float] = None
+    """stop the epochs of an update early once the approximate KL passes this (None: never)"""
     vf_coef: float = 0.8
     ent_coef: float = 0.01
     learning_rate: float = 3e-4
@@ -109,6 +113,8 @@ CHECKS: dict[str, Check] = {
     "update_epochs": number("int", 1, 1 << 20),
     "num_minibatches": number("int", 1, 1 << 30),
     "clip_coef": number("float", 0, 1e6, positive=True),
+    "clip_vloss": number("bool"),
+    "target_kl": optional(number("float", 0, 1e6, positive=True)),
     "vf_coef": number("float", 0, 1e6),
     "ent_coef": number("float", -1e6, 1e6),
     "anneal_lr": number("bool"),
@@ -157,6 +163,13 @@ class IterationStats:
     policy_loss: float
     value_loss: float
     entropy: float
+    approx_kl: float = float("nan")
+    """the mean approximate KL divergence of the updated policy from the collecting one
+    (Schulman's k3 estimator, as CleanRL), over the last epoch's minibatches"""
+    clipfrac: float = float("nan")
+    """the fraction of samples whose probability ratio was clipped, over all minibatches"""
+    explained_variance: float = float("nan")
+    """1 - Var(returns - values) / Var(returns) of the values seen in collection"""
     evals: dict = field(default_factory=dict)
     """success rate of each named eval, at this iteration's difficulty"""
     cut_short: bool = False
@@ -315,17 +328,27 @@ class PPO:
 
         b_actions = tensor("action_values", self.num_actions) if self.continuous else tensor("actions")
         b_logp, b_adv, b_returns = tensor("logp"), tensor("advantages"), tensor("returns")
+        b_values = tensor("values")
         b_masks = None if self.continuous else tensor("masks", self.num_actions)
         total = b_actions.shape[0]
         mb_size = max(1, total // cfg.num_minibatches)
         rng = np.random.default_rng(cfg.seed + self.iteration)
-        sums = {"policy_loss": 0.0, "value_loss": 0.0, "entropy": 0.0}
+        sums = {"policy_loss": 0.0, "value_loss": 0.0, "entropy": 0.0, "clipfrac": 0.0}
         count = 0
+
+        def means() -> dict:
+            out = {k: v / count if count else float("nan") for k, v in sums.items()}
+            out["approx_kl"] = float(np.mean(epoch_kl)) if epoch_kl else float("nan")
+            out["explained_variance"] = explained_variance(data["values"], data["returns"])
+            return out
+
+        epoch_kl: list[float] = []
         for _ in range(cfg.update_epochs):
             order = rng.permutation(total)
+            epoch_kl = []
             for s in range(0, total, mb_size):
                 if deadline is not None and time.perf_counter() >= deadline:
-                    return {k: v / max(count, 1) if count else float("nan") for k, v in sums.items()}, False
+                    return means(), False
                 mb = order[s:s + mb_size]
                 mb_t = torch.from_numpy(mb).to(self.device)
                 out, values = self.policy(self.observations(data, mb))
@@ -342,9 +365,18 @@ class PPO:
                 adv = b_adv[mb_t]
                 if cfg.norm_adv and len(mb) > 1:
                     adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-                ratio = (new_logp - b_logp[mb_t]).exp()
+                log_ratio = new_logp - b_logp[mb_t]
+                ratio = log_ratio.exp()
+                with torch.no_grad():
+                    epoch_kl.append(((ratio - 1) - log_ratio).mean().item())
+                    sums["clipfrac"] += ((ratio - 1.0).abs() > cfg.clip_coef).float().mean().item()
                 pg_loss = torch.max(-adv * ratio, -adv * ratio.clamp(1 - cfg.clip_coef, 1 + cfg.clip_coef)).mean()
-                v_loss = 0.5 * ((values - b_returns[mb_t]) ** 2).mean()
+                v_loss = 0.5 * ((values - b_returns[mb_t]) ** 2)
+                if cfg.clip_vloss:
+                    old = b_values[mb_t]
+                    clipped = old + (values - old).clamp(-cfg.clip_coef, cfg.clip_coef)
+                    v_loss = torch.max(v_loss, 0.5 * ((clipped - b_returns[mb_t]) ** 2))
+                v_loss = v_loss.mean()
                 loss = pg_loss + cfg.vf_coef * v_loss - cfg.ent_coef * entropy
                 self.optimizer.zero_grad()
                 loss.backward()
@@ -354,7 +386,9 @@ class PPO:
                 sums["value_loss"] += v_loss.item()
                 sums["entropy"] += entropy.item()
                 count += 1
-        return {k: v / max(count, 1) for k, v in sums.items()}, True
+            if cfg.target_kl is not None and epoch_kl and np.mean(epoch_kl) > cfg.target_kl:
+                break
+        return means(), True
 
     def train(self, iterations: Optional[int] = None, time_limit: Optional[float] = None,
               on_iteration: Optional[Callable[[IterationStats], None]] = None) -> list[IterationStats]:
@@ -390,6 +424,13 @@ class PPO:
         self.reward_scale = float(progress.get("reward_scale", 1.0))
         self.return_stats.load(progress)
         self.set_difficulty(int(progress["difficulty"]))
+
+
+def explained_variance(values: np.ndarray, returns: np.ndarray) -> float:
+    """How much of the returns' variance the value estimates explain: 1 is perfect, 0 is
+    no better than a constant, negative is worse (NaN when the returns do not vary)."""
+    var = float(np.var(returns))
+    return float("nan") if var == 0 else 1.0 - float(np.var(returns - values)) / var
 
 
 def join_rollouts(parts: list[dict], gamma: float, lam: float) -> dict:

@@ -450,8 +450,12 @@ unsafe extern "C" fn set_state<E: Env>(h: Handle, i: usize, values: *const f64, 
 
 unsafe extern "C" fn copy_env<E: Env>(src: Handle, i: usize, dst: Handle, j: usize, out: *mut FaultOut) -> i32 {
     guarded(out, || {
-        let from = batch::<E>(src).slot(i).clone();
-        batch::<E>(dst).range_mut(j, j + 1)[0] = from;
+        if src == dst && i == j {
+            return Ok(());
+        }
+        // Distinct slots (of one batch or two): copied in place, into the target's buffers.
+        let from: *const crate::batch::Slot<E> = &batch::<E>(src).range_mut(i, i + 1)[0];
+        batch::<E>(dst).range_mut(j, j + 1)[0].clone_from(&*from);
         Ok(())
     })
 }

@@ -19,7 +19,7 @@ pub struct StepOut {
 }
 
 /// One environment and its episode bookkeeping.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Slot<E> {
     pub env: E,
     /// The episode ended (terminated or truncated) and the env awaits a reset.
@@ -58,6 +58,20 @@ impl RolloutStats {
         for (a, b) in self.player_returns.iter_mut().zip(other.player_returns.iter()) {
             *a += b;
         }
+    }
+}
+
+impl<E: Clone> Clone for Slot<E> {
+    fn clone(&self) -> Self {
+        Slot { env: self.env.clone(), over: self.over, clipped: self.clipped.clone(), mask: self.mask.clone() }
+    }
+
+    /// Copies into the target's own buffers: no allocation when the shapes match.
+    fn clone_from(&mut self, source: &Self) {
+        self.env.clone_from(&source.env);
+        self.over = source.over;
+        self.clipped.clone_from(&source.clipped);
+        self.mask.clone_from(&source.mask);
     }
 }
 

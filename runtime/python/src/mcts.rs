@@ -307,13 +307,14 @@ impl<'a> Worker<'a> {
     /// into `self.steps` (and the nodes); the leaf's mask is left in `self.mask`. Chance can
     /// end the episode early or make a later action illegal on this replay: the path is
     /// then cut where this replay stopped (its remaining pending visits cancelled).
-    unsafe fn replay(&mut self, tree: &mut Tree, slot: usize, s: usize, path: &mut Vec<u32>, chance: u64) -> Res<()> {
+    unsafe fn replay(&mut self, tree: &mut Tree, root_mask: &[u8], slot: usize, s: usize, path: &mut Vec<u32>,
+                     chance: u64) -> Res<()> {
         check((self.e.t.copy_env)(self.gh(), slot, self.sh(), s, &mut self.out), &self.out)?;
         check((self.e.t.reseed_rng)(self.sh(), s, chance, &mut self.out), &self.out)?;
         let mask = self.mask.as_mut_ptr();
-        let (player, _) = self.look(self.sh(), s, mask)?;
+        self.mask.copy_from_slice(root_mask); // the root is the same state every time
         self.steps.clear();
-        self.steps.push(Step { reward: 0.0, player, terminal: false });
+        self.steps.push(Step { reward: 0.0, player: tree.nodes[0].player, terminal: false });
         for k in 1..path.len() {
             let action = tree.nodes[path[k] as usize].action as usize;
             if self.mask.get(action).is_none_or(|&m| m == 0) {
@@ -386,7 +387,8 @@ impl<'a> Worker<'a> {
             let s = game.scratch0 + j;
             let slot = game.slot;
             let chance = game.rng.next_u64();
-            self.replay(&mut games[g].tree, slot, s, &mut path, chance)?;
+            let game = &mut games[g];
+            self.replay(&mut game.tree, &game.root_mask, slot, s, &mut path, chance)?;
             let leaf = *path.last().unwrap();
             let mut steps = std::mem::take(&mut self.steps);
             let game = &mut games[g];

@@ -115,7 +115,8 @@ class RawEnv:
         self.players = self.call("twl_players")
         self.fault = self.alloc(48)
         p = self.alloc(8 * max(1, len(params)))
-        self.write(p, struct.pack(f"<{len(params)}d", *params))
+        # 8 bytes per param: an i64 for ints (bools, enum variants), an f64 for floats.
+        self.write(p, b"".join(struct.pack("<d" if isinstance(v, float) else "<q", v) for v in params))
         self.handle = self.call("twl_create", p, len(params), 1, seed, self.fault)
         if not self.handle:
             self.raise_fault()

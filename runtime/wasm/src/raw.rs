@@ -12,7 +12,8 @@
 //! | `twl_create`, `twl_destroy`, `twl_sizes`, `twl_reset`, `twl_step`, ... | the table's functions |
 //!
 //! All functions take and return plain numbers: pointers and `usize` are `i32`, `u64` and
-//! `i64` are `i64`. `twl_sizes(handle, out)` writes the eight `usize` of `abi::Sizes` to
+//! `i64` are `i64`. `twl_create`'s params are 8 bytes each, in declaration order: an
+//! `i64` for an int, a bool (0 or 1) or an enum variant, an `f64` for a float. `twl_sizes(handle, out)` writes the eight `usize` of `abi::Sizes` to
 //! `out` instead of returning the struct: num_envs, num_actions, obs_size, nnz_max,
 //! state_len, then the observation shape (channels, rows, cols). A function that can fail returns 0 on success,
 //! or 1 after writing a `FaultOut` (48 bytes: kind, line, col as u32 at 0, 4, 8; then
@@ -87,7 +88,8 @@ macro_rules! export_raw {
                 $crate::raw::free(ptr, bytes)
             }
             #[no_mangle]
-            pub unsafe extern "C" fn twl_create(params: *const f64, n_params: usize, num_envs: usize, seed: u64,
+            pub unsafe extern "C" fn twl_create(params: *const $crate::twisterl_core::param::Param, n_params: usize,
+                                                num_envs: usize, seed: u64,
                                                 out: *mut FaultOut) -> Handle {
                 (T.create)(params, n_params, num_envs, seed, out)
             }

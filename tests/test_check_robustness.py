@@ -36,6 +36,7 @@ ROLES = {
     "loop variable": "fn f() -> int {{\n    let s = 0\n    for {n} in 0..3 {{ s += {n} }}\n    return s\n}}",
     "comprehension": "const c = sum({n} for {n} in 0..3)",
     "reward player": "players 2\nreward[{n}] 1.0",
+    "symmetry variable": "state g: [int in 0..2; 3]\nsymmetry m {{ g[{n}] -> g[2 - {n}] }}",
 }
 NAMES = ["for", "if", "state", "limit", "grid", "player", "pi", "steps", "onehot", "max", "sum", "len",
          "next_player", "shuffle", "self", "Self", "match", "loop", "crate", "__x"]

@@ -130,6 +130,8 @@ class Checker(ExprChecker, CallChecker, StmtChecker, LevelChecker, ObserveChecke
         if not self.report.has_errors:  # after an error, these warnings would mostly be noise
             self.warn_dead_state()
             self.warn_never_legal(actions)
+        if not self.report.has_errors:
+            action_space = self.action_space(actions)  # may still find an error
         if self.report.has_errors:
             return None
         env_decl = self.singles["env"]
@@ -139,7 +141,7 @@ class Checker(ExprChecker, CallChecker, StmtChecker, LevelChecker, ObserveChecke
             consts=tuple(self.const_ir[n] for n in self.const_ir),
             enums=tuple(ir.Enum(d.name, tuple(v for v, _ in d.variants), d.span) for d in self.items(ast.EnumDecl)),
             state=tuple(state), players=self.players, actions=tuple(actions),
-            action_space=self.action_space(actions),
+            action_space=action_space,
             functions=tuple(self.fn_ir[f.name] for f in functions),
             views=tuple(self.view_ir[d.name] for d in self.items(ast.ViewDecl)),
             reset=reset, reward=reward, success=episode["success"], done=episode["done"],

@@ -39,6 +39,7 @@ _TYPE_HINTS = {"Int": "int", "integer": "int", "i32": "int", "i64": "int", "usiz
 
 
 MAX_CHAIN = 1000  # definitions resolved inside one another (`const a = b`, `const b = c`...)
+MAX_SUGGESTIONS = 20  # unknown names given a did-you-mean
 
 
 def check_module(module: ast.Module, source: Source) -> tuple[list[Diagnostic], Optional[ir.Env]]:
@@ -76,6 +77,7 @@ class Checker(ExprChecker, CallChecker, StmtChecker, LevelChecker, ObserveChecke
         self.pure_calls: list[tuple[str, Span, str]] = []
         self.state_reads: set[str] = set()
         self.resolving: set[str] = set()
+        self.suggestions_left = MAX_SUGGESTIONS
         self.outermost: tuple[str, Span] = ("env", Span.point(1, 1))  # the definition being checked
         self.const_ir: dict[str, ir.Const] = {}
         self.view_ir: dict[str, ir.View] = {}
@@ -181,13 +183,14 @@ class Checker(ExprChecker, CallChecker, StmtChecker, LevelChecker, ObserveChecke
     def collect(self) -> None:
         kinds = {ast.ParamDecl: "param", ast.ConstDecl: "const", ast.StateDecl: "state",
                  ast.ViewDecl: "view", ast.FnDecl: "fn", ast.ActionDecl: "action", ast.EnumDecl: "enum"}
+        symmetries: dict[str, ast.SymmetryDecl] = {}
         for item in self.module.items:
             kind = kinds.get(type(item))
             if kind is not None:
                 self.declare(Symbol(kind, item.name, item.name_span, item))
             elif isinstance(item, ast.SymmetryDecl):
-                if any(s.name == item.name for s in self.symmetry_decls):
-                    first = next(s for s in self.symmetry_decls if s.name == item.name)
+                first = symmetries.setdefault(item.name, item)
+                if first is not item:
                     self.report.error(item.name_span, f"there are two symmetries named `{item.name}`",
                                       notes=[("the first one", first.name_span)])
                 self.symmetry_decls.append(item)
@@ -279,6 +282,14 @@ class Checker(ExprChecker, CallChecker, StmtChecker, LevelChecker, ObserveChecke
             finally:
                 self.resolving.discard(name)
         return sym
+
+    def did_you_mean(self, name: str, candidates) -> list[str]:
+        """`did you mean ...?` hints, for the first MAX_SUGGESTIONS unknown names of a file
+        (each compares with every candidate); `candidates` may be a function giving them."""
+        if self.suggestions_left <= 0:
+            return []
+        self.suggestions_left -= 1
+        return did_you_mean(name, candidates() if callable(candidates) else candidates)
 
     def visible_names(self, ctx: Context) -> list[str]:
         names = [n for n, s in self.globals.items() if s.kind not in ("action", "fn", "enum")]
@@ -440,7 +451,7 @@ class Checker(ExprChecker, CallChecker, StmtChecker, LevelChecker, ObserveChecke
             if t.name in _TYPE_HINTS:
                 hints.append(f"write `{_TYPE_HINTS[t.name]}`" if " " not in _TYPE_HINTS[t.name] else _TYPE_HINTS[t.name])
             else:
-                hints += did_you_mean(t.name, ["int", "float", "bool"] +
+                hints += self.did_you_mean(t.name, ["int", "float", "bool"] +
                                       [n for n, s in self.globals.items() if s.kind == "enum"])
             what = f"`{t.name}` is {kind_phrase(sym.kind)}, not a type" if sym else f"I cannot find a type `{t.name}`"
             self.report.error(t.span, what, "not a type", hints)

@@ -10,7 +10,7 @@ import math
 from typing import Optional
 
 from . import ast, ir
-from .diagnostics import Span, did_you_mean
+from .diagnostics import Span
 from .scope import BUILTIN_VALUES, Context, Local
 from .types import (BOOL, ERR, FLOAT, INT, STR, add, describe, int_lit, is_err, is_float,
                     is_int, is_numeric, maximum, minimum, same_kind, sub)
@@ -153,7 +153,7 @@ class ExprChecker:
                 self.report.error(span, f"`{name}` is a built-in function; call it with `(...)`")
                 return self.err(span)
             self.report.error(span, f"I cannot find a name `{name}`", "not defined",
-                              did_you_mean(name, self.visible_names(ctx)))
+                              self.did_you_mean(name, lambda: self.visible_names(ctx)))
             return self.err(span)
         if sym.kind in ("fn", "action"):
             self.report.error(span, f"`{name}` is {'a function' if sym.kind == 'fn' else 'an action'}, not a value",
@@ -412,7 +412,7 @@ class ExprChecker:
                 if e.name in etype.variants:
                     return ir.Lit(etype.variants.index(e.name), etype, e.span)
                 self.report.error(e.name_span, f"enum `{sym.name}` has no variant `{e.name}`",
-                                  "no such variant", did_you_mean(e.name, etype.variants))
+                                  "no such variant", self.did_you_mean(e.name, etype.variants))
                 return self.err(e.span)
         self.report.error(e.span, "only an enum's variants can be reached with `.`",
                           hints=["write `Enum.VARIANT`, or index arrays with `[i]`"])

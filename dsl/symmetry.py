@@ -258,28 +258,12 @@ class SymmetryChecker:
     def _check_actions(self, sym: ir.Symmetry, name_span: Span) -> None:
         if not sym.actions:
             return
-        # Number every discrete action, then map each through the rules.
-        numbering: dict[tuple, int] = {}
-        ranges: dict[str, list[range]] = {}
-        for d in self.items(ast.ActionDecl):
-            rs = []
-            for p in d.params:
-                if isinstance(p, ast.IndexParam):
-                    lo, hi = self.static_bounds(p.range, INT, "an action's index range")
-                    lo, hi = self.static_value(lo), self.static_value(hi)
-                    if not (isinstance(lo, int) and isinstance(hi, int)):
-                        return  # reported with the action, or known only when an env is created
-                    rs.append(range(lo, hi))
-            ranges[d.name] = rs
-            if len(numbering) + math.prod(len(r) for r in rs) > MAX_SYMMETRY_POINTS:
-                return  # checked when an env is created; `product` would first list every range
-            for combo in itertools.product(*rs):
-                self.spare.spend(1, name_span)
-                numbering[(d.name,) + combo] = len(numbering)
-                if len(numbering) > MAX_SYMMETRY_POINTS:
-                    return
+        numbering = self._action_numbering(name_span)
+        if numbering is None:
+            return
         rules = {a.source: a for a in sym.actions}
         points = list(numbering)
+        self.spare.spend(len(points), name_span)
         image = []
         for pt in points:
             rule = rules.get(pt[0])
@@ -295,6 +279,31 @@ class SymmetryChecker:
             image.append(target)
         self._bijective(image, points, name_span, "the actions", sym.involution, numbering.__getitem__,
                         spans={a.source: a.span for a in sym.actions})
+
+    def _action_numbering(self, span: Span) -> Optional[dict[tuple, int]]:
+        """Every discrete action as (name, *indices) -> its number; None when unknown or too
+        many. Computed once for all the symmetries."""
+        memo = self.__dict__.setdefault("_numbering", {})
+        if "all" in memo:
+            return memo["all"]
+        memo["all"] = None
+        numbering: dict[tuple, int] = {}
+        for d in self.items(ast.ActionDecl):
+            rs = []
+            for p in d.params:
+                if isinstance(p, ast.IndexParam):
+                    lo, hi = self.static_bounds(p.range, INT, "an action's index range")
+                    lo, hi = self.static_value(lo), self.static_value(hi)
+                    if not (isinstance(lo, int) and isinstance(hi, int)):
+                        return None  # reported with the action, or known only when an env is created
+                    rs.append(range(lo, hi))
+            if len(numbering) + math.prod(len(r) for r in rs) > MAX_SYMMETRY_POINTS:
+                return None  # checked when an env is created; `product` would first list every range
+            for combo in itertools.product(*rs):
+                self.spare.spend(1, span)
+                numbering[(d.name,) + combo] = len(numbering)
+        memo["all"] = numbering
+        return numbering
 
     def _bijective(self, image: list, domain: list, span: Span, what: str, involution: bool, index,
                    spans: Optional[dict] = None) -> None:

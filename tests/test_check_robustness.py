@@ -164,6 +164,13 @@ def test_constants_that_fail_are_located_errors(item, message):
     assert all(d.span.line >= 5 for d in result.errors)
 
 
+def test_level_legend_values_may_be_computed():
+    result = check_source(HEADER + 'enum Cell { WALL, DOOR }\nconst level = map """\n#D\n""" with '
+                          '{ "#": WALL, "D": [DOOR; 2][1] }\n')
+    assert result.ok, [d.message for d in result.errors]
+    assert default_values(result.env)["level"] == [[0, 1]]
+
+
 def test_summary_never_raises():
     result = check_source(HEADER + "param n: int = 2\nconst k = 10 / n\n")
     assert result.ok

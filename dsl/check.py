@@ -17,8 +17,8 @@ from typing import Any, Iterator, Optional
 
 from . import ast, ir
 from .calls import CallChecker
-from .consteval import (I64_MAX, MAX_CELLS, SPECULATIVE_STEPS, Budget, EvalError, Evaluator, NotStatic, TooLong,
-                        try_eval)
+from .consteval import (I64_MAX, MAX_CELLS, SPARE_STEPS, SPECULATIVE_STEPS, STEP_LIMIT, Budget, EvalError,
+                        Evaluator, NotStatic, TooLong, try_eval)
 from .diagnostics import Diagnostic, Reporter, Source, Span, did_you_mean
 from .effects import EffectChecker
 from .exprs import ExprChecker, article
@@ -87,7 +87,7 @@ class Checker(ExprChecker, CallChecker, StmtChecker, LevelChecker, ObserveChecke
         # What the env computes when it is created (consts, sizes, bounds) must be computed
         # here too, within `budget`; the checks that only may evaluate something (constant
         # indices, symmetry sweeps, never-legal guards) share `spare` and give up quietly.
-        self.budget, self.spare = Budget(), Budget()
+        self.budget, self.spare = Budget(STEP_LIMIT), Budget(SPARE_STEPS)
         self.evaluator = Evaluator(self.values, budget=self.budget)
         self.sweeper = Evaluator(self.values, budget=self.spare)
         self.eval_errors: set[tuple[Span, str]] = set()

@@ -479,7 +479,7 @@ def try_eval(ev: Evaluator, e: ir.Expr, local: Optional[dict] = None):
     try:
         return ev.eval(e, local)
     except (NotStatic, EvalError, TypeError, ValueError, OverflowError, IndexError,
-            ZeroDivisionError, RecursionError, KeyError, AttributeError):
+            ZeroDivisionError, KeyError, AttributeError):
         return None
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Optional
 
 from . import ast, ir
-from .diagnostics import Span, did_you_mean
+from .diagnostics import Span
 from .exprs import (AGGREGATES, BUILTIN_FUNCTIONS, MATH_FLOAT1, OBSERVE_ONLY, RANDOM,
                     STATEMENT_BUILTINS, article)
 from .scope import Context
@@ -44,7 +44,7 @@ class CallChecker:
             self.report.error(e.func_span, f"`{e.func}` is {kind_phrase(sym.kind)}, not a function")
             return self.err(e.span)
         self.report.error(e.func_span, f"I cannot find a function `{e.func}`", "not defined",
-                          did_you_mean(e.func, list(BUILTIN_FUNCTIONS) + self.function_names()))
+                          self.did_you_mean(e.func, lambda: list(BUILTIN_FUNCTIONS) + self.function_names()))
         return self.err(e.span)
 
     # ------------------------------------------------------------ user functions

@@ -17,8 +17,8 @@ from typing import Any, Iterator, Optional
 
 from . import ast, ir
 from .calls import CallChecker
-from .consteval import (I64_MAX, MAX_CELLS, SPECULATIVE_STEPS, Budget, EvalError, Evaluator, NotStatic, TooLong,
-                        try_eval)
+from .consteval import (I64_MAX, MAX_CELLS, SPARE_STEPS, SPECULATIVE_STEPS, STEP_LIMIT, Budget, EvalError,
+                        Evaluator, NotStatic, TooLong, try_eval)
 from .diagnostics import Diagnostic, Reporter, Source, Span, did_you_mean
 from .effects import EffectChecker
 from .exprs import ExprChecker, article
@@ -39,6 +39,7 @@ _TYPE_HINTS = {"Int": "int", "integer": "int", "i32": "int", "i64": "int", "usiz
 
 
 MAX_CHAIN = 1000  # definitions resolved inside one another (`const a = b`, `const b = c`...)
+MAX_SUGGESTIONS = 20  # unknown names given a did-you-mean
 
 
 def check_module(module: ast.Module, source: Source) -> tuple[list[Diagnostic], Optional[ir.Env]]:
@@ -76,6 +77,7 @@ class Checker(ExprChecker, CallChecker, StmtChecker, LevelChecker, ObserveChecke
         self.pure_calls: list[tuple[str, Span, str]] = []
         self.state_reads: set[str] = set()
         self.resolving: set[str] = set()
+        self.suggestions_left = MAX_SUGGESTIONS
         self.outermost: tuple[str, Span] = ("env", Span.point(1, 1))  # the definition being checked
         self.const_ir: dict[str, ir.Const] = {}
         self.view_ir: dict[str, ir.View] = {}
@@ -85,7 +87,7 @@ class Checker(ExprChecker, CallChecker, StmtChecker, LevelChecker, ObserveChecke
         # What the env computes when it is created (consts, sizes, bounds) must be computed
         # here too, within `budget`; the checks that only may evaluate something (constant
         # indices, symmetry sweeps, never-legal guards) share `spare` and give up quietly.
-        self.budget, self.spare = Budget(), Budget()
+        self.budget, self.spare = Budget(STEP_LIMIT), Budget(SPARE_STEPS)
         self.evaluator = Evaluator(self.values, budget=self.budget)
         self.sweeper = Evaluator(self.values, budget=self.spare)
         self.eval_errors: set[tuple[Span, str]] = set()
@@ -130,6 +132,8 @@ class Checker(ExprChecker, CallChecker, StmtChecker, LevelChecker, ObserveChecke
         if not self.report.has_errors:  # after an error, these warnings would mostly be noise
             self.warn_dead_state()
             self.warn_never_legal(actions)
+        if not self.report.has_errors:
+            action_space = self.action_space(actions)  # may still find an error
         if self.report.has_errors:
             return None
         env_decl = self.singles["env"]
@@ -139,7 +143,7 @@ class Checker(ExprChecker, CallChecker, StmtChecker, LevelChecker, ObserveChecke
             consts=tuple(self.const_ir[n] for n in self.const_ir),
             enums=tuple(ir.Enum(d.name, tuple(v for v, _ in d.variants), d.span) for d in self.items(ast.EnumDecl)),
             state=tuple(state), players=self.players, actions=tuple(actions),
-            action_space=self.action_space(actions),
+            action_space=action_space,
             functions=tuple(self.fn_ir[f.name] for f in functions),
             views=tuple(self.view_ir[d.name] for d in self.items(ast.ViewDecl)),
             reset=reset, reward=reward, success=episode["success"], done=episode["done"],
@@ -179,13 +183,14 @@ class Checker(ExprChecker, CallChecker, StmtChecker, LevelChecker, ObserveChecke
     def collect(self) -> None:
         kinds = {ast.ParamDecl: "param", ast.ConstDecl: "const", ast.StateDecl: "state",
                  ast.ViewDecl: "view", ast.FnDecl: "fn", ast.ActionDecl: "action", ast.EnumDecl: "enum"}
+        symmetries: dict[str, ast.SymmetryDecl] = {}
         for item in self.module.items:
             kind = kinds.get(type(item))
             if kind is not None:
                 self.declare(Symbol(kind, item.name, item.name_span, item))
             elif isinstance(item, ast.SymmetryDecl):
-                if any(s.name == item.name for s in self.symmetry_decls):
-                    first = next(s for s in self.symmetry_decls if s.name == item.name)
+                first = symmetries.setdefault(item.name, item)
+                if first is not item:
                     self.report.error(item.name_span, f"there are two symmetries named `{item.name}`",
                                       notes=[("the first one", first.name_span)])
                 self.symmetry_decls.append(item)
@@ -277,6 +282,14 @@ class Checker(ExprChecker, CallChecker, StmtChecker, LevelChecker, ObserveChecke
             finally:
                 self.resolving.discard(name)
         return sym
+
+    def did_you_mean(self, name: str, candidates) -> list[str]:
+        """`did you mean ...?` hints, for the first MAX_SUGGESTIONS unknown names of a file
+        (each compares with every candidate); `candidates` may be a function giving them."""
+        if self.suggestions_left <= 0:
+            return []
+        self.suggestions_left -= 1
+        return did_you_mean(name, candidates() if callable(candidates) else candidates)
 
     def visible_names(self, ctx: Context) -> list[str]:
         names = [n for n, s in self.globals.items() if s.kind not in ("action", "fn", "enum")]
@@ -438,7 +451,7 @@ class Checker(ExprChecker, CallChecker, StmtChecker, LevelChecker, ObserveChecke
             if t.name in _TYPE_HINTS:
                 hints.append(f"write `{_TYPE_HINTS[t.name]}`" if " " not in _TYPE_HINTS[t.name] else _TYPE_HINTS[t.name])
             else:
-                hints += did_you_mean(t.name, ["int", "float", "bool"] +
+                hints += self.did_you_mean(t.name, ["int", "float", "bool"] +
                                       [n for n, s in self.globals.items() if s.kind == "enum"])
             what = f"`{t.name}` is {kind_phrase(sym.kind)}, not a type" if sym else f"I cannot find a type `{t.name}`"
             self.report.error(t.span, what, "not a type", hints)

@@ -20,8 +20,9 @@ from typing import Any, Mapping, Optional
 from . import ir
 
 MAX_CELLS = 100_000_000
-STEP_LIMIT = 500_000  # about half a second of evaluation
-SPECULATIVE_STEPS = 100_000  # for one evaluation that only may find something to report
+STEP_LIMIT = 300_000  # about 0.4 s of evaluation
+SPARE_STEPS = 200_000  # for the checks that only may find something (symmetry sweeps, ...)
+SPECULATIVE_STEPS = 50_000  # for one of those evaluations
 MAX_CALL_DEPTH = 100
 I64_MIN, I64_MAX = -2**63, 2**63 - 1
 
@@ -478,7 +479,7 @@ def try_eval(ev: Evaluator, e: ir.Expr, local: Optional[dict] = None):
     try:
         return ev.eval(e, local)
     except (NotStatic, EvalError, TypeError, ValueError, OverflowError, IndexError,
-            ZeroDivisionError, RecursionError, KeyError, AttributeError):
+            ZeroDivisionError, KeyError, AttributeError):
         return None
 
 

@@ -66,7 +66,10 @@ class EffectChecker:
         for fn, span, what, mode in self.pure_calls:
             eff = self.transitive("fn:" + fn)
             if mode == "static" and not (eff.writes or eff.random or eff.reward) and fn in self.fn_ir:
-                dynamic = self.dynamic_reads(self.fn_ir[fn])
+                memo = self.__dict__.setdefault("_dynamic_reads", {})
+                if fn not in memo:
+                    memo[fn] = self.dynamic_reads(self.fn_ir[fn])
+                dynamic = memo[fn]
                 if dynamic:
                     self.report.error(span, f"{what} must be known before the episode starts, but `{fn}` "
                                       f"reads `{dynamic}`, which changes during it",

@@ -10,7 +10,7 @@ import math
 from typing import Optional
 
 from . import ast, ir
-from .diagnostics import Span, did_you_mean
+from .diagnostics import Span
 from .scope import BUILTIN_VALUES, Context, Local
 from .types import (BOOL, ERR, FLOAT, INT, STR, add, describe, int_lit, is_err, is_float,
                     is_int, is_numeric, maximum, minimum, same_kind, sub)
@@ -74,9 +74,15 @@ class ExprChecker:
         return e
 
     def expect(self, e: ir.Expr, want, what: str, span: Span) -> bool:
-        """Report unless `e` has a type compatible with `want`."""
+        """Report unless `e` has a type compatible with `want` (arrays of the same length)."""
         if same_kind(e.type, want):
-            return True
+            lengths = self.length_mismatch(e.type, want)
+            if lengths is None:
+                return True
+            self.report.error(span, f"{what} must be {_a(want)}, but this is {_a(e.type)}",
+                              f"{lengths[0]} items, not {lengths[1]}",
+                              ["arrays have a fixed length: both sides need the same"])
+            return False
         hints = []
         if is_float(want) and is_int(e.type):
             hints.append("convert it with `float(...)`; only integer literals become floats by themselves")
@@ -87,6 +93,20 @@ class ExprChecker:
         self.report.error(span, f"{what} must be {_a(want)}, but this is {_a(e.type)}",
                           f"this is {_a(e.type)}", hints)
         return False
+
+    def length_mismatch(self, have, want) -> Optional[tuple[int, int]]:
+        """(have, want): the first array lengths that differ with the default params."""
+        while isinstance(have, ir.ArrayType) and isinstance(want, ir.ArrayType):
+            a, b = self.static_value(have.size), self.static_value(want.size)
+            if isinstance(a, int) and isinstance(b, int) and a != b:
+                return a, b
+            have, want = have.elem, want.elem
+        if isinstance(have, ir.TupleType) and isinstance(want, ir.TupleType):
+            for x, y in zip(have.items, want.items):
+                found = self.length_mismatch(x, y)
+                if found is not None:
+                    return found
+        return None
 
     # ------------------------------------------------------------ literals and names
 
@@ -133,7 +153,7 @@ class ExprChecker:
                 self.report.error(span, f"`{name}` is a built-in function; call it with `(...)`")
                 return self.err(span)
             self.report.error(span, f"I cannot find a name `{name}`", "not defined",
-                              did_you_mean(name, self.visible_names(ctx)))
+                              self.did_you_mean(name, lambda: self.visible_names(ctx)))
             return self.err(span)
         if sym.kind in ("fn", "action"):
             self.report.error(span, f"`{name}` is {'a function' if sym.kind == 'fn' else 'an action'}, not a value",
@@ -288,7 +308,8 @@ class ExprChecker:
             elif is_float(b.type) and _is_int_literal(a):
                 operands[i] = a = to_float_literal(a)
             if op in ("==", "!="):
-                comparable = same_kind(a.type, b.type) and not isinstance(a.type, (ir.StrType, ir.UnitType))
+                comparable = same_kind(a.type, b.type) and not isinstance(a.type, (ir.StrType, ir.UnitType)) \
+                    and self.length_mismatch(a.type, b.type) is None
             else:
                 comparable = same_kind(a.type, b.type) and is_numeric(a.type)
             if not comparable:
@@ -330,6 +351,11 @@ class ExprChecker:
             self.report.error(span, f"{what} have different types: {describe(ta)} and {describe(tb)}",
                               hints=["convert one side with `float(...)` or `int(...)`"]
                               if is_numeric(ta) and is_numeric(tb) else [])
+            return None
+        lengths = self.length_mismatch(tb, ta)
+        if lengths is not None:
+            self.report.error(span, f"{what} are arrays of different lengths: {describe(ta)} and {describe(tb)}",
+                              f"{lengths[1]} and {lengths[0]} items", ["arrays have a fixed length"])
             return None
         return self.hull(ta, tb, span)
 
@@ -386,7 +412,7 @@ class ExprChecker:
                 if e.name in etype.variants:
                     return ir.Lit(etype.variants.index(e.name), etype, e.span)
                 self.report.error(e.name_span, f"enum `{sym.name}` has no variant `{e.name}`",
-                                  "no such variant", did_you_mean(e.name, etype.variants))
+                                  "no such variant", self.did_you_mean(e.name, etype.variants))
                 return self.err(e.span)
         self.report.error(e.span, "only an enum's variants can be reached with `.`",
                           hints=["write `Enum.VARIANT`, or index arrays with `[i]`"])

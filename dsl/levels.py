@@ -14,7 +14,7 @@ from .types import INT, is_err
 
 class LevelChecker:
     def level_literal(self, e: ast.MapLit, ctx: Context, const_name: Optional[str] = None) -> ir.Expr:
-        legend: dict[str, ir.Expr] = {}
+        legend: dict[str, object] = {}  # character -> the value it stands for
         key_spans: dict[str, Span] = {}
         ok = True
         sctx = Context("static", "a level legend", ctx.owner)
@@ -28,7 +28,12 @@ class LevelChecker:
             if is_err(v.type):
                 ok = False
                 continue
-            if not isinstance(v.type, (ir.IntType, ir.EnumType, ir.BoolType)) or self.static_value(v) is None:
+            known, failed = self.eval_reporting(v, "a legend value") \
+                if isinstance(v.type, (ir.IntType, ir.EnumType, ir.BoolType)) else (None, False)
+            if failed:
+                ok = False
+                continue
+            if known is None:
                 self.report.error(value.span, "a legend maps characters to enum variants, ints or bools",
                                   hints=[f"this is {article(v.type)}"])
                 ok = False
@@ -45,7 +50,7 @@ class LevelChecker:
                     self.report.error(key.span, f"the legend maps {ch!r} twice",
                                       notes=[("first mapped here", key_spans[ch])])
                     ok = False
-                legend[ch] = v
+                legend[ch] = known
                 key_spans[ch] = key.span
         if not ok or elem_t is None:
             if elem_t is None and ok:
@@ -93,6 +98,6 @@ class LevelChecker:
         row_t = ir.ArrayType(elem_t, n_cols)
         out_rows = []
         for k, row in enumerate(rows):
-            items = tuple(ir.Lit(legend[ch].value, elem_t, e.span) for ch in row)
+            items = tuple(ir.Lit(legend[ch], elem_t, e.span) for ch in row)
             out_rows.append(ir.ArrayLit(items, row_t, e.span))
         return ir.ArrayLit(tuple(out_rows), ir.ArrayType(row_t, ir.Lit(len(rows), INT, e.span)), e.span)

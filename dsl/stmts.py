@@ -112,9 +112,8 @@ class StmtChecker:
                     self.report.error(lv.name_span, f"`{lv.name}` is built in and read-only")
                     return None
                 else:
-                    from .diagnostics import did_you_mean
                     self.report.error(lv.name_span, f"I cannot find a name `{lv.name}` to assign to", "not defined",
-                                      did_you_mean(lv.name, self.visible_names(ctx)) or
+                                      self.did_you_mean(lv.name, lambda: self.visible_names(ctx)) or
                                       ["declare a local with `let`, or state with `state`"])
                     return None
             elif sym.kind != "state":

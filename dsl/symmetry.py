@@ -113,6 +113,8 @@ class SymmetryChecker:
                 self.report.error(idx.span, f"the index variable `{idx.id}` is used twice")
                 return None
             names.append(idx.id)
+            if not self.check_new_name(idx.id, idx.span, ctx):
+                return None
             ctx.bind(Local("sym_var", idx.id, ir.IntType(ir.Lit(0, INT, idx.span), size), idx.span, used=True))
         rroot, rindices = _split_index(rhs.target)
         if rroot is None or rroot.id != root.id or len(rindices) != len(dims):
@@ -139,6 +141,8 @@ class SymmetryChecker:
                 self.report.error(lhs.value.span, "only bounded ints and enums can be relabelled")
                 return None
             value_var = lhs.value.id
+            if not self.check_new_name(value_var, lhs.value.span, ctx):
+                return None
             ctx.bind(Local("sym_var", value_var, scalar, lhs.value.span, used=True))
             value = self.expr(rhs.value, ctx, scalar)
             if is_err(value.type) or not self.expect(value, scalar, "the new value", rhs.value.span):
@@ -176,6 +180,8 @@ class SymmetryChecker:
             if lo is None:
                 return None
             names.append(a.id)
+            if not self.check_new_name(a.id, a.span, ctx):
+                return None
             ctx.bind(Local("sym_var", a.id, ir.IntType(lo, hi), a.span, used=True))
         targets = []
         for a in right[1]:
@@ -252,25 +258,12 @@ class SymmetryChecker:
     def _check_actions(self, sym: ir.Symmetry, name_span: Span) -> None:
         if not sym.actions:
             return
-        # Number every discrete action, then map each through the rules.
-        numbering: dict[tuple, int] = {}
-        ranges: dict[str, list[range]] = {}
-        for d in self.items(ast.ActionDecl):
-            rs = []
-            for p in d.params:
-                if isinstance(p, ast.IndexParam):
-                    lo, hi = self.static_bounds(p.range, INT, "an action's index range")
-                    rs.append(range(self.static_value(lo), self.static_value(hi)))
-            ranges[d.name] = rs
-            if len(numbering) + math.prod(len(r) for r in rs) > MAX_SYMMETRY_POINTS:
-                return  # checked when an env is created; `product` would first list every range
-            for combo in itertools.product(*rs):
-                self.spare.spend(1, name_span)
-                numbering[(d.name,) + combo] = len(numbering)
-                if len(numbering) > MAX_SYMMETRY_POINTS:
-                    return
+        numbering = self._action_numbering(name_span)
+        if numbering is None:
+            return
         rules = {a.source: a for a in sym.actions}
         points = list(numbering)
+        self.spare.spend(len(points), name_span)
         image = []
         for pt in points:
             rule = rules.get(pt[0])
@@ -287,10 +280,41 @@ class SymmetryChecker:
         self._bijective(image, points, name_span, "the actions", sym.involution, numbering.__getitem__,
                         spans={a.source: a.span for a in sym.actions})
 
+    def _action_numbering(self, span: Span) -> Optional[dict[tuple, int]]:
+        """Every discrete action as (name, *indices) -> its number; None when unknown or too
+        many. Computed once for all the symmetries."""
+        memo = self.__dict__.setdefault("_numbering", {})
+        if "all" in memo:
+            return memo["all"]
+        memo["all"] = None
+        numbering: dict[tuple, int] = {}
+        for d in self.items(ast.ActionDecl):
+            rs = []
+            for p in d.params:
+                if isinstance(p, ast.IndexParam):
+                    lo, hi = self.static_bounds(p.range, INT, "an action's index range")
+                    lo, hi = self.static_value(lo), self.static_value(hi)
+                    if not (isinstance(lo, int) and isinstance(hi, int)):
+                        return None  # reported with the action, or known only when an env is created
+                    rs.append(range(lo, hi))
+            if len(numbering) + math.prod(len(r) for r in rs) > MAX_SYMMETRY_POINTS:
+                return None  # checked when an env is created; `product` would first list every range
+            for combo in itertools.product(*rs):
+                self.spare.spend(1, span)
+                numbering[(d.name,) + combo] = len(numbering)
+        memo["all"] = numbering
+        return numbering
+
     def _bijective(self, image: list, domain: list, span: Span, what: str, involution: bool, index,
                    spans: Optional[dict] = None) -> None:
         seen: dict = {}
+        inside = set(domain)
         for src, dst in zip(domain, image):
+            if dst not in inside:
+                at = spans.get(src[0], span) if spans else span
+                self.report.error(at, f"this symmetry sends {_show(src)} to {_show(dst)}, which is not one of {what}",
+                                  hints=["every cell, value and action must go to one of its kind"])
+                return
             if dst in seen:
                 first = seen[dst]
                 at = spans.get(src[0], span) if spans else span

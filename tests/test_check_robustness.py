@@ -36,6 +36,7 @@ ROLES = {
     "loop variable": "fn f() -> int {{\n    let s = 0\n    for {n} in 0..3 {{ s += {n} }}\n    return s\n}}",
     "comprehension": "const c = sum({n} for {n} in 0..3)",
     "reward player": "players 2\nreward[{n}] 1.0",
+    "symmetry variable": "state g: [int in 0..2; 3]\nsymmetry m {{ g[{n}] -> g[2 - {n}] }}",
 }
 NAMES = ["for", "if", "state", "limit", "grid", "player", "pi", "steps", "onehot", "max", "sum", "len",
          "next_player", "shuffle", "self", "Self", "match", "loop", "crate", "__x"]
@@ -161,6 +162,13 @@ def test_constants_that_fail_are_located_errors(item, message):
     assert time.perf_counter() - start < 5
     assert any(message in d.message for d in result.errors), [d.message for d in result.diagnostics]
     assert all(d.span.line >= 5 for d in result.errors)
+
+
+def test_level_legend_values_may_be_computed():
+    result = check_source(HEADER + 'enum Cell { WALL, DOOR }\nconst level = map """\n#D\n""" with '
+                          '{ "#": WALL, "D": [DOOR; 2][1] }\n')
+    assert result.ok, [d.message for d in result.errors]
+    assert default_values(result.env)["level"] == [[0, 1]]
 
 
 def test_summary_never_raises():

@@ -8,6 +8,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from twisterl.cli import _describe_env
 from twisterl.dsl import check_source
 from twisterl.dsl.api import check_bytes
 
@@ -64,7 +65,9 @@ def test_mutations_never_crash(text):
     for d in result.diagnostics:
         assert d.message
         assert d.span.line >= 1 and d.span.col >= 1
-    if not result.ok:
+    if result.ok:
+        assert _describe_env(result.env).startswith("env ")  # the `twisterl check` summary
+    else:
         assert result.env is None
 
 

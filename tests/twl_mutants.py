@@ -150,7 +150,7 @@ def _mutate_items(text: str, rng: random.Random, kind: str, names: list[str]) ->
 
 
 def mutate(text: str, rng: random.Random, rounds: int = 0) -> str:
-    """`text` after 1 to 4 mutations (or `rounds`)."""
-    for _ in range(rounds or rng.randint(1, 4)):
+    """`text` after 1 to 6 mutations (or `rounds`)."""
+    for _ in range(rounds or rng.randint(1, 6)):
         text = mutate_once(text, rng)
     return text

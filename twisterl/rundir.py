@@ -319,7 +319,8 @@ class RunDir:
         try:
             meta = {k: json.loads(v) for k, v in raw.items() if k != "sha256"}
         except json.JSONDecodeError as exc:
-            raise CheckpointError(f"{path} is not a readable checkpoint: a metadata value is not JSON ({exc})") from None
+            raise CheckpointError(f"{path} is not a readable checkpoint: a metadata value is not JSON "
+                                  f"({exc})") from None
         check_meta(meta, path)
         return tensors, meta
 

@@ -164,6 +164,7 @@ class _Lowering:
         params = ", ".join(f"{'mut ' if p.name in w.mutable else ''}{local(p.name)}: {rust_type(p.type)}"
                            for p in f.params)
         ret = rust_type(f.ret)
+        w.returns = f.ret
         body = w.block(f.body)
         if isinstance(f.ret, ir.UnitType):
             body.append("Ok(())")

@@ -50,6 +50,13 @@ def at(span) -> str:
 MAX_FIXED_CELLS = 4096
 
 
+def _same_repr(a, b) -> bool:
+    """Whether values of types `a` and `b` have the same Rust type shape (array or `Vec`)."""
+    if isinstance(a, ir.ArrayType) and isinstance(b, ir.ArrayType):
+        return is_fixed(a) == is_fixed(b) and _same_repr(a.elem, b.elem)
+    return True
+
+
 def is_fixed(t) -> bool:
     """Small arrays of literal size become Rust arrays (no allocation, `Copy`); the others
     `Vec`s, sized once per instance."""
@@ -129,6 +136,7 @@ class RustWriter:
         self.fn_mut = fn_effects
         self.tmp = 0
         self.mutable: set[str] = set()
+        self.returns: Optional[ir.Type] = None  # the return type of the fn being written
 
     def fresh(self, base: str = "t") -> str:
         """A temporary's name; `.twl` names cannot start with `__`, so none can clash."""
@@ -246,12 +254,35 @@ class RustWriter:
 
     def _Call(self, e: ir.Call) -> str:
         if e.fn in self.static_fns:
-            return self.method_call(f"{self.kon}.f_{e.fn}", e.args)
-        return self.method_call(f"self.f_{e.fn}", e.args)
+            return self.method_call(f"{self.kon}.f_{e.fn}", e.args, self.param_types(e.fn))
+        return self.method_call(f"self.f_{e.fn}", e.args, self.param_types(e.fn))
 
-    def method_call(self, method: str, args) -> str:
-        """`method(args)?`, with arguments evaluated first so no borrow of `self` overlaps."""
+    def param_types(self, fn: str) -> Optional[list]:
+        f = next((f for f in self.env.functions if f.name == fn), None)
+        return None if f is None else [p.type for p in f.params]
+
+    def coerce(self, code: str, src, dst, span) -> str:
+        """`code`, of type `src`, in the Rust representation of `dst`. Arrays whose size is
+        a literal are Rust arrays and those sized by params are `Vec`s, so where one flows
+        into the other it is converted (a length that differs at run time is a fault)."""
+        if not (isinstance(src, ir.ArrayType) and isinstance(dst, ir.ArrayType)) or _same_repr(src, dst):
+            return code
+        if _same_repr(src.elem, dst.elem):
+            items = f"&({code})[..]"
+        else:
+            e = self.fresh("e")
+            inner = self.coerce(f"{e}.clone()", src.elem, dst.elem, span)
+            items = f"&({code}).iter().map(|{e}| Ok({inner})).collect::<R<Vec<_>>>()?[..]"
+        if is_fixed(dst):
+            return f"ops::fixed::<_, {dst.size.value}>({items}, {at(span)})?"
+        return f"({items}).to_vec()"
+
+    def method_call(self, method: str, args, types=None) -> str:
+        """`method(args)?`, with arguments evaluated first so no borrow of `self` overlaps;
+        with `types`, each argument is converted to its parameter's array representation."""
         codes = [self.value(a) for a in args]
+        if types is not None:
+            codes = [self.coerce(c, a.type, t, a.span) for c, a, t in zip(codes, args, types)]
         if all(_is_simple(a) for a in args):
             return f"{method}({', '.join(codes)})?"
         names = [self.fresh("arg") for _ in codes]
@@ -469,7 +500,9 @@ class RustWriter:
         if len(s.names) == 1:
             name = s.names[0]
             mut = "mut " if name in self.mutable else ""
-            value = self.checked(self.value(s.value), s.types[0], s.span) if s.types else self.value(s.value)
+            value = self.value(s.value)
+            if s.types:
+                value = self.checked(self.coerce(value, s.value.type, s.types[0], s.span), s.types[0], s.span)
             return [f"let {mut}{local(name)}: {rust_type(s.types[0])} = {value};"]
         names = ", ".join(("mut " if n in self.mutable else "") + local(n) for n in s.names)
         return [f"let ({names}) = {self.value(s.value)};"]
@@ -503,7 +536,7 @@ class RustWriter:
             body = f"{place}[{k}] = {self.checked(self.value(value.element), t.elem, span)}; {k} += 1;"
             return pre + [f"let mut {k} = 0usize;", self.loops(value.clauses, body)]
         tmp = self.fresh("v")
-        lines = [f"let {tmp} = {self.value(value)};"]
+        lines = [f"let {tmp} = {self.coerce(self.value(value), value.type, t, span)};"]
         if _needs_range(t):
             lines.append(f"for x in ({tmp}).iter() {{ {self.range_check_elems('*x', t, span)} }}")
         if is_fixed(t):
@@ -573,7 +606,10 @@ class RustWriter:
     def _s_Return(self, s: ir.Return) -> list[str]:
         if s.value is None:
             return ["return Ok(());"]
-        return [f"return Ok({self.value(s.value)});"]
+        value = self.value(s.value)
+        if self.returns is not None:
+            value = self.coerce(value, s.value.type, self.returns, s.span)
+        return [f"return Ok({value});"]
 
     def _s_Break(self, s) -> list[str]:
         return ["break;"]

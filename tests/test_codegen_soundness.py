@@ -7,6 +7,7 @@ from __future__ import annotations
 import textwrap
 
 import numpy as np
+import pytest
 
 import twisterl
 
@@ -92,3 +93,37 @@ def test_locals_named_like_rust_and_generated_code(tmp_path, build_cache):
     env.step(0)
     assert env.get_state(named=True)["board"].tolist() == [0, 0, 0, 0]
     assert np.all(clash.vector(3).random_episodes(5, max_length=50)["steps"] > 0)
+
+
+def test_arrays_sized_by_params_meet_arrays_of_literal_size(tmp_path, build_cache):
+    """A `[int; n]` is a `Vec` and a `[int; 3]` a Rust array: assigning, passing and
+    returning one as the other converts it, and a length that differs at run time (other
+    params than the defaults the checker used) is a located fault."""
+    mix = _compile(tmp_path, "mix", """\
+        env Mix
+        param n = 3
+        const row = [0; n]
+        state x: int in 0..3
+        state r: [int; 3]
+        state y: [int; n]
+        state g: [[int in 0..3; n]; 2]
+        fn total(a: [int; 3]) -> int { return a[0] + a[1] + a[2] }
+        fn grow(a: [int; n]) -> [int; 3] { return a }
+        action b {
+            r = row
+            y = [1, 2, 0]
+            g = [[0, 1, 2], [2, 1, 0]]
+            let z: [int; 3] = y
+            x = min(2, total(y) + total(grow(r)) + z[2] + g[1][0] - 3)
+        }
+        observe onehot(x)
+        """)
+    env = mix()
+    env.reset(seed=0)
+    env.step(0)
+    state = env.get_state(named=True)
+    assert state["x"] == 2 and state["y"].tolist() == [1, 2, 0] and state["g"].tolist() == [0, 1, 2, 2, 1, 0]
+    env = mix(n=4)
+    env.reset(seed=0)
+    with pytest.raises(twisterl.EnvError, match=r"mix.twl:11:\d+: an array of 4 elements is used where one of 3"):
+        env.step(0)

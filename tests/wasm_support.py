@@ -87,7 +87,7 @@ def node(script: Path, *args: str, timeout: float = 300) -> str:
 
 FAULT_KINDS = ["IndexOutOfBounds", "OutOfRange", "Overflow", "DivisionByZero", "Empty", "LoopLimit",
                "NegativeExponent", "BadConversion", "BadParam", "BadAction", "IllegalAction", "BadState",
-               "EpisodeOver", "Panic", "Interrupted", "LoopTooLong", "TooLarge", "BadStateValue"]
+               "EpisodeOver", "Panic", "Interrupted", "LoopTooLong", "TooLarge", "BadStateValue", "LengthMismatch"]
 
 
 class RawFault(RuntimeError):

@@ -56,6 +56,8 @@ pub enum FaultKind {
     TooLarge,
     /// A state value (`a` holds its f64 bits) that is not an int in `b..c`.
     BadStateValue,
+    /// An array of `a` elements where one of `b` is expected.
+    LengthMismatch,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,6 +97,7 @@ impl Fault {
             FaultKind::BadConversion => "a float that is not a finite int-sized number was converted to int".to_string(),
             FaultKind::BadParam => format!("param #{} has an invalid value", self.a),
             FaultKind::Interrupted => "interrupted".to_string(),
+            FaultKind::LengthMismatch => format!("an array of {} elements is used where one of {} is expected", self.a, self.b),
             FaultKind::BadStateValue => {
                 let value = f64::from_bits(self.a as u64);
                 let range = if self.c == i64::MAX { format!("{}..", self.b) } else { format!("{}..{}", self.b, self.c) };
@@ -140,10 +143,10 @@ impl FaultKind {
     /// The kind with number `n` (its position in the declaration), for the C ABI.
     pub fn from_u32(n: u32) -> FaultKind {
         use FaultKind::*;
-        const ALL: [FaultKind; 18] = [
+        const ALL: [FaultKind; 19] = [
             IndexOutOfBounds, OutOfRange, Overflow, DivisionByZero, Empty, LoopLimit,
             NegativeExponent, BadConversion, BadParam, BadAction, IllegalAction, BadState,
-            EpisodeOver, Panic, Interrupted, LoopTooLong, TooLarge, BadStateValue,
+            EpisodeOver, Panic, Interrupted, LoopTooLong, TooLarge, BadStateValue, LengthMismatch,
         ];
         ALL.get(n as usize).copied().unwrap_or(Panic)
     }

@@ -54,6 +54,12 @@ pub fn filled<T: Clone>(value: T, len: i64, at: At) -> R<Vec<T>> {
     Ok(v)
 }
 
+/// `values` as an array of `N`: where an array sized by params meets one of literal size,
+/// their lengths must agree at run time.
+pub fn fixed<T: Copy, const N: usize>(values: &[T], at: At) -> R<[T; N]> {
+    <[T; N]>::try_from(values).map_err(|_| fault(FaultKind::LengthMismatch, at, values.len() as i64, N as i64, 0))
+}
+
 /// The range `lo..hi` of a loop, refused when it would run more than [`MAX_LOOP`] times.
 #[inline]
 pub fn span(lo: i64, hi: i64, at: At) -> R<std::ops::Range<i64>> {

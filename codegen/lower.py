@@ -14,7 +14,7 @@ from typing import Any
 from twisterl.dsl import ir
 from twisterl.dsl.effects import walk
 
-from .rust import RustWriter, at, enum_const, float_lit, ident, is_copy, is_fixed, local, rust_type
+from .rust import RustWriter, at, enum_const_names, float_lit, ident, is_copy, is_fixed, local, rust_type
 
 
 @dataclass
@@ -47,11 +47,20 @@ class Context:
     n_decls: int = 0
 
 
+# Type names the generated crate uses or imports: an env may not take one as its own.
+_TAKEN_TYPES = frozenset("""Kon State Env Fault FaultKind R Rng Param Batch Slot Observation At Self Option Result
+    Vec String Box Clone Copy Default Debug Drop Eq PartialEq Ord PartialOrd Fn FnMut FnOnce Iterator Send Sync
+    Sized Some None Ok Err ToString From Into Purpose RolloutStats StepOut Step Tree""".split())
+
+
 def type_name(name: str) -> str:
+    """The Rust struct of env `name`: its name, capitalised, unless that would clash with
+    a type the generated code uses (then with `Env` appended: `env Vec` is `VecEnv`)."""
     cleaned = "".join(ch if ch.isalnum() else "_" for ch in name)
-    if not cleaned or cleaned[0].isdigit():
+    if not cleaned.strip("_") or cleaned[0].isdigit():
         cleaned = "Env" + cleaned
-    return cleaned[0].upper() + cleaned[1:]
+    cleaned = cleaned[0].upper() + cleaned[1:]
+    return cleaned + "Env" if cleaned in _TAKEN_TYPES else cleaned
 
 
 def lower(env: ir.Env, source_name: str) -> Context:
@@ -77,9 +86,10 @@ class _Lowering:
                       players=env.players, continuous=env.action_space.kind == "continuous",
                       observation={"sparse": "Sparse", "dense": "Dense", "planes": "Planes"}[env.observation.kind],
                       spec_json=json.dumps(spec(env), sort_keys=True, separators=(",", ":")))
+        enum_names = enum_const_names(env)
         for e in env.enums:
             for i, v in enumerate(e.variants):
-                ctx.enum_consts.append((enum_const(e.name, v), i, f"{e.name}.{v}"))
+                ctx.enum_consts.append((enum_names[(e.name, v)], i, f"{e.name}.{v}"))
         self.kon(ctx)
         self.state(ctx)
         self.functions(ctx)
@@ -359,7 +369,10 @@ class _Lowering:
             dense.append(note)
             sparse.append(note)
             lo = w.expr(part.lo) if part.lo is not None else "0"
-            onehot = part.encoding in ("onehot", "planes") and part.lo is not None
+            elem = _scalar(part.value.type)
+            # Planes of bools or floats are one plane holding the values themselves.
+            valued = isinstance(elem, (ir.BoolType, ir.FloatType))
+            onehot = part.encoding in ("onehot", "planes") and part.lo is not None and not valued
             if onehot:
                 hi = f"{lo} + {w.expr(part.width)}"
 
@@ -367,7 +380,7 @@ class _Lowering:
                     v = w.fresh("v")
                     return v, f"let {v} = ops::range(({code}) as i64, {lo}, {hi}, {at(part.span)})?;"
 
-            if part.encoding == "planes" and part.lo is not None:
+            if part.encoding == "planes" and onehot:
                 hw = f"{w.size(part.shape[1])} * {w.size(part.shape[2])}"
                 dense.append(f"out[o..o + {width} * {hw}].fill(0.0);")
 
@@ -391,7 +404,7 @@ class _Lowering:
                 dense.append(f"o += {cells} * {width};")
                 sparse.append(f"o += {cells} * {width};")
                 nnz.append(cells)
-            elif part.encoding in ("bool", "planes"):
+            elif part.encoding == "bool" or (part.encoding == "planes" and isinstance(elem, ir.BoolType)):
                 dense += emit_cells(w, part.value, lambda cell, code: [
                     f"out[o + {cell}] = if {code} {{ 1.0 }} else {{ 0.0 }};"])
                 sparse += emit_cells(w, part.value, lambda cell, code: [
@@ -522,9 +535,12 @@ def _zero_expr(t, span) -> ir.Expr:
     if isinstance(t, ir.IntType):
         if t.bounded:
             # zero when the range holds it, else the lower bound
-            zero = ir.Lit(0, ir.IntType(), span)
-            return ir.BuiltinCall("max", (zero, t.lo), ir.IntType(), span) if not isinstance(t.lo, ir.Lit) \
-                else ir.Lit(t.lo.value if t.lo.value > 0 else 0, ir.IntType(), span)
+            lo, hi = t.lo, t.hi
+            if isinstance(lo, ir.Lit) and isinstance(hi, ir.Lit):
+                return ir.Lit(0 if lo.value <= 0 < hi.value else lo.value, ir.IntType(), span)
+            if isinstance(hi, ir.Lit) and hi.value <= 0:
+                return lo
+            return ir.BuiltinCall("max", (ir.Lit(0, ir.IntType(), span), lo), ir.IntType(), span)
         return ir.Lit(0, t, span)
     if isinstance(t, ir.ArrayType):
         return ir.ArrayRepeat(_zero_expr(t.elem, span), t.size, t, span)

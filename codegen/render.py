@@ -6,7 +6,7 @@ import re
 
 from twisterl.dsl import ir
 
-from .rust import RustWriter, enum_const, rust_str
+from .rust import RustWriter, rust_str
 
 _SPEC = re.compile(r"^([<>^]?)([0-9]*)(\.[0-9]+)?([dfeg%]?)$")
 
@@ -73,7 +73,7 @@ def _line(w: RustWriter, line: ir.RenderLine) -> list[str]:
         t = seg.value.type
         value = w.expr(seg.value)
         if isinstance(t, ir.EnumType):
-            arms = " ".join(f"{enum_const(t.name, v)} => {rust_str(v)}," for v in t.variants)
+            arms = " ".join(f"{w.enum_const(t.name, v)} => {rust_str(v)}," for v in t.variants)
             value = f"match {value} {{ {arms} _ => \"?\" }}"
         m = _SPEC.match(seg.format)
         align, width, prec, kind = m.groups() if m else ("", "", "", "")

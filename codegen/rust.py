@@ -105,8 +105,19 @@ def float_lit(v: float) -> str:
     return text + "_f64" if abs(v) >= 1e16 else text
 
 
-def enum_const(enum: str, variant: str) -> str:
-    return f"{_upper_snake(enum)}_{variant.upper()}"
+def enum_const_names(env: ir.Env) -> dict[tuple[str, str], str]:
+    """The Rust const of each enum variant: `TILE_EMPTY` for `Tile.EMPTY`. Variants whose
+    names would meet (`sum.rng` and `sum.Rng`, `a.b_c` and `a_b.c`) are numbered apart."""
+    names: dict[tuple[str, str], str] = {}
+    taken: set[str] = set()
+    for e in env.enums:
+        for k, v in enumerate(e.variants):
+            name = f"{_upper_snake(e.name)}_{v.upper()}"
+            if name in taken:
+                name = f"{name}_{len(names)}"
+            taken.add(name)
+            names[(e.name, v)] = name
+    return names
 
 
 def _upper_snake(name: str) -> str:
@@ -137,6 +148,12 @@ class RustWriter:
         self.tmp = 0
         self.mutable: set[str] = set()
         self.returns: Optional[ir.Type] = None  # the return type of the fn being written
+        self._enum_names: Optional[dict] = None
+
+    def enum_const(self, enum: str, variant: str) -> str:
+        if self._enum_names is None:
+            self._enum_names = enum_const_names(self.env)
+        return self._enum_names[(enum, variant)]
 
     def fresh(self, base: str = "t") -> str:
         """A temporary's name; `.twl` names cannot start with `__`, so none can clash."""
@@ -167,7 +184,7 @@ class RustWriter:
 
     def _Lit(self, e: ir.Lit) -> str:
         if isinstance(e.type, ir.EnumType):
-            return enum_const(e.type.name, e.type.variants[int(e.value)])
+            return self.enum_const(e.type.name, e.type.variants[int(e.value)])
         if isinstance(e.value, bool):
             return "true" if e.value else "false"
         if isinstance(e.value, str):
@@ -196,10 +213,19 @@ class RustWriter:
 
     def _Index(self, e: ir.Index) -> str:
         if isinstance(e.base, ir.Ref) and e.base.kind == "view" and e.base.name in self.array_views:
+            if not _is_simple(e.index) and not _is_pure_read(e.index):
+                i = self.fresh("i")
+                return f"{{ let {i} = {self.expr(e.index)}; self.v_{e.base.name}_at({i})? }}"
             return f"self.v_{e.base.name}_at({self.expr(e.index)})?"
         base = e.base
         if isinstance(base, (ir.Ref, ir.Index)) and not (isinstance(base, ir.Ref) and base.kind == "view"):
             code = self.expr(base)
+            if not _is_simple(e.index) and not _is_pure_read(e.index):
+                # The index may draw random numbers or change the state: compute it before
+                # the array is borrowed.
+                i = self.fresh("i")
+                return (f"{{ let {i} = {self.expr(e.index)}; "
+                        f"{code}[ops::ix({i}, {self.size(base.type.size)}, {at(e.span)})?] }}")
             return f"{code}[ops::ix({self.expr(e.index)}, {self.size(base.type.size)}, {at(e.span)})?]"
         tmp = self.fresh()
         return (f"{{ let {tmp} = {self.expr(base)}; "
@@ -294,15 +320,15 @@ class RustWriter:
         args = [self.expr(a) for a in e.args]
         is_int = isinstance(e.type, ir.IntType)
         if n in ("sin", "cos", "tan", "sqrt", "exp", "floor", "ceil"):
-            return f"({args[0]}).{n}()"
+            return f"f64::{n}({args[0]})"
         if n == "log":
-            return f"({args[0]}).ln()"
+            return f"f64::ln({args[0]})"
         if n == "round":
             return f"ops::round({args[0]})"
         if n == "atan2":
-            return f"({args[0]}).atan2({args[1]})"
+            return f"f64::atan2({args[0]}, {args[1]})"
         if n == "abs":
-            return f"ops::abs_i({args[0]}, {at(e.span)})?" if is_int else f"({args[0]}).abs()"
+            return f"ops::abs_i({args[0]}, {at(e.span)})?" if is_int else f"f64::abs({args[0]})"
         if n == "sign":
             return f"ops::sign_i({args[0]})" if is_int else f"ops::sign_f({args[0]})"
         if n in ("min", "max"):
@@ -643,6 +669,25 @@ class RustWriter:
 
     def _s_RandomAction(self, s) -> list[str]:
         return ["self.random_action()?;"]
+
+
+def _is_pure_read(e) -> bool:
+    """Whether evaluating `e` only reads: no call of a function (which may change the
+    state) and no random draw. Such an index can be computed inside the array's borrow."""
+    if isinstance(e, (ir.Call, ir.BuiltinCall)):
+        return isinstance(e, ir.BuiltinCall) and e.name not in RANDOM_BUILTINS and all(_is_pure_read(a) for a in e.args)
+    if isinstance(e, ir.Aggregate) or isinstance(e, ir.ArrayComp):
+        return False
+    children = [getattr(e, f) for f in getattr(e, "__dataclass_fields__", {}) if f not in ("type", "span")]
+    for c in children:
+        items = c if isinstance(c, tuple) else (c,)
+        if any(hasattr(x, "__dataclass_fields__") and not _is_pure_read(x) for x in items):
+            return False
+    return True
+
+
+# The built-ins that draw random numbers (or apply actions, which may).
+RANDOM_BUILTINS = frozenset({"uniform", "randint", "choice", "shuffle", "random_action", "act"})
 
 
 def _is_simple(e) -> bool:

@@ -196,6 +196,8 @@ class StmtChecker:
         value = self.expr(s.value, ctx)
         if any(p is None for p in places) or is_err(value.type):
             return None
+        # Int literals become floats where a float place takes them, as in `f = -3`.
+        value = self.coerce(value, ir.TupleType(tuple(p.type for p in places)))
         if not isinstance(value.type, ir.TupleType) or len(value.type.items) != len(places):
             self.report.error(s.value.span, f"I cannot assign {article(value.type)} to {len(places)} places",
                               hints=["the right side must be a tuple of the same length"])

@@ -127,3 +127,47 @@ def test_arrays_sized_by_params_meet_arrays_of_literal_size(tmp_path, build_cach
     env.reset(seed=0)
     with pytest.raises(twisterl.EnvError, match=r"mix.twl:11:\d+: an array of 4 elements is used where one of 3"):
         env.step(0)
+
+
+CASES = {
+    # float built-ins on literals (an ambiguous float type in Rust)
+    "float_literals": "state x: float\naction go { x = abs(2.5) + floor(0.5 * 3.0) + sqrt(4.0) + atan2(1.0, 1.0) }\nobserve x",
+    # variants whose Rust consts would meet
+    "enum_consts": "enum sum { rng, Rng }\nenum a { b_c, z }\nenum a_b { c, y }\nstate x: sum\nstate w: a\n"
+                   "state u: a_b\naction go { x = sum.Rng\n w = a.b_c\n u = a_b.c }\nobserve onehot(x), onehot(w), onehot(u)",
+    # an index that draws or changes the state, into a state array and into a view
+    "effectful_index": "state a: [int in 0..3; 3]\nstate c: int in 0..3\nlet lows = [a[i] for i in 0..3]\n"
+                       "fn bump() -> int {\n c = (c + 1) % 3\n return c\n}\n"
+                       "action go { c = a[randint(0, 3)] }\naction hop { c = lows[randint(0, 3)] }\n"
+                       "action jump { c = a[bump()] }\nobserve onehot(c), onehot(a)",
+    # bounded ints whose range holds no 0 start at their lower bound
+    "negative_ranges": "state a: [int in -2..-1; 3]\nstate k: [[int in -5..-3; 3]; 2]\nstate x: int in 0..3\n"
+                       "action go { x = (x + 1) % 3 }\nobserve onehot(x), onehot(a)",
+    # planes of bools and of floats: one plane of the values
+    "value_planes": "state g: [[bool; 3]; 2]\nstate h: [[float; 3]; 2]\naction go { g[0][1] = not g[0][1]\n h[1][2] = 1.5 }\n"
+                    "observe planes(g), planes(h)",
+    # an int literal for a float in a tuple assignment
+    "tuple_literals": "state f: float\nstate a: int in 0..3\naction go { (a, f) = (1, -3) }\nobserve f, onehot(a)",
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_found_by_the_program_generator(case, tmp_path, build_cache):
+    cls = _compile(tmp_path, case, f"env {case.title().replace('_', '')}\n" + CASES[case] + "\n")
+    env = cls()
+    env.reset(seed=0)
+    env.set_state(env.get_state())
+    for _ in range(6):
+        env.step(int(np.flatnonzero(env.action_mask())[0]))
+    if case == "value_planes":
+        assert env.observe_indices is not None and env.step(0)[0].ravel().tolist()[-1] == 1.5
+
+
+@pytest.mark.parametrize("name", ["Clone", "Env", "Fault", "Option", "Rng", "Self", "State", "String", "Vec",
+                                  "self", "rng", "_"])
+def test_an_env_may_take_any_name(name, tmp_path, build_cache):
+    cls = _compile(tmp_path, f"named_{name}", f"env {name}\nstate x: int in 0..3\n"
+                   "action go { x = max(k in 0..3 where k != x) }\nobserve onehot(x)\n")
+    env = cls()
+    env.reset(seed=0)
+    assert cls.name == name and env.step(0)[0].shape == (3,)

@@ -5,6 +5,7 @@ beat random play."""
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -151,13 +152,11 @@ def test_opponent_rows_are_not_learnt_from(compiled):
             e = ends[i] + 1 if i < len(ends) else dones.shape[0]
             if s0 >= e:
                 continue
-            rows = slice(s0, e)
-            seat = first[k] if i == 0 else player[rows][learn[rows]][0] if learn[rows].any() else None
-            assert seat is not None
+            ln, pl = learn[s0:e, k], player[s0:e, k]
+            seat = first[k] if i == 0 else pl[ln][0] if ln.any() else 1 - pl[0]
             # Only the learner's seat is learnt from, within the whole episode.
-            np.testing.assert_array_equal(learn[rows], player[rows] == seat)
-            opp = ~learn[rows]
-            np.testing.assert_array_equal(actions[rows][opp], lowest[rows][opp])
+            np.testing.assert_array_equal(ln, pl == seat)
+            np.testing.assert_array_equal(actions[s0:e, k][~ln], lowest[s0:e, k][~ln])
     assert (~learn).any() and learn.any()
     assert (actions[learn] != lowest[learn]).any()  # the learner is not the opponent
     # Without the pool's draw (pool_prob 0) every new episode is self-play.
@@ -219,20 +218,32 @@ def _cli(*args, cwd):
 
 
 def test_cli_self_play_learns_to_beat_random_play(tmp_path, build_cache):
+    """`twisterl train` of tic-tac-toe (PPO by self-play, a small network: about 0.4 s an
+    iteration on two cores), then `twisterl eval` of the run."""
+    cfg = tmp_path / "small.json"
+    cfg.write_text(json.dumps(SMALL))
     run = tmp_path / "run"
-    r = _cli("train", str(ROOT / "examples/tictactoe.twl"), "--out", str(run), "--iterations", str(CLI_ITERATIONS),
-             cwd=tmp_path)
+    r = _cli("train", str(ROOT / "examples/tictactoe.twl"), "--config", str(cfg), "--out", str(run),
+             "--iterations", str(CLI_ITERATIONS), cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "by self-play" in r.stdout and "vs pure MCTS" in r.stdout
-    rows = list(csv.DictReader(open(run / "metrics.csv")))
-    vs_random = [float(row["vs_random"]) for row in rows]
+    with open(run / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == CLI_ITERATIONS
     assert {"vs_mcts", "vs_random_win", "vs_random_draw", "vs_random_loss", "vs_mcts_win"} <= set(rows[0])
+    vs_random = np.array([float(row["vs_random"]) for row in rows])
+    vs_mcts = np.array([float(row["vs_mcts"]) for row in rows])
+    # A random network, after one update, scores about 0.65 against random play.
     assert vs_random[0] < 0.8, vs_random
-    assert max(vs_random[-3:]) >= 0.85, vs_random
+    assert vs_random[-5:].mean() >= 0.8, vs_random
+    assert vs_random[-5:].mean() >= vs_random[0] + 0.1, vs_random
+    assert vs_mcts[-5:].mean() >= vs_mcts[:3].mean() + 0.05, vs_mcts
     assert (run / "best.safetensors").exists()
     r = _cli("eval", str(run), "--episodes", "20", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "vs random play, 20 games" in r.stdout and "vs pure MCTS" in r.stdout
 
 
-CLI_ITERATIONS = 12
+SMALL = {"num_envs": 256, "num_steps": 32, "embedding_size": 128, "common_layers": [128], "learning_rate": 1e-3,
+         "clip_coef": 0.2}
+CLI_ITERATIONS = 40

@@ -18,7 +18,7 @@ torch = pytest.importorskip("torch")
 
 import twisterl  # noqa: E402
 from twisterl import _core  # noqa: E402
-from twisterl.learners.ppo import PPO, Config  # noqa: E402
+from twisterl.learners.ppo import PPO, Config, join_rollouts  # noqa: E402
 from twisterl.nets import BasicPolicy, export  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,17 +67,13 @@ def _compile(tmp_path: Path, name: str, source: str):
     return twisterl.compile(path)
 
 
-def test_two_player_gae_chains_with_the_sign_of_the_next_mover(tmp_path, build_cache):
-    cls = _compile(tmp_path, "sign_chain", SIGN_GAME)
-    vec = cls.vector(8, seed=3)
-    vec.reset()
-    torch.manual_seed(0)
-    net = BasicPolicy(2, 3, 16, (16,))
-    gamma, lam, steps = 0.9, 0.7, 30
-    data = _core.collect(vec._batch, export(net), steps, 5, gamma, lam)
+def _check_sign_chained_gae(data: dict, net, gamma: float, lam: float) -> None:
+    """Recompute the advantages of a SIGN_GAME rollout by hand from its rewards, values,
+    dones, actions and players (all rows but the last, whose bootstrap state is not in it)."""
     obs, actions, player = data["obs"], data["actions"], data["player"]
     r, v, d = data["rewards"], data["values"], data["dones"]
     adv, ret = data["advantages"], data["returns"]
+    steps = r.shape[0]
     assert data["learn"].all()  # no opponent: every move is the learner's
     # The mover is the one the observation names, and its reward is its own (+0.1 t after the move).
     np.testing.assert_array_equal(player, obs[..., 1].astype(np.int64))
@@ -95,7 +91,6 @@ def test_two_player_gae_chains_with_the_sign_of_the_next_mover(tmp_path, build_c
     final_obs = np.stack([t_after, np.where(actions == 1, player, 1 - player)], axis=-1).astype(np.float32)
     with torch.no_grad():
         final_v = net(torch.from_numpy(final_obs.reshape(-1, 2)))[1].numpy().reshape(steps, -1)
-    # GAE backwards by hand (the last row bootstraps from a state the data does not hold).
     for k in range(r.shape[1]):
         for t in range(steps - 2, -1, -1):
             if terminated[t, k]:
@@ -107,6 +102,20 @@ def test_two_player_gae_chains_with_the_sign_of_the_next_mover(tmp_path, build_c
                 expected = delta + gamma * lam * sign[t, k] * adv[t + 1, k]
             assert adv[t, k] == pytest.approx(expected, abs=2e-5), (t, k)
     np.testing.assert_allclose(ret, adv + v, atol=1e-6)
+
+
+def test_two_player_gae_chains_with_the_sign_of_the_next_mover(tmp_path, build_cache):
+    cls = _compile(tmp_path, "sign_chain", SIGN_GAME)
+    vec = cls.vector(8, seed=3)
+    vec.reset()
+    torch.manual_seed(0)
+    net = BasicPolicy(2, 3, 16, (16,))
+    gamma, lam, steps = 0.9, 0.7, 30
+    _check_sign_chained_gae(_core.collect(vec._batch, export(net), steps, 5, gamma, lam), net, gamma, lam)
+    # Consecutive collections joined into one rollout (as a time-limited iteration does) chain
+    # across their boundaries with the sign too.
+    parts = [_core.collect(vec._batch, export(net), n, 9 + n, gamma, lam) for n in (7, 5, 11)]
+    _check_sign_chained_gae(join_rollouts(parts, gamma, lam), net, gamma, lam)
     # The return of a whole terminated episode, chained by hand: G_t = r_t + gamma s_t G_{t+1}.
     with_lam1 = _core.collect(vec._batch, export(net), steps, 6, gamma, 1.0)
     r1, d1, a1 = with_lam1["rewards"], with_lam1["dones"], with_lam1["actions"]

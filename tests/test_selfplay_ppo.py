@@ -227,8 +227,10 @@ def _cli(*args, cwd):
 
 
 def test_cli_self_play_learns_to_beat_random_play(tmp_path, build_cache):
-    """`twisterl train` of tic-tac-toe (PPO by self-play, a small network: about 0.4 s an
-    iteration on two cores), then `twisterl eval` of the run."""
+    """`twisterl train` of tic-tac-toe (PPO by self-play, a small network: about 0.25 s an
+    iteration on two busy cores), then `twisterl eval` of the run. Measured: against random
+    play 0.65 after the first iteration, 0.94-0.96 by iterations 35-39; against pure MCTS
+    (100 simulations) about 0.1 at first, 0.5-0.57 (mostly draws) by iterations 35-39."""
     cfg = tmp_path / "small.json"
     cfg.write_text(json.dumps(SMALL))
     run = tmp_path / "run"
@@ -244,9 +246,9 @@ def test_cli_self_play_learns_to_beat_random_play(tmp_path, build_cache):
     vs_mcts = np.array([float(row["vs_mcts"]) for row in rows])
     # A random network, after one update, scores about 0.65 against random play.
     assert vs_random[0] < 0.8, vs_random
-    assert vs_random[-5:].mean() >= 0.8, vs_random
-    assert vs_random[-5:].mean() >= vs_random[0] + 0.1, vs_random
-    assert vs_mcts[-5:].mean() >= vs_mcts[:3].mean() + 0.05, vs_mcts
+    assert vs_random[-5:].mean() >= 0.85, vs_random
+    assert vs_random[-5:].mean() >= vs_random[0] + 0.15, vs_random
+    assert vs_mcts[-5:].mean() >= vs_mcts[:3].mean() + 0.2, vs_mcts
     assert (run / "best.safetensors").exists()
     r = _cli("eval", str(run), "--episodes", "20", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
@@ -254,5 +256,5 @@ def test_cli_self_play_learns_to_beat_random_play(tmp_path, build_cache):
 
 
 SMALL = {"num_envs": 256, "num_steps": 32, "embedding_size": 128, "common_layers": [128], "learning_rate": 1e-3,
-         "clip_coef": 0.2}
+         "clip_coef": 0.2, "twists": True, "ent_coef": 0.03}
 CLI_ITERATIONS = 40

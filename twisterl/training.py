@@ -243,10 +243,13 @@ def train(path: Optional[str], out: Optional[str], config_path: Optional[str], p
         monitor.close()
     seconds = time.perf_counter() - start
     if two and history:
-        last = history[-1]
-        print(f"done after {len(history)} iterations, {seconds:.1f} s: score vs random "
-              f"{last.arena['vs_random']:.2f}, vs pure MCTS {last.arena['vs_mcts']:.2f}; checkpoints in {run.path}",
-              file=stream)
+        # The latest arena that ran (the last iteration's may have been skipped or cut short).
+        arenas = [h.arena for h in history if not math.isnan(h.arena["vs_random"])]
+        if arenas:
+            how = f"score vs random {arenas[-1]['vs_random']:.2f}, vs pure MCTS {arenas[-1]['vs_mcts']:.2f}"
+        else:
+            how = "no arena ran"
+        print(f"done after {len(history)} iterations, {seconds:.1f} s: {how}; checkpoints in {run.path}", file=stream)
         return 0
     print(finished_line(history, seconds, run.path), file=stream)
     return 0

@@ -218,6 +218,12 @@ def test_the_pool_keeps_the_last_snapshots(compiled):
     s = history[0].arena
     assert s["vs_random_win"] + s["vs_random_draw"] + s["vs_random_loss"] == pytest.approx(1.0)
     assert history[0].success_rate == s["vs_random"]
+    # With pool_prob 1 every new episode is against a pool policy: half its moves are not learnt from.
+    ppo.cfg.pool_prob, ppo.cfg.num_steps = 1.0, 60
+    ppo.collect()  # every episode started in it is against the pool
+    data = ppo.collect()
+    assert set(np.unique(ppo.seats)) <= {0, 1}
+    assert 0.3 < data["learn"].mean() < 0.8
 
 
 def _cli(*args, cwd):

@@ -247,7 +247,8 @@ unsafe fn collect_range(t: &PluginV1, h: Handle, policy: &Policy, shape: &Shape,
                          over.as_mut_ptr(), &mut out), &out)?;
         let mut any_truncated = false;
         for k in 0..m {
-            let r = rewards[k * players + mover[k] as usize];
+            // (A mover outside 0..players cannot come from the generated envs; clamped to stay in bounds.)
+            let r = rewards[k * players + (mover[k].max(0) as usize).min(players - 1)];
             let row = step * n + start + k;
             if players > 1 && player[k] != mover[k] {
                 sign[step * m + k] = -1.0;

@@ -92,6 +92,10 @@ class Monitor:
         for key in ("policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac", "explained_variance"):
             if key in row:
                 self._scalar(f"losses/{key}", row[key], step)
+        for key in ("vs_random", "vs_mcts", "vs_random_win", "vs_random_draw", "vs_random_loss", "vs_mcts_win",
+                    "vs_mcts_draw", "vs_mcts_loss"):
+            if key in row:
+                self._scalar(f"arena/{key}", row[key], step)
         self._scalar("charts/steps_per_second", row["env_steps"] / max(row["seconds"], 1e-9), step)
         self.plot.add(row)
         text = self.progress_line(row, time.perf_counter() - self.start)
@@ -106,11 +110,22 @@ class Monitor:
 
     def progress_line(self, row: dict, elapsed: float) -> str:
         """The line shown for an iteration: its difficulty, success and return (or that no
-        episode finished in it), steps/s, elapsed time and time left."""
+        episode finished in it; two-player games: the arena's scores against random play and
+        pure MCTS, with win/draw/loss rates), steps/s, elapsed time and time left."""
         rate = row["env_steps"] / max(row["seconds"], 1e-9)
         left = f"{max(self.time_limit - elapsed, 0):6.0f} s left" if self.time_limit else ""
         success, ret = row["success_rate"], row["mean_return"]
-        if math.isnan(success) and math.isnan(ret):
+        if "vs_random" in row:
+            # Two-player self-play: the arena's scores and win/draw/loss rates.
+            parts = []
+            for key, name in (("vs_random", "random"), ("vs_mcts", "MCTS")):
+                if math.isnan(row[key]):
+                    parts.append(f"vs {name}  n/a")
+                else:
+                    parts.append(f"vs {name} {row[key]:.2f} (W {row[key + '_win']:.2f} D {row[key + '_draw']:.2f} "
+                                 f"L {row[key + '_loss']:.2f})")
+            outcome = "  ".join(parts)
+        elif math.isnan(success) and math.isnan(ret):
             outcome = "no episode finished in this iteration"
         else:
             outcome = (("success   n/a" if math.isnan(success) else f"success {success:5.2f}") + "  " +

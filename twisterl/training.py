@@ -178,6 +178,10 @@ def train(path: Optional[str], out: Optional[str], config_path: Optional[str], p
         restore_optimizer(ppo.optimizer, state)
         ppo.resume(state)
         best = run.best_score()
+        if best is not None and ppo.players == 2:
+            _, best_meta = run.read("best")
+            best = (float(best_meta.get("vs_mcts", float("nan"))), float(best_meta.get("vs_random", float("nan"))))
+            best = None if any(math.isnan(x) for x in best) else best
         print(f"resuming {run.path} after iteration {state['iteration']} at difficulty {state['difficulty']}",
               file=stream)
     else:
@@ -197,22 +201,33 @@ def train(path: Optional[str], out: Optional[str], config_path: Optional[str], p
                     "env_id": identity, **meta}, source)
         meta["env_id"] = identity
         best = None
-    print(f"training {cls.name} with PPO: {cfg.num_envs} envs x {cfg.num_steps} steps per iteration; "
+    two = ppo.players == 2
+    how = " by self-play" if two else ""
+    print(f"training {cls.name} with PPO{how}: {cfg.num_envs} envs x {cfg.num_steps} steps per iteration; "
           f"run dir {run.path}", file=stream)
     from .monitor import Monitor
-    monitor = Monitor(run, stream, time_limit, cfg.diff_max)
+    monitor = Monitor(run, stream, time_limit, 1 if two else cfg.diff_max)
     start = time.perf_counter()
 
     def on_iteration(s) -> None:
         nonlocal best
-        row = {k: v for k, v in s.__dict__.items() if k != "evals"}
+        row = {k: v for k, v in s.__dict__.items() if k not in ("evals", "arena")}
         row.update({f"eval_{name}": success for name, success in s.evals.items()})
+        row.update(s.arena)
         monitor.record({**row, "elapsed": round(time.perf_counter() - start, 3), "total_env_steps": ppo.env_steps})
         success = s.evals.get(cfg.diff_metric, s.success_rate)
         state = {**meta, **ppo.progress(), "iteration": s.iteration, "success_rate": success,
                  "mean_return": s.mean_return}
         run.save("last", ppo.policy, state, ppo.optimizer)
-        # The best checkpoint: the highest difficulty, then success, then mean return.
+        # The best checkpoint: the highest difficulty, then success, then mean return; two-player
+        # games: the score against pure MCTS, then against random play.
+        if two:
+            score = (s.arena["vs_mcts"] if cfg.pure_simulations > 0 else 0.0, s.arena["vs_random"])
+            if not any(math.isnan(x) for x in score) and (best is None or score > tuple(best)):
+                best = score
+                run.save("best", ppo.policy, {**state, "vs_mcts": score[0],
+                                              "vs_random": s.arena["vs_random"]})
+            return
         score = (s.difficulty, success, s.mean_return)
         if s.episodes and not math.isnan(success) and (best is None or score > best):
             best = score
@@ -226,7 +241,17 @@ def train(path: Optional[str], out: Optional[str], config_path: Optional[str], p
                                           "success_rate": float("nan"), "mean_return": float("nan")}, ppo.optimizer)
     finally:
         monitor.close()
-    print(finished_line(history, time.perf_counter() - start, run.path), file=stream)
+    seconds = time.perf_counter() - start
+    if two and history:
+        # The latest arena that ran (the last iteration's may have been skipped or cut short).
+        arenas = [h.arena for h in history if not math.isnan(h.arena["vs_random"])]
+        if arenas:
+            how = f"score vs random {arenas[-1]['vs_random']:.2f}, vs pure MCTS {arenas[-1]['vs_mcts']:.2f}"
+        else:
+            how = "no arena ran"
+        print(f"done after {len(history)} iterations, {seconds:.1f} s: {how}; checkpoints in {run.path}", file=stream)
+        return 0
+    print(finished_line(history, seconds, run.path), file=stream)
     return 0
 
 
@@ -284,6 +309,8 @@ def evaluate(run_path: str, episodes: int, deterministic: bool, difficulty: Opti
         difficulty = meta["difficulty"]
     meta.pop("_tensors", None)
     params = cfg.get("params", {})
+    if cls.players == 2:
+        return evaluate_two_player(cls, net, params, run_config(run)[1], episodes, seed, stream)
     group = None
     if average_twists:
         names = cls.spec.get("symmetries", [])
@@ -299,6 +326,24 @@ def evaluate(run_path: str, episodes: int, deterministic: bool, difficulty: Opti
         how += f", averaged over {len(group)} twists"
     print(f"{cls.name} at difficulty {difficulty}, {episodes} episodes ({how}): success {result['success']:.3f}, "
           f"mean return {result['return']:+.3f}, mean length {result['length']:.1f}", file=stream)
+    return 0
+
+
+def evaluate_two_player(cls, net, params: dict, config, games: int, seed: int, stream: TextIO) -> int:
+    """`twisterl eval` of a self-play PPO run: the best checkpoint, playing its most likely
+    legal move (no search), against random play and pure MCTS (the run's `pure_simulations`,
+    or 100 if 0), `games` games each, the seats alternating."""
+    from .nets import export
+    from .search import agent, play_games
+    me = agent(export(net), simulations=1)
+    sims = config.pure_simulations or 100
+    for label, opp in (("random play", agent(random=True)),
+                       (f"pure MCTS ({sims} simulations)", agent(None, simulations=sims))):
+        data = play_games(cls, params, [me, opp], games, seed=seed, num_threads=config.num_threads, temperature=0.0)
+        mine = (data["returns"] * (data["seats"] == 0)).sum(1)
+        w, d, l = int((mine > 0).sum()), int((mine == 0).sum()), int((mine < 0).sum())
+        print(f"{cls.name}: PPO policy (no search) vs {label}, {games} games: {w} wins, {d} draws, {l} losses "
+              f"(score {(w + 0.5 * d) / games:.3f})", file=stream)
     return 0
 
 

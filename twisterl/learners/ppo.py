@@ -6,6 +6,15 @@ draws, GAE), then run `update_epochs` epochs of clipped-objective minibatch upda
 torch with the same masks. The curriculum raises `difficulty` when the success rate of
 the iteration's finished episodes (sampled, single try) reaches `diff_threshold`, up to
 `diff_max`.
+
+Two-player zero-sum games train by self-play: every row is a decision of the player to
+move, with that player's reward and value, and returns chain with a sign (see
+runtime/python/src/collect.rs). A pool of past policies (a snapshot every `pool_every`
+iterations, the last `pool_size` kept, in memory only) supplies an opponent: an episode is
+played against the iteration's opponent with probability `pool_prob`, the learner in a
+random seat, and only the learner's moves are learnt from. After every `arena_every`
+iterations the policy (its most likely legal move, no search) plays `arena_games` games
+against random play and against pure MCTS, each side moving first in half of them.
 """
 
 from __future__ import annotations
@@ -90,6 +99,19 @@ class Config:
     """where torch learns: "cpu", "cuda", "cuda:N" or "auto" (rollouts always run in Rust on the CPU)"""
     twists: bool = False
     """act on a randomly twisted observation at each step (the env's `symmetry` blocks)"""
+    pool_prob: float = 0.5
+    """two-player games: the chance that an episode is played against a past policy from the
+    pool rather than by pure self-play"""
+    pool_size: int = 8
+    """two-player games: the most past policies the pool keeps (the oldest goes first)"""
+    pool_every: int = 5
+    """two-player games: iterations between snapshots of the policy into the pool"""
+    arena_every: int = 1
+    """two-player games: iterations between arena evaluations (the others report NaN)"""
+    arena_games: int = 100
+    """two-player games: games against each arena opponent (random play, pure MCTS)"""
+    pure_simulations: int = 100
+    """two-player games: simulations per move of the pure-MCTS arena opponent (0: skip it)"""
     seed: int = 0
 
 
@@ -129,6 +151,12 @@ CHECKS: dict[str, Check] = {
     "evals": _evals,
     "diff_metric": number("str"),
     "device": device,
+    "pool_prob": number("float", 0, 1),
+    "pool_size": number("int", 1, 1 << 16),
+    "pool_every": number("int", 1, 1 << 30),
+    "arena_every": number("int", 1, 1 << 30),
+    "arena_games": number("int", 1, 1 << 24),
+    "pure_simulations": number("int", 0, 1 << 24),
 }
 """The type and range of every `Config` field (see `twisterl.learners.config`)."""
 
@@ -174,15 +202,22 @@ class IterationStats:
     """success rate of each named eval, at this iteration's difficulty"""
     cut_short: bool = False
     """the time limit stopped this iteration's update or evals early"""
+    arena: dict = field(default_factory=dict)
+    """two-player games: the arena's results (`vs_random`, `vs_mcts`: scores, win 1, draw 0.5,
+    loss 0; `vs_random_win`, `vs_random_draw`, `vs_random_loss` and the same for `vs_mcts`:
+    rates), NaN when the arena did not run"""
 
 
 class PPO:
     """The learner: holds the env batch, the torch policy and the optimizer."""
 
     def __init__(self, env_cls, config: Config, params: Optional[dict] = None):
-        if env_cls.players != 1:
-            raise ValueError(f"{env_cls.name} has {env_cls.players} players; PPO here trains single-player envs "
-                             "(train games with --algo az)")
+        if env_cls.players > 2:
+            raise ValueError(f"{env_cls.name} has {env_cls.players} players; PPO trains single-player envs and "
+                             "two-player zero-sum games (by self-play), not games of more players")
+        if env_cls.players == 2 and env_cls.continuous:
+            raise ValueError(f"{env_cls.name}: self-play PPO needs discrete actions")
+        self.players = int(env_cls.players)
         self.cfg = config
         self.env_cls, self.params = env_cls, dict(params or {})
         self.evals = {name: EvalSpec.from_dict(name, spec) for name, spec in config.evals.items()}
@@ -216,6 +251,10 @@ class PPO:
         self.difficulty = config.difficulty
         self.iteration = 0
         self.env_steps = 0
+        # Two-player games: each env's learner seat against the opponent (-1: self-play), and
+        # the pool of past policies (exported to the runtime).
+        self.seats = np.full(config.num_envs, -1, dtype=np.int64)
+        self.pool: list = []
         self.vec.reset()
 
     def set_difficulty(self, difficulty: int) -> None:
@@ -236,6 +275,9 @@ class PPO:
             left = max(0.0, 1.0 - self.env_steps / cfg.max_env_steps)
             for group in self.optimizer.param_groups:
                 group["lr"] = cfg.learning_rate * left
+        if self.players == 2 and self.iteration % cfg.pool_every == 0:
+            self.pool.append(export(self.policy))
+            del self.pool[:-cfg.pool_size]
         data = self.collect(deadline)
         if data is None:
             return None
@@ -245,14 +287,22 @@ class PPO:
         losses, complete = self.update(data, deadline)
         trained = time.perf_counter()
         evals = self.run_evals(deadline)
+        arena = self.arena(deadline) if self.players == 2 else {}
         episodes = int(data["episodes"])
         n = episodes if episodes else float("nan")  # no finished episode: no mean to report
+        success, mean_return = data["successes"] / n, data["return_sum"] / n
+        arena_cut = False
+        if self.players == 2:
+            # The learner's results: its score and mean return against random play.
+            success, mean_return = arena["vs_random"], arena.pop("return_vs_random")
+            arena_cut = arena.pop("cut_short")
         stats = IterationStats(
-            iteration=self.iteration, difficulty=self.difficulty, success_rate=data["successes"] / n,
-            mean_return=data["return_sum"] / n, mean_length=data["length_sum"] / n, episodes=episodes,
+            iteration=self.iteration, difficulty=self.difficulty, success_rate=success,
+            mean_return=mean_return, mean_length=data["length_sum"] / n, episodes=episodes,
             env_steps=cfg.num_steps * cfg.num_envs, seconds=trained - start,
             collect_seconds=collected - start, train_seconds=trained - collected, evals=evals,
-            cut_short=not complete or any(np.isnan(v) for v in evals.values()), **losses)
+            cut_short=not complete or arena_cut or any(np.isnan(v) for v in evals.values()), arena=arena,
+            **losses)
         self.iteration += 1
         self.env_steps += stats.env_steps
         if self.solved(stats) and self.difficulty < cfg.diff_max:
@@ -267,10 +317,17 @@ class PPO:
         seed = cfg.seed * 1_000_003 + self.iteration
         log_std = self.policy.log_std.detach().cpu().numpy().astype(np.float32) if self.continuous else None
         policy = export(self.policy)
+        extra = {}
+        if self.players == 2:
+            opponent = None
+            if self.pool and cfg.pool_prob > 0:
+                pick = np.random.default_rng([cfg.seed, self.iteration, 0x5EA7]).integers(len(self.pool))
+                opponent = self.pool[pick]
+            extra = {"opponent": opponent, "seats": self.seats, "pool_prob": cfg.pool_prob}
 
         def run(steps: int, chunk_seed: int) -> dict:
             return _core.collect(self.vec._batch, policy, steps, chunk_seed, cfg.gamma, cfg.gae_lambda,
-                                 twists=self.twists, log_std=log_std, reward_scale=self.reward_scale)
+                                 twists=self.twists, log_std=log_std, reward_scale=self.reward_scale, **extra)
 
         if deadline is None:
             return run(cfg.num_steps, seed)
@@ -283,7 +340,10 @@ class PPO:
         return join_rollouts(parts, cfg.gamma, cfg.gae_lambda)
 
     def solved(self, stats: IterationStats) -> bool:
-        """Whether the iteration's curriculum metric reached `diff_threshold`."""
+        """Whether the iteration's curriculum metric reached `diff_threshold` (never for
+        two-player games, which have no curriculum)."""
+        if self.players == 2:
+            return False
         if self.cfg.diff_metric == "train":
             return stats.episodes >= self.cfg.min_episodes and stats.success_rate >= self.cfg.diff_threshold
         return stats.evals[self.cfg.diff_metric] >= self.cfg.diff_threshold
@@ -299,6 +359,39 @@ class PPO:
                                       self.cfg.seed * 7_919 + self.iteration, self.params, tries=spec.num_searches,
                                       log_std=log_std, deadline=deadline)["success"]
                 for name, spec in self.evals.items()}
+
+    def arena(self, deadline: Optional[float] = None) -> dict:
+        """Two-player games: the policy, playing its most likely legal move (a one-simulation
+        search, which picks the highest prior), against random play and against pure MCTS
+        (`pure_simulations`), `arena_games` games each, the seats alternating. Scores and
+        win/draw/loss rates (see `IterationStats.arena`), the learner's mean return against
+        random play (`return_vs_random`), and `cut_short`; NaN for what did not run (not
+        an arena iteration, or the deadline had passed)."""
+        from ..search import agent, play_games
+        cfg = self.cfg
+        nan = float("nan")
+        out = {"cut_short": False, "return_vs_random": nan}
+        opponents = {"vs_random": agent(random=True)}
+        if cfg.pure_simulations > 0:
+            opponents["vs_mcts"] = agent(None, simulations=cfg.pure_simulations)
+        for name in ("vs_random", "vs_mcts"):
+            out.update({name: nan, f"{name}_win": nan, f"{name}_draw": nan, f"{name}_loss": nan})
+        if self.iteration % cfg.arena_every != 0:
+            return out
+        me = agent(export(self.policy), simulations=1)
+        for k, (name, opp) in enumerate(opponents.items()):
+            if deadline is not None and time.perf_counter() >= deadline:
+                out["cut_short"] = True
+                break
+            data = play_games(self.env_cls, self.params, [me, opp], cfg.arena_games,
+                              seed=cfg.seed * 7_919 + 10_007 * self.iteration + k, num_threads=cfg.num_threads,
+                              difficulty=self.difficulty, temperature=0.0)
+            mine = (data["returns"] * (data["seats"] == 0)).sum(1)
+            win, draw, loss = float(np.mean(mine > 0)), float(np.mean(mine == 0)), float(np.mean(mine < 0))
+            out.update({name: win + 0.5 * draw, f"{name}_win": win, f"{name}_draw": draw, f"{name}_loss": loss})
+            if name == "vs_random":
+                out["return_vs_random"] = float(np.mean(mine))
+        return out
 
     def update_reward_scale(self, rewards: np.ndarray, dones: np.ndarray) -> None:
         """Track the variance of each env's discounted return; the next iteration's rewards
@@ -330,7 +423,9 @@ class PPO:
         b_logp, b_adv, b_returns = tensor("logp"), tensor("advantages"), tensor("returns")
         b_values = tensor("values")
         b_masks = None if self.continuous else tensor("masks", self.num_actions)
-        total = b_actions.shape[0]
+        # Only the learner's own moves are learnt from (an opponent's are not).
+        rows = np.flatnonzero(data["learn"].reshape(-1)) if "learn" in data else np.arange(b_actions.shape[0])
+        total = len(rows)
         mb_size = max(1, total // cfg.num_minibatches)
         rng = np.random.default_rng(cfg.seed + self.iteration)
         sums = {"policy_loss": 0.0, "value_loss": 0.0, "entropy": 0.0, "clipfrac": 0.0}
@@ -339,12 +434,13 @@ class PPO:
         def means() -> dict:
             out = {k: v / count if count else float("nan") for k, v in sums.items()}
             out["approx_kl"] = float(np.mean(epoch_kl)) if epoch_kl else float("nan")
-            out["explained_variance"] = explained_variance(data["values"], data["returns"])
+            out["explained_variance"] = explained_variance(data["values"].reshape(-1)[rows],
+                                                           data["returns"].reshape(-1)[rows])
             return out
 
         epoch_kl: list[float] = []
         for _ in range(cfg.update_epochs):
-            order = rng.permutation(total)
+            order = rows[rng.permutation(total)]
             epoch_kl = []
             for s in range(0, total, mb_size):
                 if deadline is not None and time.perf_counter() >= deadline:
@@ -439,21 +535,26 @@ def join_rollouts(parts: list[dict], gamma: float, lam: float) -> dict:
     Each call ended with the advantage of its last step bootstrapped from the value of the
     next state alone; over the whole rollout that step also carries the discounted
     advantage that follows, so the last step of each part but the last is recomputed and
-    the change is carried back through that part (until an episode boundary)."""
+    the change is carried back through that part (until an episode boundary). In two-player
+    games each link carries the sign of the next mover (+1 the same player, -1 the other)."""
     data = {key: np.concatenate([p[key] for p in parts]) for key, value in parts[0].items()
             if isinstance(value, np.ndarray)}
     for key in ("episodes", "successes", "return_sum", "length_sum"):
         data[key] = sum(p[key] for p in parts)
     adv, values, rewards, dones = data["advantages"], data["values"], data["rewards"], data["dones"]
+    # The sign linking row t to row t + 1 (where row t is no episode's last).
+    player = data.get("player")
+    sign = np.ones_like(adv) if player is None else \
+        np.where(np.roll(player, -1, axis=0) == player, 1.0, -1.0).astype(adv.dtype)
     ends = np.cumsum([len(p["rewards"]) for p in parts])
     for first, end in reversed(list(zip([0, *ends[:-2]], ends[:-1]))):
         t = end - 1
-        whole = rewards[t] + gamma * values[t + 1] - values[t] + gamma * lam * adv[t + 1]
+        whole = rewards[t] + gamma * sign[t] * values[t + 1] - values[t] + gamma * lam * sign[t] * adv[t + 1]
         change = np.where(dones[t], 0.0, whole - adv[t]).astype(adv.dtype)
         for row in range(t, first - 1, -1):
             adv[row] += change
             if row > first:
-                change = change * np.float32(gamma * lam) * ~dones[row - 1]
+                change = change * np.float32(gamma * lam) * sign[row - 1] * ~dones[row - 1]
     data["returns"] = adv + values
     return data
 

@@ -5,12 +5,21 @@
 //! Truncated episodes are bootstrapped with the value of their final state; terminated
 //! ones are not. Nothing calls back into Python.
 //!
+//! Two-player zero-sum games (self-play): each row is a decision of the player to move, with
+//! that player's reward and the value from that player's view. Returns chain with a sign:
+//! `G_t = r_t + γ s_t G_{t+1}`, `s_t = +1` when the same player moves again after step t and
+//! −1 otherwise, and GAE likewise (`δ_t = r_t + γ s_t V_{t+1} − V_t`, `A_t = δ_t + γλ s_t A_{t+1}`).
+//! For single-player envs `s_t = +1`, which is the usual GAE. With an `opponent` policy, an
+//! env that starts an episode plays against it with probability `pool_prob`, the learner in a
+//! random seat; the opponent's rows are sampled from its network, their values are still the
+//! learner's critic's (so the sign chain holds), and they are marked not-for-learning.
+//!
 //! Discrete actions are drawn from the masked softmax of the policy head. Continuous ones
 //! are drawn from a diagonal Gaussian: the policy head gives the means and `log_std` the
 //! log standard deviations; the env clips the draw to its bounds, and the unclipped draw
 //! is what is recorded and scored.
 
-use numpy::{PyArray2, PyArray3, PyArrayMethods, PyReadonlyArray1};
+use numpy::{PyArray1, PyArray2, PyArray3, PyArrayMethods, PyReadonlyArray1, PyUntypedArrayMethods};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -38,6 +47,8 @@ struct Out {
     dones: usize,
     advantages: usize,
     returns: usize,
+    player: usize,
+    learn: usize,
 }
 
 #[derive(Default, Clone, Copy)]
@@ -66,6 +77,8 @@ struct Shape {
     log_std: Option<Vec<f32>>,
     /// Rewards are multiplied by this before GAE (episode returns stay unscaled).
     reward_scale: f32,
+    /// Two-player envs: the chance that an episode is played against the opponent.
+    pool_prob: f64,
 }
 
 fn check(status: i32, out: &FaultOut) -> Result<(), FaultOut> {
@@ -76,7 +89,7 @@ fn check(status: i32, out: &FaultOut) -> Result<(), FaultOut> {
 #[allow(clippy::too_many_arguments)]
 unsafe fn collect_range(t: &PluginV1, h: Handle, policy: &Policy, shape: &Shape, start: usize, end: usize,
                         o: Out, returns_so_far: usize, twists: &[Twist], seed: u64, gamma: f32, lam: f32,
-                        deterministic: bool) -> Result<Stats, FaultOut> {
+                        deterministic: bool, opponent: Option<&Policy>, seats: usize) -> Result<Stats, FaultOut> {
     let (n, m) = (shape.n, end - start);
     let mut out = FaultOut::empty();
     let mut stats = Stats::default();
@@ -93,6 +106,15 @@ unsafe fn collect_range(t: &PluginV1, h: Handle, policy: &Policy, shape: &Shape,
     let mut rewards = vec![0.0f64; m * 16];
     let (mut term, mut trunc) = (vec![0u8; m], vec![0u8; m]);
     let (mut success, mut player, mut steps_done, mut over) = (vec![0u8; m], vec![0i64; m], vec![0i64; m], vec![0u8; m]);
+    let players = t.players as usize;
+    // The player to move at each row, and the sign that chains its return to the next row's.
+    let mut mover = vec![0i64; m];
+    let mut sign = vec![1.0f32; shape.steps * m];
+    let mut opp_logits = vec![0.0f32; if opponent.is_some() { m * a } else { 0 }];
+    let mut opp_values = vec![0.0f32; if opponent.is_some() { m } else { 0 }];
+    let mut opp_ws = Workspace::default();
+    // This range's slice of the learner's seats: -1 self-play, else the seat against the opponent.
+    let seat = std::slice::from_raw_parts_mut((seats as *mut i64).add(start), m);
     let mut final_value = vec![0.0f32; shape.steps * m];
     let mut truncated_at = vec![false; shape.steps * m];
     // This range's slice of the batch's running episode returns (disjoint per thread).
@@ -117,12 +139,27 @@ unsafe fn collect_range(t: &PluginV1, h: Handle, policy: &Policy, shape: &Shape,
         };
         policy.inner.forward(input, m, logits, values, ws);
     };
+    let forward_opponent = |ws: &mut Workspace, obs: &[f32], idx: &[u32], counts: &[u32], logits: &mut [f32],
+                            values: &mut [f32]| {
+        let input = if shape.sparse {
+            Input::Sparse { indices: idx, counts, stride: shape.nnz }
+        } else {
+            Input::Dense { x: obs, width: shape.obs }
+        };
+        if let Some(p) = opponent {
+            p.inner.forward(input, m, logits, values, ws);
+        }
+    };
 
     for step in 0..shape.steps {
         if crate::interrupt::requested() {
             return Err(crate::error::interrupted_fault());
         }
         observe(&mut obs, &mut idx, &mut counts, &mut out)?;
+        if players > 1 {
+            check((t.status)(h, start, end, success.as_mut_ptr(), mover.as_mut_ptr(), steps_done.as_mut_ptr(),
+                             over.as_mut_ptr(), &mut out), &out)?;
+        }
         if shape.log_std.is_none() {
             check((t.masks)(h, start, end, mask.as_mut_ptr(), &mut out), &out)?;
         }
@@ -150,6 +187,16 @@ unsafe fn collect_range(t: &PluginV1, h: Handle, policy: &Policy, shape: &Shape,
             }
         }
         forward(&mut ws, &obs, &idx, &counts, &mut logits, &mut values);
+        // The opponent's turn in an env playing against it: its network picks the move.
+        let opp_turn = |k: usize| opponent.is_some() && seat[k] >= 0 && seat[k] != mover[k];
+        if (0..m).any(opp_turn) {
+            forward_opponent(&mut opp_ws, &obs, &idx, &counts, &mut opp_logits, &mut opp_values);
+        }
+        for k in 0..m {
+            let row = step * n + start + k;
+            *(o.player as *mut i64).add(row) = mover[k];
+            *(o.learn as *mut u8).add(row) = !opp_turn(k) as u8;
+        }
         if let Some(log_std) = &shape.log_std {
             for k in 0..m {
                 let row = step * n + start + k;
@@ -168,7 +215,8 @@ unsafe fn collect_range(t: &PluginV1, h: Handle, policy: &Policy, shape: &Shape,
         } else {
             for k in 0..m {
                 let legal: &[bool] = std::slice::from_raw_parts(mask.as_ptr().add(k * a) as *const bool, a);
-                let (action, lp) = sample_masked(&logits[k * a..(k + 1) * a], legal, &mut rngs[k], deterministic);
+                let source = if opp_turn(k) { &opp_logits } else { &logits };
+                let (action, lp) = sample_masked(&source[k * a..(k + 1) * a], legal, &mut rngs[k], deterministic);
                 actions[k] = if chosen[k] == 0 { action as i64 } else { twists[chosen[k] - 1].back[action] as i64 };
                 let row = step * n + start + k;
                 *(o.actions as *mut i64).add(row) = action as i64; // in the frame the policy saw
@@ -188,7 +236,6 @@ unsafe fn collect_range(t: &PluginV1, h: Handle, policy: &Policy, shape: &Shape,
             std::ptr::copy_nonoverlapping(mask.as_ptr(), (o.masks as *mut u8).add(row0 * a), m * a);
         }
 
-        let players = t.players as usize;
         if shape.log_std.is_some() {
             check((t.step_values)(h, start, end, action_values.as_ptr(), rewards.as_mut_ptr(), term.as_mut_ptr(),
                                   trunc.as_mut_ptr(), 0, &mut out), &out)?;
@@ -200,12 +247,17 @@ unsafe fn collect_range(t: &PluginV1, h: Handle, policy: &Policy, shape: &Shape,
                          over.as_mut_ptr(), &mut out), &out)?;
         let mut any_truncated = false;
         for k in 0..m {
-            let r = rewards[k * players];
+            // (A mover outside 0..players cannot come from the generated envs; clamped to stay in bounds.)
+            let r = rewards[k * players + (mover[k].max(0) as usize).min(players - 1)];
             let row = step * n + start + k;
+            if players > 1 && player[k] != mover[k] {
+                sign[step * m + k] = -1.0;
+            }
             *(o.rewards as *mut f32).add(row) = r as f32 * shape.reward_scale;
             let done = term[k] != 0 || trunc[k] != 0;
             *(o.dones as *mut u8).add(row) = done as u8;
-            episode_return[k] += r;
+            // The learner's return: its seat against an opponent, else player 0's.
+            episode_return[k] += rewards[k * players + seat[k].max(0) as usize];
             if done {
                 stats.episodes += 1;
                 stats.successes += success[k] as u64;
@@ -231,6 +283,11 @@ unsafe fn collect_range(t: &PluginV1, h: Handle, policy: &Policy, shape: &Shape,
         for k in 0..m {
             if term[k] != 0 || trunc[k] != 0 {
                 check((t.reset)(h, start + k, start + k + 1, &mut out), &out)?;
+                // A new episode: against the opponent (the learner in a random seat), or self-play.
+                seat[k] = -1;
+                if opponent.is_some() && rngs[k].next_f64() < shape.pool_prob {
+                    seat[k] = rngs[k].below(players as u64) as i64;
+                }
             }
         }
     }
@@ -245,13 +302,14 @@ unsafe fn collect_range(t: &PluginV1, h: Handle, policy: &Policy, shape: &Shape,
             let v = *(o.values as *const f32).add(row);
             let r = *(o.rewards as *const f32).add(row);
             let done = *(o.dones as *const u8).add(row) != 0;
+            let s = sign[step * m + k];
             let bootstrap = if done {
                 if truncated_at[step * m + k] { final_value[step * m + k] } else { 0.0 }
             } else {
                 next_value
             };
-            let delta = r + gamma * bootstrap - v;
-            gae = delta + if done { 0.0 } else { gamma * lam * gae };
+            let delta = r + gamma * (s * bootstrap) - v;
+            gae = delta + if done { 0.0 } else { gamma * lam * (s * gae) };
             *(o.advantages as *mut f32).add(row) = gae;
             *(o.returns as *mut f32).add(row) = gae + v;
             next_value = v;
@@ -260,8 +318,15 @@ unsafe fn collect_range(t: &PluginV1, h: Handle, policy: &Policy, shape: &Shape,
     Ok(stats)
 }
 
-/// Collect `steps` transitions from every env of `batch` with `policy` (single-player envs).
-/// Returns a dict of numpy arrays `[steps, num_envs, ...]` and episode statistics.
+/// Collect `steps` transitions from every env of `batch` with `policy` (single-player envs,
+/// or two-player zero-sum games by self-play). Returns a dict of numpy arrays
+/// `[steps, num_envs, ...]` and episode statistics; `player` is the player who moved at each
+/// row and `learn` whether the learner made that move (false for the opponent's moves).
+///
+/// Two-player envs: `opponent` (a policy like `policy`) plays against the learner in the envs
+/// whose entry of `seats` (int64, one per env, kept between calls) is the learner's seat (0 or
+/// 1); -1 is self-play. Whenever an env starts a new episode its entry is drawn again: the
+/// learner's seat with probability `pool_prob` (when an opponent is given), else -1.
 ///
 /// With `twists` (a list of (obs permutation, action permutation) pairs), each env step
 /// draws one of them, or none, and the policy acts on the twisted observation. Envs with
@@ -269,18 +334,54 @@ unsafe fn collect_range(t: &PluginV1, h: Handle, policy: &Policy, shape: &Shape,
 /// rewards the advantages and returns are computed from.
 #[pyfunction]
 #[pyo3(signature = (batch, policy, steps, seed, gamma=0.99, lam=0.95, deterministic=false, twists=None, log_std=None,
-                    reward_scale=1.0))]
+                    reward_scale=1.0, opponent=None, seats=None, pool_prob=0.0))]
 #[allow(clippy::too_many_arguments)]
 pub fn collect<'py>(py: Python<'py>, batch: &Batch, policy: &Policy, steps: usize, seed: u64, gamma: f32, lam: f32,
                     deterministic: bool, twists: Option<Vec<(PyReadonlyArray1<'py, u32>, PyReadonlyArray1<'py, u32>)>>,
-                    log_std: Option<PyReadonlyArray1<'py, f32>>, reward_scale: f32) -> PyResult<Bound<'py, PyDict>> {
+                    log_std: Option<PyReadonlyArray1<'py, f32>>, reward_scale: f32, opponent: Option<PyRef<'py, Policy>>,
+                    seats: Option<Bound<'py, PyArray1<i64>>>, pool_prob: f64) -> PyResult<Bound<'py, PyDict>> {
     let _held = batch.enter(py)?;
     let t = batch.table();
-    if t.players != 1 {
+    if t.players != 1 && t.players != 2 {
         return Err(PyValueError::new_err(format!(
-            "PPO collection supports single-player envs; this env has {} players", t.players)));
+            "PPO collection supports single-player envs and two-player games; this env has {} players", t.players)));
     }
     let (n, num_actions, obs_size, nnz, _) = batch.sizes_tuple();
+    if t.players == 1 && (opponent.is_some() || seats.is_some()) {
+        return Err(PyValueError::new_err("an opponent and seats are for two-player games"));
+    }
+    if !(0.0..=1.0).contains(&pool_prob) {
+        return Err(PyValueError::new_err(format!("pool_prob must be between 0 and 1, not {pool_prob}")));
+    }
+    if let Some(p) = &opponent {
+        if p.inner.inputs != obs_size || p.inner.num_actions != num_actions {
+            return Err(PyValueError::new_err(format!(
+                "the opponent maps {} features to {} actions, but the env has {obs_size} features and {num_actions} \
+                 actions", p.inner.inputs, p.inner.num_actions)));
+        }
+    }
+    let mut own_seats = vec![-1i64; n];
+    let mut seats_rw = match &seats {
+        Some(s) => {
+            let rw = s.try_readwrite().map_err(|_| PyValueError::new_err("seats must be a writable int64 array"))?;
+            if rw.len() != n || !rw.is_c_contiguous() {
+                return Err(PyValueError::new_err(format!("seats needs one contiguous int64 entry per env ({n})")));
+            }
+            Some(rw)
+        }
+        None => None,
+    };
+    let seats_addr = match seats_rw.as_mut() {
+        Some(rw) => {
+            let sl = rw.as_slice_mut()?;
+            if sl.iter().any(|&x| !(-1..=1).contains(&x)) {
+                return Err(PyValueError::new_err("each entry of seats must be -1 (self-play), 0 or 1"));
+            }
+            sl.as_mut_ptr() as usize
+        }
+        None => own_seats.as_mut_ptr() as usize,
+    };
+    let opponent_ref: Option<&Policy> = opponent.as_deref();
     let sparse = t.observation == 0;
     if policy.inner.inputs != obs_size || policy.inner.num_actions != num_actions {
         return Err(PyValueError::new_err(format!(
@@ -301,13 +402,17 @@ pub fn collect<'py>(py: Python<'py>, batch: &Batch, policy: &Policy, steps: usiz
         (false, Some(_)) => return Err(PyValueError::new_err("log_std is for envs with continuous actions")),
         (false, None) => None,
     };
+    if continuous && t.players != 1 {
+        return Err(PyValueError::new_err("two-player collection needs discrete actions"));
+    }
     if continuous && twists.as_ref().is_some_and(|t| !t.is_empty()) {
         return Err(PyValueError::new_err("twists are for envs with discrete actions"));
     }
     if !(reward_scale.is_finite() && reward_scale > 0.0) {
         return Err(PyValueError::new_err(format!("reward_scale must be a positive number, not {reward_scale}")));
     }
-    let shape = Shape { n, steps, obs: obs_size, nnz, actions: num_actions, sparse, log_std, reward_scale };
+    let shape = Shape { n, steps, obs: obs_size, nnz, actions: num_actions, sparse, log_std, reward_scale,
+                        pool_prob };
     let mut twist_list = Vec::new();
     for (obs_perm, act_perm) in twists.unwrap_or_default() {
         let (obs_perm, act) = (obs_perm.as_slice()?.to_vec(), act_perm.as_slice()?.to_vec());
@@ -332,6 +437,8 @@ pub fn collect<'py>(py: Python<'py>, batch: &Batch, policy: &Policy, steps: usiz
     let dones = PyArray2::<bool>::zeros(py, [steps, n], false);
     let advantages = PyArray2::<f32>::zeros(py, [steps, n], false);
     let returns = PyArray2::<f32>::zeros(py, [steps, n], false);
+    let player = PyArray2::<i64>::zeros(py, [steps, n], false);
+    let learn = PyArray2::<bool>::zeros(py, [steps, n], false);
     let o = unsafe {
         Out {
             obs: obs.as_slice_mut()?.as_mut_ptr() as usize,
@@ -346,6 +453,8 @@ pub fn collect<'py>(py: Python<'py>, batch: &Batch, policy: &Policy, steps: usiz
             dones: dones.as_slice_mut()?.as_mut_ptr() as usize,
             advantages: advantages.as_slice_mut()?.as_mut_ptr() as usize,
             returns: returns.as_slice_mut()?.as_mut_ptr() as usize,
+            player: player.as_slice_mut()?.as_mut_ptr() as usize,
+            learn: learn.as_slice_mut()?.as_mut_ptr() as usize,
         }
     };
     let h = batch.handle_addr();
@@ -355,7 +464,7 @@ pub fn collect<'py>(py: Python<'py>, batch: &Batch, policy: &Policy, steps: usiz
     let run = || -> Result<Stats, FaultOut> {
         let body = |&(s, e): &(usize, usize)| unsafe {
             collect_range(t, h as Handle, policy, &shape, s, e, o, returns_so_far, &twist_list, seed, gamma, lam,
-                          deterministic)
+                          deterministic, opponent_ref, seats_addr)
         };
         let results: Vec<Result<Stats, FaultOut>> = match batch.pool() {
             Some(pool) => pool.install(|| ranges.par_iter().map(body).collect()),
@@ -373,6 +482,7 @@ pub fn collect<'py>(py: Python<'py>, batch: &Batch, policy: &Policy, steps: usiz
     };
     let stats = py.detach(run).map_err(|f| fault_error(&f));
     drop(returns_guard);
+    drop(seats_rw);
     let stats = stats?;
     let d = PyDict::new(py);
     d.set_item("obs", obs)?;
@@ -387,6 +497,8 @@ pub fn collect<'py>(py: Python<'py>, batch: &Batch, policy: &Policy, steps: usiz
     d.set_item("dones", dones)?;
     d.set_item("advantages", advantages)?;
     d.set_item("returns", returns)?;
+    d.set_item("player", player)?;
+    d.set_item("learn", learn)?;
     d.set_item("episodes", stats.episodes)?;
     d.set_item("successes", stats.successes)?;
     d.set_item("return_sum", stats.return_sum)?;

@@ -6,7 +6,9 @@ resets, render, a get_state/set_state round trip, observe and `vector(4).random_
 A run-time `EnvError` from a program's own semantics is fine; a `BuildError` (accepted
 but unbuildable) or a crash is a bug.
 
-TWL_GEN_CHECK=N and TWL_GEN_BUILD=N change how many programs the two tests try."""
+TWL_GEN_CHECK=N and TWL_GEN_BUILD=N change how many programs the two tests try, and
+TWL_GEN_SEED=S which ones (the default, 0, gives the same programs on every run);
+TWL_GEN_SAVE=DIR keeps the programs that fail the build test there."""
 
 from __future__ import annotations
 
@@ -19,20 +21,23 @@ import time
 import traceback
 from pathlib import Path
 
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, given, seed, settings
 from twl_programs import programs
 
 from twisterl.dsl import check_source
 
 CHECK_N = int(os.environ.get("TWL_GEN_CHECK", "300"))
 BUILD_N = int(os.environ.get("TWL_GEN_BUILD", "4"))
+SEED = int(os.environ.get("TWL_GEN_SEED", "0"))
 
 
 def _settings(n: int):
-    # Deterministic (the same programs on every run), no shrinking: a failure prints the
-    # program, which the generator wrote whole.
-    return settings(max_examples=n, deadline=None, derandomize=True, database=None,
-                    phases=[Phase.generate], suppress_health_check=list(HealthCheck))
+    # Deterministic (the same programs for one TWL_GEN_SEED), no shrinking: a failure
+    # prints the program, which the generator wrote whole.
+    def wrap(f):
+        return seed(SEED)(settings(max_examples=n, deadline=None, database=None, phases=[Phase.generate],
+                                   suppress_health_check=list(HealthCheck))(f))
+    return wrap
 
 
 def test_generated_programs_check():
@@ -142,7 +147,7 @@ def run_program(text: str, path: Path, timeout: float = 300) -> dict:
     """Compile and exercise one program in a child process; returns the runner's report, or
     {"crash": ...} when the child died or raised something other than EnvError."""
     path.write_text(text)
-    proc = subprocess.run([sys.executable, "-c", RUNNER, str(path)], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-X", "faulthandler", "-c", RUNNER, str(path)], capture_output=True, text=True,
                           timeout=timeout, env=os.environ.copy())
     if proc.returncode != 0:
         return {"crash": f"exit {proc.returncode}\n{proc.stderr[-4000:]}"}
@@ -177,6 +182,13 @@ def test_generated_programs_build(build_cache, tmp_path):
                     break
 
     run()
+    save = os.environ.get("TWL_GEN_SAVE")  # a folder to keep the failing programs in
+    if save:
+        Path(save).mkdir(parents=True, exist_ok=True)
+        for k, f in enumerate(failures):
+            why, program = f.split("\n--- program:\n", 1)
+            header = "".join(f"# {line}\n" for line in why.splitlines()[:12])
+            Path(save, f"failure{k}.twl").write_text(header + program)
     summary = "\n".join("- " + _first_error(f) for f in failures)
     assert not failures, (f"{len(failures)} of {count[0]} generated programs failed:\n{summary}\n\n"
                           + "\n\n".join(failures[:2]))

@@ -215,7 +215,7 @@ class RustWriter:
         if isinstance(e.base, ir.Ref) and e.base.kind == "view" and e.base.name in self.array_views:
             if not _is_simple(e.index) and not _is_pure_read(e.index):
                 i = self.fresh("i")
-                return f"{{ let {i} = {self.expr(e.index)}; self.v_{e.base.name}_at({i})? }}"
+                return f"({{ let {i} = {self.expr(e.index)}; self.v_{e.base.name}_at({i})? }})"
             return f"self.v_{e.base.name}_at({self.expr(e.index)})?"
         base = e.base
         if isinstance(base, (ir.Ref, ir.Index)) and not (isinstance(base, ir.Ref) and base.kind == "view"):
@@ -223,9 +223,11 @@ class RustWriter:
             if not _is_simple(e.index) and not _is_pure_read(e.index):
                 # The index may draw random numbers or change the state: compute it before
                 # the array is borrowed.
+                # The block yields a reference, so that the element stays a place (no move
+                # out of a row, and indexable again) and the block is never read as an `if`'s.
                 i = self.fresh("i")
-                return (f"{{ let {i} = {self.expr(e.index)}; "
-                        f"{code}[ops::ix({i}, {self.size(base.type.size)}, {at(e.span)})?] }}")
+                return (f"(*{{ let {i} = {self.expr(e.index)}; "
+                        f"&{code}[ops::ix({i}, {self.size(base.type.size)}, {at(e.span)})?] }})")
             return f"{code}[ops::ix({self.expr(e.index)}, {self.size(base.type.size)}, {at(e.span)})?]"
         tmp = self.fresh()
         return (f"{{ let {tmp} = {self.expr(base)}; "

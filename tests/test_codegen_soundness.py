@@ -146,6 +146,11 @@ CASES = {
     # planes of bools and of floats: one plane of the values
     "value_planes": "state g: [[bool; 3]; 2]\nstate h: [[float; 3]; 2]\naction go { g[0][1] = not g[0][1]\n h[1][2] = 1.5 }\n"
                     "observe planes(g), planes(h)",
+    # indices that call fns, into rows of param-sized 2-D arrays and in both indices
+    "call_indices": "param n = 4\nconst lv = [[true, false], [false, true]]\nstate m: [[int in 0..3; n]; 2]\n"
+                    "state c: int in 0..3\nfn f(a: int) -> int { return a }\nfn w() -> int { return c % 2 }\n"
+                    "action go { c = m[f(1)][1] }\naction hop { c = if lv[w()][w()] then 1 else 2 }\n"
+                    "observe onehot(m), onehot(c)",
     # an int literal for a float in a tuple assignment
     "tuple_literals": "state f: float\nstate a: int in 0..3\naction go { (a, f) = (1, -3) }\nobserve f, onehot(a)",
 }
@@ -171,3 +176,25 @@ def test_an_env_may_take_any_name(name, tmp_path, build_cache):
     env = cls()
     env.reset(seed=0)
     assert cls.name == name and env.step(0)[0].shape == (3,)
+
+
+def test_a_const_computed_by_a_function_drives_a_symmetry(tmp_path, build_cache):
+    """Once refused as 'known only at run time' when the comprehension called a fn."""
+    cls = _compile(tmp_path, "perm", """\
+        env P
+        fn id(x: int) -> int { return x }
+        const perm = [id(3 - i) for i in 0..4]
+        state board: [int in 0..2; 4]
+        action flip(c in 0..4) { board[c] = 1 - board[c] }
+        done all(b == 1 for b in board)
+        reward 1.0
+        observe onehot(board)
+        symmetry mirror {
+            board[i] -> board[perm[i]]
+            flip(c) -> flip(perm[c])
+        }
+        """)
+    env = cls()
+    env.reset(seed=0)
+    obs_perm, act_perm = env.twists()["mirror"]
+    assert act_perm.tolist() == [3, 2, 1, 0] and sorted(obs_perm.tolist()) == list(range(8))

@@ -119,11 +119,13 @@ class Monitor:
             # Two-player self-play: the arena's scores and win/draw/loss rates.
             parts = []
             for key, name in (("vs_random", "random"), ("vs_mcts", "MCTS")):
-                if math.isnan(row[key]):
+                if key not in row or math.isnan(row[key]):
                     parts.append(f"vs {name}  n/a")
-                else:
+                elif key + "_win" in row:
                     parts.append(f"vs {name} {row[key]:.2f} (W {row[key + '_win']:.2f} D {row[key + '_draw']:.2f} "
                                  f"L {row[key + '_loss']:.2f})")
+                else:  # AlphaZero's arenas report the score alone
+                    parts.append(f"vs {name} {row[key]:.2f}")
             outcome = "  ".join(parts)
         elif math.isnan(success) and math.isnan(ret):
             outcome = "no episode finished in this iteration"

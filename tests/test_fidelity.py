@@ -76,3 +76,67 @@ def test_classic_control_matches_gymnasium(compiled, name, gym_id, sample_state)
             assert (r, term, trunc) == (ref_r, ref_term, ref_trunc), (seq, t)
             if term or trunc:
                 break
+
+
+def _cliff_index(obs) -> int:
+    [index] = np.flatnonzero(obs)
+    return int(index)
+
+
+def test_cliffwalking_matches_gymnasium_step_for_step(compiled):
+    CliffWalking = compiled("cliffwalking")
+    ours = CliffWalking(seed=0)
+    ref = gymnasium.make("CliffWalking-v1")
+    # Gymnasium's defaults: not slippery, and no time limit (so no truncation either).
+    assert ref.spec.max_episode_steps is None and not ref.unwrapped.is_slippery
+    assert CliffWalking.params["is_slippery"].default is False
+    rng = np.random.default_rng(5)
+    endings = cliffs = 0
+    for seq in range(200):
+        ref_obs, _ = ref.reset(seed=seq)
+        obs, _ = ours.reset()
+        assert obs.shape == (48,) and _cliff_index(obs) == ref_obs == 36
+        # Half the walks lean to the right, so that many reach the goal (or the cliff).
+        p = [0.25] * 4 if seq % 2 else [0.2, 0.45, 0.2, 0.15]
+        for t in range(300):
+            a = int(rng.choice(4, p=p))
+            ref_obs, ref_r, ref_term, ref_trunc, _ = ref.step(a)
+            obs, r, term, trunc, _ = ours.step(a)
+            assert (_cliff_index(obs), r, term, trunc) == (ref_obs, ref_r, ref_term, ref_trunc), (seq, t)
+            cliffs += ref_r == -100
+            if ref_term or ref_trunc:
+                endings += 1
+                break
+    assert endings >= 20 and cliffs >= 100
+
+
+def test_cliffwalking_slippery_matches_gymnasium_transition_frequencies(compiled):
+    """Gymnasium's transition table against our frequencies, from every reachable cell."""
+    ours = compiled("cliffwalking")(is_slippery=True, seed=3)
+    ref = gymnasium.make("CliffWalkingSlippery-v1").unwrapped
+    assert ref.is_slippery
+    n = 300
+    chi2 = 0.0
+    dof = 0
+    cells = [s for s in range(48) if s // 12 < 3] + [36]
+    for s in cells:
+        for a in range(4):
+            expected = {}
+            for prob, s2, r2, term2 in ref.P[s][a]:
+                key = (int(s2), float(r2), bool(term2))
+                expected[key] = expected.get(key, 0.0) + prob
+            counts = dict.fromkeys(expected, 0)
+            for _ in range(n):
+                ours.set_state({"r": s // 12, "c": s % 12})
+                obs, r, term, trunc, _ = ours.step(a)
+                key = (_cliff_index(obs), r, term)
+                assert key in counts and not trunc, (s, a, key, sorted(expected))
+                counts[key] += 1
+            for key, prob in expected.items():
+                # 5 standard deviations of a binomial frequency.
+                tol = 5 * np.sqrt(prob * (1 - prob) / n) + 1e-9
+                assert abs(counts[key] / n - prob) <= tol, (s, a, key, counts, expected)
+                chi2 += (counts[key] - n * prob) ** 2 / (n * prob)
+            dof += len(expected) - 1
+    assert dof > 200
+    assert chi2 < dof + 5 * np.sqrt(2 * dof), (chi2, dof)

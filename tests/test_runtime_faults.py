@@ -4,6 +4,7 @@ the interpreter runs in a subprocess, so a crash fails the test instead of pytes
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -331,3 +332,50 @@ def test_search_samples_the_dice_instead_of_reading_the_future(tmp_path):
         q_bets.append(result.q[0])
     assert sixes > 0  # some of these roots would have fooled a clairvoyant search
     assert np.mean(q_bets) == pytest.approx(-2 / 3, abs=0.1)
+
+
+def test_a_step_limit_truncates_on_top_of_the_envs_own_endings(compiled):
+    puzzle = compiled("puzzle")
+    env = puzzle(seed=0, difficulty=30, max_episode_steps=3)
+    env.reset(seed=0)
+    ends = [env.step(int(np.flatnonzero(env.action_mask())[0]))[2:4] for _ in range(3)]
+    assert ends[-1] == (False, True) and not any(any(e) for e in ends[:2])
+    vec = puzzle.vector(8, seed=0, difficulty=30, max_episode_steps=5)
+    stats = vec.random_episodes(40, max_length=1000)
+    assert stats["episodes"] == 40 and stats["length_sum"] <= 40 * 5
+    vec.reset(seed=1)  # a reseed keeps the limit
+    assert vec.random_episodes(8, max_length=1000)["length_sum"] <= 8 * 5
+    with pytest.raises(ValueError, match="max_episode_steps"):
+        puzzle(max_episode_steps=-1)
+
+
+def test_train_picks_a_step_limit_for_an_env_that_never_ends(tmp_path, build_cache):
+    path = _write(tmp_path, "endless", """\
+        env Endless
+        state x: int in 0..10
+        action left { x = max(x - 1, 0) }
+        action right { x = min(x + 1, 9) }
+        reset { x = 0 }
+        done false
+        reward if x == 9 then 1.0 else 0.0
+        observe onehot(x)
+        """)
+    env = {**os.environ, "TWISTERL_CACHE_DIR": str(build_cache)}
+    small = tmp_path / "small.json"
+    small.write_text('{"num_envs": 8, "num_steps": 64, "embedding_size": 16, "common_layers": [16]}')
+    run = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-m", "twisterl", "train", path, "--config", str(small), "--out", str(run),
+                           "--iterations", "3"], capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "auto: max_episode_steps 1000 because Endless declares no `truncate`" in proc.stdout
+    saved = json.loads((run / "config.json").read_text())["config"]
+    assert saved["max_episode_steps"] == 1000
+    mine = tmp_path / "mine.json"
+    mine.write_text('{"num_envs": 8, "num_steps": 64, "embedding_size": 16, "common_layers": [16], '
+                    '"max_episode_steps": 20}')
+    proc = subprocess.run([sys.executable, "-m", "twisterl", "train", path, "--config", str(mine), "--out",
+                           str(tmp_path / "run2"), "--iterations", "2"], capture_output=True, text=True, timeout=300,
+                          env=env)
+    assert proc.returncode == 0 and "auto:" not in proc.stdout
+    rows = (tmp_path / "run2" / "metrics.csv").read_text().splitlines()
+    assert len(rows) == 3 and "nan" not in rows[1].split(",")[3]  # episodes end: a mean return exists

@@ -66,12 +66,19 @@ class EnvClass:
         return f"<twisterl env {self.name} from {self.source_path}>"
 
     def __call__(self, *, difficulty: int = 0, seed: Optional[int] = None, illegal_action: str = "raise",
-                 **params: Any) -> "Env":
-        return Env(self, params, difficulty, seed, illegal_action)
+                 max_episode_steps: int = 0, **params: Any) -> "Env":
+        """One env. `max_episode_steps` truncates episodes after that many steps, on top of
+        the env's own endings (0: only those), like Gymnasium's `TimeLimit`."""
+        env = Env(self, params, difficulty, seed, illegal_action)
+        env.set_max_episode_steps(max_episode_steps)
+        return env
 
     def vector(self, num_envs: int, *, seed: int = 0, num_threads: int = 1, difficulty: int = 0,
-               autoreset: bool = True, **params: Any) -> "VectorEnv":
-        return VectorEnv(self, num_envs, seed, num_threads, difficulty, autoreset, params)
+               autoreset: bool = True, max_episode_steps: int = 0, **params: Any) -> "VectorEnv":
+        """`num_envs` envs stepped together (see `VectorEnv`); `max_episode_steps` as for one env."""
+        vec = VectorEnv(self, num_envs, seed, num_threads, difficulty, autoreset, params)
+        vec.set_max_episode_steps(max_episode_steps)
+        return vec
 
     # ------------------------------------------------------------ helpers shared by envs
 
@@ -243,6 +250,12 @@ class _Calls:
     """Calls into the runtime, with its faults re-raised as `EnvError`s."""
 
     cls: EnvClass
+
+    def set_max_episode_steps(self, steps: int) -> None:
+        """Truncate episodes after `steps` steps on top of the env's own endings (0: only those)."""
+        if isinstance(steps, (bool, np.bool_)) or not isinstance(steps, (int, np.integer)) or not 0 <= steps <= I64_MAX:
+            raise ValueError(f"max_episode_steps must be a non-negative int, not {steps!r}")
+        self._batch.set_step_limit(int(steps))
 
     def _call(self, fn, *args, **kwargs):
         try:

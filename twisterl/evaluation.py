@@ -50,7 +50,7 @@ class EvalSpec:
 def evaluate_policy(cls, rust_policy, episodes: int, deterministic: bool, difficulty: int, seed: int,
                     params: dict, tries: int = 1, twists: Optional[Sequence[Twist]] = None,
                     log_std: Optional[np.ndarray] = None, max_steps: int = 100_000,
-                    deadline: Optional[float] = None) -> dict:
+                    deadline: Optional[float] = None, max_episode_steps: int = 0) -> dict:
     """Success rate, mean return and mean length of `episodes` episodes (see the module doc),
     and each try's success and return (`try_success`, `try_return`: [episodes, tries]).
 
@@ -62,7 +62,7 @@ def evaluate_policy(cls, rust_policy, episodes: int, deterministic: bool, diffic
     if tries < 1 or episodes < 1:
         raise ValueError("episodes and tries must be at least 1")
     n = episodes * tries
-    vec = cls.vector(n, seed=seed, difficulty=difficulty, **params)
+    vec = cls.vector(n, seed=seed, difficulty=difficulty, max_episode_steps=max_episode_steps, **params)
     obs, info = vec.reset()
     for e in range(episodes):  # every try of an episode starts from its first try's state
         for k in range(1, tries):

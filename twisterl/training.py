@@ -81,6 +81,30 @@ def make_config(overrides: dict, cls=None, where: str = "the config"):
     return make_ppo_config(overrides, where, base)
 
 
+# Random play that runs this long without ending means the env needs a step limit in training.
+PROBE_EPISODES, PROBE_LENGTH = 64, 1_000
+
+
+def auto_episode_limit(cls, params: dict, difficulty: int, seed: int) -> tuple[int, str]:
+    """A training-time step limit for an env that declares no `truncate`, from a probe of
+    random episodes: 0 when they all end within `PROBE_LENGTH` steps (the env ends its
+    episodes itself), else 4x the mean length of the probe episodes that ended, at least
+    100 and at most `PROBE_LENGTH` (which it is when none ended). Returns the limit and the reason, for the config
+    printout; the config saved in the run dir holds the limit."""
+    if cls.spec.get("has_truncate") or cls.players != 1 or cls.continuous:
+        return 0, ""
+    vec = cls.vector(min(PROBE_EPISODES, 64), seed=seed, difficulty=difficulty, **params)
+    stats = vec.random_episodes(PROBE_EPISODES, seed=seed, max_length=PROBE_LENGTH)
+    if not stats["cut"]:
+        return 0, ""
+    ended = stats["episodes"]
+    mean = stats["length_sum"] / ended if ended else 0
+    limit = int(min(PROBE_LENGTH, max(100, 4 * mean))) if ended else PROBE_LENGTH
+    reason = (f"{cls.name} declares no `truncate` and {stats['cut']} of {PROBE_EPISODES} random episodes ran "
+              f"{PROBE_LENGTH:,} steps without ending")
+    return limit, reason
+
+
 def check_limits(iterations: Optional[int], time_limit: Optional[float], seed: Optional[int] = None) -> None:
     """`--iterations` must be at least 1, `--time-limit` a positive number of seconds and
     `--seed` within the seeds configs take."""
@@ -192,6 +216,12 @@ def train(path: Optional[str], out: Optional[str], config_path: Optional[str], p
             overrides["seed"] = seed
         cls = twisterl.compile(path)
         cfg = make_config(overrides, cls, where=config_path or "the config")
+        if "max_episode_steps" not in overrides:
+            limit, reason = auto_episode_limit(cls, params, cfg.difficulty, cfg.seed)
+            if limit:
+                print(f"auto: max_episode_steps {limit} because {reason} (set max_episode_steps to choose)",
+                      file=stream)
+                cfg = make_config({**overrides, "max_episode_steps": limit}, cls, where=config_path or "the config")
         source = Path(path).read_text()
         run = RunDir(Path(out) if out else Path("runs") / f"{cls.name}-{time.strftime('%Y%m%d-%H%M%S')}")
         ppo = PPO(cls, cfg, params)
@@ -317,8 +347,9 @@ def evaluate(run_path: str, episodes: int, deterministic: bool, difficulty: Opti
         if not names:
             raise ValueError(f"{cls.name} declares no symmetry to average over")
         group = twist_group(list(cls.vector(1, seed=0, **params).twists().values()))
+    limit = int(cfg.get("config", {}).get("max_episode_steps", 0) or 0)  # the step limit it trained with
     result = evaluate_policy(cls, export(net), episodes, deterministic, difficulty, seed, params, tries=tries,
-                             twists=group, log_std=_log_std(net))
+                             twists=group, log_std=_log_std(net), max_episode_steps=limit)
     how = "deterministic" if deterministic else "sampled"
     if tries > 1:
         how += f", best of {tries} tries"

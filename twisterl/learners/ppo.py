@@ -83,6 +83,9 @@ class Config:
     norm_reward: bool = False
     """scale rewards by the running std of the discounted return (as Gymnasium's NormalizeReward)"""
     max_env_steps: int = 0
+    max_episode_steps: int = 0
+    """truncate training episodes after this many steps (0: the env's own endings only);
+    `twisterl train` picks one for envs that declare no `truncate` (see `auto_episode_limit`)"""
     """stop after this many env steps (0: no limit)"""
     difficulty: int = 1
     """starting difficulty"""
@@ -147,6 +150,7 @@ CHECKS: dict[str, Check] = {
     "init_log_std": number("float", -20, 20),
     "norm_reward": number("bool"),
     "max_env_steps": number("int", 0, MAX_COUNT),
+    "max_episode_steps": number("int", 0, MAX_COUNT),
     "min_episodes": number("int", 0, MAX_COUNT),
     "evals": _evals,
     "diff_metric": number("str"),
@@ -226,7 +230,8 @@ class PPO:
                              f"({', '.join(self.evals) or 'none configured'})")
         torch.manual_seed(config.seed)
         self.vec = env_cls.vector(config.num_envs, seed=config.seed, num_threads=config.num_threads,
-                                  difficulty=config.difficulty, **(params or {}))
+                                  difficulty=config.difficulty, max_episode_steps=config.max_episode_steps,
+                                  **(params or {}))
         self.continuous = bool(env_cls.continuous)
         kind = env_cls.spec["observation"]["kind"]
         self.sparse = kind == "sparse"
@@ -357,7 +362,8 @@ class PPO:
         log_std = self.policy.log_std.detach().cpu().numpy().astype(np.float64) if self.continuous else None
         return {name: evaluate_policy(self.env_cls, policy, spec.num_episodes, spec.deterministic, self.difficulty,
                                       self.cfg.seed * 7_919 + self.iteration, self.params, tries=spec.num_searches,
-                                      log_std=log_std, deadline=deadline)["success"]
+                                      log_std=log_std, deadline=deadline,
+                                      max_episode_steps=self.cfg.max_episode_steps)["success"]
                 for name, spec in self.evals.items()}
 
     def arena(self, deadline: Optional[float] = None) -> dict:

@@ -121,6 +121,8 @@ pub struct PluginV1 {
     pub reseed_rng: unsafe extern "C" fn(Handle, usize, u64, *mut FaultOut) -> i32,
     /// Whether `done` or `truncate` holds in env `i`'s current state (1 or 0 in `*ended`).
     pub ends_here: unsafe extern "C" fn(Handle, usize, *mut u8, *mut FaultOut) -> i32,
+    /// Truncate the episodes of envs `start..end` after `limit` steps (0: only the env's own endings).
+    pub set_step_limit: unsafe extern "C" fn(Handle, usize, usize, i64),
     /// Where the plugin's loops look for the host's request to stop (see `ops::poll`).
     pub set_interrupt_flag: extern "C" fn(*const AtomicBool),
 }
@@ -187,6 +189,7 @@ impl PluginV1 {
             random_episodes: random_episodes::<E>,
             reseed_rng: reseed_rng::<E>,
             ends_here: ends_here::<E>,
+            set_step_limit: set_step_limit::<E>,
             set_interrupt_flag,
         }
     }
@@ -293,7 +296,9 @@ unsafe extern "C" fn reseed<E: Env>(h: Handle, start: usize, end: usize, seed: u
             let difficulty = slot.env.difficulty();
             let mut env = at_env(i, E::new(&b.params, seed, i as u64))?;
             env.set_difficulty(difficulty);
+            let limit = slot.step_limit;
             *slot = crate::batch::Slot::new(env);
+            slot.step_limit = limit;
         }
         Ok(())
     })
@@ -581,6 +586,12 @@ unsafe extern "C" fn ends_here<E: Env>(h: Handle, i: usize, ended: *mut u8, out:
         *ended = (at_env(i, env.terminated())? || at_env(i, env.truncated())?) as u8;
         Ok(())
     })
+}
+
+unsafe extern "C" fn set_step_limit<E: Env>(h: Handle, start: usize, end: usize, limit: i64) {
+    for slot in batch::<E>(h).range_mut(start, end) {
+        slot.step_limit = limit.max(0);
+    }
 }
 
 extern "C" fn set_interrupt_flag(flag: *const AtomicBool) {

@@ -24,6 +24,8 @@ pub struct Slot<E> {
     pub env: E,
     /// The episode ended (terminated or truncated) and the env awaits a reset.
     pub over: bool,
+    /// Truncate episodes after this many steps, beyond the env's own endings (0: never).
+    pub step_limit: i64,
     clipped: Vec<f64>,
     mask: Vec<bool>,
 }
@@ -63,13 +65,15 @@ impl RolloutStats {
 
 impl<E: Clone> Clone for Slot<E> {
     fn clone(&self) -> Self {
-        Slot { env: self.env.clone(), over: self.over, clipped: self.clipped.clone(), mask: self.mask.clone() }
+        Slot { env: self.env.clone(), over: self.over, step_limit: self.step_limit, clipped: self.clipped.clone(),
+               mask: self.mask.clone() }
     }
 
     /// Copies into the target's own buffers: no allocation when the shapes match.
     fn clone_from(&mut self, source: &Self) {
         self.env.clone_from(&source.env);
         self.over = source.over;
+        self.step_limit = source.step_limit;
         self.clipped.clone_from(&source.clipped);
         self.mask.clone_from(&source.mask);
     }
@@ -79,7 +83,7 @@ impl<E: Env> Slot<E> {
     pub fn new(env: E) -> Slot<E> {
         let n = if E::CONTINUOUS { env.num_actions() } else { 0 };
         let m = if E::CONTINUOUS { 0 } else { env.num_actions() };
-        Slot { env, over: true, clipped: vec![0.0; n], mask: vec![false; m] }
+        Slot { env, over: true, step_limit: 0, clipped: vec![0.0; n], mask: vec![false; m] }
     }
 
     pub fn reset(&mut self) -> R<()> {
@@ -252,7 +256,9 @@ impl<E: Env> Slot<E> {
         let steps = self.env.steps() + 1;
         self.env.set_steps(steps);
         self.env.add_step_rewards(rewards)?;
-        let out = StepOut { terminated: self.env.terminated()?, truncated: self.env.truncated()? };
+        let terminated = self.env.terminated()?;
+        let limited = self.step_limit > 0 && steps >= self.step_limit;
+        let out = StepOut { terminated, truncated: !terminated && (limited || self.env.truncated()?) };
         if out.terminated || out.truncated {
             self.over = true;
             if autoreset {
@@ -332,7 +338,9 @@ impl<E: Env> Batch<E> {
         let difficulty = self.slots[i].env.difficulty();
         let mut env = E::new(&self.params, seed, i as u64)?;
         env.set_difficulty(difficulty);
+        let limit = self.slots[i].step_limit;
         self.slots[i] = Slot::new(env);
+        self.slots[i].step_limit = limit;
         Ok(())
     }
 }

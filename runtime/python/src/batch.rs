@@ -199,6 +199,15 @@ impl Batch {
         Ok(())
     }
 
+    /// Truncate episodes after `limit` steps, beyond the env's own endings (0: never).
+    #[pyo3(signature = (limit, start=None, end=None))]
+    fn set_step_limit(&self, py: Python<'_>, limit: i64, start: Option<usize>, end: Option<usize>) -> PyResult<()> {
+        let _held = self.enter(py)?;
+        let (s, e) = self.range(start, end)?;
+        unsafe { (self.table().set_step_limit)(self.h(), s, e, limit) };
+        Ok(())
+    }
+
     #[pyo3(signature = (seed, start=None, end=None))]
     fn reseed(&self, py: Python<'_>, seed: u64, start: Option<usize>, end: Option<usize>) -> PyResult<()> {
         let _held = self.enter(py)?;

@@ -17,7 +17,9 @@ from pathlib import Path
 
 import twisterl
 from harness import machine
-from minimax import play_vs_minimax
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from minimax import play_vs_minimax  # noqa: E402  (the tests' perfect player)
 from twisterl.learners.alphazero import AlphaZero, Config
 from twisterl.nets import export
 

@@ -16,8 +16,7 @@ from twisterl.learners.alphazero import AlphaZero, Config  # noqa: E402
 from twisterl.nets import export  # noqa: E402
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
-sys.path.insert(0, os.path.join(ROOT, "bench"))
-from minimax import play_vs_minimax  # noqa: E402
+from minimax import play_vs_minimax  # noqa: E402  (tests/minimax.py: perfect tic-tac-toe)
 
 SMALL = {"num_games": 32, "num_simulations": 25, "train_steps": 60, "arena_games": 8, "pure_simulations": 0,
          "embedding_size": 64, "common_layers": [64], "replay_size": 5000}

@@ -121,10 +121,26 @@ def test_train_and_eval_from_the_cli(build_cache, tmp_path):
 
 
 def test_twisterl_json_configs_are_accepted(tmp_path):
+    """TwisteRL's nested JSON config (the shape of its own examples): its keys map to ours."""
     from twisterl.training import load_config, make_config
-    cfg = make_config(load_config("/work/shared/anchors/ppo_puzzle8_v1.json")
-                      if Path("/work/shared/anchors/ppo_puzzle8_v1.json").exists() else {})
-    assert cfg.embedding_size == 512 and cfg.common_layers == [256]
+    path = tmp_path / "ppo_puzzle8.json"
+    path.write_text(json.dumps({
+        "env_cls": "twisterl.envs.Puzzle", "env": {"difficulty": 2, "height": 3, "width": 3},
+        "policy_cls": "twisterl.nn.BasicPolicy",
+        "policy": {"embedding_size": 96, "common_layers": [48], "policy_layers": [], "value_layers": []},
+        "algorithm": {"collecting": {"num_cores": 32, "lambda": 0.97, "gamma": 0.98},
+                      "training": {"num_epochs": 7, "vf_coef": 0.6, "ent_coef": 0.02, "clip_ratio": 0.15,
+                                   "normalize_advantage": False},
+                      "learning": {"diff_threshold": 0.8, "diff_max": 12, "diff_metric": "ppo_1"},
+                      "optimizer": {"lr": 0.00042},
+                      "evals": {"ppo_1": {"num_episodes": 50, "deterministic": False, "num_searches": 1}}}}))
+    cfg = make_config(load_config(str(path)))
+    assert (cfg.embedding_size, cfg.common_layers, cfg.difficulty) == (96, [48], 2)
+    assert (cfg.gae_lambda, cfg.gamma, cfg.update_epochs, cfg.vf_coef, cfg.ent_coef, cfg.clip_coef) == \
+        (0.97, 0.98, 7, 0.6, 0.02, 0.15)
+    assert (cfg.norm_adv, cfg.diff_threshold, cfg.diff_max, cfg.diff_metric, cfg.learning_rate) == \
+        (False, 0.8, 12, "ppo_1", 0.00042)
+    assert cfg.evals["ppo_1"]["num_episodes"] == 50
     with pytest.raises(ValueError, match="unknown config key"):
         make_config({"learning_rat": 1e-3})
 

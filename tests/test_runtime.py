@@ -32,14 +32,17 @@ def test_random_rollouts_run_clean(compiled, name):
     obs, info = vec.reset()
     assert obs.shape[0] == 16 and obs.dtype == np.float32
     rng = np.random.default_rng(0)
-    episodes = 0
+    since_end = np.zeros(16, dtype=np.int64)  # steps since each env's episode began
     for _ in range(300):
         masks = info.get("action_mask")
         if masks is not None and not masks.any(axis=1).all():
             break  # a terminal state with no legal move is reset on the next step
         obs, reward, term, trunc, info = vec.step(random_actions(vec, rng, masks))
         assert np.isfinite(obs).all() and np.isfinite(reward).all()
-        episodes += int((term | trunc).sum())
+        since_end += 1
+        since_end[term | trunc] = 0  # auto-reset: a new episode, counted from 0
+    # The runtime's own step counters agree: every auto-reset restarted its env's episode.
+    assert np.array_equal(vec._info()["steps"], since_end)
     assert vec.render(0)
 
 

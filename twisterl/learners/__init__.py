@@ -1,1 +1,2 @@
-"""Learners: one file per algorithm (PPO now; AlphaZero next)."""
+"""Learners: one file per algorithm (`ppo.py`: PPO, also self-play for two-player games;
+`alphazero.py`: AlphaZero), with the config checks they share (`config.py`)."""

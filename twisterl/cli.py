@@ -1,6 +1,14 @@
 """The `twisterl` command line.
 
-    twisterl check FILE...     parse and type-check .twl files, report diagnostics
+    twisterl check FILE...           parse and type-check .twl files, report diagnostics
+    twisterl compile FILE...         build .twl files into native env plugins (cached)
+    twisterl run FILE                random legal-action rollouts: episode stats and steps/s
+    twisterl play FILE               play an env in the terminal (or watch/face a trained policy)
+    twisterl train [FILE]            train a policy with PPO (or AlphaZero: --algo az), or --resume a run
+    twisterl eval RUN_DIR            evaluate a trained policy
+    twisterl tune FILE               search PPO hyperparameters with Optuna (needs twisterl[tune])
+    twisterl export FILE --wasm DIR  export an env (and a policy) to WebAssembly with a browser player
+    twisterl doctor --wasm           check the tools an export needs
 """
 
 from __future__ import annotations
@@ -96,6 +104,49 @@ def _training():
     return training
 
 
+def _tuning():
+    """`twisterl tune` needs the training extras and Optuna (the `tune` extra)."""
+    _training()
+    try:
+        from . import tune
+    except ImportError as exc:
+        if exc.name == "optuna":
+            raise RuntimeError("this command needs Optuna (optuna is not installed): "
+                               "pip install 'twisterl[tune]'") from None
+        raise RuntimeError(f"this command needs the training extras ({exc.name} is not installed): "
+                           "pip install 'twisterl[train]'") from None
+    return tune
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    tune = _tuning()
+    jobs = args.jobs if args.jobs is not None else min(2, os.cpu_count() or 1)
+    tune.check_inputs(args.trials, args.time_limit, jobs, args.seed)
+    params = commands.parse_params(args.param)
+    print(f"tuning {args.file}: {args.trials} trials, {min(jobs, args.trials)} at a time, "
+          f"{tune.trial_seconds(args.time_limit, args.trials, jobs):.1f} s each", file=sys.stderr)
+
+    def on_trial(r) -> None:
+        value = "" if r.value is None else f" value {r.value:.4f}"
+        why = f" ({r.error})" if r.error else ""
+        print(f"trial {r.number}: {r.state}{value} after {r.iterations} iterations, {r.seconds:.1f} s{why}",
+              file=sys.stderr)
+
+    result = tune.tune(args.file, args.trials, args.time_limit, jobs, args.seed, args.out, args.config, params,
+                       on_trial)
+    states = [r.state for r in result.trials]
+    print(f"{result.env}: {states.count('COMPLETE')} complete, {states.count('PRUNED')} pruned, "
+          f"{states.count('FAIL')} failed; objective: {result.objective}")
+    if result.best_config is None:
+        print(f"twisterl tune: error: no trial completed; trials in {result.out / 'trials.csv'}", file=sys.stderr)
+        return 1
+    print(f"best: trial {result.best_trial}, value {result.best_value:.4f}")
+    print(f"config: {json.dumps(result.best_config)}")
+    print(f"wrote {result.out / 'best_config.json'} and {result.out / 'trials.csv'}; "
+          f"train with: twisterl train {args.file} --config {result.out / 'best_config.json'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="twisterl", description="Reinforcement-learning environments "
                                      "written in the .twl language.")
@@ -145,6 +196,20 @@ def build_parser() -> argparse.ArgumentParser:
                     help="ppo (default) or az: AlphaZero self-play with MCTS (discrete actions)")
     tr.set_defaults(run=lambda a: _training().train(a.file, a.out, a.config, commands.parse_params(a.param), a.seed,
                                                  a.iterations, a.time_limit, sys.stdout, a.resume, a.algo))
+
+    tu = sub.add_parser("tune", help="search PPO hyperparameters with Optuna",
+                        description="Search PPO hyperparameters with Optuna: TRIALS trials, JOBS at a time, each "
+                        "training for SECONDS / TRIALS * JOBS seconds. Writes best_config.json and trials.csv.")
+    tu.add_argument("file", metavar="FILE")
+    tu.add_argument("--trials", type=int, required=True, metavar="N")
+    tu.add_argument("--time-limit", type=float, required=True, metavar="SECONDS",
+                    help="for the whole search (each trial trains SECONDS / N * JOBS seconds)")
+    tu.add_argument("--jobs", type=int, metavar="J", help="trials at a time (default: 2 or the cores, fewer)")
+    tu.add_argument("--seed", type=int, default=0, metavar="K", help="trial k trains with seed K + k")
+    tu.add_argument("--out", metavar="DIR", help="where to write (default runs/tune-NAME-TIME)")
+    tu.add_argument("--config", metavar="CFG", help="base config: its keys are fixed, not searched")
+    tu.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
+    tu.set_defaults(run=cmd_tune)
 
     ev = sub.add_parser("eval", help="evaluate a trained policy")
     ev.add_argument("run_dir", metavar="RUN_DIR")

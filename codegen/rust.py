@@ -12,6 +12,7 @@ import math
 from typing import Optional
 
 from twisterl.dsl import ir
+from twisterl.dsl.effects import walk
 
 RUST_KEYWORDS = frozenset("""
     as async await box break const continue crate do dyn else enum extern false final fn for gen if
@@ -213,18 +214,18 @@ class RustWriter:
 
     def _Index(self, e: ir.Index) -> str:
         if isinstance(e.base, ir.Ref) and e.base.kind == "view" and e.base.name in self.array_views:
-            if not _is_simple(e.index) and not _is_pure_read(e.index):
+            if not _is_pure_read(e.index):
                 i = self.fresh("i")
                 return f"({{ let {i} = {self.expr(e.index)}; self.v_{e.base.name}_at({i})? }})"
             return f"self.v_{e.base.name}_at({self.expr(e.index)})?"
         base = e.base
         if isinstance(base, (ir.Ref, ir.Index)) and not (isinstance(base, ir.Ref) and base.kind == "view"):
             code = self.expr(base)
-            if not _is_simple(e.index) and not _is_pure_read(e.index):
-                # The index may draw random numbers or change the state: compute it before
-                # the array is borrowed.
-                # The block yields a reference, so that the element stays a place (no move
-                # out of a row, and indexable again) and the block is never read as an `if`'s.
+            if not _is_pure_read(e.index):
+                # The index may draw random numbers or change the state: it is computed
+                # before the array is borrowed. The block yields a reference, so the element
+                # stays a place (no move out of a row, indexable again), and the parentheses
+                # keep it from being read as an `if`'s block.
                 i = self.fresh("i")
                 return (f"(*{{ let {i} = {self.expr(e.index)}; "
                         f"&{code}[ops::ix({i}, {self.size(base.type.size)}, {at(e.span)})?] }})")
@@ -675,17 +676,10 @@ class RustWriter:
 
 def _is_pure_read(e) -> bool:
     """Whether evaluating `e` only reads: no call of a function (which may change the
-    state) and no random draw. Such an index can be computed inside the array's borrow."""
-    if isinstance(e, (ir.Call, ir.BuiltinCall)):
-        return isinstance(e, ir.BuiltinCall) and e.name not in RANDOM_BUILTINS and all(_is_pure_read(a) for a in e.args)
-    if isinstance(e, ir.Aggregate) or isinstance(e, ir.ArrayComp):
-        return False
-    children = [getattr(e, f) for f in getattr(e, "__dataclass_fields__", {}) if f not in ("type", "span")]
-    for c in children:
-        items = c if isinstance(c, tuple) else (c,)
-        if any(hasattr(x, "__dataclass_fields__") and not _is_pure_read(x) for x in items):
-            return False
-    return True
+    state), no random draw, no comprehension. Such an index can be computed inside the
+    array's borrow."""
+    return not any(isinstance(n, (ir.Call, ir.Aggregate, ir.ArrayComp))
+                   or (isinstance(n, ir.BuiltinCall) and n.name in RANDOM_BUILTINS) for n in walk(e))
 
 
 # The built-ins that draw random numbers (or apply actions, which may).
@@ -722,7 +716,6 @@ def _is_constant(e) -> bool:
 
 
 def _mentions(e, name: str) -> bool:
-    from twisterl.dsl.effects import walk
     return any(isinstance(n, ir.Ref) and n.name == name for n in walk(e))
 
 

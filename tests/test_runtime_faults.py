@@ -379,3 +379,20 @@ def test_train_picks_a_step_limit_for_an_env_that_never_ends(tmp_path, build_cac
     assert proc.returncode == 0 and "auto:" not in proc.stdout
     rows = (tmp_path / "run2" / "metrics.csv").read_text().splitlines()
     assert len(rows) == 3 and "nan" not in rows[1].split(",")[3]  # episodes end: a mean return exists
+
+
+def test_an_episode_can_end_both_ways_at_once(tmp_path, build_cache):
+    """As Gymnasium's TimeLimit: a step that terminates when the limit (or the env's own
+    `truncate`) also falls reports both."""
+    cls = twisterl.compile(_write(tmp_path, "both", """\
+        env Both
+        state x: int in 0..5
+        action go { x = min(x + 1, 4) }
+        done steps >= 3
+        truncate steps >= 3
+        reward 1.0
+        observe onehot(x)
+        """))
+    for env in (cls(), cls(max_episode_steps=3)):
+        env.reset(seed=0)
+        assert [env.step(0)[2:4] for _ in range(3)] == [(False, False), (False, False), (True, True)]

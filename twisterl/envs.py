@@ -230,12 +230,17 @@ def _human_bytes(n: float) -> str:
     return f"{n:.1f} EB"
 
 
+def nonnegative_int(name: str, value: Any) -> int:
+    """`value` as an int in 0..=2**63-1, or a ValueError naming `name` (a bool, a float or
+    a string is refused, not converted)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or not 0 <= value <= I64_MAX:
+        raise ValueError(f"{name} must be a non-negative int, not {value!r}")
+    return int(value)
+
+
 def check_difficulty(difficulty: Any) -> int:
-    """A difficulty is a non-negative int (not a bool, a float or a string)."""
-    if isinstance(difficulty, (bool, np.bool_)) or not isinstance(difficulty, (int, np.integer)) \
-            or not 0 <= difficulty <= I64_MAX:
-        raise ValueError(f"difficulty must be a non-negative int, not {difficulty!r}")
-    return int(difficulty)
+    """A difficulty is a non-negative int."""
+    return nonnegative_int("difficulty", difficulty)
 
 
 def _check_seed(seed: Any) -> int:
@@ -253,9 +258,7 @@ class _Calls:
 
     def set_max_episode_steps(self, steps: int) -> None:
         """Truncate episodes after `steps` steps on top of the env's own endings (0: only those)."""
-        if isinstance(steps, (bool, np.bool_)) or not isinstance(steps, (int, np.integer)) or not 0 <= steps <= I64_MAX:
-            raise ValueError(f"max_episode_steps must be a non-negative int, not {steps!r}")
-        self._batch.set_step_limit(int(steps))
+        self._batch.set_step_limit(nonnegative_int("max_episode_steps", steps))
 
     def _call(self, fn, *args, **kwargs):
         try:
@@ -546,10 +549,8 @@ class VectorEnv(_Calls):
         each from a reset, entirely in Rust. An episode still going after `max_length` steps
         is cut (counted in `cut`, not in `episodes`). Returns episodes, cut, steps,
         successes, length_sum and `returns`, the per-player sums of episode returns."""
-        for name, value in (("episodes", episodes), ("max_length", max_length)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value < 2**63:
-                raise ValueError(f"{name} must be a non-negative int, not {value!r}")
-        return self._call(self._batch.random_episodes, int(episodes), _check_seed(seed), int(max_length))
+        return self._call(self._batch.random_episodes, nonnegative_int("episodes", episodes), _check_seed(seed),
+                          nonnegative_int("max_length", max_length))
 
     def close(self) -> None:
         pass

@@ -296,9 +296,7 @@ unsafe extern "C" fn reseed<E: Env>(h: Handle, start: usize, end: usize, seed: u
             let difficulty = slot.env.difficulty();
             let mut env = at_env(i, E::new(&b.params, seed, i as u64))?;
             env.set_difficulty(difficulty);
-            let limit = slot.step_limit;
-            *slot = crate::batch::Slot::new(env);
-            slot.step_limit = limit;
+            slot.renew(env);
         }
         Ok(())
     })

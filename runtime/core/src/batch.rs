@@ -86,6 +86,13 @@ impl<E: Env> Slot<E> {
         Slot { env, over: true, step_limit: 0, clipped: vec![0.0; n], mask: vec![false; m] }
     }
 
+    /// Put a fresh `env` in this slot (a reseed), keeping the slot's step limit.
+    pub fn renew(&mut self, env: E) {
+        let step_limit = self.step_limit;
+        *self = Slot::new(env);
+        self.step_limit = step_limit;
+    }
+
     pub fn reset(&mut self) -> R<()> {
         self.env.reset()?;
         self.env.set_steps(0);
@@ -153,18 +160,7 @@ impl<E: Env> Slot<E> {
         }
         for _ in 0..steps {
             crate::ops::poll(NOWHERE)?;
-            let out = if E::CONTINUOUS {
-                for (k, v) in values.iter_mut().enumerate() {
-                    *v = rng.uniform(lows[k], highs[k]);
-                }
-                self.step_values(&values, lows, highs, rewards, false)?
-            } else {
-                match self.random_legal(rng)? {
-                    Some(a) => self.step(a as i64, rewards, false)?,
-                    // No legal action: the episode cannot go on; count it and start over.
-                    None => StepOut { terminated: true, truncated: false },
-                }
-            };
+            let out = self.random_step(rng, &mut values, lows, highs, rewards)?;
             stats.steps += 1;
             episode_return += rewards[0];
             if out.terminated || out.truncated {
@@ -199,17 +195,7 @@ impl<E: Env> Slot<E> {
             let mut ended = false;
             while length < max_len {
                 crate::ops::poll(NOWHERE)?;
-                let out = if E::CONTINUOUS {
-                    for (k, v) in values.iter_mut().enumerate() {
-                        *v = rng.uniform(lows[k], highs[k]);
-                    }
-                    self.step_values(&values, lows, highs, &mut rewards[..players], false)?
-                } else {
-                    match self.random_legal(rng)? {
-                        Some(a) => self.step(a as i64, &mut rewards[..players], false)?,
-                        None => StepOut { terminated: true, truncated: false },
-                    }
-                };
+                let out = self.random_step(rng, &mut values, lows, highs, &mut rewards[..players])?;
                 length += 1;
                 for p in 0..players {
                     totals[p] += rewards[p];
@@ -236,6 +222,22 @@ impl<E: Env> Slot<E> {
         Ok(())
     }
 
+    /// One step with a uniformly random legal action (uniform `values` for a continuous
+    /// action). With no legal action the episode cannot go on: it counts as terminated.
+    fn random_step(&mut self, rng: &mut crate::rng::Rng, values: &mut [f64], lows: &[f64], highs: &[f64],
+                   rewards: &mut [f64]) -> R<StepOut> {
+        if E::CONTINUOUS {
+            for (k, v) in values.iter_mut().enumerate() {
+                *v = rng.uniform(lows[k], highs[k]);
+            }
+            return self.step_values(values, lows, highs, rewards, false);
+        }
+        match self.random_legal(rng)? {
+            Some(a) => self.step(a as i64, rewards, false),
+            None => Ok(StepOut { terminated: true, truncated: false }),
+        }
+    }
+
     /// A uniformly random legal action, or `None` when no action is legal.
     fn random_legal(&mut self, rng: &mut crate::rng::Rng) -> R<Option<usize>> {
         let mut mask = std::mem::take(&mut self.mask);
@@ -256,9 +258,8 @@ impl<E: Env> Slot<E> {
         let steps = self.env.steps() + 1;
         self.env.set_steps(steps);
         self.env.add_step_rewards(rewards)?;
-        let terminated = self.env.terminated()?;
         let limited = self.step_limit > 0 && steps >= self.step_limit;
-        let out = StepOut { terminated, truncated: !terminated && (limited || self.env.truncated()?) };
+        let out = StepOut { terminated: self.env.terminated()?, truncated: limited || self.env.truncated()? };
         if out.terminated || out.truncated {
             self.over = true;
             if autoreset {
@@ -338,9 +339,7 @@ impl<E: Env> Batch<E> {
         let difficulty = self.slots[i].env.difficulty();
         let mut env = E::new(&self.params, seed, i as u64)?;
         env.set_difficulty(difficulty);
-        let limit = self.slots[i].step_limit;
-        self.slots[i] = Slot::new(env);
-        self.slots[i].step_limit = limit;
+        self.slots[i].renew(env);
         Ok(())
     }
 }

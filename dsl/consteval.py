@@ -439,30 +439,29 @@ def _run_loop(ev: Evaluator, s, local: dict) -> None:
             if n >= limit:
                 raise EvalError(f"this `while` loop runs past its limit of {limit} iterations", s.span)
             n += 1
-            try:
-                _run(ev, s.body, local)
-            except _Break:
+            if not _iteration(ev, s.body, local):
                 break
-            except _Continue:
-                continue
     elif isinstance(s, ir.Repeat):
         for _ in range(max(ev.eval(s.count, local), 0)):
             ev.budget.spend(1, s.span)
-            try:
-                _run(ev, s.body, local)
-            except _Break:
+            if not _iteration(ev, s.body, local):
                 break
-            except _Continue:
-                continue
     else:
         for scope in ev._iterate((s.clause,), local, None):
             local.update(scope)
-            try:
-                _run(ev, s.body, local)
-            except _Break:
+            if not _iteration(ev, s.body, local):
                 break
-            except _Continue:
-                continue
+
+
+def _iteration(ev: Evaluator, body, local: dict) -> bool:
+    """Run one iteration of a loop's body; False when it ends the loop (`break`)."""
+    try:
+        _run(ev, body, local)
+    except _Break:
+        return False
+    except _Continue:
+        pass
+    return True
 
 
 def _in_range(ev: Evaluator, v, t, span):

@@ -20,6 +20,7 @@ import twisterl  # noqa: E402
 from twisterl import _core  # noqa: E402
 from twisterl.learners.ppo import PPO, Config, join_rollouts  # noqa: E402
 from twisterl.nets import BasicPolicy, export  # noqa: E402
+from twl_games import THREE_PLAYERS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,19 +47,6 @@ reward[p] if p == last then 0.1 * float(t) else -0.1 * float(t)
 observe f32([float(t), float(player)])
 """
 
-THREE_PLAYERS = """
-env ThreeWay
-players 3
-state t: int
-action move(k in 0..2) {
-    t = t + 1
-    next_player()
-}
-reset { t = 0 }
-done t >= 3
-reward[p] 0.0
-observe f32([float(t)])
-"""
 
 
 def _compile(tmp_path: Path, name: str, source: str):

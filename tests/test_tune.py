@@ -15,23 +15,11 @@ pytest.importorskip("torch")
 optuna = pytest.importorskip("optuna")
 
 from twisterl import cli, tune  # noqa: E402
+from twl_games import THREE_PLAYERS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 GRIDWORLD = str(ROOT / "examples" / "gridworld.twl")
 
-THREE_PLAYERS = """
-env ThreeWay
-players 3
-state t: int
-action move(k in 0..2) {
-    t = t + 1
-    next_player()
-}
-reset { t = 0 }
-done t >= 3
-reward[p] 0.0
-observe f32([float(t)])
-"""
 
 
 def _cli(*args: str, cwd=None) -> subprocess.CompletedProcess:

@@ -22,7 +22,7 @@ from harness import machine, rate  # noqa: E402
 
 import twisterl  # noqa: E402
 from twisterl import _core  # noqa: E402
-from twisterl.nets import BasicPolicy, export  # noqa: E402
+from twisterl.train.nets import BasicPolicy, to_rust  # noqa: E402
 
 CONFIG = Path(os.environ.get("TWISTERL_ANCHOR_CONFIG", HERE.parents[1] / "shared" / "anchors" / "ppo_puzzle8_v1.json"))
 PEAK_STEPS = 700_000
@@ -32,7 +32,7 @@ def ours(difficulty: int) -> float:
     cls = twisterl.compile(HERE.parent / "examples" / "puzzle.twl")
     vec = cls.vector(256, seed=0, num_threads=2, difficulty=difficulty)
     vec.reset()
-    policy = export(BasicPolicy(81, 4, 512, [256]))
+    policy = to_rust(BasicPolicy(81, 4, 512, [256]))
     state = {"seed": 0}
 
     def chunk() -> int:

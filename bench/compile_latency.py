@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PROBE = ("import time; t = time.perf_counter(); import twisterl, twisterl.compiler; "
+PROBE = ("import time; t = time.perf_counter(); import twisterl, twisterl.envs.compiler; "
          "c = time.perf_counter(); twisterl.compile({path!r}); e = time.perf_counter(); "
          "print(e - c, e - t)")
 

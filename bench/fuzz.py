@@ -50,7 +50,7 @@ def site_of(exc: BaseException) -> str:
 
 def check_campaign(n: int, rng: random.Random, out: Path) -> list[str]:
     """Run the checker part; print its report and return the accepted mutants."""
-    from twisterl.cli import _describe_env
+    from twisterl.cli.check import describe_env as _describe_env
     from twisterl.dsl import check_source
 
     sources = [p.read_text() for p in EXAMPLES]

@@ -84,7 +84,7 @@ def anchor(openings, sims: int):
 def self_play_rate(sims: int, threads: int) -> float:
     """Self-play simulations/s with a network (batched over lockstep games)."""
     import time
-    from twisterl.nets import BasicPolicy
+    from twisterl.train.nets import BasicPolicy
     from twisterl.search import agent, play_games
     cls = twisterl.compile(HERE.parent / "examples" / "connect4.twl")
     net = BasicPolicy(126, 7, 128, [128])
@@ -107,7 +107,7 @@ def main() -> None:
     print(f"{'':<34}{'twisterl sims/s':>18}{'OpenSpiel sims/s':>18}{'ratio':>8}")
     print(f"{'pure MCTS (random rollouts)':<34}{mine:>18,.0f}{other:>18}{ratio:>8}", flush=True)
     import torch
-    from twisterl.nets import BasicPolicy
+    from twisterl.train.nets import BasicPolicy
     torch.manual_seed(0)
     torch.set_num_threads(1)
     net = BasicPolicy(126, 7, 128, [128])

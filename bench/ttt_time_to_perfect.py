@@ -20,8 +20,8 @@ from harness import machine
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from minimax import play_vs_minimax  # noqa: E402  (the tests' perfect player)
-from twisterl.learners.alphazero import AlphaZero, Config
-from twisterl.nets import export
+from twisterl.train.alphazero import AlphaZero, Config
+from twisterl.train.nets import to_rust
 
 HERE = Path(__file__).parent
 
@@ -38,7 +38,7 @@ def main() -> None:
         start = time.perf_counter()
         az.iterate()
         trained += time.perf_counter() - start
-        p = export(az.policy)
+        p = to_rust(az.policy)
         r = play_vs_minimax(cls, lambda env: twisterl.mcts(env, p, simulations=cfg.num_simulations,
                                                            c_puct=cfg.c_puct).action, 100, seed=it)
         raw = play_vs_minimax(cls, lambda env: twisterl.mcts(env, p, simulations=1).action, 100, seed=it)

@@ -23,7 +23,7 @@ sys.path.insert(0, str(HERE))
 from harness import MIN_SECONDS, REPEATS, machine, random_vector_loop, rate  # noqa: E402
 
 import twisterl  # noqa: E402
-from twisterl.export import export_wasm  # noqa: E402
+from twisterl.wasm.export import export_wasm  # noqa: E402
 
 CASES = [("puzzle", 4096), ("cartpole", 4096), ("connect4", 4096), ("puzzle", 64)]
 STEPS = 20

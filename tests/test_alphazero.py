@@ -12,8 +12,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import twisterl  # noqa: E402
-from twisterl.learners.alphazero import AlphaZero, Config  # noqa: E402
-from twisterl.nets import export  # noqa: E402
+from twisterl.train.alphazero import AlphaZero, Config  # noqa: E402
+from twisterl.train.nets import to_rust  # noqa: E402
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 from minimax import play_vs_minimax  # noqa: E402  (tests/minimax.py: perfect tic-tac-toe)
@@ -28,7 +28,7 @@ def test_tictactoe_training_clearly_improves_against_perfect_play():
 
     def losses() -> int:
         # The raw policy (one simulation: the most likely legal move) against minimax.
-        p = export(az.policy)
+        p = to_rust(az.policy)
         return play_vs_minimax(ttt, lambda env: twisterl.mcts(env, p, simulations=1).action, 25, seed=1)["losses"]
 
     before = losses()

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from twisterl import build as build_mod
+from twisterl.build import cache as build_mod
 from twisterl import BuildError, CacheError
 from twisterl.build import cache_key
 
@@ -327,7 +327,7 @@ def test_documented_submodules_work_after_a_bare_import(cache):
                    for m in re.finditer(r"\btwisterl\.(_?[a-z]\w*)\.([A-Za-z_]\w*)", doc.read_text())})
     assert ("gym", "register") in used
     script = ("import sys, twisterl\n"
-              "assert 'gymnasium' not in sys.modules and 'twisterl.compiler' not in sys.modules\n"
+              "assert 'gymnasium' not in sys.modules and 'twisterl.envs.compiler' not in sys.modules\n"
               f"for sub, name in {used!r}:\n"
               "    getattr(getattr(twisterl, sub), name)\n"
               "print(twisterl.gym.register(sys.argv[1]))\n")

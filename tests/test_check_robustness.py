@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from twisterl.cli import _describe_env
+from twisterl.cli.check import describe_env as _describe_env
 from twisterl.dsl import check_source, ir
 from twisterl.dsl.consteval import default_values
 from twisterl.dsl.scope import BUILTIN_VALUES, RESERVED
@@ -183,7 +183,7 @@ def test_summary_never_raises():
 
 def test_a_closed_pipe_ends_the_cli_quietly():
     files = [str(p) for p in sorted(ROOT.joinpath("examples").glob("*.twl"))]
-    cmd = [sys.executable, "-m", "twisterl.cli", "check", "--dump-ir", *files]
+    cmd = [sys.executable, "-m", "twisterl", "check", "--dump-ir", *files]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
     proc.stdout.readline()
     proc.stdout.close()

@@ -13,11 +13,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from twisterl.evaluation import evaluate_policy  # noqa: E402
-from twisterl.learners.ppo import PPO, Config  # noqa: E402
-from twisterl.nets import BasicPolicy, export  # noqa: E402
-from twisterl.symmetry import TwistAveraged, softmax, twist_dense, twist_group, twist_indices  # noqa: E402
-from twisterl.training import load_config, make_config  # noqa: E402
+from twisterl.train.evaluation import evaluate_policy  # noqa: E402
+from twisterl.train.ppo import PPO, Config  # noqa: E402
+from twisterl.train.nets import BasicPolicy, to_rust  # noqa: E402
+from twisterl.train.twists import TwistAveraged, softmax, twist_dense, twist_group, twist_indices  # noqa: E402
+from twisterl.train.config import load_config  # noqa: E402
+from twisterl.train.checkpoints import make_ppo_config as make_config  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -56,7 +57,7 @@ def test_the_twist_averaged_policy_is_equivariant(compiled, name):
     with torch.no_grad():
         for p in net.parameters():
             p.mul_(4.0)  # sharper distributions make asymmetry visible
-    rust = export(net)
+    rust = to_rust(net)
     group = twist_group(list(vec.twists().values()))
     averaged = TwistAveraged(rust, group)
     base = averaged.probs_sparse(idx, counts, mask)
@@ -82,7 +83,7 @@ def test_the_twist_averaged_policy_is_equivariant(compiled, name):
 def test_more_tries_never_lower_success_and_start_from_the_same_state(compiled):
     cls = compiled("puzzle")
     torch.manual_seed(1)
-    rust = export(BasicPolicy(81, 4, 32, [32]))
+    rust = to_rust(BasicPolicy(81, 4, 32, [32]))
     one = evaluate_policy(cls, rust, 60, False, 4, seed=5, params={})
     ten = evaluate_policy(cls, rust, 60, False, 4, seed=5, params={}, tries=10)
     assert ten["tries"] == 10 and ten["success"] > one["success"]

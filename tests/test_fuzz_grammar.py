@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twl_mutants import EXAMPLES, mutate
 
-from twisterl.cli import _describe_env
+from twisterl.cli.check import describe_env as _describe_env
 from twisterl.dsl import check_source
 
 SOURCES = [p.read_text() for p in EXAMPLES]

@@ -8,7 +8,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from twisterl.cli import _describe_env
+from twisterl.cli.check import describe_env as _describe_env
 from twisterl.dsl import check_source
 from twisterl.dsl.api import check_bytes
 

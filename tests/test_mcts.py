@@ -145,7 +145,7 @@ def test_the_same_seed_gives_the_same_search(c4):
 
 def test_network_search_with_batched_leaves(c4):
     import torch
-    from twisterl.nets import BasicPolicy
+    from twisterl.train.nets import BasicPolicy
     torch.manual_seed(0)
     env = c4()
     env.reset(seed=0)
@@ -169,7 +169,7 @@ def test_pure_mcts_beats_random_play(ttt, c4):
 
 def test_self_play_records_targets(ttt):
     import torch
-    from twisterl.nets import BasicPolicy
+    from twisterl.train.nets import BasicPolicy
     torch.manual_seed(0)
     net = BasicPolicy(27, 9, 16, [16])
     data = play_games(ttt, {}, [agent(net, simulations=16, dirichlet_frac=0.25)], 6, seed=0, num_threads=2,
@@ -201,7 +201,7 @@ def test_bad_input_is_a_clear_error(ttt):
     with pytest.raises(ValueError, match="single-player"):
         twisterl.solve(env)
     import torch
-    from twisterl.nets import BasicPolicy
+    from twisterl.train.nets import BasicPolicy
     with pytest.raises(ValueError, match="features"):
         twisterl.mcts(env, BasicPolicy(10, 9, 8, [8]))
     scratch = ttt.create({}, 1, 0, 1)
@@ -213,7 +213,7 @@ def test_bad_input_is_a_clear_error(ttt):
 
 def test_averaging_over_symmetries_makes_the_search_equivariant(ttt):
     import torch
-    from twisterl.nets import BasicPolicy
+    from twisterl.train.nets import BasicPolicy
     torch.manual_seed(0)
     net = BasicPolicy(27, 9, 16, [16])
     env = ttt()

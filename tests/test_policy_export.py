@@ -8,8 +8,8 @@ import pytest
 torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
-from twisterl.nets import (BasicPolicy, ConvPolicy, GaussianPolicy, InputLayer, ResidualBlock,  # noqa: E402
-                           SparseObs, build_policy, describe_policy, export)
+from twisterl.train.nets import (BasicPolicy, ConvPolicy, GaussianPolicy, InputLayer, ResidualBlock,  # noqa: E402
+                                 SparseObs, build_policy, describe_policy, to_rust)
 
 
 def random_sparse(rng, batch, obs_size, nnz):
@@ -31,7 +31,7 @@ def test_basic_policy_sparse_and_dense(activation, common, heads):
     rng = np.random.default_rng(0)
     net = BasicPolicy(81, 4, embedding_size=128, common_layers=common, policy_layers=heads, value_layers=heads,
                       activation=activation)
-    rust = export(net)
+    rust = to_rust(net)
     idx, counts = random_sparse(rng, 37, 81, 9)
     t_logits, t_values = net(SparseObs(torch.from_numpy(idx.astype(np.int64)), torch.from_numpy(counts.astype(np.int64))))
     r_logits, r_values = rust.forward_sparse(idx, counts)
@@ -63,7 +63,7 @@ def test_custom_architecture_with_layernorm():
     with torch.no_grad():
         net.trunk[1].weight.uniform_(0.5, 1.5)
         net.trunk[1].bias.uniform_(-0.2, 0.2)
-    rust = export(net)
+    rust = to_rust(net)
     x = np.random.default_rng(2).normal(size=(23, 10)).astype(np.float32)
     t_logits, t_values = net(torch.from_numpy(x))
     r_logits, r_values = rust.forward_dense(x)
@@ -80,11 +80,11 @@ def test_unsupported_modules_are_refused_clearly():
             self.value_head = nn.Linear(4, 1)
 
     with pytest.raises(TypeError, match="Dropout cannot be exported"):
-        export(Conv())
+        to_rust(Conv())
     with pytest.raises(TypeError, match="only GELU"):
-        export(_gelu_exact())
+        to_rust(_gelu_exact())
     with pytest.raises(TypeError, match="cannot be exported: use BasicPolicy"):
-        export(nn.Linear(3, 3))
+        to_rust(nn.Linear(3, 3))
 
 
 def _gelu_exact():
@@ -102,7 +102,7 @@ def test_shape_mismatches_are_refused():
     w = np.zeros((8, 4), dtype=np.float32)
     with pytest.raises(ValueError, match="expects 4 inputs but receives 5"):
         _core.Policy(5, [("linear", w, np.zeros(8, np.float32))], [], [])
-    rust = export(BasicPolicy(4, 2, 8, (8,)))
+    rust = to_rust(BasicPolicy(4, 2, 8, (8,)))
     with pytest.raises(ValueError, match="features"):
         rust.forward_dense(np.zeros((2, 5), dtype=np.float32))
 
@@ -118,7 +118,7 @@ def _randomise(net):
 @pytest.mark.parametrize("channels", [(8,), (6, 4)])
 def test_conv_policy_on_planes(channels):
     net = _randomise(ConvPolicy((3, 6, 7), 7, channels=channels, common_layers=(32,)))
-    rust = export(net)
+    rust = to_rust(net)
     x = (np.random.default_rng(4).random((13, 3 * 6 * 7)) < 0.3).astype(np.float32)
     t_logits, t_values = net(torch.from_numpy(x))
     r_logits, r_values = rust.forward_dense(x)
@@ -148,7 +148,7 @@ class StridedConv(nn.Module):
 
 def test_strided_conv_and_nested_residual_blocks():
     net = _randomise(StridedConv())
-    rust = export(net)
+    rust = to_rust(net)
     x = np.random.default_rng(5).normal(size=(11, 2 * 9 * 8)).astype(np.float32)
     t_logits, t_values = net(torch.from_numpy(x))
     r_logits, r_values = rust.forward_dense(x)
@@ -158,7 +158,7 @@ def test_strided_conv_and_nested_residual_blocks():
 
 def test_gaussian_policy_has_separate_actor_and_critic():
     net = _randomise(GaussianPolicy(3, 2, hidden=(16, 8)))
-    rust = export(net)
+    rust = to_rust(net)
     x = np.random.default_rng(6).normal(size=(9, 3)).astype(np.float32)
     t_mean, t_values = net(torch.from_numpy(x))
     r_mean, r_values = rust.forward_dense(x)
@@ -188,7 +188,7 @@ def test_bad_layer_geometry_is_refused_clearly():
             self.value_head = nn.Linear(2, 1)
 
     with pytest.raises(TypeError, match="Conv2d needs channels-first planes"):
-        export(FlatConv())
+        to_rust(FlatConv())
 
     class MissingFlatten(nn.Module):
         obs_shape = (1, 4, 4)
@@ -200,7 +200,7 @@ def test_bad_layer_geometry_is_refused_clearly():
             self.value_head = nn.Linear(4, 1)
 
     with pytest.raises(TypeError, match="add nn.Flatten"):
-        export(MissingFlatten())
+        to_rust(MissingFlatten())
 
     class Widening(nn.Module):
         obs_size = 4
@@ -212,7 +212,7 @@ def test_bad_layer_geometry_is_refused_clearly():
             self.value_head = nn.Linear(4, 1)
 
     with pytest.raises(TypeError, match="must keep the shape"):
-        export(Widening())
+        to_rust(Widening())
 
     class Dilated(nn.Module):
         obs_shape = (1, 5, 5)
@@ -224,17 +224,17 @@ def test_bad_layer_geometry_is_refused_clearly():
             self.value_head = nn.Linear(1, 1)
 
     with pytest.raises(TypeError, match="dilation"):
-        export(Dilated())
+        to_rust(Dilated())
 
 
 def test_actor_critic_networks():
-    from twisterl.nets import ActorCritic
+    from twisterl.train.nets import ActorCritic
     net = build_policy(describe_policy("dense", (4,), 2, False, 64, [64], activation="tanh", network="actor_critic"))
     assert isinstance(net, ActorCritic) and not hasattr(net, "log_std")
     _randomise(net)
     x = np.random.default_rng(7).normal(size=(5, 4)).astype(np.float32)
     t_logits, t_values = net(torch.from_numpy(x))
-    r_logits, r_values = export(net).forward_dense(x)
+    r_logits, r_values = to_rust(net).forward_dense(x)
     close(r_logits, t_logits)
     close(r_values, t_values)
     with pytest.raises(ValueError, match="needs a dense observation"):

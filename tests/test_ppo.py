@@ -14,9 +14,9 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from twisterl import _core  # noqa: E402
-from twisterl.learners.ppo import PPO, Config  # noqa: E402
-from twisterl.nets import BasicPolicy, export  # noqa: E402
-from twisterl.rundir import CheckpointError, RunDir  # noqa: E402
+from twisterl.train.ppo import PPO, Config  # noqa: E402
+from twisterl.train.nets import BasicPolicy, to_rust  # noqa: E402
+from twisterl.train.rundir import CheckpointError, RunDir  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,7 +27,7 @@ def test_collection_respects_masks_and_computes_gae(compiled):
     vec.reset()
     net = BasicPolicy(100, 4, 32, (32,))
     gamma, lam = 0.9, 0.8
-    data = _core.collect(vec._batch, export(net), 40, 1, gamma, lam)
+    data = _core.collect(vec._batch, to_rust(net), 40, 1, gamma, lam)
     actions, masks = data["actions"], data["masks"]
     assert masks[np.arange(40)[:, None], np.arange(32)[None, :], actions].all()
     # GAE by hand for env 0 (no truncation in this env before 64 steps).
@@ -122,7 +122,8 @@ def test_train_and_eval_from_the_cli(build_cache, tmp_path):
 
 def test_twisterl_json_configs_are_accepted(tmp_path):
     """TwisteRL's nested JSON config (the shape of its own examples): its keys map to ours."""
-    from twisterl.training import load_config, make_config
+    from twisterl.train.checkpoints import make_ppo_config as make_config
+    from twisterl.train.config import load_config
     path = tmp_path / "ppo_puzzle8.json"
     path.write_text(json.dumps({
         "env_cls": "twisterl.envs.Puzzle", "env": {"difficulty": 2, "height": 3, "width": 3},
@@ -165,7 +166,7 @@ def test_resume_after_sigkill_loses_at_most_one_iteration(build_cache, tmp_path)
     rows_before = metrics.read_text().strip().splitlines()
     last_iteration = int(rows_before[-1].split(",")[0])
     # Every checkpoint still loads.
-    from twisterl.training import load_policy
+    from twisterl.train.checkpoints import load_policy
     net, meta, _ = load_policy(RunDir(out), "last")
     assert meta["iteration"] >= last_iteration - 1
     resumed = subprocess.run([sys.executable, "-m", "twisterl", "train", "--resume", str(out), "--iterations", "2"],
@@ -185,11 +186,11 @@ def test_collection_with_twists_and_training_still_improves(compiled):
     vec.reset()
     twists = list(vec.twists().values())
     assert len(twists) == 1
-    data = _core.collect(vec._batch, export(BasicPolicy(100, 4, 32, (32,))), 40, 1, twists=twists)
+    data = _core.collect(vec._batch, to_rust(BasicPolicy(100, 4, 32, (32,))), 40, 1, twists=twists)
     actions, masks = data["actions"], data["masks"]
     assert masks[np.arange(40)[:, None], np.arange(16)[None, :], actions].all()  # in the twisted frame
     with pytest.raises(ValueError, match="permutation"):
-        _core.collect(vec._batch, export(BasicPolicy(100, 4, 32, (32,))), 4, 1,
+        _core.collect(vec._batch, to_rust(BasicPolicy(100, 4, 32, (32,))), 4, 1,
                       twists=[(np.zeros(100, np.uint32), np.arange(4, dtype=np.uint32))])
     ppo = PPO(cls, Config(num_envs=64, num_steps=32, num_threads=1, difficulty=3, diff_max=3, embedding_size=64,
                           common_layers=[64], learning_rate=1e-3, seed=1, twists=True))
@@ -202,7 +203,7 @@ def test_collection_with_twists_and_training_still_improves(compiled):
 def test_learner_diagnostics_are_logged_and_target_kl_stops_epochs(compiled):
     """approx_kl, clipfrac and explained variance, as CleanRL logs them; `target_kl` ends
     an update's epochs early and `clip_vloss` clips the value loss."""
-    from twisterl.learners.ppo import PPO, Config, explained_variance
+    from twisterl.train.ppo import PPO, Config, explained_variance
     cls = compiled("gridworld")
     base = dict(num_envs=16, num_steps=32, embedding_size=32, common_layers=[32], update_epochs=8,
                 num_minibatches=2, learning_rate=0.01, seed=3)

@@ -14,9 +14,9 @@ torch = pytest.importorskip("torch")
 
 import twisterl  # noqa: E402
 from twisterl import _core  # noqa: E402
-from twisterl.learners.ppo import PPO, Config  # noqa: E402
-from twisterl.nets import ConvPolicy, GaussianPolicy, export  # noqa: E402
-from twisterl.training import make_config  # noqa: E402
+from twisterl.train.ppo import PPO, Config  # noqa: E402
+from twisterl.train.nets import ConvPolicy, GaussianPolicy, to_rust  # noqa: E402
+from twisterl.train.checkpoints import make_ppo_config as make_config  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,7 +28,7 @@ def test_gaussian_collection_records_unclipped_draws_and_their_logprobs(compiled
     torch.manual_seed(0)
     net = GaussianPolicy(3, 1, hidden=(16, 16))
     log_std = np.array([0.7], np.float32)  # std 2.0 > the torque bound, so draws leave [-2, 2]
-    data = _core.collect(vec._batch, export(net), 30, 5, 0.9, 0.95, log_std=log_std)
+    data = _core.collect(vec._batch, to_rust(net), 30, 5, 0.9, 0.95, log_std=log_std)
     values = data["action_values"]
     assert values.shape == (30, 16, 1) and data["masks"].shape == (30, 16, 0)
     assert (np.abs(values) > 2.0).any(), "the recorded draws are the unclipped ones"
@@ -39,7 +39,7 @@ def test_gaussian_collection_records_unclipped_draws_and_their_logprobs(compiled
     np.testing.assert_allclose(data["logp"].reshape(-1), expected, atol=1e-4)
     np.testing.assert_allclose(data["values"].reshape(-1), value.detach().numpy(), atol=1e-5)
     # Deterministic collection acts with the mean.
-    det = _core.collect(vec._batch, export(net), 5, 5, deterministic=True, log_std=log_std)
+    det = _core.collect(vec._batch, to_rust(net), 5, 5, deterministic=True, log_std=log_std)
     mean, _ = net(torch.from_numpy(det["obs"].reshape(-1, 3)))
     np.testing.assert_allclose(det["action_values"].reshape(-1), mean.detach().numpy().reshape(-1), atol=1e-5)
 
@@ -48,7 +48,7 @@ def test_gaussian_collection_refuses_bad_arguments(compiled):
     pend, grid = compiled("pendulum"), compiled("gridworld")
     vec = pend.vector(4, seed=0)
     vec.reset()
-    policy = export(GaussianPolicy(3, 1))
+    policy = to_rust(GaussianPolicy(3, 1))
     with pytest.raises(ValueError, match="give log_std"):
         _core.collect(vec._batch, policy, 4, 0)
     with pytest.raises(ValueError, match="1 finite values"):
@@ -58,7 +58,7 @@ def test_gaussian_collection_refuses_bad_arguments(compiled):
     gvec = grid.vector(4, seed=0)
     gvec.reset()
     with pytest.raises(ValueError, match="log_std is for envs with continuous actions"):
-        _core.collect(gvec._batch, export(twisterl.nets.BasicPolicy(100, 4, 8, [8])), 4, 0,
+        _core.collect(gvec._batch, to_rust(twisterl.train.nets.BasicPolicy(100, 4, 8, [8])), 4, 0,
                       log_std=np.zeros(4, np.float32))
 
 
@@ -172,7 +172,7 @@ def test_best_checkpoint_follows_the_return_when_nothing_succeeds(build_cache, t
     import subprocess
     import sys
 
-    from twisterl.rundir import RunDir
+    from twisterl.train.rundir import RunDir
 
     out, cfg = tmp_path / "run", tmp_path / "cfg.json"
     cfg.write_text('{"num_envs": 8, "num_steps": 200, "num_threads": 1, "update_epochs": 2, "num_minibatches": 2}')

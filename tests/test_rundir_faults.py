@@ -21,8 +21,8 @@ torch = pytest.importorskip("torch")
 
 from safetensors.torch import load_file, save_file  # noqa: E402
 
-from twisterl.learners.config import ConfigError  # noqa: E402
-from twisterl.rundir import CheckpointError, read_header, tensor_digest  # noqa: E402
+from twisterl.train.config import ConfigError  # noqa: E402
+from twisterl.train.rundir import CheckpointError, read_header, tensor_digest  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PUZZLE = ROOT / "examples" / "puzzle.twl"
@@ -76,11 +76,11 @@ def rewrite(path: Path, **changes) -> None:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, build_cache) -> Path:
     """A two-iteration PPO run on the 8-puzzle with a tiny network."""
-    from twisterl.training import train
+    from twisterl.train.driver import train
     out = tmp_path_factory.mktemp("runs") / "puzzle"
     cfg = out.parent / "tiny.json"
     cfg.write_text(json.dumps(TINY))
-    assert train(str(PUZZLE), str(out), str(cfg), {}, None, 2, None, io.StringIO()) == 0
+    assert train(str(PUZZLE), str(out), str(cfg), {}, None, 2, None, io.StringIO()).run.is_dir()
     return out
 
 
@@ -114,7 +114,7 @@ def test_eval_and_resume_refuse_an_edited_env_twl(run, capsys):
 
 def test_play_export_and_the_python_api_check_the_env(run, capsys, tmp_path):
     import twisterl
-    from twisterl.export import ExportError, write_policy_file
+    from twisterl.wasm.export import ExportError, write_policy_file
     refused(cli(capsys, "play", GRID, "--policy", run), "trained on SlidingPuzzle", "not on GridWorld")
     refused(cli(capsys, "play", PUZZLE, "--policy", run, "--param", "size=4"), "params", "[256]")
     code, out, _ = cli(capsys, "play", PUZZLE, "--policy", run, "--seed", "1", stdin="\n\nq\n")
@@ -175,9 +175,9 @@ def test_config_files_are_checked_field_by_field(tmp_path, capsys, build_cache):
 @pytest.mark.parametrize("algo", ["ppo", "az"])
 def test_every_config_field_has_a_type_and_range_check(algo):
     if algo == "ppo":
-        from twisterl.learners.ppo import CHECKS, Config, make_config
+        from twisterl.train.ppo_config import CHECKS, Config, make_config
     else:
-        from twisterl.learners.alphazero import CHECKS, Config, make_config
+        from twisterl.train.az_config import CHECKS, Config, make_config
     names = {f.name for f in fields(Config)}
     assert set(CHECKS) == names
     make_config({}, "cfg.json")  # the defaults pass
@@ -249,14 +249,14 @@ def _timed_train(tmp_path, env: Path, config: dict, limit: float, algo: str = "p
     from torch.utils.tensorboard import SummaryWriter  # noqa: F401
 
     import twisterl
-    from twisterl.training import train
+    from twisterl.train.driver import train
     twisterl.compile(env)
     torch.optim.Adam([torch.zeros(1, requires_grad=True)])
     cfg = tmp_path / f"{algo}.json"
     cfg.write_text(json.dumps(config))
     stream = io.StringIO()
     start = time.perf_counter()
-    assert train(str(env), str(tmp_path / algo), str(cfg), {}, None, None, limit, stream, algo=algo) == 0
+    assert train(str(env), str(tmp_path / algo), str(cfg), {}, None, None, limit, stream, algo=algo).run.is_dir()
     wall = time.perf_counter() - start
     found = re.search(r"(?:done after \d+ iterations, |stopped at the time limit after )([\d.]+) s", stream.getvalue())
     reported = float(found.group(1))
@@ -271,7 +271,7 @@ def test_the_time_limit_stops_a_long_ppo_update(tmp_path, build_cache):
     assert limit <= reported <= limit * 1.03 + MARGIN, out
     assert wall <= limit + 2.0, (wall, out)
     assert "cut short by the time limit" in out
-    from twisterl.rundir import RunDir
+    from twisterl.train.rundir import RunDir
     assert RunDir(tmp_path / "ppo").read("last")[1]["iteration"] == 0
 
 
@@ -280,7 +280,7 @@ def test_the_time_limit_stops_a_long_collection_and_resume_starts_over(tmp_path,
     wall, reported, out = _timed_train(tmp_path, GRID, {**TINY, "num_envs": 64, "num_steps": 400_000}, limit)
     assert limit <= reported <= limit * 1.03 + MARGIN and wall <= limit + 2.0, (wall, out)
     assert "before the first iteration finished" in out
-    from twisterl.rundir import RunDir
+    from twisterl.train.rundir import RunDir
     assert RunDir(tmp_path / "ppo").read("last")[1]["iteration"] == -1
     code, out, err = cli(capsys, "train", "--resume", tmp_path / "ppo", "--time-limit", "1")
     assert code == 0 and "resuming" in out, err
@@ -302,11 +302,11 @@ def test_the_time_limit_stops_alphazero_self_play_and_learning(tmp_path, build_c
 def test_an_iteration_without_finished_episodes_says_so(tmp_path, build_cache):
     import csv
 
-    from twisterl.training import train
+    from twisterl.train.driver import train
     cfg = tmp_path / "cfg.json"
     cfg.write_text(json.dumps({**TINY, "num_envs": 2, "num_steps": 1, "difficulty": 30}))
     stream = io.StringIO()
-    assert train(str(PUZZLE), str(tmp_path / "run"), str(cfg), {}, None, 3, None, stream) == 0
+    assert train(str(PUZZLE), str(tmp_path / "run"), str(cfg), {}, None, 3, None, stream).run.is_dir()
     text = stream.getvalue()
     assert "nan" not in text and "no episode finished in this iteration" in text, text
     rows = list(csv.DictReader(open(tmp_path / "run" / "metrics.csv")))
@@ -316,9 +316,9 @@ def test_an_iteration_without_finished_episodes_says_so(tmp_path, build_cache):
 
 
 def test_chunked_collection_keeps_the_gae_of_one_rollout(compiled):
-    from twisterl.learners.ppo import PPO, Config
+    from twisterl.train.ppo import PPO, Config
     ppo = PPO(compiled("gridworld"), Config(**{**TINY, "num_envs": 8, "num_steps": 40}))
-    import twisterl.learners.ppo as ppo_module
+    import twisterl.train.ppo as ppo_module
     old, ppo_module.COLLECT_CHUNK = ppo_module.COLLECT_CHUNK, 8 * 7  # chunks of 7 steps
     try:
         data = ppo.collect(deadline=time.perf_counter() + 600)
@@ -334,7 +334,7 @@ def test_chunked_collection_keeps_the_gae_of_one_rollout(compiled):
 
 
 def test_metrics_csv_gains_new_columns_with_nan_in_older_rows(tmp_path):
-    from twisterl.rundir import RunDir
+    from twisterl.train.rundir import RunDir
     import csv
     run = RunDir(tmp_path)
     run.append_metrics({"iteration": 0, "success_rate": 0.5})  # a row from an older version
@@ -346,10 +346,10 @@ def test_metrics_csv_gains_new_columns_with_nan_in_older_rows(tmp_path):
 
 
 def test_an_eval_the_deadline_stops_reports_nan(compiled):
-    from twisterl.evaluation import evaluate_policy
-    from twisterl.nets import BasicPolicy, export
+    from twisterl.train.evaluation import evaluate_policy
+    from twisterl.train.nets import BasicPolicy, to_rust
     cls = compiled("puzzle")
-    policy = export(BasicPolicy(81, 4, 16, (16,)))
+    policy = to_rust(BasicPolicy(81, 4, 16, (16,)))
     full = evaluate_policy(cls, policy, 8, False, 3, 0, {})
     assert not full["cut_short"] and 0 <= full["success"] <= 1
     cut = evaluate_policy(cls, policy, 8, False, 3, 0, {}, deadline=time.perf_counter())

@@ -18,8 +18,8 @@ torch = pytest.importorskip("torch")
 
 import twisterl  # noqa: E402
 from twisterl import _core  # noqa: E402
-from twisterl.learners.ppo import PPO, Config, join_rollouts  # noqa: E402
-from twisterl.nets import BasicPolicy, export  # noqa: E402
+from twisterl.train.ppo import PPO, Config, join_rollouts  # noqa: E402
+from twisterl.train.nets import BasicPolicy, to_rust  # noqa: E402
 from twl_games import THREE_PLAYERS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,13 +99,13 @@ def test_two_player_gae_chains_with_the_sign_of_the_next_mover(tmp_path, build_c
     torch.manual_seed(0)
     net = BasicPolicy(2, 3, 16, (16,))
     gamma, lam, steps = 0.9, 0.7, 30
-    _check_sign_chained_gae(_core.collect(vec._batch, export(net), steps, 5, gamma, lam), net, gamma, lam)
+    _check_sign_chained_gae(_core.collect(vec._batch, to_rust(net), steps, 5, gamma, lam), net, gamma, lam)
     # Consecutive collections joined into one rollout (as a time-limited iteration does) chain
     # across their boundaries with the sign too.
-    parts = [_core.collect(vec._batch, export(net), n, 9 + n, gamma, lam) for n in (7, 5, 11)]
+    parts = [_core.collect(vec._batch, to_rust(net), n, 9 + n, gamma, lam) for n in (7, 5, 11)]
     _check_sign_chained_gae(join_rollouts(parts, gamma, lam), net, gamma, lam)
     # The return of a whole terminated episode, chained by hand: G_t = r_t + gamma s_t G_{t+1}.
-    with_lam1 = _core.collect(vec._batch, export(net), steps, 6, gamma, 1.0)
+    with_lam1 = _core.collect(vec._batch, to_rust(net), steps, 6, gamma, 1.0)
     r1, d1, a1 = with_lam1["rewards"], with_lam1["dones"], with_lam1["actions"]
     o1 = with_lam1["obs"]
     term1 = (o1[..., 0] + np.where(a1 == 2, 2, 1)) >= 6
@@ -137,8 +137,8 @@ def test_opponent_rows_are_not_learnt_from(compiled):
         opponent.policy_head[-1].bias.copy_(-10.0 * torch.arange(9.0))
     seats = np.array([k % 2 for k in range(n)], dtype=np.int64)
     first = seats.copy()
-    data = _core.collect(vec._batch, export(learner), 40, 2, 0.99, 0.95, deterministic=True,
-                         opponent=export(opponent), seats=seats, pool_prob=1.0)
+    data = _core.collect(vec._batch, to_rust(learner), 40, 2, 0.99, 0.95, deterministic=True,
+                         opponent=to_rust(opponent), seats=seats, pool_prob=1.0)
     learn, player, dones, actions, masks = data["learn"], data["player"], data["dones"], data["actions"], data["masks"]
     assert set(np.unique(seats)) <= {0, 1}
     lowest = masks.argmax(-1)
@@ -158,7 +158,7 @@ def test_opponent_rows_are_not_learnt_from(compiled):
     assert (actions[learn] != lowest[learn]).any()  # the learner is not the opponent
     # Without the pool's draw (pool_prob 0) every new episode is self-play.
     seats = np.zeros(n, dtype=np.int64)
-    data = _core.collect(vec._batch, export(learner), 40, 3, 0.99, 0.95, opponent=export(opponent), seats=seats,
+    data = _core.collect(vec._batch, to_rust(learner), 40, 3, 0.99, 0.95, opponent=to_rust(opponent), seats=seats,
                          pool_prob=0.0)
     assert (seats == -1).all()
     later = np.cumsum(data["dones"], axis=0) > 0
@@ -173,7 +173,7 @@ def test_single_player_collection_is_the_usual_gae(compiled):
     vec.reset()
     torch.manual_seed(0)
     net = BasicPolicy(81, 4, 32, (32,))
-    data = _core.collect(vec._batch, export(net), 60, 7, 0.9, 0.8, twists=list(vec.twists().values()))
+    data = _core.collect(vec._batch, to_rust(net), 60, 7, 0.9, 0.8, twists=list(vec.twists().values()))
     assert data["learn"].all() and (data["player"] == 0).all()
     r, v, d, adv = data["rewards"], data["values"], data["dones"], data["advantages"]
     g, gl = np.float32(0.9), np.float32(0.9) * np.float32(0.8)
@@ -182,7 +182,7 @@ def test_single_player_collection_is_the_usual_gae(compiled):
         expected = np.where(d[t], delta, delta + gl * adv[t + 1]).astype(np.float32)
         np.testing.assert_array_equal(adv[t], expected)
     with pytest.raises(ValueError, match="two-player"):
-        _core.collect(vec._batch, export(net), 2, 0, opponent=export(net))
+        _core.collect(vec._batch, to_rust(net), 2, 0, opponent=to_rust(net))
 
 
 def test_games_of_more_than_two_players_are_refused(tmp_path, build_cache):
@@ -192,7 +192,7 @@ def test_games_of_more_than_two_players_are_refused(tmp_path, build_cache):
     vec = cls.vector(2, seed=0)
     vec.reset()
     with pytest.raises(ValueError, match="3 players"):
-        _core.collect(vec._batch, export(BasicPolicy(1, 2, 8, (8,))), 2, 0)
+        _core.collect(vec._batch, to_rust(BasicPolicy(1, 2, 8, (8,))), 2, 0)
 
 
 def test_the_pool_keeps_the_last_snapshots(compiled):

@@ -1,4 +1,4 @@
-"""`twisterl tune`: an Optuna search over PPO hyperparameters (twisterl/tune.py)."""
+"""`twisterl tune`: an Optuna search over PPO hyperparameters (twisterl/train/tune.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ import pytest
 pytest.importorskip("torch")
 optuna = pytest.importorskip("optuna")
 
-from twisterl import cli, tune  # noqa: E402
+from twisterl import cli  # noqa: E402
+from twisterl.train import tune  # noqa: E402
 from twl_games import THREE_PLAYERS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -102,8 +103,8 @@ def test_bad_files(build_cache, tmp_path, capsys):
 
 def test_without_optuna(monkeypatch, capsys, tmp_path):
     monkeypatch.setitem(sys.modules, "optuna", None)  # `import optuna` raises ImportError
-    monkeypatch.delitem(sys.modules, "twisterl.tune")
-    monkeypatch.delattr(sys.modules["twisterl"], "tune")
+    monkeypatch.delitem(sys.modules, "twisterl.train.tune")
+    monkeypatch.delattr(sys.modules["twisterl.train"], "tune")
     assert cli.main(["tune", GRIDWORLD, "--trials", "1", "--time-limit", "1", "--out", str(tmp_path / "t")]) == 1
     assert "pip install 'twisterl[tune]'" in capsys.readouterr().err
     assert not (tmp_path / "t").exists()

@@ -306,9 +306,9 @@ process.stdout.write(JSON.stringify(out));
 
 def test_bundled_policy_matches_the_native_policy_and_solves(tools, tmp_path):
     torch = pytest.importorskip("torch")
-    from twisterl.nets import export
-    from twisterl.rundir import RunDir
-    from twisterl.training import load_policy
+    from twisterl.train.nets import to_rust
+    from twisterl.train.rundir import RunDir
+    from twisterl.train.checkpoints import load_policy
     run = trained_puzzle()
     b = exported("puzzle", run)
     print(f"8-puzzle with policy: {b.sizes}")
@@ -319,7 +319,7 @@ def test_bundled_policy_matches_the_native_policy_and_solves(tools, tmp_path):
     got = json.loads(node(script, str(b.out_dir / "pkg" / "env.js"), str(b.wasm)))
     net, meta, cfg = load_policy(RunDir(run))
     obs = np.array([got["obs"]], dtype=np.float32)
-    logits, value = export(net).forward_dense(obs)
+    logits, value = to_rust(net).forward_dense(obs)
     np.testing.assert_allclose(got["logits"], logits[0], rtol=1e-5, atol=1e-5)
     assert got["value"] == pytest.approx(float(value[0]), abs=1e-5)
     with torch.no_grad():

@@ -18,7 +18,7 @@ from typing import Optional
 
 import pytest
 
-from twisterl.export import Exported, export_wasm, find_tools
+from twisterl.wasm.export import Exported, export_wasm, find_tools
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted(p.stem for p in ROOT.joinpath("examples").glob("*.twl"))
@@ -65,7 +65,7 @@ def trained_puzzle() -> Path:
     """A tiny PPO run on the 8-puzzle at difficulty 1 (a few seconds), once per session."""
     if "run" not in _state:
         pytest.importorskip("torch")
-        from twisterl.training import train
+        from twisterl.train.driver import train
         run = workdir() / "puzzle-run"
         config = workdir() / "tiny.json"
         config.write_text(json.dumps({"num_envs": 64, "num_steps": 16, "num_threads": 1, "embedding_size": 32,

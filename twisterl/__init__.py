@@ -10,8 +10,8 @@ __version__ = "0.1.0"
 
 # Submodules the docs use as `twisterl.<name>.…`: imported on first use (PEP 562), so
 # `import twisterl` stays fast and `twisterl.gym.register(...)` works after it alone.
-_SUBMODULES = frozenset({"gym", "pettingzoo", "search", "nets", "envs", "compiler", "build", "dsl",
-                         "codegen", "export", "training", "evaluation", "symmetry", "_core"})
+_SUBMODULES = frozenset({"agents", "build", "cli", "codegen", "dsl", "envs", "gym", "pettingzoo", "search", "train",
+                         "wasm", "_core"})
 
 
 def __getattr__(name):
@@ -26,10 +26,7 @@ def __getattr__(name):
     if name in ("BuildError", "CacheError"):
         from . import build
         return getattr(build, name)
-    if name in ("compile", "CheckError"):
-        from . import compiler
-        return getattr(compiler, name)
-    if name in ("EnvError", "EnvClass", "Env", "VectorEnv"):
+    if name in ("compile", "CheckError", "EnvError", "EnvClass", "Env", "VectorEnv", "TooLargeError"):
         from . import envs
         return getattr(envs, name)
     if name in ("mcts", "solve", "SearchResult"):
@@ -39,4 +36,4 @@ def __getattr__(name):
 
 
 __all__ = ["check_file", "check_source", "compile", "CheckError", "BuildError", "CacheError", "EnvError",
-           "EnvClass", "Env", "VectorEnv", "mcts", "solve", "SearchResult"]
+           "EnvClass", "Env", "VectorEnv", "TooLargeError", "mcts", "solve", "SearchResult"]

@@ -15,8 +15,8 @@ import gymnasium
 import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 
-from .compiler import compile as compile_env
 from .envs import Env
+from .envs import compile as compile_env
 
 
 def _make(path: str, illegal_action: str = "noop", render_mode: Optional[str] = None, **kwargs: Any) -> Env:

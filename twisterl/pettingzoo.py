@@ -109,6 +109,6 @@ def aec_env(path_or_cls, render_mode: Optional[str] = None, **params: Any) -> Tw
     """The env of a `.twl` file (or a compiled env class) as a PettingZoo AEC env."""
     cls = path_or_cls
     if isinstance(path_or_cls, str) or hasattr(path_or_cls, "__fspath__"):
-        import twisterl
-        cls = twisterl.compile(path_or_cls)
+        from .envs import compile
+        cls = compile(path_or_cls)
     return TwislAEC(cls, render_mode=render_mode, **params)

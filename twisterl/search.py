@@ -42,11 +42,11 @@ def rust_policy(policy: PolicyLike, cls=None, params: Optional[dict] = None):
     if policy is None or isinstance(policy, _core.Policy):
         return policy
     if isinstance(policy, (str, Path)):
-        from .rundir import find_run
-        from .training import load_policy
+        from .train.checkpoints import load_policy
+        from .train.rundir import find_run
         policy, _, _ = load_policy(find_run(str(policy)), cls=cls, params=params)
-    from .nets import export
-    return export(policy)
+    from .train.nets import to_rust
+    return to_rust(policy)
 
 
 def agent(policy: PolicyLike = None, *, simulations: int = 100, c_puct: float = 1.5, uct_c: float = 2.0,
@@ -79,7 +79,7 @@ def agent(policy: PolicyLike = None, *, simulations: int = 100, c_puct: float = 
 
 def symmetry_group(env) -> list:
     """The env's symmetries closed under composition (identity included); [] if none."""
-    from .symmetry import twist_group
+    from .train.twists import twist_group
     twists = list(env.twists().values())
     if not twists:
         raise ValueError(f"{env.cls.name} declares no symmetry to average over")
@@ -89,9 +89,9 @@ def symmetry_group(env) -> list:
 def _root_batch(env, state: Optional[Sequence[float]]):
     """The batch holding the root: the env's own, or a private one set to `state`."""
     if state is None:
-        return env._batch
+        return env.batch
     arr = np.ascontiguousarray(state, dtype=np.float64).reshape(-1)
-    expected = env._batch.sizes[4]
+    expected = env.batch.sizes[4]
     if arr.shape[0] != expected:
         raise ValueError(f"a state of {arr.shape[0]} values was given, but {env.cls.name} needs {expected}")
     batch = env.cls.create(env.params, 1, 0, 1)

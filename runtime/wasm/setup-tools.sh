@@ -10,9 +10,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 say() { echo "setup-tools: $*" >&2; }
 
-# The versions live in twisterl/export.py and codegen/wasm.py (the crate and the CLI must match).
+# The versions live in twisterl/wasm/export.py and codegen/wasm.py (the crate and the CLI must match).
 BINDGEN=$(sed -n 's/^WASM_BINDGEN_VERSION = "\(.*\)"/\1/p' codegen/wasm.py)
-PACK=$(sed -n 's/^WASM_PACK_VERSION = "\(.*\)"/\1/p' twisterl/export.py)
+PACK=$(sed -n 's/^WASM_PACK_VERSION = "\(.*\)"/\1/p' twisterl/wasm/export.py)
 [[ -n $BINDGEN && -n $PACK ]] || { say "could not read the pinned versions"; exit 1; }
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 

@@ -14,137 +14,18 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import traceback
 from typing import Optional, Sequence
 
-from . import commands
-from .dsl import api, ir
-from .dsl.consteval import Evaluator, default_values, try_eval
-from .dsl.diagnostics import render_text, to_dict
-
-
-def _use_color(choice: str, stream) -> bool:
-    if choice == "always":
-        return True
-    if choice == "never" or os.environ.get("NO_COLOR"):
-        return False
-    return hasattr(stream, "isatty") and stream.isatty()
-
-
-def cmd_check(args: argparse.Namespace) -> int:
-    color = _use_color(args.color, sys.stderr)
-    failed = False
-    report = []
-    for path in args.files:
-        result = api.check_file(path)
-        failed = failed or not result.ok
-        if args.format == "json":
-            entry = {"path": path, "ok": result.ok,
-                     "diagnostics": [to_dict(d, result.source) for d in result.diagnostics]}
-            if args.dump_ir and result.env is not None:
-                entry["ir"] = ir.to_data(result.env)
-            report.append(entry)
-            continue
-        for d in result.diagnostics:
-            print(render_text(d, result.source, color), file=sys.stderr)
-            print(file=sys.stderr)
-        n_err, n_warn = len(result.errors), len(result.warnings)
-        if result.ok:
-            summary = f"{path}: ok" + (f" ({n_warn} warning{'s' if n_warn != 1 else ''})" if n_warn else "")
-            if result.env is not None and not args.quiet:
-                summary += f" - {_describe_env(result.env)}"
-            print(summary, file=sys.stderr)
-        else:
-            print(f"{path}: {n_err} error{'s' if n_err != 1 else ''}"
-                  + (f", {n_warn} warning{'s' if n_warn != 1 else ''}" if n_warn else ""), file=sys.stderr)
-        if args.dump_ir and result.env is not None:
-            print(json.dumps(ir.to_data(result.env), indent=1))
-    if args.format == "json":
-        print(json.dumps(report, indent=2))
-    return 1 if failed else 0
-
-
-def _describe_env(env: ir.Env) -> str:
-    """The summary after `ok`; a size that cannot be computed shows as `?` (never raises)."""
-    try:
-        values = default_values(env)
-    except Exception:  # the checker computes every const; this is only a safety net
-        values = {p.name: p.default for p in env.params}
-    evaluator = Evaluator(values, {f.name: f for f in env.functions})
-
-    def size(e) -> str:
-        value = try_eval(evaluator, e)
-        return "?" if value is None else str(value)
-
-    space = env.action_space
-    n = size(space.n)
-    actions = (_counted(n, "action") if space.kind == "discrete"
-               else f"a continuous action of {_counted(n, 'value')}")
-    obs = env.observation
-    shape = " x ".join(size(s) for s in obs.shape)
-    who = f"{env.players} players, " if env.players > 1 else ""
-    return f"env {env.name}: {who}{actions}, {obs.kind} observation of {shape}"
-
-
-def _counted(n: str, noun: str) -> str:
-    """`1 action`, `4 actions`, `? actions`."""
-    return f"{n} {noun}" if n == "1" else f"{n} {noun}s"
-
-
-def _training():
-    """The training commands need PyTorch, which the base install does not bring."""
-    try:
-        from . import training
-    except ImportError as exc:
-        raise RuntimeError(f"this command needs the training extras ({exc.name} is not installed): "
-                           "pip install 'twisterl[train]'") from None
-    return training
-
-
-def _tuning():
-    """`twisterl tune` needs the training extras and Optuna (the `tune` extra)."""
-    _training()
-    try:
-        from . import tune
-    except ImportError as exc:
-        if exc.name == "optuna":
-            raise RuntimeError("this command needs Optuna (optuna is not installed): "
-                               "pip install 'twisterl[tune]'") from None
-        raise RuntimeError(f"this command needs the training extras ({exc.name} is not installed): "
-                           "pip install 'twisterl[train]'") from None
-    return tune
-
-
-def cmd_tune(args: argparse.Namespace) -> int:
-    tune = _tuning()
-    jobs = args.jobs if args.jobs is not None else min(2, os.cpu_count() or 1)
-    tune.check_inputs(args.trials, args.time_limit, jobs, args.seed)
-    params = commands.parse_params(args.param)
-    print(f"tuning {args.file}: {args.trials} trials, {min(jobs, args.trials)} at a time, "
-          f"{tune.trial_seconds(args.time_limit, args.trials, jobs):.1f} s each", file=sys.stderr)
-
-    def on_trial(r) -> None:
-        value = "" if r.value is None else f" value {r.value:.4f}"
-        why = f" ({r.error})" if r.error else ""
-        print(f"trial {r.number}: {r.state}{value} after {r.iterations} iterations, {r.seconds:.1f} s{why}",
-              file=sys.stderr)
-
-    result = tune.tune(args.file, args.trials, args.time_limit, jobs, args.seed, args.out, args.config, params,
-                       on_trial)
-    states = [r.state for r in result.trials]
-    print(f"{result.env}: {states.count('COMPLETE')} complete, {states.count('PRUNED')} pruned, "
-          f"{states.count('FAIL')} failed; objective: {result.objective}")
-    if result.best_config is None:
-        print(f"twisterl tune: error: no trial completed; trials in {result.out / 'trials.csv'}", file=sys.stderr)
-        return 1
-    print(f"best: trial {result.best_trial}, value {result.best_value:.4f}")
-    print(f"config: {json.dumps(result.best_config)}")
-    print(f"wrote {result.out / 'best_config.json'} and {result.out / 'trials.csv'}; "
-          f"train with: twisterl train {args.file} --config {result.out / 'best_config.json'}")
-    return 0
+from .check import cmd_check
+from .compile import compile_files
+from .export import cmd_doctor, cmd_export
+from .params import parse_params
+from .play import play as play_env
+from .run import run as run_random
+from .train import cmd_eval, cmd_train, cmd_tune
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -168,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "build cache ($TWISTERL_CACHE_DIR or ~/.cache/twisterl).")
     comp.add_argument("files", nargs="+", metavar="FILE")
     comp.add_argument("--emit-rust", metavar="DIR", help="also write the generated Rust crate to DIR")
-    comp.set_defaults(run=lambda a: commands.compile_files(a.files, a.emit_rust, sys.stdout))
+    comp.set_defaults(run=lambda a: compile_files(a.files, a.emit_rust, sys.stdout))
 
     run = sub.add_parser("run", help="random legal-action rollouts: episode stats and steps/s")
     run.add_argument("file", metavar="FILE")
@@ -180,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--threads", type=int, default=1)
     run.add_argument("--max-length", type=int, default=100_000, metavar="STEPS",
                      help="cut (and report) an episode still going after STEPS steps")
-    run.set_defaults(run=lambda a: commands.run(a.file, a.episodes, a.seed, commands.parse_params(a.param),
+    run.set_defaults(run=lambda a: run_random(a.file, a.episodes, a.seed, parse_params(a.param),
                                                 a.difficulty, a.num_envs, a.threads, sys.stdout, a.max_length))
 
     tr = sub.add_parser("train", help="train a policy with PPO, with the difficulty curriculum")
@@ -194,8 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--time-limit", type=float, metavar="SECONDS")
     tr.add_argument("--algo", choices=["ppo", "az"], default="ppo",
                     help="ppo (default) or az: AlphaZero self-play with MCTS (discrete actions)")
-    tr.set_defaults(run=lambda a: _training().train(a.file, a.out, a.config, commands.parse_params(a.param), a.seed,
-                                                 a.iterations, a.time_limit, sys.stdout, a.resume, a.algo))
+    tr.set_defaults(run=cmd_train)
 
     tu = sub.add_parser("tune", help="search PPO hyperparameters with Optuna",
                         description="Search PPO hyperparameters with Optuna: TRIALS trials, JOBS at a time, each "
@@ -221,8 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="play each episode N times from the same start; a success if any try succeeds")
     ev.add_argument("--average-twists", action="store_true",
                     help="average the policy over the env's symmetries (an equivariant policy)")
-    ev.set_defaults(run=lambda a: _training().evaluate(a.run_dir, a.episodes, a.deterministic, a.difficulty, a.seed,
-                                                    sys.stdout, a.tries, a.average_twists))
+    ev.set_defaults(run=cmd_eval)
 
     play = sub.add_parser("play", help="play an env yourself in the terminal")
     play.add_argument("file", metavar="FILE")
@@ -235,10 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
                       "moving first or second")
     play.add_argument("--simulations", type=int, metavar="N",
                       help="MCTS simulations per agent move (default: the run's, or 1000 for pure MCTS)")
-    play.set_defaults(run=lambda a: commands.play(a.file, a.seed, commands.parse_params(a.param), a.difficulty,
+    play.set_defaults(run=lambda a: play_env(a.file, a.seed, parse_params(a.param), a.difficulty,
                                                   sys.stdin, sys.stdout, a.policy, a.side, a.simulations))
 
-    # WebAssembly: `export` (twisterl/export.py) and `doctor --wasm`.
+    # WebAssembly: `export` (twisterl/wasm/export.py) and `doctor --wasm`.
     exp = sub.add_parser("export", help="export an env (and a trained policy) to WebAssembly with a browser player",
                          description="Build FILE into a wasm-pack package (OUT_DIR/pkg), a raw C-ABI module "
                          "(OUT_DIR/raw) and a static browser player (OUT_DIR/index.html).")
@@ -248,23 +127,19 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--weights", choices=["auto", "embed", "beside"], default="auto",
                      help="policy weights inside the module, or beside it as policy.safetensors (auto: by size)")
     exp.add_argument("--no-opt", action="store_true", help="skip wasm-opt (faster builds, bigger and slower modules)")
-    exp.set_defaults(run=lambda a: _wasm_export().main_export(a.file, a.wasm, a.policy, a.weights, not a.no_opt,
-                                                              sys.stdout))
+    exp.set_defaults(run=cmd_export)
     doc = sub.add_parser("doctor", help="check the tools an export needs")
     doc.add_argument("--wasm", action="store_true", help="the WebAssembly tools (the only check so far)")
-    doc.set_defaults(run=lambda a: _wasm_export().doctor(sys.stdout))
+    doc.set_defaults(run=cmd_doctor)
 
-    def _wasm_export():
-        from . import export
-        return export
     return parser
 
 
 def _bad_file(exc: Exception) -> bool:
     """Whether `exc` is about a file's content (a config, a run dir, a checkpoint): exit 1,
     as for any failure; other ValueErrors and TypeErrors are usage errors (exit 2)."""
-    from .learners.config import ConfigError
-    rundir = sys.modules.get("twisterl.rundir")  # only loaded (with torch) by the commands that read run dirs
+    from ..train.config import ConfigError
+    rundir = sys.modules.get("twisterl.train.rundir")  # only loaded (with torch) by the commands that read run dirs
     return isinstance(exc, ConfigError) or (rundir is not None and isinstance(exc, rundir.CheckpointError))
 
 
@@ -314,7 +189,3 @@ def _main(argv: Optional[Sequence[str]]) -> int:
               "This is a bug in twisterl, not in your file. Set TWISTERL_DEBUG=1 for the traceback "
               "and please report it.", file=sys.stderr)
         return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,14 +1,16 @@
-"""Checking the learners' configs: every field's type and range, unknown keys with a
-did-you-mean. The same checks apply to a `--config` file and to a run dir's config.json,
+"""Learner configs: reading a `--config` file (ours, or TwisteRL's JSON), and checking
+every field's type and range, unknown keys with a did-you-mean. The same checks apply to a `--config` file and to a run dir's config.json,
 so a bad value is refused before training (or loading) starts, naming the file and field.
 """
 
 from __future__ import annotations
 
 import difflib
+import json
 import math
 import re
 from dataclasses import fields
+from pathlib import Path
 from typing import Any, Callable, Optional
 
 # The highest difficulty any config or checkpoint may hold (the runtime's difficulty is an
@@ -134,3 +136,54 @@ def build_config(config_cls, data: Any, where: str, checks: dict[str, Check], ba
         if error:
             raise ConfigError(f"{where}: `{key}` {error}")
     return config_cls(**{**(base or {}), **data})
+
+
+# TwisteRL's JSON config keys -> ours.
+_TWISTERL_KEYS = {
+    ("algorithm", "collecting", "lambda"): "gae_lambda",
+    ("algorithm", "collecting", "gamma"): "gamma",
+    ("algorithm", "training", "num_epochs"): "update_epochs",
+    ("algorithm", "training", "vf_coef"): "vf_coef",
+    ("algorithm", "training", "ent_coef"): "ent_coef",
+    ("algorithm", "training", "clip_ratio"): "clip_coef",
+    ("algorithm", "training", "normalize_advantage"): "norm_adv",
+    ("algorithm", "learning", "diff_threshold"): "diff_threshold",
+    ("algorithm", "learning", "diff_max"): "diff_max",
+    ("algorithm", "learning", "diff_metric"): "diff_metric",
+    ("algorithm", "evals"): "evals",
+    ("algorithm", "optimizer", "lr"): "learning_rate",
+    ("policy", "embedding_size"): "embedding_size",
+    ("policy", "common_layers"): "common_layers",
+    ("env", "difficulty"): "difficulty",
+}
+
+
+def load_config(path: Optional[str]) -> dict:
+    """Our flat keys, or TwisteRL's nested JSON config (its known keys are mapped). A file that
+    cannot be read or parsed, or holds no object, is a `ConfigError` naming it."""
+    if not path:
+        return {}
+    try:
+        text = Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"--config {path} cannot be read: {getattr(exc, 'strerror', None) or exc}") from None
+    try:
+        if path.endswith(".toml"):
+            import tomllib
+            data = tomllib.loads(text)
+        else:
+            data = json.loads(text)
+    except ValueError as exc:  # json.JSONDecodeError and tomllib.TOMLDecodeError
+        raise ConfigError(f"{path} is not valid {'TOML' if path.endswith('.toml') else 'JSON'}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold an object of config keys, not {type(data).__name__} {data!r:.40}")
+    if "algorithm" in data or "policy" in data:
+        flat = {}
+        for keys, ours in _TWISTERL_KEYS.items():
+            node: Any = data
+            for k in keys:
+                node = node.get(k) if isinstance(node, dict) else None
+            if node is not None:
+                flat[ours] = node
+        return flat
+    return data

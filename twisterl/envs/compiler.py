@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 from typing import Optional, Union
 
-from . import _core
-from .build import BuildError, Built, Manifest, build, lookup, spec_sha256
-from .envs import EnvClass
+from .. import _core
+from ..build import BuildError, Built, Manifest, build, lookup, spec_sha256
+from .env import EnvClass
 
 
 class CheckError(ValueError):
@@ -58,8 +58,8 @@ def compile(path: Union[str, Path], *, emit_rust: Optional[Union[str, Path]] = N
 
 
 def _check(path: Union[str, Path]):
-    from .dsl import check_file
-    from .dsl.diagnostics import render_text
+    from ..dsl import check_file
+    from ..dsl.diagnostics import render_text
     result = check_file(path)
     if not result.ok:
         rendered = "\n\n".join(render_text(d, result.source) for d in result.errors)

@@ -27,7 +27,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .learners.config import MAX_COUNT, MAX_DIFFICULTY, value_error
+from .config import MAX_COUNT, MAX_DIFFICULTY, value_error
 
 # A header this large is no checkpoint of ours (a network's header is a few kB).
 MAX_HEADER = 100 * 2**20

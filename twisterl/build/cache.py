@@ -16,6 +16,7 @@ import errno
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -28,10 +29,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Optional
 
-from .codegen.version import GENERATOR_VERSION
+from ..codegen.version import GENERATOR_VERSION
 
 if TYPE_CHECKING:
-    from .dsl import ir
+    from ..dsl import ir
 
 
 class BuildError(RuntimeError):
@@ -79,7 +80,7 @@ def cache_dir() -> Path:
 
 def core_source_dir() -> Path:
     """The runtime core's Rust sources: the repository's, or the copy inside the wheel."""
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parents[1]  # the twisterl package
     for candidate in (here.parent / "runtime" / "core", here / "_runtime_core"):
         if (candidate / "Cargo.toml").is_file():
             return candidate
@@ -113,7 +114,7 @@ def _generator_digest() -> str:
 
 def cache_key(source_text: str) -> str:
     """The build's identity: the `.twl` source, the generator, the ABI and the runtime core."""
-    from . import _core
+    from .. import _core
     h = hashlib.sha256()
     for part in (source_text, GENERATOR_VERSION, _generator_digest(), str(_core.ABI_VERSION),
                  _core.CORE_VERSION, _core_digest(), sys.platform):
@@ -194,8 +195,12 @@ def cached_library(source_text: str) -> Optional[Path]:
     return built.library if built else None
 
 
+_log = logging.getLogger("twisterl.build")
+
+
 def _warn(message: str) -> None:
-    print(f"twisterl: warning: {message}", file=sys.stderr)
+    """A warning through `logging` (shown on stderr unless the application configures logging)."""
+    _log.warning("twisterl: warning: %s", message)
 
 
 def _remove(path: Path) -> None:
@@ -270,7 +275,7 @@ def build(env: ir.Env, source_text: str, *, emit_dir: Optional[Path] = None, qui
     `reject=(sha256, why)` discards the cached library with that hash (it failed its check
     after loading) and rebuilds it, unless another process already has.
     """
-    from .codegen.emit import cargo_toml, emit_rust
+    from ..codegen.emit import cargo_toml, emit_rust
     start = time.perf_counter()
     rust = None
     if emit_dir is not None:
@@ -327,7 +332,7 @@ def build(env: ir.Env, source_text: str, *, emit_dir: Optional[Path] = None, qui
 
 def _spec_json(env: ir.Env) -> str:
     """The spec string code generation embeds in the plugin."""
-    from .codegen.lower import lower
+    from ..codegen.lower import lower
     return lower(env, Path(env.path).name).spec_json
 
 

@@ -260,6 +260,12 @@ class _Calls:
         """Truncate episodes after `steps` steps on top of the env's own endings (0: only those)."""
         self._batch.set_step_limit(nonnegative_int("max_episode_steps", steps))
 
+    @property
+    def batch(self):
+        """The runtime batch behind this env (a `twisterl._core.Batch`), for the runtime's own
+        calls: rollouts, search and games. Stepping it directly bypasses this object's checks."""
+        return self._batch
+
     def _call(self, fn, *args, **kwargs):
         try:
             return fn(*args, **kwargs)

@@ -15,7 +15,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .symmetry import Twist, TwistAveraged, softmax
+from .twists import Twist, TwistAveraged, softmax
 
 
 @dataclass
@@ -66,7 +66,7 @@ def evaluate_policy(cls, rust_policy, episodes: int, deterministic: bool, diffic
     obs, info = vec.reset()
     for e in range(episodes):  # every try of an episode starts from its first try's state
         for k in range(1, tries):
-            vec._batch.copy_env(e * tries, vec._batch, e * tries + k)
+            vec.batch.copy_env(e * tries, vec.batch, e * tries + k)
     obs, info = vec.observe(), vec._info()
     sparse = cls.spec["observation"]["kind"] == "sparse"
     averaged = TwistAveraged(rust_policy, twists) if twists else None

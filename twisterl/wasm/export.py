@@ -22,10 +22,10 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, TextIO
+from typing import Optional
 
-from .build import BuildError, cache_dir, core_source_dir
-from .codegen.wasm import WASM_BINDGEN_VERSION, crate_stem, write_wasm_crates
+from ..build import BuildError, cache_dir, core_source_dir
+from ..codegen.wasm import WASM_BINDGEN_VERSION, crate_stem, write_wasm_crates
 
 TARGET = "wasm32-unknown-unknown"
 WASM_PACK_VERSION = "0.15.1"
@@ -127,20 +127,6 @@ def find_tools() -> Tools:
     return tools
 
 
-def doctor(stream: TextIO) -> int:
-    """`twisterl doctor --wasm`: which tools are there, and how to get the others."""
-    tools = find_tools()
-    rows = [("Rust toolchain with a wasm32 std", tools.toolchain), ("wasm-bindgen " + WASM_BINDGEN_VERSION,
-            tools.wasm_bindgen), ("wasm-pack " + WASM_PACK_VERSION, tools.wasm_pack), ("wasm-opt", tools.wasm_opt)]
-    for what, found in rows:
-        print(f"{'ok' if found else 'MISSING':8} {what}" + (f": {found}" if found else ""), file=stream)
-    for problem in tools.problems:
-        print(f"  - {problem}", file=stream)
-    if tools.problems:
-        print("runtime/wasm/setup-toolchain.sh and runtime/wasm/setup-tools.sh install everything.", file=stream)
-    return 1 if tools.problems else 0
-
-
 # ---------------------------------------------------------------- the policy
 
 
@@ -153,9 +139,9 @@ def write_policy_file(run_dir: str, env_name: str, path: Path, source_path: Opti
         import numpy as np
         from safetensors.numpy import save_file
 
-        from .nets import BasicPolicy, policy_layers
-        from .rundir import CheckpointError, find_run
-        from .training import load_policy
+        from ..train.checkpoints import load_policy
+        from ..train.nets import BasicPolicy, policy_layers
+        from ..train.rundir import CheckpointError, find_run
     except ImportError as exc:
         raise ExportError(f"--policy needs the training extras ({exc.name} is not installed): "
                           "pip install 'twisterl[train]'") from None
@@ -164,7 +150,7 @@ def write_policy_file(run_dir: str, env_name: str, path: Path, source_path: Opti
         which = "best" if (run.path / "best.safetensors").exists() else "last"
         cls = None
         if source_path is not None:
-            from .compiler import compile as compile_env
+            from ..envs import compile as compile_env
             cls = compile_env(source_path)
         net, meta, cfg = load_policy(run, which, cls=cls, what=source_path)
     except CheckpointError as exc:
@@ -205,17 +191,20 @@ def write_policy_file(run_dir: str, env_name: str, path: Path, source_path: Opti
 
 @dataclass
 class Exported:
+    """What an export wrote: the folder, the two modules, how the policy travels ("embedded",
+    "beside" or None), the seconds it took and each file's size."""
     out_dir: Path
     wasm: Path
     raw: Path
     policy: Optional[str]
     seconds: float
     sizes: dict[str, int]
+    env: str
 
 
 def player_dir() -> Path:
     """The browser player's files: the repository's, or the copy inside the wheel."""
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parents[1]  # the twisterl package
     for candidate in (here.parent / "runtime" / "wasm" / "player", here / "_runtime_wasm" / "player"):
         if (candidate / "index.html").is_file():
             return candidate
@@ -224,7 +213,7 @@ def player_dir() -> Path:
 
 def wasm_runtime_dir() -> Path:
     """The `twisterl-wasm` crate's sources: the repository's, or the copy inside the wheel."""
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parents[1]  # the twisterl package
     for candidate in (here.parent / "runtime" / "wasm", here / "_runtime_wasm"):
         if (candidate / "Cargo.toml").is_file():
             return candidate
@@ -391,11 +380,10 @@ def _table_exports(data):
 
 
 def export_wasm(path: str, out_dir: str, run_dir: Optional[str] = None, *, weights: str = "auto",
-                optimize: bool = True, target_dir: Optional[Path] = None,
-                stream: Optional[TextIO] = None) -> Exported:
+                optimize: bool = True, target_dir: Optional[Path] = None) -> Exported:
     """Export the env in `path` (and the policy of `run_dir`) as a WebAssembly bundle."""
-    from .dsl import check_file
-    from .dsl.diagnostics import render_text
+    from ..dsl import check_file
+    from ..dsl.diagnostics import render_text
     start = time.perf_counter()
     if weights not in ("auto", "embed", "beside"):
         raise ExportError(f"--weights must be auto, embed or beside, not {weights!r}")
@@ -416,11 +404,11 @@ def export_wasm(path: str, out_dir: str, run_dir: Optional[str] = None, *, weigh
     (cache_dir() / "locks").mkdir(parents=True, exist_ok=True)
     with open(cache_dir() / "locks" / f"wasm-{stem}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        return _export_locked(env, path, out, stem, run_dir, weights, optimize, target_dir, tools, stream, start)
+        return _export_locked(env, path, out, stem, run_dir, weights, optimize, target_dir, tools, start)
 
 
 def _export_locked(env, path: str, out: Path, stem: str, run_dir: Optional[str], weights: str, optimize: bool,
-                   target_dir: Optional[Path], tools: Tools, stream: Optional[TextIO], start: float) -> Exported:
+                   target_dir: Optional[Path], tools: Tools, start: float) -> Exported:
     work = cache_dir() / "wasm-src" / stem
     if work.exists():
         shutil.rmtree(work)
@@ -484,21 +472,5 @@ def _export_locked(env, path: str, out: Path, stem: str, run_dir: Optional[str],
     }
     (out / "bundle.json").write_text(json.dumps(bundle, indent=2) + "\n")
     seconds = time.perf_counter() - start
-    if stream is not None:
-        policy = ("no policy" if policy_info is None else
-                  f"policy {'embedded' if policy_embedded else 'beside it (policy.safetensors)'}")
-        print(f"{path}: env {env.name} exported to {out} in {seconds:.1f} s ({policy})", file=stream)
-        for name, size in sizes.items():
-            print(f"  {name}: {size / 1024:.1f} KiB", file=stream)
-        print(f"  serve it: python -m http.server --directory {out}  (then open http://localhost:8000/)",
-              file=stream)
     return Exported(out, wasm, raw, None if policy_info is None else ("embedded" if policy_embedded else "beside"),
-                    seconds, sizes)
-
-
-def main_export(path: str, out_dir: Optional[str], run_dir: Optional[str], weights: str, optimize: bool,
-                stream: TextIO) -> int:
-    if not out_dir:
-        raise ExportError("give the output folder with --wasm OUT_DIR")
-    export_wasm(path, out_dir, run_dir, weights=weights, optimize=optimize, stream=stream)
-    return 0
+                    seconds, sizes, env.name)

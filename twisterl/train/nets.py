@@ -10,7 +10,7 @@ Default networks, by observation and action kind:
 - `GaussianPolicy` (continuous actions): separate actor and critic MLPs; the actor gives
   the means of a diagonal Gaussian whose log standard deviations are learned parameters.
 
-`export(module)` turns a network made of supported layers into a `twisterl._core.Policy`,
+`to_rust(module)` turns a network made of supported layers into a `twisterl._core.Policy`,
 which runs the same forward pass in Rust for rollouts; an unsupported module is a clear
 error. Custom networks export when they have `trunk`, `policy_head` and `value_head`
 modules and an `obs_shape` (or `obs_size`), and reshape nothing but the flat observation.
@@ -26,7 +26,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from . import _core
+from .. import _core
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": lambda: nn.GELU(approximate="tanh")}
 
@@ -334,7 +334,7 @@ def _np(t: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(t.detach().to("cpu", torch.float32).numpy())
 
 
-def export(policy: nn.Module) -> "_core.Policy":
+def to_rust(policy: nn.Module) -> "_core.Policy":
     """The Rust twin of `policy`: a `BasicPolicy`, `ConvPolicy` or `GaussianPolicy`, or any
     module with `trunk`, `policy_head`, `value_head` and `obs_shape` (or `obs_size`) made of
     supported layers."""

@@ -152,7 +152,7 @@ def make_study(seed: int, direction: str = "maximize"):
 
 
 def check_inputs(trials: int, time_limit: float, jobs: int, seed: int) -> None:
-    from .learners.config import MAX_SEED
+    from .config import MAX_SEED
     if trials < 1:
         raise ValueError(f"--trials must be at least 1, not {trials}")
     if not (time_limit > 0 and math.isfinite(time_limit)):
@@ -169,9 +169,11 @@ def tune(path: str, trials: int, time_limit: float, jobs: int = 2, seed: int = 0
     """`twisterl tune`: `trials` trials, `jobs` at a time, each training PPO for
     `trial_seconds(time_limit, trials, jobs)` seconds; writes best_config.json and
     trials.csv to `out` and returns the result."""
-    import twisterl
-    from .learners.ppo import PPO
-    from .training import auto_episode_limit, load_config, make_config
+    from ..envs import compile
+    from .checkpoints import make_ppo_config as make_config
+    from .config import load_config
+    from .ppo import PPO
+    from .probe import auto_episode_limit
     check_inputs(trials, time_limit, jobs, seed)
     params = dict(params or {})
     fixed = load_config(config_path)
@@ -179,7 +181,7 @@ def tune(path: str, trials: int, time_limit: float, jobs: int = 2, seed: int = 0
     for key in TRIAL_FIXED:
         fixed.pop(key, None)  # every trial uses one thread of each kind; training keeps its own
     fixed.pop("seed", None)  # trial k uses seed + k
-    cls = twisterl.compile(path)
+    cls = compile(path)
     if cls.players > 2:
         raise ValueError(f"{cls.name} has {cls.players} players; PPO (and so tune) trains single-player envs and "
                          "two-player zero-sum games")

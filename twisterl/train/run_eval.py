@@ -1,0 +1,145 @@
+"""`twisterl eval`: a run dir's best checkpoint, checked against the run's env.twl, on
+fresh episodes (puzzles) or in matches against random play and pure MCTS (two players)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Union
+
+import numpy as np
+
+from .checkpoints import load_policy, run_config, run_env
+from .config import MAX_DIFFICULTY
+from .rundir import find_run
+
+
+@dataclass
+class PuzzleResult:
+    """Episodes of a single-player env: the success rate and mean length (and, for PPO's
+    policies, the mean return); `how` says how the agent acted."""
+    env: str
+    difficulty: int
+    episodes: int
+    how: str
+    success: float
+    mean_length: float
+    mean_return: Optional[float] = None
+
+
+@dataclass
+class MatchResult:
+    """Games of a two-player env between the run's agent (`player`) and an `opponent`,
+    the seats alternating."""
+    env: str
+    player: str
+    opponent: str
+    games: int
+    wins: int
+    draws: int
+    losses: int
+
+    @property
+    def score(self) -> float:
+        return (self.wins + 0.5 * self.draws) / self.games
+
+
+EvalResult = Union[PuzzleResult, MatchResult]
+
+
+def evaluate_run(run_path: str, episodes: int = 100, deterministic: bool = False, difficulty: Optional[int] = None,
+                 seed: int = 0, tries: int = 1, average_twists: bool = False) -> list[EvalResult]:
+    """The run's best checkpoint: a PPO policy acting on its own (sampled, or its most likely
+    action when `deterministic`), an AlphaZero net with search. Puzzles play `episodes`
+    episodes at `difficulty` (default: the checkpoint's), each a success if any of `tries`
+    tries from the same start succeeds; two-player games play `episodes` games against each
+    opponent."""
+    if difficulty is not None and not 0 <= difficulty <= MAX_DIFFICULTY:
+        raise ValueError(f"--difficulty must be between 0 and {MAX_DIFFICULTY}, not {difficulty}")
+    run = find_run(run_path)
+    if run.config().get("algo") == "az":
+        return evaluate_alphazero(run_path, episodes, difficulty, seed, tries)
+    from .evaluation import evaluate_policy
+    from .nets import to_rust
+    from .twists import twist_group
+    cls, source = run_env(run)
+    net, meta, cfg = load_policy(run, cls=cls, source=source, what=str(run.path / "env.twl"))
+    if difficulty is None:
+        difficulty = meta["difficulty"]
+    params = cfg.get("params", {})
+    if cls.players == 2:
+        return _ppo_matches(cls, net, params, run_config(run)[1], episodes, seed)
+    group = None
+    if average_twists:
+        if not cls.spec.get("symmetries", []):
+            raise ValueError(f"{cls.name} declares no symmetry to average over")
+        group = twist_group(list(cls.vector(1, seed=0, **params).twists().values()))
+    limit = int(cfg.get("config", {}).get("max_episode_steps", 0) or 0)  # the step limit it trained with
+    result = evaluate_policy(cls, to_rust(net), episodes, deterministic, difficulty, seed, params, tries=tries,
+                             twists=group, log_std=_log_std(net), max_episode_steps=limit)
+    how = "deterministic" if deterministic else "sampled"
+    if tries > 1:
+        how += f", best of {tries} tries"
+    if group:
+        how += f", averaged over {len(group)} twists"
+    return [PuzzleResult(cls.name, difficulty, episodes, how, result["success"], result["length"], result["return"])]
+
+
+def _ppo_matches(cls, net, params: dict, config, games: int, seed: int) -> list[EvalResult]:
+    """A self-play PPO run's policy, playing its most likely legal move (no search), against
+    random play and pure MCTS (the run's `pure_simulations`, or 100 if 0)."""
+    from ..search import agent, play_games
+    from .nets import to_rust
+    me = agent(to_rust(net), simulations=1)
+    sims = config.pure_simulations or 100
+    out: list[EvalResult] = []
+    for label, opp in (("random play", agent(random=True)),
+                       (f"pure MCTS ({sims} simulations)", agent(None, simulations=sims))):
+        data = play_games(cls, params, [me, opp], games, seed=seed, num_threads=config.num_threads, temperature=0.0)
+        out.append(_match(cls.name, "PPO policy (no search)", label, data))
+    return out
+
+
+def evaluate_alphazero(run_path: str, episodes: int, difficulty: Optional[int], seed: int, tries: int = 1,
+                       simulations: Optional[int] = None, opponent: str = "all") -> list[EvalResult]:
+    """An AlphaZero run's best net with search. Two players: against random play and pure
+    MCTS (`opponent` picks one), each side moving first in half the games. Puzzles: the
+    success rate of search, with `tries` tries per scramble."""
+    from ..search import agent, play_games, symmetry_group
+    from .nets import to_rust
+    run = find_run(run_path)
+    _, conf = run_config(run)
+    cls, source = run_env(run)
+    net, meta, cfg = load_policy(run, cls=cls, source=source, what=str(run.path / "env.twl"))
+    params = cfg.get("params", {})
+    sims = simulations or conf.num_simulations
+    group = symmetry_group(cls(**params)) if conf.average_twists else None
+    me = agent(to_rust(net), simulations=sims, c_puct=conf.c_puct, twists=group)
+    if cls.players == 1:
+        diff = meta["difficulty"] if difficulty is None else difficulty
+        data = play_games(cls, params, [me], episodes, seed=seed, num_threads=conf.num_threads, difficulty=diff,
+                          temperature=0.0, tries=tries, max_moves=conf.max_moves)
+        solved = data["success"].reshape(episodes, tries).any(axis=1)
+        how = f"MCTS, {sims} simulations per move, {tries} tries"
+        return [PuzzleResult(cls.name, diff, episodes, how, float(solved.mean()), float(data["lengths"].mean()))]
+    out: list[EvalResult] = []
+    opponents = {"random": agent(random=True), "mcts": agent(None, simulations=conf.pure_simulations or 200)}
+    for name, opp in opponents.items():
+        if opponent not in ("all", name):
+            continue
+        data = play_games(cls, params, [me, opp], episodes, seed=seed, num_threads=conf.num_threads,
+                          temperature=1.0, temp_moves=conf.arena_temp_moves, max_moves=conf.max_moves)
+        label = "random play" if name == "random" else f"pure MCTS ({opp['simulations']} simulations)"
+        out.append(_match(cls.name, f"AlphaZero ({sims} simulations)", label, data))
+    return out
+
+
+def _match(env: str, player: str, opponent: str, data: dict) -> MatchResult:
+    """Wins, draws and losses of seat 0's agent in `play_games` data."""
+    mine = (data["returns"] * (data["seats"] == 0)).sum(1)
+    return MatchResult(env, player, opponent, len(mine), int((mine > 0).sum()), int((mine == 0).sum()),
+                       int((mine < 0).sum()))
+
+
+def _log_std(net) -> Optional[np.ndarray]:
+    log_std = getattr(net, "log_std", None)
+    return None if log_std is None else log_std.detach().numpy().astype(np.float64)

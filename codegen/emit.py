@@ -18,7 +18,6 @@ import jinja2
 from twisterl.dsl import ir
 
 from .rust import rust_str
-
 from .version import GENERATOR_VERSION
 
 
@@ -32,13 +31,10 @@ def _templates() -> jinja2.Environment:
 
 def emit_rust(env: ir.Env, source_name: str = "") -> str:
     """The generated, rustfmt-formatted Rust source of `env`."""
-    from .lower import _Lowering
-    source_name = source_name or Path(env.path).name
-    lowering = _Lowering(env, source_name)
-    ctx = lowering.run()
-    text = _templates().get_template("env.rs.j2").render(
-        ctx=ctx, version=GENERATOR_VERSION, kon_zero=lowering.kon_zero(),
-        spec_literal=rust_str(ctx.spec_json))
+    from .lower import lower
+    ctx = lower(env, source_name or Path(env.path).name)
+    text = _templates().get_template("env.rs.j2").render(ctx=ctx, version=GENERATOR_VERSION,
+                                                         spec_literal=rust_str(ctx.spec_json))
     return rustfmt(text)
 
 

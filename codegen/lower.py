@@ -8,7 +8,7 @@ gives byte-identical Rust.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from twisterl.dsl import ir
@@ -28,7 +28,49 @@ class Method:
 
 
 @dataclass
+class TraitBodies:
+    """The generated `Env` impl's pieces, as Rust: method bodies (lists of lines or match
+    arms) and single expressions. `lower` fills every field; the template places them."""
+
+    counts: list[str] = field(default_factory=list)
+    """each action family's size, in declaration order"""
+    ranges: list[str] = field(default_factory=list)
+    """`(lo, hi)` of every index parameter of every family"""
+    labels: list[str] = field(default_factory=list)
+    apply: list[str] = field(default_factory=list)
+    allowed: list[str] = field(default_factory=list)
+    legal: list[str] = field(default_factory=list)
+    apply_values: list[str] = field(default_factory=list)
+    bounds: list[str] = field(default_factory=list)
+    num_values: str = ""
+    reset: list[str] = field(default_factory=list)
+    reward: list[str] = field(default_factory=list)
+    done: str = ""
+    truncate: str = ""
+    success: str = ""
+    observe_dense: list[str] = field(default_factory=list)
+    observe_sparse: list[str] = field(default_factory=list)
+    nnz: str = ""
+    obs_size: str = ""
+    obs_shape: list[str] = field(default_factory=list)
+    render: list[str] = field(default_factory=list)
+    state_lengths: list[str] = field(default_factory=list)
+    get_state: list[str] = field(default_factory=list)
+    set_state: list[str] = field(default_factory=list)
+    state_len: str = ""
+    twist: list[str] = field(default_factory=list)
+    n_twists: str = ""
+
+    def unfilled(self) -> list[str]:
+        """The expression fields still empty (every one must be set)."""
+        return [f.name for f in fields(self) if f.type == "str" and not getattr(self, f.name)]
+
+
+@dataclass
 class Context:
+    """Everything the crate template places: names, the spec, the param/const struct, the
+    state struct, helper methods, the `Env` impl's pieces, and zero values for `Kon`."""
+
     env_name: str
     type_name: str
     source: str
@@ -43,7 +85,8 @@ class Context:
     state_fields: list[tuple[str, str, str]] = field(default_factory=list)
     state_init: list[str] = field(default_factory=list)
     methods: list[Method] = field(default_factory=list)
-    trait: dict[str, list[str]] = field(default_factory=dict)
+    trait: TraitBodies = field(default_factory=TraitBodies)
+    kon_zero: list[tuple[str, str]] = field(default_factory=list)
     n_decls: int = 0
 
 
@@ -64,10 +107,13 @@ def type_name(name: str) -> str:
 
 
 def lower(env: ir.Env, source_name: str) -> Context:
+    """The template context of `env`'s crate (`source_name` is the .twl file it names)."""
     return _Lowering(env, source_name).run()
 
 
 class _Lowering:
+    """One env's lowering: the naming and view decisions every piece shares."""
+
     def __init__(self, env: ir.Env, source_name: str):
         self.env = env
         self.source_name = source_name
@@ -100,8 +146,12 @@ class _Lowering:
         self.render(ctx)
         self.state_vector(ctx)
         from .twists import twist_lines
-        ctx.trait["twist"] = twist_lines(self, self.writer())
-        ctx.trait["n_twists"] = [str(len(self.env.symmetries))]
+        ctx.trait.twist = twist_lines(self, self.writer())
+        ctx.trait.n_twists = str(len(self.env.symmetries))
+        ctx.kon_zero = self.kon_zero()
+        missing = ctx.trait.unfilled()
+        if missing:
+            raise RuntimeError(f"internal error: the lowering left {missing} empty")
         return ctx
 
     # ------------------------------------------------------------ params and consts
@@ -243,8 +293,8 @@ class _Lowering:
             body = bw.block(a.body) + ["Ok(())"]
             ctx.methods.append(Method(f"action `{a.name}` (line {a.span.line})",
                                       f"fn a_{a.name}(&mut self{', ' if allp else ''}{allp}) -> R<()>", body, a.span.line))
-        ctx.trait["counts"] = counts
-        ctx.trait["ranges"] = [f"({kw.expr(p.lo)}, {kw.expr(p.hi)})" for a in env.actions for p in a.index_params]
+        ctx.trait.counts = counts
+        ctx.trait.ranges = [f"({kw.expr(p.lo)}, {kw.expr(p.hi)})" for a in env.actions for p in a.index_params]
         # Decode a discrete action number into (declaration, indices), row-major.
         decode_legal, decode_apply, decode_allowed = [], [], []
         for d, a in enumerate(env.actions):
@@ -268,10 +318,10 @@ class _Lowering:
                 labels.append(f'{d} => {{ {self.decode(a)} format!("{a.name}({args})", {vals}) }}')
             else:
                 labels.append(f'{d} => "{a.name}".to_string(),')
-        ctx.trait["labels"] = labels
-        ctx.trait["apply"] = decode_apply
-        ctx.trait["allowed"] = decode_allowed
-        ctx.trait["legal"] = decode_legal
+        ctx.trait.labels = labels
+        ctx.trait.apply = decode_apply
+        ctx.trait.allowed = decode_allowed
+        ctx.trait.legal = decode_legal
         cont = [a for a in env.actions if a.value_params]
         if cont:
             a = cont[0]
@@ -297,13 +347,13 @@ class _Lowering:
                 args.append(local(p.name))
                 k += k_expr
             lines.append(f"self.a_{a.name}({', '.join(args)})")
-            ctx.trait["apply_values"] = lines
-            ctx.trait["bounds"] = [f"lows[{i}] = {lo}; highs[{i}] = {hi};" for i, (lo, hi) in enumerate(zip(lows, highs))]
-            ctx.trait["num_values"] = [str(k)]
+            ctx.trait.apply_values = lines
+            ctx.trait.bounds = [f"lows[{i}] = {lo}; highs[{i}] = {hi};" for i, (lo, hi) in enumerate(zip(lows, highs))]
+            ctx.trait.num_values = str(k)
         else:
-            ctx.trait["apply_values"] = []
-            ctx.trait["bounds"] = []
-            ctx.trait["num_values"] = ["0"]
+            ctx.trait.apply_values = []
+            ctx.trait.bounds = []
+            ctx.trait.num_values = "0"
 
     def range_slot(self, a: ir.Action, j: int) -> str:
         """Where index `j` of family `a` keeps its `(lo, hi)` in the env's `ranges`."""
@@ -339,19 +389,19 @@ class _Lowering:
         w = self.writer()
         for kind in ("done", "truncate", "success"):
             e = getattr(env, kind)
-            ctx.trait[kind] = [f"Ok({w.expr(e)})"] if e is not None else ["Ok(false)"]
+            setattr(ctx.trait, kind, f"Ok({w.expr(e)})" if e is not None else "Ok(false)")
         reset = self.writer()
         reset.mutable = _assigned_locals(env.reset)
-        ctx.trait["reset"] = self.initial_state() + reset.block(env.reset)
+        ctx.trait.reset = self.initial_state() + reset.block(env.reset)
         rw = self.writer()
         if env.reward is None:
-            ctx.trait["reward"] = ["let _ = rewards;"]
+            ctx.trait.reward = ["let _ = rewards;"]
         elif env.reward.player_var is None:
-            ctx.trait["reward"] = [f"rewards[0] += {rw.expr(env.reward.value)};"] if env.players == 1 else \
+            ctx.trait.reward = [f"rewards[0] += {rw.expr(env.reward.value)};"] if env.players == 1 else \
                 [f"let r = {rw.expr(env.reward.value)};", "rewards[self.actor] += r;"]
         else:
             p = local(env.reward.player_var)
-            ctx.trait["reward"] = [f"for {p} in 0..{env.players}i64 {{",
+            ctx.trait.reward = [f"for {p} in 0..{env.players}i64 {{",
                                    f"rewards[{p} as usize] += {rw.expr(env.reward.value)};", "}"]
 
     # ------------------------------------------------------------ observation
@@ -420,27 +470,26 @@ class _Lowering:
                 dense.append(f"o += {cells};")
         dense += ["let _ = o;", "Ok(())"]
         sparse += ["let _ = o;", "Ok(n)"]
-        ctx.trait["observe_dense"] = dense
-        ctx.trait["observe_sparse"] = sparse if obs.kind == "sparse" else ["let _ = out;", "Ok(0)"]
+        ctx.trait.observe_dense = dense
+        ctx.trait.observe_sparse = sparse if obs.kind == "sparse" else ["let _ = out;", "Ok(0)"]
         kw = self.writer("k")
-        ctx.trait["nnz"] = [" + ".join(kw.size(p.cells) for p in obs.parts if p.encoding in ("onehot", "bool"))
-                            or "0"]
-        ctx.trait["obs_size"] = [kw.size(obs.size)]
-        ctx.trait["obs_shape"] = [kw.size(d) for d in obs.shape] if obs.kind == "planes" else ["obs_size", "1", "1"]
+        ctx.trait.nnz = " + ".join(kw.size(p.cells) for p in obs.parts if p.encoding in ("onehot", "bool")) or "0"
+        ctx.trait.obs_size = kw.size(obs.size)
+        ctx.trait.obs_shape = [kw.size(d) for d in obs.shape] if obs.kind == "planes" else ["obs_size", "1", "1"]
 
     # ------------------------------------------------------------ render and state vector
 
     def render(self, ctx: Context) -> None:
         from .render import render_lines
-        ctx.trait["render"] = render_lines(self, self.writer())
+        ctx.trait.render = render_lines(self, self.writer())
 
     def state_vector(self, ctx: Context) -> None:
         from .statevec import state_vector_code
         get, set_, length, lengths = state_vector_code(self, self.writer())
-        ctx.trait["state_lengths"] = lengths
-        ctx.trait["get_state"] = get
-        ctx.trait["set_state"] = set_
-        ctx.trait["state_len"] = [length]
+        ctx.trait.state_lengths = lengths
+        ctx.trait.get_state = get
+        ctx.trait.set_state = set_
+        ctx.trait.state_len = length
 
 
 def emit_cells(w: RustWriter, value: ir.Expr, body) -> list[str]:

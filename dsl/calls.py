@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Optional
 
 from . import ast, ir
+from .checker_state import CheckerState
 from .diagnostics import Span
 from .exprs import (AGGREGATES, BUILTIN_FUNCTIONS, MATH_FLOAT1, OBSERVE_ONLY, RANDOM,
                     STATEMENT_BUILTINS, article)
@@ -21,7 +22,7 @@ _ARITY = {
 }
 
 
-class CallChecker:
+class CallChecker(CheckerState):
     def _e_Call(self, e: ast.Call, ctx: Context, expected):
         return self.call(e, ctx, expected, as_statement=False)
 

@@ -7,6 +7,8 @@
     stmts.py      statements         levels.py    level literals (`map`)
     observe.py    observations       symmetry.py  symmetries
     render.py     render blocks      effects.py   purity, recursion, warnings
+
+The state they share is declared, with its types, in `checker_state.py`.
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ from typing import Any, Iterator, Optional
 
 from . import ast, ir
 from .calls import CallChecker
-from .consteval import (I64_MAX, MAX_CELLS, SPARE_STEPS, SPECULATIVE_STEPS, STEP_LIMIT, Budget, EvalError,
+from .consteval import (I64_MAX, MAX_CELLS, SPECULATIVE_STEPS, Budget, EvalError,
                         Evaluator, NotStatic, TooLong, try_eval)
-from .diagnostics import Diagnostic, Reporter, Source, Span, did_you_mean
+from .diagnostics import Diagnostic, Source, Span, did_you_mean
 from .effects import EffectChecker
 from .exprs import ExprChecker, article
 from .levels import LevelChecker
@@ -39,7 +41,6 @@ _TYPE_HINTS = {"Int": "int", "integer": "int", "i32": "int", "i64": "int", "usiz
 
 
 MAX_CHAIN = 1000  # definitions resolved inside one another (`const a = b`, `const b = c`...)
-MAX_SUGGESTIONS = 20  # unknown names given a did-you-mean
 
 
 def check_module(module: ast.Module, source: Source) -> tuple[list[Diagnostic], Optional[ir.Env]]:
@@ -63,39 +64,7 @@ def check_module(module: ast.Module, source: Source) -> tuple[list[Diagnostic], 
 
 class Checker(ExprChecker, CallChecker, StmtChecker, LevelChecker, ObserveChecker,
               SymmetryChecker, RenderChecker, EffectChecker):
-    def __init__(self, module: ast.Module, source: Source):
-        self.module = module
-        self.source = source
-        self.report = Reporter()
-        self.globals: dict[str, Symbol] = {}
-        self.variants: dict[str, list[ir.EnumType]] = {}
-        self.singles: dict[str, Any] = {}
-        self.symmetry_decls: list[ast.SymmetryDecl] = []
-        self.players = 1
-        self.levels: dict[str, list[str]] = {}
-        self.effects: dict[str, Effects] = {}
-        self.pure_calls: list[tuple[str, Span, str]] = []
-        self.state_reads: set[str] = set()
-        self.resolving: set[str] = set()
-        self.suggestions_left = MAX_SUGGESTIONS
-        self.outermost: tuple[str, Span] = ("env", Span.point(1, 1))  # the definition being checked
-        self.const_ir: dict[str, ir.Const] = {}
-        self.view_ir: dict[str, ir.View] = {}
-        self.signatures: dict[str, Optional[tuple[tuple[ir.FnParam, ...], Any]]] = {}
-        self.fn_ir: dict[str, ir.Function] = {}
-        self.values: dict[str, Any] = {}  # params' defaults and consts' values
-        # What the env computes when it is created (consts, sizes, bounds) must be computed
-        # here too, within `budget`; the checks that only may evaluate something (constant
-        # indices, symmetry sweeps, never-legal guards) share `spare` and give up quietly.
-        self.budget, self.spare = Budget(STEP_LIMIT), Budget(SPARE_STEPS)
-        self.evaluator = Evaluator(self.values, budget=self.budget)
-        self.sweeper = Evaluator(self.values, budget=self.spare)
-        self.eval_errors: set[tuple[Span, str]] = set()
-        self.not_static_consts: list[tuple[ast.ConstDecl, str]] = []
-        self.failed_consts: set[str] = set()
-        # Consts that depend on no param: their values are the same for every instance,
-        # so sizes made of them fold to literals (fixed-size arrays in the generated code).
-        self.fixed_values: dict[str, Any] = {}
+    """The whole checker: the state every concern shares is declared in `CheckerState`."""
 
     # ------------------------------------------------------------ driver
 
@@ -119,7 +88,7 @@ class Checker(ExprChecker, CallChecker, StmtChecker, LevelChecker, ObserveChecke
         episode = {k: self.episode_cond(k) for k in ("success", "done", "truncate")}
         reward = self.reward_spec()
         observation = self.observation()
-        self._obs_parts_cache = observation.parts if observation is not None else None
+        self.observation_parts = observation.parts if observation is not None else None
         symmetries = [s for s in (self.symmetry(d) for d in self.symmetry_decls) if s is not None]
         render = self.render()
         self.check_effects()

@@ -8,6 +8,7 @@ import itertools
 from typing import Iterator, Optional
 
 from . import ast, ir
+from .checker_state import CheckerState
 from .consteval import EvalError, NotStatic
 from .diagnostics import Span
 from .scope import Effects
@@ -27,7 +28,7 @@ def walk(node) -> Iterator:
                     stack.append(getattr(n, f.name))
 
 
-class EffectChecker:
+class EffectChecker(CheckerState):
     def transitive(self, key: str) -> Effects:
         """Effects of `key` (fn:NAME, view:NAME, action:NAME...) including what it calls.
 

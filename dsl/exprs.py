@@ -10,6 +10,7 @@ import math
 from typing import Optional
 
 from . import ast, ir
+from .checker_state import CheckerState
 from .diagnostics import Span
 from .scope import BUILTIN_VALUES, Context, Local
 from .types import (BOOL, ERR, FLOAT, INT, STR, add, describe, int_lit, is_err, is_float,
@@ -41,7 +42,7 @@ def to_float_literal(e: ir.Expr) -> ir.Expr:
     return ir.Unary("neg", to_float_literal(e.operand), FLOAT, e.span)
 
 
-class ExprChecker:
+class ExprChecker(CheckerState):
     # ------------------------------------------------------------ entry points
 
     def expr(self, e: ast.Expr, ctx: Context, expected=None) -> ir.Expr:

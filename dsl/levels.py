@@ -6,13 +6,14 @@ import textwrap
 from typing import Optional
 
 from . import ast, ir
+from .checker_state import CheckerState
 from .diagnostics import Span
 from .exprs import article
 from .scope import Context
 from .types import INT, is_err
 
 
-class LevelChecker:
+class LevelChecker(CheckerState):
     def level_literal(self, e: ast.MapLit, ctx: Context, const_name: Optional[str] = None) -> ir.Expr:
         legend: dict[str, object] = {}  # character -> the value it stands for
         key_spans: dict[str, Span] = {}

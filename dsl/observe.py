@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Optional
 
 from . import ast, ir
+from .checker_state import CheckerState
 from .exprs import article
 from .scope import Context
 from .types import INT, add, array_dims, is_err, mul, scalar_of, sub
 
 
-class ObserveChecker:
+class ObserveChecker(CheckerState):
     def observation(self) -> Optional[ir.Observation]:
         d: Optional[ast.ObserveDecl] = self.singles.get("observe")
         if d is None:

@@ -8,6 +8,7 @@ from typing import Optional, Union
 from lark.exceptions import UnexpectedInput
 
 from . import ast, ir
+from .checker_state import CheckerState
 from .diagnostics import Span, TwlError
 from .exprs import article
 from .scope import Context
@@ -16,7 +17,7 @@ from .types import INT, STR, array_dims, is_err, is_int, scalar_of
 _FORMAT = re.compile(r"^[<>^]?[0-9]*(\.[0-9]+)?[dfeg%]?$")
 
 
-class RenderChecker:
+class RenderChecker(CheckerState):
     def render(self) -> tuple:
         d: Optional[ast.RenderDecl] = self.singles.get("render")
         if d is None:

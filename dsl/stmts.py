@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Optional
 
 from . import ast, ir
+from .checker_state import CheckerState
 from .diagnostics import Span
 from .exprs import article
 from .scope import Context, Local, refused_name
@@ -13,7 +14,7 @@ from .types import BOOL, INT, describe, is_err, is_int, is_numeric, unbounded
 _AUG = {"+": "add", "-": "sub", "*": "mul", "/": "div", "%": "mod"}
 
 
-class StmtChecker:
+class StmtChecker(CheckerState):
     def block(self, block: ast.Block, ctx: Context) -> tuple:
         ctx.push()
         out = []

@@ -13,6 +13,7 @@ import math
 from typing import Optional
 
 from . import ast, ir
+from .checker_state import CheckerState
 from .consteval import EvalError, NotStatic, TooLong
 from .diagnostics import Span
 from .scope import Context, Local
@@ -21,7 +22,7 @@ from .types import INT, array_dims, is_err, scalar_of
 MAX_SYMMETRY_POINTS = 1_000_000
 
 
-class SymmetryChecker:
+class SymmetryChecker(CheckerState):
     def symmetry(self, d: ast.SymmetryDecl) -> Optional[ir.Symmetry]:
         arrows = {r.arrow for r in d.rules}
         cells, scalars, actions = [], [], []
@@ -335,7 +336,7 @@ class SymmetryChecker:
     def check_observable(self, sym: ir.Symmetry, d: ast.SymmetryDecl) -> None:
         """Every observation part that reads a mapped name must observe it directly."""
         obs = self.singles.get("observe")
-        observation_parts = getattr(self, "_obs_parts_cache", None)
+        observation_parts = self.observation_parts
         if obs is None or observation_parts is None:
             return
         mapped = {c.array for c in sym.cells} | {s.name for s in sym.scalars}

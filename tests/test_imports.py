@@ -164,3 +164,30 @@ def test_only_the_cli_prints():
             if "print(" in line and ("sys.stdout" in line or "sys.stderr" in line):
                 to_std.append(f"{MODULES[m].relative_to(ROOT)}:{n}")
     assert to_std == []
+
+
+def test_the_checker_keeps_no_undeclared_state():
+    """Every attribute any part of the checker sets on `self` is declared (and typed) in
+    `CheckerState.__init__`, so the concerns share only state declared in one place."""
+    declared = set()
+    init = next(n for n in ast.walk(ast.parse((ROOT / "dsl" / "checker_state.py").read_text()))
+                if isinstance(n, ast.FunctionDef) and n.name == "__init__")
+    for node in ast.walk(init):
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
+            node, ast.AnnAssign) else []
+        for t in targets:
+            for leaf in (t.elts if isinstance(t, ast.Tuple) else [t]):
+                if isinstance(leaf, ast.Attribute) and isinstance(leaf.value, ast.Name) and leaf.value.id == "self":
+                    declared.add(leaf.attr)
+    assert {"report", "globals", "evaluator", "observation_parts"} <= declared
+    undeclared = []
+    for name in ("check", "exprs", "calls", "stmts", "levels", "observe", "symmetry", "effects", "render"):
+        for node in ast.walk(ast.parse((ROOT / "dsl" / f"{name}.py").read_text())):
+            if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                for t in targets:
+                    for leaf in (t.elts if isinstance(t, ast.Tuple) else [t]):
+                        if (isinstance(leaf, ast.Attribute) and isinstance(leaf.value, ast.Name)
+                                and leaf.value.id == "self" and leaf.attr not in declared):
+                            undeclared.append(f"dsl/{name}.py:{node.lineno} self.{leaf.attr}")
+    assert undeclared == []

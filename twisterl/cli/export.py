@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -283,12 +283,15 @@ class _Lowering:
             params = ", ".join(f"{local(p.name)}: i64" for p in a.index_params)
             vparams = ", ".join(f"{local(p.name)}: {rust_type(p.type)}" for p in a.value_params)
             allp = ", ".join(x for x in (params, vparams) if x)
+            indices = {p.name: w.ranges.range_fact(p.lo, p.hi) for p in a.index_params}
             if a.guard is not None:
                 gw = self.writer()
+                gw.ranges.scoped.update(indices)
                 ctx.methods.append(Method(f"guard of `{a.name}` (line {a.guard.span.line})",
                                           f"fn g_{a.name}(&self{', ' if params else ''}{params}) -> R<bool>",
                                           [f"Ok({gw.expr(a.guard)})"], a.guard.span.line))
             bw = self.writer()
+            bw.ranges.scoped.update(indices)
             bw.mutable = _assigned_locals(a.body)
             body = bw.block(a.body) + ["Ok(())"]
             ctx.methods.append(Method(f"action `{a.name}` (line {a.span.line})",

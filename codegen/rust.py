@@ -9,10 +9,13 @@ returns a `Fault` carrying the `.twl` line and column, propagated with `?`.
 from __future__ import annotations
 
 import math
-from typing import Optional
+from contextlib import contextmanager
+from typing import Iterator, Optional
 
 from twisterl.dsl import ir
 from twisterl.dsl.effects import walk
+
+from .ranges import Fact, Ranges
 
 RUST_KEYWORDS = frozenset("""
     as async await box break const continue crate do dyn else enum extern false final fn for gen if
@@ -49,6 +52,8 @@ def at(span) -> str:
 
 
 MAX_FIXED_CELLS = 4096
+MAX_LOOP = 1 << 32  # the runtime's `ops::MAX_LOOP`: longer loops are refused
+_SIGNS = {"add": "+", "sub": "-", "mul": "*", "div": "/", "mod": "%"}
 
 
 def _same_repr(a, b) -> bool:
@@ -150,6 +155,35 @@ class RustWriter:
         self.mutable: set[str] = set()
         self.returns: Optional[ir.Type] = None  # the return type of the fn being written
         self._enum_names: Optional[dict] = None
+        self.ranges = Ranges(env)  # what checks can be proven unnecessary (see ranges.py)
+
+    @contextmanager
+    def facts(self, new: dict[str, Fact]) -> Iterator[None]:
+        """Names' facts (loop variables, action indices) while the code in scope is written."""
+        saved = {n: self.ranges.scoped.get(n) for n in new}
+        self.ranges.scoped.update(new)
+        try:
+            yield
+        finally:
+            for n, old in saved.items():
+                if old is None:
+                    self.ranges.scoped.pop(n, None)
+                else:
+                    self.ranges.scoped[n] = old
+
+    def clause_facts(self, clauses) -> dict[str, Fact]:
+        """The facts of comprehension or loop variables that run over ranges."""
+        return {c.names[0]: self.ranges.range_fact(c.iter.lo, c.iter.hi) for c in clauses
+                if isinstance(c.iter, ir.RangeIter) and len(c.names) == 1}
+
+    def index(self, i: ir.Expr, length: ir.Expr, span) -> str:
+        """`i` as a `usize` index into an array of `length`, checked unless proven in range."""
+        if self.ranges.index_safe(i, length):
+            if isinstance(i, ir.Lit):
+                return str(i.value)
+            code = self.expr(i)
+            return f"{code} as usize" if isinstance(i, ir.Ref) else f"({code}) as usize"
+        return f"ops::ix({self.expr(i)}, {self.size(length)}, {at(span)})?"
 
     def enum_const(self, enum: str, variant: str) -> str:
         if self._enum_names is None:
@@ -181,6 +215,9 @@ class RustWriter:
     # ------------------------------------------------------------ expressions
 
     def expr(self, e: ir.Expr) -> str:
+        if isinstance(e, (ir.Aggregate, ir.ArrayComp)):
+            with self.facts(self.clause_facts(e.clauses)):
+                return getattr(self, "_" + type(e).__name__)(e)
         return getattr(self, "_" + type(e).__name__)(e)
 
     def _Lit(self, e: ir.Lit) -> str:
@@ -229,7 +266,7 @@ class RustWriter:
                 i = self.fresh("i")
                 return (f"(*{{ let {i} = {self.expr(e.index)}; "
                         f"&{code}[ops::ix({i}, {self.size(base.type.size)}, {at(e.span)})?] }})")
-            return f"{code}[ops::ix({self.expr(e.index)}, {self.size(base.type.size)}, {at(e.span)})?]"
+            return f"{code}[{self.index(e.index, base.type.size, e.span)}]"
         tmp = self.fresh()
         return (f"{{ let {tmp} = {self.expr(base)}; "
                 f"{tmp}[ops::ix({self.expr(e.index)}, {tmp}.len(), {at(e.span)})?] }}")
@@ -243,6 +280,8 @@ class RustWriter:
             return f"!({inner})"
         if isinstance(e.type, ir.FloatType):
             return f"-({inner})"
+        if self.ranges.arithmetic_safe(e):
+            return f"(-({inner}))"
         return f"ops::neg({inner}, {at(e.span)})?"
 
     def _Binary(self, e: ir.Binary) -> str:
@@ -258,6 +297,10 @@ class RustWriter:
                 return f"ops::powf({a}, {b})"
             sign = {"add": "+", "sub": "-", "mul": "*", "div": "/"}[e.op]
             return f"({a} {sign} {b})"
+        if e.op in ("add", "sub", "mul") and self.ranges.arithmetic_safe(e):
+            return f"({a} {_SIGNS[e.op]} {b})"
+        if e.op in ("div", "mod") and self.ranges.plain_division(e):
+            return f"({a} {_SIGNS[e.op]} {b})"
         fn = {"add": "add", "sub": "sub", "mul": "mul", "div": "div", "mod": "rem", "pow": "pow"}[e.op]
         return f"ops::{fn}({a}, {b}, {at(e.span)})?"
 
@@ -438,7 +481,7 @@ class RustWriter:
         it = clause.iter
         if isinstance(it, ir.RangeIter):
             where = at(clause.span)
-            return (f"for {local(clause.names[0])} in ops::span({self.expr(it.lo)}, {self.expr(it.hi)}, {where})? "
+            return (f"for {local(clause.names[0])} in {self.span(it.lo, it.hi, clause.span)} "
                     f"{{ ops::poll({where})?; {body} }}")
         pattern = local(clause.names[0]) if len(clause.names) == 1 else \
             "(" + ", ".join(local(n) for n in clause.names) + ")"
@@ -458,6 +501,15 @@ class RustWriter:
             return f"for {k} in 0..{self.size(arr.type.size)} {{ let {pattern} = {elem}; {body} }}"
         tmp = self.fresh()
         return f"let {tmp} = {self.value(arr)}; for {pattern} in {tmp} {{ {body} }}"
+
+    def span(self, lo: ir.Expr, hi: ir.Expr, where) -> str:
+        """The range `lo..hi` of a loop, its length checked unless proven small enough."""
+        a, b = self.ranges.interval(lo), self.ranges.interval(hi)
+        if a is not None and b is not None and b.hi - a.lo <= MAX_LOOP:
+            # Literal ends are typed: an unused loop variable must still be an i64.
+            ends = [_typed_int(e) if isinstance(e, ir.Lit) else self.expr(e) for e in (lo, hi)]
+            return f"{ends[0]}..{ends[1]}"
+        return f"ops::span({self.expr(lo)}, {self.expr(hi)}, {at(where)})?"
 
     def _Aggregate(self, e: ir.Aggregate) -> str:
         kind = e.kind
@@ -503,9 +555,11 @@ class RustWriter:
 
     def block(self, stmts, indent: str = "") -> list[str]:
         out: list[str] = []
+        scoped = dict(self.ranges.scoped)  # the block's own lets end with it
         for s in stmts:
             out.append(f"// line {s.span.line}")
             out.extend(getattr(self, "_s_" + type(s).__name__)(s))
+        self.ranges.scoped = scoped
         return out
 
     def place(self, p: ir.Place) -> tuple[list[str], str]:
@@ -514,13 +568,16 @@ class RustWriter:
         t = p.root_type
         for i in p.indices:
             k = self.fresh("i")
-            pre.append(f"let {k} = ops::ix({self.expr(i)}, {self.size(t.size)}, {at(i.span)})?;")
+            pre.append(f"let {k} = {self.index(i, t.size, i.span)};")
             code += f"[{k}]"
             t = t.elem
         return pre, code
 
-    def checked(self, value: str, t, span) -> str:
-        """A value checked against a bounded int type's range."""
+    def checked(self, value: str, t, span, expr: Optional[ir.Expr] = None) -> str:
+        """A value (the code of `expr`) checked against a bounded int type's range, unless
+        `expr` is proven within it."""
+        if expr is not None and self.ranges.within(expr, t):
+            return value
         if isinstance(t, ir.IntType) and t.bounded:
             return f"ops::range({value}, {self.expr(t.lo)}, {self.expr(t.hi)}, {at(span)})?"
         return value
@@ -531,8 +588,15 @@ class RustWriter:
             mut = "mut " if name in self.mutable else ""
             value = self.value(s.value)
             if s.types:
-                value = self.checked(self.coerce(value, s.value.type, s.types[0], s.span), s.types[0], s.span)
+                value = self.checked(self.coerce(value, s.value.type, s.types[0], s.span), s.types[0], s.span,
+                                     s.value)
+            self.ranges.scoped.pop(name, None)  # a new binding: an outer name's fact no longer applies
+            fact = None if name in self.mutable else self.ranges.value_fact(s.value)
+            if fact is not None:
+                self.ranges.scoped[name] = fact
             return [f"let {mut}{local(name)}: {rust_type(s.types[0])} = {value};"]
+        for n in s.names:
+            self.ranges.scoped.pop(n, None)
         names = ", ".join(("mut " if n in self.mutable else "") + local(n) for n in s.names)
         return [f"let ({names}) = {self.value(s.value)};"]
 
@@ -540,9 +604,14 @@ class RustWriter:
         if isinstance(s.target.type, ir.ArrayType):
             return self.assign_array(s.target, s.value, s.span)
         v = self.fresh("v")
-        lines = [f"let {v} = {self.checked(self.value(s.value), s.target.type, s.span) if s.target.kind in ('state', 'builtin') else self.value(s.value)};"]
+        value = self.checked(self.value(s.value), s.target.type, s.span, s.value) \
+            if s.target.kind in ("state", "builtin") else self.value(s.value)
+        lines = [f"let {v} = {value};"]
         if s.target.kind == "builtin":
-            lines = [f"let {v} = ops::range({self.value(s.value)}, 0, {self.env.players}, {at(s.span)})?;"]
+            players = ir.IntType(ir.Lit(0, ir.IntType(), s.span), ir.Lit(self.env.players, ir.IntType(), s.span))
+            if not self.ranges.within(s.value, players):
+                value = f"ops::range({self.value(s.value)}, 0, {self.env.players}, {at(s.span)})?"
+            lines = [f"let {v} = {value};"]
         pre, place = self.place(s.target)
         return lines + pre + [f"{place} = {v};"]
 
@@ -590,8 +659,13 @@ class RustWriter:
         else:
             fn = {"add": "add", "sub": "sub", "mul": "mul", "div": "div", "mod": "rem"}[s.op]
             new = f"ops::{fn}({place}, {value}, {at(s.span)})?"
+        combined = None  # the new value as an expression, for a scalar whose range is known
+        if isinstance(t, ir.IntType) and not s.target.indices and s.target.kind in ("state", "builtin"):
+            combined = ir.Binary(s.op, ir.Ref(s.target.kind, s.target.name, t, s.span), s.value, t, s.span)
+            if s.op in ("add", "sub", "mul") and self.ranges.arithmetic_safe(combined):
+                new = f"({place} {_SIGNS[s.op]} {value})"
         v = self.fresh("v")
-        checked = self.checked(new, t, s.span) if s.target.kind in ("state", "builtin") else new
+        checked = self.checked(new, t, s.span, combined) if s.target.kind in ("state", "builtin") else new
         return pre + [f"let {v} = {checked};", f"{place} = {v};"]
 
     def _s_TupleAssign(self, s: ir.TupleAssign) -> list[str]:
@@ -619,7 +693,9 @@ class RustWriter:
         marker = "__BODY__"
         head = self.for_clause(s.clause, marker)
         before, after = head.split(marker)
-        return [before] + self.block(s.body) + [after]
+        with self.facts(self.clause_facts([s.clause])):
+            body = self.block(s.body)
+        return [before] + body + [after]
 
     def _s_While(self, s: ir.While) -> list[str]:
         n, limit = self.fresh("n"), self.fresh("limit")
@@ -672,6 +748,11 @@ class RustWriter:
 
     def _s_RandomAction(self, s) -> list[str]:
         return ["self.random_action()?;"]
+
+
+def _typed_int(e: ir.Lit) -> str:
+    """An int literal as an `i64`."""
+    return f"{e.value}i64" if e.value >= 0 else f"({e.value}i64)"
 
 
 def _is_pure_read(e) -> bool:

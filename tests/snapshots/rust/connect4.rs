@@ -241,11 +241,7 @@ impl ConnectFour {
     /// guard of `drop` (line 15)
     #[allow(unused_mut, unused_variables)]
     fn g_drop(&self, c_: i64) -> R<bool> {
-        Ok(
-            (self.s.grid[ops::ix(0, (self.k.rows) as usize, at(15, 32))?]
-                [ops::ix(c_, (self.k.cols) as usize, at(15, 32))?]
-                == 0),
-        )
+        Ok((self.s.grid[0][c_ as usize] == 0))
     }
 
     /// action `drop` (line 15)
@@ -254,12 +250,9 @@ impl ConnectFour {
         // line 16
         let r_: i64 = {
             let mut __acc1: Option<i64> = None;
-            for r_ in ops::span(0, self.k.rows, at(16, 17))? {
+            for r_ in 0i64..self.k.rows {
                 ops::poll(at(16, 17))?;
-                if (self.s.grid[ops::ix(r_, (self.k.rows) as usize, at(16, 36))?]
-                    [ops::ix(c_, (self.k.cols) as usize, at(16, 36))?]
-                    == 0)
-                {
+                if (self.s.grid[r_ as usize][c_ as usize] == 0) {
                     let __v3 = r_;
                     __acc1 = match __acc1 {
                         None => Some(__v3),
@@ -270,26 +263,22 @@ impl ConnectFour {
             __acc1.ok_or(Fault::new(FaultKind::Empty, at(16, 13), 0, 0, 0))?
         };
         // line 17
-        let __v4 = ops::range(ops::add(self.s.player, 1, at(17, 18))?, 0, 3, at(17, 5))?;
-        let __i5 = ops::ix(r_, (self.k.rows) as usize, at(17, 10))?;
-        let __i6 = ops::ix(c_, (self.k.cols) as usize, at(17, 13))?;
+        let __v4 = (self.s.player + 1);
+        let __i5 = r_ as usize;
+        let __i6 = c_ as usize;
         self.s.grid[__i5][__i6] = __v4;
         // line 18
         let __v7 = ops::range(
-            ops::add(self.s.moves, 1, at(18, 5))?,
+            (self.s.moves + 1),
             0,
-            ops::add(
-                ops::mul(self.k.rows, self.k.cols, at(12, 24))?,
-                1,
-                at(12, 24),
-            )?,
+            ((self.k.rows * self.k.cols) + 1),
             at(18, 5),
         )?;
         self.s.moves = __v7;
         // line 19
         if self.f_line_through(r_, c_, 4)? {
             // line 19
-            let __v8 = ops::range(ops::add(self.s.player, 1, at(19, 41))?, 0, 3, at(19, 32))?;
+            let __v8 = (self.s.player + 1);
             self.s.winner = __v8;
         }
         // line 20
@@ -381,8 +370,8 @@ impl Env for ConnectFour {
             steps: 0,
         };
         let total: usize = counts.iter().sum();
-        let obs_size = (ops::mul(ops::mul(k.rows, k.cols, at(49, 16))?, 3, at(49, 16))?) as usize;
-        let nnz_max = (ops::mul(k.rows, k.cols, at(49, 16))?) as usize;
+        let obs_size = ((k.rows * k.cols) * 3) as usize;
+        let nnz_max = (k.rows * k.cols) as usize;
         let obs_shape = [obs_size, 1, 1];
         Ok(ConnectFour {
             k,
@@ -438,19 +427,10 @@ impl Env for ConnectFour {
             }
         }
         // line 11: winner
-        let __v2 = ops::range(0, 0, 3, at(11, 1))?;
+        let __v2 = 0;
         self.s.winner = __v2;
         // line 12: moves
-        let __v3 = ops::range(
-            (0).max(0),
-            0,
-            ops::add(
-                ops::mul(self.k.rows, self.k.cols, at(12, 24))?,
-                1,
-                at(12, 24),
-            )?,
-            at(12, 1),
-        )?;
+        let __v3 = (0).max(0);
         self.s.moves = __v3;
         self.s.player = 0;
         self.s.steps = 0;
@@ -462,19 +442,10 @@ impl Env for ConnectFour {
             }
         }
         // line 42
-        let __v2 = ops::range(0, 0, 3, at(42, 5))?;
+        let __v2 = 0;
         self.s.winner = __v2;
         // line 43
-        let __v3 = ops::range(
-            0,
-            0,
-            ops::add(
-                ops::mul(self.k.rows, self.k.cols, at(12, 24))?,
-                1,
-                at(12, 24),
-            )?,
-            at(43, 5),
-        )?;
+        let __v3 = 0;
         self.s.moves = __v3;
         self.s.steps = 0;
         Ok(())
@@ -547,8 +518,7 @@ impl Env for ConnectFour {
     }
 
     fn terminated(&self) -> R<bool> {
-        Ok(((self.s.winner != 0)
-            || (self.s.moves == ops::mul(self.k.rows, self.k.cols, at(46, 30))?)))
+        Ok(((self.s.winner != 0) || (self.s.moves == (self.k.rows * self.k.cols))))
     }
 
     fn truncated(&self) -> R<bool> {
@@ -575,7 +545,7 @@ impl Env for ConnectFour {
     fn observe_dense(&self, out: &mut [f32]) -> R<()> {
         let mut o = 0usize;
         // line 49: onehot part
-        out[o..o + (ops::mul(self.k.rows, self.k.cols, at(49, 16))?) as usize * 3].fill(0.0);
+        out[o..o + (self.k.rows * self.k.cols) as usize * 3].fill(0.0);
         for __i1 in 0..(self.k.rows) as usize {
             for __i2 in 0..(self.k.cols) as usize {
                 let __v3 = ops::range(
@@ -587,7 +557,7 @@ impl Env for ConnectFour {
                 out[o + ((__i1) * (self.k.cols) as usize + __i2) * 3 + (__v3 - 0) as usize] = 1.0;
             }
         }
-        o += (ops::mul(self.k.rows, self.k.cols, at(49, 16))?) as usize * 3;
+        o += (self.k.rows * self.k.cols) as usize * 3;
         let _ = o;
         Ok(())
     }
@@ -610,7 +580,7 @@ impl Env for ConnectFour {
                 n += 1;
             }
         }
-        o += (ops::mul(self.k.rows, self.k.cols, at(49, 16))?) as usize * 3;
+        o += (self.k.rows * self.k.cols) as usize * 3;
         let _ = o;
         Ok(n)
     }
@@ -670,7 +640,7 @@ impl Env for ConnectFour {
                     for c_ in 0..self.k.cols {
                         let target = (((0i64) * (self.k.cols - 0)
                             + (ops::range(
-                                ops::sub(ops::sub(self.k.cols, 1, at(54, 25))?, c_, at(54, 25))?,
+                                ops::sub((self.k.cols - 1), c_, at(54, 25))?,
                                 0,
                                 self.k.cols,
                                 at(54, 5),
@@ -686,7 +656,7 @@ impl Env for ConnectFour {
                         let __d0 =
                             ops::range(r_, 0, (self.k.rows) as usize as i64, at(53, 5))? as usize;
                         let __d1 = ops::range(
-                            ops::sub(ops::sub(self.k.cols, 1, at(53, 28))?, c_, at(53, 28))?,
+                            ops::sub((self.k.cols - 1), c_, at(53, 28))?,
                             0,
                             (self.k.cols) as usize as i64,
                             at(53, 5),
@@ -701,11 +671,7 @@ impl Env for ConnectFour {
                         }
                     }
                 }
-                o += (ops::mul(
-                    ops::mul(self.k.rows, self.k.cols, at(49, 16))?,
-                    3,
-                    at(49, 16),
-                )?) as usize;
+                o += ((self.k.rows * self.k.cols) * 3) as usize;
                 let _ = o;
             }
             _ => {}
@@ -792,16 +758,7 @@ impl Env for ConnectFour {
         }
         self.s.winner = ops::state_int(values[n], 0, 3, at(11, 1))?;
         n += 1;
-        self.s.moves = ops::state_int(
-            values[n],
-            0,
-            ops::add(
-                ops::mul(self.k.rows, self.k.cols, at(12, 24))?,
-                1,
-                at(12, 24),
-            )?,
-            at(12, 1),
-        )?;
+        self.s.moves = ops::state_int(values[n], 0, ((self.k.rows * self.k.cols) + 1), at(12, 1))?;
         n += 1;
         self.s.player = ops::state_int(values[n], 0, 2, at(0, 0))?;
         self.s.steps = ops::state_int(values[n + 1], 0, i64::MAX, at(0, 0))?;

@@ -34,7 +34,7 @@ impl Kon {
         k.depth_slope = ops::param_int(params, 1, i64::MIN, i64::MAX)?;
         k.max_depth = ops::param_int(params, 2, i64::MIN, i64::MAX)?;
         // line 11
-        k.cells = ops::mul(k.size, k.size, at(11, 15))?;
+        k.cells = (k.size * k.size);
         Ok(k)
     }
 
@@ -172,7 +172,7 @@ impl SlidingPuzzle {
         let __i2 = ops::ix(self.s.blank, (self.k.cells) as usize, at(24, 11))?;
         self.s.board[__i2] = __v1;
         // line 25
-        let __v3 = ops::range(0, 0, self.k.cells, at(25, 5))?;
+        let __v3 = 0;
         let __i4 = ops::ix(from_, (self.k.cells) as usize, at(25, 11))?;
         self.s.board[__i4] = __v3;
         // line 26
@@ -190,9 +190,9 @@ impl SlidingPuzzle {
         Ok({
             let mut __acc1 = true;
             '__agg2: {
-                for i_ in ops::span(0, self.k.cells, at(39, 32))? {
+                for i_ in 0i64..self.k.cells {
                     ops::poll(at(39, 32))?;
-                    if !(self.s.board[ops::ix(i_, (self.k.cells) as usize, at(39, 18))?] == i_) {
+                    if !(self.s.board[i_ as usize] == i_) {
                         __acc1 = false;
                         break '__agg2;
                     }
@@ -205,7 +205,7 @@ impl SlidingPuzzle {
     /// guard of `left` (line 18)
     #[allow(unused_mut, unused_variables)]
     fn g_left(&self) -> R<bool> {
-        Ok((ops::rem(self.s.blank, self.k.size, at(18, 19))? > 0))
+        Ok(((self.s.blank % self.k.size) > 0))
     }
 
     /// action `left` (line 18)
@@ -213,7 +213,7 @@ impl SlidingPuzzle {
     fn a_left(&mut self) -> R<()> {
         // line 18
         {
-            let __arg1 = ops::sub(self.s.blank, 1, at(18, 51))?;
+            let __arg1 = (self.s.blank - 1);
             self.f_slide(__arg1)?
         };
         Ok(())
@@ -222,7 +222,7 @@ impl SlidingPuzzle {
     /// guard of `up` (line 19)
     #[allow(unused_mut, unused_variables)]
     fn g_up(&self) -> R<bool> {
-        Ok((ops::div(self.s.blank, self.k.size, at(19, 19))? > 0))
+        Ok(((self.s.blank / self.k.size) > 0))
     }
 
     /// action `up` (line 19)
@@ -230,7 +230,7 @@ impl SlidingPuzzle {
     fn a_up(&mut self) -> R<()> {
         // line 19
         {
-            let __arg1 = ops::sub(self.s.blank, self.k.size, at(19, 51))?;
+            let __arg1 = (self.s.blank - self.k.size);
             self.f_slide(__arg1)?
         };
         Ok(())
@@ -239,8 +239,7 @@ impl SlidingPuzzle {
     /// guard of `right` (line 20)
     #[allow(unused_mut, unused_variables)]
     fn g_right(&self) -> R<bool> {
-        Ok((ops::rem(self.s.blank, self.k.size, at(20, 19))?
-            < ops::sub(self.k.size, 1, at(20, 34))?))
+        Ok(((self.s.blank % self.k.size) < (self.k.size - 1)))
     }
 
     /// action `right` (line 20)
@@ -248,7 +247,7 @@ impl SlidingPuzzle {
     fn a_right(&mut self) -> R<()> {
         // line 20
         {
-            let __arg1 = ops::add(self.s.blank, 1, at(20, 51))?;
+            let __arg1 = (self.s.blank + 1);
             self.f_slide(__arg1)?
         };
         Ok(())
@@ -257,8 +256,7 @@ impl SlidingPuzzle {
     /// guard of `down` (line 21)
     #[allow(unused_mut, unused_variables)]
     fn g_down(&self) -> R<bool> {
-        Ok((ops::div(self.s.blank, self.k.size, at(21, 19))?
-            < ops::sub(self.k.size, 1, at(21, 34))?))
+        Ok(((self.s.blank / self.k.size) < (self.k.size - 1)))
     }
 
     /// action `down` (line 21)
@@ -266,7 +264,7 @@ impl SlidingPuzzle {
     fn a_down(&mut self) -> R<()> {
         // line 21
         {
-            let __arg1 = ops::add(self.s.blank, self.k.size, at(21, 51))?;
+            let __arg1 = (self.s.blank + self.k.size);
             self.f_slide(__arg1)?
         };
         Ok(())
@@ -353,7 +351,7 @@ impl Env for SlidingPuzzle {
             steps: 0,
         };
         let total: usize = counts.iter().sum();
-        let obs_size = (ops::mul(k.cells, k.cells, at(45, 16))?) as usize;
+        let obs_size = (k.cells * k.cells) as usize;
         let nnz_max = (k.cells) as usize;
         let obs_shape = [obs_size, 1, 1];
         Ok(SlidingPuzzle {
@@ -408,7 +406,7 @@ impl Env for SlidingPuzzle {
             *x = __v1;
         }
         // line 14: blank
-        let __v2 = ops::range((0).max(0), 0, self.k.cells, at(14, 1))?;
+        let __v2 = (0).max(0);
         self.s.blank = __v2;
         // line 15: depth
         let __v3 = 0;
@@ -417,13 +415,13 @@ impl Env for SlidingPuzzle {
         self.s.steps = 0;
         // line 33
         let mut __k1 = 0usize;
-        for i_ in ops::span(0, self.k.cells, at(33, 16))? {
+        for i_ in 0i64..self.k.cells {
             ops::poll(at(33, 16))?;
             self.s.board[__k1] = ops::range(i_, 0, self.k.cells, at(33, 5))?;
             __k1 += 1;
         }
         // line 34
-        let __v2 = ops::range(0, 0, self.k.cells, at(34, 5))?;
+        let __v2 = 0;
         self.s.blank = __v2;
         // line 35
         for _ in ops::span(0, self.difficulty, at(35, 5))? {
@@ -663,7 +661,7 @@ impl Env for SlidingPuzzle {
                             (o + dst * (self.k.cells) as usize + tv) as u32;
                     }
                 }
-                o += (ops::mul(self.k.cells, self.k.cells, at(45, 16))?) as usize;
+                o += (self.k.cells * self.k.cells) as usize;
                 let _ = o;
             }
             _ => {}

@@ -221,7 +221,16 @@ pub struct PluginEnvs<'a> {
     envs: Range<usize>,
 }
 
-impl PluginEnvs<'_> {
+impl<'a> PluginEnvs<'a> {
+    /// The envs before batch index `at`, and those from it on.
+    pub fn split_at(self, at: usize) -> Result<(PluginEnvs<'a>, PluginEnvs<'a>), Error> {
+        if !self.envs.contains(&at) && at != self.envs.end {
+            return Err(Error::Invalid(format!("env {at} is outside {}..{}", self.envs.start, self.envs.end)));
+        }
+        let (batch, envs) = (self.batch, self.envs);
+        Ok((PluginEnvs { batch, envs: envs.start..at }, PluginEnvs { batch, envs: at..envs.end }))
+    }
+
     fn t(&self) -> &'static PluginV1 {
         self.batch.table
     }

@@ -9,7 +9,7 @@ use twisterl_core::fault::FaultKind;
 use twisterl_core::host::Error;
 
 create_exception!(
-    _core,
+    twisterl._core,
     EnvFault,
     PyRuntimeError,
     "A run-time fault of an env, with named fields: `message`, `kind` (like \"IndexOutOfBounds\"), the \

@@ -4,7 +4,7 @@
 env, so for the same state and seed it must visit exactly what `twisterl.mcts` visits
 natively: pure MCTS on a two-player game and on a game with chance (open-loop replays
 reseeded per simulation), and AlphaZero's PUCT on a trained puzzle policy. And every
-network `twisterl.nets.export` takes must run in the package's `Policy` with the native
+network `twisterl.train.nets.to_rust` takes must run in the package's `Policy` with the native
 logits and values (to 1e-5): embedding bag, conv, residual blocks, LayerNorm, GELU,
 actor-critic and Gaussian.
 """
@@ -91,11 +91,11 @@ def test_alphazero_search_in_wasm_visits_what_native_visits(tools, compiled, tmp
 
 
 def networks():
-    """One of each network kind `nets.export` takes, with random weights: (name, net, sparse)."""
+    """One of each network kind `to_rust` takes, with random weights: (name, net, sparse)."""
     import torch
     from torch import nn
 
-    from twisterl.nets import ActorCritic, BasicPolicy, ConvPolicy, GaussianPolicy, ResidualBlock
+    from twisterl.train.nets import ActorCritic, BasicPolicy, ConvPolicy, GaussianPolicy, ResidualBlock
 
     class Custom(nn.Module):
         def __init__(self, trunk, width, actions, obs_size=None, obs_shape=None):
@@ -124,8 +124,8 @@ def networks():
 
 def test_every_exportable_network_runs_in_wasm_with_native_logits(tools, tmp_path):
     pytest.importorskip("torch")
-    from twisterl.export import save_policy
-    from twisterl.nets import export, policy_layers
+    from twisterl.train.nets import policy_layers, to_rust
+    from twisterl.wasm.export import save_policy
     b = exported("puzzle", trained_puzzle())
     rng = np.random.default_rng(0)
     jobs, natives = [], []
@@ -133,7 +133,7 @@ def test_every_exportable_network_runs_in_wasm_with_native_logits(tools, tmp_pat
         inputs = policy_layers(net)[0]
         path = tmp_path / f"net{k}.safetensors"
         save_policy(net, path, {"env": name})
-        rust = export(net)
+        rust = to_rust(net)
         if sparse:
             dense = (rng.random((6, inputs)) < 0.2).astype(np.float32)
             counts = dense.sum(1).astype(np.uint32)

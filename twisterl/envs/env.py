@@ -18,7 +18,7 @@ from typing import Any, Optional, Sequence
 import gymnasium
 import numpy as np
 
-from . import _core
+from .. import _core
 
 I64_MIN, I64_MAX = -(2**63), 2**63 - 1
 #: Most threads one batch may use (the runtime refuses more).

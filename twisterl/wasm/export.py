@@ -166,7 +166,7 @@ def write_policy_file(run_dir: str, env_name: str, path: Path, source_path: Opti
 
 
 def save_policy(net, path: Path, info: dict) -> dict:
-    """Write `net` (any network `nets.export` takes: basic, conv, residual, actor-critic or
+    """Write `net` (any network `nets.to_rust` takes: basic, conv, residual, actor-critic or
     Gaussian) as a policy file for the wasm runtime, with the metadata `info`; returns the
     metadata written. The format is in runtime/wasm/src/agent.rs."""
     import numpy as np

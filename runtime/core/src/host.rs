@@ -82,7 +82,11 @@ impl Layout {
 
     /// The width of a mask row: the actions, or none for continuous actions.
     pub fn mask_width(&self) -> usize {
-        if self.continuous { 0 } else { self.num_actions }
+        if self.continuous {
+            0
+        } else {
+            self.num_actions
+        }
     }
 }
 
@@ -123,7 +127,7 @@ impl<'a> StepInto<'a> {
     /// The outputs of the first `k` of its `n` envs, and those of the others.
     pub fn split_at(self, k: usize, n: usize) -> (StepInto<'a>, StepInto<'a>) {
         fn cut<T>(s: &mut [T], k: usize, n: usize) -> (&mut [T], &mut [T]) {
-            let at = if n == 0 { 0 } else { s.len() / n * k };
+            let at = s.len().checked_div(n).unwrap_or(0) * k;
             s.split_at_mut(at)
         }
         fn cut_opt<T>(s: Option<&mut [T]>, k: usize, n: usize) -> (Option<&mut [T]>, Option<&mut [T]>) {
@@ -171,8 +175,9 @@ pub trait Host {
     /// A fresh random stream for env `i` from `seed`, its state kept (see `Env::reseed_rng`).
     fn reseed_rng(&mut self, i: usize, seed: u64) -> Result<(), Error>;
     /// One step of each env of the range.
-    fn step(&mut self, envs: Range<usize>, actions: Actions<'_>, flags: StepFlags, out: StepInto<'_>)
-            -> Result<(), Error>;
+    fn step(
+        &mut self, envs: Range<usize>, actions: Actions<'_>, flags: StepFlags, out: StepInto<'_>,
+    ) -> Result<(), Error>;
     /// Dense observations, `[n, obs_size]`.
     fn observe(&self, envs: Range<usize>, obs: &mut [f32]) -> Result<(), Error>;
     /// Sparse observations: indices `[n, nnz_max]` and how many of each row are used.
@@ -239,8 +244,9 @@ impl<E: Env> Host for Batch<E> {
         Ok(())
     }
 
-    fn step(&mut self, envs: Range<usize>, actions: Actions<'_>, flags: StepFlags, mut out: StepInto<'_>)
-            -> Result<(), Error> {
+    fn step(
+        &mut self, envs: Range<usize>, actions: Actions<'_>, flags: StepFlags, mut out: StepInto<'_>,
+    ) -> Result<(), Error> {
         let envs = checked(envs, self.len());
         let layout = self.layout();
         let (players, width, n_act) = (E::PLAYERS, layout.obs_size, layout.mask_width());

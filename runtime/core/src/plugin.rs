@@ -26,7 +26,11 @@ impl FaultOut {
 /// Run one table call that reports through a `FaultOut`.
 fn call(f: impl FnOnce(*mut FaultOut) -> i32) -> Result<(), Error> {
     let mut out = FaultOut::empty();
-    if f(&mut out) == 0 { Ok(()) } else { Err(out.error()) }
+    if f(&mut out) == 0 {
+        Ok(())
+    } else {
+        Err(out.error())
+    }
 }
 
 /// An error unless a buffer has room for `want` values.
@@ -56,8 +60,9 @@ impl PluginBatch {
     /// # Safety
     /// `table` must be the table of a loaded plugin whose `abi_version`, `table_size` and
     /// core version the host has checked, and the library must stay loaded while the batch lives.
-    pub unsafe fn create(table: &'static PluginV1, params: &[Param], num_envs: usize, seed: u64)
-                         -> Result<PluginBatch, Error> {
+    pub unsafe fn create(
+        table: &'static PluginV1, params: &[Param], num_envs: usize, seed: u64,
+    ) -> Result<PluginBatch, Error> {
         let mut out = FaultOut::empty();
         let handle = (table.create)(params.as_ptr(), params.len(), num_envs, seed, &mut out);
         if handle.is_null() {
@@ -110,8 +115,7 @@ impl PluginBatch {
 
     fn check(&self, envs: &Range<usize>) -> Result<(), Error> {
         if envs.start > envs.end || envs.end > self.len() {
-            return Err(Error::Invalid(format!("env range {}..{} is outside 0..{}", envs.start, envs.end,
-                                              self.len())));
+            return Err(Error::Invalid(format!("env range {}..{} is outside 0..{}", envs.start, envs.end, self.len())));
         }
         Ok(())
     }
@@ -128,7 +132,11 @@ impl PluginBatch {
         let n = envs.len();
         let chunk = n.div_ceil(parts.max(1).min(n.max(1))).max(1);
         let batch: &PluginBatch = self;
-        Ok(envs.clone().step_by(chunk).map(|s| PluginEnvs { batch, envs: s..(s + chunk).min(envs.end) }).collect())
+        Ok(envs
+            .clone()
+            .step_by(chunk)
+            .map(|s| PluginEnvs { batch, envs: s..(s + chunk).min(envs.end) })
+            .collect())
     }
 
     pub fn set_difficulty(&mut self, envs: Range<usize>, difficulty: i64) -> Result<(), Error> {
@@ -242,8 +250,10 @@ impl<'a> PluginEnvs<'a> {
     /// An error unless `envs` lies inside this range.
     fn inside(&self, envs: &Range<usize>) -> Result<usize, Error> {
         if envs.start < self.envs.start || envs.end > self.envs.end || envs.start > envs.end {
-            return Err(Error::Invalid(format!("env range {}..{} is outside {}..{}", envs.start, envs.end,
-                                              self.envs.start, self.envs.end)));
+            return Err(Error::Invalid(format!(
+                "env range {}..{} is outside {}..{}",
+                envs.start, envs.end, self.envs.start, self.envs.end
+            )));
         }
         Ok(envs.len())
     }
@@ -301,8 +311,9 @@ impl Host for PluginEnvs<'_> {
         call(|out| unsafe { (self.t().reseed_rng)(self.h(), i, seed, out) })
     }
 
-    fn step(&mut self, envs: Range<usize>, actions: Actions<'_>, flags: StepFlags, mut into: StepInto<'_>)
-            -> Result<(), Error> {
+    fn step(
+        &mut self, envs: Range<usize>, actions: Actions<'_>, flags: StepFlags, mut into: StepInto<'_>,
+    ) -> Result<(), Error> {
         let n = self.inside(&envs)?;
         let l = self.layout();
         let (actions, values) = match actions {
@@ -337,8 +348,11 @@ impl Host for PluginEnvs<'_> {
             success: bytes_opt(&mut into.success),
             player: into.player.as_deref_mut().map(|p| p.as_mut_ptr()).unwrap_or(std::ptr::null_mut()),
         };
-        let flags = if flags.autoreset { STEP_AUTORESET } else { 0 } | if flags.illegal_noop { STEP_ILLEGAL_NOOP } else { 0 };
-        call(|out| unsafe { (self.t().step_observe)(self.h(), envs.start, envs.end, actions, values, flags, &outs, out) })
+        let flags =
+            if flags.autoreset { STEP_AUTORESET } else { 0 } | if flags.illegal_noop { STEP_ILLEGAL_NOOP } else { 0 };
+        call(|out| unsafe {
+            (self.t().step_observe)(self.h(), envs.start, envs.end, actions, values, flags, &outs, out)
+        })
     }
 
     fn observe(&self, envs: Range<usize>, obs: &mut [f32]) -> Result<(), Error> {
@@ -367,8 +381,16 @@ impl Host for PluginEnvs<'_> {
         let shortest = into.success.len().min(into.player.len()).min(into.steps.len()).min(into.over.len());
         room(shortest, n, "the status buffers")?;
         call(|out| unsafe {
-            (self.t().status)(self.h(), envs.start, envs.end, bytes(into.success), into.player.as_mut_ptr(),
-                              into.steps.as_mut_ptr(), bytes(into.over), out)
+            (self.t().status)(
+                self.h(),
+                envs.start,
+                envs.end,
+                bytes(into.success),
+                into.player.as_mut_ptr(),
+                into.steps.as_mut_ptr(),
+                bytes(into.over),
+                out,
+            )
         })
     }
 

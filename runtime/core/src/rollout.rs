@@ -51,8 +51,11 @@ impl Collect<'_> {
     pub fn check(&self, layout: &Layout, policy: &Policy) -> Result<(), String> {
         let (obs, actions) = (layout.obs_size, layout.num_actions);
         if layout.players != 1 && layout.players != 2 {
-            return Err(format!("PPO collection supports single-player envs and two-player games; this env has {} \
-                                players", layout.players));
+            return Err(format!(
+                "PPO collection supports single-player envs and two-player games; this env has {} \
+                                players",
+                layout.players
+            ));
         }
         if layout.players == 1 && self.opponent.is_some() {
             return Err("an opponent and seats are for two-player games".into());
@@ -63,15 +66,17 @@ impl Collect<'_> {
         for (who, p) in [("policy", Some(policy)), ("opponent", self.opponent)] {
             if let Some(p) = p {
                 if p.inputs != obs || p.num_actions != actions {
-                    return Err(format!("the {who} maps {} features to {} actions, but the env has {obs} features \
-                                        and {actions} actions", p.inputs, p.num_actions));
+                    return Err(format!(
+                        "the {who} maps {} features to {} actions, but the env has {obs} features \
+                                        and {actions} actions",
+                        p.inputs, p.num_actions
+                    ));
                 }
             }
         }
         match (layout.continuous, self.log_std) {
             (true, Some(ls)) if ls.len() != actions || ls.iter().any(|v| !v.is_finite()) => {
-                return Err(format!("log_std needs {actions} finite values, one per action value; got {}",
-                                   ls.len()));
+                return Err(format!("log_std needs {actions} finite values, one per action value; got {}", ls.len()));
             }
             (true, None) => return Err("this env has continuous actions: give log_std".into()),
             (false, Some(_)) => return Err("log_std is for envs with continuous actions".into()),
@@ -176,8 +181,9 @@ impl Seen {
 /// `seats` (one per env, also kept) is, for two-player games, the learner's seat (0 or 1)
 /// against `cfg.opponent`, or -1 for self-play; whenever an env starts a new episode its
 /// seat is drawn again: the learner's seat with probability `pool_prob`, else -1.
-pub fn collect<H: Host>(host: &mut H, policy: &Policy, cfg: &Collect<'_>, episode_returns: &mut [f64],
-                        seats: &mut [i64]) -> Result<Rollout, Error> {
+pub fn collect<H: Host>(
+    host: &mut H, policy: &Policy, cfg: &Collect<'_>, episode_returns: &mut [f64], seats: &mut [i64],
+) -> Result<Rollout, Error> {
     let layout = host.layout();
     let envs = host.envs();
     let (start, m) = (envs.start, envs.len());
@@ -188,9 +194,14 @@ pub fn collect<H: Host>(host: &mut H, policy: &Policy, cfg: &Collect<'_>, episod
     let rows = cfg.steps * m;
     let mut out = Rollout::new(rows, &layout, continuous);
     let mut ws = Workspace::default();
-    let mut seen = Seen { sparse: layout.sparse(), width: layout.obs_size, nnz: layout.nnz_max,
-                          obs: vec![0.0; m * layout.obs_size], idx: vec![0; m * layout.nnz_max],
-                          counts: vec![0; m] };
+    let mut seen = Seen {
+        sparse: layout.sparse(),
+        width: layout.obs_size,
+        nnz: layout.nnz_max,
+        obs: vec![0.0; m * layout.obs_size],
+        idx: vec![0; m * layout.nnz_max],
+        counts: vec![0; m],
+    };
     let mut logits = vec![0.0f32; m * a];
     let mut values = vec![0.0f32; m];
     let mut mask = vec![false; m * a];
@@ -198,8 +209,8 @@ pub fn collect<H: Host>(host: &mut H, policy: &Policy, cfg: &Collect<'_>, episod
     let mut action_values = vec![0.0f64; if continuous { m * a } else { 0 }];
     let mut rewards = vec![0.0f64; m * players];
     let (mut term, mut trunc) = (vec![false; m], vec![false; m]);
-    let (mut success, mut player, mut steps_done, mut over) = (vec![false; m], vec![0i64; m], vec![0i64; m],
-                                                               vec![false; m]);
+    let (mut success, mut player, mut steps_done, mut over) =
+        (vec![false; m], vec![0i64; m], vec![0i64; m], vec![false; m]);
     // The player to move at each row, and the sign that chains its return to the next row's.
     let mut mover = vec![0i64; m];
     let mut sign = vec![1.0f32; rows];
@@ -218,8 +229,10 @@ pub fn collect<H: Host>(host: &mut H, policy: &Policy, cfg: &Collect<'_>, episod
         poll()?;
         seen.observe(host)?;
         if players > 1 {
-            host.status(envs.clone(), StatusInto { success: &mut success, player: &mut mover, steps: &mut steps_done,
-                                                   over: &mut over })?;
+            host.status(
+                envs.clone(),
+                StatusInto { success: &mut success, player: &mut mover, steps: &mut steps_done, over: &mut over },
+            )?;
         }
         if !continuous {
             host.masks(envs.clone(), &mut mask)?;
@@ -294,11 +307,24 @@ pub fn collect<H: Host>(host: &mut H, policy: &Policy, cfg: &Collect<'_>, episod
         }
 
         let chosen_actions = if continuous { Actions::Values(&action_values) } else { Actions::Discrete(&actions) };
-        host.step(envs.clone(), chosen_actions, StepFlags::default(),
-                  StepInto { rewards: &mut rewards, terminated: &mut term, truncated: &mut trunc, obs: None,
-                             masks: None, success: None, player: None })?;
-        host.status(envs.clone(), StatusInto { success: &mut success, player: &mut player, steps: &mut steps_done,
-                                               over: &mut over })?;
+        host.step(
+            envs.clone(),
+            chosen_actions,
+            StepFlags::default(),
+            StepInto {
+                rewards: &mut rewards,
+                terminated: &mut term,
+                truncated: &mut trunc,
+                obs: None,
+                masks: None,
+                success: None,
+                player: None,
+            },
+        )?;
+        host.status(
+            envs.clone(),
+            StatusInto { success: &mut success, player: &mut player, steps: &mut steps_done, over: &mut over },
+        )?;
         let mut any_truncated = false;
         for k in 0..m {
             // (A mover outside 0..players cannot come from the generated envs; clamped to stay in bounds.)
@@ -355,7 +381,11 @@ pub fn collect<H: Host>(host: &mut H, policy: &Policy, cfg: &Collect<'_>, episod
             let row = step * m + k;
             let (v, r, done, s) = (out.values[row], out.rewards[row], out.dones[row], sign[row]);
             let bootstrap = if done {
-                if truncated_at[row] { final_value[row] } else { 0.0 }
+                if truncated_at[row] {
+                    final_value[row]
+                } else {
+                    0.0
+                }
             } else {
                 next_value
             };

@@ -59,8 +59,17 @@ pub struct AgentOptions {
 
 impl Default for AgentOptions {
     fn default() -> AgentOptions {
-        AgentOptions { kind: Kind::Net, simulations: 100, c_puct: 1.5, uct_c: 2.0, fpu: 0.0, leaf_batch: 1,
-                       dirichlet_alpha: 0.3, dirichlet_frac: 0.0, rollout_limit: 100_000 }
+        AgentOptions {
+            kind: Kind::Net,
+            simulations: 100,
+            c_puct: 1.5,
+            uct_c: 2.0,
+            fpu: 0.0,
+            leaf_batch: 1,
+            dirichlet_alpha: 0.3,
+            dirichlet_frac: 0.0,
+            rollout_limit: 100_000,
+        }
     }
 }
 
@@ -77,8 +86,9 @@ pub struct Agent {
 impl Agent {
     /// An agent for envs of `layout`; a `Net` agent needs `policy`. `twists` are (observation
     /// permutation, action permutation) pairs, identity included if wanted.
-    pub fn new(options: AgentOptions, policy: Option<Policy>, twists: Vec<(Vec<u32>, Vec<u32>)>, layout: &Layout)
-               -> Result<Agent, String> {
+    pub fn new(
+        options: AgentOptions, policy: Option<Policy>, twists: Vec<(Vec<u32>, Vec<u32>)>, layout: &Layout,
+    ) -> Result<Agent, String> {
         let o = options;
         if layout.continuous {
             return Err("MCTS needs discrete actions; this env has continuous ones".into());
@@ -89,22 +99,30 @@ impl Agent {
         if o.leaf_batch < 1 {
             return Err("leaf_batch must be at least 1".into());
         }
-        if !(o.dirichlet_alpha > 0.0) || !(0.0..=1.0).contains(&o.dirichlet_frac) || !o.c_puct.is_finite()
-            || !o.uct_c.is_finite() {
+        if !(o.dirichlet_alpha > 0.0)
+            || !(0.0..=1.0).contains(&o.dirichlet_frac)
+            || !o.c_puct.is_finite()
+            || !o.uct_c.is_finite()
+        {
             return Err("dirichlet_alpha must be positive, dirichlet_frac in [0, 1], c_puct and uct_c finite".into());
         }
         let policy = match (o.kind, policy) {
             (Kind::Net, None) => return Err("a \"net\" agent needs a policy".into()),
             (Kind::Net, Some(p)) => {
                 if p.inputs != layout.obs_size || p.num_actions != layout.num_actions {
-                    return Err(format!("the policy maps {} features to {} actions, but the env has {} features and \
-                                        {} actions", p.inputs, p.num_actions, layout.obs_size, layout.num_actions));
+                    return Err(format!(
+                        "the policy maps {} features to {} actions, but the env has {} features and \
+                                        {} actions",
+                        p.inputs, p.num_actions, layout.obs_size, layout.num_actions
+                    ));
                 }
                 Some(p)
             }
             _ => None,
         };
-        let twists = twists.into_iter().map(|(obs, act)| Twist::new(obs, act, layout.obs_size, layout.num_actions))
+        let twists = twists
+            .into_iter()
+            .map(|(obs, act)| Twist::new(obs, act, layout.obs_size, layout.num_actions))
             .collect::<Result<Vec<_>, _>>()?;
         let rule = match o.kind {
             Kind::Net => Rule::Puct { c_puct: o.c_puct, fpu: o.fpu },
@@ -221,11 +239,26 @@ struct Game {
 }
 
 impl Game {
-    fn new(id: usize, slot: usize, scratch0: usize, rng: Rng, seats: Vec<usize>, layout: &Layout,
-           first_record: usize) -> Game {
-        Game { id, slot, scratch0, tree: Tree::new(Rule::Puct { c_puct: 1.5, fpu: 0.0 }), rng, sims: 0,
-               searching: false, moves: 0, seats, returns: vec![0.0; layout.players], movers: Vec::new(),
-               step_rewards: Vec::new(), actions: Vec::new(), root_mask: vec![false; layout.num_actions], first_record }
+    fn new(
+        id: usize, slot: usize, scratch0: usize, rng: Rng, seats: Vec<usize>, layout: &Layout, first_record: usize,
+    ) -> Game {
+        Game {
+            id,
+            slot,
+            scratch0,
+            tree: Tree::new(Rule::Puct { c_puct: 1.5, fpu: 0.0 }),
+            rng,
+            sims: 0,
+            searching: false,
+            moves: 0,
+            seats,
+            returns: vec![0.0; layout.players],
+            movers: Vec::new(),
+            step_rewards: Vec::new(),
+            actions: Vec::new(),
+            root_mask: vec![false; layout.num_actions],
+            first_record,
+        }
     }
 }
 
@@ -252,20 +285,34 @@ fn nothing_to_search(why: &str) -> Error {
 
 /// One step of env `i` of `host`: rewards into `rewards`, the new mask into `mask`;
 /// returns (terminated, truncated, player to move).
-fn step_env<H: Host>(host: &mut H, i: usize, action: i64, rewards: &mut [f64], mask: &mut [bool])
-                     -> Result<(bool, bool, u32), Error> {
+fn step_env<H: Host>(
+    host: &mut H, i: usize, action: i64, rewards: &mut [f64], mask: &mut [bool],
+) -> Result<(bool, bool, u32), Error> {
     let (mut term, mut trunc, mut player) = ([false], [false], [0i64]);
-    host.step(i..i + 1, Actions::Discrete(&[action]), StepFlags::default(),
-              StepInto { rewards, terminated: &mut term, truncated: &mut trunc, obs: None, masks: Some(mask),
-                         success: None, player: Some(&mut player) })?;
+    host.step(
+        i..i + 1,
+        Actions::Discrete(&[action]),
+        StepFlags::default(),
+        StepInto {
+            rewards,
+            terminated: &mut term,
+            truncated: &mut trunc,
+            obs: None,
+            masks: Some(mask),
+            success: None,
+            player: Some(&mut player),
+        },
+    )?;
     Ok((term[0], trunc[0], player[0] as u32))
 }
 
 /// The status of env `i`: (success, player to move, episode over).
 fn status_of<H: Host>(host: &H, i: usize) -> Result<(bool, u32, bool), Error> {
     let (mut success, mut player, mut steps, mut over) = ([false], [0i64], [0i64], [false]);
-    host.status(i..i + 1, StatusInto { success: &mut success, player: &mut player, steps: &mut steps,
-                                       over: &mut over })?;
+    host.status(
+        i..i + 1,
+        StatusInto { success: &mut success, player: &mut player, steps: &mut steps, over: &mut over },
+    )?;
     Ok((success[0], player[0] as u32, over[0]))
 }
 
@@ -297,10 +344,26 @@ impl<'a, H: Host> Worker<'a, H> {
     fn new(games: &'a mut H, scratch: &'a mut H, agents: &'a [Agent]) -> Worker<'a, H> {
         let layout = games.layout();
         let a = layout.num_actions;
-        Worker { games, scratch, layout, agents, ws: Workspace::default(), rewards: vec![0.0; layout.players],
-                 path: Vec::new(), steps: Vec::new(), mask: vec![false; a], probs: vec![0.0; a], logits: Vec::new(),
-                 values: Vec::new(), obs: Vec::new(), idx: Vec::new(), counts: Vec::new(),
-                 raw: vec![0.0; layout.obs_size], twisted: vec![false; a], avg: vec![0.0; a] }
+        Worker {
+            games,
+            scratch,
+            layout,
+            agents,
+            ws: Workspace::default(),
+            rewards: vec![0.0; layout.players],
+            path: Vec::new(),
+            steps: Vec::new(),
+            mask: vec![false; a],
+            probs: vec![0.0; a],
+            logits: Vec::new(),
+            values: Vec::new(),
+            obs: Vec::new(),
+            idx: Vec::new(),
+            counts: Vec::new(),
+            raw: vec![0.0; layout.obs_size],
+            twisted: vec![false; a],
+            avg: vec![0.0; a],
+        }
     }
 
     /// An error if games env `slot` is in a state where the episode is over.
@@ -316,8 +379,9 @@ impl<'a, H: Host> Worker<'a, H> {
     /// `self.steps` (and the nodes); the leaf's mask is left in `self.mask`. Chance can end
     /// the episode early or make a later action illegal on this replay: the path is then cut
     /// where this replay stopped (its remaining pending visits cancelled).
-    fn replay(&mut self, tree: &mut Tree, root_mask: &[bool], slot: usize, s: usize, path: &mut Vec<u32>,
-              chance: u64) -> Result<(), Error> {
+    fn replay(
+        &mut self, tree: &mut Tree, root_mask: &[bool], slot: usize, s: usize, path: &mut Vec<u32>, chance: u64,
+    ) -> Result<(), Error> {
         self.games.copy_into(slot, self.scratch, s)?;
         self.scratch.reseed_rng(s, chance)?;
         self.mask.copy_from_slice(root_mask); // the root is the same state every time
@@ -332,8 +396,11 @@ impl<'a, H: Host> Worker<'a, H> {
             }
             let (term, trunc, player) = step_env(self.scratch, s, action as i64, &mut self.rewards, &mut self.mask)?;
             let mover = self.steps[k - 1].player as usize;
-            let step = Step { reward: self.rewards[mover.min(self.layout.players - 1)] as f32, player,
-                              terminal: term || trunc };
+            let step = Step {
+                reward: self.rewards[mover.min(self.layout.players - 1)] as f32,
+                player,
+                terminal: term || trunc,
+            };
             tree.reach(path[k], step.reward, step.terminal, player);
             self.steps.push(step);
             if step.terminal && k + 1 < path.len() {
@@ -406,8 +473,13 @@ impl<'a, H: Host> Worker<'a, H> {
                 game.tree.backup_sampled(&path, &steps, 0.0);
                 game.sims += 1;
             } else if a.policy.is_some() {
-                pending.push(Pending { game: g, scratch: s, path: path.clone(), steps: steps.clone(),
-                                       mask: self.mask.clone() });
+                pending.push(Pending {
+                    game: g,
+                    scratch: s,
+                    path: path.clone(),
+                    steps: steps.clone(),
+                    mask: self.mask.clone(),
+                });
             } else {
                 let legal = self.mask.clone();
                 let mut rng = std::mem::replace(&mut game.rng, Rng::new(0, 0));
@@ -450,8 +522,11 @@ impl<'a, H: Host> Worker<'a, H> {
             self.counts.resize(rows, 0);
             for (k, p) in pending.iter().enumerate() {
                 let r = k * views;
-                self.scratch.observe_sparse(p.scratch..p.scratch + 1, &mut self.idx[r * nnz..(r + 1) * nnz],
-                                            &mut self.counts[r..r + 1])?;
+                self.scratch.observe_sparse(
+                    p.scratch..p.scratch + 1,
+                    &mut self.idx[r * nnz..(r + 1) * nnz],
+                    &mut self.counts[r..r + 1],
+                )?;
                 let c = self.counts[r] as usize;
                 for (t, tw) in a.twists.iter().enumerate().skip(1) {
                     self.counts[r + t] = c as u32;
@@ -626,8 +701,9 @@ fn finish_targets(game: &Game, r: &mut Records, players: usize) {
 
 /// Whether `agents` can play games of `opts` on `num_slots` games envs of `layout` with
 /// `scratch_len` scratch envs; the error says why not.
-pub fn check_play(agents: &[Agent], opts: &PlayOptions, layout: &Layout, num_slots: usize, scratch_len: usize)
-                  -> Result<(), Error> {
+pub fn check_play(
+    agents: &[Agent], opts: &PlayOptions, layout: &Layout, num_slots: usize, scratch_len: usize,
+) -> Result<(), Error> {
     let invalid = |m: String| Err(Error::Invalid(m));
     if agents.is_empty() {
         return invalid("give at least one agent".into());
@@ -646,8 +722,10 @@ pub fn check_play(agents: &[Agent], opts: &PlayOptions, layout: &Layout, num_slo
     let needed = scratch_range(0..num_slots, agents).end;
     if scratch_len < needed {
         let leaf = needed / num_slots.max(1);
-        return invalid(format!("the scratch batch needs {needed} envs ({num_slots} games x leaf_batch {leaf}), not \
-                                {scratch_len}"));
+        return invalid(format!(
+            "the scratch batch needs {needed} envs ({num_slots} games x leaf_batch {leaf}), not \
+                                {scratch_len}"
+        ));
     }
     Ok(())
 }
@@ -663,8 +741,9 @@ pub fn scratch_range(games: std::ops::Range<usize>, agents: &[Agent]) -> std::op
 /// host) with `agents`: one for every seat, or one per player in seat order for game 0,
 /// seats rotating with the game number so that each agent plays each side. `scratch`
 /// must hold [`scratch_range`] of the games envs.
-pub fn play<H: Host>(games: &mut H, scratch: &mut H, agents: &[Agent], opts: &PlayOptions, num_slots: usize)
-                     -> Result<Played, Error> {
+pub fn play<H: Host>(
+    games: &mut H, scratch: &mut H, agents: &[Agent], opts: &PlayOptions, num_slots: usize,
+) -> Result<Played, Error> {
     let layout = games.layout();
     let slots = games.envs();
     let max_leaf = agents.iter().map(|a| a.options.leaf_batch).max().unwrap_or(1);
@@ -720,10 +799,19 @@ pub fn play<H: Host>(games: &mut H, scratch: &mut H, agents: &[Agent], opts: &Pl
             let action = if random_pick[k] {
                 let n = game.root_mask.iter().filter(|&&m| m).count() as u64;
                 let mut pick = game.rng.below(n);
-                game.root_mask.iter().position(|&m| m && { let hit = pick == 0; pick = pick.wrapping_sub(1); hit })
+                game.root_mask
+                    .iter()
+                    .position(|&m| {
+                        m && {
+                            let hit = pick == 0;
+                            pick = pick.wrapping_sub(1);
+                            hit
+                        }
+                    })
                     .unwrap_or(0) as u32
             } else {
-                game.tree.choose(temperature, &mut game.rng)
+                game.tree
+                    .choose(temperature, &mut game.rng)
                     .ok_or_else(|| Error::Invalid("the search found no legal action".into()))?
             };
             if opts.record && agents[agent].policy.is_some() {
@@ -741,9 +829,17 @@ pub fn play<H: Host>(games: &mut H, scratch: &mut H, agents: &[Agent], opts: &Pl
             if term || trunc || game.moves >= opts.max_moves {
                 let (success, _, _) = status_of(w.games, game.slot)?;
                 finish_targets(game, &mut records, layout.players);
-                outcomes.push((game.id, Outcome { returns: game.returns.clone(), length: game.moves, success,
-                                                  truncated: !term, actions: std::mem::take(&mut game.actions),
-                                                  seats: game.seats.clone() }));
+                outcomes.push((
+                    game.id,
+                    Outcome {
+                        returns: game.returns.clone(),
+                        length: game.moves,
+                        success,
+                        truncated: !term,
+                        actions: std::mem::take(&mut game.actions),
+                        seats: game.seats.clone(),
+                    },
+                ));
                 finished.push(k);
             }
         }
@@ -799,15 +895,18 @@ pub fn merge(parts: Vec<Played>, num_games: usize, layout: &Layout) -> (Vec<Outc
 
 /// One search from env `slot` of `games` with `agent`, using scratch envs `scratch.envs()`
 /// (at least `leaf_batch` of them).
-pub fn search<H: Host>(games: &mut H, slot: usize, scratch: &mut H, agent: &Agent, seed: u64)
-                       -> Result<Searched, Error> {
+pub fn search<H: Host>(
+    games: &mut H, slot: usize, scratch: &mut H, agent: &Agent, seed: u64,
+) -> Result<Searched, Error> {
     if agent.random() {
         return Err(Error::Invalid("a \"random\" agent does not search".into()));
     }
     let (scratch0, scratch_n) = (scratch.envs().start, scratch.envs().len());
     if scratch_n < agent.options.leaf_batch {
-        return Err(Error::Invalid(format!("the scratch batch needs {} envs, not {scratch_n}",
-                                          agent.options.leaf_batch)));
+        return Err(Error::Invalid(format!(
+            "the scratch batch needs {} envs, not {scratch_n}",
+            agent.options.leaf_batch
+        )));
     }
     let layout = games.layout();
     let agents = std::slice::from_ref(agent);

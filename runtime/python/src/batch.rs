@@ -38,15 +38,20 @@ pub struct Batch {
 
 /// `buf` cut into one chunk per host of `views`, `width` values per env.
 pub fn chunks<'a, T>(mut buf: &'a mut [T], views: &[PluginEnvs<'_>], width: usize) -> Vec<&'a mut [T]> {
-    views.iter().map(|v| {
-        let (head, tail) = std::mem::take(&mut buf).split_at_mut(v.envs().len() * width);
-        buf = tail;
-        head
-    }).collect()
+    views
+        .iter()
+        .map(|v| {
+            let (head, tail) = std::mem::take(&mut buf).split_at_mut(v.envs().len() * width);
+            buf = tail;
+            head
+        })
+        .collect()
 }
 
 /// An array's data, mutably (arrays made here are contiguous and not shared yet).
-fn data<'a, T: numpy::Element, D: numpy::ndarray::Dimension>(a: &'a Bound<'_, numpy::PyArray<T, D>>) -> PyResult<&'a mut [T]> {
+fn data<'a, T: numpy::Element, D: numpy::ndarray::Dimension>(
+    a: &'a Bound<'_, numpy::PyArray<T, D>>,
+) -> PyResult<&'a mut [T]> {
     Ok(unsafe { a.as_slice_mut()? })
 }
 
@@ -54,8 +59,12 @@ impl Batch {
     pub fn new(loaded: Arc<Loaded>, envs: PluginBatch, num_threads: usize) -> PyResult<Batch> {
         let pool = match num_threads {
             1 => None,
-            n => Some(rayon::ThreadPoolBuilder::new().num_threads(n).build()
-                .map_err(|e| PyValueError::new_err(format!("cannot start {n} threads: {e}")))?),
+            n => Some(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(n)
+                    .build()
+                    .map_err(|e| PyValueError::new_err(format!("cannot start {n} threads: {e}")))?,
+            ),
         };
         let (sizes, layout) = (envs.sizes(), envs.layout());
         let episode_returns = vec![0.0; sizes.num_envs];
@@ -82,8 +91,9 @@ impl Batch {
 
     /// Take two distinct batches in a fixed order (by address), so two threads taking the
     /// same pair in opposite roles cannot deadlock.
-    pub fn enter_two<'a>(py: Python<'_>, a: &'a Batch, b: &'a Batch)
-                         -> PyResult<(MutexGuard<'a, Inner>, MutexGuard<'a, Inner>)> {
+    pub fn enter_two<'a>(
+        py: Python<'_>, a: &'a Batch, b: &'a Batch,
+    ) -> PyResult<(MutexGuard<'a, Inner>, MutexGuard<'a, Inner>)> {
         if (a as *const Batch) < (b as *const Batch) {
             let first = a.enter(py)?;
             Ok((first, b.enter(py)?))
@@ -100,9 +110,10 @@ impl Batch {
 
     /// Run `f` on each host of `views` with its part, on the batch's threads with the GIL
     /// released; the fault of the lowest env wins.
-    pub fn parallel<'v, P: Send, T: Send>(&self, py: Python<'_>, views: Vec<PluginEnvs<'v>>, parts: Vec<P>,
-                                          f: impl Fn(&mut PluginEnvs<'v>, P) -> Result<T, Error> + Sync + Send)
-                                      -> PyResult<Vec<T>> {
+    pub fn parallel<'v, P: Send, T: Send>(
+        &self, py: Python<'_>, views: Vec<PluginEnvs<'v>>, parts: Vec<P>,
+        f: impl Fn(&mut PluginEnvs<'v>, P) -> Result<T, Error> + Sync + Send,
+    ) -> PyResult<Vec<T>> {
         detached(py, || {
             let body = |(mut v, p): (PluginEnvs<'v>, P)| f(&mut v, p);
             let results: Vec<Result<T, Error>> = match &self.pool {
@@ -133,9 +144,10 @@ impl Batch {
     }
 
     /// Split `envs` over the threads and run `f` on each part with its share of `outs`.
-    fn each<T: Send>(&self, py: Python<'_>, envs: Range<usize>, outs: Vec<(&mut [T], usize)>,
-                     f: impl Fn(&mut PluginEnvs<'_>, Vec<&mut [T]>) -> Result<(), Error> + Sync + Send)
-                     -> PyResult<()> {
+    fn each<T: Send>(
+        &self, py: Python<'_>, envs: Range<usize>, outs: Vec<(&mut [T], usize)>,
+        f: impl Fn(&mut PluginEnvs<'_>, Vec<&mut [T]>) -> Result<(), Error> + Sync + Send,
+    ) -> PyResult<()> {
         let mut inner = self.enter(py)?;
         let views = inner.envs.split(envs, self.threads()).map_err(to_py)?;
         let mut parts: Vec<Vec<&mut [T]>> = views.iter().map(|_| Vec::new()).collect();
@@ -185,7 +197,9 @@ impl Batch {
     }
 
     #[pyo3(signature = (difficulty, start=None, end=None))]
-    fn set_difficulty(&self, py: Python<'_>, difficulty: i64, start: Option<usize>, end: Option<usize>) -> PyResult<()> {
+    fn set_difficulty(
+        &self, py: Python<'_>, difficulty: i64, start: Option<usize>, end: Option<usize>,
+    ) -> PyResult<()> {
         let envs = self.range(start, end)?;
         self.enter(py)?.envs.set_difficulty(envs, difficulty).map_err(to_py)
     }
@@ -212,7 +226,9 @@ impl Batch {
 
     /// Dense observations, float32 [n, obs_size].
     #[pyo3(signature = (start=None, end=None))]
-    fn observe<'py>(&self, py: Python<'py>, start: Option<usize>, end: Option<usize>) -> PyResult<Bound<'py, PyArray2<f32>>> {
+    fn observe<'py>(
+        &self, py: Python<'py>, start: Option<usize>, end: Option<usize>,
+    ) -> PyResult<Bound<'py, PyArray2<f32>>> {
         let envs = self.range(start, end)?;
         let obs = PyArray2::<f32>::zeros(py, [envs.len(), self.sizes.obs_size], false);
         self.each(py, envs, vec![(data(&obs)?, self.sizes.obs_size)], |v, mut o| v.observe(v.envs(), o.remove(0)))?;
@@ -221,8 +237,9 @@ impl Batch {
 
     /// Sparse observations: (indices uint32 [n, nnz_max], counts uint32 [n]).
     #[pyo3(signature = (start=None, end=None))]
-    fn observe_sparse<'py>(&self, py: Python<'py>, start: Option<usize>, end: Option<usize>)
-                           -> PyResult<(Bound<'py, PyArray2<u32>>, Bound<'py, PyArray1<u32>>)> {
+    fn observe_sparse<'py>(
+        &self, py: Python<'py>, start: Option<usize>, end: Option<usize>,
+    ) -> PyResult<(Bound<'py, PyArray2<u32>>, Bound<'py, PyArray1<u32>>)> {
         let envs = self.range(start, end)?;
         let idx = PyArray2::<u32>::zeros(py, [envs.len(), self.sizes.nnz_max], false);
         let counts = PyArray1::<u32>::zeros(py, envs.len(), false);
@@ -235,7 +252,9 @@ impl Batch {
 
     /// Action masks, bool [n, num_actions].
     #[pyo3(signature = (start=None, end=None))]
-    fn masks<'py>(&self, py: Python<'py>, start: Option<usize>, end: Option<usize>) -> PyResult<Bound<'py, PyArray2<bool>>> {
+    fn masks<'py>(
+        &self, py: Python<'py>, start: Option<usize>, end: Option<usize>,
+    ) -> PyResult<Bound<'py, PyArray2<bool>>> {
         let envs = self.range(start, end)?;
         let width = self.layout.mask_width();
         let m = PyArray2::<bool>::zeros(py, [envs.len(), width], false);
@@ -246,16 +265,26 @@ impl Batch {
     /// (success [n], player [n], steps [n], episode over [n]).
     #[pyo3(signature = (start=None, end=None))]
     #[allow(clippy::type_complexity)]
-    fn status<'py>(&self, py: Python<'py>, start: Option<usize>, end: Option<usize>)
-                   -> PyResult<(Bound<'py, PyArray1<bool>>, Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<bool>>)> {
+    fn status<'py>(
+        &self, py: Python<'py>, start: Option<usize>, end: Option<usize>,
+    ) -> PyResult<(
+        Bound<'py, PyArray1<bool>>,
+        Bound<'py, PyArray1<i64>>,
+        Bound<'py, PyArray1<i64>>,
+        Bound<'py, PyArray1<bool>>,
+    )> {
         let envs = self.range(start, end)?;
         let n = envs.len();
         let (success, over) = (PyArray1::<bool>::zeros(py, n, false), PyArray1::<bool>::zeros(py, n, false));
         let (player, steps) = (PyArray1::<i64>::zeros(py, n, false), PyArray1::<i64>::zeros(py, n, false));
         let mut inner = self.enter(py)?;
         let views = inner.envs.split(envs, self.threads()).map_err(to_py)?;
-        let parts: Vec<_> = chunks(data(&success)?, &views, 1).into_iter().zip(chunks(data(&player)?, &views, 1))
-            .zip(chunks(data(&steps)?, &views, 1)).zip(chunks(data(&over)?, &views, 1)).collect();
+        let parts: Vec<_> = chunks(data(&success)?, &views, 1)
+            .into_iter()
+            .zip(chunks(data(&player)?, &views, 1))
+            .zip(chunks(data(&steps)?, &views, 1))
+            .zip(chunks(data(&over)?, &views, 1))
+            .collect();
         self.parallel(py, views, parts, |v, (((success, player), steps), over)| {
             v.status(v.envs(), StatusInto { success, player, steps, over })
         })?;
@@ -294,17 +323,26 @@ impl Batch {
     /// masks [n, num_actions], success [n] (before auto-reset), player [n]).
     #[pyo3(signature = (actions=None, values=None, autoreset=true, illegal_noop=false))]
     #[allow(clippy::type_complexity)]
-    fn step_observe<'py>(&self, py: Python<'py>, actions: Option<PyReadonlyArray1<'py, i64>>,
-                         values: Option<PyReadonlyArray2<'py, f64>>, autoreset: bool, illegal_noop: bool)
-                         -> PyResult<(Bound<'py, PyArray2<f32>>, Bound<'py, PyArray2<f64>>, Bound<'py, PyArray1<bool>>,
-                                      Bound<'py, PyArray1<bool>>, Bound<'py, PyArray2<bool>>, Bound<'py, PyArray1<bool>>,
-                                      Bound<'py, PyArray1<i64>>)> {
+    fn step_observe<'py>(
+        &self, py: Python<'py>, actions: Option<PyReadonlyArray1<'py, i64>>,
+        values: Option<PyReadonlyArray2<'py, f64>>, autoreset: bool, illegal_noop: bool,
+    ) -> PyResult<(
+        Bound<'py, PyArray2<f32>>,
+        Bound<'py, PyArray2<f64>>,
+        Bound<'py, PyArray1<bool>>,
+        Bound<'py, PyArray1<bool>>,
+        Bound<'py, PyArray2<bool>>,
+        Bound<'py, PyArray1<bool>>,
+        Bound<'py, PyArray1<i64>>,
+    )> {
         let (n, l) = (self.sizes.num_envs, self.layout);
         let (acts, vals): (&[i64], &[f64]) = match (l.continuous, &actions, &values) {
             (false, Some(a), _) if a.len() == n => (a.as_slice()?, &[]),
             (true, _, Some(v)) if v.shape() == [n, l.num_actions] => (&[], v.as_slice()?),
             (false, _, _) => return Err(PyValueError::new_err(format!("give {n} int actions, one per env"))),
-            (true, _, _) => return Err(PyValueError::new_err(format!("give values of shape ({n}, {})", l.num_actions))),
+            (true, _, _) => {
+                return Err(PyValueError::new_err(format!("give values of shape ({n}, {})", l.num_actions)))
+            }
         };
         let obs = PyArray2::<f32>::zeros(py, [n, l.obs_size], false);
         let rewards = PyArray2::<f64>::zeros(py, [n, l.players], false);
@@ -312,9 +350,15 @@ impl Batch {
         let masks = PyArray2::<bool>::zeros(py, [n, l.mask_width()], false);
         let success = PyArray1::<bool>::zeros(py, n, false);
         let player = PyArray1::<i64>::zeros(py, n, false);
-        let mut into = StepInto { rewards: data(&rewards)?, terminated: data(&term)?, truncated: data(&trunc)?,
-                                  obs: Some(data(&obs)?), masks: Some(data(&masks)?), success: Some(data(&success)?),
-                                  player: Some(data(&player)?) };
+        let mut into = StepInto {
+            rewards: data(&rewards)?,
+            terminated: data(&term)?,
+            truncated: data(&trunc)?,
+            obs: Some(data(&obs)?),
+            masks: Some(data(&masks)?),
+            success: Some(data(&success)?),
+            player: Some(data(&player)?),
+        };
         let mut inner = self.enter(py)?;
         let views = inner.envs.split(0..n, self.threads()).map_err(to_py)?;
         let mut parts = Vec::new();
@@ -326,8 +370,11 @@ impl Batch {
         let flags = StepFlags { autoreset, illegal_noop };
         self.parallel(py, views, parts, |v, out| {
             let r = v.envs();
-            let a = if l.continuous { Actions::Values(&vals[r.start * l.num_actions..r.end * l.num_actions]) }
-                    else { Actions::Discrete(&acts[r.clone()]) };
+            let a = if l.continuous {
+                Actions::Values(&vals[r.start * l.num_actions..r.end * l.num_actions])
+            } else {
+                Actions::Discrete(&acts[r.clone()])
+            };
             v.step(r, a, flags, out)
         })?;
         Ok((obs, rewards, term, trunc, masks, success, player))
@@ -336,8 +383,9 @@ impl Batch {
     /// `steps` random legal steps per env, run entirely in Rust on the batch's threads.
     /// Returns (steps, episodes, successes, return_sum, length_sum).
     #[pyo3(signature = (steps, seed, start=None, end=None, observe=false))]
-    fn random_steps(&self, py: Python<'_>, steps: u64, seed: u64, start: Option<usize>, end: Option<usize>,
-                    observe: bool) -> PyResult<(u64, u64, u64, f64, u64)> {
+    fn random_steps(
+        &self, py: Python<'_>, steps: u64, seed: u64, start: Option<usize>, end: Option<usize>, observe: bool,
+    ) -> PyResult<(u64, u64, u64, f64, u64)> {
         let envs = self.range(start, end)?;
         let mut inner = self.enter(py)?;
         let views = inner.envs.split(envs, self.threads()).map_err(to_py)?;
@@ -350,7 +398,9 @@ impl Batch {
     /// envs, each from a reset and cut after `max_len` steps. Returns a dict: episodes,
     /// cut, steps, successes, length_sum and `returns` (per player, summed).
     #[pyo3(signature = (episodes, seed, max_len))]
-    fn random_episodes<'py>(&self, py: Python<'py>, episodes: u64, seed: u64, max_len: u64) -> PyResult<Bound<'py, PyDict>> {
+    fn random_episodes<'py>(
+        &self, py: Python<'py>, episodes: u64, seed: u64, max_len: u64,
+    ) -> PyResult<Bound<'py, PyDict>> {
         let n = self.sizes.num_envs as u64;
         let quota: Vec<u64> = (0..n).map(|i| episodes / n + u64::from(i < episodes % n)).collect();
         let mut inner = self.enter(py)?;
@@ -358,8 +408,13 @@ impl Batch {
         let parts: Vec<&[u64]> = views.iter().map(|v| &quota[v.envs()]).collect();
         let r = total(self.parallel(py, views, parts, |v, q| v.random_episodes(q, max_len, seed))?);
         let d = PyDict::new(py);
-        for (k, v) in [("episodes", r.episodes), ("cut", r.cut), ("steps", r.steps), ("successes", r.successes),
-                       ("length_sum", r.length_sum)] {
+        for (k, v) in [
+            ("episodes", r.episodes),
+            ("cut", r.cut),
+            ("steps", r.steps),
+            ("successes", r.successes),
+            ("length_sum", r.length_sum),
+        ] {
             d.set_item(k, v)?;
         }
         d.set_item("returns", r.player_returns[..self.layout.players.min(MAX_REPORTED_PLAYERS)].to_vec())?;
@@ -368,8 +423,9 @@ impl Batch {
 
     /// Symmetry `k` of env `i`: (obs permutation [obs_size], action permutation [num_actions]).
     /// Feature `j` of an observation becomes feature `obs[j]`; action `a` becomes `act[a]`.
-    fn twist<'py>(&self, py: Python<'py>, i: usize, k: usize)
-                  -> PyResult<(Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<u32>>)> {
+    fn twist<'py>(
+        &self, py: Python<'py>, i: usize, k: usize,
+    ) -> PyResult<(Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<u32>>)> {
         let i = self.index(i)?;
         let twists = self._loaded.table.twists as usize;
         if k >= twists {

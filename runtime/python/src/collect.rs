@@ -15,8 +15,10 @@ use crate::policy::Policy;
 
 /// One field of every range's rollout as one numpy array, `[steps, num_envs]`, or
 /// `[steps, num_envs, width]` with a `width`.
-fn stack<'py, T: Element + Copy>(py: Python<'py>, parts: &mut [(usize, Rollout)], field: fn(&mut Rollout) -> &mut Vec<T>,
-                                 steps: usize, n: usize, width: Option<usize>) -> PyResult<Bound<'py, PyAny>> {
+fn stack<'py, T: Element + Copy>(
+    py: Python<'py>, parts: &mut [(usize, Rollout)], field: fn(&mut Rollout) -> &mut Vec<T>, steps: usize, n: usize,
+    width: Option<usize>,
+) -> PyResult<Bound<'py, PyAny>> {
     let w = width.unwrap_or(1);
     let full = if let [(_, only)] = parts {
         std::mem::take(field(only))
@@ -54,20 +56,36 @@ fn stack<'py, T: Element + Copy>(py: Python<'py>, parts: &mut [(usize, Rollout)]
 #[pyo3(signature = (batch, policy, steps, seed, gamma=0.99, lam=0.95, deterministic=false, twists=None, log_std=None,
                     reward_scale=1.0, opponent=None, seats=None, pool_prob=0.0))]
 #[allow(clippy::too_many_arguments)]
-pub fn collect<'py>(py: Python<'py>, batch: &Batch, policy: &Policy, steps: usize, seed: u64, gamma: f32, lam: f32,
-                    deterministic: bool, twists: Option<Vec<(PyReadonlyArray1<'py, u32>, PyReadonlyArray1<'py, u32>)>>,
-                    log_std: Option<PyReadonlyArray1<'py, f32>>, reward_scale: f32, opponent: Option<PyRef<'py, Policy>>,
-                    seats: Option<Bound<'py, PyArray1<i64>>>, pool_prob: f64) -> PyResult<Bound<'py, PyDict>> {
+pub fn collect<'py>(
+    py: Python<'py>, batch: &Batch, policy: &Policy, steps: usize, seed: u64, gamma: f32, lam: f32,
+    deterministic: bool, twists: Option<Vec<(PyReadonlyArray1<'py, u32>, PyReadonlyArray1<'py, u32>)>>,
+    log_std: Option<PyReadonlyArray1<'py, f32>>, reward_scale: f32, opponent: Option<PyRef<'py, Policy>>,
+    seats: Option<Bound<'py, PyArray1<i64>>>, pool_prob: f64,
+) -> PyResult<Bound<'py, PyDict>> {
     let (l, n) = (batch.layout, batch.sizes.num_envs);
     if l.players == 1 && seats.is_some() {
         return Err(PyValueError::new_err("an opponent and seats are for two-player games"));
     }
-    let twists = twists.unwrap_or_default().iter()
-        .map(|(o, a)| Ok(invalid(Twist::new(o.as_slice()?.to_vec(), a.as_slice()?.to_vec(), l.obs_size, l.num_actions))?))
+    let twists = twists
+        .unwrap_or_default()
+        .iter()
+        .map(|(o, a)| {
+            Ok(invalid(Twist::new(o.as_slice()?.to_vec(), a.as_slice()?.to_vec(), l.obs_size, l.num_actions))?)
+        })
         .collect::<PyResult<Vec<Twist>>>()?;
     let log_std = log_std.map(|ls| ls.as_slice().map(<[f32]>::to_vec)).transpose()?;
-    let cfg = Collect { steps, seed, gamma, lam, deterministic, twists: &twists, log_std: log_std.as_deref(),
-                        reward_scale, opponent: opponent.as_deref().map(|p| &p.inner), pool_prob };
+    let cfg = Collect {
+        steps,
+        seed,
+        gamma,
+        lam,
+        deterministic,
+        twists: &twists,
+        log_std: log_std.as_deref(),
+        reward_scale,
+        opponent: opponent.as_deref().map(|p| &p.inner),
+        pool_prob,
+    };
     invalid(cfg.check(&l, &policy.inner))?;
     let mut own_seats = vec![-1i64; n];
     let mut seats_rw = match &seats {
@@ -90,8 +108,10 @@ pub fn collect<'py>(py: Python<'py>, batch: &Batch, policy: &Policy, steps: usiz
     let mut held = batch.enter(py)?;
     let inner = &mut *held;
     let views = inner.envs.split(0..n, batch.threads()).map_err(to_py)?;
-    let parts: Vec<_> = chunks(&mut inner.episode_returns, &views, 1).into_iter()
-        .zip(chunks(seat_slice, &views, 1)).collect();
+    let parts: Vec<_> = chunks(&mut inner.episode_returns, &views, 1)
+        .into_iter()
+        .zip(chunks(seat_slice, &views, 1))
+        .collect();
     let policy = &policy.inner;
     let mut rollouts = batch.parallel(py, views, parts, |v, (returns, seats)| {
         Ok((v.envs().len(), collect_range(v, policy, &cfg, returns, seats)?))

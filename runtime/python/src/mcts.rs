@@ -6,7 +6,9 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use twisterl_core::host::Layout;
-use twisterl_core::search::{self as core_search, check_play, merge, scratch_range, Agent, AgentOptions, Kind, PlayOptions};
+use twisterl_core::search::{
+    self as core_search, check_play, merge, scratch_range, Agent, AgentOptions, Kind, PlayOptions,
+};
 
 use crate::batch::{Batch, Inner};
 use crate::error::{invalid, to_py};
@@ -17,8 +19,19 @@ use crate::policy::Policy;
 /// dirichlet_alpha, dirichlet_frac, rollout_limit, twists.
 fn agent(d: &Bound<'_, PyAny>, layout: &Layout) -> PyResult<Agent> {
     let d = d.cast::<PyDict>().map_err(|_| PyValueError::new_err("each agent is a dict of search options"))?;
-    let known = ["kind", "policy", "simulations", "c_puct", "uct_c", "fpu", "leaf_batch", "dirichlet_alpha",
-                 "dirichlet_frac", "rollout_limit", "twists"];
+    let known = [
+        "kind",
+        "policy",
+        "simulations",
+        "c_puct",
+        "uct_c",
+        "fpu",
+        "leaf_batch",
+        "dirichlet_alpha",
+        "dirichlet_frac",
+        "rollout_limit",
+        "twists",
+    ];
     for k in d.keys() {
         let k: String = k.extract()?;
         if !known.contains(&k.as_str()) {
@@ -27,9 +40,9 @@ fn agent(d: &Bound<'_, PyAny>, layout: &Layout) -> PyResult<Agent> {
     }
     fn get<'py, T: FromPyObjectOwned<'py>>(d: &Bound<'py, PyDict>, key: &str, what: &str, default: T) -> PyResult<T> {
         match d.get_item(key)? {
-            Some(v) if !v.is_none() => v.extract::<T>().map_err(|_| {
-                PyValueError::new_err(format!("search option `{key}` must be {what}"))
-            }),
+            Some(v) if !v.is_none() => {
+                v.extract::<T>().map_err(|_| PyValueError::new_err(format!("search option `{key}` must be {what}")))
+            }
             _ => Ok(default),
         }
     }
@@ -38,8 +51,11 @@ fn agent(d: &Bound<'_, PyAny>, layout: &Layout) -> PyResult<Agent> {
         "net" => Kind::Net,
         "rollout" => Kind::Rollout,
         "random" => Kind::Random,
-        other => return Err(PyValueError::new_err(format!(
-            "agent kind must be \"net\", \"rollout\" or \"random\", not {other:?}"))),
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "agent kind must be \"net\", \"rollout\" or \"random\", not {other:?}"
+            )))
+        }
     };
     let options = AgentOptions {
         kind,
@@ -53,8 +69,13 @@ fn agent(d: &Bound<'_, PyAny>, layout: &Layout) -> PyResult<Agent> {
         rollout_limit: get(d, "rollout_limit", "usize", o.rollout_limit)?,
     };
     let policy = match (kind, d.get_item("policy")?) {
-        (Kind::Net, Some(p)) => Some(p.cast::<Policy>()
-            .map_err(|_| PyValueError::new_err("policy must be a twisterl._core.Policy"))?.borrow().inner.clone()),
+        (Kind::Net, Some(p)) => Some(
+            p.cast::<Policy>()
+                .map_err(|_| PyValueError::new_err("policy must be a twisterl._core.Policy"))?
+                .borrow()
+                .inner
+                .clone(),
+        ),
         _ => None,
     };
     let twists = get(d, "twists", "a list of (obs permutation, action permutation)", Vec::new())?;
@@ -62,11 +83,14 @@ fn agent(d: &Bound<'_, PyAny>, layout: &Layout) -> PyResult<Agent> {
 }
 
 /// The games and scratch batches of one call, held, checked to be two batches of one plugin.
-fn hold<'a>(py: Python<'_>, games: &'a Batch, scratch: &'a Batch)
-            -> PyResult<(std::sync::MutexGuard<'a, Inner>, std::sync::MutexGuard<'a, Inner>)> {
+fn hold<'a>(
+    py: Python<'_>, games: &'a Batch, scratch: &'a Batch,
+) -> PyResult<(std::sync::MutexGuard<'a, Inner>, std::sync::MutexGuard<'a, Inner>)> {
     if std::ptr::eq(games, scratch) {
-        return Err(PyValueError::new_err("the scratch batch must be another batch than the games (the search \
-                                          overwrites its envs)"));
+        return Err(PyValueError::new_err(
+            "the scratch batch must be another batch than the games (the search \
+                                          overwrites its envs)",
+        ));
     }
     let held = Batch::enter_two(py, games, scratch)?;
     if !std::ptr::eq(held.0.envs.table(), held.1.envs.table()) {
@@ -87,13 +111,24 @@ fn hold<'a>(py: Python<'_>, games: &'a Batch, scratch: &'a Batch)
 #[pyo3(signature = (games, scratch, agents, num_games, seed, temperature=1.0, temp_moves=0, record=false,
                     max_moves=100_000, tries=1, retry_temperature=1.0, start_state=None))]
 #[allow(clippy::too_many_arguments)]
-pub fn play<'py>(py: Python<'py>, games: &Batch, scratch: &Batch, agents: &Bound<'py, PyList>, num_games: usize,
-                 seed: u64, temperature: f32, temp_moves: usize, record: bool, max_moves: usize, tries: usize,
-                 retry_temperature: f32, start_state: Option<Vec<f64>>) -> PyResult<Bound<'py, PyDict>> {
+pub fn play<'py>(
+    py: Python<'py>, games: &Batch, scratch: &Batch, agents: &Bound<'py, PyList>, num_games: usize, seed: u64,
+    temperature: f32, temp_moves: usize, record: bool, max_moves: usize, tries: usize, retry_temperature: f32,
+    start_state: Option<Vec<f64>>,
+) -> PyResult<Bound<'py, PyDict>> {
     let l = games.layout;
     let agents: Vec<Agent> = agents.iter().map(|d| agent(&d, &l)).collect::<PyResult<_>>()?;
-    let opts = PlayOptions { num_games: num_games * tries, tries, seed, temperature, temp_moves, retry_temperature,
-                             record, max_moves, start_state };
+    let opts = PlayOptions {
+        num_games: num_games * tries,
+        tries,
+        seed,
+        temperature,
+        temp_moves,
+        retry_temperature,
+        record,
+        max_moves,
+        start_state,
+    };
     let (num_slots, scratch_len) = (games.sizes.num_envs, scratch.sizes.num_envs);
     check_play(&agents, &opts, &l, num_slots, scratch_len).map_err(to_py)?;
     let (mut g, mut s) = hold(py, games, scratch)?;
@@ -106,13 +141,16 @@ pub fn play<'py>(py: Python<'py>, games: &Batch, scratch: &Batch, agents: &Bound
         scratches.push(head);
         rest = tail;
     }
-    let played = games.parallel(py, views, scratches, |v, mut sv| core_search::play(v, &mut sv, &agents, &opts, num_slots))?;
+    let played =
+        games.parallel(py, views, scratches, |v, mut sv| core_search::play(v, &mut sv, &agents, &opts, num_slots))?;
     drop((g, s));
     let (outcomes, rec) = merge(played, opts.num_games, &l);
     let (n, p) = (outcomes.len(), l.players);
     let d = PyDict::new(py);
-    let returns: Vec<f64> = outcomes.iter().flat_map(|o| (0..p).map(|k| o.returns.get(k).copied().unwrap_or(0.0))).collect();
-    let seats: Vec<i64> = outcomes.iter().flat_map(|o| (0..p).map(|k| o.seats.get(k).map_or(0, |&s| s as i64))).collect();
+    let returns: Vec<f64> =
+        outcomes.iter().flat_map(|o| (0..p).map(|k| o.returns.get(k).copied().unwrap_or(0.0))).collect();
+    let seats: Vec<i64> =
+        outcomes.iter().flat_map(|o| (0..p).map(|k| o.seats.get(k).map_or(0, |&s| s as i64))).collect();
     d.set_item("returns", PyArray1::from_vec(py, returns).reshape([n, p])?)?;
     d.set_item("seats", PyArray1::from_vec(py, seats).reshape([n, p])?)?;
     d.set_item("lengths", PyArray1::from_iter(py, outcomes.iter().map(|o| o.length as i64)))?;
@@ -121,7 +159,8 @@ pub fn play<'py>(py: Python<'py>, games: &Batch, scratch: &Batch, agents: &Bound
     d.set_item("actions", PyList::new(py, outcomes.iter().map(|o| o.actions.clone()))?)?;
     if record {
         let rows = rec.len();
-        let (a, o, z) = (l.num_actions, if l.sparse() { 0 } else { l.obs_size }, if l.sparse() { l.nnz_max } else { 0 });
+        let (a, o, z) =
+            (l.num_actions, if l.sparse() { 0 } else { l.obs_size }, if l.sparse() { l.nnz_max } else { 0 });
         d.set_item("obs", PyArray1::from_vec(py, rec.obs).reshape([rows, o])?)?;
         d.set_item("obs_indices", PyArray1::from_vec(py, rec.indices).reshape([rows, z])?)?;
         d.set_item("obs_counts", PyArray1::from_vec(py, rec.counts))?;
@@ -140,9 +179,9 @@ pub fn play<'py>(py: Python<'py>, games: &Batch, scratch: &Batch, agents: &Bound
 #[pyfunction]
 #[pyo3(signature = (games, slot, scratch, agent, seed))]
 #[allow(clippy::type_complexity)]
-pub fn search<'py>(py: Python<'py>, games: &Batch, slot: usize, scratch: &Batch, agent: &Bound<'py, PyDict>,
-                   seed: u64) -> PyResult<(Bound<'py, PyArray1<f32>>, f64, i64, Bound<'py, PyArray1<f32>>,
-                                          Bound<'py, PyArray1<f32>>)> {
+pub fn search<'py>(
+    py: Python<'py>, games: &Batch, slot: usize, scratch: &Batch, agent: &Bound<'py, PyDict>, seed: u64,
+) -> PyResult<(Bound<'py, PyArray1<f32>>, f64, i64, Bound<'py, PyArray1<f32>>, Bound<'py, PyArray1<f32>>)> {
     let agent = self::agent(agent, &games.layout)?;
     let n = games.sizes.num_envs;
     if slot >= n {
@@ -153,6 +192,11 @@ pub fn search<'py>(py: Python<'py>, games: &Batch, slot: usize, scratch: &Batch,
     let (mut root, mut work) = (g.envs.envs(0..n).map_err(to_py)?, s.envs.envs(0..scratch_len).map_err(to_py)?);
     let found = crate::error::detached(py, || core_search::search(&mut root, slot, &mut work, &agent, seed))?;
     let best = found.best.map_or(-1, i64::from);
-    Ok((PyArray1::from_vec(py, found.visits), found.value, best, PyArray1::from_vec(py, found.priors),
-        PyArray1::from_vec(py, found.q)))
+    Ok((
+        PyArray1::from_vec(py, found.visits),
+        found.value,
+        best,
+        PyArray1::from_vec(py, found.priors),
+        PyArray1::from_vec(py, found.q),
+    ))
 }

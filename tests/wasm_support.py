@@ -50,14 +50,16 @@ def target_dir() -> Path:
     return Path(os.environ.get("TWISTERL_TEST_WASM_TARGET") or workdir() / "target")
 
 
-def exported(name: str, run_dir: Optional[Path] = None, weights: str = "auto") -> Exported:
-    """examples/NAME.twl exported once per session (with the policy of `run_dir`)."""
-    key = (name, str(run_dir), weights)
+def exported(name: str, run_dir: Optional[Path] = None, weights: str = "auto", search: bool = False) -> Exported:
+    """examples/NAME.twl exported once per session (with the policy of `run_dir`, or with
+    `Env.search` and no policy)."""
+    key = (name, str(run_dir), weights, search)
     if key not in _state:
         require_tools()
         out = workdir() / f"{name}-{len(_state)}"
         _state[key] = export_wasm(str(ROOT / "examples" / f"{name}.twl"), str(out),
-                                  str(run_dir) if run_dir else None, weights=weights, target_dir=target_dir())
+                                  str(run_dir) if run_dir else None, weights=weights, target_dir=target_dir(),
+                                  search=search)
     return _state[key]
 
 

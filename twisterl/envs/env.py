@@ -18,6 +18,7 @@ from typing import Any, Optional, Sequence
 import gymnasium
 import numpy as np
 
+from .. import _core
 
 I64_MIN, I64_MAX = -(2**63), 2**63 - 1
 #: Most threads one batch may use (the runtime refuses more).
@@ -142,12 +143,11 @@ class EnvClass:
 
     def translate(self, exc: RuntimeError) -> EnvError:
         """A `_core` fault as an `EnvError` naming the `.twl` file and line."""
-        args = exc.args
-        if len(args) < 5:
+        if not isinstance(exc, _core.EnvFault):
             return EnvError(str(exc))
-        message, kind, line, col, env_index = args[:5]
-        if kind == "BadParam" and len(args) >= 6 and 0 <= args[5] < len(self.params):
-            name = list(self.params)[args[5]]
+        message, kind, line, col, env_index = exc.message, exc.kind, exc.line, exc.col, exc.env
+        if kind == "BadParam" and 0 <= exc.a < len(self.params):
+            name = list(self.params)[exc.a]
             message = f"param `{name}` of {self.name} has a value the env cannot take"
         if line:
             text = self._lines[line - 1].rstrip() if 0 < line <= len(self._lines) else ""

@@ -136,11 +136,9 @@ def write_policy_file(run_dir: str, env_name: str, path: Path, source_path: Opti
     file compiles to, with the run's params (its name, observation and actions). The format
     is in runtime/wasm/src/agent.rs."""
     try:
-        import numpy as np
-        from safetensors.numpy import save_file
+        import safetensors  # noqa: F401  (save_policy writes with it)
 
         from ..train.checkpoints import load_policy
-        from ..train.nets import BasicPolicy, policy_layers
         from ..train.rundir import CheckpointError, find_run
     except ImportError as exc:
         raise ExportError(f"--policy needs the training extras ({exc.name} is not installed): "
@@ -157,31 +155,52 @@ def write_policy_file(run_dir: str, env_name: str, path: Path, source_path: Opti
         raise ExportError(f"--policy {run_dir}: {exc}") from None
     if cfg.get("env") != env_name:
         raise ExportError(f"--policy {run_dir} was trained on env {cfg.get('env')!r}, not {env_name!r}")
-    if not isinstance(net, BasicPolicy):
-        raise ExportError(f"--policy {run_dir}: only BasicPolicy networks can be exported")
-    _, trunk, policy_head, value_head = policy_layers(net)
-    parts = {"trunk": trunk, "policy_head": policy_head, "value_head": value_head}
-    supported = {"linear", "relu", "tanh", "gelu_tanh", "layernorm"}
-    for part, layers in parts.items():
-        for k, layer in enumerate(layers):
-            if layer[0] not in supported:
-                raise ExportError(f"--policy {run_dir}: {part} layer {k} is a `{layer[0]}`, which the WebAssembly "
-                                  f"runtime cannot run (it runs {', '.join(sorted(supported))})")
-    tensors: dict[str, np.ndarray] = {}
     info = {"format": "twisterl-policy-v1", "env": env_name, "checkpoint": which,
             "params": json.dumps(cfg.get("params", {}), sort_keys=True),
             "difficulty": str(int(meta.get("difficulty", 0))),
             "success_rate": str(meta.get("success_rate", "")), "iteration": str(meta.get("iteration", ""))}
-    for part, layers in parts.items():
+    try:
+        return save_policy(net, path, info)
+    except TypeError as exc:
+        raise ExportError(f"--policy {run_dir}: {exc}") from None
+
+
+def save_policy(net, path: Path, info: dict) -> dict:
+    """Write `net` (any network `nets.to_rust` takes: basic, conv, residual, actor-critic or
+    Gaussian) as a policy file for the wasm runtime, with the metadata `info`; returns the
+    metadata written. The format is in runtime/wasm/src/agent.rs."""
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    from ..train.nets import policy_layers
+
+    inputs, trunk, policy_head, value_head = policy_layers(net)
+    info = {**info, "format": "twisterl-policy-v1", "inputs": str(inputs)}
+    tensors: dict[str, np.ndarray] = {}
+
+    def f32(a) -> np.ndarray:
+        return np.ascontiguousarray(a, dtype=np.float32)
+
+    def put(part: str, layers: list) -> None:
         info[part] = ",".join(layer[0] for layer in layers)
         for k, layer in enumerate(layers):
-            if layer[0] == "linear":
-                tensors[f"{part}.{k}.weight"] = np.ascontiguousarray(layer[1], dtype=np.float32)
-                tensors[f"{part}.{k}.bias"] = np.ascontiguousarray(layer[2], dtype=np.float32)
-            elif layer[0] == "layernorm":
-                tensors[f"{part}.{k}.gamma"] = np.ascontiguousarray(layer[1], dtype=np.float32)
-                tensors[f"{part}.{k}.beta"] = np.ascontiguousarray(layer[2], dtype=np.float32)
-                info[f"{part}.{k}.eps"] = repr(float(layer[3]))
+            name, kind = f"{part}.{k}", layer[0]
+            if kind in ("linear", "conv2d"):
+                tensors[f"{name}.weight"], tensors[f"{name}.bias"] = f32(layer[1]), f32(layer[2])
+            if kind == "conv2d":
+                for key, pair in zip(("stride", "padding", "input"), layer[3:6]):
+                    info[f"{name}.{key}"] = ",".join(str(int(v)) for v in pair)
+            elif kind == "layernorm":
+                tensors[f"{name}.gamma"], tensors[f"{name}.beta"] = f32(layer[1]), f32(layer[2])
+                info[f"{name}.eps"] = repr(float(layer[3]))
+            elif kind == "residual":
+                put(name, layer[1])
+
+    for part, layers in (("trunk", trunk), ("policy_head", policy_head), ("value_head", value_head)):
+        put(part, layers)
+    log_std = getattr(net, "log_std", None)
+    if log_std is not None:
+        tensors["log_std"] = f32(log_std.detach().cpu().numpy())
     save_file(tensors, str(path), metadata=info)
     return info
 
@@ -380,8 +399,10 @@ def _table_exports(data):
 
 
 def export_wasm(path: str, out_dir: str, run_dir: Optional[str] = None, *, weights: str = "auto",
-                optimize: bool = True, target_dir: Optional[Path] = None) -> Exported:
-    """Export the env in `path` (and the policy of `run_dir`) as a WebAssembly bundle."""
+                optimize: bool = True, target_dir: Optional[Path] = None, search: bool = False) -> Exported:
+    """Export the env in `path` (and the policy of `run_dir`) as a WebAssembly bundle. With
+    a policy, or with `search`, the package's `Env` can `search(...)` (pure MCTS without a
+    policy); without either the module stays small."""
     from ..dsl import check_file
     from ..dsl.diagnostics import render_text
     start = time.perf_counter()
@@ -404,11 +425,11 @@ def export_wasm(path: str, out_dir: str, run_dir: Optional[str] = None, *, weigh
     (cache_dir() / "locks").mkdir(parents=True, exist_ok=True)
     with open(cache_dir() / "locks" / f"wasm-{stem}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        return _export_locked(env, path, out, stem, run_dir, weights, optimize, target_dir, tools, start)
+        return _export_locked(env, path, out, stem, run_dir, weights, optimize, target_dir, tools, start, search)
 
 
 def _export_locked(env, path: str, out: Path, stem: str, run_dir: Optional[str], weights: str, optimize: bool,
-                   target_dir: Optional[Path], tools: Tools, start: float) -> Exported:
+                   target_dir: Optional[Path], tools: Tools, start: float, search: bool) -> Exported:
     work = cache_dir() / "wasm-src" / stem
     if work.exists():
         shutil.rmtree(work)
@@ -428,7 +449,7 @@ def _export_locked(env, path: str, out: Path, stem: str, run_dir: Optional[str],
             shutil.copy2(policy_path, out / "policy.safetensors")
     crates = write_wasm_crates(env, work, core_source_dir(), _runtime_crate(),
                                work / "policy.safetensors" if policy_embedded else None,
-                               with_policy=policy_info is not None)
+                               with_policy=policy_info is not None, with_search=search)
 
     target = Path(target_dir) if target_dir else cache_dir() / "wasm-target"
     build_env = dict(os.environ, RUSTUP_TOOLCHAIN=tools.toolchain, CARGO_TARGET_DIR=str(target),

@@ -330,6 +330,15 @@ impl<E: Env> Batch<E> {
         std::slice::from_raw_parts_mut(self.ptr.add(start), end - start)
     }
 
+    pub fn slots(&self) -> &[Slot<E>] {
+        &self.slots
+    }
+
+    /// The slots, mutably, with the bounds of a continuous action's values.
+    pub fn slots_and_bounds(&mut self) -> (&mut [Slot<E>], &[f64], &[f64]) {
+        (&mut self.slots, &self.lows, &self.highs)
+    }
+
     pub fn slot_mut(&mut self, i: usize) -> &mut Slot<E> {
         &mut self.slots[i]
     }

@@ -19,11 +19,6 @@ use pyo3::prelude::*;
 /// Set by the SIGINT hook; cleared when a call starts.
 pub static FLAG: AtomicBool = AtomicBool::new(false);
 
-/// Whether the user asked the current work to stop.
-pub fn requested() -> bool {
-    FLAG.load(Ordering::Relaxed)
-}
-
 /// The handler that was installed before the hook, and its `sa_flags`.
 static PREVIOUS: AtomicUsize = AtomicUsize::new(0);
 static PREVIOUS_FLAGS: AtomicUsize = AtomicUsize::new(0);

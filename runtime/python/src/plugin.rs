@@ -6,11 +6,12 @@ use libloading::Library;
 use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyFloat;
-use twisterl_core::abi::{FaultOut, Handle, PluginV1, ABI_VERSION, CORE_VERSION};
+use twisterl_core::abi::{PluginV1, ABI_VERSION, CORE_VERSION};
 use twisterl_core::param::Param;
+use twisterl_core::plugin::PluginBatch;
 
 use crate::batch::Batch;
-use crate::error::fault_error;
+use crate::error::detached;
 
 /// A loaded plugin. The library stays loaded as long as any batch made from it lives.
 pub struct Loaded {
@@ -107,13 +108,9 @@ impl Plugin {
             return Err(PyValueError::new_err(format!("num_threads must be in 1..={MAX_THREADS}, not {num_threads}")));
         }
         crate::interrupt::arm();
-        let mut out = FaultOut::empty();
         let table = self.loaded.table;
-        let handle = py.detach(|| unsafe { (table.create)(params.as_ptr(), params.len(), num_envs, seed, &mut out) as usize })
-            as Handle;
-        if handle.is_null() {
-            return Err(fault_error(&out));
-        }
-        Batch::new(self.loaded.clone(), handle, num_threads)
+        // SAFETY: `load_plugin` checked the table's ABI and core version; `Batch` keeps the library loaded.
+        let envs = detached(py, || unsafe { PluginBatch::create(table, &params, num_envs, seed) })?;
+        Batch::new(self.loaded.clone(), envs, num_threads)
     }
 }

@@ -1,4 +1,5 @@
-// The TwisteRL browser player: play an exported env by hand, or watch its bundled policy.
+// The TwisteRL browser player: play an exported env by hand, or watch its bundled policy,
+// and, when the package can search (`Env.search`), see the visit counts of a search.
 // It reads bundle.json (written by `twisterl export --wasm`), loads the wasm-pack package
 // it names, and drives its `Env` class. Plain ES modules, no build step.
 
@@ -18,7 +19,45 @@ const ui = {
   episodes: 0,
   solved: 0,
   counted: false,   // the current episode's end was counted
+  searches: 0,      // searches so far: the seed of the next one
 };
+
+const canSearch = () => ui.env && typeof ui.env.search === "function";
+
+// Search from the current state; show each action's visits on its button. Returns the
+// most visited action, or -1.
+function search() {
+  const env = ui.env;
+  if (!canSearch() || env.done) return -1;
+  const simulations = Math.max(1, Math.floor(Number($("simulations").value) || 1));
+  let found;
+  try {
+    found = env.search({ simulations, seed: ui.searches++ });
+  } catch (e) {
+    showError(`The search failed: ${e.message}`);
+    return -1;
+  }
+  const visits = Array.from(found.visits);
+  const action = found.action;
+  const value = found.value;
+  found.free();
+  for (const b of $("actions").querySelectorAll("button[data-action]")) {
+    const a = Number(b.dataset.action);
+    b.textContent = `${ui.names[a]} · ${visits[a]}`;
+    b.classList.toggle("best", a === action);
+  }
+  $("search-note").textContent = `${simulations} simulations: value ${value.toFixed(3)} for the player to move; `
+    + `the numbers are each action's visits.`;
+  return action;
+}
+
+function clearVisits() {
+  for (const b of $("actions").querySelectorAll("button[data-action]")) {
+    if (b.dataset.action !== "values") b.textContent = ui.names[Number(b.dataset.action)];
+    b.classList.remove("best");
+  }
+  $("search-note").textContent = "";
+}
 
 function showError(message) {
   const box = $("error");
@@ -134,6 +173,8 @@ function newEnv(keepPlaying = false) {
   }
   ui.names = env.actionNames();
   buildActions();
+  $("search-controls").hidden = !canSearch() || ui.names.length === 0;
+  $("search-note").textContent = "";
   draw();
 }
 
@@ -187,6 +228,7 @@ function buildActions() {
 function humanStep(action) {
   stopAgent();
   if (ui.env.done) return;
+  clearVisits();
   try {
     const result = ui.env.step(action);
     result.free();
@@ -209,7 +251,8 @@ function agentStep() {
     return;
   }
   try {
-    const result = env.agentStep({ deterministic: $("deterministic").checked });
+    const searched = $("play-search").checked ? search() : -1;
+    const result = searched >= 0 ? env.step(searched) : env.agentStep({ deterministic: $("deterministic").checked });
     result.free();
   } catch (e) {
     stopAgent();
@@ -316,7 +359,7 @@ function draw() {
     const a = b.dataset.action;
     b.disabled = env.done || (mask !== null && a !== "values" && !mask[Number(a)]);
   }
-  const agentReady = ui.policy && !ui.agentProblem;
+  const agentReady = (ui.policy && !ui.agentProblem) || (canSearch() && $("play-search").checked);
   $("agent-step").disabled = !agentReady;
   $("play").disabled = !agentReady;
   $("agent-note").textContent = !ui.policy
@@ -367,6 +410,11 @@ async function main() {
     agentStep();
   });
   $("play").addEventListener("click", togglePlay);
+  $("search").addEventListener("click", () => {
+    stopAgent();
+    search();
+  });
+  $("play-search").addEventListener("change", draw);
   $("speed").addEventListener("input", () => {
     $("speed-value").textContent = $("speed").value;
   });

@@ -1,15 +1,27 @@
 //! A bundled policy: read from a safetensors file written by `twisterl export`, run with
-//! the runtime core's forward pass and masked sampling.
+//! the runtime core's forward pass and masked sampling (or, for continuous actions, a
+//! diagonal Gaussian around the policy head's means).
 //!
 //! The file holds each part of the network (`trunk`, `policy_head`, `value_head`) as a
 //! list of layers. Its metadata names the layer kinds in order, for example
-//! `"trunk": "linear,relu,linear,relu"`, and the tensors are `trunk.0.weight` (torch's
-//! `[out, in]` layout), `trunk.0.bias`, `trunk.k.gamma`/`beta` for a LayerNorm, whose
-//! epsilon is the metadata entry `trunk.k.eps`.
+//! `"trunk": "linear,relu,residual,relu"`, and the tensors of layer `k` of a part are named
+//! `PART.k.NAME`:
+//!
+//! | kind | tensors | metadata |
+//! |---|---|---|
+//! | `linear` | `weight` (torch's `[out, in]`), `bias` | |
+//! | `layernorm` | `gamma`, `beta` | `PART.k.eps` |
+//! | `conv2d` | `weight` (`[out, in, kh, kw]`), `bias` | `PART.k.stride`, `.padding`, `.input`: "a,b" |
+//! | `residual` | its body's, as the part `PART.k` | `PART.k`: the body's kinds |
+//! | `relu`, `tanh`, `gelu_tanh` | | |
+//!
+//! `inputs` (metadata) is how many observation values the network reads (else its first
+//! layer, which must then be linear, says); a `log_std` tensor makes it a Gaussian policy
+//! over continuous action values.
 
 use std::collections::BTreeMap;
 
-use twisterl_core::policy::{sample_masked, Activation, Input, Layer, Policy, Workspace};
+use twisterl_core::policy::{sample_masked, Activation, Conv2d, Input, Layer, Policy, Workspace};
 use twisterl_core::rng::Rng;
 
 use crate::json::{quote, Json};
@@ -21,6 +33,8 @@ pub const FORMAT: &str = "twisterl-policy-v1";
 #[derive(Debug)]
 pub struct Agent {
     pub policy: Policy,
+    /// A Gaussian policy's log standard deviation per action value.
+    pub log_std: Option<Vec<f32>>,
     ws: Workspace,
     logits: Vec<f32>,
     value: [f32; 1],
@@ -31,7 +45,9 @@ pub struct Agent {
 
 impl Clone for Agent {
     fn clone(&self) -> Agent {
-        Agent::new(self.policy.clone(), self.meta.clone())
+        let mut agent = Agent::new(self.policy.clone(), self.meta.clone());
+        agent.log_std.clone_from(&self.log_std);
+        agent
     }
 }
 
@@ -43,7 +59,8 @@ struct Tensor<'a> {
 impl Agent {
     pub fn new(policy: Policy, meta: BTreeMap<String, String>) -> Agent {
         let n = policy.num_actions;
-        Agent { policy, ws: Workspace::default(), logits: vec![0.0; n], value: [0.0], rng: Rng::new(0, u64::MAX), meta }
+        Agent { policy, log_std: None, ws: Workspace::default(), logits: vec![0.0; n], value: [0.0],
+                rng: Rng::new(0, u64::MAX), meta }
     }
 
     /// Read a policy file; its first layer says how many observation values it reads.
@@ -52,25 +69,30 @@ impl Agent {
         if meta.get("format").map(String::as_str) != Some(FORMAT) {
             return Err(format!("this is not a twisterl policy file (its metadata has no format \"{FORMAT}\")"));
         }
-        let mut parts: Vec<Vec<Layer>> = Vec::new();
+        let mut parts = Vec::new();
         for part in ["trunk", "policy_head", "value_head"] {
-            let kinds = meta.get(part).ok_or_else(|| format!("the policy file does not describe its {part}"))?;
-            let mut layers = Vec::new();
-            for (k, kind) in kinds.split(',').filter(|s| !s.is_empty()).enumerate() {
-                layers.push(read_layer(part, k, kind, &meta, &tensors)?);
-            }
-            parts.push(layers);
+            parts.push(read_part(part, &meta, &tensors)?);
         }
         let value_head = parts.pop().unwrap_or_default();
         let policy_head = parts.pop().unwrap_or_default();
         let trunk = parts.pop().unwrap_or_default();
-        let obs_size = match trunk.first() {
-            Some(Layer::Linear { inputs, .. }) => *inputs,
-            _ => return Err("the policy's first layer must be linear".to_string()),
+        let obs_size = match (meta.get("inputs"), trunk.first()) {
+            (Some(n), _) => n.parse::<usize>().map_err(|_| format!("the policy file's `inputs` is {n:?}, not a count"))?,
+            (None, Some(Layer::Linear { inputs, .. })) => *inputs,
+            (None, _) => return Err("the policy file does not say how many inputs it reads".to_string()),
         };
         let policy = Policy::new(obs_size, trunk, policy_head, value_head)
             .map_err(|e| format!("the policy file is inconsistent: {e}"))?;
-        Ok(Agent::new(policy, meta))
+        let log_std = match tensors.get("log_std") {
+            Some(t) if t.shape != [policy.num_actions] => {
+                return Err(format!("log_std must have one value per action value ({})", policy.num_actions));
+            }
+            Some(t) => Some(floats(t)),
+            None => None,
+        };
+        let mut agent = Agent::new(policy, meta);
+        agent.log_std = log_std;
+        Ok(agent)
     }
 
     /// Whether the policy can play an env with these sizes; the error says why not.
@@ -119,14 +141,46 @@ impl Agent {
         let (action, _) = sample_masked(&self.logits, mask, &mut self.rng, deterministic);
         Ok(action)
     }
+
+    /// Continuous action values for one observation (a Gaussian policy): the means, or a
+    /// draw around them with the policy's standard deviations.
+    pub fn act_values(&mut self, obs: &[f32], deterministic: bool) -> Result<Vec<f64>, String> {
+        let log_std = self.log_std.clone().ok_or("this policy chooses action numbers, not action values")?;
+        self.evaluate(obs)?;
+        Ok(self.logits.iter().zip(&log_std).map(|(&mean, ls)| {
+            let z = if deterministic { 0.0 } else { self.rng.normal() as f32 };
+            (mean + ls.exp() * z) as f64
+        }).collect())
+    }
+}
+
+fn floats(t: &Tensor<'_>) -> Vec<f32> {
+    t.data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+}
+
+/// The layers of part `part`, whose kinds the metadata entry `part` lists.
+fn read_part(part: &str, meta: &BTreeMap<String, String>, tensors: &BTreeMap<String, Tensor<'_>>)
+             -> Result<Vec<Layer>, String> {
+    let kinds = meta.get(part).ok_or_else(|| format!("the policy file does not describe its {part}"))?;
+    kinds.split(',').filter(|s| !s.is_empty()).enumerate().map(|(k, kind)| read_layer(part, k, kind, meta, tensors))
+        .collect()
+}
+
+/// A metadata pair "a,b" of layer `name`.
+fn pair(meta: &BTreeMap<String, String>, name: &str) -> Result<(usize, usize), String> {
+    let bad = || format!("the policy file's {name} must be two counts like \"1,1\"");
+    let text = meta.get(name).ok_or_else(bad)?;
+    match text.split(',').map(|v| v.trim().parse::<usize>()).collect::<Result<Vec<_>, _>>() {
+        Ok(v) if v.len() == 2 => Ok((v[0], v[1])),
+        _ => Err(bad()),
+    }
 }
 
 fn read_layer(part: &str, k: usize, kind: &str, meta: &BTreeMap<String, String>,
               tensors: &BTreeMap<String, Tensor<'_>>) -> Result<Layer, String> {
     let tensor = |name: &str| -> Result<Vec<f32>, String> {
         let key = format!("{part}.{k}.{name}");
-        let t = tensors.get(&key).ok_or_else(|| format!("the policy file has no tensor {key}"))?;
-        Ok(t.data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+        tensors.get(&key).map(floats).ok_or_else(|| format!("the policy file has no tensor {key}"))
     };
     match kind {
         "linear" => {
@@ -147,6 +201,21 @@ fn read_layer(part: &str, k: usize, kind: &str, meta: &BTreeMap<String, String>,
                 .and_then(|e| e.parse::<f32>().ok())
                 .ok_or_else(|| format!("{part} layer {k}: the LayerNorm has no epsilon"))?;
             Ok(Layer::LayerNorm { gamma: tensor("gamma")?, beta: tensor("beta")?, eps })
+        }
+        "residual" => Ok(Layer::Residual(read_part(&format!("{part}.{k}"), meta, tensors)?)),
+        "conv2d" => {
+            let key = format!("{part}.{k}.weight");
+            let shape = tensors.get(&key).map(|t| t.shape.clone()).unwrap_or_default();
+            if shape.len() != 4 {
+                return Err(format!("{key} must be a 4-D tensor [out, in, kernel_h, kernel_w]"));
+            }
+            let name = |what: &str| format!("{part}.{k}.{what}");
+            let (stride, padding, input) = (pair(meta, &name("stride"))?, pair(meta, &name("padding"))?,
+                                            pair(meta, &name("input"))?);
+            Conv2d::from_torch(&tensor("weight")?, &tensor("bias")?, shape[1], shape[0], (shape[2], shape[3]), stride,
+                               padding, input)
+                .map(Layer::Conv2d)
+                .map_err(|e| format!("{part} layer {k}: {e}"))
         }
         other => Err(format!("{part} layer {k} is a `{other}`, which the WebAssembly runtime cannot run")),
     }
@@ -244,6 +313,33 @@ mod tests {
         assert_eq!(agent.act(&[2.0, 1.0, 0.0], &[true, true], true).unwrap(), 0);
         assert_eq!(agent.act(&[2.0, 1.0, 0.0], &[false, true], true).unwrap(), 1);
         assert!(agent.act(&[2.0, 1.0, 0.0], &[false, false], true).is_err());
+    }
+
+    #[test]
+    fn reads_convolutions_residual_blocks_and_gaussian_policies() {
+        let bytes = file(
+            &[
+                ("trunk.0.weight", vec![1, 1, 1, 1], vec![2.0]),
+                ("trunk.0.bias", vec![1], vec![0.5]),
+                ("policy_head.0.0.weight", vec![4, 4], (0..16).map(|i| if i % 5 == 0 { 1.0 } else { 0.0 }).collect()),
+                ("policy_head.0.0.bias", vec![4], vec![0.0; 4]),
+                ("policy_head.1.weight", vec![2, 4], vec![1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0]),
+                ("policy_head.1.bias", vec![2], vec![0.0, -1.0]),
+                ("value_head.0.weight", vec![1, 4], vec![1.0; 4]),
+                ("value_head.0.bias", vec![1], vec![0.0]),
+                ("log_std", vec![2], vec![0.0, 0.0]),
+            ],
+            &[("format", FORMAT), ("inputs", "4"), ("trunk", "conv2d,relu"), ("trunk.0.stride", "1,1"),
+              ("trunk.0.padding", "0,0"), ("trunk.0.input", "2,2"), ("policy_head", "residual,linear"),
+              ("policy_head.0", "linear"), ("value_head", "linear")],
+        );
+        let mut agent = Agent::from_safetensors(&bytes).unwrap();
+        // conv: 2x + 0.5 = [2.5, 4.5, 0.5, 6.5]; residual doubles it; the head picks rows 0 and 3.
+        let (logits, value) = agent.evaluate(&[1.0, 2.0, 0.0, 3.0]).unwrap();
+        assert_eq!(logits, &[5.0, 12.0]);
+        assert_eq!(value, 14.0);
+        assert_eq!(agent.act_values(&[1.0, 2.0, 0.0, 3.0], true).unwrap(), vec![5.0, 12.0]);
+        assert!(Agent::from_safetensors(&tiny()).unwrap().act_values(&[0.0; 3], true).is_err());
     }
 
     #[test]

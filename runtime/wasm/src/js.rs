@@ -3,6 +3,8 @@
 
 use wasm_bindgen::prelude::*;
 
+use twisterl_core::search::{AgentOptions, Kind};
+
 use crate::params::{number, ParamValue};
 use crate::session::seed_from;
 
@@ -138,6 +140,62 @@ pub fn deterministic(options: &JsValue) -> Result<bool, String> {
     flag.as_bool().ok_or_else(|| format!("options.deterministic must be a bool, not {}", kind(&flag)))
 }
 
+/// What `Env.search(options)` asks for: the settings, the seed, and the kind if one was named.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Search {
+    pub options: AgentOptions,
+    pub seed: u64,
+    pub kind: Option<Kind>,
+}
+
+/// The options of `Env.search`; see `SearchOptions` below.
+pub fn search_options(options: &JsValue) -> Result<Search, String> {
+    const KEYS: &[&str] = &["kind", "simulations", "cPuct", "uctC", "fpu", "leafBatch", "dirichletAlpha",
+                            "dirichletFrac", "rolloutLimit", "seed"];
+    let mut out = Search { options: AgentOptions::default(), seed: 0, kind: None };
+    if options.is_undefined() || options.is_null() {
+        return Ok(out);
+    }
+    for key in keys(options) {
+        if !KEYS.contains(&key.as_str()) {
+            return Err(format!("unknown option `{key}` (the options are: {})", KEYS.join(", ")));
+        }
+    }
+    let o = &mut out.options;
+    let count = |key: &str, min: f64, default: usize| -> Result<usize, String> {
+        let v = get(options, key);
+        if v.is_undefined() { Ok(default) } else { Ok(whole(&v, &format!("options.{key}"), min)? as usize) }
+    };
+    let real = |key: &str, default: f32| -> Result<f32, String> {
+        let v = get(options, key);
+        match v.as_f64() {
+            _ if v.is_undefined() => Ok(default),
+            Some(x) if x.is_finite() => Ok(x as f32),
+            _ => Err(format!("options.{key} must be a finite number, not {}", kind(&v))),
+        }
+    };
+    o.simulations = count("simulations", 1.0, o.simulations)?;
+    o.leaf_batch = count("leafBatch", 1.0, o.leaf_batch)?;
+    o.rollout_limit = count("rolloutLimit", 0.0, o.rollout_limit)?;
+    o.c_puct = real("cPuct", o.c_puct)?;
+    o.uct_c = real("uctC", o.uct_c)?;
+    o.fpu = real("fpu", o.fpu)?;
+    o.dirichlet_alpha = real("dirichletAlpha", o.dirichlet_alpha)?;
+    o.dirichlet_frac = real("dirichletFrac", o.dirichlet_frac)?;
+    let seed = get(options, "seed");
+    if !seed.is_undefined() {
+        out.seed = seed_from(seed.as_f64().ok_or_else(|| format!("options.seed must be a number, not {}", kind(&seed)))?)?;
+    }
+    let named = get(options, "kind");
+    out.kind = match named.as_string().as_deref() {
+        _ if named.is_undefined() => None,
+        Some("net") => Some(Kind::Net),
+        Some("rollout") => Some(Kind::Rollout),
+        _ => return Err(format!("options.kind must be \"net\" or \"rollout\", not {}", kind(&named))),
+    };
+    Ok(out)
+}
+
 /// The TypeScript types of the options objects.
 #[wasm_bindgen(typescript_custom_section)]
 const OPTION_TYPES: &str = r#"
@@ -151,6 +209,29 @@ export interface EnvOptions {
   difficulty?: number;
   /** `VecEnv` only: how many envs. Default 1. */
   numEnvs?: number;
+}
+
+/** Options of `Env.search`: the search settings of `twisterl.mcts`. */
+export interface SearchOptions {
+  /** "net": AlphaZero's PUCT on the env's policy; "rollout": pure MCTS. Default: "net" when the env has a policy. */
+  kind?: "net" | "rollout";
+  /** Simulations from the root. Default 100. */
+  simulations?: number;
+  /** PUCT's exploration constant. Default 1.5. */
+  cPuct?: number;
+  /** UCT's exploration constant (pure MCTS). Default 2. */
+  uctC?: number;
+  /** The value of unvisited children under PUCT. Default 0. */
+  fpu?: number;
+  /** Leaves evaluated per forward pass. Default 1. */
+  leafBatch?: number;
+  /** Dirichlet noise at the root: its alpha (default 0.3) and weight (default 0: none). */
+  dirichletAlpha?: number;
+  dirichletFrac?: number;
+  /** The most steps of one random playout. Default 100000. */
+  rolloutLimit?: number;
+  /** The seed of the search's random stream: the same state and seed give the same search. Default 0. */
+  seed?: number;
 }
 
 /** Options of `Policy.act` and `Env.agentStep`. */
@@ -168,4 +249,7 @@ extern "C" {
     /// `ActOptions` in TypeScript.
     #[wasm_bindgen(typescript_type = "ActOptions")]
     pub type ActOptions;
+    /// `SearchOptions` in TypeScript.
+    #[wasm_bindgen(typescript_type = "SearchOptions")]
+    pub type SearchOptions;
 }

@@ -4,9 +4,12 @@
 //! Every fallible call returns `Result<_, String>`: the message names the `.twl` file
 //! and line for run-time faults, so a binding only has to turn it into its host's error.
 
-use twisterl_core::batch::Slot;
+use twisterl_core::batch::{Batch, Slot};
 use twisterl_core::env::Env;
 use twisterl_core::fault::Fault;
+use twisterl_core::host::{Error, Host};
+use twisterl_core::policy::Policy;
+use twisterl_core::search::{self, Agent as SearchAgent, AgentOptions, Searched};
 
 #[cfg(feature = "policy")]
 use crate::agent::Agent;
@@ -100,6 +103,13 @@ impl<E: Env> Session<E> {
         self.info.describe(&f)
     }
 
+    fn error(&self, e: Error) -> String {
+        match e {
+            Error::Fault { fault, .. } => self.fault(fault),
+            Error::Invalid(message) => message,
+        }
+    }
+
     pub fn set_difficulty(&mut self, difficulty: i64) -> Result<(), String> {
         if difficulty < 0 {
             return Err(format!("difficulty must be a non-negative int, not {difficulty}"));
@@ -170,26 +180,42 @@ impl<E: Env> Session<E> {
     }
 
     #[cfg(feature = "policy")]
-    /// Let `agent` choose the next action from the current observation and mask, and take it.
-    pub fn agent_step(&mut self, agent: &mut Agent, deterministic: bool) -> Result<(usize, StepInfo), String> {
+    /// Let `agent` choose the next action (or action values) from the current observation
+    /// and mask, and take it; the action number is -1 for action values.
+    pub fn agent_step(&mut self, agent: &mut Agent, deterministic: bool) -> Result<(i64, StepInfo), String> {
         self.check_started()?;
-        if E::CONTINUOUS {
-            return Err("the bundled policy plays discrete actions only".to_string());
-        }
         if self.slot.over {
             return Err(Fault::new(twisterl_core::fault::FaultKind::EpisodeOver, twisterl_core::fault::at(0, 0), 0, 0, 0)
                 .describe());
         }
-        agent.check_fits(self.obs.len(), self.mask.len())?;
+        agent.check_fits(self.obs.len(), self.slot.env.num_actions())?;
         let mut obs = std::mem::take(&mut self.obs);
+        let observed = self.slot.env.observe_dense(&mut obs).map_err(|f| self.fault(f));
+        if E::CONTINUOUS {
+            let values = observed.and_then(|_| agent.act_values(&obs, deterministic));
+            self.obs = obs;
+            return Ok((-1, self.step_values(&values?)?));
+        }
         let mut mask = std::mem::take(&mut self.mask);
-        let picked = self.slot.env.observe_dense(&mut obs).map_err(|f| self.fault(f))
-            .and_then(|_| self.slot.env.legal(&mut mask).map_err(|f| self.fault(f)))
+        let picked = observed.and_then(|_| self.slot.env.legal(&mut mask).map_err(|f| self.fault(f)))
             .and_then(|_| agent.act(&obs, &mask, deterministic));
         self.obs = obs;
         self.mask = mask;
-        let action = picked?;
-        Ok((action, self.step(action as i64)?))
+        let action = picked? as i64;
+        Ok((action, self.step(action)?))
+    }
+
+    /// A search from the current state (see `twisterl_core::search`): with `policy`, AlphaZero's
+    /// PUCT on its priors and values, else pure MCTS. The env is left unchanged; the same
+    /// state and seed give the same search as natively.
+    pub fn search(&self, options: AgentOptions, policy: Option<Policy>, seed: u64) -> Result<Searched, String> {
+        self.check_started()?;
+        let made = |f: Fault| format!("cannot set up the search: {}", f.describe());
+        let mut games = Batch::<E>::new(&self.params, 1, 0).map_err(made)?;
+        games.slot_mut(0).clone_from(&self.slot);
+        let agent = SearchAgent::new(options, policy, Vec::new(), &games.layout())?;
+        let mut scratch = Batch::<E>::new(&self.params, options.leaf_batch, 0).map_err(made)?;
+        search::search(&mut games, 0, &mut scratch, &agent, seed).map_err(|e| self.error(e))
     }
 
     pub fn observation(&self) -> Result<Vec<f32>, String> {

@@ -1,0 +1,137 @@
+"""The OpenSpiel ports in examples/ play exactly as pyspiel does, step for step.
+
+pyspiel plays random games in the OpenSpiel venv (bench/setup_anchors.sh openspiel;
+`$BENCH_VENVS/openspiel`, default ~/.cache/twisterl-bench/openspiel), through
+tests/openspiel_trace.py; each game is replayed here in our env, and at every step the
+legal action ids, the player to move, termination and the returns must be the same. For
+the first games the whole board is compared too, against pyspiel's observation tensor.
+Each game's trace must also show its rare rules (passes, multi-jumps, extra turns...),
+so the comparison covers them. Without the OpenSpiel venv the tests skip.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pytest
+
+HERE = Path(__file__).resolve().parent
+VENV = Path(os.environ.get("BENCH_VENVS", Path.home() / ".cache" / "twisterl-bench")) / "openspiel"
+PYTHON = VENV / "bin" / "python"
+
+pytestmark = pytest.mark.usefixtures("build_cache")
+
+GAMES_PER_PORT = 200
+BOARDS = 20  # games whose boards are compared at every step
+
+
+def need_openspiel() -> None:
+    if not PYTHON.exists():
+        pytest.skip(f"no OpenSpiel venv at {VENV} (run bench/setup_anchors.sh openspiel)")
+
+
+def trace(game: str, params: dict, games: int, seed: int, boards: int) -> list[dict]:
+    out = subprocess.run([str(PYTHON), str(HERE / "openspiel_trace.py"), game, json.dumps(params), str(games),
+                          str(seed), str(boards)], capture_output=True, text=True, timeout=300)
+    if out.returncode != 0:
+        raise RuntimeError(f"openspiel_trace.py {game} failed:\n{out.stderr}")
+    return [json.loads(line) for line in out.stdout.splitlines()]
+
+
+def tensor_set(items: list) -> set:
+    """pyspiel's nonzero observation entries as a set of (index, value)."""
+    return {(i, 1.0) if isinstance(i, int) else (i[0], float(i[1])) for i in items}
+
+
+def ones(indices) -> set:
+    return {(int(i), 1.0) for i in indices}
+
+
+# --- our state, written as pyspiel's observation tensor (player 0's) -----------------
+
+def planes(cells: np.ndarray, plane_of: dict) -> set:
+    """One-hot planes [k, cells]: cell i with value v is on in plane plane_of[v]."""
+    n = cells.size
+    return ones(plane_of[int(v)] * n + i for i, v in enumerate(cells.reshape(-1)))
+
+
+def breakthrough_board(s: dict, params: dict) -> set:
+    return planes(np.asarray(s["board"]), {1: 0, 2: 1, 0: 2})
+
+
+PORTS: dict[str, dict] = {
+    "breakthrough": dict(twl="breakthrough", params={}, board=breakthrough_board),
+}
+
+
+def replay(port: str, games: int = GAMES_PER_PORT, seed: int = 0, boards: int = BOARDS,
+           ospiel_params: dict | None = None, twl_params: dict | None = None) -> list[dict]:
+    """Replays pyspiel's random games in our env, asserting agreement at every step.
+    Returns the traces (for the rare-rule checks)."""
+    import twisterl
+
+    need_openspiel()
+    spec = PORTS[port]
+    ospiel_params = spec["params"] if ospiel_params is None else ospiel_params
+    twl_params = spec.get("twl_params", {}) if twl_params is None else twl_params
+    records = trace(spec.get("game", port), ospiel_params, games, seed, boards)
+    cls = twisterl.compile(HERE.parent / "examples" / f"{spec['twl']}.twl")
+    env = cls(**twl_params)
+    board: Callable | None = spec.get("board")
+    for g, rec in enumerate(records):
+        _, info = env.reset(seed=g)
+        returns = np.zeros(2)
+        done = False
+        for k, (player, legal, want_returns, terminal) in enumerate(rec["steps"]):
+            where = f"{port} game {g} step {k} after {rec['actions'][:k]}"
+            assert done == terminal, where
+            np.testing.assert_allclose(returns, want_returns, err_msg=where)
+            if not terminal:
+                assert info["player"] == player, where
+                assert np.flatnonzero(info["action_mask"]).tolist() == legal, where
+            if board is not None and "boards" in rec:
+                assert board(env.get_state(named=True), ospiel_params) == tensor_set(rec["boards"][k]), where
+            if terminal:
+                break
+            _, _, term, trunc, info = env.step(rec["actions"][k])
+            assert not trunc, where
+            returns += info["rewards"]
+            done = term
+    return records
+
+
+def same_player_runs(rec: dict) -> list[int]:
+    """Lengths of the runs of consecutive moves by one player."""
+    players = [s[0] for s in rec["steps"] if not s[3]]
+    runs, n = [], 1
+    for a, b in zip(players, players[1:]):
+        if a == b:
+            n += 1
+        else:
+            runs.append(n)
+            n = 1
+    runs.append(n)
+    return runs
+
+
+def finished(records: list[dict]) -> None:
+    """Every game went to its end, and both players won some."""
+    assert all(r["steps"][-1][3] for r in records)
+    outcomes = {tuple(r["steps"][-1][2]) for r in records}
+    assert (1.0, -1.0) in outcomes and (-1.0, 1.0) in outcomes, outcomes
+
+
+def test_breakthrough():
+    records = replay("breakthrough")
+    finished(records)
+    # captures (odd ids) and wins by reaching the far row and by taking every piece
+    assert any(a % 2 == 1 for r in records for a in r["actions"])
+
+
+def test_breakthrough_small_board():
+    replay("breakthrough", games=50, ospiel_params={"rows": 5, "columns": 4}, twl_params={"rows": 5, "cols": 4})

@@ -64,8 +64,18 @@ def breakthrough_board(s: dict, params: dict) -> set:
     return planes(np.asarray(s["board"]), {1: 0, 2: 1, 0: 2})
 
 
+def othello_board(s: dict, params: dict) -> set:
+    return planes(np.asarray(s["board"]), {0: 0, 1: 1, 2: 2})
+
+
+def clobber_board(s: dict, params: dict) -> set:
+    return planes(np.asarray(s["board"]), {1: 0, 2: 1, 0: 2})
+
+
 PORTS: dict[str, dict] = {
     "breakthrough": dict(twl="breakthrough", params={}, board=breakthrough_board),
+    "othello": dict(twl="othello", params={}, board=othello_board),
+    "clobber": dict(twl="clobber", params={}, board=clobber_board),
 }
 
 
@@ -135,3 +145,21 @@ def test_breakthrough():
 
 def test_breakthrough_small_board():
     replay("breakthrough", games=50, ospiel_params={"rows": 5, "columns": 4}, twl_params={"rows": 5, "cols": 4})
+
+
+def test_othello():
+    records = replay("othello")
+    finished(records)
+    assert any(r["steps"][-1][2] == [0.0, 0.0] for r in records)  # draws
+    passes = sum(r["actions"].count(64) for r in records)
+    assert passes > 0
+
+
+def test_clobber():
+    finished(replay("clobber"))
+
+
+def test_clobber_other_boards():
+    for rows, cols in ((4, 4), (3, 7)):
+        finished(replay("clobber", games=60, ospiel_params={"rows": rows, "columns": cols},
+                        twl_params={"rows": rows, "cols": cols}))

@@ -72,10 +72,20 @@ def clobber_board(s: dict, params: dict) -> set:
     return planes(np.asarray(s["board"]), {1: 0, 2: 1, 0: 2})
 
 
+def hex_board(s: dict, params: dict) -> set:
+    board, edge = np.asarray(s["board"]), np.asarray(s["edge"])
+    n = board.size
+    black = {0: 1, 1: 3, 2: 2, 3: 4}  # OpenSpiel's kBlack, kBlackNorth, kBlackSouth, kBlackWin
+    white = {0: -1, 1: -3, 2: -2, 3: -4}
+    cell = [0 if b == 0 else black[int(e)] if b == 1 else white[int(e)] for b, e in zip(board, edge)]
+    return ones((v + 4) * n + i for i, v in enumerate(cell))
+
+
 PORTS: dict[str, dict] = {
     "breakthrough": dict(twl="breakthrough", params={}, board=breakthrough_board),
     "othello": dict(twl="othello", params={}, board=othello_board),
     "clobber": dict(twl="clobber", params={}, board=clobber_board),
+    "hex": dict(twl="hex", params={}, board=hex_board),
 }
 
 
@@ -163,3 +173,13 @@ def test_clobber_other_boards():
     for rows, cols in ((4, 4), (3, 7)):
         finished(replay("clobber", games=60, ospiel_params={"rows": rows, "columns": cols},
                         twl_params={"rows": rows, "cols": cols}))
+
+
+def test_hex():
+    finished(replay("hex", games=100, boards=10))
+
+
+def test_hex_other_boards():
+    finished(replay("hex", games=100, ospiel_params={"board_size": 5}, twl_params={"rows": 5, "cols": 5}))
+    finished(replay("hex", games=50, ospiel_params={"num_rows": 4, "num_cols": 7},
+                    twl_params={"rows": 4, "cols": 7}))

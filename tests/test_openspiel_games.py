@@ -81,11 +81,27 @@ def hex_board(s: dict, params: dict) -> set:
     return ones((v + 4) * n + i for i, v in enumerate(cell))
 
 
+def dots_and_boxes_board(s: dict, params: dict) -> set:
+    rows, cols = params.get("num_rows", 2), params.get("num_cols", 2)
+    n = (rows + 1) * (cols + 1)  # OpenSpiel's cells: one per dot, each with h, v and box parts
+    state = np.zeros((n, 3), dtype=int)
+    h = np.asarray(s["h"]).reshape(rows + 1, cols)
+    v = np.asarray(s["v"]).reshape(rows, cols + 1)
+    box = np.asarray(s["box"]).reshape(rows, cols)
+    for r in range(rows + 1):
+        for c in range(cols + 1):
+            cell = r * (cols + 1) + c
+            state[cell] = [h[r, c] if c < cols else 0, v[r, c] if r < rows else 0,
+                           box[r, c] if r < rows and c < cols else 0]
+    return ones(state[cell, part] * n * 3 + cell * 3 + part for cell in range(n) for part in range(3))
+
+
 PORTS: dict[str, dict] = {
     "breakthrough": dict(twl="breakthrough", params={}, board=breakthrough_board),
     "othello": dict(twl="othello", params={}, board=othello_board),
     "clobber": dict(twl="clobber", params={}, board=clobber_board),
     "hex": dict(twl="hex", params={}, board=hex_board),
+    "dots_and_boxes": dict(twl="dots_and_boxes", params={}, board=dots_and_boxes_board),
 }
 
 
@@ -183,3 +199,19 @@ def test_hex_other_boards():
     finished(replay("hex", games=100, ospiel_params={"board_size": 5}, twl_params={"rows": 5, "cols": 5}))
     finished(replay("hex", games=50, ospiel_params={"num_rows": 4, "num_cols": 7},
                     twl_params={"rows": 4, "cols": 7}))
+
+
+def test_dots_and_boxes():
+    records = replay("dots_and_boxes")
+    finished(records)
+    assert max(max(same_player_runs(r)) for r in records) >= 3  # chained box completions
+
+
+def test_dots_and_boxes_bigger_boards_and_margins():
+    records = replay("dots_and_boxes", games=100, ospiel_params={"num_rows": 3, "num_cols": 4},
+                     twl_params={"num_rows": 3, "num_cols": 4})
+    finished(records)
+    assert max(max(same_player_runs(r)) for r in records) >= 5
+    records = replay("dots_and_boxes", games=100, ospiel_params={"num_rows": 3, "num_cols": 3, "utility_margin": True},
+                     twl_params={"num_rows": 3, "num_cols": 3, "utility_margin": True})
+    assert len({r["steps"][-1][2][0] for r in records}) >= 5  # margins, not just wins

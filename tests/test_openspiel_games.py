@@ -96,12 +96,18 @@ def dots_and_boxes_board(s: dict, params: dict) -> set:
     return ones(state[cell, part] * n * 3 + cell * 3 + part for cell in range(n) for part in range(3))
 
 
+def mancala_board(s: dict, params: dict) -> set:
+    values = [*s["board"], s["player"], s["moves"]]  # OpenSpiel's: the pits, player, move number
+    return {(i, float(v)) for i, v in enumerate(values) if v != 0}
+
+
 PORTS: dict[str, dict] = {
     "breakthrough": dict(twl="breakthrough", params={}, board=breakthrough_board),
     "othello": dict(twl="othello", params={}, board=othello_board),
     "clobber": dict(twl="clobber", params={}, board=clobber_board),
     "hex": dict(twl="hex", params={}, board=hex_board),
     "dots_and_boxes": dict(twl="dots_and_boxes", params={}, board=dots_and_boxes_board),
+    "mancala": dict(twl="mancala", params={}, board=mancala_board),
 }
 
 
@@ -215,3 +221,25 @@ def test_dots_and_boxes_bigger_boards_and_margins():
     records = replay("dots_and_boxes", games=100, ospiel_params={"num_rows": 3, "num_cols": 3, "utility_margin": True},
                      twl_params={"num_rows": 3, "num_cols": 3, "utility_margin": True})
     assert len({r["steps"][-1][2][0] for r in records}) >= 5  # margins, not just wins
+
+
+def mancala_captures(rec: dict) -> int:
+    """Moves that end in an empty pit of the mover's own, opposite a full pit, from the boards."""
+    n = 0
+    for k, a in enumerate(rec["actions"]):
+        before = dict(tensor_set(rec["boards"][k]))
+        after = dict(tensor_set(rec["boards"][k + 1]))
+        p = 0 if a < 7 else 1
+        home = 7 if p == 0 else 0
+        sown = int(before.get(a, 0))
+        n += after.get(home, 0) - before.get(home, 0) > (sown + 12) // 13  # more than sowing gives
+    return n
+
+
+def test_mancala():
+    records = replay("mancala", boards=50)
+    finished(records)
+    assert any(r["steps"][-1][2] == [0.0, 0.0] for r in records)  # draws
+    assert max(max(same_player_runs(r)) for r in records) >= 3  # extra turns, chained
+    assert sum(mancala_captures(r) for r in records[:50]) > 20
+

@@ -101,6 +101,12 @@ def mancala_board(s: dict, params: dict) -> set:
     return {(i, float(v)) for i, v in enumerate(values) if v != 0}
 
 
+def checkers_board(s: dict, params: dict) -> set:
+    # OpenSpiel's planes: white man, white king, black man, black king, empty
+    cells = [4 if b == 0 else (b - 1) * 2 + int(k) for b, k in zip(s["board"], s["king"])]
+    return ones(v * len(cells) + i for i, v in enumerate(cells))
+
+
 PORTS: dict[str, dict] = {
     "breakthrough": dict(twl="breakthrough", params={}, board=breakthrough_board),
     "othello": dict(twl="othello", params={}, board=othello_board),
@@ -108,6 +114,7 @@ PORTS: dict[str, dict] = {
     "hex": dict(twl="hex", params={}, board=hex_board),
     "dots_and_boxes": dict(twl="dots_and_boxes", params={}, board=dots_and_boxes_board),
     "mancala": dict(twl="mancala", params={}, board=mancala_board),
+    "checkers": dict(twl="checkers", params={}, board=checkers_board),
 }
 
 
@@ -243,3 +250,19 @@ def test_mancala():
     assert max(max(same_player_runs(r)) for r in records) >= 3  # extra turns, chained
     assert sum(mancala_captures(r) for r in records[:50]) > 20
 
+ 
+
+def test_checkers():
+    records = replay("checkers")
+    finished(records)
+    assert any(r["steps"][-1][2] == [0.0, 0.0] for r in records)  # draws by 40 quiet moves
+    jumps = multi = forced = kings = 0
+    for r in records:
+        for k, a in enumerate(r["actions"]):
+            player, legal = r["steps"][k][0], r["steps"][k][1]
+            if a % 2 == 1:
+                jumps += 1
+                multi += r["steps"][k + 1][0] == player  # the same piece jumps again
+            forced += all(x % 2 == 1 for x in legal)
+        kings += any(i // 64 in (1, 3) for b in r.get("boards", []) for i in b)
+    assert jumps > 100 and multi > 10 and forced > 100 and kings > 2, (jumps, multi, forced, kings)

@@ -107,6 +107,10 @@ def checkers_board(s: dict, params: dict) -> set:
     return ones(v * len(cells) + i for i, v in enumerate(cells))
 
 
+def amazons_board(s: dict, params: dict) -> set:
+    return planes(np.asarray(s["board"]), {0: 0, 1: 2, 2: 1, 3: 3})  # OpenSpiel: empty, O, X, arrow
+
+
 PORTS: dict[str, dict] = {
     "breakthrough": dict(twl="breakthrough", params={}, board=breakthrough_board),
     "othello": dict(twl="othello", params={}, board=othello_board),
@@ -115,6 +119,7 @@ PORTS: dict[str, dict] = {
     "dots_and_boxes": dict(twl="dots_and_boxes", params={}, board=dots_and_boxes_board),
     "mancala": dict(twl="mancala", params={}, board=mancala_board),
     "checkers": dict(twl="checkers", params={}, board=checkers_board),
+    "amazons": dict(twl="amazons", params={}, board=amazons_board),
 }
 
 
@@ -266,3 +271,14 @@ def test_checkers():
             forced += all(x % 2 == 1 for x in legal)
         kings += any(i // 64 in (1, 3) for b in r.get("boards", []) for i in b)
     assert jumps > 100 and multi > 10 and forced > 100 and kings > 2, (jumps, multi, forced, kings)
+
+
+def test_amazons():
+    records = replay("amazons", games=100, boards=10)
+    finished(records)
+    assert all(len(r["actions"]) % 3 == 0 for r in records)  # whole turns: pick, move, shoot
+
+
+def test_amazons_small_boards():
+    for size in (6, 8):
+        finished(replay("amazons", games=100, ospiel_params={"board_size": size}, twl_params={"size": size}))

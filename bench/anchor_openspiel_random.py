@@ -1,8 +1,9 @@
 """OpenSpiel's side of bench/games_vs_openspiel.py, run in OpenSpiel's own venv.
 
 For one game, prints three numbers: random-playout steps/s of OpenSpiel's C++ rollouts
-(`RandomRolloutEvaluator`, from the initial state, counted as rollouts/s times the mean
-game length), steps/s of a random-play loop in Python over pyspiel (legal_actions,
+(`RandomRolloutEvaluator`, run by a one-simulation `MCTSBot.mcts_search`, which
+evaluates the initial state with 16 rollouts; counted as rollouts/s times the mean game
+length), steps/s of a random-play loop in Python over pyspiel (legal_actions,
 a uniform choice, apply_action), and that mean game length.
 Usage: anchor_openspiel_random.py GAME PARAMS_JSON
 """
@@ -32,12 +33,14 @@ def main() -> None:
 
     loop = rate(python_loop)
     mean = sum(lengths) / len(lengths)
-    evaluator = pyspiel.RandomRolloutEvaluator(8, 0)
+    rollouts_per_search = 16
+    bot = pyspiel.MCTSBot(game, pyspiel.RandomRolloutEvaluator(rollouts_per_search, 0), 2.0, 1, 10_000, False, 0,
+                          False)
     start = game.new_initial_state()
 
     def rollouts() -> int:
-        evaluator.evaluate(start)
-        return 8
+        bot.mcts_search(start)
+        return rollouts_per_search
 
     print(f"{rate(rollouts) * mean:.1f} {loop:.1f} {mean:.2f}")
 

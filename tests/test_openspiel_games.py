@@ -11,6 +11,7 @@ so the comparison covers them. Without the OpenSpiel venv the tests skip.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -30,9 +31,19 @@ GAMES_PER_PORT = 200
 BOARDS = 20  # games whose boards are compared at every step
 
 
-def need_openspiel() -> None:
+@functools.cache
+def openspiel_missing() -> str:
     if not PYTHON.exists():
-        pytest.skip(f"no OpenSpiel venv at {VENV} (run bench/setup_anchors.sh openspiel)")
+        return f"no OpenSpiel venv at {VENV} (run bench/setup_anchors.sh openspiel)"
+    probe = subprocess.run([str(PYTHON), "-c", "import pyspiel"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        return f"pyspiel does not import in {VENV}: {probe.stderr.strip().splitlines()[-1:]}"
+    return ""
+
+
+def need_openspiel() -> None:
+    if openspiel_missing():
+        pytest.skip(openspiel_missing())
 
 
 def trace(game: str, params: dict, games: int, seed: int, boards: int) -> list[dict]:

@@ -25,8 +25,10 @@ SPARSE_SIGNAL = 0.03
 # of visits means something there, so the count bonus suits it.
 RECURRING_OBS = 0.1
 # gamma's effective horizon 1 / (1 - gamma) covers this many random episode lengths (a
-# policy that learns may take longer than random play, or survive longer), within bounds.
-HORIZON_LENGTHS, GAMMA_RANGE = 3, (0.98, 0.999)
+# policy that learns may take longer than random play, or survive longer), rounded to the
+# nearest of these values (on a log scale of 1 - gamma, so that probe noise rarely moves it).
+HORIZON_LENGTHS, GAMMA_STEPS = 3, (0.98, 0.99, 0.995, 0.998, 0.999)
+GAMMA_RANGE = (GAMMA_STEPS[0], GAMMA_STEPS[-1])
 # Dense features whose standard deviation is off 1 by more than this factor get normalised.
 SCALE_FACTOR = 10.0
 # The widths of the default networks.
@@ -132,12 +134,12 @@ def gamma(f: Facts, cfg: dict) -> Optional[Choice]:
         return Choice({"gamma": hi}, "rewards come only as episodes end, with no cost per step: discounting "
                                      "would only trade success for speed, so gamma is as high as it goes")
     h = f.horizon
-    step = 1.0 / (HORIZON_LENGTHS * h)
-    step = float(f"{step:.0e}")  # one significant digit
-    value = round(min(hi, max(lo, 1.0 - step)), 4)
+    ideal = 1.0 / (HORIZON_LENGTHS * h)
+    value = min(GAMMA_STEPS, key=lambda g: abs(math.log((1.0 - g) / ideal)))
     where = " at the curriculum's hardest level" if f.hardest is not None else ""
     return Choice({"gamma": value}, f"random episodes last ~{h:.0f} steps{where}: an effective horizon "
-                                    f"1/(1-gamma) of {HORIZON_LENGTHS}x that, within {lo} to {hi}")
+                                    f"1/(1-gamma) of about {HORIZON_LENGTHS}x that (the nearest of "
+                                    f"{', '.join(map(str, GAMMA_STEPS))})")
 
 
 def entropy(f: Facts, cfg: dict) -> Optional[Choice]:

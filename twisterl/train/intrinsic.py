@@ -19,6 +19,7 @@ Neither is saved in checkpoints: a resumed run starts with fresh counts (or netw
 
 from __future__ import annotations
 
+import time
 from typing import Optional
 
 import numpy as np
@@ -140,7 +141,6 @@ class RNDBonus:
 
     def learn(self, data: dict, deadline: Optional[float] = None, minibatch: int = 1024) -> None:
         """One epoch of the predictor over the rollout's observations, in shuffled minibatches."""
-        import time
         rows = dense_rows(data, self.obs_size)
         order = np.random.default_rng(int(self.obs_stats.count) % 2**32).permutation(rows.shape[0])
         for s in range(0, len(order), minibatch):

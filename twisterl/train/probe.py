@@ -13,9 +13,10 @@ import numpy as np
 
 # Random play that runs this long without ending means the env needs a step limit in training.
 PROBE_EPISODES, PROBE_LENGTH = 64, 1_000
-# The stepped probe: this many envs for at most this many steps each (or until
-# `PROBE_EPISODES` episodes ended); a few tens of milliseconds for the examples.
-STEP_ENVS, STEP_LENGTH = 64, 1_000
+# The stepped probe: this many envs for at most this many steps each, or until
+# `STEP_EPISODES` episodes ended (enough that a 3% signal is rarely a fluke); under a second
+# for the examples.
+STEP_ENVS, STEP_LENGTH, STEP_EPISODES = 64, 1_000, 256
 
 
 def auto_episode_limit(cls, params: dict, difficulty: int, seed: int) -> tuple[int, str]:
@@ -104,7 +105,7 @@ class Profile:
 def probe_env(cls, params: dict, difficulty: int, seed: int, max_episode_steps: int = 0) -> Profile:
     """Random legal play (uniform over the mask; uniform within the bounds for continuous
     actions) in `STEP_ENVS` envs for up to `STEP_LENGTH` steps, stopping once
-    `PROBE_EPISODES` episodes have ended: what it saw, with the spec's facts."""
+    `STEP_EPISODES` episodes have ended: what it saw, with the spec's facts."""
     vec = cls.vector(STEP_ENVS, seed=seed, difficulty=difficulty, max_episode_steps=max_episode_steps, **params)
     rng = np.random.default_rng(seed)
     space = vec.single_action_space
@@ -126,8 +127,10 @@ def probe_env(cls, params: dict, difficulty: int, seed: int, max_episode_steps: 
         if cls.continuous:
             actions = rng.uniform(space.low, space.high, size=(STEP_ENVS, *space.shape))
         else:
-            mask = info["action_mask"]
-            actions = np.array([rng.choice(np.flatnonzero(m)) if m.any() else 0 for m in mask])
+            # A uniform legal action: the highest of a random score per action, masked ones at -1.
+            scores = rng.random(info["action_mask"].shape)
+            scores[~info["action_mask"].astype(bool)] = -1.0
+            actions = scores.argmax(1)
         obs, reward, term, trunc, info = vec.step(actions)
         ended = term | trunc
         rewards.append(reward.astype(np.float64))
@@ -139,7 +142,7 @@ def probe_env(cls, params: dict, difficulty: int, seed: int, max_episode_steps: 
             lengths.append(ep_length[i])
             successes.append(bool(info["success"][i]))
         ep_return[ended], ep_length[ended] = 0.0, 0
-        if len(returns) >= PROBE_EPISODES:
+        if len(returns) >= STEP_EPISODES:
             break
     r, last = np.concatenate(rewards), np.concatenate(last_steps)
     values, counts = np.unique(r, return_counts=True)

@@ -143,3 +143,44 @@ def test_cliffwalking_slippery_matches_gymnasium_transition_frequencies(compiled
             dof += len(expected) - 1
     assert dof > 200
     assert chi2 < dof + 5 * np.sqrt(2 * dof), (chi2, dof)
+
+
+@pytest.mark.parametrize("map_name, gym_id", [("MAP_4X4", "FrozenLake-v1"), ("MAP_8X8", "FrozenLake8x8-v1")])
+def test_frozenlake_matches_gymnasium(compiled, map_name, gym_id):
+    """The map, the time limit and the slippery transition table of Gymnasium's FrozenLake
+    (4x4 and 8x8): every cell's and action's outcome frequencies against `P`."""
+    FrozenLake = compiled("frozenlake")
+    ref = gymnasium.make(gym_id)
+    size = ref.unwrapped.ncol
+    ours = FrozenLake(map_name=map_name, seed=4)
+    assert ours.observation_space.shape == (size * size,)
+    assert [line.replace(" ", "") for line in ours.render().replace("@", ".").splitlines()] == \
+        ["".join("H" if ch == b"H" else "G" if ch == b"G" else "." for ch in row) for row in ref.unwrapped.desc]
+    # The time limit: a walk that keeps bumping the top-left corner is truncated then.
+    ours.reset()
+    for t in range(ref.spec.max_episode_steps):
+        ours.set_state({"r": 0, "c": 0})
+        _, _, term, trunc, _ = ours.step(3)
+        assert not term and trunc == (t == ref.spec.max_episode_steps - 1), t
+    n, chi2, dof = 200, 0.0, 0
+    for s in range(size * size):
+        if ref.unwrapped.desc.flat[s] in (b"H", b"G"):
+            continue
+        for a in range(4):
+            expected = {}
+            for prob, s2, r2, term2 in ref.unwrapped.P[s][a]:
+                key = (int(s2), float(r2), bool(term2))
+                expected[key] = expected.get(key, 0.0) + prob
+            counts = dict.fromkeys(expected, 0)
+            for _ in range(n):
+                ours.reset()
+                ours.set_state({"r": s // size, "c": s % size})
+                obs, r, term, _, _ = ours.step(a)
+                key = (int(np.flatnonzero(obs)[0]), r, term)
+                assert key in counts, (s, a, key, sorted(expected))
+                counts[key] += 1
+            for key, prob in expected.items():
+                assert abs(counts[key] / n - prob) <= 5 * np.sqrt(prob * (1 - prob) / n) + 1e-9, (s, a, counts)
+                chi2 += (counts[key] - n * prob) ** 2 / (n * prob)
+            dof += len(expected) - 1
+    assert chi2 < dof + 5 * np.sqrt(2 * dof), (chi2, dof)

@@ -376,7 +376,7 @@ def test_train_picks_a_step_limit_for_an_env_that_never_ends(tmp_path, build_cac
     proc = subprocess.run([sys.executable, "-m", "twisterl", "train", path, "--config", str(mine), "--out",
                            str(tmp_path / "run2"), "--iterations", "2"], capture_output=True, text=True, timeout=300,
                           env=env)
-    assert proc.returncode == 0 and "auto:" not in proc.stdout
+    assert proc.returncode == 0 and "auto: max_episode_steps" not in proc.stdout
     rows = (tmp_path / "run2" / "metrics.csv").read_text().splitlines()
     assert len(rows) == 3 and "nan" not in rows[1].split(",")[3]  # episodes end: a mean return exists
 

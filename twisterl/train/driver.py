@@ -16,10 +16,9 @@ from typing import Any, Optional, Protocol, TextIO
 
 import numpy as np
 
-from .checkpoints import (check_network, env_checker, make_az_config, make_ppo_config, run_config,
-                          run_env)
+from .checkpoints import (CONTINUOUS_DEFAULTS, check_network, env_checker, make_az_config, make_ppo_config,
+                          run_config, run_env)
 from .config import MAX_SEED, load_config
-from .probe import auto_episode_limit
 from .rundir import CheckpointError, RunDir, check_env, env_identity, find_run, restore_optimizer
 
 
@@ -84,16 +83,22 @@ class Recipe(Protocol):
 class PPORecipe:
     algo = "ppo"
     best: Any = None
+    record: dict = {}
+    """what config.json keeps of the auto config: each chosen key's reason, and the probe"""
 
     def configure(self, overrides, cls, where, params, stream):
-        cfg = make_ppo_config(overrides, cls, where)
-        if "max_episode_steps" not in overrides:
-            limit, reason = auto_episode_limit(cls, params, cfg.difficulty, cfg.seed)
-            if limit:
-                print(f"auto: max_episode_steps {limit} because {reason} (set max_episode_steps to choose)",
-                      file=stream)
-                cfg = make_ppo_config({**overrides, "max_episode_steps": limit}, cls, where)
-        return cfg
+        """The user's keys (checked first), over the auto config's choices for this env (see
+        `twisterl.train.auto`), each printed with its reason."""
+        from .auto import auto_config
+        make_ppo_config(overrides, cls, where)
+        base = dict(CONTINUOUS_DEFAULTS) if cls.continuous else {}
+        chosen, choices, facts = auto_config(cls, params, overrides, base)
+        for choice in choices:
+            print(choice.line(), file=stream)
+        self.record = {"auto": {key: c.reason for c in choices for key in c.values},
+                       "probe": {"start": facts.start.to_dict(),
+                                 "hardest": facts.hardest.to_dict() if facts.hardest else None}}
+        return make_ppo_config({**chosen, **overrides}, cls, where)
 
     def learner(self, cls, cfg, params):
         from .ppo import PPO
@@ -277,7 +282,8 @@ def train(path: Optional[str], out: Optional[str] = None, config_path: Optional[
         identity = env_identity(cls, params, source)
         meta = {"env": cls.name, "obs_size": recipe.obs_size(learner), "num_actions": learner.num_actions}
         algo_field = {"algo": "az"} if recipe.algo == "az" else {}
-        run.create({**algo_field, "env_file": str(path), "params": params, "config": learner.config_dict(),
+        record = getattr(recipe, "record", {})
+        run.create({**algo_field, **record, "env_file": str(path), "params": params, "config": learner.config_dict(),
                     "policy": learner.policy_desc, "env_id": identity, **meta}, source)
         meta["env_id"] = identity
     print(recipe.header(cls, cfg, learner, run), file=stream)

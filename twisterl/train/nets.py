@@ -138,14 +138,33 @@ class ConvPolicy(nn.Module):
         return self.policy_head(h), self.value_head(h).squeeze(-1)
 
 
+class ObsNorm(nn.Module):
+    """`(obs - mean) * inv_std`, per feature, with statistics the learner sets (buffers, saved
+    with the weights); it exports as a diagonal linear layer."""
+
+    def __init__(self, size: int):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(size))
+        self.register_buffer("inv_std", torch.ones(size))
+
+    def set_stats(self, mean: np.ndarray, var: np.ndarray) -> None:
+        self.mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
+        self.inv_std.copy_(torch.as_tensor(1.0 / np.sqrt(np.asarray(var) + 1e-8), dtype=torch.float32))
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return (obs - self.mean) * self.inv_std
+
+
 class ActorCritic(nn.Module):
     """Separate actor and critic MLPs over a dense observation, orthogonally initialised
-    (gain sqrt(2), the actor's last layer 0.01, the critic's 1), as CleanRL's PPO."""
+    (gain sqrt(2), the actor's last layer 0.01, the critic's 1), as CleanRL's PPO; with
+    `norm_obs`, both read the observation through an `ObsNorm`."""
 
-    def __init__(self, obs_size: int, num_actions: int, hidden: Sequence[int] = (64, 64), activation: str = "tanh"):
+    def __init__(self, obs_size: int, num_actions: int, hidden: Sequence[int] = (64, 64), activation: str = "tanh",
+                 norm_obs: bool = False):
         super().__init__()
         self.obs_size, self.num_actions = obs_size, num_actions
-        self.trunk = nn.Sequential()
+        self.trunk = nn.Sequential(ObsNorm(obs_size)) if norm_obs else nn.Sequential()
         self.policy_head = mlp([obs_size, *hidden, num_actions], activation, last_activation=False)
         self.value_head = mlp([obs_size, *hidden, 1], activation, last_activation=False)
         for net, gain in ((self.policy_head, 0.01), (self.value_head, 1.0)):
@@ -155,6 +174,7 @@ class ActorCritic(nn.Module):
                 nn.init.zeros_(layer.bias)
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        obs = self.trunk(obs)
         return self.policy_head(obs), self.value_head(obs).squeeze(-1)
 
 
@@ -163,17 +183,23 @@ class GaussianPolicy(ActorCritic):
     value; `log_std` is learned, one per action value."""
 
     def __init__(self, obs_size: int, num_values: int, hidden: Sequence[int] = (64, 64),
-                 activation: str = "tanh", init_log_std: float = 0.0):
-        super().__init__(obs_size, num_values, hidden, activation)
+                 activation: str = "tanh", init_log_std: float = 0.0, norm_obs: bool = False):
+        super().__init__(obs_size, num_values, hidden, activation, norm_obs)
         self.log_std = nn.Parameter(torch.full((num_values,), float(init_log_std)))
 
 
 def describe_policy(obs_kind: str, obs_shape: Sequence[int], num_actions: int, continuous: bool,
                     embedding_size: int, common_layers: Sequence[int], conv_channels: Sequence[int] = (32, 32),
-                    init_log_std: float = 0.0, activation: str = "relu", network: str = "auto") -> dict:
+                    init_log_std: float = 0.0, activation: str = "relu", network: str = "auto",
+                    norm_obs: bool = False) -> dict:
     """The network for an env, as a description a run dir records (JSON). `network` "auto"
-    picks by the env's kind; "actor_critic" asks for separate actor and critic MLPs."""
+    picks by the env's kind; "actor_critic" asks for separate actor and critic MLPs.
+    `norm_obs` (actor-critic and Gaussian networks only) normalises the observation."""
     shape = [int(v) for v in obs_shape]
+    norm = {"norm_obs": True} if norm_obs else {}
+    if norm_obs and not (continuous or network == "actor_critic"):
+        raise ValueError("norm_obs needs separate actor and critic networks over a dense observation "
+                         "(network \"actor_critic\", or continuous actions)")
     if network not in ("auto", "actor_critic"):
         raise ValueError(f"network must be \"auto\" or \"actor_critic\", not {network!r}")
     if network == "actor_critic" and not continuous:
@@ -182,10 +208,10 @@ def describe_policy(obs_kind: str, obs_shape: Sequence[int], num_actions: int, c
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, not {activation!r}")
         return {"kind": "actor_critic", "obs_size": math.prod(shape), "num_actions": num_actions,
-                "hidden": [embedding_size, *common_layers], "activation": activation}
+                "hidden": [embedding_size, *common_layers], "activation": activation, **norm}
     if continuous:
         return {"kind": "gaussian", "obs_size": math.prod(shape), "num_actions": num_actions,
-                "hidden": [embedding_size, *common_layers], "init_log_std": init_log_std}
+                "hidden": [embedding_size, *common_layers], "init_log_std": init_log_std, **norm}
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, not {activation!r}")
     if obs_kind == "planes":
@@ -203,8 +229,9 @@ _DESC_FIELDS: dict[str, dict[str, Any]] = {
               "|activation": tuple(ACTIVATIONS)},
     "conv": {"obs_shape": True, "num_actions": _SIZE, "channels": True, "common_layers": True,
              "|activation": tuple(ACTIVATIONS)},
-    "actor_critic": {"obs_size": _SIZE, "num_actions": _SIZE, "hidden": True, "activation": tuple(ACTIVATIONS)},
-    "gaussian": {"obs_size": _SIZE, "num_actions": _SIZE, "hidden": True, "|init_log_std": float},
+    "actor_critic": {"obs_size": _SIZE, "num_actions": _SIZE, "hidden": True, "activation": tuple(ACTIVATIONS),
+                     "|norm_obs": bool},
+    "gaussian": {"obs_size": _SIZE, "num_actions": _SIZE, "hidden": True, "|init_log_std": float, "|norm_obs": bool},
 }
 
 
@@ -228,6 +255,8 @@ def check_description(desc: Any) -> None:
             ok = ok and (name != "obs_shape" or len(value) == 3)
         elif rule is float:
             ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        elif rule is bool:
+            ok = isinstance(value, bool)
         elif isinstance(rule, tuple) and isinstance(rule[0], str):
             ok = value in rule
         else:
@@ -255,16 +284,17 @@ def _build(desc: dict) -> nn.Module:
         return ConvPolicy(desc["obs_shape"], desc["num_actions"], desc["channels"], desc["common_layers"],
                           activation=desc.get("activation", "relu"))
     if kind == "actor_critic":
-        return ActorCritic(desc["obs_size"], desc["num_actions"], desc["hidden"], desc["activation"])
+        return ActorCritic(desc["obs_size"], desc["num_actions"], desc["hidden"], desc["activation"],
+                           norm_obs=desc.get("norm_obs", False))
     if kind == "gaussian":
         return GaussianPolicy(desc["obs_size"], desc["num_actions"], desc["hidden"],
-                              init_log_std=desc.get("init_log_std", 0.0))
+                              init_log_std=desc.get("init_log_std", 0.0), norm_obs=desc.get("norm_obs", False))
     raise ValueError(f"unknown policy kind {kind!r}; expected basic, conv, actor_critic or gaussian")
 
 
 # ---------------------------------------------------------------- export to Rust
 
-SUPPORTED = ("InputLayer, Linear, Conv2d (zero padding), Flatten, ReLU, Tanh, GELU(approximate='tanh'), "
+SUPPORTED = ("InputLayer, ObsNorm, Linear, Conv2d (zero padding), Flatten, ReLU, Tanh, GELU(approximate='tanh'), "
              "LayerNorm, ResidualBlock, Sequential")
 
 Shape = Tuple[int, ...]
@@ -284,6 +314,11 @@ def _layers(module: nn.Module, shape: Shape) -> tuple[list[tuple], Shape]:
         if body_shape != shape:
             raise TypeError(f"a ResidualBlock's body must keep the shape {shape}, but gives {body_shape}")
         return [("residual", body)], shape
+    if isinstance(module, ObsNorm):
+        if len(shape) != 1 or shape[0] != module.mean.shape[0]:
+            raise TypeError(f"an ObsNorm over {module.mean.shape[0]} features receives shape {shape}")
+        scale = module.inv_std.detach()
+        return [("linear", _np(torch.diag(scale)), _np(-module.mean.detach() * scale))], shape
     if isinstance(module, nn.Flatten):
         if module.start_dim != 1 or module.end_dim != -1:
             raise TypeError("only Flatten() over all but the batch dimension can be exported")

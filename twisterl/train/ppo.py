@@ -29,8 +29,10 @@ from torch import nn
 
 from .. import _core
 from .evaluation import EvalSpec, evaluate_policy
-from .nets import SparseObs, build_policy, describe_policy, to_rust
+from .intrinsic import intrinsic_advantages, make_bonus, next_observation_rows
+from .nets import ObsNorm, SparseObs, build_policy, describe_policy, to_rust
 from .ppo_config import Config
+from .stats import RunningMeanVar, RunningVariance
 
 # Collection with a deadline runs in chunks of about this many env steps, so the deadline is
 # checked every few milliseconds (see `PPO.collect`).
@@ -57,6 +59,9 @@ class IterationStats:
     """the fraction of samples whose probability ratio was clipped, over all minibatches"""
     explained_variance: float = float("nan")
     """1 - Var(returns - values) / Var(returns) of the values seen in collection"""
+    intrinsic: float = float("nan")
+    """the mean exploration bonus per step, before `intrinsic_coef` (NaN without one); it is
+    in no return or success this row reports"""
     evals: dict = field(default_factory=dict)
     """success rate of each named eval, at this iteration's difficulty"""
     cut_short: bool = False
@@ -76,6 +81,8 @@ class PPO:
                              "two-player zero-sum games (by self-play), not games of more players")
         if env_cls.players == 2 and env_cls.continuous:
             raise ValueError(f"{env_cls.name}: self-play PPO needs discrete actions")
+        if env_cls.players == 2 and config.intrinsic != "none":
+            raise ValueError(f"{env_cls.name}: intrinsic rewards are for single-player envs, not self-play")
         self.players = int(env_cls.players)
         self.cfg = config
         self.env_cls, self.params = env_cls, dict(params or {})
@@ -95,7 +102,7 @@ class PPO:
         self.policy_desc = describe_policy(kind, self.vec.single_observation_space.shape, self.num_actions,
                                            self.continuous, config.embedding_size, config.common_layers,
                                            config.conv_channels, config.init_log_std, config.activation,
-                                           config.network)
+                                           config.network, config.norm_obs)
         if config.anneal_lr and not config.max_env_steps:
             raise ValueError("anneal_lr needs max_env_steps: the rate decays to 0 over that many env steps")
         self.device = resolve_device(config.device)
@@ -107,6 +114,9 @@ class PPO:
         self.twists = list(self.vec.twists().values()) if config.twists else None
         self.reward_scale = 1.0
         self.return_stats = RunningVariance()
+        obs_size = int(np.prod(self.vec.single_observation_space.shape))
+        self.obs_stats = RunningMeanVar(obs_size) if config.norm_obs else None
+        self.bonus = make_bonus(config.intrinsic, obs_size, config.seed, self.device)
         self.running_return = np.zeros(config.num_envs)
         self.difficulty = config.difficulty
         self.iteration = 0
@@ -143,8 +153,13 @@ class PPO:
             return None
         if cfg.norm_reward:
             self.update_reward_scale(data["rewards"] / self.reward_scale, data["dones"])
+        intrinsic = self.add_intrinsic(data)
         collected = time.perf_counter()
         losses, complete = self.update(data, deadline)
+        if self.bonus is not None:
+            self.bonus.learn(data, deadline)
+        if self.obs_stats is not None:
+            self.update_obs_norm(data)
         trained = time.perf_counter()
         evals = self.run_evals(deadline)
         arena = self.arena(deadline) if self.players == 2 else {}
@@ -162,7 +177,7 @@ class PPO:
             env_steps=cfg.num_steps * cfg.num_envs, seconds=trained - start,
             collect_seconds=collected - start, train_seconds=trained - collected, evals=evals,
             cut_short=not complete or arena_cut or any(np.isnan(v) for v in evals.values()), arena=arena,
-            **losses)
+            intrinsic=intrinsic, **losses)
         self.iteration += 1
         self.env_steps += stats.env_steps
         if self.solved(stats) and self.difficulty < cfg.diff_max:
@@ -253,6 +268,33 @@ class PPO:
             if name == "vs_random":
                 out["return_vs_random"] = float(np.mean(mine))
         return out
+
+    def add_intrinsic(self, data: dict) -> float:
+        """Add `intrinsic_coef` times the exploration bonus of the observation each step led
+        to (see `twisterl.train.intrinsic`) to the advantages and returns training learns
+        from; the reported returns are the env's alone. The mean bonus (NaN without one)."""
+        if self.bonus is None:
+            return float("nan")
+        dones = data["dones"]
+        score = self.bonus.score(data).reshape(dones.shape)
+        has_next = next_observation_rows(dones)
+        bonus = np.zeros(dones.shape)
+        bonus[:-1] = np.where(has_next[:-1], score[1:], 0.0)
+        adv = intrinsic_advantages(self.cfg.intrinsic_coef * bonus, dones, self.cfg.gamma, self.cfg.gae_lambda)
+        data["advantages"] = data["advantages"] + adv
+        data["returns"] = data["advantages"] + data["values"]
+        return float(bonus[has_next].mean()) if has_next.any() else float("nan")
+
+    def update_obs_norm(self, data: dict) -> None:
+        """Merge the rollout's observations into the running statistics and give them to the
+        network's `ObsNorm` layers (after the update, which used the ones collection used)."""
+        self.obs_stats.update(data["obs"].reshape(-1, data["obs"].shape[-1]).astype(np.float64))
+        self._set_obs_norm()
+
+    def _set_obs_norm(self) -> None:
+        for module in self.policy.modules():
+            if isinstance(module, ObsNorm):
+                module.set_stats(self.obs_stats.mean, self.obs_stats.var)
 
     def update_reward_scale(self, rewards: np.ndarray, dones: np.ndarray) -> None:
         """Track the variance of each env's discounted return; the next iteration's rewards
@@ -372,14 +414,17 @@ class PPO:
 
     def progress(self) -> dict:
         """What a checkpoint needs to resume: the curriculum, the counters and the reward scale."""
+        obs = self.obs_stats.state("obs") if self.obs_stats is not None else {}
         return {"difficulty": self.difficulty, "iteration": self.iteration, "env_steps": self.env_steps,
-                "reward_scale": self.reward_scale, **self.return_stats.state()}
+                "reward_scale": self.reward_scale, **self.return_stats.state(), **obs}
 
     def resume(self, progress: dict) -> None:
         self.iteration = int(progress["iteration"]) + 1
         self.env_steps = int(progress.get("env_steps", 0))
         self.reward_scale = float(progress.get("reward_scale", 1.0))
         self.return_stats.load(progress)
+        if self.obs_stats is not None:
+            self.obs_stats.load(progress, "obs")
         self.set_difficulty(int(progress["difficulty"]))
 
 
@@ -439,28 +484,3 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {name!r}: torch sees no CUDA device here; use \"cpu\" or \"auto\"")
     return device
-
-
-class RunningVariance:
-    """Mean and variance of a stream of numbers, merged batch by batch (Chan et al.)."""
-
-    def __init__(self):
-        self.mean, self.var, self.count = 0.0, 1.0, 1e-4
-
-    def update(self, x: np.ndarray) -> None:
-        n = x.size
-        if n == 0:
-            return
-        mean, var = float(x.mean()), float(x.var())
-        delta, total = mean - self.mean, self.count + n
-        self.mean += delta * n / total
-        self.var = (self.var * self.count + var * n + delta ** 2 * self.count * n / total) / total
-        self.count = total
-
-    def state(self) -> dict:
-        return {"return_mean": self.mean, "return_var": self.var, "return_count": self.count}
-
-    def load(self, state: dict) -> None:
-        if "return_var" in state:
-            self.mean, self.var = float(state["return_mean"]), float(state["return_var"])
-            self.count = float(state["return_count"])

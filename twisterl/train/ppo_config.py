@@ -61,11 +61,22 @@ class Config:
     """continuous actions: initial log standard deviation of the Gaussian"""
     norm_reward: bool = False
     """scale rewards by the running std of the discounted return (as Gymnasium's NormalizeReward)"""
+    norm_obs: bool = False
+    """dense observations: feed the network (observation - running mean) / running std, the
+    statistics updated after each iteration and stored with the weights (as Gymnasium's
+    NormalizeObservation, without its clipping)"""
+    intrinsic: str = "none"
+    """an exploration bonus added to the rewards training learns from, never to the returns it
+    reports: "none", "count" (intrinsic_coef / sqrt(visits) of the next observation, for
+    envs whose states recur) or "rnd" (random network distillation: the error of a trained
+    predictor of a fixed random network's features, normalised by its running std)"""
+    intrinsic_coef: float = 0.1
+    """the weight of the exploration bonus against the env's (scaled) rewards"""
     max_env_steps: int = 0
+    """stop after this many env steps (0: no limit)"""
     max_episode_steps: int = 0
     """truncate training episodes after this many steps (0: the env's own endings only);
     `twisterl train` picks one for envs that declare no `truncate` (see `auto_episode_limit`)"""
-    """stop after this many env steps (0: no limit)"""
     difficulty: int = 1
     """starting difficulty"""
     diff_threshold: float = 0.85
@@ -128,6 +139,9 @@ CHECKS: dict[str, Check] = {
     "activation": choice(*ACTIVATION_NAMES),
     "init_log_std": number("float", -20, 20),
     "norm_reward": number("bool"),
+    "norm_obs": number("bool"),
+    "intrinsic": choice("none", "count", "rnd"),
+    "intrinsic_coef": number("float", 0, 1e6),
     "max_env_steps": number("int", 0, MAX_COUNT),
     "max_episode_steps": number("int", 0, MAX_COUNT),
     "min_episodes": number("int", 0, MAX_COUNT),

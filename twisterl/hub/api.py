@@ -14,7 +14,7 @@ from typing import Any, Callable, Optional, Union
 
 from ..train.rundir import CheckpointError, RunDir, env_identity, find_run, read_header
 from .bundle import (MANIFEST, BundleError, Verified, check_listing, make_manifest, materialize, verify_bundle)
-from .transport import HubError, HubRef, download, is_hub_ref, parse_ref, upload
+from .transport import HubError, download, is_hub_ref, parse_ref, twisterl_version, upload
 
 Log = Callable[[str], None]
 
@@ -120,7 +120,6 @@ def build_bundle(run_dir: Union[str, Path], out: Union[str, Path], repo_id: str,
     player (unless not `player`), the manifest and the card (linking to the Space
     `space_id`, if given); then check the folder as a
     download would be. Returns it checked, with the evaluation's results."""
-    from .. import __version__
     from .card import model_card
     run = find_run(str(run_dir))
     if not (run.path / "best.safetensors").is_file():
@@ -145,13 +144,14 @@ def build_bundle(run_dir: Union[str, Path], out: Union[str, Path], repo_id: str,
             export_wasm(str(out / "env.twl"), str(out), str(run.path), target_dir=target_dir)
         except ExportError as exc:
             raise ExportError(f"{exc}\n(push with --no-player to upload the run without the browser player)") from None
-    info = {"created_by": f"twisterl {__version__}", "env": cls.name, "algo": saved.get("algo", "ppo"),
+    version = twisterl_version()
+    info = {"created_by": f"twisterl {version}", "env": cls.name, "algo": saved.get("algo", "ppo"),
             "params": saved.get("params", {}),
             "checkpoint": {k: meta.get(k) for k in ("difficulty", "iteration", "env_steps", "success_rate")},
             "eval": [{"kind": type(r).__name__, **asdict(r)} for r in evals], "player": player}
     manifest = make_manifest(out, info)
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    (out / "README.md").write_text(model_card(repo_id, saved, meta, evals, manifest["files"], space_id, __version__))
+    (out / "README.md").write_text(model_card(repo_id, saved, meta, evals, manifest["files"], space_id, version))
     return verify_bundle(out, str(out)), evals
 
 

@@ -49,8 +49,7 @@ def model_card(repo_id: str, saved: dict, meta: dict, evals: list, files: dict, 
                          tags=["reinforcement-learning", env, "twisterl", algo_name.lower()],
                          eval_results=eval_results(evals, env, algo) or None)
     lines = [f"# {model_name}", "",
-             f"A {algo_name} agent for the `{env}` environment, trained with "
-             f"[TwisteRL](https://pypi.org/project/twisterl/) {version}. The environment itself ships as source, "
+             f"A {algo_name} agent for the `{env}` environment, trained with TwisteRL {version}. The environment itself ships as source, "
              "[`env.twl`](env.twl): loading this repo checks and compiles it locally, so nothing here runs code "
              "you have not compiled yourself, and the policy is safetensors (no pickle).", ""]
     lines += ["## Evaluation", ""]

@@ -53,6 +53,15 @@ def parse_ref(text: str, revision: Optional[str] = None) -> HubRef:
     return HubRef(body, rev or None)
 
 
+def twisterl_version() -> str:
+    """This twisterl's version, as its package metadata records it."""
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("twisterl")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def hf():
     """The huggingface_hub module, or a `HubError` saying how to install it."""
     try:
@@ -117,10 +126,8 @@ def download(ref: HubRef, local_dir: Optional[Path] = None, token: Optional[str]
     folder and, for the cache, the blob folder its files link to."""
     hub = hf()
     from huggingface_hub import errors
-
-    from .. import __version__
     kwargs = dict(repo_id=ref.repo, revision=ref.revision, token=token, library_name="twisterl",
-                  library_version=__version__)
+                  library_version=twisterl_version())
     if local_dir is not None:
         kwargs["local_dir"] = str(local_dir)
     if check_listing is not None:

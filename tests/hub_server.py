@@ -206,14 +206,16 @@ class FakeHub:
                 repo_id = f"{req['organization']}/{req['name']}" if req.get("organization") else req["name"]
                 if "/" not in repo_id:
                     repo_id = f"tester/{repo_id}"
-                if (kind, repo_id) in hub.repos:
-                    return self._error(409, "Conflict", f"You already created this {kind} repo")
+                prefix = "spaces/" if kind == "space" else ""
+                url = f"{hub.url}/{prefix}{repo_id}"
+                if (kind, repo_id) in hub.repos:  # the Hub's answer names the repo that exists
+                    return self._json(409, {"error": f"You already created this {kind} repo", "url": url},
+                                      {"X-Error-Message": f"You already created this {kind} repo"})
                 repo = Repo(kind, repo_id, bool(req.get("private")), req.get("sdk"))
                 repo.commit({".gitattributes": b"*.safetensors filter=lfs diff=lfs merge=lfs -text\n"},
                             "initial commit")
                 hub.repos[(kind, repo_id)] = repo
-                prefix = "spaces/" if kind == "space" else ""
-                self._json(200, {"url": f"{hub.url}/{prefix}{repo_id}", "name": repo_id, "id": repo_id})
+                self._json(200, {"url": url, "name": repo_id, "id": repo_id})
 
             def _branch(self, kind: str, repo_id: str, branch: str) -> None:
                 repo = self._repo(kind, repo_id)

@@ -162,6 +162,8 @@ def test_push_refuses_what_it_cannot_push(run, tmp_path, hub):
         push(empty, "tester/x", api=api, player=False, eval_episodes=0)
     with pytest.raises(ValueError, match="--space needs the browser player"):
         push(run, "tester/x", api=api, player=False, space=True)
+    with pytest.raises(ValueError, match="a Space serves its main branch only"):
+        push(run, "tester/x", api=api, revision="dev", space=True)
     with pytest.raises(HubError, match="not a Hub model repo"):
         push(run, "tester/x/y", api=api, player=False)
     unreachable = hf.HfApi(endpoint="http://127.0.0.1:9", token="hf_test_token")

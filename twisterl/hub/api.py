@@ -200,6 +200,9 @@ def push(run_dir: Union[str, Path], repo: str, *, private: bool = False, revisio
     if space:
         if not player:
             raise ValueError("--space needs the browser player; drop --no-player")
+        if revision is not None:
+            raise ValueError("a Space serves its main branch only: push --revision without --space, or push to "
+                             "main with --space")
         space_id = ref.repo if space is True else parse_ref(space).repo
     if eval_episodes < 0:
         raise ValueError(f"the evaluation needs 0 or more episodes, not {eval_episodes}")

@@ -78,7 +78,7 @@ def explain(exc: BaseException, what: str) -> Optional[HubError]:
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     login = "log in with `hf auth login` or set HF_TOKEN to a token that can"
     if isinstance(exc, errors.RevisionNotFoundError):
-        return HubError(f"{what}: the repo has no such revision ({first})")
+        return HubError(f"{what}: the repo has no such revision (branch, tag or commit)")
     if isinstance(exc, errors.GatedRepoError):
         return HubError(f"{what}: the repo is gated; ask for access on its page, then {login} read it")
     if isinstance(exc, errors.RepositoryNotFoundError):

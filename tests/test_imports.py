@@ -117,7 +117,8 @@ ALLOWED = {
     "train": {"dsl", "envs", "search", "_core"},
     "agents": {"search", "train"},
     "wasm": {"dsl", "codegen", "build", "envs", "train"},
-    "cli": {"dsl", "build", "envs", "search", "train", "wasm", "agents", "codegen"},
+    "hub": {"dsl", "build", "envs", "search", "train", "wasm", "agents"},
+    "cli": {"dsl", "build", "envs", "search", "train", "wasm", "agents", "codegen", "hub"},
 }
 
 

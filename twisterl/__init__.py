@@ -10,8 +10,8 @@ __version__ = "0.1.0"
 
 # Submodules the docs use as `twisterl.<name>.…`: imported on first use (PEP 562), so
 # `import twisterl` stays fast and `twisterl.gym.register(...)` works after it alone.
-_SUBMODULES = frozenset({"agents", "build", "cli", "codegen", "dsl", "envs", "gym", "pettingzoo", "search", "train",
-                         "wasm", "_core"})
+_SUBMODULES = frozenset({"agents", "build", "cli", "codegen", "dsl", "envs", "gym", "hub", "pettingzoo", "search",
+                         "train", "wasm", "_core"})
 
 
 def __getattr__(name):
@@ -29,6 +29,9 @@ def __getattr__(name):
     if name in ("compile", "CheckError", "EnvError", "EnvClass", "Env", "VectorEnv", "TooLargeError"):
         from . import envs
         return getattr(envs, name)
+    if name in ("load", "Pretrained"):  # the Hugging Face Hub, bundle folders and run dirs (twisterl[hub])
+        from . import hub
+        return getattr(hub, name)
     if name in ("mcts", "solve", "SearchResult"):
         from . import search
         return getattr(search, name)
@@ -36,4 +39,4 @@ def __getattr__(name):
 
 
 __all__ = ["check_file", "check_source", "compile", "CheckError", "BuildError", "CacheError", "EnvError",
-           "EnvClass", "Env", "VectorEnv", "TooLargeError", "mcts", "solve", "SearchResult"]
+           "EnvClass", "Env", "VectorEnv", "TooLargeError", "mcts", "solve", "SearchResult", "load", "Pretrained"]

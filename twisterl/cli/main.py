@@ -8,6 +8,8 @@
     twisterl eval RUN_DIR            evaluate a trained policy
     twisterl tune FILE               search PPO hyperparameters with Optuna (needs twisterl[tune])
     twisterl export FILE --wasm DIR  export an env (and a policy) to WebAssembly with a browser player
+    twisterl push RUN_DIR --repo U/N upload a run to the Hugging Face Hub (model card, player, checksums)
+    twisterl pull U/N                download a run from the Hub and check it (then eval hf://U/N ...)
     twisterl doctor --wasm           check the tools an export needs
 """
 
@@ -22,6 +24,7 @@ from typing import Optional, Sequence
 from .check import cmd_check
 from .compile import compile_files
 from .export import cmd_doctor, cmd_export
+from .hub import cmd_pull, cmd_push, run_ref, source_ref
 from .params import parse_params
 from .play import play as play_env
 from .run import run as run_random
@@ -92,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     tu.set_defaults(run=cmd_tune)
 
     ev = sub.add_parser("eval", help="evaluate a trained policy")
-    ev.add_argument("run_dir", metavar="RUN_DIR")
+    ev.add_argument("run_dir", metavar="RUN_DIR", help="a run dir, a bundle folder or hf://USER/NAME[@REVISION]")
     ev.add_argument("--episodes", type=int, default=100)
     ev.add_argument("--deterministic", action="store_true")
     ev.add_argument("--difficulty", type=int)
@@ -108,14 +111,14 @@ def build_parser() -> argparse.ArgumentParser:
     play.add_argument("--seed", type=int, default=None)
     play.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
     play.add_argument("--difficulty", type=int, default=0)
-    play.add_argument("--policy", metavar="RUN_DIR", help="watch a trained agent play, step by step")
+    play.add_argument("--policy", metavar="RUN_DIR", help="watch a trained agent play, step by step (a run dir or hf://USER/NAME)")
     play.add_argument("--as", dest="side", choices=["first", "second"],
                       help="two-player envs: play against the agent of --policy (without it, pure MCTS), "
                       "moving first or second")
     play.add_argument("--simulations", type=int, metavar="N",
                       help="MCTS simulations per agent move (default: the run's, or 1000 for pure MCTS)")
-    play.set_defaults(run=lambda a: play_env(a.file, a.seed, parse_params(a.param), a.difficulty,
-                                                  sys.stdin, sys.stdout, a.policy, a.side, a.simulations))
+    play.set_defaults(run=lambda a: play_env(source_ref(a.file), a.seed, parse_params(a.param), a.difficulty,
+                                                  sys.stdin, sys.stdout, run_ref(a.policy), a.side, a.simulations))
 
     # WebAssembly: `export` (twisterl/wasm/export.py) and `doctor --wasm`.
     exp = sub.add_parser("export", help="export an env (and a trained policy) to WebAssembly with a browser player",
@@ -123,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "(OUT_DIR/raw) and a static browser player (OUT_DIR/index.html).")
     exp.add_argument("file", metavar="FILE")
     exp.add_argument("--wasm", metavar="OUT_DIR", required=True, help="the folder to write")
-    exp.add_argument("--policy", metavar="RUN_DIR", help="bundle the policy of a training run")
+    exp.add_argument("--policy", metavar="RUN_DIR", help="bundle the policy of a training run (a run dir or hf://USER/NAME)")
     exp.add_argument("--weights", choices=["auto", "embed", "beside"], default="auto",
                      help="policy weights inside the module, or beside it as policy.safetensors (auto: by size)")
     exp.add_argument("--no-opt", action="store_true", help="skip wasm-opt (faster builds, bigger and slower modules)")
@@ -131,6 +134,31 @@ def build_parser() -> argparse.ArgumentParser:
     doc = sub.add_parser("doctor", help="check the tools an export needs")
     doc.add_argument("--wasm", action="store_true", help="the WebAssembly tools (the only check so far)")
     doc.set_defaults(run=cmd_doctor)
+
+    # The Hugging Face Hub (twisterl/hub/): RUN_DIR arguments above also take hf://USER/NAME[@REVISION].
+    push = sub.add_parser("push", help="upload a training run to the Hugging Face Hub",
+                          description="Upload RUN_DIR as a bundle to the model repo USER/NAME (created if needed): "
+                          "env.twl, config.json, the best policy (safetensors), metrics, a model card with an "
+                          "evaluation, the WebAssembly player, and a manifest of every file's sha256. The token is "
+                          "huggingface_hub's (hf auth login, or HF_TOKEN).")
+    push.add_argument("run_dir", metavar="RUN_DIR")
+    push.add_argument("--repo", required=True, metavar="USER/NAME", help="the model repo")
+    push.add_argument("--private", action="store_true", help="create the repo (and Space) private")
+    push.add_argument("--revision", metavar="BRANCH", help="push to this branch (created if needed; default main)")
+    push.add_argument("--space", nargs="?", const=True, metavar="USER/NAME",
+                      help="also create a static Space serving the player (default: the repo's name)")
+    push.add_argument("--no-player", action="store_true", help="leave out the WebAssembly player (no wasm tools needed)")
+    push.add_argument("--eval-episodes", type=int, default=100, metavar="N",
+                      help="episodes (games) of the evaluation in the model card; 0 skips it (default 100)")
+    push.set_defaults(run=cmd_push)
+    pull = sub.add_parser("pull", help="download a run from the Hugging Face Hub and check it",
+                          description="Download the bundle USER/NAME (into huggingface_hub's cache, or --out) and "
+                          "check it: the manifest's format and checksums, file names, types and sizes, the env.twl "
+                          "(compiled locally) and the policy's shapes. HF_HUB_OFFLINE=1 reads the cache only.")
+    pull.add_argument("repo", metavar="USER/NAME", help="the model repo (or hf://USER/NAME[@REVISION])")
+    pull.add_argument("--revision", metavar="REV", help="a branch, tag or commit (default main)")
+    pull.add_argument("--out", metavar="DIR", help="download into DIR (a run dir) instead of the cache")
+    pull.set_defaults(run=cmd_pull)
 
     return parser
 

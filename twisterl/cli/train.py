@@ -75,7 +75,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     _needs_training()
     from ..train.run_eval import MatchResult, evaluate_run
-    results = evaluate_run(args.run_dir, args.episodes, args.deterministic, args.difficulty, args.seed, args.tries,
+    from .hub import run_ref
+    results = evaluate_run(run_ref(args.run_dir), args.episodes, args.deterministic, args.difficulty, args.seed, args.tries,
                            args.average_twists)
     for r in results:
         if isinstance(r, MatchResult):

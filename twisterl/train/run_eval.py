@@ -24,6 +24,7 @@ class PuzzleResult:
     success: float
     mean_length: float
     mean_return: Optional[float] = None
+    std_return: Optional[float] = None
 
 
 @dataclass
@@ -81,7 +82,17 @@ def evaluate_run(run_path: str, episodes: int = 100, deterministic: bool = False
         how += f", best of {tries} tries"
     if group:
         how += f", averaged over {len(group)} twists"
-    return [PuzzleResult(cls.name, difficulty, episodes, how, result["success"], result["length"], result["return"])]
+    return [PuzzleResult(cls.name, difficulty, episodes, how, result["success"], result["length"], result["return"],
+                         _std_return(result))]
+
+
+def _std_return(result: dict) -> Optional[float]:
+    """The standard deviation of each episode's best-try return (the tries `evaluate_policy` keeps)."""
+    if "try_return" not in result:
+        return None
+    score = result["try_success"] * 1e18 + result["try_return"]
+    best = result["try_return"][np.arange(len(score)), score.argmax(axis=1)]
+    return float(best.std())
 
 
 def _ppo_matches(cls, net, params: dict, config, games: int, seed: int) -> list[EvalResult]:

@@ -2,7 +2,8 @@
 
 OpenSpiel's C++ `MCTSBot` (UCT, one random rollout per leaf, no solver) searches each
 position of the shared list (move sequences given on stdin, one per line); prints the
-simulations per second. Usage: anchor_openspiel_mcts.py SIMULATIONS < positions
+simulations per second. Usage: anchor_openspiel_mcts.py SIMULATIONS [GAME] < positions
+(GAME: an OpenSpiel game name, default connect_four, with its default params)
 """
 
 import sys
@@ -14,7 +15,7 @@ from harness import rate
 
 def main() -> None:
     sims = int(sys.argv[1])
-    game = pyspiel.load_game("connect_four")
+    game = pyspiel.load_game(sys.argv[2] if len(sys.argv) > 2 else "connect_four")
     positions = []
     for line in sys.stdin.read().splitlines():
         state = game.new_initial_state()

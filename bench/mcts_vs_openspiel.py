@@ -1,15 +1,18 @@
-"""P4: MCTS simulations/s on Connect Four with a random-rollout evaluator, against
-OpenSpiel 2.0.2's C++ `MCTSBot`, plus our simulations/s with a network evaluator.
+"""P4: MCTS simulations/s with a random-rollout evaluator against OpenSpiel 2.0.2's C++
+`MCTSBot`: Connect Four (plus our simulations/s with a network evaluator), or every
+OpenSpiel game that has a port in examples/ (`--games all`, with the geometric mean).
 
-Both sides search the same positions (random openings of 0 to 10 moves, seeded) with the
-same number of simulations, UCT with c = 2, one random rollout per leaf, one thread, no
-solver, a fresh tree per search. Run bench/setup_anchors.sh openspiel first.
+Both sides search the same positions (random openings of 0 to 10 moves, seeded; the ports
+use OpenSpiel's action ids) with the same number of simulations, UCT with c = 2, one
+random rollout per leaf, one thread, no solver, a fresh tree per search. Run
+bench/setup_anchors.sh openspiel first.
 
-    python bench/mcts_vs_openspiel.py [SIMULATIONS]
+    python bench/mcts_vs_openspiel.py [SIMULATIONS] [--games all|NAME,...]
 """
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -23,9 +26,15 @@ from harness import machine, rate
 HERE = Path(__file__).parent
 
 
-def positions(count: int = 16, seed: int = 0) -> list[list[int]]:
+# our example -> OpenSpiel's game (default params on both sides)
+GAMES = {"connect4": "connect_four", "breakthrough": "breakthrough", "othello": "othello", "clobber": "clobber",
+         "hex": "hex", "dots_and_boxes": "dots_and_boxes", "mancala": "mancala", "checkers": "checkers",
+         "amazons": "amazons"}
+
+
+def positions(count: int = 16, seed: int = 0, example: str = "connect4") -> list[list[int]]:
     """Random legal openings (nobody has won yet)."""
-    cls = twisterl.compile(HERE.parent / "examples" / "connect4.twl")
+    cls = twisterl.compile(HERE.parent / "examples" / f"{example}.twl")
     rng = np.random.default_rng(seed)
     out = []
     while len(out) < count:
@@ -43,8 +52,8 @@ def positions(count: int = 16, seed: int = 0) -> list[list[int]]:
     return out
 
 
-def states(openings: list[list[int]]):
-    cls = twisterl.compile(HERE.parent / "examples" / "connect4.twl")
+def states(openings: list[list[int]], example: str = "connect4"):
+    cls = twisterl.compile(HERE.parent / "examples" / f"{example}.twl")
     env = cls()
     result = []
     for moves in openings:
@@ -55,8 +64,8 @@ def states(openings: list[list[int]]):
     return env, result
 
 
-def ours(openings, sims: int, policy=None, leaf_batch: int = 1) -> float:
-    env, sts = states(openings)
+def ours(openings, sims: int, policy=None, leaf_batch: int = 1, example: str = "connect4") -> float:
+    env, sts = states(openings, example)
     turn = {"k": 0}
 
     def chunk() -> int:
@@ -69,14 +78,14 @@ def ours(openings, sims: int, policy=None, leaf_batch: int = 1) -> float:
     return rate(chunk)
 
 
-def anchor(openings, sims: int):
+def anchor(openings, sims: int, game: str = "connect_four"):
     venv = Path(os.environ.get("BENCH_VENVS", Path.home() / ".cache" / "twisterl-bench")) / "openspiel"
     python = venv / "bin" / "python"
     if not python.exists():
         print(f"OpenSpiel venv missing at {venv}: run bench/setup_anchors.sh openspiel", file=sys.stderr)
         return None
     text = "\n".join(" ".join(str(a) for a in m) for m in openings) + "\n"
-    out = subprocess.run([str(python), str(HERE / "anchor_openspiel_mcts.py"), str(sims)], input=text,
+    out = subprocess.run([str(python), str(HERE / "anchor_openspiel_mcts.py"), str(sims), game], input=text,
                          capture_output=True, text=True, cwd=HERE, check=True).stdout
     return float(out.split()[-1])
 
@@ -95,8 +104,37 @@ def self_play_rate(sims: int, threads: int) -> float:
     return int(data["lengths"].sum()) * sims / (time.perf_counter() - start)
 
 
+def games_table(sims: int, names: list[str]) -> None:
+    """P4 on each game, side by side, and the geometric mean of the ratios."""
+    print(f"# P4: pure MCTS (random rollouts), {sims} simulations per search, 1 thread ({machine()})")
+    print(f"{'game':<16}{'twisterl sims/s':>18}{'OpenSpiel sims/s':>18}{'ratio':>8}", flush=True)
+    ratios = []
+    for name in names:
+        openings = positions(example=name)
+        theirs = anchor(openings, sims, GAMES[name])
+        mine = ours(openings, sims, example=name)
+        ratio = mine / theirs if theirs else float("nan")
+        if theirs:
+            ratios.append(ratio)
+        print(f"{name:<16}{mine:>18,.0f}{theirs or float('nan'):>18,.0f}{ratio:>7.2f}x", flush=True)
+    if ratios:
+        print(f"{'geometric mean':<52}{math.exp(sum(map(math.log, ratios)) / len(ratios)):>7.2f}x")
+
+
 def main() -> None:
-    sims = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
+    args = sys.argv[1:]
+    games = None
+    if "--games" in args:
+        i = args.index("--games")
+        games = list(GAMES) if args[i + 1] == "all" else args[i + 1].split(",")
+        del args[i:i + 2]
+    sims = int(args[0]) if args else 1000
+    if games:
+        unknown = [g for g in games if g not in GAMES]
+        if unknown:
+            sys.exit(f"unknown games {unknown}; known: {', '.join(GAMES)}")
+        games_table(sims, games)
+        return
     openings = positions()
     print(f"# P4: Connect Four MCTS, random-rollout evaluator, {sims} simulations per search, 1 thread "
           f"({machine()})")

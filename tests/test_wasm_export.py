@@ -100,7 +100,7 @@ def bundles(tools):
 def test_cli_export_writes_the_package_the_player_and_the_raw_module(tools, tmp_path):
     out = tmp_path / "puzzle"
     proc = subprocess.run([sys.executable, "-m", "twisterl", "export", str(ROOT / "examples" / "puzzle.twl"),
-                           "--wasm", str(out)], capture_output=True, text=True, timeout=900,
+                           "--wasm", str(out), "--search"], capture_output=True, text=True, timeout=900,
                           env=dict(os.environ, TWISTERL_WASM_TOOLCHAIN=tools.toolchain))
     assert proc.returncode == 0, proc.stderr
     assert "pkg/env_bg.wasm" in proc.stdout and "http.server" in proc.stdout
@@ -115,6 +115,7 @@ def test_cli_export_writes_the_package_the_player_and_the_raw_module(tools, tmp_
                 "observation(", "render(", "state: Float64Array", "interface EnvOptions"):
         assert api in types, api
     assert "class Policy" not in types          # no policy exported: no policy code in the module
+    assert "search(" in types                   # --search: pure MCTS in the browser
     bundle = json.loads((out / "bundle.json").read_text())
     assert bundle["policy"] is None and bundle["module"] == "pkg/env.js"
     raw = (out / bundle["raw"]).read_bytes()

@@ -9,7 +9,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from ..wasm.export import export_wasm
     from .hub import run_ref, source_ref
     done = export_wasm(source_ref(args.file), args.wasm, run_ref(args.policy), weights=args.weights,
-                       optimize=not args.no_opt)
+                       optimize=not args.no_opt, search=args.search)
     policy = {None: "no policy", "embedded": "policy embedded",
               "beside": "policy beside it (policy.safetensors)"}[done.policy]
     print(f"{args.file}: env {done.env} exported to {done.out_dir} in {done.seconds:.1f} s ({policy})")

@@ -130,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--weights", choices=["auto", "embed", "beside"], default="auto",
                      help="policy weights inside the module, or beside it as policy.safetensors (auto: by size)")
     exp.add_argument("--no-opt", action="store_true", help="skip wasm-opt (faster builds, bigger and slower modules)")
+    exp.add_argument("--search", action="store_true",
+                     help="give the package's Env search(...) even without a policy (pure MCTS; about 60 KB more)")
     exp.set_defaults(run=cmd_export)
     doc = sub.add_parser("doctor", help="check the tools an export needs")
     doc.add_argument("--wasm", action="store_true", help="the WebAssembly tools (the only check so far)")

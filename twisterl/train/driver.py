@@ -66,6 +66,8 @@ class Recipe(Protocol):
     is (`best`, the score of the best so far) and its lines."""
     algo: str
     best: Any
+    record: dict
+    """what config.json keeps besides the config (the auto config's reasons and probe)"""
 
     def configure(self, overrides: dict, cls, where: str, params: dict, stream: TextIO): ...
     def learner(self, cls, cfg, params: dict): ...
@@ -169,6 +171,7 @@ class PPORecipe:
 class AlphaZeroRecipe:
     algo = "az"
     best = (-1, -1.0)
+    record: dict = {}
 
     def configure(self, overrides, cls, where, params, stream):
         return make_az_config(overrides, where)
@@ -282,8 +285,7 @@ def train(path: Optional[str], out: Optional[str] = None, config_path: Optional[
         identity = env_identity(cls, params, source)
         meta = {"env": cls.name, "obs_size": recipe.obs_size(learner), "num_actions": learner.num_actions}
         algo_field = {"algo": "az"} if recipe.algo == "az" else {}
-        record = getattr(recipe, "record", {})
-        run.create({**algo_field, **record, "env_file": str(path), "params": params, "config": learner.config_dict(),
+        run.create({**algo_field, **recipe.record, "env_file": str(path), "params": params, "config": learner.config_dict(),
                     "policy": learner.policy_desc, "env_id": identity, **meta}, source)
         meta["env_id"] = identity
     print(recipe.header(cls, cfg, learner, run), file=stream)

@@ -58,6 +58,7 @@ impl std::fmt::Display for Error {
 impl std::error::Error for Error {}
 
 /// `Err` once the host asked the work to stop (Ctrl-C); drivers call it in their loops.
+#[inline]
 pub fn poll() -> Result<(), Error> {
     crate::ops::poll(crate::fault::at(0, 0)).map_err(Error::fault)
 }
@@ -178,6 +179,27 @@ pub trait Host {
     fn step(
         &mut self, envs: Range<usize>, actions: Actions<'_>, flags: StepFlags, out: StepInto<'_>,
     ) -> Result<(), Error>;
+    /// One discrete step of env `i`: its rewards into `rewards` (one per player), its new
+    /// mask into `mask`; returns (terminated, truncated, player to move). The search's
+    /// hot path: a host may do it with fewer checks than a general `step`.
+    fn step_one(&mut self, i: usize, action: i64, rewards: &mut [f64], mask: &mut [bool]) -> Result<(bool, bool, u32), Error> {
+        let (mut term, mut trunc, mut player) = ([false], [false], [0i64]);
+        self.step(
+            i..i + 1,
+            Actions::Discrete(&[action]),
+            StepFlags::default(),
+            StepInto {
+                rewards,
+                terminated: &mut term,
+                truncated: &mut trunc,
+                obs: None,
+                masks: Some(mask),
+                success: None,
+                player: Some(&mut player),
+            },
+        )?;
+        Ok((term[0], trunc[0], player[0] as u32))
+    }
     /// Dense observations, `[n, obs_size]`.
     fn observe(&self, envs: Range<usize>, obs: &mut [f32]) -> Result<(), Error>;
     /// Sparse observations: indices `[n, nnz_max]` and how many of each row are used.

@@ -24,6 +24,7 @@ impl FaultOut {
 }
 
 /// Run one table call that reports through a `FaultOut`.
+#[inline]
 fn call(f: impl FnOnce(*mut FaultOut) -> i32) -> Result<(), Error> {
     let mut out = FaultOut::empty();
     if f(&mut out) == 0 {
@@ -34,11 +35,17 @@ fn call(f: impl FnOnce(*mut FaultOut) -> i32) -> Result<(), Error> {
 }
 
 /// An error unless a buffer has room for `want` values.
+#[inline]
 fn room(len: usize, want: usize, what: &str) -> Result<(), Error> {
     if len < want {
-        return Err(Error::Invalid(format!("{what} has {len} values, but {want} are needed")));
+        return Err(too_small(len, want, what));
     }
     Ok(())
+}
+
+#[cold]
+fn too_small(len: usize, want: usize, what: &str) -> Error {
+    Error::Invalid(format!("{what} has {len} values, but {want} are needed"))
 }
 
 /// A batch of envs made by a plugin, destroyed with it.
@@ -46,6 +53,8 @@ pub struct PluginBatch {
     table: &'static PluginV1,
     handle: Handle,
     sizes: Sizes,
+    /// The envs' layout, read from the table once: the step path asks for it every step.
+    layout: Layout,
     lows: Vec<f64>,
     highs: Vec<f64>,
 }
@@ -72,7 +81,20 @@ impl PluginBatch {
         let n = if table.continuous != 0 { sizes.num_actions } else { 0 };
         let (mut lows, mut highs) = (vec![0.0; n], vec![0.0; n]);
         (table.value_bounds)(handle, lows.as_mut_ptr(), highs.as_mut_ptr());
-        Ok(PluginBatch { table, handle, sizes, lows, highs })
+        let layout = Layout {
+            num_actions: sizes.num_actions,
+            obs_size: sizes.obs_size,
+            nnz_max: sizes.nnz_max,
+            state_len: sizes.state_len,
+            players: table.players.max(1) as usize,
+            observation: match table.observation {
+                0 => Observation::Sparse,
+                1 => Observation::Dense,
+                _ => Observation::Planes,
+            },
+            continuous: table.continuous != 0,
+        };
+        Ok(PluginBatch { table, handle, sizes, layout, lows, highs })
     }
 
     pub fn table(&self) -> &'static PluginV1 {
@@ -91,21 +113,9 @@ impl PluginBatch {
         self.sizes.num_envs == 0
     }
 
+    #[inline]
     pub fn layout(&self) -> Layout {
-        let t = self.table;
-        Layout {
-            num_actions: self.sizes.num_actions,
-            obs_size: self.sizes.obs_size,
-            nnz_max: self.sizes.nnz_max,
-            state_len: self.sizes.state_len,
-            players: t.players.max(1) as usize,
-            observation: match t.observation {
-                0 => Observation::Sparse,
-                1 => Observation::Dense,
-                _ => Observation::Planes,
-            },
-            continuous: t.continuous != 0,
-        }
+        self.layout
     }
 
     /// Lower and upper bounds of a continuous action's values (empty for discrete ones).
@@ -248,14 +258,20 @@ impl<'a> PluginEnvs<'a> {
     }
 
     /// An error unless `envs` lies inside this range.
+    #[inline]
     fn inside(&self, envs: &Range<usize>) -> Result<usize, Error> {
         if envs.start < self.envs.start || envs.end > self.envs.end || envs.start > envs.end {
-            return Err(Error::Invalid(format!(
-                "env range {}..{} is outside {}..{}",
-                envs.start, envs.end, self.envs.start, self.envs.end
-            )));
+            return Err(self.outside(envs));
         }
         Ok(envs.len())
+    }
+
+    #[cold]
+    fn outside(&self, envs: &Range<usize>) -> Error {
+        Error::Invalid(format!(
+            "env range {}..{} is outside {}..{}",
+            envs.start, envs.end, self.envs.start, self.envs.end
+        ))
     }
 
     /// `steps` random legal steps per env, inside the plugin (see `Slot::random_steps`).
@@ -292,8 +308,9 @@ impl Host for PluginEnvs<'_> {
         self.envs.clone()
     }
 
+    #[inline]
     fn layout(&self) -> Layout {
-        self.batch.layout()
+        self.batch.layout
     }
 
     fn reset(&mut self, envs: Range<usize>) -> Result<(), Error> {
@@ -311,6 +328,7 @@ impl Host for PluginEnvs<'_> {
         call(|out| unsafe { (self.t().reseed_rng)(self.h(), i, seed, out) })
     }
 
+    #[inline]
     fn step(
         &mut self, envs: Range<usize>, actions: Actions<'_>, flags: StepFlags, mut into: StepInto<'_>,
     ) -> Result<(), Error> {
@@ -353,6 +371,33 @@ impl Host for PluginEnvs<'_> {
         call(|out| unsafe {
             (self.t().step_observe)(self.h(), envs.start, envs.end, actions, values, flags, &outs, out)
         })
+    }
+
+    #[inline]
+    fn step_one(
+        &mut self, i: usize, action: i64, rewards: &mut [f64], mask: &mut [bool],
+    ) -> Result<(bool, bool, u32), Error> {
+        self.inside(&(i..i + 1))?;
+        let l = &self.batch.layout;
+        if l.continuous {
+            return Err(Error::Invalid("a search steps discrete actions; this env's are continuous".into()));
+        }
+        room(rewards.len(), l.players, "the rewards")?;
+        room(mask.len(), l.mask_width(), "the masks")?;
+        let (mut term, mut trunc, mut player) = (0u8, 0u8, 0i64);
+        let outs = StepOutputs {
+            rewards: rewards.as_mut_ptr(),
+            terminated: &mut term,
+            truncated: &mut trunc,
+            obs: std::ptr::null_mut(),
+            masks: bytes(mask),
+            success: std::ptr::null_mut(),
+            player: &mut player,
+        };
+        call(|out| unsafe {
+            (self.t().step_observe)(self.h(), i, i + 1, &action, std::ptr::null(), 0, &outs, out)
+        })?;
+        Ok((term != 0, trunc != 0, player as u32))
     }
 
     fn observe(&self, envs: Range<usize>, obs: &mut [f32]) -> Result<(), Error> {

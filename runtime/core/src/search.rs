@@ -22,7 +22,7 @@
 //! stream `j` of the seed, and its env is reseeded from the seed and `j / tries` before its
 //! reset (tries of one episode start from the same state).
 
-use crate::host::{poll, Actions, Error, Host, Layout, StatusInto, StepFlags, StepInto};
+use crate::host::{poll, Error, Host, Layout, StatusInto};
 use crate::mcts::{masked_softmax, Rule, Step, Tree};
 use crate::policy::{Input, Policy, Workspace};
 use crate::rng::{Purpose, Rng};
@@ -285,25 +285,11 @@ fn nothing_to_search(why: &str) -> Error {
 
 /// One step of env `i` of `host`: rewards into `rewards`, the new mask into `mask`;
 /// returns (terminated, truncated, player to move).
+#[inline]
 fn step_env<H: Host>(
     host: &mut H, i: usize, action: i64, rewards: &mut [f64], mask: &mut [bool],
 ) -> Result<(bool, bool, u32), Error> {
-    let (mut term, mut trunc, mut player) = ([false], [false], [0i64]);
-    host.step(
-        i..i + 1,
-        Actions::Discrete(&[action]),
-        StepFlags::default(),
-        StepInto {
-            rewards,
-            terminated: &mut term,
-            truncated: &mut trunc,
-            obs: None,
-            masks: Some(mask),
-            success: None,
-            player: Some(&mut player),
-        },
-    )?;
-    Ok((term[0], trunc[0], player[0] as u32))
+    host.step_one(i, action, rewards, mask)
 }
 
 /// The status of env `i`: (success, player to move, episode over).

@@ -14,6 +14,7 @@ from typing import Any
 from twisterl.dsl import ir
 from twisterl.dsl.effects import walk
 
+from .masks import MaskWriter, family_mask
 from .rust import RustWriter, at, enum_const_names, float_lit, ident, is_copy, is_fixed, local, rust_type
 
 
@@ -309,8 +310,13 @@ class _Lowering:
             decode_apply.append(f"{d} => {{ {idx} self.a_{a.name}({args}) }}")
             enforced = guard if not a.advisory else "true"
             decode_allowed.append(f"{d} => {{ {idx} Ok({enforced}) }}")
-            loops = self.index_loops(a, f"out[n] = {guard}; n += 1;")
-            decode_legal.append(loops)
+            if a.guard is not None and a.index_params:
+                mw = MaskWriter(self.env, "self.k", self.static_fns, self.array_views, self.view_names, {},
+                                indices={p.name for p in a.index_params})
+                slots = [self.range_slot(a, j) for j in range(len(a.index_params))]
+                decode_legal.append(family_mask(mw, a, slots))
+            else:
+                decode_legal.append(self.index_loops(a, f"out[n] = {guard}; n += 1;"))
         labels = []
         for d, a in enumerate(env.actions):
             if a.value_params:

@@ -454,9 +454,11 @@ impl Env for ConnectFour {
     #[allow(unused_mut)]
     fn legal(&self, out: &mut [bool]) -> R<()> {
         let mut n = 0usize;
-        for i0 in self.ranges[0].0..self.ranges[0].1 {
-            out[n] = self.g_drop(i0)?;
-            n += 1;
+        {
+            for c_ in self.ranges[0].0..self.ranges[0].1 {
+                out[n] = (self.s.grid[0][c_ as usize] == 0);
+                n += 1;
+            }
         }
         let _ = (n, out);
         Ok(())

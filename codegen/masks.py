@@ -1,0 +1,93 @@
+"""The mask of an action family, computed along the family's structure.
+
+A family's guard is evaluated for every action id, so a naive mask costs
+`ids x guard`. Two rewrites keep the meaning and cut that cost:
+
+- **Hoisting.** The guard `a and b and c` is split into its conjuncts. Each is tested at
+  the outermost index loop that binds everything it reads, in the guard's own order (a
+  conjunct is never tested before one to its left), so `board[r][c] == player and ...`
+  is tested once per square, and a square that fails fills its whole row of ids with
+  `false`. A conjunct is hoisted only over inner loops that run at least once, so it is
+  evaluated exactly when the per-id guard would have evaluated it first.
+- **Memoising.** A function call or view in the guard whose arguments read no index is
+  the same for every id of this mask (guards cannot change the state), so it is computed
+  the first time it is needed and reused.
+"""
+
+from __future__ import annotations
+
+from twisterl.dsl import ir
+from twisterl.dsl.effects import walk
+
+from .rust import RustWriter, local, rust_type
+
+
+def conjuncts(e: ir.Expr) -> list[ir.Expr]:
+    """`a and b and c` as [a, b, c], in evaluation order."""
+    if isinstance(e, ir.Binary) and e.op == "and":
+        return conjuncts(e.left) + conjuncts(e.right)
+    return [e]
+
+
+def _reads(e: ir.Expr, names: set[str]) -> set[str]:
+    return {n.name for n in walk(e) if isinstance(n, ir.Ref) and n.kind == "action_param" and n.name in names}
+
+
+class MaskWriter(RustWriter):
+    """A writer for one family's mask: index-invariant calls and views are memoised in
+    `memos` (name, Rust type), declared before the family's loops."""
+
+    def __init__(self, *args, indices: set[str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.indices = indices
+        self.memos: list[tuple[str, str]] = []
+
+    def _memo(self, e: ir.Expr, code: str) -> str:
+        name = self.fresh("memo")
+        self.memos.append((name, rust_type(e.type)))
+        return f"(match {name} {{ Some(v) => v, None => {{ let v = {code}; {name} = Some(v); v }} }})"
+
+    def _invariant(self, e: ir.Expr) -> bool:
+        scalar = isinstance(e.type, (ir.IntType, ir.FloatType, ir.BoolType, ir.EnumType))
+        return scalar and not _reads(e, self.indices)
+
+    def _Call(self, e: ir.Call) -> str:
+        code = super()._Call(e)
+        return self._memo(e, code) if self._invariant(e) else code
+
+    def _Ref(self, e: ir.Ref) -> str:
+        code = super()._Ref(e)
+        return self._memo(e, code) if e.kind == "view" and self._invariant(e) else code
+
+
+def family_mask(w: MaskWriter, a: ir.Action, slots: list[str]) -> str:
+    """Rust that writes family `a`'s mask into `out[n..]` and advances `n` (ids row-major,
+    the last index fastest). `slots[j]` is where index `j` keeps its `(lo, hi)`."""
+    params = a.index_params
+    names = [p.name for p in params]
+    counts = [f"(({s}.1 - {s}.0).max(0) as usize)" for s in slots]
+    parts = conjuncts(a.guard)
+    # Each conjunct's level: the deepest index it reads; placed no shallower than those before it.
+    placed: list[list[ir.Expr]] = [[] for _ in range(len(params) + 1)]  # level -1 is placed[0]
+    level = -1
+    for c in parts:
+        read = _reads(c, set(names))
+        level = max([level] + [names.index(n) for n in read])
+        placed[level + 1].append(c)
+    with w.facts({p.name: w.ranges.range_fact(p.lo, p.hi) for p in params}):
+        innermost = " && ".join(f"({w.expr(c)})" for c in placed[len(params)]) or "true"
+        code = f"out[n] = {innermost}; n += 1;"
+        for j in reversed(range(len(params))):
+            checks = "".join(f"if below{j} > 0 && !({w.expr(c)}) {{ out[n..n + below{j}].fill(false); "
+                             f"n += below{j}; continue; }} " for c in placed[j + 1] if j < len(params) - 1)
+            code = f"for {local(names[j])} in {slots[j]}.0..{slots[j]}.1 {{ {checks}{code} }}"
+        outer = [w.expr(c) for c in placed[0]]
+    sizes = [f"let below{j}: usize = {' * '.join(counts[j + 1:])};" for j in range(len(params) - 1)
+             if placed[j + 1]]
+    total = " * ".join(counts)
+    memos = [f"let mut {name}: Option<{t}> = None;" for name, t in w.memos]
+    if outer:
+        test = " && ".join(f"({c})" for c in outer)
+        code = (f"{{ let total: usize = {total}; if total > 0 && !({test}) {{ out[n..n + total].fill(false); "
+                f"n += total; }} else {{ {code} }} }}")
+    return "{ " + " ".join(memos + sizes) + f" {code} }}"

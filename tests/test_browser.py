@@ -193,3 +193,35 @@ def test_other_examples_render_in_the_player(browser, serve):
     assert "player 1 to move" in page.text_content("#player")
     assert errors == []
     page.close()
+
+
+def test_the_player_shows_a_search_and_lets_the_agent_search(browser, serve, compiled):
+    """A package exported with search (no policy): the Search button writes each action's
+    visits on its button, the same visits as the native search from the same state and
+    seed, and with "the agent searches" the agent plays the most visited move."""
+    import twisterl
+    url = serve(exported("tictactoe", search=True).out_dir)
+    page, errors = _open(browser, url)
+    assert page.is_visible("#search-controls")
+    _reset(page, 0, 0)
+    page.fill("#simulations", "60")
+    page.click("#search")
+    texts = [b.text_content() for b in page.locator("#actions button").all()]
+    shown = [int(t.rsplit("·", 1)[1]) for t in texts]
+    env = compiled("tictactoe")(seed=0)
+    env.reset(seed=0)
+    native = twisterl.mcts(env, simulations=60, seed=0)
+    assert shown == [int(v) for v in native.visits]
+    best = page.locator("#actions button.best")
+    assert best.count() == 1 and best.text_content().startswith(env.action_names()[native.action])
+    assert "60 simulations" in page.text_content("#search-note")
+    # The agent searches before its move (seed 1: the player's second search).
+    page.check("#play-search")
+    assert not page.is_disabled("#agent-step")
+    page.click("#agent-step")
+    assert page.text_content("#steps") == "1"
+    played = twisterl.mcts(env, simulations=60, seed=1).action
+    disabled = [i for i, b in enumerate(page.locator("#actions button").all()) if b.is_disabled()]
+    assert disabled == [played]  # the one cell now taken is the native search's move
+    assert errors == []
+    page.close()

@@ -37,6 +37,8 @@ from .stats import RunningMeanVar, RunningVariance
 # Collection with a deadline runs in chunks of about this many env steps, so the deadline is
 # checked every few milliseconds (see `PPO.collect`).
 COLLECT_CHUNK = 4096
+
+
 @dataclass
 class IterationStats:
     iteration: int

@@ -194,7 +194,7 @@ def test_bad_input_is_a_clear_error(ttt):
         twisterl.mcts(env, simulations=0)
     with pytest.raises(ValueError, match="state of 3 values"):
         twisterl.mcts(env, state=[0, 0, 0])
-    over = ttt_state("XXXOO....")
+    over = ttt_state("XO.XO.X..")  # X has the left column
     over[9] = X  # the winner
     with pytest.raises(ValueError, match="episode is over"):
         twisterl.mcts(env, state=over)

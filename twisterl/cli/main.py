@@ -78,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--time-limit", type=float, metavar="SECONDS")
     tr.add_argument("--algo", choices=["ppo", "az"], default="ppo",
                     help="ppo (default) or az: AlphaZero self-play with MCTS (discrete actions)")
+    tr.add_argument("--learner", choices=["auto", "rust", "torch"],
+                    help="where updates run: rust (twisterl's own), torch, or auto (the default: rust on the CPU "
+                    "for the networks it trains); over the config's `learner`, also when resuming")
     tr.set_defaults(run=cmd_train)
 
     tu = sub.add_parser("tune", help="search PPO hyperparameters with Optuna",

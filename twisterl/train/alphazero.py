@@ -34,6 +34,7 @@ from torch.nn import functional as F
 from ..search import agent, play_games
 from .az_config import Config
 from .nets import SparseObs, build_policy, describe_policy, to_rust
+from .rust_learner import RustLearner, pick_learner
 from .twists import twist_dense, twist_group, twist_indices
 
 
@@ -125,6 +126,9 @@ class AlphaZero:
         self.best = copy.deepcopy(self.policy)
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=cfg.learning_rate,
                                           weight_decay=cfg.weight_decay)
+        self.learner = pick_learner(cfg.learner, self.policy, torch.device("cpu"))
+        self.rust = RustLearner(self.policy, lr=cfg.learning_rate, eps=1e-8, weight_decay=cfg.weight_decay,
+                                threads=max(1, cfg.num_threads)) if self.learner == "rust" else None
         twists = list(probe.twists().values()) if cfg.twists or cfg.average_twists else []
         self.group = twist_group(twists) if twists else []
         self.buffer = Replay(cfg.replay_size, self.nnz if self.sparse else self.obs_size, self.sparse,
@@ -193,6 +197,12 @@ class AlphaZero:
             if deadline is not None and time.perf_counter() >= deadline:
                 break
             mb = rng.integers(0, buf.n, size=min(cfg.batch_size, buf.n))
+            if self.rust is not None:
+                out = self.rust.az_step(buf.obs, buf.counts if self.sparse else None, buf.masks, buf.policy,
+                                        buf.value, mb, cfg.value_coef)
+                sums += [out["policy_loss"], out["value_loss"], out["entropy"]]
+                steps += 1
+                continue
             if self.sparse:
                 x = SparseObs(torch.from_numpy(buf.obs[mb].astype(np.int64)),
                               torch.from_numpy(buf.counts[mb].astype(np.int64)))
@@ -211,6 +221,9 @@ class AlphaZero:
             entropy = -(logp.exp() * logp).sum(-1).mean()
             sums += [policy_loss.item(), value_loss.item(), entropy.item()]
             steps += 1
+        if self.rust is not None:
+            self.rust.push()
+            self.rust.write_optimizer(self.optimizer)
         sums = sums / steps if steps else np.full(3, np.nan if cfg.train_steps else 0.0)
         return {"policy_loss": sums[0], "value_loss": sums[1], "entropy": sums[2]}, steps == cfg.train_steps
 
@@ -312,3 +325,6 @@ class AlphaZero:
         self.difficulty = int(progress.get("difficulty", self.difficulty))
         self.iteration = int(progress.get("iteration", 0))
         self.env_steps = int(progress.get("env_steps", 0))
+        if self.rust is not None:
+            self.rust.pull()
+            self.rust.read_optimizer(self.optimizer)

@@ -31,6 +31,9 @@ class Config:
     """games per thread searched in lockstep, their leaves in one forward pass"""
     num_threads: int = 2
     """threads for self-play and the arena"""
+    learner: str = "auto"
+    """where updates run: "rust" (twisterl's own learner, no torch needed for the update), "torch", or
+    "auto": Rust on the CPU for the networks it supports, torch on a GPU or for other networks"""
     torch_threads: int = 1
     """threads for torch (small nets learn fastest on one; more oversubscribe the cores)"""
     replay_size: int = 20_000

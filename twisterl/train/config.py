@@ -104,7 +104,11 @@ def device(value: Any) -> Optional[str]:
     return f"must be \"cpu\", \"cuda\", \"cuda:N\", \"mps\" or \"auto\", not {value!r}"
 
 
+LEARNERS = ("auto", "rust", "torch")
+"""Where the updates run: the Rust learner, torch, or "auto" (see `twisterl.train.rust_learner.pick_learner`)."""
+
 COMMON: dict[str, Check] = {
+    "learner": choice(*LEARNERS),
     "num_threads": number("int", 1, 1024),
     "torch_threads": number("int", 0, 1024),
     "learning_rate": number("float", 0, 10, positive=True),

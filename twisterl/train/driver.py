@@ -7,6 +7,7 @@ closing line) is a `Recipe`; the rest (run-dir setup, resume, saving) is shared.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import math
 import time
@@ -18,7 +19,7 @@ import numpy as np
 
 from .checkpoints import (CONTINUOUS_DEFAULTS, check_network, env_checker, make_az_config, make_ppo_config,
                           run_config, run_env)
-from .config import MAX_SEED, load_config
+from .config import LEARNERS, MAX_SEED, load_config
 from .rundir import CheckpointError, RunDir, check_env, env_identity, find_run, restore_optimizer
 
 
@@ -125,8 +126,8 @@ class PPORecipe:
 
     def header(self, cls, cfg, learner, run: RunDir) -> str:
         how = " by self-play" if learner.players == 2 else ""
-        return (f"training {cls.name} with PPO{how}: {cfg.num_envs} envs x {cfg.num_steps} steps per iteration; "
-                f"run dir {run.path}")
+        return (f"training {cls.name} with PPO{how}: {cfg.num_envs} envs x {cfg.num_steps} steps per iteration, "
+                f"updates in {learner.learner}; run dir {run.path}")
 
     def row(self, s, learner) -> dict:
         row = {k: v for k, v in s.__dict__.items() if k not in ("evals", "arena")}
@@ -198,7 +199,7 @@ class AlphaZeroRecipe:
 
     def header(self, cls, cfg, learner, run: RunDir) -> str:
         return (f"training {cls.name} with AlphaZero: {cfg.num_games} self-play games x {cfg.num_simulations} "
-                f"simulations per move per iteration; run dir {run.path}")
+                f"simulations per move per iteration, updates in {learner.learner}; run dir {run.path}")
 
     def row(self, s, learner) -> dict:
         return dict(s.__dict__)
@@ -241,13 +242,16 @@ RECIPES: dict[str, type[Recipe]] = {"ppo": PPORecipe, "az": AlphaZeroRecipe}
 def train(path: Optional[str], out: Optional[str] = None, config_path: Optional[str] = None,
           params: Optional[dict] = None, seed: Optional[int] = None, iterations: Optional[int] = None,
           time_limit: Optional[float] = None, stream: Optional[TextIO] = None, resume: Optional[str] = None,
-          algo: str = "ppo") -> TrainResult:
+          algo: str = "ppo", learner: Optional[str] = None) -> TrainResult:
     """A new run of `algo` ("ppo" or "az") on the env at `path`, or `resume` of a run dir
     (its own algo, env, params and config). Progress goes to `stream` (default: nowhere).
     The time limit counts from the start of the first iteration (after compiling the env
     and building the learner) and covers everything after it: rollouts, updates, evals,
-    checkpoints."""
+    checkpoints. `learner` ("auto", "rust" or "torch") is where updates run, over the
+    config's (also when resuming: a run resumes across learners)."""
     check_limits(iterations, time_limit, seed)
+    if learner is not None and learner not in LEARNERS:
+        raise ValueError(f"learner must be one of {', '.join(LEARNERS)}, not {learner!r}")
     if algo not in RECIPES:
         raise ValueError(f"algo must be one of {', '.join(RECIPES)}, not {algo!r}")
     stream = stream or _Silent()
@@ -255,6 +259,8 @@ def train(path: Optional[str], out: Optional[str] = None, config_path: Optional[
     if resume is not None:
         run = find_run(resume)
         saved, cfg = run_config(run)
+        if learner is not None:
+            cfg = dataclasses.replace(cfg, learner=learner)
         recipe = RECIPES[saved.get("algo", "ppo")]()
         cls, source = run_env(run)
         params = saved.get("params", {})
@@ -277,6 +283,8 @@ def train(path: Optional[str], out: Optional[str] = None, config_path: Optional[
         overrides = load_config(config_path)
         if seed is not None:
             overrides["seed"] = seed
+        if learner is not None:
+            overrides["learner"] = learner
         cls = compile(path)
         cfg = recipe.configure(overrides, cls, config_path or "the config", params, stream)
         source = Path(path).read_text()

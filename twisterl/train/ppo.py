@@ -32,6 +32,7 @@ from .evaluation import EvalSpec, evaluate_policy
 from .intrinsic import intrinsic_advantages, make_bonus, next_observation_rows
 from .nets import ObsNorm, SparseObs, build_policy, describe_policy, to_rust
 from .ppo_config import Config
+from .rust_learner import RustLearner, pick_learner
 from .stats import RunningMeanVar, RunningVariance
 
 # Collection with a deadline runs in chunks of about this many env steps, so the deadline is
@@ -111,6 +112,9 @@ class PPO:
         self.policy = build_policy(self.policy_desc).to(self.device)
         torch.set_num_threads(learner_threads(self.policy, config))
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=config.learning_rate, eps=1e-5)
+        self.learner = pick_learner(config.learner, self.policy, self.device)
+        self.rust = RustLearner(self.policy, lr=config.learning_rate, eps=1e-5, max_grad_norm=config.max_grad_norm,
+                                threads=max(1, config.num_threads)) if self.learner == "rust" else None
         if config.twists and self.continuous:
             raise ValueError("twists apply to envs with discrete actions")
         self.twists = list(self.vec.twists().values()) if config.twists else None
@@ -147,6 +151,8 @@ class PPO:
             left = max(0.0, 1.0 - self.env_steps / cfg.max_env_steps)
             for group in self.optimizer.param_groups:
                 group["lr"] = cfg.learning_rate * left
+            if self.rust is not None:
+                self.rust.lr = cfg.learning_rate * left
         if self.players == 2 and self.iteration % cfg.pool_every == 0:
             self.pool.append(to_rust(self.policy))
             del self.pool[:-cfg.pool_size]
@@ -297,6 +303,8 @@ class PPO:
         for module in self.policy.modules():
             if isinstance(module, ObsNorm):
                 module.set_stats(self.obs_stats.mean, self.obs_stats.var)
+        if self.rust is not None:
+            self.rust.pull()
 
     def update_reward_scale(self, rewards: np.ndarray, dones: np.ndarray) -> None:
         """Track the variance of each env's discounted return; the next iteration's rewards
@@ -321,6 +329,9 @@ class PPO:
         """`update_epochs` epochs of minibatch updates on `data`: the mean losses, and False
         when the deadline stopped them early (the minibatches done are kept)."""
         cfg = self.cfg
+        if self.rust is not None:
+            return self.update_rust(data, deadline)
+
         def tensor(key: str, *shape: int) -> torch.Tensor:
             return torch.from_numpy(data[key].reshape(-1, *shape)).to(self.device)
 
@@ -391,6 +402,41 @@ class PPO:
                 break
         return means(), True
 
+    def update_rust(self, data: dict, deadline: Optional[float] = None) -> tuple[dict, bool]:
+        """`update` in the Rust learner: the same minibatches in the same order, the same
+        losses; the weights and Adam's state are written back into the torch module and
+        optimizer afterwards (which checkpoints save)."""
+        cfg = self.cfg
+        rows = np.flatnonzero(data["learn"].reshape(-1)) if "learn" in data else np.arange(data["logp"].size)
+        total = len(rows)
+        mb_size = max(1, total // cfg.num_minibatches)
+        rng = np.random.default_rng(cfg.seed + self.iteration)
+        sums = {"policy_loss": 0.0, "value_loss": 0.0, "entropy": 0.0, "clipfrac": 0.0}
+        count, epoch_kl, complete = 0, [], True
+        for _ in range(cfg.update_epochs):
+            order = rows[rng.permutation(total)]
+            epoch_kl = []
+            for s in range(0, total, mb_size):
+                if deadline is not None and time.perf_counter() >= deadline:
+                    complete = False
+                    break
+                out = self.rust.ppo_step(data, order[s:s + mb_size], clip_coef=cfg.clip_coef, vf_coef=cfg.vf_coef,
+                                         ent_coef=cfg.ent_coef, norm_adv=cfg.norm_adv, clip_vloss=cfg.clip_vloss,
+                                         sparse=self.sparse)
+                epoch_kl.append(out["approx_kl"])
+                for key in sums:
+                    sums[key] += out[key]
+                count += 1
+            if not complete or (cfg.target_kl is not None and epoch_kl and np.mean(epoch_kl) > cfg.target_kl):
+                break
+        self.rust.push()
+        self.rust.write_optimizer(self.optimizer)
+        means = {k: v / count if count else float("nan") for k, v in sums.items()}
+        means["approx_kl"] = float(np.mean(epoch_kl)) if epoch_kl else float("nan")
+        means["explained_variance"] = explained_variance(data["values"].reshape(-1)[rows],
+                                                         data["returns"].reshape(-1)[rows])
+        return means, complete
+
     def train(self, iterations: Optional[int] = None, time_limit: Optional[float] = None,
               on_iteration: Optional[Callable[[IterationStats], None]] = None) -> list[IterationStats]:
         """Iterate until `iterations`, `time_limit` seconds, or `diff_max` is solved. The time
@@ -427,6 +473,9 @@ class PPO:
         self.return_stats.load(progress)
         if self.obs_stats is not None:
             self.obs_stats.load(progress, "obs")
+        if self.rust is not None:
+            self.rust.pull()
+            self.rust.read_optimizer(self.optimizer)
         self.set_difficulty(int(progress["difficulty"]))
 
 

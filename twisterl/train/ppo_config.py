@@ -28,6 +28,9 @@ class Config:
     """steps per env per iteration"""
     num_threads: int = 2
     """threads for rollouts"""
+    learner: str = "auto"
+    """where updates run: "rust" (twisterl's own learner, no torch needed for the update), "torch", or
+    "auto": Rust on the CPU for the networks it supports, torch on a GPU or for other networks"""
     torch_threads: int = 0
     """threads for torch's update; 0: `num_threads` for networks of 100k parameters or more, else 1
     (small networks lose far more to thread synchronisation than they gain)"""

@@ -16,6 +16,7 @@ pub mod batch;
 pub mod env;
 pub mod fault;
 pub mod host;
+pub mod learn;
 pub mod mcts;
 pub mod ops;
 pub mod param;

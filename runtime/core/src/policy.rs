@@ -84,11 +84,11 @@ impl Conv2d {
          (self.input.1 + 2 * self.padding.1 - self.kernel.1) / self.stride.1 + 1)
     }
 
-    fn inputs(&self) -> usize {
+    pub(crate) fn inputs(&self) -> usize {
         self.in_channels * self.input.0 * self.input.1
     }
 
-    fn outputs(&self) -> usize {
+    pub(crate) fn outputs(&self) -> usize {
         let (h, w) = self.output();
         self.out_channels * h * w
     }
@@ -326,7 +326,7 @@ fn apply(layer: &Layer, batch: usize, width: usize, x: &mut Vec<f32>, tmp: &mut 
     }
 }
 
-fn activate(act: Activation, x: &mut [f32]) {
+pub(crate) fn activate(act: Activation, x: &mut [f32]) {
     match act {
         Activation::Relu => x.iter_mut().for_each(|v| *v = v.max(0.0)),
         Activation::Tanh => x.iter_mut().for_each(|v| *v = v.tanh()),

@@ -11,6 +11,7 @@ mod batch;
 mod collect;
 mod error;
 mod interrupt;
+mod learner;
 mod mcts;
 mod plugin;
 mod policy;
@@ -23,6 +24,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<plugin::Plugin>()?;
     m.add_class::<batch::Batch>()?;
     m.add_class::<policy::Policy>()?;
+    m.add_class::<learner::Learner>()?;
     m.add("EnvFault", m.py().get_type::<error::EnvFault>())?;
     m.add("ABI_VERSION", twisterl_core::abi::ABI_VERSION)?;
     m.add("CORE_VERSION", twisterl_core::abi::CORE_VERSION)?;

@@ -54,7 +54,7 @@ fn layer(item: &Bound<'_, PyAny>) -> PyResult<Layer> {
     }
 }
 
-fn layers(items: &Bound<'_, PyAny>) -> PyResult<Vec<Layer>> {
+pub(crate) fn layers(items: &Bound<'_, PyAny>) -> PyResult<Vec<Layer>> {
     items.try_iter()?.map(|item| layer(&item?)).collect()
 }
 
@@ -97,6 +97,11 @@ impl Policy {
 }
 
 impl Policy {
+    /// The Python face of a core policy.
+    pub fn from_core(inner: CorePolicy) -> Policy {
+        Policy { inner, ws: std::sync::Mutex::new(Workspace::default()) }
+    }
+
     fn run<'py>(&self, py: Python<'py>, input: Input<'_>, batch: usize)
                 -> PyResult<(Bound<'py, PyArray2<f32>>, Bound<'py, PyArray1<f32>>)> {
         let logits = PyArray2::<f32>::zeros(py, [batch, self.inner.num_actions], false);

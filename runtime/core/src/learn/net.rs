@@ -1,0 +1,515 @@
+//! Training passes of a [`Policy`]: a forward pass that keeps each layer's input on a
+//! [`Tape`], and the backward pass that turns the gradients of the logits and values into
+//! gradients of every parameter (a policy of the same shape, see [`super::params`]).
+//!
+//! The first trunk layer, when linear, reads the observation as it comes: a sparse one is an
+//! embedding bag forward and a scatter of rows backward. No gradient flows into the
+//! observation itself.
+
+use super::gemm::{gemm, Mat, Start};
+use crate::policy::{activate, Activation, Conv2d, Input, Layer, Policy};
+
+/// What the backward pass needs from the forward pass, reused between minibatches.
+#[derive(Default, Debug)]
+pub struct Tape {
+    /// The input of every trunk layer after the first, then of the policy head's and the
+    /// value head's, in pre-order (a residual block's own slot, then its body's).
+    trunk: Vec<Vec<f32>>,
+    policy: Vec<Vec<f32>>,
+    value: Vec<Vec<f32>>,
+    /// The trunk's output and its width.
+    hidden: Vec<f32>,
+    width: usize,
+    /// Whether the first trunk layer read the observation directly.
+    input_layer: bool,
+    dense: Vec<f32>,
+    tmp: Vec<f32>,
+    dh: Vec<f32>,
+    dh2: Vec<f32>,
+    conv: ConvScratch,
+}
+
+#[derive(Default, Debug)]
+struct ConvScratch {
+    patches: Vec<f32>,
+    rows: Vec<f32>,
+    dpatches: Vec<f32>,
+}
+
+/// Logits `[batch, num_actions]` and values `[batch]` for `input`, keeping on `tape` what
+/// [`backward`] needs.
+pub fn forward(policy: &Policy, input: Input<'_>, batch: usize, tape: &mut Tape, logits: &mut Vec<f32>,
+               values: &mut Vec<f32>, threads: usize) {
+    let Tape { trunk, policy: ptape, value: vtape, hidden, width, input_layer, dense, tmp, conv, .. } = tape;
+    let rest = match policy.trunk.first() {
+        Some(Layer::Linear { weight, bias, inputs, outputs }) => {
+            hidden.resize(batch * outputs, 0.0);
+            match input {
+                Input::Sparse { indices, counts, stride } => {
+                    for b in 0..batch {
+                        let row = &mut hidden[b * outputs..(b + 1) * outputs];
+                        row.copy_from_slice(bias);
+                        for &i in &indices[b * stride..b * stride + counts[b] as usize] {
+                            if (i as usize) < *inputs {
+                                for (o, w) in row.iter_mut().zip(&weight[i as usize * outputs..]) {
+                                    *o += w;
+                                }
+                            }
+                        }
+                    }
+                }
+                Input::Dense { x, width } => {
+                    gemm(batch, *outputs, *inputs, Mat::rows(&x[..batch * width], width), Mat::rows(weight, *outputs),
+                         hidden, Start::Bias(bias), threads);
+                }
+            }
+            *width = *outputs;
+            *input_layer = true;
+            &policy.trunk[1..]
+        }
+        _ => {
+            densify(input, policy.inputs, batch, hidden);
+            *width = policy.inputs;
+            *input_layer = false;
+            &policy.trunk[..]
+        }
+    };
+    if let Input::Dense { x, .. } = input {
+        dense.clear();
+        dense.extend_from_slice(&x[..batch * policy.inputs]);
+    }
+    let mut slot = 0;
+    *width = run(rest, batch, *width, hidden, tmp, trunk, &mut slot, conv, threads);
+    for (layers, tape, out) in [(&policy.policy_head, ptape, &mut *logits), (&policy.value_head, vtape, &mut *values)] {
+        out.clear();
+        out.extend_from_slice(&hidden[..batch * *width]);
+        let mut slot = 0;
+        run(layers, batch, *width, out, tmp, tape, &mut slot, conv, threads);
+    }
+}
+
+/// The gradients of every parameter of `policy` into `grads` (a policy of the same shape,
+/// added to what it holds), from those of the logits and values of the last [`forward`].
+/// `dlogits` and `dvalues` are used as scratch.
+#[allow(clippy::too_many_arguments)]
+pub fn backward(policy: &Policy, grads: &mut Policy, input: Input<'_>, batch: usize, tape: &mut Tape,
+                dlogits: &mut Vec<f32>, dvalues: &mut Vec<f32>, threads: usize) {
+    let Tape { trunk, policy: ptape, value: vtape, width, input_layer, dense, tmp, dh, dh2, conv, .. } = tape;
+    let width = *width;
+    // With no trunk the heads read the observation, whose gradient nothing needs.
+    let heads_dx = !policy.trunk.is_empty();
+    back(&policy.policy_head, &mut grads.policy_head, batch, dlogits, tmp, ptape, 0, conv, heads_dx, threads);
+    back(&policy.value_head, &mut grads.value_head, batch, dvalues, tmp, vtape, 0, conv, heads_dx, threads);
+    if !heads_dx {
+        return;
+    }
+    // Heads that are empty pass their gradients through unchanged.
+    dh.clear();
+    dh.extend_from_slice(&dlogits[..batch * width]);
+    for (d, v) in dh.iter_mut().zip(&dvalues[..batch * width]) {
+        *d += v;
+    }
+    let (rest, grest) = if *input_layer {
+        (&policy.trunk[1..], &mut grads.trunk[1..])
+    } else {
+        (&policy.trunk[..], &mut grads.trunk[..])
+    };
+    back(rest, grest, batch, dh, dh2, trunk, 0, conv, *input_layer, threads);
+    if !*input_layer {
+        return;
+    }
+    let (Layer::Linear { inputs, outputs, .. }, Layer::Linear { weight: gw, bias: gb, .. }) =
+        (&policy.trunk[0], &mut grads.trunk[0]) else { unreachable!("the input layer is linear") };
+    let dy = &dh[..batch * outputs];
+    column_sums(dy, *outputs, gb);
+    match input {
+        Input::Sparse { indices, counts, stride } => {
+            for b in 0..batch {
+                let row = &dy[b * outputs..(b + 1) * outputs];
+                for &i in &indices[b * stride..b * stride + counts[b] as usize] {
+                    if (i as usize) < *inputs {
+                        for (g, d) in gw[i as usize * outputs..(i as usize + 1) * outputs].iter_mut().zip(row) {
+                            *g += d;
+                        }
+                    }
+                }
+            }
+        }
+        Input::Dense { .. } => {
+            gemm(*inputs, *outputs, batch, Mat::rows(&dense[..batch * inputs], *inputs).t(), Mat::rows(dy, *outputs),
+                 gw, Start::Add, threads);
+        }
+    }
+}
+
+fn densify(input: Input<'_>, inputs: usize, batch: usize, out: &mut Vec<f32>) {
+    out.clear();
+    match input {
+        Input::Dense { x, .. } => out.extend_from_slice(&x[..batch * inputs]),
+        Input::Sparse { indices, counts, stride } => {
+            out.resize(batch * inputs, 0.0);
+            for b in 0..batch {
+                for &i in &indices[b * stride..b * stride + counts[b] as usize] {
+                    if (i as usize) < inputs {
+                        out[b * inputs + i as usize] = 1.0;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// How many tape slots a layer takes: one, and a residual block's body's.
+fn slots(layer: &Layer) -> usize {
+    match layer {
+        Layer::Residual(body) => 1 + body.iter().map(slots).sum::<usize>(),
+        _ => 1,
+    }
+}
+
+fn take_slot(tape: &mut Vec<Vec<f32>>, slot: &mut usize, x: &[f32]) {
+    if tape.len() <= *slot {
+        tape.resize_with(*slot + 1, Vec::new);
+    }
+    tape[*slot].clear();
+    tape[*slot].extend_from_slice(x);
+    *slot += 1;
+}
+
+/// Apply `layers` to `x` (`[batch, width]`, the result left in `x`), saving each input.
+#[allow(clippy::too_many_arguments)]
+fn run(layers: &[Layer], batch: usize, mut width: usize, x: &mut Vec<f32>, tmp: &mut Vec<f32>, tape: &mut Vec<Vec<f32>>,
+       slot: &mut usize, conv: &mut ConvScratch, threads: usize) -> usize {
+    for layer in layers {
+        let mine = *slot;
+        take_slot(tape, slot, &x[..batch * width]);
+        match layer {
+            Layer::Linear { weight, bias, inputs, outputs } => {
+                tmp.resize(batch * outputs, 0.0);
+                gemm(batch, *outputs, *inputs, Mat::rows(&x[..batch * inputs], *inputs), Mat::rows(weight, *outputs),
+                     tmp, Start::Bias(bias), threads);
+                std::mem::swap(x, tmp);
+                width = *outputs;
+            }
+            Layer::Act(act) => activate(*act, &mut x[..batch * width]),
+            Layer::LayerNorm { gamma, beta, eps } => {
+                for row in x[..batch * width].chunks_mut(width) {
+                    let (mean, inv) = moments(row, *eps);
+                    for (k, v) in row.iter_mut().enumerate() {
+                        *v = (*v - mean) * inv * gamma[k] + beta[k];
+                    }
+                }
+            }
+            Layer::Residual(body) => {
+                let w = run(body, batch, width, x, tmp, tape, slot, conv, threads);
+                debug_assert_eq!(w, width);
+                for (v, s) in x[..batch * width].iter_mut().zip(&tape[mine]) {
+                    *v += s;
+                }
+            }
+            Layer::Conv2d(c) => {
+                tmp.resize(batch * c.outputs(), 0.0);
+                for b in 0..batch {
+                    conv_forward(c, &x[b * width..(b + 1) * width], &mut tmp[b * c.outputs()..(b + 1) * c.outputs()],
+                                 conv);
+                }
+                std::mem::swap(x, tmp);
+                width = c.outputs();
+            }
+        }
+    }
+    width
+}
+
+/// The mean and `1 / sqrt(var + eps)` of a row (the biased variance, as torch's LayerNorm).
+fn moments(row: &[f32], eps: f32) -> (f32, f32) {
+    let n = row.len() as f32;
+    let mean = row.iter().sum::<f32>() / n;
+    let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
+    (mean, 1.0 / (var + eps).sqrt())
+}
+
+/// Backward through `layers`, whose inputs are on `tape` from slot `first`: `dy` (the
+/// gradient of their output) becomes the gradient of their input, unless `need_dx` is
+/// false for the first layer (nothing reads it).
+#[allow(clippy::too_many_arguments)]
+fn back(layers: &[Layer], grads: &mut [Layer], batch: usize, dy: &mut Vec<f32>, tmp: &mut Vec<f32>, tape: &[Vec<f32>],
+        first: usize, conv: &mut ConvScratch, need_dx: bool, threads: usize) {
+    let mut starts = Vec::with_capacity(layers.len());
+    let mut s = first;
+    for layer in layers {
+        starts.push(s);
+        s += slots(layer);
+    }
+    for (i, (layer, grad)) in layers.iter().zip(grads.iter_mut()).enumerate().rev() {
+        let x = &tape[starts[i]];
+        let dx_needed = need_dx || i > 0;
+        match (layer, grad) {
+            (Layer::Linear { weight, inputs, outputs, .. }, Layer::Linear { weight: gw, bias: gb, .. }) => {
+                let d = &dy[..batch * outputs];
+                gemm(*inputs, *outputs, batch, Mat::rows(&x[..batch * inputs], *inputs).t(), Mat::rows(d, *outputs),
+                     gw, Start::Add, threads);
+                column_sums(d, *outputs, gb);
+                if dx_needed {
+                    tmp.resize(batch * inputs, 0.0);
+                    gemm(batch, *inputs, *outputs, Mat::rows(d, *outputs), Mat::rows(weight, *outputs).t(), tmp,
+                         Start::Zero, threads);
+                    std::mem::swap(dy, tmp);
+                }
+            }
+            (Layer::Act(act), _) => {
+                if dx_needed {
+                    act_backward(*act, x, dy);
+                }
+            }
+            (Layer::LayerNorm { gamma, eps, .. }, Layer::LayerNorm { gamma: gg, beta: gbeta, .. }) => {
+                let width = gamma.len();
+                for (row, d) in x.chunks(width).zip(dy.chunks_mut(width)).take(batch) {
+                    let (mean, inv) = moments(row, *eps);
+                    let n = width as f32;
+                    let (mut sum_g, mut sum_gx) = (0.0f32, 0.0f32);
+                    for k in 0..width {
+                        let xhat = (row[k] - mean) * inv;
+                        gg[k] += d[k] * xhat;
+                        gbeta[k] += d[k];
+                        let g = d[k] * gamma[k];
+                        sum_g += g;
+                        sum_gx += g * xhat;
+                    }
+                    for k in 0..width {
+                        let xhat = (row[k] - mean) * inv;
+                        d[k] = inv / n * (n * d[k] * gamma[k] - sum_g - xhat * sum_gx);
+                    }
+                }
+            }
+            (Layer::Residual(body), Layer::Residual(gbody)) => {
+                let skip = dy.clone();
+                back(body, gbody, batch, dy, tmp, tape, starts[i] + 1, conv, true, threads);
+                for (d, s) in dy.iter_mut().zip(&skip) {
+                    *d += s;
+                }
+            }
+            (Layer::Conv2d(c), Layer::Conv2d(g)) => {
+                let (inw, outw) = (c.inputs(), c.outputs());
+                if dx_needed {
+                    tmp.clear();
+                    tmp.resize(batch * inw, 0.0);
+                }
+                for b in 0..batch {
+                    let dx = if dx_needed { Some(&mut tmp[b * inw..(b + 1) * inw]) } else { None };
+                    conv_backward(c, g, &x[b * inw..(b + 1) * inw], &dy[b * outw..(b + 1) * outw], dx, conv);
+                }
+                if dx_needed {
+                    std::mem::swap(dy, tmp);
+                }
+            }
+            _ => unreachable!("gradients have the policy's shape"),
+        }
+    }
+}
+
+fn column_sums(d: &[f32], cols: usize, out: &mut [f32]) {
+    for row in d.chunks(cols) {
+        for (o, v) in out.iter_mut().zip(row) {
+            *o += v;
+        }
+    }
+}
+
+fn act_backward(act: Activation, x: &[f32], dy: &mut [f32]) {
+    match act {
+        Activation::Relu => dy.iter_mut().zip(x).for_each(|(d, &v)| if v <= 0.0 { *d = 0.0 }),
+        Activation::Tanh => dy.iter_mut().zip(x).for_each(|(d, &v)| {
+            let t = v.tanh();
+            *d *= 1.0 - t * t;
+        }),
+        Activation::GeluTanh => dy.iter_mut().zip(x).for_each(|(d, &v)| {
+            let c = (2.0f32 / std::f32::consts::PI).sqrt();
+            let u = c * (v + 0.044715 * v * v * v);
+            let t = u.tanh();
+            let du = c * (1.0 + 3.0 * 0.044715 * v * v);
+            *d *= 0.5 * (1.0 + t) + 0.5 * v * (1.0 - t * t) * du;
+        }),
+    }
+}
+
+/// The patches of one image, `[positions, in_channels * kh * kw]` (the weight's patch order).
+fn im2col(c: &Conv2d, image: &[f32], patches: &mut Vec<f32>) {
+    let (oh, ow) = c.output();
+    let (kh, kw) = c.kernel;
+    let (h, w) = c.input;
+    let patch = c.in_channels * kh * kw;
+    patches.clear();
+    patches.resize(oh * ow * patch, 0.0);
+    for oy in 0..oh {
+        for ox in 0..ow {
+            let row = &mut patches[(oy * ow + ox) * patch..][..patch];
+            let mut k = 0;
+            for ch in 0..c.in_channels {
+                for ky in 0..kh {
+                    let y = (oy * c.stride.0 + ky) as isize - c.padding.0 as isize;
+                    for kx in 0..kw {
+                        let xx = (ox * c.stride.1 + kx) as isize - c.padding.1 as isize;
+                        if y >= 0 && (y as usize) < h && xx >= 0 && (xx as usize) < w {
+                            row[k] = image[ch * h * w + y as usize * w + xx as usize];
+                        }
+                        k += 1;
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn conv_forward(c: &Conv2d, image: &[f32], out: &mut [f32], s: &mut ConvScratch) {
+    let (oh, ow) = c.output();
+    let positions = oh * ow;
+    let patch = c.in_channels * c.kernel.0 * c.kernel.1;
+    im2col(c, image, &mut s.patches);
+    s.rows.resize(positions * c.out_channels, 0.0);
+    gemm(positions, c.out_channels, patch, Mat::rows(&s.patches, patch), Mat::rows(&c.weight, c.out_channels),
+         &mut s.rows, Start::Bias(&c.bias), 1);
+    for p in 0..positions {
+        for o in 0..c.out_channels {
+            out[o * positions + p] = s.rows[p * c.out_channels + o];
+        }
+    }
+}
+
+/// One image's weight and bias gradients (added to `g`), and its input gradient when asked.
+fn conv_backward(c: &Conv2d, g: &mut Conv2d, image: &[f32], dy: &[f32], dx: Option<&mut [f32]>, s: &mut ConvScratch) {
+    let (oh, ow) = c.output();
+    let positions = oh * ow;
+    let patch = c.in_channels * c.kernel.0 * c.kernel.1;
+    im2col(c, image, &mut s.patches);
+    // dy is channels-first, [out_channels, positions]: read as the transpose of [positions, out].
+    let dyt = Mat { data: dy, rs: 1, cs: positions };
+    gemm(patch, c.out_channels, positions, Mat::rows(&s.patches, patch).t(), dyt, &mut g.weight, Start::Add, 1);
+    for o in 0..c.out_channels {
+        g.bias[o] += dy[o * positions..(o + 1) * positions].iter().sum::<f32>();
+    }
+    let Some(dx) = dx else { return };
+    s.dpatches.resize(positions * patch, 0.0);
+    gemm(positions, patch, c.out_channels, dyt, Mat::rows(&c.weight, c.out_channels).t(), &mut s.dpatches,
+         Start::Zero, 1);
+    let (kh, kw) = c.kernel;
+    let (h, w) = c.input;
+    for oy in 0..oh {
+        for ox in 0..ow {
+            let row = &s.dpatches[(oy * ow + ox) * patch..][..patch];
+            let mut k = 0;
+            for ch in 0..c.in_channels {
+                for ky in 0..kh {
+                    let y = (oy * c.stride.0 + ky) as isize - c.padding.0 as isize;
+                    for kx in 0..kw {
+                        let xx = (ox * c.stride.1 + kx) as isize - c.padding.1 as isize;
+                        if y >= 0 && (y as usize) < h && xx >= 0 && (xx as usize) < w {
+                            dx[ch * h * w + y as usize * w + xx as usize] += row[k];
+                        }
+                        k += 1;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::params::{params, params_mut, zeros_like};
+    use super::*;
+    use crate::policy::Conv2d;
+    use crate::rng::Rng;
+
+    fn linear(rng: &mut Rng, inputs: usize, outputs: usize) -> Layer {
+        let w: Vec<f32> = (0..inputs * outputs).map(|_| rng.uniform(-0.6, 0.6) as f32).collect();
+        let b: Vec<f32> = (0..outputs).map(|_| rng.uniform(-0.2, 0.2) as f32).collect();
+        Layer::linear_from_torch(&w, &b, inputs, outputs).unwrap()
+    }
+
+    /// `Σ c · logits + Σ d · values` for fixed random `c`, `d`.
+    fn score(policy: &Policy, input: Input<'_>, batch: usize, c: &[f32], d: &[f32]) -> f64 {
+        let (mut logits, mut values) = (Vec::new(), Vec::new());
+        forward(policy, input, batch, &mut Tape::default(), &mut logits, &mut values, 1);
+        logits.iter().zip(c).chain(values.iter().zip(d)).map(|(x, y)| *x as f64 * *y as f64).sum()
+    }
+
+    fn check_gradients(policy: Policy, input: Input<'_>, batch: usize, rng: &mut Rng) {
+        let a = policy.num_actions;
+        let c: Vec<f32> = (0..batch * a).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
+        let d: Vec<f32> = (0..batch).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
+        let mut tape = Tape::default();
+        let (mut logits, mut values) = (Vec::new(), Vec::new());
+        forward(&policy, input, batch, &mut tape, &mut logits, &mut values, 2);
+        let mut grads = zeros_like(&policy);
+        let (mut dl, mut dv) = (c.clone(), d.clone());
+        backward(&policy, &mut grads, input, batch, &mut tape, &mut dl, &mut dv, 2);
+        let analytic: Vec<Vec<f32>> = params(&grads).iter().map(|g| g.to_vec()).collect();
+        let h = 1e-3f32;
+        for (t, g) in analytic.iter().enumerate() {
+            for k in (0..g.len()).step_by(g.len().div_ceil(7)) {
+                let mut up = policy.clone();
+                params_mut(&mut up)[t][k] += h;
+                let mut down = policy.clone();
+                params_mut(&mut down)[t][k] -= h;
+                let num = (score(&up, input, batch, &c, &d) - score(&down, input, batch, &c, &d)) / (2.0 * h as f64);
+                let tol = 2e-2 * (1.0 + num.abs());
+                assert!((num - g[k] as f64).abs() < tol, "tensor {t} value {k}: finite differences {num}, backward {}",
+                        g[k]);
+            }
+        }
+    }
+
+    #[test]
+    fn backward_matches_finite_differences_for_every_layer_kind() {
+        let mut rng = Rng::new(11, 0);
+        // Sparse input into an embedding bag, then every flat layer kind.
+        let trunk = vec![
+            linear(&mut rng, 6, 5),
+            Layer::Act(Activation::Tanh),
+            Layer::LayerNorm { gamma: vec![1.2, 0.8, 1.0, 0.9, 1.1], beta: vec![0.1, -0.1, 0.0, 0.2, -0.2], eps: 1e-5 },
+            Layer::Residual(vec![linear(&mut rng, 5, 5), Layer::Act(Activation::GeluTanh)]),
+            linear(&mut rng, 5, 4),
+            Layer::Act(Activation::Relu),
+        ];
+        let policy = Policy::new(6, trunk, vec![linear(&mut rng, 4, 3)], vec![linear(&mut rng, 4, 2),
+                                 Layer::Act(Activation::Tanh), linear(&mut rng, 2, 1)]).unwrap();
+        let indices = [0u32, 3, 5, 1, 2, 9, 4, 4, 0];
+        let counts = [3u32, 2, 3];
+        check_gradients(policy.clone(), Input::Sparse { indices: &indices, counts: &counts, stride: 3 }, 3, &mut rng);
+        let x: Vec<f32> = (0..4 * 6).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
+        check_gradients(policy, Input::Dense { x: &x, width: 6 }, 4, &mut rng);
+        // Planes through a convolution first (no input layer), then flat layers.
+        let (cin, cout, h, w) = (2usize, 3usize, 4usize, 3usize);
+        let cw: Vec<f32> = (0..cout * cin * 9).map(|_| rng.uniform(-0.5, 0.5) as f32).collect();
+        let cb: Vec<f32> = (0..cout).map(|_| rng.uniform(-0.1, 0.1) as f32).collect();
+        let conv = Conv2d::from_torch(&cw, &cb, cin, cout, (3, 3), (1, 1), (1, 1), (h, w)).unwrap();
+        let conv2 = Conv2d::from_torch(&cw[..cout * cout * 4], &cb, cout, cout, (2, 2), (2, 1), (0, 1), (h, w)).unwrap();
+        let flat = conv2.outputs();
+        let policy = Policy::new(cin * h * w, vec![Layer::Conv2d(conv), Layer::Act(Activation::Relu), Layer::Conv2d(conv2)],
+                                 vec![linear(&mut rng, flat, 4)], vec![linear(&mut rng, flat, 1)]).unwrap();
+        let x: Vec<f32> = (0..3 * cin * h * w).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
+        check_gradients(policy, Input::Dense { x: &x, width: cin * h * w }, 3, &mut rng);
+        // No trunk at all: the heads read the observation.
+        let policy = Policy::new(3, vec![], vec![linear(&mut rng, 3, 2)], vec![linear(&mut rng, 3, 1)]).unwrap();
+        let x: Vec<f32> = (0..2 * 3).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
+        check_gradients(policy, Input::Dense { x: &x, width: 3 }, 2, &mut rng);
+    }
+
+    #[test]
+    fn training_forward_matches_inference() {
+        let mut rng = Rng::new(12, 0);
+        let policy = Policy::new(9, vec![linear(&mut rng, 9, 40), Layer::Act(Activation::Relu), linear(&mut rng, 40, 33),
+                                         Layer::Act(Activation::Relu)],
+                                 vec![linear(&mut rng, 33, 5)], vec![linear(&mut rng, 33, 1)]).unwrap();
+        let batch = 37;
+        let indices: Vec<u32> = (0..batch * 3).map(|k| (k * 7 % 9) as u32).collect();
+        let counts: Vec<u32> = (0..batch).map(|b| (b % 4) as u32).collect();
+        let input = Input::Sparse { indices: &indices, counts: &counts, stride: 3 };
+        let (mut l1, mut v1) = (vec![0.0; batch * 5], vec![0.0; batch]);
+        policy.forward(input, batch, &mut l1, &mut v1, &mut crate::policy::Workspace::default());
+        let (mut l2, mut v2) = (Vec::new(), Vec::new());
+        forward(&policy, input, batch, &mut Tape::default(), &mut l2, &mut v2, 2);
+        assert!(l1.iter().zip(&l2).chain(v1.iter().zip(&v2)).all(|(a, b)| (a - b).abs() < 1e-4));
+    }
+}

@@ -126,7 +126,7 @@ class AlphaZero:
         self.best = copy.deepcopy(self.policy)
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=cfg.learning_rate,
                                           weight_decay=cfg.weight_decay)
-        self.learner = pick_learner(cfg.learner, self.policy, torch.device("cpu"))
+        self.learner = pick_learner(cfg.learner, self.policy)
         self.rust = RustLearner(self.policy, lr=cfg.learning_rate, eps=1e-8, weight_decay=cfg.weight_decay,
                                 threads=max(1, cfg.num_threads)) if self.learner == "rust" else None
         twists = list(probe.twists().values()) if cfg.twists or cfg.average_twists else []

@@ -27,6 +27,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .. import _core
+from .netspec import check_description, describe_policy  # noqa: F401  (re-exported: the torch-free halves)
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": lambda: nn.GELU(approximate="tanh")}
 
@@ -186,83 +187,6 @@ class GaussianPolicy(ActorCritic):
                  activation: str = "tanh", init_log_std: float = 0.0, norm_obs: bool = False):
         super().__init__(obs_size, num_values, hidden, activation, norm_obs)
         self.log_std = nn.Parameter(torch.full((num_values,), float(init_log_std)))
-
-
-def describe_policy(obs_kind: str, obs_shape: Sequence[int], num_actions: int, continuous: bool,
-                    embedding_size: int, common_layers: Sequence[int], conv_channels: Sequence[int] = (32, 32),
-                    init_log_std: float = 0.0, activation: str = "relu", network: str = "auto",
-                    norm_obs: bool = False) -> dict:
-    """The network for an env, as a description a run dir records (JSON). `network` "auto"
-    picks by the env's kind; "actor_critic" asks for separate actor and critic MLPs.
-    `norm_obs` (actor-critic and Gaussian networks only) normalises the observation."""
-    shape = [int(v) for v in obs_shape]
-    norm = {"norm_obs": True} if norm_obs else {}
-    if norm_obs and not (continuous or network == "actor_critic"):
-        raise ValueError("norm_obs needs separate actor and critic networks over a dense observation "
-                         "(network \"actor_critic\", or continuous actions)")
-    if network not in ("auto", "actor_critic"):
-        raise ValueError(f"network must be \"auto\" or \"actor_critic\", not {network!r}")
-    if network == "actor_critic" and not continuous:
-        if obs_kind == "sparse":
-            raise ValueError("network \"actor_critic\" needs a dense observation; this env's is sparse one-hot")
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, not {activation!r}")
-        return {"kind": "actor_critic", "obs_size": math.prod(shape), "num_actions": num_actions,
-                "hidden": [embedding_size, *common_layers], "activation": activation, **norm}
-    if continuous:
-        return {"kind": "gaussian", "obs_size": math.prod(shape), "num_actions": num_actions,
-                "hidden": [embedding_size, *common_layers], "init_log_std": init_log_std, **norm}
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, not {activation!r}")
-    if obs_kind == "planes":
-        return {"kind": "conv", "obs_shape": shape, "num_actions": num_actions, "channels": list(conv_channels),
-                "common_layers": list(common_layers), "activation": activation}
-    return {"kind": "basic", "obs_size": math.prod(shape), "num_actions": num_actions,
-            "embedding_size": embedding_size, "common_layers": list(common_layers), "activation": activation}
-
-
-_SIZE = (1, 1 << 24)
-# The fields of each kind of description: True for a list of sizes, a (lo, hi) int range,
-# a tuple of choices, or float for a number. Those after "|" are optional.
-_DESC_FIELDS: dict[str, dict[str, Any]] = {
-    "basic": {"obs_size": _SIZE, "num_actions": _SIZE, "embedding_size": _SIZE, "common_layers": True,
-              "|activation": tuple(ACTIVATIONS)},
-    "conv": {"obs_shape": True, "num_actions": _SIZE, "channels": True, "common_layers": True,
-             "|activation": tuple(ACTIVATIONS)},
-    "actor_critic": {"obs_size": _SIZE, "num_actions": _SIZE, "hidden": True, "activation": tuple(ACTIVATIONS),
-                     "|norm_obs": bool},
-    "gaussian": {"obs_size": _SIZE, "num_actions": _SIZE, "hidden": True, "|init_log_std": float, "|norm_obs": bool},
-}
-
-
-def check_description(desc: Any) -> None:
-    """A ValueError naming the field for a network description `build_policy` cannot build."""
-    if not isinstance(desc, dict):
-        raise ValueError(f"a network description is an object, not {type(desc).__name__} {desc!r:.40}")
-    kind = desc.get("kind")
-    if kind not in _DESC_FIELDS:
-        raise ValueError(f"unknown policy kind {kind!r}; expected basic, conv, actor_critic or gaussian")
-    for key, rule in _DESC_FIELDS[kind].items():
-        name = key.lstrip("|")
-        if name not in desc:
-            if key.startswith("|"):
-                continue
-            raise ValueError(f"a {kind} network needs `{name}`")
-        value = desc[name]
-        if rule is True:
-            ok = isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) and
-                                                 _SIZE[0] <= v <= _SIZE[1] for v in value)
-            ok = ok and (name != "obs_shape" or len(value) == 3)
-        elif rule is float:
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-        elif rule is bool:
-            ok = isinstance(value, bool)
-        elif isinstance(rule, tuple) and isinstance(rule[0], str):
-            ok = value in rule
-        else:
-            ok = isinstance(value, int) and not isinstance(value, bool) and rule[0] <= value <= rule[1]
-        if not ok:
-            raise ValueError(f"`{name}` of a {kind} network cannot be {value!r}")
 
 
 def build_policy(desc: dict) -> nn.Module:

@@ -112,7 +112,7 @@ class PPO:
         self.policy = build_policy(self.policy_desc).to(self.device)
         torch.set_num_threads(learner_threads(self.policy, config))
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=config.learning_rate, eps=1e-5)
-        self.learner = pick_learner(config.learner, self.policy, self.device)
+        self.learner = pick_learner(config.learner, self.policy, self.device.type)
         self.rust = RustLearner(self.policy, lr=config.learning_rate, eps=1e-5, max_grad_norm=config.max_grad_norm,
                                 threads=max(1, config.num_threads)) if self.learner == "rust" else None
         if config.twists and self.continuous:

@@ -23,9 +23,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-import torch
+import numpy as np
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.numpy import load_file, save_file
 
 from .config import MAX_COUNT, MAX_DIFFICULTY, value_error
 
@@ -174,15 +174,23 @@ def check_meta(meta: dict, path: Path) -> None:
             raise CheckpointError(f"{path}: the metadata field `{key}` {error}")
 
 
-def tensor_digest(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> str:
+def as_numpy(value: Any) -> np.ndarray:
+    """A tensor (torch or numpy) as a contiguous numpy array on the CPU."""
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().contiguous().numpy()
+    return np.ascontiguousarray(value)
+
+
+def tensor_digest(tensors: dict[str, Any], metadata: dict[str, str]) -> str:
     """The sha256 of a checkpoint's metadata strings (but `sha256`) and its tensors, each
-    with its name, dtype and shape, in name order."""
+    with its name, dtype (spelled as torch spells it, so the digest does not depend on which
+    library wrote the file) and shape, in name order."""
     h = hashlib.sha256()
     h.update(json.dumps({k: v for k, v in metadata.items() if k != "sha256"}, sort_keys=True).encode())
     for name in sorted(tensors):
-        t = tensors[name].detach().cpu().contiguous()
-        h.update(json.dumps([name, str(t.dtype), list(t.shape)]).encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        t = as_numpy(tensors[name])
+        h.update(json.dumps([name, f"torch.{t.dtype.name}", list(t.shape)]).encode())
+        h.update(t.reshape(-1).view(np.uint8).tobytes())
     return h.hexdigest()
 
 
@@ -281,21 +289,25 @@ class RunDir:
             f.flush()
             os.fsync(f.fileno())
 
-    def save(self, name: str, model: torch.nn.Module, meta: dict,
-             optimizer: Optional[torch.optim.Optimizer] = None) -> Path:
+    def save(self, name: str, model: Any, meta: dict, optimizer: Any = None) -> Path:
         """Weights (and the optimizer's state, for resuming) in one safetensors file, with
-        `meta` and the sha256 of both (see `tensor_digest`)."""
+        `meta` and the sha256 of both (see `tensor_digest`). `model` is a torch module or a
+        `NumpyPolicy`; `optimizer` a torch optimizer or the Rust learner's `AdamState`, both
+        saved in torch's layout (`optimizer/INDEX/exp_avg`, ...), so either learner resumes
+        from either's checkpoint."""
         path = self.path / f"{name}.safetensors"
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        tensors = {k: as_numpy(v) for k, v in model.state_dict().items()}
         meta = dict(meta)
         if optimizer is not None:
             state = optimizer.state_dict()
             for index, slots in state["state"].items():
                 for key, value in slots.items():
-                    tensors[f"optimizer/{index}/{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
+                    tensors[f"optimizer/{index}/{key}"] = as_numpy(value)
             meta["optimizer_groups"] = state["param_groups"]
-            tensors["rng/torch"] = torch.get_rng_state()
+            if hasattr(optimizer, "param_groups"):  # torch's: its RNG goes with it
+                import torch
+                tensors["rng/torch"] = as_numpy(torch.get_rng_state())
         metadata = {k: json.dumps(v) for k, v in meta.items()}
         metadata["sha256"] = tensor_digest(tensors, metadata)
         save_file(tensors, str(tmp), metadata=metadata)
@@ -333,7 +345,7 @@ class RunDir:
         success = meta.get("success_rate", float("nan"))
         return (meta["difficulty"], float(success), float(meta.get("mean_return", float("-inf"))))
 
-    def load(self, name: str, model: torch.nn.Module, expect: dict,
+    def load(self, name: str, model: Any, expect: dict,
              check: Optional[Callable[[dict, Path], None]] = None) -> dict:
         """Load checkpoint `name` into `model`; `expect` lists metadata that must match, and
         `check(meta, path)` may refuse the checkpoint (a `CheckpointError`) before the weights
@@ -347,29 +359,36 @@ class RunDir:
             if meta.get(key) != value:
                 raise CheckpointError(f"{path} was trained for {key} = {meta.get(key)!r}, not {value!r}")
         weights = {k: v for k, v in tensors.items() if not k.startswith(("optimizer/", "rng/"))}
+        if hasattr(model, "parameters"):  # a torch module takes torch tensors
+            import torch
+            weights = {k: torch.from_numpy(v.copy()) for k, v in weights.items()}
         try:
             model.load_state_dict(weights)
-        except RuntimeError as exc:
+        except (RuntimeError, ValueError) as exc:
             raise CheckpointError(f"{path} does not fit this network: {str(exc).splitlines()[0]}") from None
         meta["_tensors"] = tensors
         return meta
 
 
-def restore_optimizer(optimizer: torch.optim.Optimizer, meta: dict) -> None:
-    """Put the optimizer state and torch's RNG saved by `RunDir.save` back."""
+def restore_optimizer(optimizer: Any, meta: dict) -> None:
+    """Put the optimizer state (and torch's RNG, for a torch optimizer) saved by
+    `RunDir.save` back."""
     tensors = meta.get("_tensors", {})
     groups = meta.get("optimizer_groups")
     if groups is None:
         raise CheckpointError("this checkpoint has no optimizer state to resume from")
+    torch_optimizer = hasattr(optimizer, "param_groups")
     state: dict = {}
     try:
+        if torch_optimizer:
+            import torch
         for key, value in tensors.items():
             if key.startswith("optimizer/"):
                 _, index, slot = key.split("/", 2)
-                state.setdefault(int(index), {})[slot] = value
+                state.setdefault(int(index), {})[slot] = torch.from_numpy(value.copy()) if torch_optimizer else value
         optimizer.load_state_dict({"state": state, "param_groups": groups})
-        if "rng/torch" in tensors:
-            torch.set_rng_state(tensors["rng/torch"])
+        if torch_optimizer and "rng/torch" in tensors:
+            torch.set_rng_state(torch.from_numpy(tensors["rng/torch"].copy()))
     except (ValueError, KeyError, TypeError, RuntimeError) as exc:
         raise CheckpointError(f"the optimizer state does not fit: {exc}") from None
 

@@ -1,33 +1,71 @@
 """The Rust learner (`twisterl._core.Learner`): the PPO and AlphaZero updates in Rust, on the
 weights of the same networks the torch learners train.
 
-The network stays a torch module, so checkpoints, evals and exports are the same for
-either learner: the Rust learner starts from the module's weights, updates its own copy,
-and `push` writes them back after each update. Adam's moments go into the torch optimizer's
-state before a checkpoint (`write_optimizer`) and come back from it on resume
-(`read_optimizer`), so a run resumes across learners.
+The network it trains is a torch module (when torch is installed) or a `NumpyPolicy` (when
+it is not); either way checkpoints, evals and exports see the same weights under the same
+names. The learner updates its own copy and `push` writes it back after each update. Adam's
+state is saved in torch's layout: into the torch optimizer's state (`write_optimizer`,
+`read_optimizer`) or as an `AdamState`, so a run resumes across learners.
 """
 
 from __future__ import annotations
 
-from typing import Optional
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
 
 import numpy as np
-import torch
-from torch import nn
 
 from .. import _core
-from .nets import InputLayer, ObsNorm, ResidualBlock, policy_layers
-
-Slot = Optional[tuple[nn.Parameter, bool]]
-"""One Rust parameter tensor: the torch parameter it is (and whether Rust holds it
-transposed), or None for a tensor torch does not train (an `ObsNorm`, a missing bias)."""
 
 
-def rust_parameters(policy: nn.Module) -> list[Slot]:
-    """The torch parameter behind each of the Rust learner's parameter tensors, in its order
-    (the order `twisterl.train.nets.policy_layers` exports layers in)."""
+@dataclass
+class Slot:
+    """One of the Rust learner's parameter tensors: the network's tensor behind it (`read`
+    and `write` it, shaped `shape`), whether the learner holds it transposed, and its index
+    among the parameters torch's optimizer steps (None for a tensor training leaves alone,
+    such as an `ObsNorm`'s)."""
+    read: Callable[[], np.ndarray]
+    write: Callable[[np.ndarray], None]
+    shape: tuple
+    transposed: bool
+    index: Optional[int]
+
+    def to_learner(self, x: Any) -> np.ndarray:
+        """A tensor shaped as the network's, flat in the learner's layout."""
+        x = np.asarray(_numpy(x), np.float32).reshape(self.shape)
+        return np.ascontiguousarray((x.T if self.transposed else x).reshape(-1))
+
+    def from_learner(self, flat: np.ndarray) -> np.ndarray:
+        """The learner's flat tensor, shaped as the network's."""
+        v = np.asarray(flat, np.float32)
+        return np.ascontiguousarray(v.reshape(self.shape[::-1]).T if self.transposed else v.reshape(self.shape))
+
+    def get(self) -> np.ndarray:
+        return self.to_learner(self.read())
+
+    def set(self, flat: np.ndarray) -> None:
+        self.write(self.from_learner(flat))
+
+
+def _torch_slots(policy) -> list[Slot]:
+    """The slots of a torch module, in the order `nets.policy_layers` exports its layers."""
+    import torch
+    from torch import nn
+
+    from .nets import BasicPolicy, InputLayer, ObsNorm, ResidualBlock
+    index = {id(p): k for k, p in enumerate(policy.parameters())}
     slots: list[Slot] = []
+
+    def param(p: nn.Parameter, transposed: bool) -> Slot:
+        def write(value: np.ndarray) -> None:
+            with torch.no_grad():
+                p.copy_(torch.from_numpy(value).to(p.device, p.dtype))
+
+        return Slot(lambda: p.detach().to("cpu", torch.float32).numpy(), write, tuple(p.shape), transposed,
+                    index.get(id(p)))
+
+    def frozen(size: int) -> Slot:
+        return Slot(lambda: np.zeros(size, np.float32), lambda value: None, (size,), False, None)
 
     def walk(module: nn.Module) -> None:
         if isinstance(module, nn.Sequential):
@@ -36,14 +74,15 @@ def rust_parameters(policy: nn.Module) -> list[Slot]:
         elif isinstance(module, ResidualBlock):
             walk(module.body)
         elif isinstance(module, ObsNorm):
-            slots.extend([None, None])
+            n = module.mean.numel()
+            slots.extend([frozen(n * n), frozen(n)])
         elif isinstance(module, InputLayer):
-            slots.extend([(module.weight, True), (module.bias, False)])
+            slots.extend([param(module.weight, True), param(module.bias, False)])
         elif isinstance(module, (nn.Linear, nn.Conv2d, nn.LayerNorm)):
-            slots.append((module.weight, False))
-            slots.append((module.bias, False) if module.bias is not None else None)
+            slots.append(param(module.weight, False))
+            out = module.weight.shape[0]
+            slots.append(param(module.bias, False) if module.bias is not None else frozen(out))
 
-    from .nets import BasicPolicy
     if isinstance(policy, BasicPolicy):
         walk(policy.embedding)
         walk(policy.common)
@@ -52,13 +91,64 @@ def rust_parameters(policy: nn.Module) -> list[Slot]:
     walk(policy.policy_head)
     walk(policy.value_head)
     if isinstance(getattr(policy, "log_std", None), nn.Parameter):
-        slots.append((policy.log_std, False))
+        slots.append(param(policy.log_std, False))
     return slots
 
 
-def _flat(param: nn.Parameter, transposed: bool) -> np.ndarray:
-    t = param.detach().to("cpu", torch.float32)
-    return np.ascontiguousarray((t.t() if transposed else t).reshape(-1).numpy())
+def _numpy_slots(policy) -> list[Slot]:
+    """The slots of a `NumpyPolicy`, in the Rust learner's order."""
+    from .netspec import Linear
+    trained = [t.name for t in policy.spec.tensors() if not t.buffer]
+    index = {name: k for k, name in enumerate(trained)}
+    transposed = {f"{layer.prefix}.weight" for layer in policy.spec.trunk
+                  if isinstance(layer, Linear) and layer.input_major}
+    slots: list[Slot] = []
+    for tensor in policy.spec.rust_order():
+        name = tensor.name
+        if tensor.buffer:  # an ObsNorm: Rust holds it as a diagonal linear layer
+            n = tensor.shape[0]
+            size = n * n if name.endswith(".mean") else n
+            slots.append(Slot(lambda size=size: np.zeros(size, np.float32), lambda value: None, (size,), False, None))
+            continue
+
+        def write(value: np.ndarray, name=name) -> None:
+            policy.state[name] = value
+
+        slots.append(Slot(lambda name=name: policy.state[name], write, tensor.shape, name in transposed, index[name]))
+    return slots
+
+
+def rust_supports(policy) -> Optional[str]:
+    """None when the Rust learner can train `policy` (a torch module or a `NumpyPolicy`),
+    else why not."""
+    if not hasattr(policy, "parameters"):
+        return None
+    from .nets import policy_layers
+    try:
+        policy_layers(policy)
+    except TypeError as exc:
+        return str(exc)
+    indexed = [s.index for s in _torch_slots(policy) if s.index is not None]
+    if sorted(indexed) != list(range(sum(1 for _ in policy.parameters()))):
+        return f"{type(policy).__name__} has parameters outside the layers the Rust learner trains"
+    return None
+
+
+def pick_learner(name: str, policy, device_type: str = "cpu") -> str:
+    """"rust" or "torch" for a config's `learner`. "auto" is Rust when the update runs on the
+    CPU and the Rust learner trains the whole network (it is the faster there, see
+    docs/benchmarks.md), torch otherwise; "rust" for a network or device it cannot serve is
+    a ValueError saying why."""
+    why = rust_supports(policy)
+    if name == "auto":
+        return "rust" if why is None and device_type == "cpu" else "torch"
+    if name == "rust":
+        if why is not None:
+            raise ValueError(f"learner \"rust\" cannot train this network: {why}; use learner \"torch\"")
+        if device_type != "cpu":
+            raise ValueError(f"learner \"rust\" runs on the CPU; device is {device_type}. Use learner \"torch\" "
+                             "to learn on a GPU")
+    return name
 
 
 def _f32(x: np.ndarray) -> np.ndarray:
@@ -66,25 +156,38 @@ def _f32(x: np.ndarray) -> np.ndarray:
 
 
 class RustLearner:
-    """Updates a torch module's weights with the Rust learner (Adam as `torch.optim.Adam`:
-    `lr`, `eps`, `weight_decay`; clipping to `max_grad_norm` when given)."""
+    """Updates a network's weights with the Rust learner (Adam as `torch.optim.Adam`: `lr`,
+    `eps`, `weight_decay`; clipping to `max_grad_norm` when given). `policy` is a torch
+    module or a `NumpyPolicy`."""
 
-    def __init__(self, policy: nn.Module, *, lr: float, eps: float, weight_decay: float = 0.0,
+    def __init__(self, policy, *, lr: float, eps: float, weight_decay: float = 0.0,
                  max_grad_norm: Optional[float] = None, threads: int = 1):
+        why = rust_supports(policy)
+        if why is not None:
+            raise TypeError(f"{why}; use learner \"torch\" for it")
         self.policy = policy
-        self.slots = rust_parameters(policy)
-        trained = [s[0] for s in self.slots if s is not None]
-        params = list(policy.parameters())
-        if len(trained) != len(params) or any(a is not b for a, b in zip(trained, params)):
-            raise TypeError(f"{type(policy).__name__} has parameters the Rust learner does not train; "
-                            "use learner \"torch\" for it")
-        self.continuous = isinstance(getattr(policy, "log_std", None), nn.Parameter)
-        inputs, trunk, policy_head, value_head = policy_layers(policy)
-        log_std = _flat(policy.log_std, False).tolist() if self.continuous else None
-        frozen = [s is None for s in self.slots[:len(self.slots) - self.continuous]]
-        self.learner = _core.Learner(inputs, trunk, policy_head, value_head, log_std=log_std, frozen=frozen, lr=lr,
-                                     eps=eps, weight_decay=weight_decay, max_grad_norm=max_grad_norm,
+        self.torch = hasattr(policy, "parameters")
+        self.slots = _torch_slots(policy) if self.torch else _numpy_slots(policy)
+        self.continuous = self._log_std() is not None
+        self.hyper = {"lr": lr, "eps": eps, "weight_decay": weight_decay}
+        inputs, trunk, policy_head, value_head = self._layers()
+        frozen = [s.index is None for s in self.slots[:len(self.slots) - self.continuous]]
+        self.learner = _core.Learner(inputs, trunk, policy_head, value_head, log_std=self._log_std(), frozen=frozen,
+                                     lr=lr, eps=eps, weight_decay=weight_decay, max_grad_norm=max_grad_norm,
                                      threads=max(1, threads))
+
+    def _layers(self):
+        if self.torch:
+            from .nets import policy_layers
+            return policy_layers(self.policy)
+        return self.policy.layers()
+
+    def _log_std(self) -> Optional[list]:
+        if self.torch:
+            p = getattr(self.policy, "log_std", None)
+            return None if p is None else p.detach().cpu().float().numpy().tolist()
+        ls = self.policy.log_std()
+        return None if ls is None else ls.tolist()
 
     @property
     def lr(self) -> float:
@@ -93,6 +196,7 @@ class RustLearner:
     @lr.setter
     def lr(self, value: float) -> None:
         self.learner.lr = value
+        self.hyper["lr"] = value
 
     def ppo_step(self, data: dict, rows: np.ndarray, *, clip_coef: float, vf_coef: float, ent_coef: float,
                  norm_adv: bool, clip_vloss: bool, sparse: bool) -> dict:
@@ -130,89 +234,73 @@ class RustLearner:
                                     np.ascontiguousarray(rows, dtype=np.int64), value_coef=value_coef)
 
     def runtime_policy(self) -> "_core.Policy":
-        """The current network as a runtime policy (the same as `to_rust` of the pushed module)."""
+        """The current network as a runtime policy."""
         return self.learner.policy()
 
     def push(self) -> None:
-        """Write the learner's weights into the torch module."""
-        with torch.no_grad():
-            for slot, value in zip(self.slots, self.learner.parameters()):
-                if slot is None:
-                    continue
-                param, transposed = slot
-                shape = param.t().shape if transposed else param.shape
-                t = torch.from_numpy(np.asarray(value)).reshape(shape)
-                param.copy_((t.t() if transposed else t).to(param.device, param.dtype))
+        """Write the learner's weights into the network."""
+        for slot, value in zip(self.slots, self.learner.parameters()):
+            slot.set(np.asarray(value))
 
     def pull(self) -> None:
-        """Read the torch module's weights (and frozen layers, such as an `ObsNorm`'s
-        statistics) into the learner."""
-        inputs, trunk, policy_head, value_head = policy_layers(self.policy)
-        fresh = _core.Learner(inputs, trunk, policy_head, value_head,
-                              log_std=_flat(self.policy.log_std, False).tolist() if self.continuous else None)
+        """Read the network's weights (and frozen layers, such as an `ObsNorm`'s statistics)
+        into the learner."""
+        inputs, trunk, policy_head, value_head = self._layers()
+        fresh = _core.Learner(inputs, trunk, policy_head, value_head, log_std=self._log_std())
         self.learner.set_parameters([np.asarray(v) for v in fresh.parameters()])
 
-    def write_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
-        """Put Adam's moments and step count into a torch Adam over the same module, the state
-        `torch.optim.Adam` would have after the same steps."""
+    def state_dict(self) -> dict:
+        """Adam's state as `torch.optim.Adam.state_dict()` gives it (numpy arrays), indexed by
+        the network's parameters in torch's order."""
         m, v, steps = self.learner.optimizer_state()
-        trained = [(slot, mk, vk) for slot, mk, vk in zip(self.slots, m, v) if slot is not None]
-        for (param, transposed), mk, vk in trained:
-            shape = param.t().shape if transposed else param.shape
+        state = {s.index: {"step": np.array(float(steps), np.float32), "exp_avg": s.from_learner(mk),
+                           "exp_avg_sq": s.from_learner(vk)}
+                 for s, mk, vk in zip(self.slots, m, v) if s.index is not None}
+        if steps == 0:
+            state = {}
+        group = {"lr": self.hyper["lr"], "betas": [0.9, 0.999], "eps": self.hyper["eps"],
+                 "weight_decay": self.hyper["weight_decay"], "amsgrad": False, "maximize": False, "foreach": None,
+                 "capturable": False, "differentiable": False, "fused": None, "decoupled_weight_decay": False,
+                 "params": sorted(s.index for s in self.slots if s.index is not None)}
+        return {"state": dict(sorted(state.items())), "param_groups": [group]}
 
-            def back(x: np.ndarray) -> torch.Tensor:
-                t = torch.from_numpy(np.asarray(x)).reshape(shape)
-                return (t.t() if transposed else t).contiguous().to(param.device, param.dtype)
-
-            optimizer.state[param] = {"step": torch.tensor(float(steps)), "exp_avg": back(mk),
-                                      "exp_avg_sq": back(vk)}
-
-    def read_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
-        """Take Adam's moments and step count from a torch Adam over the same module (an
-        empty state, as before the first step, is zeros)."""
+    def load_state_dict(self, saved: dict) -> None:
+        """Take Adam's state from what `state_dict` (or a torch Adam over the same network)
+        gave: moments in torch's layouts; a parameter with no state starts from zeros."""
         m, v, steps = [], [], 0
-        for slot, mk in zip(self.slots, self.learner.optimizer_state()[0]):
+        current = self.learner.optimizer_state()[0]
+        for slot, mk in zip(self.slots, current):
             size = int(np.asarray(mk).size)
-            if slot is None:
+            entry = saved["state"].get(slot.index, {}) if slot.index is not None else {}
+            if "exp_avg" not in entry:
                 m.append(np.zeros(size, np.float32))
                 v.append(np.zeros(size, np.float32))
                 continue
-            state = optimizer.state.get(slot[0], {})
-            if "exp_avg" not in state:
-                m.append(np.zeros(size, np.float32))
-                v.append(np.zeros(size, np.float32))
-                continue
-            m.append(_flat(state["exp_avg"], slot[1]))
-            v.append(_flat(state["exp_avg_sq"], slot[1]))
-            steps = int(float(state["step"]))
+            for out, key in ((m, "exp_avg"), (v, "exp_avg_sq")):
+                value = np.asarray(_numpy(entry[key]), np.float32)
+                if value.size != size:
+                    raise ValueError(f"the optimizer state does not fit: a moment of parameter {slot.index} has "
+                                     f"{value.size} values, not {size}")
+                out.append(slot.to_learner(value))
+            steps = int(np.asarray(_numpy(entry["step"]), np.float64).reshape(-1)[0])
         self.learner.set_optimizer_state(m, v, steps)
 
+    def write_optimizer(self, optimizer) -> None:
+        """Put Adam's state into a torch Adam over the same module."""
+        import torch
+        params = list(self.policy.parameters())
+        for index, entry in self.state_dict()["state"].items():
+            p = params[index]
+            moment = lambda key: torch.from_numpy(entry[key]).to(p.device, p.dtype)  # noqa: E731
+            optimizer.state[p] = {"step": torch.tensor(float(entry["step"])), "exp_avg": moment("exp_avg"),
+                                  "exp_avg_sq": moment("exp_avg_sq")}
 
-def rust_supports(policy: nn.Module) -> Optional[str]:
-    """None when the Rust learner can train `policy`, else why not."""
-    try:
-        policy_layers(policy)
-    except TypeError as exc:
-        return str(exc)
-    trained = [s[0] for s in rust_parameters(policy) if s is not None]
-    params = list(policy.parameters())
-    if len(trained) != len(params) or any(a is not b for a, b in zip(trained, params)):
-        return f"{type(policy).__name__} has parameters outside the layers the Rust learner trains"
-    return None
+    def read_optimizer(self, optimizer) -> None:
+        """Take Adam's state from a torch Adam over the same module."""
+        params = list(self.policy.parameters())
+        state = {k: dict(optimizer.state[p]) for k, p in enumerate(params) if p in optimizer.state}
+        self.load_state_dict({"state": state})
 
 
-def pick_learner(name: str, policy: nn.Module, device: torch.device) -> str:
-    """"rust" or "torch" for a config's `learner`. "auto" is Rust when the update runs on the
-    CPU and the Rust learner trains the whole network (it is the faster there, see
-    docs/benchmarks.md), torch otherwise; "rust" for a network or device it cannot serve is
-    a ValueError saying why."""
-    why = rust_supports(policy)
-    if name == "auto":
-        return "rust" if why is None and device.type == "cpu" else "torch"
-    if name == "rust":
-        if why is not None:
-            raise ValueError(f"learner \"rust\" cannot train this network: {why}; use learner \"torch\"")
-        if device.type != "cpu":
-            raise ValueError(f"learner \"rust\" runs on the CPU; device is {device}. Use learner \"torch\" to "
-                             "learn on a GPU")
-    return name
+def _numpy(value: Any) -> np.ndarray:
+    return value.detach().cpu().numpy() if hasattr(value, "detach") else np.asarray(value)

@@ -58,6 +58,9 @@ pub fn gemm(m: usize, n: usize, k: usize, a: Mat<'_>, b: Mat<'_>, c: &mut [f32],
     let mr = kernel.mr();
     // Enough work per thread to pay for starting it (about 20 µs).
     let threads = threads.max(1).min((m * n * k / 2_000_000).max(1)).min(m.div_ceil(mr));
+    // wasm32 without its threads proposal cannot start threads.
+    #[cfg(target_family = "wasm")]
+    let threads = threads.min(1);
     if threads == 1 {
         kernel.run(m, n, k, a, b, c, start);
         return;

@@ -20,13 +20,13 @@ def policy_agent(run_dir: str, cls, simulations: Optional[int] = None, params: O
     agent, or any given `simulations`, searches with MCTS on the policy's priors and values."""
     from .search import mcts
     from .train.checkpoints import load_policy, run_config
-    from .train.nets import to_rust
+    from .train.netspec import runtime_policy
     from .train.rundir import find_run
     run = find_run(run_dir)
     saved, _ = run_config(run)
     params = {**saved.get("params", {}), **(params or {})}
     net, meta, cfg = load_policy(run, cls=cls, params=params, what=what)
-    rust = to_rust(net)
+    rust = runtime_policy(net)
     if (cfg.get("algo") == "az" or simulations) and not cls.continuous:
         sims = simulations or cfg["config"].get("num_simulations", 100)
         c_puct = cfg["config"].get("c_puct", 1.5)

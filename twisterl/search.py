@@ -45,8 +45,8 @@ def rust_policy(policy: PolicyLike, cls=None, params: Optional[dict] = None):
         from .train.checkpoints import load_policy
         from .train.rundir import find_run
         policy, _, _ = load_policy(find_run(str(policy)), cls=cls, params=params)
-    from .train.nets import to_rust
-    return to_rust(policy)
+    from .train.netspec import runtime_policy
+    return runtime_policy(policy)
 
 
 def agent(policy: PolicyLike = None, *, simulations: int = 100, c_puct: float = 1.5, uct_c: float = 2.0,

@@ -1,4 +1,4 @@
-"""AlphaZero: self-play with MCTS in Rust, learning in torch.
+"""AlphaZero: self-play with MCTS in Rust, learning in Rust or torch (`learner`).
 
 One iteration:
 1. **Self-play, in Rust** (`twisterl._core.play`): `num_games` games on `num_threads`
@@ -10,7 +10,7 @@ One iteration:
    (value target: the game's outcome in a two-player game, the return in a puzzle).
 2. **Replay buffer** of the last `replay_size` rows; with `twists`, each row is added
    once per symmetry of the env (the twisted observation, mask and visit distribution).
-3. **Learning, in torch**: `train_steps` minibatches of cross-entropy on the visit
+3. **Learning** (in the Rust learner, or in torch): `train_steps` minibatches of cross-entropy on the visit
    distribution (logits masked), plus `value_coef` x MSE on the value, with Adam and
    `weight_decay`.
 4. **Arena**. Two-player games: the new net plays `arena_games` against the current best
@@ -28,13 +28,11 @@ from dataclasses import asdict, dataclass
 from typing import Callable, Optional
 
 import numpy as np
-import torch
-from torch.nn import functional as F
 
 from ..search import agent, play_games
 from .az_config import Config
-from .nets import SparseObs, build_policy, describe_policy, to_rust
-from .rust_learner import RustLearner, pick_learner
+from .netspec import build_network, describe_policy, runtime_policy
+from .rust_learner import RustLearner, choose_learner
 from .twists import twist_dense, twist_group, twist_indices
 
 
@@ -112,8 +110,11 @@ class AlphaZero:
             raise ValueError(f"AlphaZero needs discrete actions; {env_cls.name} has continuous ones")
         if env_cls.players > 2:
             raise ValueError(f"AlphaZero here supports one or two players; {env_cls.name} has {env_cls.players}")
-        torch.manual_seed(cfg.seed)
-        torch.set_num_threads(max(1, cfg.torch_threads))
+        self.learner = choose_learner(cfg.learner)
+        if self.learner == "torch":
+            import torch
+            torch.manual_seed(cfg.seed)
+            torch.set_num_threads(max(1, cfg.torch_threads))
         probe = env_cls(**self.params)
         self.players = env_cls.players
         self.num_actions = int(probe.action_space.n)
@@ -122,13 +123,17 @@ class AlphaZero:
         _, _, self.obs_size, self.nnz, _ = probe.batch.sizes
         self.policy_desc = describe_policy(kind, env_cls.obs_shape(probe.batch), self.num_actions, False,
                                            cfg.embedding_size, cfg.common_layers, cfg.conv_channels)
-        self.policy = build_policy(self.policy_desc)
+        self.policy = build_network(self.policy_desc, cfg.seed, use_torch=self.learner == "torch")
         self.best = copy.deepcopy(self.policy)
-        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=cfg.learning_rate,
-                                          weight_decay=cfg.weight_decay)
-        self.learner = pick_learner(cfg.learner, self.policy)
-        self.rust = RustLearner(self.policy, lr=cfg.learning_rate, eps=1e-8, weight_decay=cfg.weight_decay,
-                                threads=max(1, cfg.num_threads)) if self.learner == "rust" else None
+        self.rust = None
+        if self.learner == "torch":
+            import torch
+            self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=cfg.learning_rate,
+                                              weight_decay=cfg.weight_decay)
+        else:
+            self.rust = RustLearner(self.policy, lr=cfg.learning_rate, eps=1e-8, weight_decay=cfg.weight_decay,
+                                    threads=max(1, cfg.num_threads))
+            self.optimizer = self.rust  # its state saves and restores as a torch Adam's does
         twists = list(probe.twists().values()) if cfg.twists or cfg.average_twists else []
         self.group = twist_group(twists) if twists else []
         self.buffer = Replay(cfg.replay_size, self.nnz if self.sparse else self.obs_size, self.sparse,
@@ -141,7 +146,7 @@ class AlphaZero:
 
     def search_agent(self, net, noise: bool) -> dict:
         cfg = self.cfg
-        return agent(to_rust(net), simulations=cfg.num_simulations, c_puct=cfg.c_puct, leaf_batch=cfg.leaf_batch,
+        return agent(runtime_policy(net), simulations=cfg.num_simulations, c_puct=cfg.c_puct, leaf_batch=cfg.leaf_batch,
                      dirichlet_alpha=cfg.dirichlet_alpha, dirichlet_frac=cfg.dirichlet_frac if noise else 0.0,
                      twists=self.group if cfg.average_twists else None)
 
@@ -193,6 +198,11 @@ class AlphaZero:
         rng = np.random.default_rng(cfg.seed * 7919 + self.iteration)
         sums = np.zeros(3)
         steps = 0
+        if self.rust is None:
+            import torch
+            from torch.nn import functional as F
+
+            from .nets import SparseObs
         for _ in range(cfg.train_steps):
             if deadline is not None and time.perf_counter() >= deadline:
                 break
@@ -223,7 +233,6 @@ class AlphaZero:
             steps += 1
         if self.rust is not None:
             self.rust.push()
-            self.rust.write_optimizer(self.optimizer)
         sums = sums / steps if steps else np.full(3, np.nan if cfg.train_steps else 0.0)
         return {"policy_loss": sums[0], "value_loss": sums[1], "entropy": sums[2]}, steps == cfg.train_steps
 
@@ -326,5 +335,4 @@ class AlphaZero:
         self.iteration = int(progress.get("iteration", 0))
         self.env_steps = int(progress.get("env_steps", 0))
         if self.rust is not None:
-            self.rust.pull()
-            self.rust.read_optimizer(self.optimizer)
+            self.rust.pull()  # the weights `RunDir.load` put in the network (Adam's state came with restore_optimizer)

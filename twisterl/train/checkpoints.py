@@ -48,7 +48,7 @@ def run_env(run: RunDir):
 def run_config(run: RunDir):
     """config.json of a run (checked by `RunDir.config`), and its learner config, every
     field checked as a `--config` file's would be, and its network description."""
-    from .nets import check_description
+    from .netspec import check_description
     saved = run.config()
     path = run.path / "config.json"
     if "policy" in saved:
@@ -92,12 +92,12 @@ def load_policy(run: RunDir, which: str = "best", cls=None, params: Optional[dic
     the run's config.json. With `cls`, the checkpoint must have been made for that env with
     `params` (default: the run's) and, when `source` is given, from that source; what
     differs is a `CheckpointError` (`what` names the env's file)."""
-    from .nets import build_policy
+    from .netspec import build_network
     cfg, config = run_config(run)
     desc = cfg.get("policy") or {"kind": "basic", "obs_size": cfg["obs_size"], "num_actions": cfg["num_actions"],
                                  "embedding_size": config.embedding_size, "common_layers": config.common_layers}
     try:
-        net = build_policy(desc)
+        net = build_network(desc)
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{run.path / 'config.json'}: the field `policy` describes no network this version "
                               f"can build: {exc}") from None

@@ -23,8 +23,6 @@ import time
 from typing import Optional
 
 import numpy as np
-import torch
-from torch import nn
 
 from .stats import RunningMeanVar, RunningVariance
 
@@ -107,7 +105,14 @@ class RNDBonus:
     the bonus is the predictor's squared error, divided by its running std."""
 
     def __init__(self, obs_size: int, seed: int = 0, width: int = 64, features: int = 64,
-                 learning_rate: float = 1e-4, device: torch.device = torch.device("cpu")):
+                 learning_rate: float = 1e-4, device=None):
+        try:
+            import torch
+            from torch import nn
+        except ImportError:
+            raise ValueError("intrinsic \"rnd\" trains its predictor in torch, which is not installed: "
+                             "pip install 'twisterl[train]', or use intrinsic \"count\"") from None
+        device = device if device is not None else torch.device("cpu")
         gen = torch.Generator().manual_seed(seed ^ 0x52D)
 
         def net(sizes):
@@ -126,11 +131,13 @@ class RNDBonus:
         self.obs_stats = RunningMeanVar(obs_size)
         self.bonus_stats = RunningVariance()
 
-    def _inputs(self, rows: np.ndarray) -> torch.Tensor:
+    def _inputs(self, rows: np.ndarray) -> "torch.Tensor":
+        import torch
         x = (rows - self.obs_stats.mean) / np.sqrt(self.obs_stats.var + 1e-8)
         return torch.from_numpy(np.clip(x, -5, 5).astype(np.float32)).to(self.device)
 
     def score(self, data: dict) -> np.ndarray:
+        import torch
         rows = dense_rows(data, self.obs_size)
         self.obs_stats.update(rows)
         with torch.no_grad():
@@ -153,7 +160,7 @@ class RNDBonus:
             self.optimizer.step()
 
 
-def make_bonus(kind: str, obs_size: int, seed: int, device: torch.device):
+def make_bonus(kind: str, obs_size: int, seed: int, device=None):
     """The bonus a config's `intrinsic` names (None for "none")."""
     if kind == "count":
         return CountBonus(obs_size, seed)

@@ -1,5 +1,9 @@
 """What a training run reports as it goes: metrics.csv, TensorBoard, a PNG plot, and a
-live progress line (rich)."""
+live progress line (rich).
+
+metrics.csv is always written. TensorBoard (the `tensorboard` package), the plot
+(matplotlib) and the live line (rich) come with the `train` extra; without them a run
+trains the same and writes metrics.csv alone."""
 
 from __future__ import annotations
 
@@ -58,21 +62,57 @@ class Plot:
         self.drawn, self.last = len(self.rows), time.monotonic()
 
 
+class EventWriter:
+    """TensorBoard scalars written with the `tensorboard` package alone (no torch)."""
+
+    def __init__(self, logdir: Path):
+        from tensorboard.summary.writer.event_file_writer import EventFileWriter
+        self.events = EventFileWriter(str(logdir))
+
+    def add_scalar(self, tag: str, value: float, step: int) -> None:
+        from tensorboard.compat.proto.event_pb2 import Event
+        from tensorboard.compat.proto.summary_pb2 import Summary
+        summary = Summary(value=[Summary.Value(tag=tag, simple_value=float(value))])
+        self.events.add_event(Event(wall_time=time.time(), step=int(step), summary=summary))
+
+    def close(self) -> None:
+        self.events.close()
+
+
+class NoWriter:
+    """Where scalars go when TensorBoard is not installed."""
+
+    def add_scalar(self, tag: str, value: float, step: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _installed(name: str) -> bool:
+    import importlib.util
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):  # blocked (sys.modules[name] is None) or broken
+        return False
+
+
 class Monitor:
     """Sends each iteration's stats to every sink; `close` flushes them."""
 
     def __init__(self, run: RunDir, stream: TextIO, time_limit: Optional[float], diff_max: int,
                  live: Optional[bool] = None):
-        import matplotlib.figure  # noqa: F401  (imported now, before a time limit starts counting)
-        from torch.utils.tensorboard import SummaryWriter
         self.run = run
-        self.writer = SummaryWriter(log_dir=str(run.path / "tensorboard"))
-        self.plot = Plot(run.path / "progress.png")
+        self.writer = EventWriter(run.path / "tensorboard") if _installed("tensorboard") else NoWriter()
+        self.plot = None
+        if _installed("matplotlib"):
+            import matplotlib.figure  # noqa: F401  (imported now, before a time limit starts counting)
+            self.plot = Plot(run.path / "progress.png")
         self.time_limit = time_limit
         self.diff_max = diff_max
         self.start = time.perf_counter()
         self.stream = stream
-        self.live = stream.isatty() if live is None else live
+        self.live = (stream.isatty() if live is None else live) and _installed("rich")
         self.progress = None
         if self.live:
             from rich.console import Console
@@ -97,7 +137,8 @@ class Monitor:
             if key in row:
                 self._scalar(f"arena/{key}", row[key], step)
         self._scalar("charts/steps_per_second", row["env_steps"] / max(row["seconds"], 1e-9), step)
-        self.plot.add(row)
+        if self.plot is not None:
+            self.plot.add(row)
         text = self.progress_line(row, time.perf_counter() - self.start)
         if self.progress is not None:
             self.progress.update(self.task, completed=row["difficulty"], description=text)
@@ -137,7 +178,8 @@ class Monitor:
                 f"{elapsed:7.1f} s {left}{cut}")
 
     def close(self) -> None:
-        self.plot.draw_pending()
+        if self.plot is not None:
+            self.plot.draw_pending()
         self.writer.close()
         if self.progress is not None:
             self.progress.stop()

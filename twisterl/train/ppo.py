@@ -1,9 +1,10 @@
-"""PPO with masks and a difficulty curriculum: rollouts in Rust, learning in torch.
+"""PPO with masks and a difficulty curriculum: rollouts in Rust, learning in Rust or torch.
 
-One iteration: export the torch policy to the runtime, collect `num_steps` transitions
-from each of `num_envs` envs in Rust (batched inference, masked sampling or Gaussian
-draws, GAE), then run `update_epochs` epochs of clipped-objective minibatch updates in
-torch with the same masks. The curriculum raises `difficulty` when the success rate of
+One iteration: export the policy to the runtime, collect `num_steps` transitions from each
+of `num_envs` envs in Rust (batched inference, masked sampling or Gaussian draws, GAE), then
+run `update_epochs` epochs of clipped-objective minibatch updates with the same masks, in
+the Rust learner (`learner` "rust", no torch needed; the network is then a `NumpyPolicy`)
+or in torch (a torch module). The curriculum raises `difficulty` when the success rate of
 the iteration's finished episodes (sampled, single try) reaches `diff_threshold`, up to
 `diff_max`.
 
@@ -24,15 +25,13 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable, Optional
 
 import numpy as np
-import torch
-from torch import nn
 
 from .. import _core
 from .evaluation import EvalSpec, evaluate_policy
 from .intrinsic import intrinsic_advantages, make_bonus, next_observation_rows
-from .nets import ObsNorm, SparseObs, build_policy, describe_policy, to_rust
+from .netspec import build_network, describe_policy, log_std_of, runtime_policy
 from .ppo_config import Config
-from .rust_learner import RustLearner, pick_learner
+from .rust_learner import RustLearner, choose_learner
 from .stats import RunningMeanVar, RunningVariance
 
 # Collection with a deadline runs in chunks of about this many env steps, so the deadline is
@@ -93,7 +92,11 @@ class PPO:
         if config.diff_metric != "train" and config.diff_metric not in self.evals:
             raise ValueError(f"diff_metric {config.diff_metric!r} is neither \"train\" nor one of the evals "
                              f"({', '.join(self.evals) or 'none configured'})")
-        torch.manual_seed(config.seed)
+        # Where updates run decides the network's form: a torch module, or numpy arrays (no torch).
+        self.learner = choose_learner(config.learner, config.device)
+        if self.learner == "torch":
+            import torch
+            torch.manual_seed(config.seed)
         self.vec = env_cls.vector(config.num_envs, seed=config.seed, num_threads=config.num_threads,
                                   difficulty=config.difficulty, max_episode_steps=config.max_episode_steps,
                                   **(params or {}))
@@ -108,13 +111,19 @@ class PPO:
                                            config.network, config.norm_obs)
         if config.anneal_lr and not config.max_env_steps:
             raise ValueError("anneal_lr needs max_env_steps: the rate decays to 0 over that many env steps")
-        self.device = resolve_device(config.device)
-        self.policy = build_policy(self.policy_desc).to(self.device)
-        torch.set_num_threads(learner_threads(self.policy, config))
-        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=config.learning_rate, eps=1e-5)
-        self.learner = pick_learner(config.learner, self.policy, self.device.type)
-        self.rust = RustLearner(self.policy, lr=config.learning_rate, eps=1e-5, max_grad_norm=config.max_grad_norm,
-                                threads=max(1, config.num_threads)) if self.learner == "rust" else None
+        self.policy = build_network(self.policy_desc, config.seed, use_torch=self.learner == "torch")
+        self.rust = None
+        if self.learner == "torch":
+            import torch
+            self.device = resolve_device(config.device)
+            self.policy = self.policy.to(self.device)
+            torch.set_num_threads(learner_threads(self.policy, config))
+            self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=config.learning_rate, eps=1e-5)
+        else:
+            self.device = None
+            self.rust = RustLearner(self.policy, lr=config.learning_rate, eps=1e-5,
+                                    max_grad_norm=config.max_grad_norm, threads=max(1, config.num_threads))
+            self.optimizer = self.rust  # its state saves and restores as a torch Adam's does
         if config.twists and self.continuous:
             raise ValueError("twists apply to envs with discrete actions")
         self.twists = list(self.vec.twists().values()) if config.twists else None
@@ -149,12 +158,13 @@ class PPO:
         start = time.perf_counter()
         if cfg.anneal_lr:
             left = max(0.0, 1.0 - self.env_steps / cfg.max_env_steps)
-            for group in self.optimizer.param_groups:
-                group["lr"] = cfg.learning_rate * left
             if self.rust is not None:
                 self.rust.lr = cfg.learning_rate * left
+            else:
+                for group in self.optimizer.param_groups:
+                    group["lr"] = cfg.learning_rate * left
         if self.players == 2 and self.iteration % cfg.pool_every == 0:
-            self.pool.append(to_rust(self.policy))
+            self.pool.append(self.runtime_policy())
             del self.pool[:-cfg.pool_size]
         data = self.collect(deadline)
         if data is None:
@@ -198,8 +208,8 @@ class PPO:
         has passed); the chunks' advantages are then joined into those of one rollout."""
         cfg = self.cfg
         seed = cfg.seed * 1_000_003 + self.iteration
-        log_std = self.policy.log_std.detach().cpu().numpy().astype(np.float32) if self.continuous else None
-        policy = to_rust(self.policy)
+        log_std = log_std_of(self.policy) if self.continuous else None
+        policy = self.runtime_policy()
         extra = {}
         if self.players == 2:
             opponent = None
@@ -236,8 +246,8 @@ class PPO:
         (NaN for an eval the deadline stopped)."""
         if not self.evals:
             return {}
-        policy = to_rust(self.policy)
-        log_std = self.policy.log_std.detach().cpu().numpy().astype(np.float64) if self.continuous else None
+        policy = self.runtime_policy()
+        log_std = log_std_of(self.policy).astype(np.float64) if self.continuous else None
         return {name: evaluate_policy(self.env_cls, policy, spec.num_episodes, spec.deterministic, self.difficulty,
                                       self.cfg.seed * 7_919 + self.iteration, self.params, tries=spec.num_searches,
                                       log_std=log_std, deadline=deadline,
@@ -262,7 +272,7 @@ class PPO:
             out.update({name: nan, f"{name}_win": nan, f"{name}_draw": nan, f"{name}_loss": nan})
         if self.iteration % cfg.arena_every != 0:
             return out
-        me = agent(to_rust(self.policy), simulations=1)
+        me = agent(self.runtime_policy(), simulations=1)
         for k, (name, opp) in enumerate(opponents.items()):
             if deadline is not None and time.perf_counter() >= deadline:
                 out["cut_short"] = True
@@ -300,11 +310,18 @@ class PPO:
         self._set_obs_norm()
 
     def _set_obs_norm(self) -> None:
+        if self.rust is not None:
+            self.policy.set_obs_norm(self.obs_stats.mean, self.obs_stats.var)
+            self.rust.pull()
+            return
+        from .nets import ObsNorm
         for module in self.policy.modules():
             if isinstance(module, ObsNorm):
                 module.set_stats(self.obs_stats.mean, self.obs_stats.var)
-        if self.rust is not None:
-            self.rust.pull()
+
+    def runtime_policy(self) -> "_core.Policy":
+        """The current network as a runtime policy, for collection, evals and the arena."""
+        return self.rust.runtime_policy() if self.rust is not None else runtime_policy(self.policy)
 
     def update_reward_scale(self, rewards: np.ndarray, dones: np.ndarray) -> None:
         """Track the variance of each env's discounted return; the next iteration's rewards
@@ -318,6 +335,9 @@ class PPO:
         self.reward_scale = float(1.0 / np.sqrt(self.return_stats.var + 1e-8))
 
     def observations(self, data: dict, rows: np.ndarray):
+        import torch
+
+        from .nets import SparseObs
         if self.sparse:
             idx = data["obs_indices"].reshape(-1, data["obs_indices"].shape[-1])[rows]
             counts = data["obs_counts"].reshape(-1)[rows]
@@ -331,8 +351,10 @@ class PPO:
         cfg = self.cfg
         if self.rust is not None:
             return self.update_rust(data, deadline)
+        import torch
+        from torch import nn
 
-        def tensor(key: str, *shape: int) -> torch.Tensor:
+        def tensor(key: str, *shape: int) -> "torch.Tensor":
             return torch.from_numpy(data[key].reshape(-1, *shape)).to(self.device)
 
         b_actions = tensor("action_values", self.num_actions) if self.continuous else tensor("actions")
@@ -430,7 +452,6 @@ class PPO:
             if not complete or (cfg.target_kl is not None and epoch_kl and np.mean(epoch_kl) > cfg.target_kl):
                 break
         self.rust.push()
-        self.rust.write_optimizer(self.optimizer)
         means = {k: v / count if count else float("nan") for k, v in sums.items()}
         means["approx_kl"] = float(np.mean(epoch_kl)) if epoch_kl else float("nan")
         means["explained_variance"] = explained_variance(data["values"].reshape(-1)[rows],
@@ -474,8 +495,7 @@ class PPO:
         if self.obs_stats is not None:
             self.obs_stats.load(progress, "obs")
         if self.rust is not None:
-            self.rust.pull()
-            self.rust.read_optimizer(self.optimizer)
+            self.rust.pull()  # the weights `RunDir.load` put in the network (Adam's state came with restore_optimizer)
         self.set_difficulty(int(progress["difficulty"]))
 
 
@@ -516,7 +536,7 @@ def join_rollouts(parts: list[dict], gamma: float, lam: float) -> dict:
     return data
 
 
-def learner_threads(policy: nn.Module, config: Config) -> int:
+def learner_threads(policy, config: Config) -> int:
     """The torch thread count for this network (see `Config.torch_threads`)."""
     if config.torch_threads > 0:
         return config.torch_threads
@@ -524,8 +544,9 @@ def learner_threads(policy: nn.Module, config: Config) -> int:
     return max(1, config.num_threads) if params >= 100_000 else 1
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name: str) -> "torch.device":
     """The torch device for `name`; "auto" is CUDA when torch sees one, else the CPU."""
+    import torch
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:

@@ -134,20 +134,23 @@ def rust_supports(policy) -> Optional[str]:
     return None
 
 
-def pick_learner(name: str, policy, device_type: str = "cpu") -> str:
-    """"rust" or "torch" for a config's `learner`. "auto" is Rust when the update runs on the
-    CPU and the Rust learner trains the whole network (it is the faster there, see
-    docs/benchmarks.md), torch otherwise; "rust" for a network or device it cannot serve is
-    a ValueError saying why."""
-    why = rust_supports(policy)
+def choose_learner(name: str, device: str = "cpu") -> str:
+    """"rust" or "torch" for a config's `learner` and `device`. "auto" is Rust unless the
+    update is to run on a GPU (Rust is the faster learner on the CPU for the built-in
+    networks, see docs/benchmarks.md); "torch" needs torch installed, "rust" a CPU. A
+    request that cannot be met is a ValueError saying why."""
+    from .netspec import torch_available
+    gpu = device.startswith("cuda") or device == "mps"
     if name == "auto":
-        return "rust" if why is None and device_type == "cpu" else "torch"
-    if name == "rust":
-        if why is not None:
-            raise ValueError(f"learner \"rust\" cannot train this network: {why}; use learner \"torch\"")
-        if device_type != "cpu":
-            raise ValueError(f"learner \"rust\" runs on the CPU; device is {device_type}. Use learner \"torch\" "
-                             "to learn on a GPU")
+        if device == "auto":
+            gpu = torch_available() and __import__("torch").cuda.is_available()
+        return "torch" if gpu else "rust"
+    if name == "rust" and gpu:
+        raise ValueError(f"learner \"rust\" runs on the CPU; device is {device!r}. Use learner \"torch\" to learn "
+                         "on a GPU")
+    if name == "torch" and not torch_available():
+        raise ValueError("learner \"torch\" needs torch, which is not installed: pip install 'twisterl[train]', "
+                         "or use learner \"rust\"")
     return name
 
 

@@ -172,9 +172,9 @@ def save_policy(net, path: Path, info: dict) -> dict:
     import numpy as np
     from safetensors.numpy import save_file
 
-    from ..train.nets import policy_layers
+    from ..train.netspec import export_layers, log_std_of
 
-    inputs, trunk, policy_head, value_head = policy_layers(net)
+    inputs, trunk, policy_head, value_head = export_layers(net)
     info = {**info, "format": "twisterl-policy-v1", "inputs": str(inputs)}
     tensors: dict[str, np.ndarray] = {}
 
@@ -198,9 +198,9 @@ def save_policy(net, path: Path, info: dict) -> dict:
 
     for part, layers in (("trunk", trunk), ("policy_head", policy_head), ("value_head", value_head)):
         put(part, layers)
-    log_std = getattr(net, "log_std", None)
+    log_std = log_std_of(net)
     if log_std is not None:
-        tensors["log_std"] = f32(log_std.detach().cpu().numpy())
+        tensors["log_std"] = f32(log_std)
     save_file(tensors, str(path), metadata=info)
     return info
 

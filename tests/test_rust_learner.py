@@ -21,7 +21,7 @@ from torch.nn import functional as F  # noqa: E402
 
 from twisterl.train.nets import (ActorCritic, BasicPolicy, ConvPolicy, GaussianPolicy, ResidualBlock,  # noqa: E402
                                  SparseObs, policy_layers)
-from twisterl.train.rust_learner import RustLearner, _torch_slots, pick_learner, rust_supports  # noqa: E402
+from twisterl.train.rust_learner import RustLearner, _torch_slots, choose_learner, rust_supports  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TOL = 1e-5
@@ -200,7 +200,6 @@ def test_the_rust_learner_maps_every_parameter_and_refuses_what_it_cannot_train(
         indexed = [s.index for s in _torch_slots(net) if s.index is not None]
         assert sorted(indexed) == list(range(len(list(net.parameters())))), name
         assert rust_supports(net) is None
-        assert pick_learner("auto", net) == "rust"
 
     class Odd(BasicPolicy):
         def __init__(self):
@@ -209,11 +208,13 @@ def test_the_rust_learner_maps_every_parameter_and_refuses_what_it_cannot_train(
 
     why = rust_supports(Odd())
     assert why and "parameters" in why
-    assert pick_learner("auto", Odd()) == "torch"
-    with pytest.raises(ValueError, match="learner \"rust\" cannot train this network"):
-        pick_learner("rust", Odd())
+    with pytest.raises(TypeError, match="use learner \"torch\""):
+        RustLearner(Odd(), lr=1e-3, eps=1e-5)
+    assert choose_learner("auto", "cpu") == "rust"
+    assert choose_learner("auto", "cuda:1") == "torch"
+    assert choose_learner("torch", "cpu") == "torch"
     with pytest.raises(ValueError, match="runs on the CPU"):
-        pick_learner("rust", BasicPolicy(4, 2, 8, [8]), "cuda")
+        choose_learner("rust", "cuda")
 
 
 def test_bad_batches_are_clear_errors_not_crashes():
@@ -254,26 +255,93 @@ def _train(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 
 def test_a_run_resumes_across_learners_from_the_cli(tmp_path):
+    """Two iterations with one learner, then two more resumed with the same learner or with
+    the other: the same run, to float rounding (a resumed run resets its envs, so it is
+    compared with a resumed run)."""
     cfg = tmp_path / "small.json"
     cfg.write_text('{"num_envs": 32, "num_steps": 16, "embedding_size": 32, "common_layers": [32], '
                    '"update_epochs": 2, "num_minibatches": 2}')
     env = ROOT / "examples" / "puzzle.twl"
-    runs = {}
     for first, then in (("rust", "torch"), ("torch", "rust")):
-        run = tmp_path / f"{first}-{then}"
-        r = _train(str(env), "--config", str(cfg), "--iterations", "2", "--learner", first, "--out", str(run),
-                   cwd=tmp_path)
-        assert r.returncode == 0, r.stderr
-        assert f"updates in {first}" in r.stdout
-        r = _train("--resume", str(run), "--iterations", "2", "--learner", then, cwd=tmp_path)
-        assert r.returncode == 0, r.stderr
-        assert f"updates in {then}" in r.stdout and "resuming" in r.stdout
-        runs[first] = list(csv.DictReader((run / "metrics.csv").open()))
-    # The same run either way: the learners agree to float rounding, so the curves match.
-    for a, b in zip(runs["rust"], runs["torch"]):
-        assert a["iteration"] == b["iteration"] and a["difficulty"] == b["difficulty"]
-        assert abs(float(a["policy_loss"]) - float(b["policy_loss"])) < 1e-4
-        assert abs(float(a["value_loss"]) - float(b["value_loss"])) < 1e-4
-    assert len(runs["rust"]) == 4
+        curves = []
+        for after in (first, then):
+            run = tmp_path / f"{first}-{after}"
+            r = _train(str(env), "--config", str(cfg), "--iterations", "2", "--learner", first, "--out", str(run),
+                       cwd=tmp_path)
+            assert r.returncode == 0, r.stderr
+            assert f"updates in {first}" in r.stdout
+            r = _train("--resume", str(run), "--iterations", "2", "--learner", after, cwd=tmp_path)
+            assert r.returncode == 0, r.stderr
+            assert f"updates in {after}" in r.stdout and "resuming" in r.stdout
+            curves.append(list(csv.DictReader((run / "metrics.csv").open())))
+        a, b = curves
+        assert len(a) == len(b) == 4
+        for x, y in zip(a, b):
+            assert x["iteration"] == y["iteration"] and x["difficulty"] == y["difficulty"]
+            for key in ("policy_loss", "value_loss", "entropy"):
+                assert abs(float(x[key]) - float(y[key])) < 1e-4, (first, then, x["iteration"], key)
     r = _train(str(env), "--learner", "jax", cwd=tmp_path)
     assert r.returncode != 0 and "invalid choice: 'jax'" in r.stderr
+
+
+NO_TORCH = """
+import sys
+for name in ("torch", "matplotlib", "tensorboard", "rich"):  # what the train extra brings
+    sys.modules[name] = None
+from twisterl.cli import main
+code = main(sys.argv[1:])
+assert not [m for m in sys.modules if m.split(".")[0] == "torch" and sys.modules[m] is not None]
+sys.exit(code)
+"""
+
+
+def test_the_8_puzzle_trains_to_difficulty_32_without_torch(tmp_path):
+    """As `pip install twisterl` without the train extra: torch, TensorBoard, matplotlib and
+    rich cannot be imported; the default run reaches difficulty 32, and `eval` reads it."""
+    run = tmp_path / "run"
+    r = subprocess.run([sys.executable, "-c", NO_TORCH, "train", str(ROOT / "examples" / "puzzle.twl"), "--out",
+                        str(run), "--time-limit", "240"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr + r.stdout
+    assert "updates in rust" in r.stdout
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    assert int(rows[-1]["difficulty"]) == 32, r.stdout[-2000:]
+    assert not (run / "tensorboard").exists() and not (run / "progress.png").exists()
+    r = subprocess.run([sys.executable, "-c", NO_TORCH, "eval", str(run), "--episodes", "50", "--difficulty", "32"],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert "success" in r.stdout
+
+
+def test_the_numpy_networks_are_torch_s_networks():
+    """Names, shapes and forward passes of `NumpyPolicy` match the torch modules for every
+    built-in kind, and fresh weights stay within torch's initialisation bounds."""
+    from twisterl import _core
+    from twisterl.train.nets import build_policy
+    from twisterl.train.netspec import NumpyPolicy, describe_policy
+    descs = [describe_policy("sparse", [30], 5, False, 32, [16, 8]),
+             describe_policy("planes", [2, 4, 5], 6, False, 32, [16], [4, 3]),
+             describe_policy("dense", [10], 4, False, 16, [16], network="actor_critic", activation="gelu",
+                             norm_obs=True),
+             describe_policy("dense", [7], 3, True, 16, [16], init_log_std=-0.5)]
+    x = np.random.default_rng(0)
+    for desc in descs:
+        net, mine = build_policy(desc), NumpyPolicy(desc, seed=3)
+        theirs = {k: v.detach().numpy() for k, v in net.state_dict().items()}
+        assert list(theirs) == list(mine.state_dict()), desc["kind"]
+        assert all(theirs[k].shape == mine.state[k].shape for k in theirs)
+        for name, value in mine.state.items():
+            if name.endswith(".weight") and desc["kind"] in ("basic", "conv"):
+                fan_in = int(np.prod(value.shape[1:])) if value.ndim > 2 or name != "embedding.weight" \
+                    else value.shape[0]
+                assert np.abs(value).max() <= 1 / np.sqrt(fan_in) + 1e-7, name
+        if desc["kind"] == "actor_critic":
+            w = mine.state["policy_head.0.weight"]
+            gram = w.T @ w if w.shape[0] >= w.shape[1] else w @ w.T
+            assert np.allclose(gram, 2.0 * np.eye(gram.shape[0]), atol=1e-5)  # orthogonal, gain sqrt(2)
+        mine.load_state_dict(theirs)
+        obs = x.normal(size=(5, mine.obs_size)).astype(np.float32)
+        a = _core.Policy(*policy_layers(net)).forward_dense(obs)
+        b = _core.Policy(*mine.layers()).forward_dense(obs)
+        assert all(np.array_equal(p, q) for p, q in zip(a, b)), desc["kind"]
+    with pytest.raises(ValueError, match="do not fit"):
+        NumpyPolicy(descs[0]).load_state_dict({"embedding.weight": np.zeros(3)})

@@ -162,10 +162,16 @@ def test_obs_norm_exports_and_trains(compiled):
     cart = compiled("cartpole")
     cfg = make_ppo_config({"num_envs": 8, "num_steps": 32, "network": "actor_critic", "embedding_size": 16,
                            "common_layers": [16], "norm_obs": True})
-    ppo = PPO(cart, cfg)
-    ppo.iterate()
-    [norm] = [m for m in ppo.policy.modules() if isinstance(m, ObsNorm)]
-    assert not np.allclose(norm.inv_std.numpy(), 1.0) and ppo.progress()["obs_count"] > 200
+    for learner in ("torch", "rust"):
+        ppo = PPO(cart, make_ppo_config({**cfg.__dict__, "learner": learner}))
+        ppo.iterate()
+        inv_std = np.asarray(ppo.policy.state_dict()["trunk.0.inv_std"])
+        assert not np.allclose(inv_std, 1.0) and ppo.progress()["obs_count"] > 200, learner
+        # The runtime's twin normalises as the network does.
+        x = np.random.default_rng(1).normal(size=(5, 4)).astype(np.float32)
+        from twisterl.train.networks import runtime_policy
+        np.testing.assert_allclose(ppo.runtime_policy().forward_dense(x)[0], runtime_policy(ppo.policy).forward_dense(x)[0],
+                                   atol=1e-6)
 
 
 def test_bonuses_fade_with_visits():
@@ -224,11 +230,13 @@ def test_intrinsic_reward_stays_out_of_reported_returns(chain):
 
 
 def test_count_bonus_solves_a_sparse_corridor_plain_ppo_does_not(chain):
+    # 32 cells and 64 steps: a random walk reaches the end in about 1 episode of 10,000, so
+    # plain PPO almost never sees the reward, whatever its initial weights.
     cfg = {"num_envs": 32, "num_steps": 32, "embedding_size": 32, "common_layers": [32], "learning_rate": 1e-3,
            "gamma": 0.99, "gae_lambda": 0.95, "update_epochs": 4, "seed": 1}
     results = {}
     for intrinsic in ("none", "count"):
-        ppo = PPO(chain, make_ppo_config({**cfg, "intrinsic": intrinsic}))
+        ppo = PPO(chain, make_ppo_config({**cfg, "intrinsic": intrinsic}), {"length": 32})
         history = ppo.train(iterations=25)
         results[intrinsic] = np.nanmean([h.success_rate for h in history[-5:]])
     assert results["count"] >= 0.8 and results["count"] > results["none"] + 0.4, results

@@ -159,14 +159,18 @@ def test_absurd_array_is_refused_without_allocating(tmp_path: Path):
     assert "beyond the limit of 100,000,000" in proc.stderr
 
 
-def test_without_torch_check_works_and_train_says_what_to_install(tmp_path):
+def test_without_torch_check_and_train_work_and_learner_torch_says_what_to_install(tmp_path):
     # `sys.modules["torch"] = None` makes `import torch` fail, as on a base install.
     script = ("import sys; sys.modules['torch'] = None; from twisterl.cli import main; "
               "sys.exit(main(sys.argv[1:]))")
     check = subprocess.run([sys.executable, "-c", script, "check", "examples/puzzle.twl"], cwd=ROOT,
                            capture_output=True, text=True, timeout=60)
     assert check.returncode == 0, check.stderr
-    train = subprocess.run([sys.executable, "-c", script, "train", "examples/puzzle.twl"], cwd=ROOT,
-                           capture_output=True, text=True, timeout=60)
-    assert train.returncode == 1
+    train = subprocess.run([sys.executable, "-c", script, "train", "examples/puzzle.twl", "--iterations", "1",
+                            "--out", str(tmp_path / "run")], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert train.returncode == 0, train.stderr
+    assert "updates in rust" in train.stdout
+    train = subprocess.run([sys.executable, "-c", script, "train", "examples/puzzle.twl", "--learner", "torch",
+                            "--out", str(tmp_path / "run2")], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert train.returncode != 0
     assert "pip install 'twisterl[train]'" in train.stderr and "Traceback" not in train.stderr

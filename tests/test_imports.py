@@ -133,7 +133,7 @@ def test_search_reads_only_checkpoints_from_training():
     """Search takes a run dir's policy; it never reaches into the learners or the driver."""
     used = {t for m, targets in GRAPH.items() if _stage(m) == "search" for t in targets if _stage(t) == "train"}
     assert used <= {"twisterl.train.checkpoints", "twisterl.train.rundir", "twisterl.train.nets",
-                    "twisterl.train.twists"}
+                    "twisterl.train.networks", "twisterl.train.twists"}
 
 
 def test_nothing_imports_the_cli():

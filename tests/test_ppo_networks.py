@@ -67,7 +67,7 @@ def test_ppo_improves_pendulum(compiled):
     cfg = make_config({"num_envs": 32, "num_steps": 200, "num_threads": 1, "seed": 3}, cls)
     assert cfg.norm_reward and cfg.embedding_size == 64  # the continuous defaults
     ppo = PPO(cls, cfg)
-    assert isinstance(ppo.policy, GaussianPolicy)
+    assert ppo.policy_desc["kind"] == "gaussian" and ppo.learner == "rust"
     history = ppo.train(iterations=25)
     first = np.mean([s.mean_return for s in history[:3]])
     last = np.mean([s.mean_return for s in history[-3:]])
@@ -96,7 +96,7 @@ def test_planes_train_a_conv_policy(grid_planes):
     assert grid_planes.spec["observation"]["kind"] == "planes"
     ppo = PPO(grid_planes, Config(num_envs=64, num_steps=32, num_threads=1, difficulty=3, diff_max=3,
                                   conv_channels=[8], common_layers=[64], learning_rate=1e-3, seed=1))
-    assert isinstance(ppo.policy, ConvPolicy) and ppo.policy.obs_shape == (4, 5, 5)
+    assert ppo.policy_desc["kind"] == "conv" and ppo.policy.obs_shape == (4, 5, 5)
     history = ppo.train(iterations=25)
     first = np.mean([s.mean_return for s in history[:3]])
     last = np.mean([s.mean_return for s in history[-3:]])
@@ -107,9 +107,14 @@ def test_planes_train_a_conv_policy(grid_planes):
 def test_learner_device_is_checked(compiled):
     cls = compiled("gridworld")
     small = dict(num_envs=8, num_steps=4, num_threads=1, embedding_size=8, common_layers=[8])
-    ppo = PPO(cls, Config(device="auto", **small))
+    ppo = PPO(cls, Config(device="auto", learner="torch", **small))
     assert ppo.device.type == ("cuda" if torch.cuda.is_available() else "cpu")
     ppo.iterate()
+    # learner "auto" learns in Rust on the CPU, in torch on a GPU
+    assert PPO(cls, Config(device="auto", **small)).learner == ("torch" if torch.cuda.is_available() else "rust")
+    assert PPO(cls, Config(device="cpu", **small)).learner == "rust"
+    with pytest.raises(ValueError, match="learner \"rust\" runs on the CPU"):
+        PPO(cls, Config(device="cuda", learner="rust", **small))
     with pytest.raises(ValueError, match="not a torch device"):
         PPO(cls, Config(device="gpu7", **small))
     if not torch.cuda.is_available():
@@ -157,13 +162,17 @@ def test_learning_rate_annealing_and_activation(compiled):
         PPO(cls, Config(anneal_lr=True, **small))
     with pytest.raises(ValueError, match="activation must be one of"):
         PPO(cls, Config(activation="swish", **small))
-    ppo = PPO(cls, Config(anneal_lr=True, max_env_steps=256, learning_rate=1e-3, activation="tanh", **small))
-    assert isinstance(ppo.policy.activation, torch.nn.Tanh)
-    rates = []
-    for _ in range(3):
-        ppo.iterate()
-        rates.append(ppo.optimizer.param_groups[0]["lr"])
-    assert rates == pytest.approx([1e-3, 1e-3 * 0.75, 1e-3 * 0.5])
+    for learner in ("torch", "rust"):
+        ppo = PPO(cls, Config(anneal_lr=True, max_env_steps=256, learning_rate=1e-3, activation="tanh",
+                              learner=learner, **small))
+        assert ppo.policy_desc["activation"] == "tanh"
+        if learner == "torch":
+            assert isinstance(ppo.policy.activation, torch.nn.Tanh)
+        rates = []
+        for _ in range(3):
+            ppo.iterate()
+            rates.append(ppo.optimizer.param_groups[0]["lr"] if learner == "torch" else ppo.rust.lr)
+        assert rates == pytest.approx([1e-3, 1e-3 * 0.75, 1e-3 * 0.5]), learner
 
 
 def test_best_checkpoint_follows_the_return_when_nothing_succeeds(build_cache, tmp_path):

@@ -20,7 +20,7 @@ def policy_agent(run_dir: str, cls, simulations: Optional[int] = None, params: O
     agent, or any given `simulations`, searches with MCTS on the policy's priors and values."""
     from .search import mcts
     from .train.checkpoints import load_policy, run_config
-    from .train.netspec import runtime_policy
+    from .train.networks import runtime_policy
     from .train.rundir import find_run
     run = find_run(run_dir)
     saved, _ = run_config(run)

@@ -45,7 +45,7 @@ def rust_policy(policy: PolicyLike, cls=None, params: Optional[dict] = None):
         from .train.checkpoints import load_policy
         from .train.rundir import find_run
         policy, _, _ = load_policy(find_run(str(policy)), cls=cls, params=params)
-    from .train.netspec import runtime_policy
+    from .train.networks import runtime_policy
     return runtime_policy(policy)
 
 

@@ -31,7 +31,8 @@ import numpy as np
 
 from ..search import agent, play_games
 from .az_config import Config
-from .netspec import build_network, describe_policy, runtime_policy
+from .networks import build_network, runtime_policy
+from .netspec import describe_policy
 from .rust_learner import RustLearner, choose_learner
 from .twists import twist_dense, twist_group, twist_indices
 

@@ -92,7 +92,7 @@ def load_policy(run: RunDir, which: str = "best", cls=None, params: Optional[dic
     the run's config.json. With `cls`, the checkpoint must have been made for that env with
     `params` (default: the run's) and, when `source` is given, from that source; what
     differs is a `CheckpointError` (`what` names the env's file)."""
-    from .netspec import build_network
+    from .networks import build_network
     cfg, config = run_config(run)
     desc = cfg.get("policy") or {"kind": "basic", "obs_size": cfg["obs_size"], "num_actions": cfg["num_actions"],
                                  "embedding_size": config.embedding_size, "common_layers": config.common_layers}

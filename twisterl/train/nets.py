@@ -297,6 +297,9 @@ def to_rust(policy: nn.Module) -> "_core.Policy":
     """The Rust twin of `policy`: a `BasicPolicy`, `ConvPolicy` or `GaussianPolicy`, or any
     module with `trunk`, `policy_head`, `value_head` and `obs_shape` (or `obs_size`) made of
     supported layers."""
+    from .netspec import NumpyPolicy
+    if isinstance(policy, NumpyPolicy):
+        return _core.Policy(*policy.layers())
     return _core.Policy(*policy_layers(policy))
 
 

@@ -317,7 +317,9 @@ class NumpyPolicy:
     def layers(self) -> tuple[int, list, list, list]:
         return layer_tuples(self.spec, self.state)
 
+    @property
     def log_std(self) -> Optional[np.ndarray]:
+        """A Gaussian network's log standard deviations, None for others."""
         return self.state.get("log_std")
 
     def set_obs_norm(self, mean: np.ndarray, var: np.ndarray) -> None:
@@ -325,46 +327,3 @@ class NumpyPolicy:
             if isinstance(layer, Norm):
                 self.state[f"{layer.prefix}.mean"] = np.asarray(mean, np.float32)
                 self.state[f"{layer.prefix}.inv_std"] = (1.0 / np.sqrt(np.asarray(var) + 1e-8)).astype(np.float32)
-
-
-def torch_available() -> bool:
-    """Whether torch can be imported (the `train` extra)."""
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def build_network(desc: dict, seed: int = 0, use_torch: Optional[bool] = None):
-    """The network a description names: a torch module when `use_torch` (default: when torch
-    is installed), else a `NumpyPolicy` initialised from `seed`."""
-    if use_torch is None:
-        use_torch = torch_available()
-    if use_torch:
-        from .nets import build_policy
-        return build_policy(desc)
-    return NumpyPolicy(desc, seed)
-
-
-def export_layers(net) -> tuple[int, list, list, list]:
-    """(input features, trunk, policy head, value head) of a torch network or a `NumpyPolicy`,
-    as layer tuples (see `twisterl._core.Policy`)."""
-    if isinstance(net, NumpyPolicy):
-        return net.layers()
-    from .nets import policy_layers
-    return policy_layers(net)
-
-
-def runtime_policy(net):
-    """The Rust twin of a torch network or a `NumpyPolicy`: a `twisterl._core.Policy`."""
-    from .. import _core
-    return _core.Policy(*export_layers(net))
-
-
-def log_std_of(net) -> Optional[np.ndarray]:
-    """A Gaussian network's log standard deviations (float32), None for others."""
-    if isinstance(net, NumpyPolicy):
-        return net.log_std()
-    p = getattr(net, "log_std", None)
-    return None if p is None else p.detach().cpu().numpy().astype(np.float32)

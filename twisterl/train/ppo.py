@@ -29,7 +29,8 @@ import numpy as np
 from .. import _core
 from .evaluation import EvalSpec, evaluate_policy
 from .intrinsic import intrinsic_advantages, make_bonus, next_observation_rows
-from .netspec import build_network, describe_policy, log_std_of, runtime_policy
+from .networks import build_network, log_std_of, runtime_policy
+from .netspec import describe_policy
 from .ppo_config import Config
 from .rust_learner import RustLearner, choose_learner
 from .stats import RunningMeanVar, RunningVariance

@@ -60,7 +60,7 @@ def evaluate_run(run_path: str, episodes: int = 100, deterministic: bool = False
     if run.config().get("algo") == "az":
         return evaluate_alphazero(run_path, episodes, difficulty, seed, tries)
     from .evaluation import evaluate_policy
-    from .netspec import runtime_policy as to_rust
+    from .networks import runtime_policy as to_rust
     from .twists import twist_group
     cls, source = run_env(run)
     net, meta, cfg = load_policy(run, cls=cls, source=source, what=str(run.path / "env.twl"))
@@ -99,7 +99,7 @@ def _ppo_matches(cls, net, params: dict, config, games: int, seed: int) -> list[
     """A self-play PPO run's policy, playing its most likely legal move (no search), against
     random play and pure MCTS (the run's `pure_simulations`, or 100 if 0)."""
     from ..search import agent, play_games
-    from .netspec import runtime_policy as to_rust
+    from .networks import runtime_policy as to_rust
     me = agent(to_rust(net), simulations=1)
     sims = config.pure_simulations or 100
     out: list[EvalResult] = []
@@ -116,7 +116,7 @@ def evaluate_alphazero(run_path: str, episodes: int, difficulty: Optional[int], 
     MCTS (`opponent` picks one), each side moving first in half the games. Puzzles: the
     success rate of search, with `tries` tries per scramble."""
     from ..search import agent, play_games, symmetry_group
-    from .netspec import runtime_policy as to_rust
+    from .networks import runtime_policy as to_rust
     run = find_run(run_path)
     _, conf = run_config(run)
     cls, source = run_env(run)
@@ -152,6 +152,6 @@ def _match(env: str, player: str, opponent: str, data: dict) -> MatchResult:
 
 
 def _log_std(net) -> Optional[np.ndarray]:
-    from .netspec import log_std_of
+    from .networks import log_std_of
     log_std = log_std_of(net)
     return None if log_std is None else log_std.astype(np.float64)

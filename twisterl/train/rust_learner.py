@@ -139,15 +139,13 @@ def choose_learner(name: str, device: str = "cpu") -> str:
     update is to run on a GPU (Rust is the faster learner on the CPU for the built-in
     networks, see docs/benchmarks.md); "torch" needs torch installed, "rust" a CPU. A
     request that cannot be met is a ValueError saying why."""
-    from .netspec import torch_available
-    gpu = device.startswith("cuda") or device == "mps"
+    from .networks import torch_available
+    cpu = device == "cpu" or (device == "auto" and not (torch_available() and __import__("torch").cuda.is_available()))
     if name == "auto":
-        if device == "auto":
-            gpu = torch_available() and __import__("torch").cuda.is_available()
-        return "torch" if gpu else "rust"
-    if name == "rust" and gpu:
+        return "rust" if cpu else "torch"
+    if name == "rust" and not cpu:
         raise ValueError(f"learner \"rust\" runs on the CPU; device is {device!r}. Use learner \"torch\" to learn "
-                         "on a GPU")
+                         "on another device")
     if name == "torch" and not torch_available():
         raise ValueError("learner \"torch\" needs torch, which is not installed: pip install 'twisterl[train]', "
                          "or use learner \"rust\"")
@@ -189,7 +187,7 @@ class RustLearner:
         if self.torch:
             p = getattr(self.policy, "log_std", None)
             return None if p is None else p.detach().cpu().float().numpy().tolist()
-        ls = self.policy.log_std()
+        ls = self.policy.log_std
         return None if ls is None else ls.tolist()
 
     @property

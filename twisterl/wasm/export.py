@@ -172,7 +172,7 @@ def save_policy(net, path: Path, info: dict) -> dict:
     import numpy as np
     from safetensors.numpy import save_file
 
-    from ..train.netspec import export_layers, log_std_of
+    from ..train.networks import export_layers, log_std_of
 
     inputs, trunk, policy_head, value_head = export_layers(net)
     info = {**info, "format": "twisterl-policy-v1", "inputs": str(inputs)}

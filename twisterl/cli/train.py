@@ -68,7 +68,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     _needs_training()
     from ..train.driver import train
     train(args.file, args.out, args.config, parse_params(args.param), args.seed, args.iterations, args.time_limit,
-          sys.stdout, args.resume, args.algo)
+          sys.stdout, args.resume, args.algo, ray=args.ray is not None, ray_address=args.ray or None)
     return 0
 
 

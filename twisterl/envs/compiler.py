@@ -99,6 +99,11 @@ def _mismatch(name: Optional[str], spec_hash: str, manifest: Manifest) -> Option
     return None
 
 
+def spec_hash(cls: EnvClass) -> str:
+    """The hash of `cls`'s plugin spec, as `load_built` checks it."""
+    return spec_sha256(cls._plugin.spec)
+
+
 def load_built(library: Union[str, Path], source_text: str, source_path: str, env: str, spec_hash: str) -> EnvClass:
     """The env class of a plugin built elsewhere (such as one a Ray driver sent its workers),
     checked to be env `env` with the spec of hash `spec_hash`: a `BuildError` otherwise."""

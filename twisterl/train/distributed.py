@@ -74,10 +74,10 @@ def worker_count(ray, cfg: RayConfig) -> int:
 def env_message(ray, cls, source: str, params: dict, ship: bool) -> tuple[dict, object]:
     """What a worker builds its env from, and the object-store reference of the plugin's
     bytes (None when not shipped)."""
-    from ..build import spec_sha256
+    from ..envs.compiler import spec_hash
     data = Path(cls.library).read_bytes() if ship else None
     env = {"source": source, "path": cls.source_path, "params": dict(params), "name": cls.name,
-           "spec_sha256": spec_sha256(cls._plugin.spec), "node": node_key(),
+           "spec_sha256": spec_hash(cls), "node": node_key(),
            "sha256": hashlib.sha256(data).hexdigest() if data is not None else None}
     return env, (ray.put(data) if data is not None else None)
 

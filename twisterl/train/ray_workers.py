@@ -48,7 +48,6 @@ def _private_file(folder: str, name: str, data: bytes) -> Path:
 def load_env(env: dict, plugin: Optional[bytes]):
     """(the env class, "shipped" or "compiled"): from the driver's `plugin` bytes when this
     node is like the driver's and they load, else compiled from `env["source"]`."""
-    from ..build import BuildError
     from ..envs import compile
     from ..envs.compiler import load_built
     if plugin is not None and env["node"] == node_key():
@@ -57,8 +56,8 @@ def load_env(env: dict, plugin: Optional[bytes]):
             path = _private_file("twisterl-ray-plugins", f"{digest}.so", plugin)
             try:
                 return load_built(path, env["source"], env["path"], env["name"], env["spec_sha256"]), "shipped"
-            except BuildError:
-                pass  # compiled here instead
+            except RuntimeError:  # a BuildError: it does not load here, so it is compiled here instead
+                pass
     text = env["source"].encode()
     src = _private_file(f"twisterl-ray-sources/{hashlib.sha256(text).hexdigest()[:20]}",
                         Path(env["path"]).name or "env.twl", text)

@@ -94,15 +94,11 @@ class WorkerPool:
         self.generation = [0] * count
         self.replacements = 0
         self.actors = [self._start(k) for k in range(count)]
-        self.pids = []
-        hows = []
-        for k, actor in enumerate(self.actors):
-            try:
-                self.pids.append(ray.get(actor.pid.remote()))
-                hows.append(ray.get(actor.how_loaded.remote()))
-            except ray.exceptions.RayActorError as exc:
-                self.close()
-                raise RuntimeError(f"ray: worker {k} could not start: {_reason(exc)}") from None
+        try:
+            hows = self.run_all("how_loaded", lambda k: ())
+        except BaseException:
+            self.close()
+            raise
         self.how = ", ".join(sorted(set(hows)))
 
     def _start(self, k: int):
@@ -111,7 +107,10 @@ class WorkerPool:
         return self.actor_cls.options(**options).remote(self.env, self.plugin, self.shard(k))
 
     def replace(self, k: int, exc: Exception) -> None:
-        """Worker k died (`exc`): start another in its place, or stop the run once too many have."""
+        """Worker k died (`exc`): start another in its place, or stop the run once too many have
+        (or at once when it died of an error in its own start, such as an env that does not build)."""
+        if getattr(exc, "actor_init_failed", False):
+            raise RuntimeError(f"ray: worker {k} could not start: {_reason(exc, last=True)}")
         self.replacements += 1
         if self.replacements > self.cfg.max_replacements:
             raise RuntimeError(f"ray: {self.replacements} workers died in this run, more than `max_replacements` "
@@ -149,10 +148,10 @@ class WorkerPool:
                 pass
 
 
-def _reason(exc: Exception) -> str:
-    """The first line of a Ray error, short."""
-    text = str(exc).strip().splitlines()
-    first = next((line.strip() for line in text if line.strip()), type(exc).__name__)
+def _reason(exc: Exception, last: bool = False) -> str:
+    """The first (or `last`) line of a Ray error, short."""
+    text = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    first = (text[-1] if last else text[0]) if text else type(exc).__name__
     return first if len(first) <= 160 else first[:157] + "..."
 
 

@@ -236,6 +236,13 @@ class AlphaZeroRecipe:
                 f"vs pure MCTS {last.vs_mcts:.2f}; checkpoints in {run.path}")
 
 
+def _require_ray(cfg: Optional[RayConfig]) -> None:
+    """A run on Ray needs Ray installed: a `RuntimeError` saying how, before anything starts."""
+    if cfg is not None:
+        from .distributed import require_ray
+        require_ray()
+
+
 def _attach(cfg: Optional[RayConfig], learner, algo: str, cls, source: str, params: dict, run: RunDir,
             stream: TextIO):
     """The Ray session whose workers collect for `learner` (None without `cfg`); its lines
@@ -279,6 +286,7 @@ def train(path: Optional[str], out: Optional[str] = None, config_path: Optional[
         restore_optimizer(learner.optimizer, state)
         ray_cfg = make_ray_config(saved.get("ray"), f"{run.path / 'config.json'}: `ray`", ray_address) \
             if ray else None
+        _require_ray(ray_cfg)
         session = _attach(ray_cfg, learner, recipe.algo, cls, source, params, run, stream)
         learner.resume(state)
         recipe.resumed(run, learner, state, check)
@@ -292,6 +300,7 @@ def train(path: Optional[str], out: Optional[str] = None, config_path: Optional[
         section = overrides.pop("ray", None)
         ray_cfg = make_ray_config(section, f"{config_path or 'the config'}: `ray`", ray_address) \
             if ray or section is not None else None
+        _require_ray(ray_cfg)
         if seed is not None:
             overrides["seed"] = seed
         cls = compile(path)

@@ -341,9 +341,9 @@ def train(path: Optional[str], out: Optional[str] = None, config_path: Optional[
             run.save("last", learner.policy, {**meta, **recipe.initial_state(learner)}, learner.optimizer)
     finally:
         monitor.close()
+        seconds = time.perf_counter() - start
         if session is not None:
-            session.close()
-    seconds = time.perf_counter() - start
+            session.close()  # not counted: stopping the workers (and a local Ray) is not training
     summary = recipe.summary(history, seconds, run, learner)
     print(summary, file=stream)
     return TrainResult(run.path, recipe.algo, history, seconds, summary)

@@ -81,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--learner", choices=["auto", "rust", "torch"],
                     help="where updates run: rust (twisterl's own), torch, or auto (the default: rust on the CPU "
                     "for the networks it trains); over the config's `learner`, also when resuming")
+    tr.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                    help="collect rollouts (self-play games) on Ray workers: join the cluster at ADDRESS "
+                    "(\"auto\", HOST:PORT), or start a local one; needs twisterl[ray] (see docs/distributed.md)")
     tr.set_defaults(run=cmd_train)
 
     tu = sub.add_parser("tune", help="search PPO hyperparameters with Optuna",
@@ -95,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     tu.add_argument("--out", metavar="DIR", help="where to write (default runs/tune-NAME-TIME)")
     tu.add_argument("--config", metavar="CFG", help="base config: its keys are fixed, not searched")
     tu.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
+    tu.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                    help="run each trial as a Ray task (JOBS at a time, default: the cluster's CPUs) on the "
+                    "cluster at ADDRESS, or on a local one; needs twisterl[ray]")
     tu.set_defaults(run=cmd_tune)
 
     ev = sub.add_parser("eval", help="evaluate a trained policy")

@@ -37,10 +37,18 @@ def _tuning():
 
 def cmd_tune(args: argparse.Namespace) -> int:
     tune = _tuning()
-    jobs = args.jobs if args.jobs is not None else min(2, os.cpu_count() or 1)
+    use_ray = args.ray is not None
+    if args.jobs is not None:
+        jobs = args.jobs
+    elif use_ray:
+        from ..train.tune_ray import cluster_jobs
+        jobs = cluster_jobs(args.ray or None)
+    else:
+        jobs = min(2, os.cpu_count() or 1)
     tune.check_inputs(args.trials, args.time_limit, jobs, args.seed)
     params = parse_params(args.param)
-    print(f"tuning {args.file}: {args.trials} trials, {min(jobs, args.trials)} at a time, "
+    where = " as Ray tasks" if use_ray else ""
+    print(f"tuning {args.file}: {args.trials} trials, {min(jobs, args.trials)} at a time{where}, "
           f"{tune.trial_seconds(args.time_limit, args.trials, jobs):.1f} s each", file=sys.stderr)
 
     def on_trial(r) -> None:
@@ -50,7 +58,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
               file=sys.stderr)
 
     result = tune.tune(args.file, args.trials, args.time_limit, jobs, args.seed, args.out, args.config, params,
-                       on_trial)
+                       on_trial, ray=use_ray, ray_address=args.ray or None)
     states = [r.state for r in result.trials]
     print(f"{result.env}: {states.count('COMPLETE')} complete, {states.count('PRUNED')} pruned, "
           f"{states.count('FAIL')} failed; objective: {result.objective}")
@@ -68,7 +76,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     _needs_training()
     from ..train.driver import train
     train(args.file, args.out, args.config, parse_params(args.param), args.seed, args.iterations, args.time_limit,
-          sys.stdout, args.resume, args.algo, learner=args.learner)
+          sys.stdout, args.resume, args.algo, learner=args.learner, ray=args.ray is not None,
+          ray_address=args.ray or None)
     return 0
 
 

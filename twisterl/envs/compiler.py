@@ -97,3 +97,25 @@ def _mismatch(name: Optional[str], spec_hash: str, manifest: Manifest) -> Option
     if spec_hash != manifest.spec_sha256:
         return "has another spec than the one its manifest records"
     return None
+
+
+def spec_hash(cls: EnvClass) -> str:
+    """The hash of `cls`'s plugin spec, as `load_built` checks it."""
+    return spec_sha256(cls._plugin.spec)
+
+
+def load_built(library: Union[str, Path], source_text: str, source_path: str, env: str, spec_hash: str) -> EnvClass:
+    """The env class of a plugin built elsewhere (such as one a Ray driver sent its workers),
+    checked to be env `env` with the spec of hash `spec_hash`: a `BuildError` otherwise."""
+    library = Path(library)
+    try:
+        plugin = _core.load_plugin(str(library))
+    except (OSError, ValueError) as exc:
+        raise BuildError(f"{library} cannot be loaded ({exc})") from None
+    try:
+        name = json.loads(plugin.spec).get("name")
+    except (ValueError, AttributeError):
+        name = None
+    if name != env or spec_sha256(plugin.spec) != spec_hash:
+        raise BuildError(f"{library} is not the plugin of env {env} it was sent as")
+    return EnvClass(plugin, source_path, source_text, library)

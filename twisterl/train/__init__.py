@@ -1,8 +1,9 @@
 """Training: the PPO and AlphaZero learners (`ppo.py`, `alphazero.py`, their configs in
 `ppo_config.py` and `az_config.py`), one run driver for both (`driver.py`), run dirs and
 checkpoints (`rundir.py`, `checkpoints.py`), networks (`nets.py`), evaluation
-(`evaluation.py`, `run_eval.py`), symmetries (`twists.py`), progress (`monitor.py`) and
-hyperparameter search (`tune.py`). Needs the `train` extra (torch).
+(`evaluation.py`, `run_eval.py`), symmetries (`twists.py`), progress (`monitor.py`),
+hyperparameter search (`tune.py`) and training on Ray (`distributed.py`, `ray_workers.py`,
+`ray_config.py`, `tune_ray.py`: the `ray` extra). Needs the `train` extra (torch).
 
 Submodules are imported where they are used; this package imports none of them, so a
 config can be checked without torch."""

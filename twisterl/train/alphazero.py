@@ -31,7 +31,7 @@ import numpy as np
 
 from ..search import agent, play_games
 from .az_config import Config
-from .networks import build_network, runtime_policy
+from .networks import build_network, export_layers, runtime_policy
 from .netspec import describe_policy
 from .rust_learner import RustLearner, choose_learner
 from .twists import twist_dense, twist_group, twist_indices
@@ -142,6 +142,8 @@ class AlphaZero:
         self.difficulty = cfg.difficulty if self.players == 1 else 0
         self.iteration = 0
         self.env_steps = 0
+        self.remote = None
+        """the Ray workers that play self-play games (`twisterl.train.distributed.SelfPlayFeed`)"""
 
     # ------------------------------------------------------------------ ALGO LOGIC
 
@@ -174,12 +176,17 @@ class AlphaZero:
         return join_games(rounds)
 
     def self_play(self, deadline: Optional[float] = None) -> Optional[dict]:
-        """`num_games` self-play games, their rows added to the buffer; None if the deadline
-        stopped them (their rows are dropped)."""
+        """`num_games` self-play games (here, or from the Ray workers of `remote`), their rows
+        added to the buffer; None if the deadline stopped them (their rows are dropped)."""
         cfg = self.cfg
-        data = self.play([self.search_agent(self.policy, noise=True)], cfg.num_games,
-                         seed=cfg.seed * 1_000_003 + self.iteration, deadline=deadline, temperature=cfg.temperature,
-                         temp_moves=cfg.temp_moves, record=True)
+        if self.remote is not None:
+            # Ray workers: at least `num_games` finished games, played as the weights arrived
+            # (see `twisterl.train.distributed.SelfPlayFeed`).
+            data = self.remote.self_play(export_layers(self.policy), self.difficulty, deadline)
+        else:
+            data = self.play([self.search_agent(self.policy, noise=True)], cfg.num_games,
+                             seed=cfg.seed * 1_000_003 + self.iteration, deadline=deadline,
+                             temperature=cfg.temperature, temp_moves=cfg.temp_moves, record=True)
         if data is None:
             return None
         obs = data["obs_indices"] if self.sparse else data["obs"]

@@ -11,7 +11,7 @@ import dataclasses
 import io
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Optional, Protocol, TextIO
 
@@ -20,6 +20,7 @@ import numpy as np
 from .checkpoints import (CONTINUOUS_DEFAULTS, check_network, env_checker, make_az_config, make_ppo_config,
                           run_config, run_env)
 from .config import LEARNERS, MAX_SEED, load_config
+from .ray_config import RayConfig, make_ray_config
 from .rundir import CheckpointError, RunDir, check_env, env_identity, find_run, restore_optimizer
 
 
@@ -236,13 +237,31 @@ class AlphaZeroRecipe:
                 f"vs pure MCTS {last.vs_mcts:.2f}; checkpoints in {run.path}")
 
 
+def _require_ray(cfg: Optional[RayConfig]) -> None:
+    """A run on Ray needs Ray installed: a `RuntimeError` saying how, before anything starts."""
+    if cfg is not None:
+        from .distributed import require_ray
+        require_ray()
+
+
+def _attach(cfg: Optional[RayConfig], learner, algo: str, cls, source: str, params: dict, run: RunDir,
+            stream: TextIO):
+    """The Ray session whose workers collect for `learner` (None without `cfg`); its lines
+    (a worker replaced) go to `stream`."""
+    if cfg is None:
+        return None
+    from .distributed import attach
+    return attach(learner, algo, cls, source, params, cfg, run.path.name, lambda line: print(line, file=stream))
+
+
 RECIPES: dict[str, type[Recipe]] = {"ppo": PPORecipe, "az": AlphaZeroRecipe}
 
 
 def train(path: Optional[str], out: Optional[str] = None, config_path: Optional[str] = None,
           params: Optional[dict] = None, seed: Optional[int] = None, iterations: Optional[int] = None,
           time_limit: Optional[float] = None, stream: Optional[TextIO] = None, resume: Optional[str] = None,
-          algo: str = "ppo", learner: Optional[str] = None) -> TrainResult:
+          algo: str = "ppo", learner: Optional[str] = None, ray: bool = False,
+          ray_address: Optional[str] = None) -> TrainResult:
     """A new run of `algo` ("ppo" or "az") on the env at `path`, or `resume` of a run dir
     (its own algo, env, params and config). Progress goes to `stream` (default: nowhere).
     The time limit counts from the start of the first iteration (after compiling the env
@@ -272,6 +291,10 @@ def train(path: Optional[str], out: Optional[str] = None, config_path: Optional[
                 "env_id": env_identity(cls, params, source)}
         state = run.load("last", learner.policy, {}, check)
         restore_optimizer(learner.optimizer, state)
+        ray_cfg = make_ray_config(saved.get("ray"), f"{run.path / 'config.json'}: `ray`", ray_address) \
+            if ray else None
+        _require_ray(ray_cfg)
+        session = _attach(ray_cfg, learner, recipe.algo, cls, source, params, run, stream)
         learner.resume(state)
         recipe.resumed(run, learner, state, check)
         print(recipe.resume_line(run, state), file=stream)
@@ -281,6 +304,10 @@ def train(path: Optional[str], out: Optional[str] = None, config_path: Optional[
         from ..envs import compile
         recipe = RECIPES[algo]()
         overrides = load_config(config_path)
+        section = overrides.pop("ray", None)
+        ray_cfg = make_ray_config(section, f"{config_path or 'the config'}: `ray`", ray_address) \
+            if ray or section is not None else None
+        _require_ray(ray_cfg)
         if seed is not None:
             overrides["seed"] = seed
         if learner is not None:
@@ -293,12 +320,21 @@ def train(path: Optional[str], out: Optional[str] = None, config_path: Optional[
         identity = env_identity(cls, params, source)
         meta = {"env": cls.name, "obs_size": recipe.obs_size(learner), "num_actions": learner.num_actions}
         algo_field = {"algo": "az"} if recipe.algo == "az" else {}
+        ray_field = {"ray": asdict(ray_cfg)} if ray_cfg is not None else {}
         run.create({**algo_field, **recipe.record, "env_file": str(path), "params": params, "config": learner.config_dict(),
-                    "policy": learner.policy_desc, "env_id": identity, **meta}, source)
+                    "policy": learner.policy_desc, "env_id": identity, **meta, **ray_field}, source)
         meta["env_id"] = identity
+        session = _attach(ray_cfg, learner, recipe.algo, cls, source, params, run, stream)
     print(recipe.header(cls, cfg, learner, run), file=stream)
+    if session is not None:
+        print(session.line, file=stream)
     from .monitor import Monitor
-    monitor = Monitor(run, stream, time_limit, cfg.diff_max if learner.players == 1 else 1)
+    try:
+        monitor = Monitor(run, stream, time_limit, cfg.diff_max if learner.players == 1 else 1)
+    except BaseException:
+        if session is not None:
+            session.close()
+        raise
     start = time.perf_counter()
 
     def on_iteration(s) -> None:
@@ -314,7 +350,9 @@ def train(path: Optional[str], out: Optional[str] = None, config_path: Optional[
             run.save("last", learner.policy, {**meta, **recipe.initial_state(learner)}, learner.optimizer)
     finally:
         monitor.close()
-    seconds = time.perf_counter() - start
+        seconds = time.perf_counter() - start
+        if session is not None:
+            session.close()  # not counted: stopping the workers (and a local Ray) is not training
     summary = recipe.summary(history, seconds, run, learner)
     print(summary, file=stream)
     return TrainResult(run.path, recipe.algo, history, seconds, summary)

@@ -29,14 +29,15 @@ import numpy as np
 from .. import _core
 from .evaluation import EvalSpec, evaluate_policy
 from .intrinsic import intrinsic_advantages, make_bonus, next_observation_rows
-from .networks import build_network, log_std_of, runtime_policy
+from .networks import build_network, export_layers, log_std_of, runtime_policy
 from .netspec import describe_policy
 from .ppo_config import Config
+from .rollout import collect_rollout, join_rollouts  # noqa: F401 (join_rollouts: part of this module's face)
 from .rust_learner import RustLearner, choose_learner
 from .stats import RunningMeanVar, RunningVariance
 
 # Collection with a deadline runs in chunks of about this many env steps, so the deadline is
-# checked every few milliseconds (see `PPO.collect`).
+# checked every few milliseconds (see `twisterl.train.rollout.collect_rollout`).
 COLLECT_CHUNK = 4096
 
 
@@ -76,7 +77,7 @@ class IterationStats:
 
 
 class PPO:
-    """The learner: holds the env batch, the torch policy and the optimizer."""
+    """The learner: holds the env batch, the policy and the optimizer."""
 
     def __init__(self, env_cls, config: Config, params: Optional[dict] = None):
         if env_cls.players > 2:
@@ -138,15 +139,20 @@ class PPO:
         self.iteration = 0
         self.env_steps = 0
         # Two-player games: each env's learner seat against the opponent (-1: self-play), and
-        # the pool of past policies (exported to the runtime).
+        # the pool of past policies.
         self.seats = np.full(config.num_envs, -1, dtype=np.int64)
         self.pool: list = []
+        """past policies as layer tuples (`networks.export_layers`)"""
+        self.remote = None
+        """the Ray workers that collect instead of `vec` (`twisterl.train.distributed.RayCollector`)"""
         self.vec.reset()
 
     def set_difficulty(self, difficulty: int) -> None:
         self.difficulty = difficulty
         self.vec.set_difficulty(difficulty)
         self.vec.reset()
+        if self.remote is not None:
+            self.remote.set_difficulty(difficulty)
 
     def iterate(self, deadline: Optional[float] = None) -> Optional[IterationStats]:
         """Collect one batch of rollouts and learn from it.
@@ -165,7 +171,7 @@ class PPO:
                 for group in self.optimizer.param_groups:
                     group["lr"] = cfg.learning_rate * left
         if self.players == 2 and self.iteration % cfg.pool_every == 0:
-            self.pool.append(self.runtime_policy())
+            self.pool.append(export_layers(self.policy))
             del self.pool[:-cfg.pool_size]
         data = self.collect(deadline)
         if data is None:
@@ -204,34 +210,29 @@ class PPO:
         return stats
 
     def collect(self, deadline: Optional[float] = None) -> Optional[dict]:
-        """`num_steps` transitions from every env, in Rust (`_core.collect`). With a deadline,
-        in chunks of about `COLLECT_CHUNK` env steps, checking it between them (None once it
+        """`num_steps` transitions from every env, in Rust (`_core.collect`), here or on the
+        Ray workers of `remote` (see `twisterl.train.distributed`). With a deadline, in
+        chunks of about `COLLECT_CHUNK` env steps, checking it between them (None once it
         has passed); the chunks' advantages are then joined into those of one rollout."""
         cfg = self.cfg
         seed = cfg.seed * 1_000_003 + self.iteration
         log_std = log_std_of(self.policy) if self.continuous else None
-        policy = self.runtime_policy()
         extra = {}
+        opponent = None
         if self.players == 2:
-            opponent = None
             if self.pool and cfg.pool_prob > 0:
                 pick = np.random.default_rng([cfg.seed, self.iteration, 0x5EA7]).integers(len(self.pool))
                 opponent = self.pool[pick]
-            extra = {"opponent": opponent, "seats": self.seats, "pool_prob": cfg.pool_prob}
-
-        def run(steps: int, chunk_seed: int) -> dict:
-            return _core.collect(self.vec.batch, policy, steps, chunk_seed, cfg.gamma, cfg.gae_lambda,
-                                 twists=self.twists, log_std=log_std, reward_scale=self.reward_scale, **extra)
-
-        if deadline is None:
-            return run(cfg.num_steps, seed)
-        chunk = max(1, COLLECT_CHUNK // cfg.num_envs)
-        parts = []
-        for k, first in enumerate(range(0, cfg.num_steps, chunk)):
-            if time.perf_counter() >= deadline:
-                return None
-            parts.append(run(min(chunk, cfg.num_steps - first), (seed + k * 0x9E3779B97F4A7C15) % 2**64))
-        return join_rollouts(parts, cfg.gamma, cfg.gae_lambda)
+            extra = {"pool_prob": cfg.pool_prob}
+        options = {"log_std": log_std, "reward_scale": self.reward_scale, **extra}
+        if self.remote is not None:
+            return self.remote.collect(export_layers(self.policy), opponent, cfg.num_steps, seed, cfg.gamma,
+                                       cfg.gae_lambda, COLLECT_CHUNK, deadline, twists=self.twists is not None,
+                                       **options)
+        if self.players == 2:
+            options.update(seats=self.seats, opponent=None if opponent is None else _core.Policy(*opponent))
+        return collect_rollout(self.vec.batch, self.runtime_policy(), cfg.num_envs, cfg.num_steps, seed, cfg.gamma,
+                               cfg.gae_lambda, COLLECT_CHUNK, deadline, twists=self.twists, **options)
 
     def solved(self, stats: IterationStats) -> bool:
         """Whether the iteration's curriculum metric reached `diff_threshold` (never for
@@ -505,36 +506,6 @@ def explained_variance(values: np.ndarray, returns: np.ndarray) -> float:
     no better than a constant, negative is worse (NaN when the returns do not vary)."""
     var = float(np.var(returns))
     return float("nan") if var == 0 else 1.0 - float(np.var(returns - values)) / var
-
-
-def join_rollouts(parts: list[dict], gamma: float, lam: float) -> dict:
-    """The rollouts of consecutive `_core.collect` calls on the same envs as one rollout.
-
-    Each call ended with the advantage of its last step bootstrapped from the value of the
-    next state alone; over the whole rollout that step also carries the discounted
-    advantage that follows, so the last step of each part but the last is recomputed and
-    the change is carried back through that part (until an episode boundary). In two-player
-    games each link carries the sign of the next mover (+1 the same player, -1 the other)."""
-    data = {key: np.concatenate([p[key] for p in parts]) for key, value in parts[0].items()
-            if isinstance(value, np.ndarray)}
-    for key in ("episodes", "successes", "return_sum", "length_sum"):
-        data[key] = sum(p[key] for p in parts)
-    adv, values, rewards, dones = data["advantages"], data["values"], data["rewards"], data["dones"]
-    # The sign linking row t to row t + 1 (where row t is no episode's last).
-    player = data.get("player")
-    sign = np.ones_like(adv) if player is None else \
-        np.where(np.roll(player, -1, axis=0) == player, 1.0, -1.0).astype(adv.dtype)
-    ends = np.cumsum([len(p["rewards"]) for p in parts])
-    for first, end in reversed(list(zip([0, *ends[:-2]], ends[:-1]))):
-        t = end - 1
-        whole = rewards[t] + gamma * sign[t] * values[t + 1] - values[t] + gamma * lam * sign[t] * adv[t + 1]
-        change = np.where(dones[t], 0.0, whole - adv[t]).astype(adv.dtype)
-        for row in range(t, first - 1, -1):
-            adv[row] += change
-            if row > first:
-                change = change * np.float32(gamma * lam) * sign[row - 1] * ~dones[row - 1]
-    data["returns"] = adv + values
-    return data
 
 
 def learner_threads(policy, config: Config) -> int:

@@ -165,10 +165,12 @@ def check_inputs(trials: int, time_limit: float, jobs: int, seed: int) -> None:
 
 def tune(path: str, trials: int, time_limit: float, jobs: int = 2, seed: int = 0, out: Optional[str] = None,
          config_path: Optional[str] = None, params: Optional[dict] = None,
-         on_trial: Optional[Callable[[TrialRecord], None]] = None) -> TuneResult:
+         on_trial: Optional[Callable[[TrialRecord], None]] = None, ray: bool = False,
+         ray_address: Optional[str] = None) -> TuneResult:
     """`twisterl tune`: `trials` trials, `jobs` at a time, each training PPO for
     `trial_seconds(time_limit, trials, jobs)` seconds; writes best_config.json and
-    trials.csv to `out` and returns the result."""
+    trials.csv to `out` and returns the result. With `ray`, each trial is a Ray task on
+    the cluster at `ray_address` (or a local one), unpruned (see `twisterl.train.tune_ray`)."""
     from ..envs import compile
     from .checkpoints import make_ppo_config as make_config
     from .config import load_config
@@ -177,6 +179,7 @@ def tune(path: str, trials: int, time_limit: float, jobs: int = 2, seed: int = 0
     check_inputs(trials, time_limit, jobs, seed)
     params = dict(params or {})
     fixed = load_config(config_path)
+    fixed.pop("ray", None)  # how trials run, not what they train with
     where = config_path or "the config"
     for key in TRIAL_FIXED:
         fixed.pop(key, None)  # every trial uses one thread of each kind; training keeps its own
@@ -202,30 +205,28 @@ def tune(path: str, trials: int, time_limit: float, jobs: int = 2, seed: int = 0
     records: dict[int, TrialRecord] = {}
     lock = threading.Lock()
 
-    def objective(trial) -> float:
+    def trial_config(trial) -> tuple[dict, dict]:
         sampled = sample(trial, names)
-        cfg = make_config({**fixed, **to_config(sampled), **TRIAL_FIXED, "seed": seed + trial.number}, cls,
-                          where=f"trial {trial.number}")
-        ppo = PPO(cls, cfg, params)
-        history: list = []
-        deadline = time.perf_counter() + seconds
-        while time.perf_counter() < deadline:
-            stats = ppo.iterate(deadline)
-            if stats is None:
-                break
-            history.append(stats)
+        return sampled, {**fixed, **to_config(sampled), **TRIAL_FIXED, "seed": seed + trial.number}
+
+    if ray:
+        from .tune_ray import run_trials
+        study = make_study(seed)
+        rows = run_trials(study, trials, jobs, trial_config, ray_trial, TrialRecord, cls, Path(path).read_text(),
+                          params, seconds, ray_address, on_trial)
+        return finish(rows, cls, fixed, names, seconds, out_dir)
+
+    def objective(trial) -> float:
+        _, data = trial_config(trial)
+        cfg = make_config(data, cls, where=f"trial {trial.number}")
+
+        def on_iteration(history: list) -> None:
             trial.set_user_attr("iterations", len(history))
             if report(trial, score(history, two, has_success), len(history) - 1):
                 raise optuna.TrialPruned()
-            if stats.difficulty >= cfg.diff_max and ppo.solved(stats):
-                break
-            if cfg.max_env_steps and ppo.env_steps >= cfg.max_env_steps:
-                break
-        value = score(history, two, has_success)
-        if value is None:
-            raise RuntimeError(f"no episode finished in {len(history)} iterations ({seconds:.1f} s)"
-                               if not two else f"no arena ran in {len(history)} iterations ({seconds:.1f} s)")
-        return value
+
+        history = train_trial(PPO(cls, cfg, params), seconds, on_iteration)
+        return trial_value(history, two, has_success, seconds)
 
     def callback(study, frozen) -> None:
         rec = TrialRecord(number=frozen.number, state=frozen.state.name, value=frozen.value,
@@ -252,7 +253,60 @@ def tune(path: str, trials: int, time_limit: float, jobs: int = 2, seed: int = 0
 
     study = make_study(seed)
     study.optimize(guarded, n_trials=trials, n_jobs=min(jobs, trials), catch=(Catch,), callbacks=[callback])
-    rows = [records[k] for k in sorted(records)]
+    return finish([records[k] for k in sorted(records)], cls, fixed, names, seconds, out_dir)
+
+
+def train_trial(ppo, seconds: float, on_iteration: Optional[Callable[[list], None]] = None) -> list:
+    """A trial's training: `ppo` iterated for `seconds` (or until its curriculum or step
+    budget is done); `on_iteration` sees the history after each iteration (and may prune)."""
+    cfg = ppo.cfg
+    history: list = []
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        stats = ppo.iterate(deadline)
+        if stats is None:
+            break
+        history.append(stats)
+        if on_iteration:
+            on_iteration(history)
+        if stats.difficulty >= cfg.diff_max and ppo.solved(stats):
+            break
+        if cfg.max_env_steps and ppo.env_steps >= cfg.max_env_steps:
+            break
+    return history
+
+
+def ray_trial(env: dict, plugin, data: dict, params: dict, seconds: float, where: str) -> dict:
+    """One trial as a Ray task (see `twisterl.train.tune_ray`): the env built from the
+    driver's (`ray_workers.load_env`), PPO trained for `seconds` with the config `data`.
+    Its value, its intermediate values, its iterations, and the error that stopped it."""
+    from .checkpoints import make_ppo_config
+    from .ppo import PPO
+    from .ray_workers import load_env
+    cls, _ = load_env(env, plugin)
+    two, has_success = cls.players == 2, bool(cls.spec.get("has_success"))
+    history: list = []
+    try:
+        history = train_trial(PPO(cls, make_ppo_config(data, cls, where), params), seconds)
+        value, error = trial_value(history, two, has_success, seconds), None
+    except (RuntimeError, ValueError, MemoryError) as exc:
+        value, error = None, f"{type(exc).__name__}: {exc}"
+    values = [score(history[:n], two, has_success) for n in range(1, len(history) + 1)]
+    return {"value": value, "values": values, "iterations": len(history), "error": error}
+
+
+def trial_value(history: list, two: bool, has_success: bool, seconds: float) -> float:
+    """The trial's objective, or a `RuntimeError` saying why it has none."""
+    value = score(history, two, has_success)
+    if value is None:
+        raise RuntimeError(f"no episode finished in {len(history)} iterations ({seconds:.1f} s)"
+                           if not two else f"no arena ran in {len(history)} iterations ({seconds:.1f} s)")
+    return value
+
+
+def finish(rows: list[TrialRecord], cls, fixed: dict, names: list[str], seconds: float, out_dir: Path) -> TuneResult:
+    """The best trial's config written to best_config.json, every trial to trials.csv."""
+    from .checkpoints import make_ppo_config as make_config
     complete = [r for r in rows if r.state == "COMPLETE"]
     best = max(complete, key=lambda r: (r.value, -r.number)) if complete else None
     best_config = None

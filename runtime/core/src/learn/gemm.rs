@@ -49,6 +49,7 @@ pub enum Start<'a> {
 const KC: usize = 512;
 
 /// `C[m × n] (row-major) = start + A[m × k] · B[k × n]`, over `threads` threads.
+#[allow(clippy::too_many_arguments)]
 pub fn gemm(m: usize, n: usize, k: usize, a: Mat<'_>, b: Mat<'_>, c: &mut [f32], start: Start<'_>, threads: usize) {
     assert!(c.len() >= m * n, "gemm: C holds {} values, not {m} x {n}", c.len());
     if m == 0 || n == 0 {
@@ -122,23 +123,30 @@ impl Kernel {
         match self {
             // SAFETY: `detect` saw the CPU features these kernels are compiled for.
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx512 => blocked::<8, 32>(m, n, k, a, b, c, start, |kc, ap, bp, tile| unsafe {
-                tile_avx512(kc, ap, bp, tile)
+            Kernel::Avx512 => blocked::<8, 32>(m, n, k, a, b, c, start, |kc, ap, bp, out| unsafe {
+                tile_avx512(kc, ap, bp, out)
             }),
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2 => blocked::<6, 16>(m, n, k, a, b, c, start, |kc, ap, bp, tile| unsafe {
-                tile_avx2(kc, ap, bp, tile)
+            Kernel::Avx2 => blocked::<6, 16>(m, n, k, a, b, c, start, |kc, ap, bp, out| unsafe {
+                tile_avx2(kc, ap, bp, out)
             }),
             Kernel::Portable => blocked::<4, 16>(m, n, k, a, b, c, start, tile_portable::<4, 16>),
         }
     }
 }
 
+/// Where a tile kernel adds its `MR × NR` product: straight into C (rows `ld` apart) when
+/// the tile is whole, else into a scratch tile that the caller adds to C's edge.
+enum Out<'a> {
+    C { c: &'a mut [f32], ld: usize },
+    Tile(&'a mut [f32]),
+}
+
 /// The blocked product for one thread's rows: for each block of `KC` inner indices, pack
 /// B's panels once, then each `MR`-row block of A, and run the tile kernel on every pair.
 #[allow(clippy::too_many_arguments)]
 fn blocked<const MR: usize, const NR: usize>(m: usize, n: usize, k: usize, a: Mat<'_>, b: Mat<'_>, c: &mut [f32],
-                                              start: Start<'_>, tile_fn: impl Fn(usize, &[f32], &[f32], &mut [f32])) {
+                                              start: Start<'_>, tile_fn: impl Fn(usize, &[f32], &[f32], Out<'_>)) {
     match start {
         Start::Zero => c[..m * n].fill(0.0),
         Start::Bias(bias) => c[..m * n].chunks_mut(n).for_each(|row| row.copy_from_slice(&bias[..n])),
@@ -159,7 +167,13 @@ fn blocked<const MR: usize, const NR: usize>(m: usize, n: usize, k: usize, a: Ma
             pack_a::<MR>(a, i0, rows, k0, kc, &mut apack[..kc * MR]);
             for p in 0..panels {
                 let cols = NR.min(n - p * NR);
-                tile_fn(kc, &apack[..kc * MR], &bpack[p * NR * kc..(p + 1) * NR * kc], &mut tile);
+                let (ap, bp) = (&apack[..kc * MR], &bpack[p * NR * kc..(p + 1) * NR * kc]);
+                if rows == MR && cols == NR {
+                    tile_fn(kc, ap, bp, Out::C { c: &mut c[i0 * n + p * NR..(i0 + MR - 1) * n + p * NR + NR], ld: n });
+                    continue;
+                }
+                tile.fill(0.0);
+                tile_fn(kc, ap, bp, Out::Tile(&mut tile));
                 for r in 0..rows {
                     let dst = &mut c[(i0 + r) * n + p * NR..][..cols];
                     for (d, t) in dst.iter_mut().zip(&tile[r * NR..r * NR + cols]) {
@@ -223,8 +237,8 @@ fn pack_b<const NR: usize>(b: Mat<'_>, k0: usize, kc: usize, j0: usize, cols: us
     }
 }
 
-/// `tile[MR × NR] = Σ_kk apack[kk][r] · bpack[kk][j]`.
-fn tile_portable<const MR: usize, const NR: usize>(kc: usize, ap: &[f32], bp: &[f32], tile: &mut [f32]) {
+/// `out[MR × NR] += Σ_kk apack[kk][r] · bpack[kk][j]`.
+fn tile_portable<const MR: usize, const NR: usize>(kc: usize, ap: &[f32], bp: &[f32], out: Out<'_>) {
     let mut acc = [[0.0f32; NR]; MR];
     for kk in 0..kc {
         let brow = &bp[kk * NR..(kk + 1) * NR];
@@ -235,16 +249,38 @@ fn tile_portable<const MR: usize, const NR: usize>(kc: usize, ap: &[f32], bp: &[
             }
         }
     }
-    for r in 0..MR {
-        tile[r * NR..(r + 1) * NR].copy_from_slice(&acc[r]);
+    let (dst, ld) = match out {
+        Out::C { c, ld } => (c, ld),
+        Out::Tile(t) => (t, NR),
+    };
+    for (r, row) in acc.iter().enumerate() {
+        for (d, v) in dst[r * ld..r * ld + NR].iter_mut().zip(row) {
+            *d += v;
+        }
     }
+}
+
+/// Add register rows to C (or the scratch tile): row `r`'s `W` vectors go to `dst + r * ld`.
+macro_rules! add_rows {
+    ($acc:expr, $out:expr, $nr:expr, $load:ident, $add:ident, $store:ident, $lanes:expr) => {{
+        let (dst, ld) = match $out {
+            Out::C { c, ld } => (c.as_mut_ptr(), ld),
+            Out::Tile(t) => (t.as_mut_ptr(), $nr),
+        };
+        for (r, row) in $acc.iter().enumerate() {
+            for (w, v) in row.iter().enumerate() {
+                let p = dst.add(r * ld + w * $lanes);
+                $store(p, $add($load(p), *v));
+            }
+        }
+    }};
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn tile_avx512(kc: usize, ap: &[f32], bp: &[f32], tile: &mut [f32]) {
+unsafe fn tile_avx512(kc: usize, ap: &[f32], bp: &[f32], out: Out<'_>) {
     use std::arch::x86_64::*;
-    debug_assert!(ap.len() >= kc * 8 && bp.len() >= kc * 32 && tile.len() >= 8 * 32);
+    debug_assert!(ap.len() >= kc * 8 && bp.len() >= kc * 32);
     let (a, b) = (ap.as_ptr(), bp.as_ptr());
     let mut acc = [[_mm512_setzero_ps(); 2]; 8];
     for kk in 0..kc {
@@ -256,18 +292,14 @@ unsafe fn tile_avx512(kc: usize, ap: &[f32], bp: &[f32], tile: &mut [f32]) {
             row[1] = _mm512_fmadd_ps(av, b1, row[1]);
         }
     }
-    let t = tile.as_mut_ptr();
-    for (r, row) in acc.iter().enumerate() {
-        _mm512_storeu_ps(t.add(r * 32), row[0]);
-        _mm512_storeu_ps(t.add(r * 32 + 16), row[1]);
-    }
+    add_rows!(acc, out, 32, _mm512_loadu_ps, _mm512_add_ps, _mm512_storeu_ps, 16);
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn tile_avx2(kc: usize, ap: &[f32], bp: &[f32], tile: &mut [f32]) {
+unsafe fn tile_avx2(kc: usize, ap: &[f32], bp: &[f32], out: Out<'_>) {
     use std::arch::x86_64::*;
-    debug_assert!(ap.len() >= kc * 6 && bp.len() >= kc * 16 && tile.len() >= 6 * 16);
+    debug_assert!(ap.len() >= kc * 6 && bp.len() >= kc * 16);
     let (a, b) = (ap.as_ptr(), bp.as_ptr());
     let mut acc = [[_mm256_setzero_ps(); 2]; 6];
     for kk in 0..kc {
@@ -279,11 +311,7 @@ unsafe fn tile_avx2(kc: usize, ap: &[f32], bp: &[f32], tile: &mut [f32]) {
             row[1] = _mm256_fmadd_ps(av, b1, row[1]);
         }
     }
-    let t = tile.as_mut_ptr();
-    for (r, row) in acc.iter().enumerate() {
-        _mm256_storeu_ps(t.add(r * 16), row[0]);
-        _mm256_storeu_ps(t.add(r * 16 + 8), row[1]);
-    }
+    add_rows!(acc, out, 16, _mm256_loadu_ps, _mm256_add_ps, _mm256_storeu_ps, 8);
 }
 
 #[cfg(test)]

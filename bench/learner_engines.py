@@ -8,8 +8,8 @@ per thread count. See docs/learner_engines.md.
 
 Engines are entries of ENGINES: a name, and a function `(case, batch, threads, steps) ->
 dict` with at least "ms_per_step" (median over `steps` timed steps after 3 warm-ups), and
-"loss_first"/"loss_last" (the loss at the first step and at the last timed one) when it
-can. A new engine (the project's own Rust learner) is one more function and one more entry.
+"loss_first"/"loss_warm"/"loss_last" (the loss at the first step, after the 3 warm-up
+updates, and at the last timed step) when it can. A new engine (the project's own Rust learner) is one more function and one more entry.
 Every engine gets the same weights and minibatch (a splitmix64 stream, see `SplitMix` and
 `bench/learner_engines/candle/src/learner.rs`), so the losses are compared across engines
 and a mismatch fails the run.
@@ -40,7 +40,7 @@ CANDLE_BIN = HERE / "candle" / "target" / "release" / "candle-learner-bench"
 PEAK_BIN = HERE / "peak" / "target" / "release" / "fma-peak"
 WARMUP = 3
 CLIP_COEF, VF_COEF, ENT_COEF, MAX_GRAD_NORM = 0.1, 0.8, 0.01, 0.5
-LOSS_TOL = 1e-3  # relative; f32 sums in another order drift a little over the steps
+LOSS_TOL = 1e-4  # relative (absolute below 1)
 
 
 @dataclass(frozen=True)
@@ -71,8 +71,8 @@ CASES = [
 
 
 def default_steps(case: Case, batch: int) -> int:
-    """About 2-3 s of timed steps at ~40 GFLOP/s, between 8 and 60 steps."""
-    return int(min(60, max(8, 100e9 / case.flops(batch))))
+    """About 50 GFLOP of timed steps (1-10 s here), between 10 and 60 steps."""
+    return int(min(60, max(10, 50e9 / case.flops(batch))))
 
 
 # ---------------------------------------------------------------- torch (in process)
@@ -211,13 +211,13 @@ def torch_engine(input_kind: str) -> Callable[[Case, int, int, int], dict]:
         loss_first = step()
         for _ in range(WARMUP - 1):
             step()
-        times = []
+        times, losses = [], []
         for _ in range(steps):
             t = time.perf_counter()
-            loss_last = step()
+            losses.append(step())
             times.append((time.perf_counter() - t) * 1e3)
         return {"ms_per_step": statistics.median(times), "ms_min": min(times),
-                "loss_first": loss_first, "loss_last": loss_last}
+                "loss_first": loss_first, "loss_warm": losses[0], "loss_last": losses[-1]}
     return run
 
 
@@ -316,7 +316,8 @@ def main(argv: Optional[list[str]] = None) -> int:
                            "steps": steps, "rounds": a.rounds, "ms_per_step": ms,
                            "ms_per_step_rounds": [r["ms_per_step"] for r in rs],
                            "gflops": gflops, "frac_peak": frac, "peak_gflops": peak.get(t),
-                           "loss_first": rs[0].get("loss_first"), "loss_last": rs[0].get("loss_last"),
+                           "loss_first": rs[0].get("loss_first"), "loss_warm": rs[0].get("loss_warm"),
+                           "loss_last": rs[0].get("loss_last"),
                            "load": load()}
                     rows.append(row)
                     lf, ll = row["loss_first"], row["loss_last"]
@@ -327,10 +328,11 @@ def main(argv: Optional[list[str]] = None) -> int:
                         with open(a.json, "a") as f:
                             f.write(json.dumps(row) + "\n")
                 # Every engine trains the same weights on the same data (SplitMix): their
-                # losses must agree, at the first step and after the timed ones.
-                firsts = [r[0]["loss_first"] for r in results.values() if r[0].get("loss_first") is not None]
-                lasts = [r[0]["loss_last"] for r in results.values() if r[0].get("loss_last") is not None]
-                for what, v in (("first", firsts), ("last", lasts)):
+                # losses must agree at the first step and after the 3 warm-up updates. The
+                # last loss is only shown: over tens of Adam steps on one minibatch f32
+                # rounding (sums in another order) grows, most where the loss nears 0.
+                for what in ("loss_first", "loss_warm"):
+                    v = [r[0][what] for r in results.values() if r[0].get(what) is not None]
                     if len(v) > 1 and max(v) - min(v) > LOSS_TOL * max(1.0, abs(v[0])):
                         mismatches += 1
                         print(f"LOSS MISMATCH ({what}): {v}", flush=True)
@@ -338,7 +340,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     if mismatches:
         print(f"{mismatches} loss mismatches between engines (tolerance {LOSS_TOL})")
         return 1
-    print(f"all engines' losses agree within {LOSS_TOL} (first step and last timed step)")
+    print(f"all engines' losses agree within {LOSS_TOL} (first step, and after the 3 warm-up updates)")
     return 0
 
 

@@ -3,7 +3,8 @@
 //!
 //! Usage: candle-learner-bench --batch B --obs O --nnz K --emb E --hidden H[,H2,...]
 //!        --actions A --steps N --threads T [--input bag|onehot] [--seed S]
-//! Runs 3 warm-up steps, then N timed steps; prints one JSON line with the median.
+//! Runs 3 warm-up steps, then N timed steps; prints one JSON line with the median, and the
+//! loss at the first step, after the warm-up (3 updates) and at the last timed step.
 
 mod learner;
 
@@ -81,11 +82,14 @@ fn run(a: &Args) -> Result<String> {
         learner.step(&x)?;
     }
     let mut ms = Vec::with_capacity(a.steps);
-    let mut loss_last = 0.0;
-    for _ in 0..a.steps {
+    let (mut loss_warm, mut loss_last) = (0.0, 0.0);
+    for i in 0..a.steps {
         let t = Instant::now();
         loss_last = learner.step(&x)?;
         ms.push(t.elapsed().as_secs_f64() * 1e3);
+        if i == 0 {
+            loss_warm = loss_last; // after the warm-up steps' updates
+        }
     }
     let ms_min = ms.iter().cloned().fold(f64::INFINITY, f64::min);
     let ms_med = median(&mut ms);
@@ -96,7 +100,7 @@ fn run(a: &Args) -> Result<String> {
         "{{\"engine\":\"candle\",\"input\":\"{input}\",\"batch\":{},\"obs\":{},\"nnz\":{},\"emb\":{},\
          \"hidden\":[{hidden}],\"actions\":{},\"threads\":{},\"steps\":{},\"ms_per_step\":{ms_med:.4},\
          \"ms_min\":{ms_min:.4},\"flops_per_step\":{flops:.0},\"gflops\":{:.3},\
-         \"loss_first\":{loss_first:.6},\"loss_last\":{loss_last:.6}}}",
+         \"loss_first\":{loss_first:.6},\"loss_warm\":{loss_warm:.6},\"loss_last\":{loss_last:.6}}}",
         c.batch,
         c.obs,
         c.nnz,

@@ -3,6 +3,7 @@
 //! gradient-norm clip, Adam) and returns the loss. The learner is the native benchmark's.
 
 #[path = "../../candle/src/learner.rs"]
+#[allow(dead_code)] // the one-hot input and the FLOP count serve the native benchmark
 mod learner;
 
 use candle_core::{Device, Result};

@@ -237,12 +237,58 @@ def candle_engine(input_kind: str) -> Callable[[Case, int, int, int], dict]:
     return run
 
 
-# One entry per engine and input variant: (name, run). Add the project's own learner here.
+# ---------------------------------------------------------------- ours (twisterl._core.Learner, in process)
+
+def ours_engine(input_kind: str) -> Callable[[Case, int, int, int], dict]:
+    """The project's Rust learner (`runtime/core/src/learn`), through `twisterl._core.Learner`:
+    the same network, weights, minibatch and step (no advantage normalisation, as above)."""
+    def run(case: Case, batch: int, threads: int, steps: int) -> dict:
+        import numpy as np
+        from twisterl import _core
+        p = [np.ascontiguousarray(v, np.float32) for v in init_params(case)]
+        trunk = [("linear", np.ascontiguousarray(p[0].T), p[1]), ("relu",)]
+        k = 2
+        for _ in case.hidden:
+            trunk += [("linear", p[k], p[k + 1]), ("relu",)]
+            k += 2
+        learner = _core.Learner(case.obs, trunk, [("linear", p[k], p[k + 1])], [("linear", p[k + 2], p[k + 3])],
+                                lr=3e-4, eps=1e-5, max_grad_norm=MAX_GRAD_NORM, threads=threads)
+        x = {key: value.numpy() for key, value in random_data(case, batch).items()}
+        if input_kind == "bag":
+            obs, counts = x["ids"].astype(np.uint32), np.full(batch, case.nnz, np.uint32)
+        else:
+            obs, counts = x["dense"], None
+        f32 = lambda key: np.ascontiguousarray(x[key], np.float32)  # noqa: E731
+        zeros = np.zeros(batch, np.float32)
+        args = (obs, counts, x["actions"].astype(np.int64), np.zeros((0, case.actions), np.float32), x["mask"],
+                f32("old_logp"), f32("adv"), f32("returns"), zeros, np.arange(batch, dtype=np.int64))
+        kw = dict(clip_coef=CLIP_COEF, vf_coef=VF_COEF, ent_coef=ENT_COEF, norm_adv=False)
+
+        def step() -> float:
+            s = learner.ppo_step(*args, **kw)
+            return s["policy_loss"] + VF_COEF * s["value_loss"] - ENT_COEF * s["entropy"]
+
+        loss_first = step()
+        for _ in range(WARMUP - 1):
+            step()
+        times = []
+        for _ in range(steps):
+            t = time.perf_counter()
+            loss_last = step()
+            times.append((time.perf_counter() - t) * 1e3)
+        return {"ms_per_step": statistics.median(times), "ms_min": min(times),
+                "loss_first": loss_first, "loss_last": loss_last}
+    return run
+
+
+# One entry per engine and input variant: (name, run).
 ENGINES: list[tuple[str, Callable[[Case, int, int, int], dict]]] = [
     ("candle-bag", candle_engine("bag")),
     ("candle-onehot", candle_engine("onehot")),
     ("torch-bag", torch_engine("bag")),
     ("torch-onehot", torch_engine("onehot")),
+    ("ours-bag", ours_engine("bag")),
+    ("ours-onehot", ours_engine("onehot")),
 ]
 
 

@@ -1,9 +1,10 @@
 """P1: 8-puzzle curriculum, wall time from difficulty 1 to 32, ours against TwisteRL 0.5.1.
 
-    python bench/train_puzzle.py       # needs bench/setup_anchors.sh twisterl
+    python bench/train_puzzle.py [rust] [torch]   # needs bench/setup_anchors.sh twisterl
 
 Both learn with the same network (512 embedding, 256 common) on this machine's 2 cores:
-TwisteRL with its own `ppo_puzzle8_v1.json` (num_cores = 2), ours with its defaults.
+TwisteRL with its own `ppo_puzzle8_v1.json` (num_cores = 2), ours with its defaults and
+each learner named (default: both, `--learner rust` and `--learner torch`).
 Each runs as a subprocess; the script notes the wall time at which each first reaches
 every difficulty, then evaluates our final policy on 100 fresh sampled single-try
 episodes at difficulty 32 (TwisteRL's `ppo_1`).
@@ -61,26 +62,35 @@ def theirs() -> dict[int, float] | None:
                        env=dict(os.environ, PYTHONPATH=""), cwd=tmp)  # not ROOT: our package would shadow theirs
 
 
-def ours(run: Path) -> dict[int, float]:
+def ours(run: Path, learner: str) -> dict[int, float]:
     return timed_lines([sys.executable, "-m", "twisterl", "train", "examples/puzzle.twl", "--out", str(run),
-                        "--time-limit", str(LIMIT)], r"difficulty\s+(\d+)")
+                        "--time-limit", str(LIMIT), "--learner", learner], r"difficulty\s+(\d+)")
+
+
+TARGETS = {"rust": 0.2, "torch": 0.5}
 
 
 def main() -> None:
-    run = Path(tempfile.mkdtemp()) / "run"
-    mine = ours(run)
-    evaluation = subprocess.run([sys.executable, "-m", "twisterl", "eval", str(run), "--episodes", "100",
-                                 "--difficulty", "32"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
+    learners = sys.argv[1:] or ["rust", "torch"]
+    mine, evaluation = {}, {}
+    for learner in learners:
+        run = Path(tempfile.mkdtemp()) / "run"
+        mine[learner] = ours(run, learner)
+        evaluation[learner] = subprocess.run([sys.executable, "-m", "twisterl", "eval", str(run), "--episodes", "100",
+                                              "--difficulty", "32"], capture_output=True, text=True,
+                                             cwd=ROOT).stdout.strip()
     other = theirs()
     print("# P1: 8-puzzle curriculum, seconds to first reach each difficulty (2 cores)")
-    print(f"{'difficulty':>10}{'twisterl (ours)':>18}{'TwisteRL 0.5.1':>16}")
+    print(f"{'difficulty':>10}" + "".join(f"{'ours, ' + name:>16}" for name in learners) + f"{'TwisteRL 0.5.1':>16}")
     for d in (8, 16, 20, 24, 28, 30, 32):
-        a = f"{mine[d]:.1f}" if d in mine else "-"
+        cells = [f"{mine[name][d]:.1f}" if d in mine[name] else "-" for name in learners]
         b = f"{other[d]:.1f}" if other and d in other else "-"
-        print(f"{d:>10}{a:>18}{b:>16}")
-    if other and 32 in mine and 32 in other:
-        print(f"ratio at difficulty 32: {mine[32] / other[32]:.2f}x (target <= 0.5x)")
-    print(f"our final policy: {evaluation}")
+        print(f"{d:>10}" + "".join(f"{c:>16}" for c in cells) + f"{b:>16}")
+    for name in learners:
+        if other and 32 in mine[name] and 32 in other:
+            print(f"ratio at difficulty 32, learner {name}: {mine[name][32] / other[32]:.2f}x "
+                  f"(target <= {TARGETS.get(name, 0.5)}x)")
+        print(f"our final policy, learner {name}: {evaluation[name]}")
 
 
 if __name__ == "__main__":

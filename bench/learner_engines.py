@@ -271,13 +271,13 @@ def ours_engine(input_kind: str) -> Callable[[Case, int, int, int], dict]:
         loss_first = step()
         for _ in range(WARMUP - 1):
             step()
-        times = []
+        times, losses = [], []
         for _ in range(steps):
             t = time.perf_counter()
-            loss_last = step()
+            losses.append(step())
             times.append((time.perf_counter() - t) * 1e3)
         return {"ms_per_step": statistics.median(times), "ms_min": min(times),
-                "loss_first": loss_first, "loss_last": loss_last}
+                "loss_first": loss_first, "loss_warm": losses[0], "loss_last": losses[-1]}
     return run
 
 

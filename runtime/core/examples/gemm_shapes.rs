@@ -16,6 +16,19 @@ fn main() {
         ("weights  xᵀ·dy    ", Box::new(|c: &mut [f32]| gemm(e, h, b, Mat::rows(&x, e).t(), Mat::rows(&dy, h), c, Start::Add, threads))),
         ("inputs   dy·Wᵀ    ", Box::new(|c: &mut [f32]| gemm(b, e, h, Mat::rows(&dy, h), Mat::rows(&w, h).t(), c, Start::Zero, threads))),
     ];
+    let heads: [(&str, Box<dyn Fn(&mut [f32])>); 3] = [
+        ("head fwd x·W (n=4) ", Box::new(|c: &mut [f32]| gemm(b, 4, h, Mat::rows(&dy, h), Mat::rows(&w[..h * 4], 4), c, Start::Zero, threads))),
+        ("head dW  xᵀ·dy(n=4)", Box::new(|c: &mut [f32]| gemm(h, 4, b, Mat::rows(&dy, h).t(), Mat::rows(&x[..b * 4], 4), c, Start::Add, threads))),
+        ("head dx  dy·Wᵀ(k=4)", Box::new(|c: &mut [f32]| gemm(b, h, 4, Mat::rows(&x[..b * 4], 4), Mat::rows(&w[..h * 4], 4).t(), c, Start::Zero, threads))),
+    ];
+    for (name, f) in heads.iter() {
+        f(&mut out);
+        let t = Instant::now();
+        for _ in 0..10 {
+            f(&mut out);
+        }
+        println!("{name} {:.2} ms", t.elapsed().as_secs_f64() * 1e3 / 10.0);
+    }
     for (name, f) in shapes.iter() {
         f(&mut out);
         let n = 10;

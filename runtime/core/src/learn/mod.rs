@@ -12,6 +12,7 @@ pub mod learner;
 pub mod loss;
 pub mod net;
 pub mod params;
+mod wide;
 
 pub use adam::AdamConfig;
 pub use learner::{Learner, Rollout};

@@ -7,6 +7,7 @@
 //! observation itself.
 
 use super::gemm::{gemm, Mat, Start};
+use super::wide::wide;
 use crate::policy::{activate, Activation, Conv2d, Input, Layer, Policy};
 
 /// What the backward pass needs from the forward pass, reused between minibatches.
@@ -46,17 +47,8 @@ pub fn forward(policy: &Policy, input: Input<'_>, batch: usize, tape: &mut Tape,
             hidden.resize(batch * outputs, 0.0);
             match input {
                 Input::Sparse { indices, counts, stride } => {
-                    for b in 0..batch {
-                        let row = &mut hidden[b * outputs..(b + 1) * outputs];
-                        row.copy_from_slice(bias);
-                        for &i in &indices[b * stride..b * stride + counts[b] as usize] {
-                            if (i as usize) < *inputs {
-                                for (o, w) in row.iter_mut().zip(&weight[i as usize * outputs..]) {
-                                    *o += w;
-                                }
-                            }
-                        }
-                    }
+                    let bag = Bag { indices, counts, stride, inputs: *inputs, outputs: *outputs };
+                    wide!(bag_forward(&bag, weight, bias, &mut hidden[..batch * outputs]));
                 }
                 Input::Dense { x, width } => {
                     gemm(batch, *outputs, *inputs, Mat::rows(&x[..batch * width], width), Mat::rows(weight, *outputs),
@@ -124,16 +116,8 @@ pub fn backward(policy: &Policy, grads: &mut Policy, input: Input<'_>, batch: us
     column_sums(dy, *outputs, gb);
     match input {
         Input::Sparse { indices, counts, stride } => {
-            for b in 0..batch {
-                let row = &dy[b * outputs..(b + 1) * outputs];
-                for &i in &indices[b * stride..b * stride + counts[b] as usize] {
-                    if (i as usize) < *inputs {
-                        for (g, d) in gw[i as usize * outputs..(i as usize + 1) * outputs].iter_mut().zip(row) {
-                            *g += d;
-                        }
-                    }
-                }
-            }
+            let bag = Bag { indices, counts, stride, inputs: *inputs, outputs: *outputs };
+            wide!(bag_backward(&bag, dy, gw));
         }
         Input::Dense { .. } => {
             gemm(*inputs, *outputs, batch, Mat::rows(&dense[..batch * inputs], *inputs).t(), Mat::rows(dy, *outputs),
@@ -309,6 +293,11 @@ fn back(layers: &[Layer], grads: &mut [Layer], batch: usize, dy: &mut Vec<f32>, 
 }
 
 fn column_sums(d: &[f32], cols: usize, out: &mut [f32]) {
+    wide!(column_sums_plain(d, cols, out))
+}
+
+#[inline(always)]
+fn column_sums_plain(d: &[f32], cols: usize, out: &mut [f32]) {
     for row in d.chunks(cols) {
         for (o, v) in out.iter_mut().zip(row) {
             *o += v;
@@ -316,7 +305,52 @@ fn column_sums(d: &[f32], cols: usize, out: &mut [f32]) {
     }
 }
 
+/// The rows an embedding bag sums: row `b` reads `indices[b * stride..][..counts[b]]`.
+struct Bag<'a> {
+    indices: &'a [u32],
+    counts: &'a [u32],
+    stride: usize,
+    inputs: usize,
+    outputs: usize,
+}
+
+/// `out[b] = bias + Σ weight rows at row b's indices` (indices past the input are skipped).
+#[inline(always)]
+fn bag_forward(bag: &Bag<'_>, weight: &[f32], bias: &[f32], out: &mut [f32]) {
+    let n = bag.outputs;
+    for (b, row) in out.chunks_mut(n).enumerate() {
+        row.copy_from_slice(bias);
+        for &i in &bag.indices[b * bag.stride..b * bag.stride + bag.counts[b] as usize] {
+            if (i as usize) < bag.inputs {
+                for (o, w) in row.iter_mut().zip(&weight[i as usize * n..(i as usize + 1) * n]) {
+                    *o += w;
+                }
+            }
+        }
+    }
+}
+
+/// The embedding bag's weight gradient: each row's `dy` added to the weight rows it read.
+#[inline(always)]
+fn bag_backward(bag: &Bag<'_>, dy: &[f32], gw: &mut [f32]) {
+    let n = bag.outputs;
+    for (b, row) in dy.chunks(n).enumerate() {
+        for &i in &bag.indices[b * bag.stride..b * bag.stride + bag.counts[b] as usize] {
+            if (i as usize) < bag.inputs {
+                for (g, d) in gw[i as usize * n..(i as usize + 1) * n].iter_mut().zip(row) {
+                    *g += d;
+                }
+            }
+        }
+    }
+}
+
 fn act_backward(act: Activation, x: &[f32], dy: &mut [f32]) {
+    wide!(act_backward_plain(act, x, dy))
+}
+
+#[inline(always)]
+fn act_backward_plain(act: Activation, x: &[f32], dy: &mut [f32]) {
     match act {
         Activation::Relu => dy.iter_mut().zip(x).for_each(|(d, &v)| if v <= 0.0 { *d = 0.0 }),
         Activation::Tanh => dy.iter_mut().zip(x).for_each(|(d, &v)| {

@@ -136,9 +136,10 @@ def rust_supports(policy) -> Optional[str]:
 
 def choose_learner(name: str, device: str = "cpu") -> str:
     """"rust" or "torch" for a config's `learner` and `device`. "auto" is Rust unless the
-    update is to run on a GPU (Rust is the faster learner on the CPU for the built-in
-    networks, see docs/benchmarks.md); "torch" needs torch installed, "rust" a CPU. A
-    request that cannot be met is a ValueError saying why."""
+    update is to run on a GPU (on the CPU the two learners run the built-in networks at the
+    same speed, within 0.8-1.2x, see docs/benchmarks.md, and Rust needs no torch); "torch"
+    needs torch installed, "rust" a CPU. A request that cannot be met is a ValueError
+    saying why."""
     from .networks import torch_available
     cpu = device == "cpu" or (device == "auto" and not (torch_available() and __import__("torch").cuda.is_available()))
     if name == "auto":

@@ -221,7 +221,7 @@ impl Policy {
 }
 
 /// The observation batch as dense rows of `inputs` floats in `out`.
-fn densify(input: Input<'_>, inputs: usize, batch: usize, out: &mut Vec<f32>) {
+pub(crate) fn densify(input: Input<'_>, inputs: usize, batch: usize, out: &mut Vec<f32>) {
     out.clear();
     match input {
         Input::Dense { x, .. } => out.extend_from_slice(&x[..batch * inputs]),

@@ -8,7 +8,7 @@
 
 use super::gemm::{gemm, Mat, Start};
 use super::wide::wide;
-use crate::policy::{activate, Activation, Conv2d, Input, Layer, Policy};
+use crate::policy::{activate, densify, Activation, Conv2d, Input, Layer, Policy};
 
 /// What the backward pass needs from the forward pass, reused between minibatches.
 #[derive(Default, Debug)]
@@ -122,23 +122,6 @@ pub fn backward(policy: &Policy, grads: &mut Policy, input: Input<'_>, batch: us
         Input::Dense { .. } => {
             gemm(*inputs, *outputs, batch, Mat::rows(&dense[..batch * inputs], *inputs).t(), Mat::rows(dy, *outputs),
                  gw, Start::Add, threads);
-        }
-    }
-}
-
-fn densify(input: Input<'_>, inputs: usize, batch: usize, out: &mut Vec<f32>) {
-    out.clear();
-    match input {
-        Input::Dense { x, .. } => out.extend_from_slice(&x[..batch * inputs]),
-        Input::Sparse { indices, counts, stride } => {
-            out.resize(batch * inputs, 0.0);
-            for b in 0..batch {
-                for &i in &indices[b * stride..b * stride + counts[b] as usize] {
-                    if (i as usize) < inputs {
-                        out[b * inputs + i as usize] = 1.0;
-                    }
-                }
-            }
         }
     }
 }

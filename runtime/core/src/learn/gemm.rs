@@ -275,6 +275,7 @@ fn tile_portable<const MR: usize, const NR: usize>(kc: usize, ap: &[f32], bp: &[
 }
 
 /// Add register rows to C (or the scratch tile): row `r`'s `W` vectors go to `dst + r * ld`.
+#[cfg(target_arch = "x86_64")]
 macro_rules! add_rows {
     ($acc:expr, $out:expr, $nr:expr, $load:ident, $add:ident, $store:ident, $lanes:expr) => {{
         let (dst, ld) = match $out {

@@ -225,3 +225,63 @@ def test_the_player_shows_a_search_and_lets_the_agent_search(browser, serve, com
     assert disabled == [played]  # the one cell now taken is the native search's move
     assert errors == []
     page.close()
+
+
+def _shown_thinking(page) -> tuple[list[float], float]:
+    probs = [float(t.rstrip("%")) / 100 for t in page.locator("#probs b").all_text_contents()]
+    return probs, float(page.text_content("#value-text"))
+
+
+def test_the_player_shows_what_the_agent_thinks_in_watch_and_play_mode(browser, serve, compiled):
+    """With a bundled policy the player shows, for the current state, each action's
+    probability under the policy (none for an illegal action) and its value estimate: the
+    same numbers as the native policy's on that state, and they follow the state when the
+    agent moves (watch) and when a human moves (play)."""
+    from twisterl.train.checkpoints import load_policy
+    from twisterl.train.networks import runtime_policy
+    from twisterl.train.rundir import find_run
+    run = trained_puzzle()
+    net, _, _ = load_policy(find_run(str(run)))
+    native = runtime_policy(net)
+    cls = compiled("puzzle")
+    url = serve(exported("puzzle", run).out_dir)
+    page, errors = _open(browser, url)
+    _reset(page, 3, 6)
+    assert page.is_visible("#thinking")
+    env = cls(seed=3, difficulty=6)
+    env.reset(seed=3)
+
+    def expected() -> tuple[np.ndarray, float]:
+        obs = np.zeros((1, net.obs_size), np.float32)
+        obs[0, env.observe_indices()] = 1.0
+        logits, values = native.forward_dense(obs)
+        mask = env.action_mask()
+        z = np.where(mask, logits[0].astype(np.float64), -np.inf)
+        p = np.exp(z - z.max())
+        return p / p.sum(), float(values[0])
+
+    def check() -> None:
+        probs, value = _shown_thinking(page)
+        want, want_value = expected()
+        assert len(probs) == len(want) and abs(sum(probs) - 1.0) < 2e-3
+        assert np.allclose(probs, want, atol=1.5e-3), (probs, want)
+        assert all(p == 0.0 for p, legal in zip(probs, env.action_mask()) if not legal)
+        assert abs(value - want_value) < 2e-3
+
+    check()
+    before = _shown_thinking(page)
+    # Watch: the agent's most likely move, then the view of the new state.
+    page.check("#deterministic")
+    page.click("#agent-step")
+    env.step(int(np.argmax(np.where(env.action_mask(), expected()[0], -1.0))))
+    check()
+    # Play: a human's move (the first legal one), and the view follows.
+    first = int(np.flatnonzero(env.action_mask())[0])
+    page.click(f"#actions button:text-is('{env.action_names()[first]}')")
+    env.step(first)
+    check()
+    assert _shown_thinking(page) != before
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "player-thinking.png"), full_page=True)
+    assert errors == []
+    page.close()

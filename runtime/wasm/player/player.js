@@ -1,5 +1,6 @@
-// The TwisteRL browser player: play an exported env by hand, or watch its bundled policy,
-// and, when the package can search (`Env.search`), see the visit counts of a search.
+// The TwisteRL browser player: play an exported env by hand, or watch its bundled policy
+// (and see what it thinks of each state: its action probabilities and value), and, when the
+// package can search (`Env.search`), see the visit counts of a search.
 // It reads bundle.json (written by `twisterl export --wasm`), loads the wasm-pack package
 // it names, and drives its `Env` class. Plain ES modules, no build step.
 
@@ -333,6 +334,68 @@ function drawBoard(text) {
   board.replaceChildren(table);
 }
 
+// The policy's view of the current state, in watch and play mode alike: each legal action's
+// probability (the softmax of the logits over the legal actions; for continuous actions, the
+// Gaussian's means) and the value estimate, as bars. The value bar is scaled by the largest
+// value seen so far and grows left of its middle for negative values.
+function think() {
+  const box = $("thinking");
+  if (!ui.policy || ui.agentProblem) {
+    box.hidden = true;
+    return;
+  }
+  let logits, value;
+  try {
+    const obs = ui.env.observation();
+    logits = Array.from(ui.policy.logits(obs));
+    value = ui.policy.value(obs);
+  } catch (e) {
+    box.hidden = true;
+    return;
+  }
+  box.hidden = false;
+  const rows = [];
+  const bar = (label, fraction, text) => {
+    const row = document.createElement("div");
+    row.className = "think-row";
+    const name = document.createElement("span");
+    name.className = "think-label";
+    name.textContent = label;
+    const track = document.createElement("span");
+    track.className = "think-bar";
+    const fill = document.createElement("span");
+    fill.style.width = `${Math.max(0, Math.min(1, fraction)) * 100}%`;
+    track.append(fill);
+    const number = document.createElement("b");
+    number.textContent = text;
+    row.append(name, track, number);
+    rows.push(row);
+  };
+  if (ui.names.length) {
+    const mask = Array.from(ui.env.actionMask());
+    const legal = logits.map((l, a) => (mask[a] ? l : -Infinity));
+    const max = Math.max(...legal);
+    const weights = legal.map((l) => (Number.isFinite(l) && Number.isFinite(max) ? Math.exp(l - max) : 0));
+    const total = weights.reduce((sum, w) => sum + w, 0);
+    weights.forEach((w, a) => {
+      const p = total > 0 ? w / total : 0;
+      bar(ui.names[a], p, `${(p * 100).toFixed(1)}%`);
+    });
+    $("thinking-note").textContent = "Each bar: the probability the policy gives the action (illegal ones get none).";
+  } else {
+    const scale = Math.max(1e-9, ...logits.map(Math.abs));
+    logits.forEach((mean, k) => bar(`value ${k}`, Math.abs(mean) / scale, mean.toFixed(3)));
+    $("thinking-note").textContent = "Each bar: the mean of the policy's Gaussian for that action value.";
+  }
+  $("probs").replaceChildren(...rows);
+  ui.valueScale = Math.max(ui.valueScale || 1e-9, Math.abs(value));
+  const fill = $("value-bar");
+  const half = (Math.abs(value) / ui.valueScale) * 50;
+  fill.style.left = value >= 0 ? "50%" : `${50 - half}%`;
+  fill.style.width = `${half}%`;
+  $("value-text").textContent = value.toFixed(3);
+}
+
 function draw() {
   const env = ui.env;
   try {
@@ -367,6 +430,7 @@ function draw() {
     : ui.agentProblem
       ? `The bundled policy cannot play these params: ${ui.agentProblem}`
       : `A trained policy is bundled (${ui.bundle.policy.checkpoint} checkpoint).`;
+  think();
 }
 
 function onKey(event) {

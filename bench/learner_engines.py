@@ -67,6 +67,8 @@ CASES = [
     Case("puzzle8", obs=81, nnz=9, emb=512, hidden=(256,), actions=4),
     # Wider input, deeper trunk: Connect Four's 3 planes x 42 cells one-hot, flattened.
     Case("connect4", obs=126, nnz=42, emb=256, hidden=(256, 256), actions=7),
+    # Ones anywhere (O not a multiple of K): K distinct features per row, small and narrow.
+    Case("scattered", obs=100, nnz=7, emb=128, hidden=(64,), actions=5),
 ]
 
 
@@ -122,15 +124,27 @@ def init_params(case: Case, seed: int = 0):
 
 
 def random_data(case: Case, batch: int, seed: int = 1):
-    """learner.rs's `Batch::random`: the same numbers (for O divisible by K)."""
+    """learner.rs's `Batch::random`: the same numbers. When O splits into K groups, one index
+    per group (vectorised); otherwise K distinct indices per row, drawn one by one and
+    redrawn on a repeat, as learner.rs draws them."""
     import numpy as np
     import torch
     o, k, a = case.obs, case.nnz, case.actions
-    if o % k:
-        raise NotImplementedError("the vectorised mirror needs O divisible by K")
+    if k > o:
+        raise ValueError(f"case {case.name}: {k} distinct ones per row do not fit {o} features")
     rng = SplitMix(seed ^ 0xDA7A)
-    g = o // k
-    ids = np.arange(k) * g + rng.below(g, batch * k).reshape(batch, k)
+    if o % k == 0:
+        g = o // k
+        ids = np.arange(k) * g + rng.below(g, batch * k).reshape(batch, k)
+    else:
+        ids = np.empty((batch, k), np.int64)
+        for r in range(batch):
+            row: list[int] = []
+            while len(row) < k:
+                f = int(rng.below(o, 1)[0])
+                if f not in row:
+                    row.append(f)
+            ids[r] = row
     dense = np.zeros((batch, o), np.float32)
     np.put_along_axis(dense, ids, 1.0, axis=1)
     # Per row, in order: A uniforms (legal if < 0.5), one forced-legal action, the taken

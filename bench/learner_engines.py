@@ -169,6 +169,22 @@ def random_data(case: Case, batch: int, seed: int = 1):
                 adv=t(adv), returns=t(returns))
 
 
+def timed(step: Callable[[], float], steps: int) -> dict:
+    """Run `step` (one update; returns its loss) WARMUP times, then `steps` timed times: the
+    median and fastest ms per step, and the losses at the first step, after the warm-up and
+    at the end."""
+    loss_first = step()
+    for _ in range(WARMUP - 1):
+        step()
+    times, losses = [], []
+    for _ in range(steps):
+        t = time.perf_counter()
+        losses.append(step())
+        times.append((time.perf_counter() - t) * 1e3)
+    return {"ms_per_step": statistics.median(times), "ms_min": min(times),
+            "loss_first": loss_first, "loss_warm": losses[0], "loss_last": losses[-1]}
+
+
 def torch_engine(input_kind: str) -> Callable[[Case, int, int, int], dict]:
     """TwisteRL's BasicPolicy and ppo.py's update step, in torch on the CPU."""
     def run(case: Case, batch: int, threads: int, steps: int) -> dict:
@@ -222,16 +238,7 @@ def torch_engine(input_kind: str) -> Callable[[Case, int, int, int], dict]:
             opt.step()
             return loss.item()
 
-        loss_first = step()
-        for _ in range(WARMUP - 1):
-            step()
-        times, losses = [], []
-        for _ in range(steps):
-            t = time.perf_counter()
-            losses.append(step())
-            times.append((time.perf_counter() - t) * 1e3)
-        return {"ms_per_step": statistics.median(times), "ms_min": min(times),
-                "loss_first": loss_first, "loss_warm": losses[0], "loss_last": losses[-1]}
+        return timed(step, steps)
     return run
 
 
@@ -282,16 +289,7 @@ def ours_engine(input_kind: str) -> Callable[[Case, int, int, int], dict]:
             s = learner.ppo_step(*args, **kw)
             return s["policy_loss"] + VF_COEF * s["value_loss"] - ENT_COEF * s["entropy"]
 
-        loss_first = step()
-        for _ in range(WARMUP - 1):
-            step()
-        times, losses = [], []
-        for _ in range(steps):
-            t = time.perf_counter()
-            losses.append(step())
-            times.append((time.perf_counter() - t) * 1e3)
-        return {"ms_per_step": statistics.median(times), "ms_min": min(times),
-                "loss_first": loss_first, "loss_warm": losses[0], "loss_last": losses[-1]}
+        return timed(step, steps)
     return run
 
 

@@ -139,8 +139,8 @@ def test_one_ppo_update_gives_the_same_parameters_in_both_learners(name, clip_vl
     for step in range(3):  # Adam's moments and bias corrections matter from the second step on
         rows = rng.permutation(96)[:64]
         torch_ppo_step(net, opt, data, rows, 0.2, 0.8, 0.01, clip_vloss, 0.5)
-        out = rust.ppo_step(data, rows, clip_coef=0.2, vf_coef=0.8, ent_coef=0.01, norm_adv=True,
-                            clip_vloss=clip_vloss, sparse=sparse)
+        out = rust.ppo_step(rust.ppo_batch(data, sparse), rows, clip_coef=0.2, vf_coef=0.8, ent_coef=0.01,
+                            norm_adv=True, clip_vloss=clip_vloss)
         assert all(math.isfinite(v) for v in out.values())
         assert_same_weights(net, rust)
 
@@ -179,8 +179,8 @@ def test_adam_state_crosses_between_the_learners():
     rng = np.random.default_rng(2)
     data = batch(rng, 64, 20, 4, True)
     rust = RustLearner(net, lr=1e-2, eps=1e-5, max_grad_norm=0.5)
-    rust.ppo_step(data, np.arange(64), clip_coef=0.2, vf_coef=0.5, ent_coef=0.0, norm_adv=True, clip_vloss=False,
-                  sparse=True)
+    rust.ppo_step(rust.ppo_batch(data, True), np.arange(64), clip_coef=0.2, vf_coef=0.5, ent_coef=0.0, norm_adv=True,
+                  clip_vloss=False)
     rust.push()
     opt = torch.optim.Adam(net.parameters(), lr=1e-2, eps=1e-5)
     rust.write_optimizer(opt)
@@ -189,7 +189,8 @@ def test_adam_state_crosses_between_the_learners():
     twin.read_optimizer(opt)
     rows = np.arange(32)
     torch_ppo_step(net, opt, data, rows, 0.2, 0.5, 0.0, False, 0.5)
-    twin.ppo_step(data, rows, clip_coef=0.2, vf_coef=0.5, ent_coef=0.0, norm_adv=True, clip_vloss=False, sparse=True)
+    twin.ppo_step(twin.ppo_batch(data, True), rows, clip_coef=0.2, vf_coef=0.5, ent_coef=0.0, norm_adv=True,
+                  clip_vloss=False)
     assert_same_weights(net, twin)
     assert twin.learner.steps == 2
 

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Optional, TextIO
 
+from .networks import installed
 from .rundir import RunDir
 
 
@@ -89,30 +90,22 @@ class NoWriter:
         pass
 
 
-def _installed(name: str) -> bool:
-    import importlib.util
-    try:
-        return importlib.util.find_spec(name) is not None
-    except (ImportError, ValueError):  # blocked (sys.modules[name] is None) or broken
-        return False
-
-
 class Monitor:
     """Sends each iteration's stats to every sink; `close` flushes them."""
 
     def __init__(self, run: RunDir, stream: TextIO, time_limit: Optional[float], diff_max: int,
                  live: Optional[bool] = None):
         self.run = run
-        self.writer = EventWriter(run.path / "tensorboard") if _installed("tensorboard") else NoWriter()
+        self.writer = EventWriter(run.path / "tensorboard") if installed("tensorboard") else NoWriter()
         self.plot = None
-        if _installed("matplotlib"):
+        if installed("matplotlib"):
             import matplotlib.figure  # noqa: F401  (imported now, before a time limit starts counting)
             self.plot = Plot(run.path / "progress.png")
         self.time_limit = time_limit
         self.diff_max = diff_max
         self.start = time.perf_counter()
         self.stream = stream
-        self.live = (stream.isatty() if live is None else live) and _installed("rich")
+        self.live = (stream.isatty() if live is None else live) and installed("rich")
         self.progress = None
         if self.live:
             from rich.console import Console

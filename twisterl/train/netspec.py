@@ -138,9 +138,6 @@ class Norm:
     size: int
 
 
-Layer = object  # Linear | Conv | Act | Norm
-
-
 @dataclass(frozen=True)
 class Spec:
     """A network as layers: input features, trunk, policy head, value head; `log_std` for

@@ -11,13 +11,19 @@ import numpy as np
 from .netspec import NumpyPolicy
 
 
-def torch_available() -> bool:
-    """Whether torch can be imported (the `train` extra)."""
+def installed(name: str) -> bool:
+    """Whether package `name` is installed (found, not imported: importing torch takes
+    seconds); a package blocked with `sys.modules[name] = None` counts as missing."""
+    import importlib.util
     try:
-        import torch  # noqa: F401
-    except ImportError:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
         return False
-    return True
+
+
+def torch_available() -> bool:
+    """Whether torch is installed (the `train` extra)."""
+    return installed("torch")
 
 
 def build_network(desc: dict, seed: int = 0, use_torch: Optional[bool] = None):

@@ -428,8 +428,8 @@ class PPO:
 
     def update_rust(self, data: dict, deadline: Optional[float] = None) -> tuple[dict, bool]:
         """`update` in the Rust learner: the same minibatches in the same order, the same
-        losses; the weights and Adam's state are written back into the torch module and
-        optimizer afterwards (which checkpoints save)."""
+        losses; the learner's weights are written back into the network afterwards (Adam's
+        state stays in the learner, which checkpoints save as the optimizer)."""
         cfg = self.cfg
         rows = np.flatnonzero(data["learn"].reshape(-1)) if "learn" in data else np.arange(data["logp"].size)
         total = len(rows)
@@ -437,6 +437,7 @@ class PPO:
         rng = np.random.default_rng(cfg.seed + self.iteration)
         sums = {"policy_loss": 0.0, "value_loss": 0.0, "entropy": 0.0, "clipfrac": 0.0}
         count, epoch_kl, complete = 0, [], True
+        batch = self.rust.ppo_batch(data, self.sparse)
         for _ in range(cfg.update_epochs):
             order = rows[rng.permutation(total)]
             epoch_kl = []
@@ -444,9 +445,8 @@ class PPO:
                 if deadline is not None and time.perf_counter() >= deadline:
                     complete = False
                     break
-                out = self.rust.ppo_step(data, order[s:s + mb_size], clip_coef=cfg.clip_coef, vf_coef=cfg.vf_coef,
-                                         ent_coef=cfg.ent_coef, norm_adv=cfg.norm_adv, clip_vloss=cfg.clip_vloss,
-                                         sparse=self.sparse)
+                out = self.rust.ppo_step(batch, order[s:s + mb_size], clip_coef=cfg.clip_coef, vf_coef=cfg.vf_coef,
+                                         ent_coef=cfg.ent_coef, norm_adv=cfg.norm_adv, clip_vloss=cfg.clip_vloss)
                 epoch_kl.append(out["approx_kl"])
                 for key in sums:
                     sums[key] += out[key]

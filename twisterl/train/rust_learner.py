@@ -200,30 +200,30 @@ class RustLearner:
         self.learner.lr = value
         self.hyper["lr"] = value
 
-    def ppo_step(self, data: dict, rows: np.ndarray, *, clip_coef: float, vf_coef: float, ent_coef: float,
-                 norm_adv: bool, clip_vloss: bool, sparse: bool) -> dict:
-        """One PPO minibatch update on `rows` of a rollout from `_core.collect` (its arrays
-        as collection gives them, `[steps, envs, ...]`)."""
+    def ppo_batch(self, data: dict, sparse: bool) -> tuple:
+        """A rollout from `_core.collect` (arrays `[steps, envs, ...]`) as the flat, typed
+        arrays `ppo_step` reads: made once per update, read by each of its minibatches."""
         def flat(key: str, dtype, width: Optional[int] = None) -> np.ndarray:
             x = np.ascontiguousarray(data[key], dtype=dtype)
             return x.reshape(-1) if width is None else x.reshape(-1, width)
 
         if sparse:
-            nnz = data["obs_indices"].shape[-1]
-            obs, counts = flat("obs_indices", np.uint32, nnz), flat("obs_counts", np.uint32)
+            obs, counts = flat("obs_indices", np.uint32, data["obs_indices"].shape[-1]), flat("obs_counts", np.uint32)
         else:
             obs, counts = flat("obs", np.float32, data["obs"].shape[-1]), None
         a = self.learner.num_actions
         if self.continuous:
-            actions, values = np.zeros(0, np.int64), flat("action_values", np.float32, a)
-            masks = np.zeros((0, a), bool)
+            actions, values, masks = np.zeros(0, np.int64), flat("action_values", np.float32, a), np.zeros((0, a), bool)
         else:
             actions, values, masks = flat("actions", np.int64), np.zeros((0, a), np.float32), flat("masks", bool, a)
-        return self.learner.ppo_step(obs, counts, actions, values, masks, flat("logp", np.float32),
-                                     flat("advantages", np.float32), flat("returns", np.float32),
-                                     flat("values", np.float32), np.ascontiguousarray(rows, dtype=np.int64),
-                                     clip_coef=clip_coef, vf_coef=vf_coef, ent_coef=ent_coef, norm_adv=norm_adv,
-                                     clip_vloss=clip_vloss)
+        return (obs, counts, actions, values, masks, flat("logp", np.float32), flat("advantages", np.float32),
+                flat("returns", np.float32), flat("values", np.float32))
+
+    def ppo_step(self, batch: tuple, rows: np.ndarray, *, clip_coef: float, vf_coef: float, ent_coef: float,
+                 norm_adv: bool, clip_vloss: bool) -> dict:
+        """One PPO minibatch update on `rows` of a `ppo_batch`."""
+        return self.learner.ppo_step(*batch, np.ascontiguousarray(rows, dtype=np.int64), clip_coef=clip_coef,
+                                     vf_coef=vf_coef, ent_coef=ent_coef, norm_adv=norm_adv, clip_vloss=clip_vloss)
 
     def az_step(self, obs: np.ndarray, counts: Optional[np.ndarray], masks: np.ndarray, target: np.ndarray,
                 z: np.ndarray, rows: np.ndarray, value_coef: float) -> dict:
@@ -247,9 +247,7 @@ class RustLearner:
     def pull(self) -> None:
         """Read the network's weights (and frozen layers, such as an `ObsNorm`'s statistics)
         into the learner."""
-        inputs, trunk, policy_head, value_head = self._layers()
-        fresh = _core.Learner(inputs, trunk, policy_head, value_head, log_std=self._log_std())
-        self.learner.set_parameters([np.asarray(v) for v in fresh.parameters()])
+        self.learner.load_layers(*self._layers(), log_std=self._log_std())
 
     def state_dict(self) -> dict:
         """Adam's state as `torch.optim.Adam.state_dict()` gives it (numpy arrays), indexed by

@@ -168,6 +168,33 @@ impl Learner {
         Ok(())
     }
 
+    /// Replace the weights with those of layer tuples of the same network (frozen layers
+    /// included, such as an observation normaliser's) and, for a Gaussian policy, `log_std`;
+    /// Adam's state is kept. A network of other sizes is a ValueError.
+    #[pyo3(signature = (inputs, trunk, policy_head, value_head, log_std=None))]
+    fn load_layers(&mut self, inputs: usize, trunk: &Bound<'_, PyAny>, policy_head: &Bound<'_, PyAny>,
+                   value_head: &Bound<'_, PyAny>, log_std: Option<Vec<f32>>) -> PyResult<()> {
+        let fresh = CorePolicy::new(inputs, layers(trunk)?, layers(policy_head)?, layers(value_head)?)
+            .map_err(PyValueError::new_err)?;
+        if inputs != self.inner.policy.inputs {
+            return Err(bad(&format!("the network reads {} features, not {inputs}", self.inner.policy.inputs)));
+        }
+        let inner = &mut self.inner;
+        let fits = match (&inner.log_std, &log_std) {
+            (Some(mine), Some(given)) => mine.len() == given.len(),
+            (None, None) => true,
+            _ => false,
+        };
+        if !fits {
+            return Err(bad("log_std must be given exactly for a Gaussian policy, one per action value"));
+        }
+        params::set_from_torch(&mut inner.policy, &params::to_torch(&fresh)).map_err(PyValueError::new_err)?;
+        if let (Some(mine), Some(given)) = (inner.log_std.as_mut(), log_std) {
+            mine.copy_from_slice(&given);
+        }
+        Ok(())
+    }
+
     /// Adam's state: (first moments, second moments, step count), tensors as `parameters`.
     fn optimizer_state<'py>(&self, py: Python<'py>)
                             -> (Vec<Bound<'py, PyArray1<f32>>>, Vec<Bound<'py, PyArray1<f32>>>, u64) {

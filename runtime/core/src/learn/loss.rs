@@ -102,18 +102,9 @@ pub fn ppo_discrete(logits: &[f32], values: &[f32], actions: &[usize], masks: &[
         let legal = log_softmax(row, mask, &mut logp);
         let act = actions[i];
         let entropy: f32 = if legal { -(0..a).filter(|&j| mask[j]).map(|j| logp[j].exp() * logp[j]).sum::<f32>() } else { 0.0 };
-        let log_ratio = logp[act] - t.old_logp[i];
-        let ratio = log_ratio.exp();
-        let (pg, factor) = surrogate(adv[i], ratio, coefs.clip_coef);
-        let (vl, dv) = value_term(values[i], t.returns[i], t.old_values[i], coefs.clip_coef, coefs.clip_vloss);
-        s.policy_loss += pg as f64;
-        s.value_loss += vl as f64;
         s.entropy += entropy as f64;
-        s.approx_kl += ((ratio - 1.0) - log_ratio) as f64;
-        s.clipfrac += ((ratio - 1.0).abs() > coefs.clip_coef) as u8 as f64;
-        dvalues[i] = coefs.vf_coef * dv * inv;
         // d loss / d logp[act], then through the masked log-softmax; the entropy's own term.
-        let dlogp = -adv[i] * factor * ratio * inv;
+        let dlogp = ppo_row(i, logp[act], &adv, values, t, coefs, &mut s, dvalues);
         for j in 0..a {
             d[j] = if legal && mask[j] {
                 let p = logp[j].exp();
@@ -125,9 +116,34 @@ pub fn ppo_discrete(logits: &[f32], values: &[f32], actions: &[usize], masks: &[
             };
         }
     }
-    let nf = n as f64;
-    PpoStats { policy_loss: s.policy_loss / nf, value_loss: s.value_loss / nf, entropy: s.entropy / nf,
-               approx_kl: s.approx_kl / nf, clipfrac: s.clipfrac / nf }
+    s.mean(n)
+}
+
+/// What every PPO row shares, from its action's new log-probability: its losses and
+/// diagnostics added to `s`, `dvalues[i]` set, and `d loss / d logp` returned.
+#[allow(clippy::too_many_arguments)]
+fn ppo_row(i: usize, logp: f32, adv: &[f32], values: &[f32], t: &PpoTargets<'_>, coefs: &PpoCoefs, s: &mut PpoStats,
+           dvalues: &mut [f32]) -> f32 {
+    let inv = 1.0 / values.len() as f32;
+    let log_ratio = logp - t.old_logp[i];
+    let ratio = log_ratio.exp();
+    let (pg, factor) = surrogate(adv[i], ratio, coefs.clip_coef);
+    let (vl, dv) = value_term(values[i], t.returns[i], t.old_values[i], coefs.clip_coef, coefs.clip_vloss);
+    s.policy_loss += pg as f64;
+    s.value_loss += vl as f64;
+    s.approx_kl += ((ratio - 1.0) - log_ratio) as f64;
+    s.clipfrac += ((ratio - 1.0).abs() > coefs.clip_coef) as u8 as f64;
+    dvalues[i] = coefs.vf_coef * dv * inv;
+    -adv[i] * factor * ratio * inv
+}
+
+impl PpoStats {
+    /// Sums over `n` rows as means.
+    fn mean(self, n: usize) -> PpoStats {
+        let nf = n as f64;
+        PpoStats { policy_loss: self.policy_loss / nf, value_loss: self.value_loss / nf, entropy: self.entropy / nf,
+                   approx_kl: self.approx_kl / nf, clipfrac: self.clipfrac / nf }
+    }
 }
 
 const HALF_LOG_2PI: f32 = 0.918_938_5;
@@ -139,33 +155,22 @@ pub fn ppo_gaussian(means: &[f32], values: &[f32], log_std: &[f32], taken: &[f32
                     coefs: &PpoCoefs, dmeans: &mut [f32], dvalues: &mut [f32], dlog_std: &mut [f32]) -> PpoStats {
     let (n, d) = (values.len(), log_std.len());
     let adv = normalised(t.advantages, coefs.norm_adv);
-    let inv = 1.0 / n as f32;
     let var: Vec<f32> = log_std.iter().map(|&l| (2.0 * l).exp()).collect();
     let entropy: f32 = log_std.iter().map(|&l| 0.5 + HALF_LOG_2PI + l).sum();
     dlog_std.iter_mut().for_each(|g| *g = -coefs.ent_coef);
-    let mut s = PpoStats { entropy: entropy as f64, ..Default::default() };
+    let mut s = PpoStats::default();
     for i in 0..n {
         let (mu, act) = (&means[i * d..(i + 1) * d], &taken[i * d..(i + 1) * d]);
         let logp: f32 = (0..d).map(|j| -((act[j] - mu[j]).powi(2)) / (2.0 * var[j]) - log_std[j] - HALF_LOG_2PI).sum();
-        let log_ratio = logp - t.old_logp[i];
-        let ratio = log_ratio.exp();
-        let (pg, factor) = surrogate(adv[i], ratio, coefs.clip_coef);
-        let (vl, dv) = value_term(values[i], t.returns[i], t.old_values[i], coefs.clip_coef, coefs.clip_vloss);
-        s.policy_loss += pg as f64;
-        s.value_loss += vl as f64;
-        s.approx_kl += ((ratio - 1.0) - log_ratio) as f64;
-        s.clipfrac += ((ratio - 1.0).abs() > coefs.clip_coef) as u8 as f64;
-        dvalues[i] = coefs.vf_coef * dv * inv;
-        let dlogp = -adv[i] * factor * ratio * inv;
+        let dlogp = ppo_row(i, logp, &adv, values, t, coefs, &mut s, dvalues);
         for j in 0..d {
             let z = act[j] - mu[j];
             dmeans[i * d + j] = dlogp * z / var[j];
             dlog_std[j] += dlogp * (z * z / var[j] - 1.0);
         }
     }
-    let nf = n as f64;
-    PpoStats { policy_loss: s.policy_loss / nf, value_loss: s.value_loss / nf, entropy: s.entropy,
-               approx_kl: s.approx_kl / nf, clipfrac: s.clipfrac / nf }
+    // The Gaussian's entropy is the same for every row.
+    PpoStats { entropy: entropy as f64, ..s.mean(n) }
 }
 
 /// AlphaZero's mean losses of one minibatch.

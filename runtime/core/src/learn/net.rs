@@ -353,24 +353,29 @@ fn act_backward_plain(act: Activation, x: &[f32], dy: &mut [f32]) {
 /// The patches of one image, `[positions, in_channels * kh * kw]` (the weight's patch order).
 fn im2col(c: &Conv2d, image: &[f32], patches: &mut Vec<f32>) {
     let (oh, ow) = c.output();
+    patches.clear();
+    patches.resize(oh * ow * c.in_channels * c.kernel.0 * c.kernel.1, 0.0);
+    patch_cells(c, |cell, pixel| patches[cell] = image[pixel]);
+}
+
+/// Every cell of the patch matrix (`[positions, in_channels * kh * kw]`, flat) that reads a
+/// pixel of the image (channels-first, flat) rather than the zero padding: `f(cell, pixel)`.
+fn patch_cells(c: &Conv2d, mut f: impl FnMut(usize, usize)) {
+    let (oh, ow) = c.output();
     let (kh, kw) = c.kernel;
     let (h, w) = c.input;
-    let patch = c.in_channels * kh * kw;
-    patches.clear();
-    patches.resize(oh * ow * patch, 0.0);
+    let mut cell = 0;
     for oy in 0..oh {
         for ox in 0..ow {
-            let row = &mut patches[(oy * ow + ox) * patch..][..patch];
-            let mut k = 0;
             for ch in 0..c.in_channels {
                 for ky in 0..kh {
                     let y = (oy * c.stride.0 + ky) as isize - c.padding.0 as isize;
                     for kx in 0..kw {
                         let xx = (ox * c.stride.1 + kx) as isize - c.padding.1 as isize;
                         if y >= 0 && (y as usize) < h && xx >= 0 && (xx as usize) < w {
-                            row[k] = image[ch * h * w + y as usize * w + xx as usize];
+                            f(cell, ch * h * w + y as usize * w + xx as usize);
                         }
-                        k += 1;
+                        cell += 1;
                     }
                 }
             }
@@ -409,26 +414,8 @@ fn conv_backward(c: &Conv2d, g: &mut Conv2d, image: &[f32], dy: &[f32], dx: Opti
     s.dpatches.resize(positions * patch, 0.0);
     gemm(positions, patch, c.out_channels, dyt, Mat::rows(&c.weight, c.out_channels).t(), &mut s.dpatches,
          Start::Zero, 1);
-    let (kh, kw) = c.kernel;
-    let (h, w) = c.input;
-    for oy in 0..oh {
-        for ox in 0..ow {
-            let row = &s.dpatches[(oy * ow + ox) * patch..][..patch];
-            let mut k = 0;
-            for ch in 0..c.in_channels {
-                for ky in 0..kh {
-                    let y = (oy * c.stride.0 + ky) as isize - c.padding.0 as isize;
-                    for kx in 0..kw {
-                        let xx = (ox * c.stride.1 + kx) as isize - c.padding.1 as isize;
-                        if y >= 0 && (y as usize) < h && xx >= 0 && (xx as usize) < w {
-                            dx[ch * h * w + y as usize * w + xx as usize] += row[k];
-                        }
-                        k += 1;
-                    }
-                }
-            }
-        }
-    }
+    let dpatches = &s.dpatches;
+    patch_cells(c, |cell, pixel| dx[pixel] += dpatches[cell]);
 }
 
 #[cfg(test)]

@@ -245,6 +245,12 @@ def test_bad_batches_are_clear_errors_not_crashes():
         _core.Learner(*policy_layers(net), lr=float("nan"))
     with pytest.raises(ValueError, match="parameter tensors"):
         learner.set_parameters([np.zeros(3, np.float32)])
+    before = [np.asarray(v).copy() for v in learner.parameters()]
+    with pytest.raises(ValueError, match="parameter tensor"):
+        learner.load_layers(*policy_layers(BasicPolicy(10, 3, 16, [8])))
+    with pytest.raises(ValueError, match="log_std must be given exactly"):
+        learner.load_layers(*policy_layers(net), log_std=[0.0, 0.0, 0.0])
+    assert all(np.array_equal(a, np.asarray(b)) for a, b in zip(before, learner.parameters()))
     # Nothing above changed the learner: it still steps.
     out = learner.ppo_step(idx, counts, acts, none, masks, f, f, f, f, np.arange(n), **kw)
     assert math.isfinite(out["value_loss"])

@@ -171,6 +171,8 @@ pub trait Host {
     fn layout(&self) -> Layout;
     /// Reset the state, player and steps of each env, then run its `reset` block.
     fn reset(&mut self, envs: Range<usize>) -> Result<(), Error>;
+    /// The difficulty each env's next `reset` uses.
+    fn set_difficulty(&mut self, envs: Range<usize>, difficulty: i64) -> Result<(), Error>;
     /// Restart each env with a fresh RNG stream from `seed` (stream: its index), keeping its difficulty.
     fn reseed(&mut self, envs: Range<usize>, seed: u64) -> Result<(), Error>;
     /// A fresh random stream for env `i` from `seed`, its state kept (see `Env::reseed_rng`).
@@ -249,6 +251,13 @@ impl<E: Env> Host for Batch<E> {
         let envs = checked(envs, self.len());
         for i in envs {
             at(i, self.slot_mut(i).reset())?;
+        }
+        Ok(())
+    }
+
+    fn set_difficulty(&mut self, envs: Range<usize>, difficulty: i64) -> Result<(), Error> {
+        for i in checked(envs, self.len()) {
+            self.slot_mut(i).env.set_difficulty(difficulty);
         }
         Ok(())
     }

@@ -318,6 +318,12 @@ impl Host for PluginEnvs<'_> {
         call(|out| unsafe { (self.t().reset)(self.h(), envs.start, envs.end, out) })
     }
 
+    fn set_difficulty(&mut self, envs: Range<usize>, difficulty: i64) -> Result<(), Error> {
+        self.inside(&envs)?;
+        unsafe { (self.t().set_difficulty)(self.h(), envs.start, envs.end, difficulty) };
+        Ok(())
+    }
+
     fn reseed(&mut self, envs: Range<usize>, seed: u64) -> Result<(), Error> {
         self.inside(&envs)?;
         call(|out| unsafe { (self.t().reseed)(self.h(), envs.start, envs.end, seed, out) })

@@ -95,6 +95,11 @@ impl Agent {
         Ok(agent)
     }
 
+    /// This policy as a policy file, with its metadata.
+    pub fn to_safetensors(&self) -> Vec<u8> {
+        write_safetensors(&self.policy, self.log_std.as_deref(), &self.meta)
+    }
+
     /// Whether the policy can play an env with these sizes; the error says why not.
     pub fn check_fits(&self, obs_size: usize, num_actions: usize) -> Result<(), String> {
         if self.policy.inputs != obs_size {
@@ -152,6 +157,97 @@ impl Agent {
             (mean + ls.exp() * z) as f64
         }).collect())
     }
+}
+
+/// A policy file (the format [`Agent::from_safetensors`] reads) for `policy`, with its
+/// `log_std` for a Gaussian one and the metadata `meta` (the format and the layer kinds are
+/// filled in).
+pub fn write_safetensors(policy: &Policy, log_std: Option<&[f32]>, meta: &BTreeMap<String, String>) -> Vec<u8> {
+    let mut meta = meta.clone();
+    meta.insert("format".into(), FORMAT.into());
+    meta.insert("inputs".into(), policy.inputs.to_string());
+    let mut tensors: Vec<(String, Vec<usize>, Vec<f32>)> = Vec::new();
+    for (part, layers) in [("trunk", &policy.trunk), ("policy_head", &policy.policy_head),
+                           ("value_head", &policy.value_head)] {
+        write_part(part, layers, &mut meta, &mut tensors);
+    }
+    if let Some(ls) = log_std {
+        tensors.push(("log_std".into(), vec![ls.len()], ls.to_vec()));
+    }
+    let mut header: Vec<String> = vec![format!(
+        "\"__metadata__\":{{{}}}",
+        meta.iter().map(|(k, v)| format!("{}:{}", quote(k), quote(v))).collect::<Vec<_>>().join(",")
+    )];
+    let mut data = Vec::new();
+    for (name, shape, values) in &tensors {
+        let start = data.len();
+        for v in values {
+            data.extend_from_slice(&v.to_le_bytes());
+        }
+        let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+        header.push(format!("{}:{{\"dtype\":\"F32\",\"shape\":[{}],\"data_offsets\":[{start},{}]}}", quote(name),
+                            dims.join(","), data.len()));
+    }
+    let mut text = format!("{{{}}}", header.join(","));
+    // The data starts 8-byte aligned, as the safetensors writers do.
+    while (8 + text.len()) % 8 != 0 {
+        text.push(' ');
+    }
+    let mut out = (text.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(text.as_bytes());
+    out.extend_from_slice(&data);
+    out
+}
+
+/// The tensors of one part's layers in torch's layouts, and their kinds into `meta`.
+fn write_part(part: &str, layers: &[Layer], meta: &mut BTreeMap<String, String>,
+              tensors: &mut Vec<(String, Vec<usize>, Vec<f32>)>) {
+    let mut kinds = Vec::new();
+    for (k, layer) in layers.iter().enumerate() {
+        let name = format!("{part}.{k}");
+        kinds.push(match layer {
+            Layer::Linear { weight, bias, inputs, outputs } => {
+                let mut w = vec![0.0f32; weight.len()];
+                for i in 0..*inputs {
+                    for o in 0..*outputs {
+                        w[o * inputs + i] = weight[i * outputs + o];
+                    }
+                }
+                tensors.push((format!("{name}.weight"), vec![*outputs, *inputs], w));
+                tensors.push((format!("{name}.bias"), vec![*outputs], bias.clone()));
+                "linear"
+            }
+            Layer::Act(Activation::Relu) => "relu",
+            Layer::Act(Activation::Tanh) => "tanh",
+            Layer::Act(Activation::GeluTanh) => "gelu_tanh",
+            Layer::LayerNorm { gamma, beta, eps } => {
+                tensors.push((format!("{name}.gamma"), vec![gamma.len()], gamma.clone()));
+                tensors.push((format!("{name}.beta"), vec![beta.len()], beta.clone()));
+                meta.insert(format!("{name}.eps"), format!("{eps:?}"));
+                "layernorm"
+            }
+            Layer::Residual(body) => {
+                write_part(&name, body, meta, tensors);
+                "residual"
+            }
+            Layer::Conv2d(c) => {
+                let patch = c.in_channels * c.kernel.0 * c.kernel.1;
+                let mut w = vec![0.0f32; c.weight.len()];
+                for p in 0..patch {
+                    for o in 0..c.out_channels {
+                        w[o * patch + p] = c.weight[p * c.out_channels + o];
+                    }
+                }
+                tensors.push((format!("{name}.weight"), vec![c.out_channels, c.in_channels, c.kernel.0, c.kernel.1], w));
+                tensors.push((format!("{name}.bias"), vec![c.out_channels], c.bias.clone()));
+                for (key, (a, b)) in [("stride", c.stride), ("padding", c.padding), ("input", c.input)] {
+                    meta.insert(format!("{name}.{key}"), format!("{a},{b}"));
+                }
+                "conv2d"
+            }
+        });
+    }
+    meta.insert(part.to_string(), kinds.join(","));
 }
 
 fn floats(t: &Tensor<'_>) -> Vec<f32> {
@@ -303,21 +399,8 @@ mod tests {
         )
     }
 
-    #[test]
-    fn reads_and_runs_a_policy_file() {
-        let mut agent = Agent::from_safetensors(&tiny()).unwrap();
-        agent.check_fits(3, 2).unwrap();
-        let (logits, value) = agent.evaluate(&[2.0, 1.0, 0.0]).unwrap();
-        assert_eq!(logits, &[2.0, -0.5]);
-        assert_eq!(value, 3.0);
-        assert_eq!(agent.act(&[2.0, 1.0, 0.0], &[true, true], true).unwrap(), 0);
-        assert_eq!(agent.act(&[2.0, 1.0, 0.0], &[false, true], true).unwrap(), 1);
-        assert!(agent.act(&[2.0, 1.0, 0.0], &[false, false], true).is_err());
-    }
-
-    #[test]
-    fn reads_convolutions_residual_blocks_and_gaussian_policies() {
-        let bytes = file(
+    fn conv_residual_gaussian() -> Vec<u8> {
+        file(
             &[
                 ("trunk.0.weight", vec![1, 1, 1, 1], vec![2.0]),
                 ("trunk.0.bias", vec![1], vec![0.5]),
@@ -332,7 +415,24 @@ mod tests {
             &[("format", FORMAT), ("inputs", "4"), ("trunk", "conv2d,relu"), ("trunk.0.stride", "1,1"),
               ("trunk.0.padding", "0,0"), ("trunk.0.input", "2,2"), ("policy_head", "residual,linear"),
               ("policy_head.0", "linear"), ("value_head", "linear")],
-        );
+        )
+    }
+
+    #[test]
+    fn reads_and_runs_a_policy_file() {
+        let mut agent = Agent::from_safetensors(&tiny()).unwrap();
+        agent.check_fits(3, 2).unwrap();
+        let (logits, value) = agent.evaluate(&[2.0, 1.0, 0.0]).unwrap();
+        assert_eq!(logits, &[2.0, -0.5]);
+        assert_eq!(value, 3.0);
+        assert_eq!(agent.act(&[2.0, 1.0, 0.0], &[true, true], true).unwrap(), 0);
+        assert_eq!(agent.act(&[2.0, 1.0, 0.0], &[false, true], true).unwrap(), 1);
+        assert!(agent.act(&[2.0, 1.0, 0.0], &[false, false], true).is_err());
+    }
+
+    #[test]
+    fn reads_convolutions_residual_blocks_and_gaussian_policies() {
+        let bytes = conv_residual_gaussian();
         let mut agent = Agent::from_safetensors(&bytes).unwrap();
         // conv: 2x + 0.5 = [2.5, 4.5, 0.5, 6.5]; residual doubles it; the head picks rows 0 and 3.
         let (logits, value) = agent.evaluate(&[1.0, 2.0, 0.0, 3.0]).unwrap();
@@ -340,6 +440,25 @@ mod tests {
         assert_eq!(value, 14.0);
         assert_eq!(agent.act_values(&[1.0, 2.0, 0.0, 3.0], true).unwrap(), vec![5.0, 12.0]);
         assert!(Agent::from_safetensors(&tiny()).unwrap().act_values(&[0.0; 3], true).is_err());
+    }
+
+    #[test]
+    fn a_written_policy_file_reads_back_as_the_same_policy() {
+        for bytes in [tiny(), conv_residual_gaussian()] {
+            let mut agent = Agent::from_safetensors(&bytes).unwrap();
+            let again = agent.to_safetensors();
+            let header = u64::from_le_bytes(again[..8].try_into().unwrap());
+            assert_eq!((8 + header) % 8, 0, "the data starts 8-byte aligned");
+            let mut back = Agent::from_safetensors(&again).unwrap();
+            assert!(agent.meta.iter().all(|(k, v)| back.meta.get(k) == Some(v)), "the metadata is kept");
+            assert_eq!(back.meta["inputs"], agent.policy.inputs.to_string());
+            assert_eq!(back.log_std, agent.log_std);
+            let obs: Vec<f32> = (0..agent.policy.inputs).map(|i| i as f32 - 1.5).collect();
+            let (l1, v1) = agent.evaluate(&obs).map(|(l, v)| (l.to_vec(), v)).unwrap();
+            let (l2, v2) = back.evaluate(&obs).map(|(l, v)| (l.to_vec(), v)).unwrap();
+            assert_eq!((l1, v1), (l2, v2));
+            assert_eq!(back.to_safetensors(), again);
+        }
     }
 
     #[test]

@@ -9,8 +9,9 @@
 //!
 //! Like the runtime core it knows nothing about the `.twl` language: an env is a type
 //! implementing `twisterl_core::env::Env`, described by an [`Info`]. Features: `js` (the
-//! wasm-bindgen helpers) and `policy` (bundled policies: the safetensors reader and the
-//! forward pass). Without them the module stays small: the 8-puzzle's is about 76 KB.
+//! wasm-bindgen helpers), `policy` (bundled policies: the safetensors reader and the
+//! forward pass) and `train` (the PPO loop, on top of `policy`). Without them the module
+//! stays small: the 8-puzzle's is about 76 KB.
 
 pub use twisterl_core;
 
@@ -21,6 +22,8 @@ pub mod json;
 pub mod params;
 pub mod raw;
 pub mod session;
+#[cfg(feature = "train")]
+pub mod trainer;
 pub mod vector;
 
 #[cfg(feature = "policy")]

@@ -12,8 +12,10 @@ pub mod learner;
 pub mod loss;
 pub mod net;
 pub mod params;
+pub mod ppo;
 mod wide;
 
 pub use adam::AdamConfig;
 pub use learner::{Learner, Rollout};
 pub use loss::{AzStats, PpoCoefs, PpoStats};
+pub use ppo::{Iteration, PpoSettings, PpoTrainer};

@@ -141,6 +141,11 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--no-opt", action="store_true", help="skip wasm-opt (faster builds, bigger and slower modules)")
     exp.add_argument("--search", action="store_true",
                      help="give the package's Env search(...) even without a policy (pure MCTS; about 60 KB more)")
+    exp.add_argument("--train", action="store_true",
+                     help="give the package a Trainer and the player a Train button: PPO in the page, with the "
+                     "config `twisterl train` would use")
+    exp.add_argument("--config", metavar="CFG", help="with --train: the training config, as `twisterl train --config`")
+    exp.add_argument("--seed", type=int, help="with --train: the seed of the starting weights and of training")
     exp.set_defaults(run=cmd_export)
     doc = sub.add_parser("doctor", help="check the tools an export needs")
     doc.add_argument("--wasm", action="store_true", help="the WebAssembly tools (the only check so far)")

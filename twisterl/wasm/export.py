@@ -29,6 +29,7 @@ from ..codegen.wasm import WASM_BINDGEN_VERSION, crate_stem, write_wasm_crates
 
 TARGET = "wasm32-unknown-unknown"
 WASM_PACK_VERSION = "0.15.1"
+WASM_RUSTFLAGS = "-C target-feature=+simd128"
 # Policies up to this size go inside the module (one download, ready at once); bigger
 # ones ship beside it as policy.safetensors, fetched by the page.
 EMBED_LIMIT = 8 * 1024 * 1024
@@ -211,7 +212,7 @@ def save_policy(net, path: Path, info: dict) -> dict:
 @dataclass
 class Exported:
     """What an export wrote: the folder, the two modules, how the policy travels ("embedded",
-    "beside" or None), the seconds it took and each file's size."""
+    "beside" or None), the seconds it took, each file's size and the env's name."""
     out_dir: Path
     wasm: Path
     raw: Path
@@ -219,6 +220,8 @@ class Exported:
     seconds: float
     sizes: dict[str, int]
     env: str
+    notes: tuple[str, ...] = ()
+    """what the page's trainer leaves out for this env (with `train`)"""
 
 
 def player_dir() -> Path:
@@ -399,10 +402,14 @@ def _table_exports(data):
 
 
 def export_wasm(path: str, out_dir: str, run_dir: Optional[str] = None, *, weights: str = "auto",
-                optimize: bool = True, target_dir: Optional[Path] = None, search: bool = False) -> Exported:
+                optimize: bool = True, target_dir: Optional[Path] = None, search: bool = False,
+                train: bool = False, config_path: Optional[str] = None, seed: Optional[int] = None,
+                stream=None) -> Exported:
     """Export the env in `path` (and the policy of `run_dir`) as a WebAssembly bundle. With
     a policy, or with `search`, the package's `Env` can `search(...)` (pure MCTS without a
-    policy); without either the module stays small."""
+    policy); without either the module stays small. With `train`, the package also has a
+    `Trainer` (PPO in the page) for the config at `config_path` and `seed`, resolved as
+    `twisterl train` would; the auto config's choices are printed to `stream`."""
     from ..dsl import check_file
     from ..dsl.diagnostics import render_text
     start = time.perf_counter()
@@ -414,7 +421,16 @@ def export_wasm(path: str, out_dir: str, run_dir: Optional[str] = None, *, weigh
     if not result.ok:
         raise ExportError("\n\n".join(render_text(d, result.source) for d in result.errors))
     env = result.env
+    if (config_path is not None or seed is not None) and not train:
+        raise ExportError("--config and --seed are for --train (the page's training recipe)")
     tools = find_tools().require("toolchain", "wasm-bindgen", "wasm-pack", "wasm-opt" if optimize else "-")
+    training = None
+    if train:
+        from .training import TrainingRecipeError, browser_training
+        try:
+            training = browser_training(path, config_path, seed, stream)
+        except TrainingRecipeError as exc:
+            raise ExportError(str(exc)) from None
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ExportError(f"{out} exists and is not a folder")
@@ -425,11 +441,12 @@ def export_wasm(path: str, out_dir: str, run_dir: Optional[str] = None, *, weigh
     (cache_dir() / "locks").mkdir(parents=True, exist_ok=True)
     with open(cache_dir() / "locks" / f"wasm-{stem}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        return _export_locked(env, path, out, stem, run_dir, weights, optimize, target_dir, tools, start, search)
+        return _export_locked(env, path, out, stem, run_dir, weights, optimize, target_dir, tools, start, search,
+                              training)
 
 
 def _export_locked(env, path: str, out: Path, stem: str, run_dir: Optional[str], weights: str, optimize: bool,
-                   target_dir: Optional[Path], tools: Tools, start: float, search: bool) -> Exported:
+                   target_dir: Optional[Path], tools: Tools, start: float, search: bool, training) -> Exported:
     work = cache_dir() / "wasm-src" / stem
     if work.exists():
         shutil.rmtree(work)
@@ -449,11 +466,15 @@ def _export_locked(env, path: str, out: Path, stem: str, run_dir: Optional[str],
             shutil.copy2(policy_path, out / "policy.safetensors")
     crates = write_wasm_crates(env, work, core_source_dir(), _runtime_crate(),
                                work / "policy.safetensors" if policy_embedded else None,
-                               with_policy=policy_info is not None, with_search=search)
+                               with_policy=policy_info is not None, with_search=search,
+                               training=None if training is None else (training.recipe, training.start))
 
     target = Path(target_dir) if target_dir else cache_dir() / "wasm-target"
     build_env = dict(os.environ, RUSTUP_TOOLCHAIN=tools.toolchain, CARGO_TARGET_DIR=str(target),
                      CARGO_TERM_COLOR="never", WASM_PACK_DISABLE_UPDATE_CHECK="1")
+    # 128-bit SIMD (every current browser, node 16.4+ and wasmtime have it): the learner's and
+    # the forward pass's loops vectorise four floats at a time.
+    build_env["RUSTFLAGS"] = " ".join(filter(None, [os.environ.get("RUSTFLAGS", ""), WASM_RUSTFLAGS]))
     # wasm-pack finds wasm-bindgen on PATH when the versions match.
     build_env["PATH"] = os.pathsep.join([str(Path(tools.wasm_bindgen).parent), build_env.get("PATH", "")])
     pkg = out / "pkg"
@@ -490,8 +511,9 @@ def _export_locked(env, path: str, out: Path, stem: str, run_dir: Optional[str],
             "embedded": policy_embedded, "file": None if policy_embedded else "policy.safetensors",
             "params": json.loads(policy_info["params"]), "difficulty": int(policy_info["difficulty"]),
             "checkpoint": policy_info["checkpoint"]},
+        "train": None if training is None else {"config": training.settings(), "notes": list(training.notes)},
     }
     (out / "bundle.json").write_text(json.dumps(bundle, indent=2) + "\n")
     seconds = time.perf_counter() - start
     return Exported(out, wasm, raw, None if policy_info is None else ("embedded" if policy_embedded else "beside"),
-                    seconds, sizes, env.name)
+                    seconds, sizes, env.name, () if training is None else training.notes)

@@ -14,6 +14,10 @@ extern "C" {
     fn reflect_get(target: &JsValue, key: &JsValue) -> Result<JsValue, JsValue>;
     #[wasm_bindgen(js_namespace = Object, js_name = keys, catch)]
     fn object_keys(target: &JsValue) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(js_namespace = Reflect, js_name = set, catch)]
+    fn reflect_set(target: &JsValue, key: &JsValue, value: &JsValue) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(js_name = Object)]
+    fn js_object() -> JsValue;
 }
 
 /// A message as a JavaScript `Error`.
@@ -113,6 +117,62 @@ pub fn read_options(options: &JsValue, allowed: &[&str]) -> Result<Options, Stri
         out.num_envs = whole(&num_envs, "options.numEnvs", 1.0)? as usize;
     }
     Ok(out)
+}
+
+/// What `new Trainer(options)` asks for: the envs' params, and settings over the recipe's.
+#[cfg(feature = "train")]
+#[derive(Clone, Debug, Default)]
+pub struct TrainRequest {
+    pub params: Vec<(String, ParamValue)>,
+    pub settings: Vec<(String, crate::trainer::Setting)>,
+}
+
+/// Read the options of `new Trainer(...)`: `params`, `seed` and `config` (settings by their
+/// `twisterl train` names, such as `num_envs` or `learning_rate`).
+#[cfg(feature = "train")]
+pub fn trainer_options(options: &JsValue) -> Result<TrainRequest, String> {
+    use crate::trainer::Setting;
+    let env = read_options(&strip(options, &["config"])?, &["params", "seed"])?;
+    let mut out = TrainRequest { params: env.params, settings: Vec::new() };
+    if !get(options, "seed").is_undefined() {
+        out.settings.push(("seed".into(), Setting::Num(env.seed as f64)));
+    }
+    let config = get(options, "config");
+    if config.is_undefined() || config.is_null() {
+        return Ok(out);
+    }
+    if !config.is_object() {
+        return Err(format!("options.config must be an object of training settings, not {}", kind(&config)));
+    }
+    for key in keys(&config) {
+        let v = get(&config, &key);
+        let value = if v.is_null() {
+            Setting::Null
+        } else if let Some(x) = v.as_f64() {
+            Setting::Num(x)
+        } else if let Some(b) = v.as_bool() {
+            Setting::Bool(b)
+        } else {
+            return Err(format!("options.config.{key} must be a number, a bool or null, not {}", kind(&v)));
+        };
+        out.settings.push((key, value));
+    }
+    Ok(out)
+}
+
+/// `options` without the keys `drop` (a fresh object), for readers that refuse unknown keys.
+#[cfg(feature = "train")]
+fn strip(options: &JsValue, drop: &[&str]) -> Result<JsValue, String> {
+    if options.is_undefined() || options.is_null() || !options.is_object() {
+        return Ok(options.clone());
+    }
+    let copy = js_object();
+    for key in keys(options) {
+        if !drop.contains(&key.as_str()) {
+            reflect_set(&copy, &JsValue::from_str(&key), &get(options, &key)).map_err(|_| "cannot read options")?;
+        }
+    }
+    Ok(copy)
 }
 
 /// A whole number of at least `min`.
@@ -234,6 +294,17 @@ export interface SearchOptions {
   seed?: number;
 }
 
+/** Options of `new Trainer(...)`. */
+export interface TrainerOptions {
+  /** Param values by name; the rest keep their defaults. */
+  params?: Record<string, number | boolean | string>;
+  /** Seeds the envs, the action draws and the minibatch order. Default: the recipe's. */
+  seed?: number;
+  /** Training settings by their `twisterl train` names (`num_envs`, `learning_rate`,
+   * `diff_max`...), over the recipe `twisterl export --train` wrote. */
+  config?: Record<string, number | boolean | null>;
+}
+
 /** Options of `Policy.act` and `Env.agentStep`. */
 export interface ActOptions {
   /** Take the most likely legal action instead of sampling one. Default false. */
@@ -252,4 +323,7 @@ extern "C" {
     /// `SearchOptions` in TypeScript.
     #[wasm_bindgen(typescript_type = "SearchOptions")]
     pub type SearchOptions;
+    /// `TrainerOptions` in TypeScript.
+    #[wasm_bindgen(typescript_type = "TrainerOptions")]
+    pub type TrainerOptions;
 }

@@ -94,6 +94,8 @@ enum Kernel {
     Avx512,
     #[cfg(target_arch = "x86_64")]
     Avx2,
+    #[cfg(all(target_family = "wasm", target_feature = "simd128"))]
+    Simd128,
     Portable,
 }
 
@@ -108,6 +110,9 @@ impl Kernel {
                 return Kernel::Avx2;
             }
         }
+        #[cfg(all(target_family = "wasm", target_feature = "simd128"))]
+        return Kernel::Simd128;
+        #[allow(unreachable_code)]
         Kernel::Portable
     }
 
@@ -117,6 +122,8 @@ impl Kernel {
             Kernel::Avx512 => 8,
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx2 => 6,
+            #[cfg(all(target_family = "wasm", target_feature = "simd128"))]
+            Kernel::Simd128 => 6,
             Kernel::Portable => 4,
         }
     }
@@ -133,6 +140,8 @@ impl Kernel {
             Kernel::Avx2 => blocked::<6, 16>(m, n, k, a, b, c, start, |kc, ap, bp, out| unsafe {
                 tile_avx2(kc, ap, bp, out)
             }),
+            #[cfg(all(target_family = "wasm", target_feature = "simd128"))]
+            Kernel::Simd128 => blocked::<6, 8>(m, n, k, a, b, c, start, tile_simd128),
             Kernel::Portable => blocked::<4, 16>(m, n, k, a, b, c, start, tile_portable::<4, 16>),
         }
     }
@@ -327,6 +336,41 @@ unsafe fn tile_avx2(kc: usize, ap: &[f32], bp: &[f32], out: Out<'_>) {
         }
     }
     add_rows!(acc, out, 16, _mm256_loadu_ps, _mm256_add_ps, _mm256_storeu_ps, 8);
+}
+
+/// The 6 × 8 tile in wasm's 128-bit vectors: 12 accumulators, two B vectors and a broadcast
+/// fit the 16 vector registers engines map them to.
+#[cfg(all(target_family = "wasm", target_feature = "simd128"))]
+fn tile_simd128(kc: usize, ap: &[f32], bp: &[f32], out: Out<'_>) {
+    use std::arch::wasm32::*;
+    assert!(ap.len() >= kc * 6 && bp.len() >= kc * 8, "the packed panels hold kc rows");
+    let mut acc = [[f32x4_splat(0.0); 2]; 6];
+    for kk in 0..kc {
+        // SAFETY: `kk * 8 + 8 <= bp.len()` (asserted above); v128 loads may be unaligned.
+        let (b0, b1) = unsafe {
+            let p = bp.as_ptr().add(kk * 8);
+            (v128_load(p as *const v128), v128_load(p.add(4) as *const v128))
+        };
+        let a = &ap[kk * 6..kk * 6 + 6];
+        for (row, &av) in acc.iter_mut().zip(a) {
+            let av = f32x4_splat(av);
+            row[0] = f32x4_add(row[0], f32x4_mul(av, b0));
+            row[1] = f32x4_add(row[1], f32x4_mul(av, b1));
+        }
+    }
+    let (dst, ld) = match out {
+        Out::C { c, ld } => (c, ld),
+        Out::Tile(t) => (t, 8),
+    };
+    for (r, row) in acc.iter().enumerate() {
+        let d = &mut dst[r * ld..r * ld + 8];
+        // SAFETY: `d` holds 8 floats: two unaligned v128 loads and stores.
+        unsafe {
+            let p = d.as_mut_ptr() as *mut v128;
+            v128_store(p, f32x4_add(v128_load(p), row[0]));
+            v128_store(p.add(1), f32x4_add(v128_load(p.add(1)), row[1]));
+        }
+    }
 }
 
 #[cfg(test)]

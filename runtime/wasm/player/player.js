@@ -2,7 +2,10 @@
 // (and see what it thinks of each state: its action probabilities and value), and, when the
 // package can search (`Env.search`), see the visit counts of a search.
 // It reads bundle.json (written by `twisterl export --wasm`), loads the wasm-pack package
-// it names, and drives its `Env` class. Plain ES modules, no build step.
+// it names, and drives its `Env` class. A package exported with --train also gets the
+// Train panel (training.js), whose policy the agent then plays. Plain ES modules, no build step.
+
+import { TrainingPanel } from "./training.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -20,6 +23,7 @@ const ui = {
   episodes: 0,
   solved: 0,
   counted: false,   // the current episode's end was counted
+  trained: null,    // the last progress of training in this page, or null
   searches: 0,      // searches so far: the seed of the next one
 };
 
@@ -425,11 +429,15 @@ function draw() {
   const agentReady = (ui.policy && !ui.agentProblem) || (canSearch() && $("play-search").checked);
   $("agent-step").disabled = !agentReady;
   $("play").disabled = !agentReady;
+  const trained = ui.trained;
   $("agent-note").textContent = !ui.policy
-    ? "No policy in this bundle: human play only (export with --policy RUN_DIR to watch an agent)."
+    ? "No policy in this bundle: human play only (export with --policy RUN_DIR to watch an agent"
+      + (ui.bundle.train ? ", or press Train)." : ").")
     : ui.agentProblem
-      ? `The bundled policy cannot play these params: ${ui.agentProblem}`
-      : `A trained policy is bundled (${ui.bundle.policy.checkpoint} checkpoint).`;
+      ? `The policy cannot play these params: ${ui.agentProblem}`
+      : trained
+        ? `The policy trained in this page (iteration ${trained.iteration + 1}, difficulty ${trained.difficulty}).`
+        : `A trained policy is bundled (${ui.bundle.policy.checkpoint} checkpoint).`;
   think();
 }
 
@@ -442,6 +450,27 @@ function onKey(event) {
     event.preventDefault();
     if (ui.env.actionMask()[action]) humanStep(action);
   }
+}
+
+// A policy trained in the page: the agent plays it from now on (the episode goes on).
+function usePolicy(bytes, progress) {
+  let policy;
+  try {
+    policy = ui.mod.Policy.fromSafetensors(bytes);
+  } catch (e) {
+    showError(`The trained policy could not be read: ${e.message}`);
+    return;
+  }
+  if (ui.policy) ui.policy.free();
+  ui.policy = policy;
+  ui.trained = progress;
+  ui.agentProblem = null;
+  try {
+    ui.env.setPolicy(policy);
+  } catch (e) {
+    ui.agentProblem = e.message;
+  }
+  draw();
 }
 
 async function main() {
@@ -483,6 +512,7 @@ async function main() {
     $("speed-value").textContent = $("speed").value;
   });
   document.addEventListener("keydown", onKey);
+  if (ui.bundle.train) new TrainingPanel(ui.bundle, usePolicy);
   $("app").hidden = false;
   newEnv();
   document.body.dataset.state = "ready";

@@ -17,7 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from wasm_support import ROOT, exported, require_tools, trained_puzzle
+import time
+
+from wasm_support import ROOT, SMALL_PUZZLE_TRAINING, exported, require_tools, trained_puzzle
 
 ARTIFACTS = Path(os.environ.get("TWISTERL_ARTIFACTS") or ROOT / "test-artifacts")
 
@@ -283,5 +285,62 @@ def test_the_player_shows_what_the_agent_thinks_in_watch_and_play_mode(browser, 
     assert _shown_thinking(page) != before
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "player-thinking.png"), full_page=True)
+    assert errors == []
+    page.close()
+
+
+def test_the_player_trains_the_puzzle_in_the_page(browser, serve):
+    """A package exported with --train shows a Train button: PPO runs in a Web Worker (the
+    page answers at once throughout), the curve and the status follow each iteration, it
+    pauses and resumes, it climbs the curriculum to difficulty 8 within 60 s, and the agent
+    then plays (and thinks with) the policy trained in the page."""
+    url = serve(exported("puzzle", train=SMALL_PUZZLE_TRAINING).out_dir)
+    page, errors = _open(browser, url)
+    assert page.is_visible("#training") and page.text_content("#train") == "Train"
+    assert "No policy" in page.text_content("#agent-note") and page.is_disabled("#agent-step")
+    start = time.perf_counter()
+    page.click("#train")
+    page.wait_for_function("Number(document.body.dataset.trainIteration) >= 1", timeout=30_000)
+    page.click("#train")  # pause
+    page.wait_for_function("document.body.dataset.training === 'paused'")
+    time.sleep(0.5)  # an iteration under way when the pause came still finishes
+    paused_at = page.evaluate("window.__training.length")
+    time.sleep(1.0)
+    assert page.evaluate("window.__training.length") == paused_at, "a paused trainer does not iterate"
+    assert page.text_content("#train") == "Resume training"
+    page.click("#train")
+    slowest = 0.0
+    while page.evaluate("document.body.dataset.training") == "running":
+        asked = time.perf_counter()
+        page.evaluate("document.getElementById('train-status').textContent")
+        slowest = max(slowest, time.perf_counter() - asked)
+        assert time.perf_counter() - start < 60, page.text_content("#train-status")
+        time.sleep(0.05)
+    assert page.evaluate("document.body.dataset.training") == "finished", page.text_content("#train-status")
+    assert slowest < 0.5, f"the page took {slowest:.2f} s to answer while training"
+    history = page.evaluate("window.__training")
+    assert history[-1]["difficulty"] == 8 and history[-1]["finished"]
+    assert [h["iteration"] for h in history] == list(range(len(history)))
+    assert "difficulty 8" in page.text_content("#train-status")
+    assert page.is_disabled("#train")
+    # The agent plays the trained policy and shows what it thinks of the state.
+    assert "trained in this page" in page.text_content("#agent-note")
+    assert page.is_visible("#thinking")
+    page.check("#deterministic")
+    _reset(page, 5, 3)
+    for _ in range(30):
+        if "solved" in page.text_content("#outcome"):
+            break
+        page.click("#agent-step")
+    assert "solved" in page.text_content("#outcome")
+    curve = page.evaluate("""() => {
+        const c = document.getElementById('curve'), d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let inked = 0;
+        for (let i = 0; i < d.length; i += 4) if (d[i + 3] > 0 && !(d[i] > 190 && d[i + 1] > 190)) inked++;
+        return inked;
+    }""")
+    assert curve > 200, "the learning curve is drawn"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "player-training.png"), full_page=True)
     assert errors == []
     page.close()

@@ -50,17 +50,28 @@ def target_dir() -> Path:
     return Path(os.environ.get("TWISTERL_TEST_WASM_TARGET") or workdir() / "target")
 
 
-def exported(name: str, run_dir: Optional[Path] = None, weights: str = "auto", search: bool = False) -> Exported:
+def exported(name: str, run_dir: Optional[Path] = None, weights: str = "auto", search: bool = False,
+             train: Optional[dict] = None) -> Exported:
     """examples/NAME.twl exported once per session (with the policy of `run_dir`, or with
-    `Env.search` and no policy)."""
-    key = (name, str(run_dir), weights, search)
+    `Env.search` and no policy; with `train`, a config, the package can train)."""
+    key = (name, str(run_dir), weights, search, json.dumps(train, sort_keys=True))
     if key not in _state:
         require_tools()
         out = workdir() / f"{name}-{len(_state)}"
+        config = None
+        if train is not None:
+            config = workdir() / f"train-{len(_state)}.json"
+            config.write_text(json.dumps(train))
         _state[key] = export_wasm(str(ROOT / "examples" / f"{name}.twl"), str(out),
                                   str(run_dir) if run_dir else None, weights=weights, target_dir=target_dir(),
-                                  search=search)
+                                  search=search, train=train is not None,
+                                  config_path=None if config is None else str(config))
     return _state[key]
+
+
+# A small 8-puzzle recipe for tests: difficulty 8 in a few seconds of training.
+SMALL_PUZZLE_TRAINING = {"num_envs": 128, "num_steps": 32, "embedding_size": 64, "common_layers": [64],
+                         "learning_rate": 1e-3, "diff_max": 8, "seed": 0}
 
 
 def trained_puzzle() -> Path:

@@ -46,7 +46,7 @@ def browser_training(path: str, config_path: Optional[str] = None, seed: Optiona
     from ..train.config import load_config
     from ..train.driver import PPORecipe
     from ..train.ppo import PPO
-    from .export import save_policy
+    from .policy_file import save_policy
 
     overrides = load_config(config_path)
     overrides.pop("ray", None)  # where collection runs natively; the page has its own

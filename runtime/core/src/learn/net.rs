@@ -41,7 +41,7 @@ struct ConvScratch {
 /// [`backward`] needs.
 pub fn forward(policy: &Policy, input: Input<'_>, batch: usize, tape: &mut Tape, logits: &mut Vec<f32>,
                values: &mut Vec<f32>, threads: usize) {
-    let Tape { trunk, policy: ptape, value: vtape, hidden, width, input_layer, dense, tmp, conv, .. } = tape;
+    let Tape { trunk, policy: ptape, value: vtape, hidden, width, input_layer, dense, conv, .. } = tape;
     let rest = match policy.trunk.first() {
         Some(Layer::Linear { weight, bias, inputs, outputs }) => {
             hidden.resize(batch * outputs, 0.0);
@@ -71,12 +71,25 @@ pub fn forward(policy: &Policy, input: Input<'_>, batch: usize, tape: &mut Tape,
         dense.extend_from_slice(&x[..batch * policy.inputs]);
     }
     let mut slot = 0;
-    *width = run(rest, batch, *width, hidden, tmp, trunk, &mut slot, conv, threads);
+    *width = run(rest, batch, *width, hidden, trunk, &mut slot, conv, threads, true);
     for (layers, tape, out) in [(&policy.policy_head, ptape, &mut *logits), (&policy.value_head, vtape, &mut *values)] {
+        let mut slot = 0;
+        let rest = match layers.first() {
+            // A head's first linear layer reads the trunk's output where it is: its tape
+            // slot stays empty, and backward reads `hidden`.
+            Some(Layer::Linear { weight, bias, inputs, outputs }) => {
+                empty_slot(tape, &mut slot);
+                out.resize(batch * outputs, 0.0);
+                gemm(batch, *outputs, *inputs, Mat::rows(&hidden[..batch * inputs], *inputs),
+                     Mat::rows(weight, *outputs), out, Start::Bias(bias), threads);
+                run(&layers[1..], batch, *outputs, out, tape, &mut slot, conv, threads, false);
+                continue;
+            }
+            _ => layers,
+        };
         out.clear();
         out.extend_from_slice(&hidden[..batch * *width]);
-        let mut slot = 0;
-        run(layers, batch, *width, out, tmp, tape, &mut slot, conv, threads);
+        run(rest, batch, *width, out, tape, &mut slot, conv, threads, false);
     }
 }
 
@@ -86,12 +99,14 @@ pub fn forward(policy: &Policy, input: Input<'_>, batch: usize, tape: &mut Tape,
 #[allow(clippy::too_many_arguments)]
 pub fn backward(policy: &Policy, grads: &mut Policy, input: Input<'_>, batch: usize, tape: &mut Tape,
                 dlogits: &mut Vec<f32>, dvalues: &mut Vec<f32>, threads: usize) {
-    let Tape { trunk, policy: ptape, value: vtape, width, input_layer, dense, tmp, dh, dh2, conv, .. } = tape;
+    let Tape { trunk, policy: ptape, value: vtape, hidden, width, input_layer, dense, tmp, dh, dh2, conv, .. } = tape;
     let width = *width;
     // With no trunk the heads read the observation, whose gradient nothing needs.
     let heads_dx = !policy.trunk.is_empty();
-    back(&policy.policy_head, &mut grads.policy_head, batch, dlogits, tmp, ptape, 0, conv, heads_dx, threads);
-    back(&policy.value_head, &mut grads.value_head, batch, dvalues, tmp, vtape, 0, conv, heads_dx, threads);
+    let trunk_out = &hidden[..batch * width];
+    let parts = Parts { input: Some(trunk_out), output: None };
+    back(&policy.policy_head, &mut grads.policy_head, batch, dlogits, tmp, ptape, 0, conv, heads_dx, threads, parts);
+    back(&policy.value_head, &mut grads.value_head, batch, dvalues, tmp, vtape, 0, conv, heads_dx, threads, parts);
     if !heads_dx {
         return;
     }
@@ -106,7 +121,8 @@ pub fn backward(policy: &Policy, grads: &mut Policy, input: Input<'_>, batch: us
     } else {
         (&policy.trunk[..], &mut grads.trunk[..])
     };
-    back(rest, grest, batch, dh, dh2, trunk, 0, conv, *input_layer, threads);
+    let parts = Parts { input: None, output: Some(trunk_out) };
+    back(rest, grest, batch, dh, dh2, trunk, 0, conv, *input_layer, threads, parts);
     if !*input_layer {
         return;
     }
@@ -143,23 +159,71 @@ fn take_slot(tape: &mut Vec<Vec<f32>>, slot: &mut usize, x: &[f32]) {
     *slot += 1;
 }
 
-/// Apply `layers` to `x` (`[batch, width]`, the result left in `x`), saving each input.
+/// Move `x` onto the tape (no copy) and give `x` the slot's old buffer to write into.
+fn move_slot(tape: &mut Vec<Vec<f32>>, slot: &mut usize, x: &mut Vec<f32>) {
+    if tape.len() <= *slot {
+        tape.resize_with(*slot + 1, Vec::new);
+    }
+    std::mem::swap(&mut tape[*slot], x);
+    *slot += 1;
+}
+
+/// A slot whose layer's backward needs no saved input (see [`from_output`]).
+fn empty_slot(tape: &mut Vec<Vec<f32>>, slot: &mut usize) {
+    if tape.len() <= *slot {
+        tape.resize_with(*slot + 1, Vec::new);
+    }
+    tape[*slot].clear();
+    *slot += 1;
+}
+
+/// Whether an activation's gradient comes from its output (ReLU: where it is positive;
+/// tanh: 1 - y²), which the next layer keeps anyway.
+fn from_output(act: Activation) -> bool {
+    matches!(act, Activation::Relu | Activation::Tanh)
+}
+
+/// What a part's backward may read beside its tape: the input of a first layer whose slot
+/// is empty (a head's first linear layer reads the trunk's output), and the part's own
+/// output (for a last activation whose slot is empty).
+#[derive(Clone, Copy)]
+struct Parts<'a> {
+    input: Option<&'a [f32]>,
+    output: Option<&'a [f32]>,
+}
+
+/// Apply `layers` to `x` (`[batch, width]`, the result left in `x`), saving what backward
+/// needs: each layer's input, moved onto the tape where the layer writes a new buffer, and
+/// nothing for a ReLU or tanh whose output is kept (by the next layer's slot, or by the
+/// caller when `kept`).
 #[allow(clippy::too_many_arguments)]
-fn run(layers: &[Layer], batch: usize, mut width: usize, x: &mut Vec<f32>, tmp: &mut Vec<f32>, tape: &mut Vec<Vec<f32>>,
-       slot: &mut usize, conv: &mut ConvScratch, threads: usize) -> usize {
-    for layer in layers {
+fn run(layers: &[Layer], batch: usize, mut width: usize, x: &mut Vec<f32>, tape: &mut Vec<Vec<f32>>,
+       slot: &mut usize, conv: &mut ConvScratch, threads: usize, kept: bool) -> usize {
+    for (i, layer) in layers.iter().enumerate() {
         let mine = *slot;
-        take_slot(tape, slot, &x[..batch * width]);
         match layer {
             Layer::Linear { weight, bias, inputs, outputs } => {
-                tmp.resize(batch * outputs, 0.0);
-                gemm(batch, *outputs, *inputs, Mat::rows(&x[..batch * inputs], *inputs), Mat::rows(weight, *outputs),
-                     tmp, Start::Bias(bias), threads);
-                std::mem::swap(x, tmp);
+                move_slot(tape, slot, x);
+                x.resize(batch * outputs, 0.0);
+                gemm(batch, *outputs, *inputs, Mat::rows(&tape[mine][..batch * inputs], *inputs),
+                     Mat::rows(weight, *outputs), x, Start::Bias(bias), threads);
                 width = *outputs;
             }
-            Layer::Act(act) => activate(*act, &mut x[..batch * width]),
+            Layer::Act(act) => {
+                let output_kept = match layers.get(i + 1) {
+                    Some(Layer::Act(next)) => !from_output(*next),
+                    Some(_) => true,
+                    None => kept,
+                };
+                if from_output(*act) && output_kept {
+                    empty_slot(tape, slot);
+                } else {
+                    take_slot(tape, slot, &x[..batch * width]);
+                }
+                activate(*act, &mut x[..batch * width]);
+            }
             Layer::LayerNorm { gamma, beta, eps } => {
+                take_slot(tape, slot, &x[..batch * width]);
                 for row in x[..batch * width].chunks_mut(width) {
                     let (mean, inv) = moments(row, *eps);
                     for (k, v) in row.iter_mut().enumerate() {
@@ -168,19 +232,20 @@ fn run(layers: &[Layer], batch: usize, mut width: usize, x: &mut Vec<f32>, tmp: 
                 }
             }
             Layer::Residual(body) => {
-                let w = run(body, batch, width, x, tmp, tape, slot, conv, threads);
+                take_slot(tape, slot, &x[..batch * width]);
+                let w = run(body, batch, width, x, tape, slot, conv, threads, false);
                 debug_assert_eq!(w, width);
                 for (v, s) in x[..batch * width].iter_mut().zip(&tape[mine]) {
                     *v += s;
                 }
             }
             Layer::Conv2d(c) => {
-                tmp.resize(batch * c.outputs(), 0.0);
+                move_slot(tape, slot, x);
+                x.resize(batch * c.outputs(), 0.0);
                 for b in 0..batch {
-                    conv_forward(c, &x[b * width..(b + 1) * width], &mut tmp[b * c.outputs()..(b + 1) * c.outputs()],
-                                 conv);
+                    conv_forward(c, &tape[mine][b * width..(b + 1) * width],
+                                 &mut x[b * c.outputs()..(b + 1) * c.outputs()], conv);
                 }
-                std::mem::swap(x, tmp);
                 width = c.outputs();
             }
         }
@@ -201,7 +266,7 @@ fn moments(row: &[f32], eps: f32) -> (f32, f32) {
 /// false for the first layer (nothing reads it).
 #[allow(clippy::too_many_arguments)]
 fn back(layers: &[Layer], grads: &mut [Layer], batch: usize, dy: &mut Vec<f32>, tmp: &mut Vec<f32>, tape: &[Vec<f32>],
-        first: usize, conv: &mut ConvScratch, need_dx: bool, threads: usize) {
+        first: usize, conv: &mut ConvScratch, need_dx: bool, threads: usize, parts: Parts<'_>) {
     let mut starts = Vec::with_capacity(layers.len());
     let mut s = first;
     for layer in layers {
@@ -209,7 +274,11 @@ fn back(layers: &[Layer], grads: &mut [Layer], batch: usize, dy: &mut Vec<f32>, 
         s += slots(layer);
     }
     for (i, (layer, grad)) in layers.iter().zip(grads.iter_mut()).enumerate().rev() {
-        let x = &tape[starts[i]];
+        let saved = &tape[starts[i]];
+        let x: &[f32] = match parts.input {
+            Some(input) if i == 0 && saved.is_empty() => input,
+            _ => saved,
+        };
         let dx_needed = need_dx || i > 0;
         match (layer, grad) {
             (Layer::Linear { weight, inputs, outputs, .. }, Layer::Linear { weight: gw, bias: gb, .. }) => {
@@ -225,7 +294,17 @@ fn back(layers: &[Layer], grads: &mut [Layer], batch: usize, dy: &mut Vec<f32>, 
                 }
             }
             (Layer::Act(act), _) => {
-                if dx_needed {
+                if !dx_needed {
+                    continue;
+                }
+                if x.is_empty() {
+                    // Its output: the next layer's input, or the part's output.
+                    let y: &[f32] = match starts.get(i + 1) {
+                        Some(&next) => &tape[next],
+                        None => parts.output.expect("a last activation without a saved input has a kept output"),
+                    };
+                    act_backward_from_output(*act, y, dy);
+                } else {
                     act_backward(*act, x, dy);
                 }
             }
@@ -251,7 +330,7 @@ fn back(layers: &[Layer], grads: &mut [Layer], batch: usize, dy: &mut Vec<f32>, 
             }
             (Layer::Residual(body), Layer::Residual(gbody)) => {
                 let skip = dy.clone();
-                back(body, gbody, batch, dy, tmp, tape, starts[i] + 1, conv, true, threads);
+                back(body, gbody, batch, dy, tmp, tape, starts[i] + 1, conv, true, threads, Parts { input: None, output: None });
                 for (d, s) in dy.iter_mut().zip(&skip) {
                     *d += s;
                 }
@@ -330,6 +409,21 @@ fn bag_backward(bag: &Bag<'_>, dy: &[f32], gw: &mut [f32]) {
 
 fn act_backward(act: Activation, x: &[f32], dy: &mut [f32]) {
     wide!(act_backward_plain(act, x, dy))
+}
+
+fn act_backward_from_output(act: Activation, y: &[f32], dy: &mut [f32]) {
+    wide!(act_backward_from_output_plain(act, y, dy))
+}
+
+/// The gradient through ReLU or tanh from its output `y` (ReLU's is zero where `y <= 0`,
+/// exactly where the input was; tanh's is `1 - y²`).
+#[inline(always)]
+fn act_backward_from_output_plain(act: Activation, y: &[f32], dy: &mut [f32]) {
+    match act {
+        Activation::Relu => dy.iter_mut().zip(y).for_each(|(d, &v)| if v <= 0.0 { *d = 0.0 }),
+        Activation::Tanh => dy.iter_mut().zip(y).for_each(|(d, &t)| *d *= 1.0 - t * t),
+        Activation::GeluTanh => unreachable!("GELU's gradient needs its input"),
+    }
 }
 
 #[inline(always)]

@@ -111,11 +111,6 @@ class AlphaZero:
             raise ValueError(f"AlphaZero needs discrete actions; {env_cls.name} has continuous ones")
         if env_cls.players > 2:
             raise ValueError(f"AlphaZero here supports one or two players; {env_cls.name} has {env_cls.players}")
-        self.learner = choose_learner(cfg.learner)
-        if self.learner == "torch":
-            import torch
-            torch.manual_seed(cfg.seed)
-            torch.set_num_threads(max(1, cfg.torch_threads))
         probe = env_cls(**self.params)
         self.players = env_cls.players
         self.num_actions = int(probe.action_space.n)
@@ -124,6 +119,18 @@ class AlphaZero:
         _, _, self.obs_size, self.nnz, _ = probe.batch.sizes
         self.policy_desc = describe_policy(kind, env_cls.obs_shape(probe.batch), self.num_actions, False,
                                            cfg.embedding_size, cfg.common_layers, cfg.conv_channels)
+        self.learner = choose_learner(cfg.learner)
+        self.learner_reason = ""
+        """why `learner` "auto" chose this learner (empty when the config named one)"""
+        if cfg.learner == "auto" and self.learner == "rust":
+            from .learner_choice import decide
+            decision = decide(self.policy_desc, cfg.batch_size, max(1, cfg.num_threads), max(1, cfg.torch_threads),
+                              self.sparse, self.nnz)
+            self.learner, self.learner_reason = decision.learner, decision.reason
+        if self.learner == "torch":
+            import torch
+            torch.manual_seed(cfg.seed)
+            torch.set_num_threads(max(1, cfg.torch_threads))
         self.policy = build_network(self.policy_desc, cfg.seed, use_torch=self.learner == "torch")
         self.best = copy.deepcopy(self.policy)
         self.rust = None

@@ -127,8 +127,9 @@ class PPORecipe:
 
     def header(self, cls, cfg, learner, run: RunDir) -> str:
         how = " by self-play" if learner.players == 2 else ""
+        why = f" (auto: {learner.learner_reason})" if learner.learner_reason else ""
         return (f"training {cls.name} with PPO{how}: {cfg.num_envs} envs x {cfg.num_steps} steps per iteration, "
-                f"updates in {learner.learner}; run dir {run.path}")
+                f"updates in {learner.learner}{why}; run dir {run.path}")
 
     def row(self, s, learner) -> dict:
         row = {k: v for k, v in s.__dict__.items() if k not in ("evals", "arena")}
@@ -200,7 +201,8 @@ class AlphaZeroRecipe:
 
     def header(self, cls, cfg, learner, run: RunDir) -> str:
         return (f"training {cls.name} with AlphaZero: {cfg.num_games} self-play games x {cfg.num_simulations} "
-                f"simulations per move per iteration, updates in {learner.learner}; run dir {run.path}")
+                f"simulations per move per iteration, updates in {learner.learner}"
+                + (f" (auto: {learner.learner_reason})" if learner.learner_reason else "") + f"; run dir {run.path}")
 
     def row(self, s, learner) -> dict:
         return dict(s.__dict__)

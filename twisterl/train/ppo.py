@@ -30,7 +30,7 @@ from .. import _core
 from .evaluation import EvalSpec, evaluate_policy
 from .intrinsic import intrinsic_advantages, make_bonus, next_observation_rows
 from .networks import build_network, export_layers, log_std_of, runtime_policy
-from .netspec import describe_policy
+from .netspec import describe_policy, spec
 from .ppo_config import Config
 from .rollout import collect_rollout, join_rollouts  # noqa: F401 (join_rollouts: part of this module's face)
 from .rust_learner import RustLearner, choose_learner
@@ -94,11 +94,6 @@ class PPO:
         if config.diff_metric != "train" and config.diff_metric not in self.evals:
             raise ValueError(f"diff_metric {config.diff_metric!r} is neither \"train\" nor one of the evals "
                              f"({', '.join(self.evals) or 'none configured'})")
-        # Where updates run decides the network's form: a torch module, or numpy arrays (no torch).
-        self.learner = choose_learner(config.learner, config.device)
-        if self.learner == "torch":
-            import torch
-            torch.manual_seed(config.seed)
         self.vec = env_cls.vector(config.num_envs, seed=config.seed, num_threads=config.num_threads,
                                   difficulty=config.difficulty, max_episode_steps=config.max_episode_steps,
                                   **(params or {}))
@@ -113,13 +108,27 @@ class PPO:
                                            config.network, config.norm_obs)
         if config.anneal_lr and not config.max_env_steps:
             raise ValueError("anneal_lr needs max_env_steps: the rate decays to 0 over that many env steps")
+        # Where updates run decides the network's form: a torch module, or numpy arrays (no torch).
+        self.learner = choose_learner(config.learner, config.device)
+        self.learner_reason = ""
+        """why `learner` "auto" chose this learner (empty when the config named one)"""
+        if config.learner == "auto" and self.learner == "rust":
+            from .learner_choice import decide
+            rows = max(1, config.num_envs * config.num_steps // config.num_minibatches)
+            params = sum(int(np.prod(t.shape)) for t in spec(self.policy_desc).tensors() if not t.buffer)
+            decision = decide(self.policy_desc, rows, max(1, config.num_threads), learner_threads(params, config),
+                              self.sparse, int(self.vec.batch.sizes[3]), config.device)
+            self.learner, self.learner_reason = decision.learner, decision.reason
+        if self.learner == "torch":
+            import torch
+            torch.manual_seed(config.seed)
         self.policy = build_network(self.policy_desc, config.seed, use_torch=self.learner == "torch")
         self.rust = None
         if self.learner == "torch":
             import torch
             self.device = resolve_device(config.device)
             self.policy = self.policy.to(self.device)
-            torch.set_num_threads(learner_threads(self.policy, config))
+            torch.set_num_threads(learner_threads(sum(p.numel() for p in self.policy.parameters()), config))
             self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=config.learning_rate, eps=1e-5)
         else:
             self.device = None
@@ -508,11 +517,10 @@ def explained_variance(values: np.ndarray, returns: np.ndarray) -> float:
     return float("nan") if var == 0 else 1.0 - float(np.var(returns - values)) / var
 
 
-def learner_threads(policy, config: Config) -> int:
-    """The torch thread count for this network (see `Config.torch_threads`)."""
+def learner_threads(params: int, config: Config) -> int:
+    """The torch thread count for a network of `params` parameters (see `Config.torch_threads`)."""
     if config.torch_threads > 0:
         return config.torch_threads
-    params = sum(p.numel() for p in policy.parameters())
     return max(1, config.num_threads) if params >= 100_000 else 1
 
 

@@ -164,8 +164,11 @@ def _best_ms(step) -> float:
 
 
 def _version() -> str:
-    from .. import __version__
-    return __version__
+    from importlib import metadata
+    try:
+        return metadata.version("twisterl")
+    except metadata.PackageNotFoundError:
+        return "source"
 
 
 def _cpu() -> str:

@@ -114,7 +114,7 @@ ALLOWED = {
     "gym": {"envs"},
     "pettingzoo": {"envs"},
     "search": {"envs", "_core", "train"},
-    "train": {"dsl", "envs", "search", "_core"},
+    "train": {"dsl", "build", "envs", "search", "_core"},
     "agents": {"search", "train"},
     "wasm": {"dsl", "codegen", "build", "envs", "train"},
     "hub": {"dsl", "build", "envs", "search", "train", "wasm", "agents"},

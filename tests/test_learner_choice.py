@@ -79,3 +79,9 @@ def test_the_run_header_says_why_auto_chose(tmp_path, build_cache, capsys):
     assert main(["train", str(ROOT / "examples" / "puzzle.twl"), "--config", str(config), "--iterations", "1",
                  "--learner", "rust", "--out", str(tmp_path / "run2")]) == 0
     assert "(auto: " not in capsys.readouterr().out
+
+
+def test_huge_minibatches_are_timed_at_a_bounded_size(own_cache):
+    pytest.importorskip("torch")
+    d = decide(DESC, 10_000_000, 1, 1, sparse=True, nnz=9)
+    assert f"{learner_choice.MAX_ROWS}-row minibatch" in d.reason

@@ -29,6 +29,8 @@ import numpy as np
 CACHE_FILE = "learner-choice.json"
 REPEATS = 3
 MARGIN = 0.10
+MAX_ROWS = 8192
+"""minibatches above this are timed at this size (the cost per row is flat by then)"""
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ def decide(desc: dict, rows: int, rust_threads: int, torch_threads: int, sparse:
            device: str = "cpu") -> Decision:
     """The learner for `learner: auto` with this network description (`netspec`), minibatch
     rows and thread counts; `sparse` observations have up to `nnz` ones."""
+    rows = max(1, min(rows, MAX_ROWS))
     from .networks import torch_available
     if not torch_available():
         return Decision("rust", "torch is not installed")

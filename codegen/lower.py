@@ -89,6 +89,8 @@ class Context:
     trait: TraitBodies = field(default_factory=TraitBodies)
     kon_zero: list[tuple[str, str]] = field(default_factory=list)
     n_decls: int = 0
+    advisory: bool = False
+    """some action's mask is advisory (`advise`): legality cannot be read from the mask"""
 
 
 # Type names the generated crate uses or imports: an env may not take one as its own.
@@ -276,6 +278,7 @@ class _Lowering:
     def actions(self, ctx: Context) -> None:
         env = self.env
         ctx.n_decls = len(env.actions)
+        ctx.advisory = any(a.advisory for a in env.actions)
         w = self.writer()
         kw = self.writer("k")
         counts = []

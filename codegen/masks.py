@@ -6,8 +6,8 @@ A family's guard is evaluated for every action id, so a naive mask costs
 - **Hoisting.** The guard `a and b and c` is split into its conjuncts. Each is tested at
   the outermost index loop that binds everything it reads, in the guard's own order (a
   conjunct is never tested before one to its left), so `board[r][c] == player and ...`
-  is tested once per square, and a square that fails fills its whole row of ids with
-  `false`. A conjunct is hoisted only over inner loops that run at least once, so it is
+  is tested once per square, and a square that fails skips its whole row of ids (the
+  family's ids are all set false once, before the loops). A conjunct is hoisted only over inner loops that run at least once, so it is
   evaluated exactly when the per-id guard would have evaluated it first.
 - **Memoising.** A function call or view in the guard whose arguments read no index is
   the same for every id of this mask (guards cannot change the state), so it is computed
@@ -78,16 +78,17 @@ def family_mask(w: MaskWriter, a: ir.Action, slots: list[str]) -> str:
         innermost = " && ".join(f"({w.expr(c)})" for c in placed[len(params)]) or "true"
         code = f"out[n] = {innermost}; n += 1;"
         for j in reversed(range(len(params))):
-            checks = "".join(f"if below{j} > 0 && !({w.expr(c)}) {{ out[n..n + below{j}].fill(false); "
-                             f"n += below{j}; continue; }} " for c in placed[j + 1] if j < len(params) - 1)
+            checks = "".join(f"if below{j} > 0 && !({w.expr(c)}) {{ n += below{j}; continue; }} "
+                             for c in placed[j + 1] if j < len(params) - 1)
             code = f"for {local(names[j])} in {slots[j]}.0..{slots[j]}.1 {{ {checks}{code} }}"
         outer = [w.expr(c) for c in placed[0]]
     sizes = [f"let below{j}: usize = {' * '.join(counts[j + 1:])};" for j in range(len(params) - 1)
              if placed[j + 1]]
     total = " * ".join(counts)
     memos = [f"let mut {name}: Option<{t}> = None;" for name, t in w.memos]
+    # The family's ids start false, once: an id whose hoisted test fails is skipped.
+    fill = f"let total: usize = {total}; out[n..n + total].fill(false);"
     if outer:
         test = " && ".join(f"({c})" for c in outer)
-        code = (f"{{ let total: usize = {total}; if total > 0 && !({test}) {{ out[n..n + total].fill(false); "
-                f"n += total; }} else {{ {code} }} }}")
-    return "{ " + " ".join(memos + sizes) + f" {code} }}"
+        code = f"if total > 0 && !({test}) {{ n += total; }} else {{ {code} }}"
+    return "{ " + " ".join(memos + sizes + [fill]) + f" {code} }}"

@@ -17,6 +17,7 @@ pub mod env;
 pub mod fault;
 pub mod host;
 pub mod learn;
+pub mod mask;
 pub mod mcts;
 pub mod ops;
 pub mod param;

@@ -9,6 +9,8 @@ A family's guard is evaluated for every action id, so a naive mask costs
   is tested once per square, and a square that fails skips its whole row of ids (the
   family's ids are all set false once, before the loops). A conjunct is hoisted only over inner loops that run at least once, so it is
   evaluated exactly when the per-id guard would have evaluated it first.
+- **Opening calls.** A conjunct that calls a one-line function of the indices is split
+  into the function's own tests (`inline.py`), which hoist like the guard's.
 - **Memoising.** A function call or view in the guard whose arguments read no index is
   the same for every id of this mask (guards cannot change the state), so it is computed
   the first time it is needed and reused.
@@ -19,14 +21,8 @@ from __future__ import annotations
 from twisterl.dsl import ir
 from twisterl.dsl.effects import walk
 
+from .inline import Splitter
 from .rust import RustWriter, local, rust_type
-
-
-def conjuncts(e: ir.Expr) -> list[ir.Expr]:
-    """`a and b and c` as [a, b, c], in evaluation order."""
-    if isinstance(e, ir.Binary) and e.op == "and":
-        return conjuncts(e.left) + conjuncts(e.right)
-    return [e]
 
 
 def _reads(e: ir.Expr, names: set[str]) -> set[str]:
@@ -66,15 +62,15 @@ def family_mask(w: MaskWriter, a: ir.Action, slots: list[str]) -> str:
     params = a.index_params
     names = [p.name for p in params]
     counts = [f"(({s}.1 - {s}.0).max(0) as usize)" for s in slots]
-    parts = conjuncts(a.guard)
-    # Each conjunct's level: the deepest index it reads; placed no shallower than those before it.
-    placed: list[list[ir.Expr]] = [[] for _ in range(len(params) + 1)]  # level -1 is placed[0]
-    level = -1
-    for c in parts:
-        read = _reads(c, set(names))
-        level = max([level] + [names.index(n) for n in read])
-        placed[level + 1].append(c)
     with w.facts({p.name: w.ranges.range_fact(p.lo, p.hi) for p in params}):
+        parts = Splitter(w.env, w.ranges).conjuncts(a.guard, set(names))
+        # Each conjunct's level: the deepest index it reads; placed no shallower than those before it.
+        placed: list[list[ir.Expr]] = [[] for _ in range(len(params) + 1)]  # level -1 is placed[0]
+        level = -1
+        for c in parts:
+            read = _reads(c, set(names))
+            level = max([level] + [names.index(n) for n in read])
+            placed[level + 1].append(c)
         innermost = " && ".join(f"({w.expr(c)})" for c in placed[len(params)]) or "true"
         code = f"out[n] = {innermost}; n += 1;"
         for j in reversed(range(len(params))):

@@ -8,7 +8,8 @@ cannot fail for any params the env accepts. Everything else keeps its check, wit
 Facts come only from places whose ranges the runtime already enforces:
 - params, checked against their declared `lo..hi` when the env is made;
 - consts, from their definitions;
-- scalar state ints and `player`, checked on every write and on `set_state`;
+- state ints and `player`, scalars and array elements, checked on every write and on
+  `set_state`; the elements of literal const tables;
 - loop variables over `lo..hi`, action indices (decoded within their family's range),
   and immutable locals, whose facts the writer records while it walks a body.
 
@@ -114,6 +115,22 @@ class Ranges:
         self._const_cache[name] = out
         return out
 
+    def _Index(self, e: ir.Index) -> Optional[Interval]:
+        """An element of a state array: within the element type's declared
+        range (checked on every write), or among a literal const table's values."""
+        root = e.base
+        while isinstance(root, ir.Index):
+            root = root.base
+        if not isinstance(root, ir.Ref):
+            return None
+        if root.kind == "const" and root.name in self.consts:
+            values = _literal_ints(self.consts[root.name].value)
+            if values:
+                return Interval(min(values), max(values))
+        if root.kind == "state":
+            return self._declared(e.type)
+        return None
+
     def _Unary(self, e: ir.Unary) -> Optional[Interval]:
         if e.op != "neg":
             return None
@@ -204,6 +221,37 @@ class Ranges:
         a, b = self.interval(e.left), self.interval(e.right)
         return a is not None and b is not None and a.lo >= 0 and b.lo > 0
 
+    def total(self, e: ir.Expr) -> bool:
+        """Whether evaluating `e` cannot fault and only reads: such an expression may be
+        evaluated earlier, once for many uses, or not at all, without changing what the
+        env does."""
+        if isinstance(e, ir.Lit):
+            return True
+        if isinstance(e, ir.Ref):
+            return e.kind != "view"
+        if isinstance(e, ir.Unary):
+            if not self.total(e.operand):
+                return False
+            return e.op == "not" or isinstance(e.type, ir.FloatType) or self.arithmetic_safe(e)
+        if isinstance(e, ir.Binary):
+            if not (self.total(e.left) and self.total(e.right)):
+                return False
+            if e.op in ("and", "or") or isinstance(e.type, ir.FloatType):
+                return True
+            if e.op in ("add", "sub", "mul"):
+                return self.arithmetic_safe(e)
+            return e.op in ("div", "mod") and self.plain_division(e)
+        if isinstance(e, ir.Compare):
+            return all(self.total(x) for x in e.operands)
+        if isinstance(e, ir.Cond):
+            return self.total(e.cond) and self.total(e.then) and self.total(e.else_)
+        if isinstance(e, ir.Index):
+            return (self.total(e.base) and self.total(e.index) and isinstance(e.base.type, ir.ArrayType)
+                    and self.index_safe(e.index, e.base.type.size))
+        if isinstance(e, ir.BuiltinCall) and e.name in ("min", "max", "sign"):
+            return all(self.total(x) for x in e.args)
+        return False
+
     def within(self, e: ir.Expr, t) -> bool:
         """Whether `e`'s values lie in the bounded int type `t` for every accepted params."""
         v = self.interval(e)
@@ -225,6 +273,21 @@ def _fixed(e: ir.Expr) -> bool:
     if isinstance(e, ir.Unary):
         return _fixed(e.operand)
     return False
+
+
+def _literal_ints(e) -> list[int]:
+    """The ints of a literal array (nested ones too), or [] when it is not all literal ints."""
+    if isinstance(e, ir.ArrayLit):
+        out = []
+        for x in e.items:
+            inner = _literal_ints(x) if isinstance(x, ir.ArrayLit) else (
+                [x.value] if isinstance(x, ir.Lit) and isinstance(x.value, int) and not isinstance(x.value, bool)
+                else [])
+            if not inner:
+                return []
+            out += inner
+        return out
+    return []
 
 
 def _fit(i: Interval) -> Optional[Interval]:

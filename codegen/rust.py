@@ -15,6 +15,7 @@ from typing import Iterator, Optional
 from twisterl.dsl import ir
 from twisterl.dsl.effects import walk
 
+from .inline import Splitter, reads
 from .ranges import Fact, Ranges
 
 RUST_KEYWORDS = frozenset("""
@@ -513,6 +514,9 @@ class RustWriter:
 
     def _Aggregate(self, e: ir.Aggregate) -> str:
         kind = e.kind
+        hoisted = self.hoisted_tests(e)
+        if hoisted is not None:
+            return hoisted
         elem = self.value(e.element)
         is_float = isinstance(e.type, ir.FloatType)
         acc = self.fresh("acc")
@@ -550,6 +554,86 @@ class RustWriter:
                     f"let mut {acc} = None; {label}: {{ {find} }} "
                     f"{acc}.ok_or(Fault::new(FaultKind::Empty, {at(e.span)}, 0, 0, 0))? }}")
         raise AssertionError(kind)  # the checker admits no other aggregate
+
+    def _free_clause(self, c: ir.Clause, names: set[str]) -> bool:
+        """Whether clause `c`'s range reads no loop variable, cannot fault and is proven
+        short enough to need no length check: whether it is empty is known before the loops."""
+        it = c.iter
+        if not isinstance(it, ir.RangeIter) or reads(it.lo, names) or reads(it.hi, names):
+            return False
+        if not (self.ranges.total(it.lo) and self.ranges.total(it.hi)):
+            return False
+        a, b = self.ranges.interval(it.lo), self.ranges.interval(it.hi)
+        return a is not None and b is not None and b.hi - a.lo <= MAX_LOOP
+
+    def hoisted_tests(self, e: ir.Aggregate) -> Optional[str]:
+        """`any`, `all` or `count` over ranges with each test of its filter and element at
+        the outermost loop that binds what it reads (`inline.py` splits them), or None
+        when no test can move.
+
+        A test is moved out of inner loops only when they run at least once (checked
+        before the loops), and no test before one to its left, so each is evaluated exactly
+        when the loop over every member would first have evaluated it, with the same value
+        (a test only reads). A failing test skips its loop's member (`any`, `count`, a
+        filter) or ends `all` with false."""
+        if e.kind not in ("any", "all", "count") or not e.clauses:
+            return None
+        clauses = e.clauses
+        if not all(isinstance(c.iter, ir.RangeIter) and len(c.names) == 1 for c in clauses):
+            return None
+        names = [c.names[0] for c in clauses]
+        nameset = set(names)
+        split = Splitter(self.env, self.ranges)
+        parts = [(c, True) for c in (split.conjuncts(e.where, nameset) if e.where is not None else [])]
+        parts += [(c, False) for c in split.conjuncts(e.element, nameset)]
+        k = len(clauses)
+        lowest = k - 1  # tests may move out of the loops below `lowest` only
+        while lowest >= 0 and self._free_clause(clauses[lowest], nameset):
+            lowest -= 1
+        placed: list[list[tuple[ir.Expr, bool]]] = [[] for _ in range(k + 1)]  # placed[level + 1]
+        level = lowest
+        for part in parts:
+            level = max([level] + [names.index(n) for n in reads(part[0], nameset)])
+            placed[level + 1].append(part)
+        if not any(placed[j] for j in range(k)):
+            return None
+        acc, label = self.fresh("acc"), f"'{self.fresh('agg')}"
+        start = {"any": "false", "all": "true", "count": "0i64"}[e.kind]
+        lines = []
+        ran = {}  # level -> whether every loop below it runs at least once
+        for j in range(-1, k - 1):
+            if placed[j + 1]:
+                ran[j] = self.fresh("ran")
+                ends = [(self.expr(c.iter.lo), self.expr(c.iter.hi)) for c in clauses[j + 1:]]
+                lines.append(f"let {ran[j]} = {' && '.join(f'({lo} < {hi})' for lo, hi in ends)};")
+
+        def moved(j: int) -> str:
+            out = []
+            for test, is_filter in placed[j + 1]:
+                if e.kind == "all" and not is_filter:
+                    fail = f"{acc} = false; break {label};"
+                else:
+                    fail = f"break {label};" if j < 0 else "continue;"
+                out.append(f"if {ran[j]} && !({self.expr(test)}) {{ {fail} }}")
+            return " ".join(out)
+
+        inner = placed[k]
+        filters = [self.expr(t) for t, f in inner if f]
+        elems = [self.expr(t) for t, f in inner if not f]
+        if e.kind == "all":
+            body = "" if not elems else (
+                f"if {''.join(f'({x}) && ' for x in filters)}!({' && '.join(f'({x})' for x in elems)}) "
+                f"{{ {acc} = false; break {label}; }}")
+        else:
+            test = " && ".join(f"({x})" for x in filters + elems) or "true"
+            body = f"if {test} {{ {acc} = true; break {label}; }}" if e.kind == "any" else \
+                f"if {test} {{ {acc} += 1; }}"
+        for j in reversed(range(k)):
+            c = clauses[j]
+            head = f"for {local(c.names[0])} in {self.span(c.iter.lo, c.iter.hi, c.span)} {{ ops::poll({at(c.span)})?; "
+            body = head + (moved(j) if j < k - 1 else "") + " " + body + " }"
+        return (f"{{ let mut {acc} = {start}; {label}: {{ {' '.join(lines)} {moved(-1) if placed[0] else ''} "
+                f"{body} }} {acc} }}")
 
     # ------------------------------------------------------------ statements
 

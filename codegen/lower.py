@@ -367,12 +367,17 @@ class _Lowering:
             ctx.trait.bounds = []
             ctx.trait.num_values = "0"
 
-    def range_slot(self, a: ir.Action, j: int) -> str:
-        """Where index `j` of family `a` keeps its `(lo, hi)` in the env's `ranges`."""
+    def range_slot(self, a: ir.Action, j: int) -> tuple[str, str]:
+        """The `lo` and `hi` of index `j` of family `a`: literals when the range is, so
+        that loops over it unroll and decoding divides by constants; else where the env
+        keeps them in its `ranges`."""
+        p = a.index_params[j]
+        if _literal_range(p):
+            return _typed_int(p.lo.value), _typed_int(p.hi.value)
         first = 0
         for other in self.env.actions:
             if other is a:
-                return f"self.ranges[{first + j}]"
+                return f"self.ranges[{first + j}].0", f"self.ranges[{first + j}].1"
             first += len(other.index_params)
         raise AssertionError(a.name)
 
@@ -382,7 +387,13 @@ class _Lowering:
             return ""
         parts = ["let mut rest = local as i64;"]
         for j in reversed(range(len(a.index_params))):
-            lo, hi = f"{self.range_slot(a, j)}.0", f"{self.range_slot(a, j)}.1"
+            p = a.index_params[j]
+            if _literal_range(p):
+                size = f"{p.hi.value - p.lo.value}i64"
+                start = "" if p.lo.value == 0 else f"{_typed_int(p.lo.value)} + "
+                parts.append(f"let i{j} = {start}rest % {size}; rest /= {size};")
+                continue
+            lo, hi = self.range_slot(a, j)
             parts.append(f"let i{j} = {lo} + rest % ({hi} - {lo}); rest /= {hi} - {lo};")
         parts.append("let _ = rest;")
         return " ".join(parts)
@@ -390,8 +401,8 @@ class _Lowering:
     def index_loops(self, a: ir.Action, body: str) -> str:
         code = body
         for j in reversed(range(len(a.index_params))):
-            slot = self.range_slot(a, j)
-            code = f"for i{j} in {slot}.0..{slot}.1 {{ {code} }}"
+            lo, hi = self.range_slot(a, j)
+            code = f"for i{j} in {lo}..{hi} {{ {code} }}"
         return code
 
     # ------------------------------------------------------------ episode
@@ -551,6 +562,16 @@ def emit_cells(w: RustWriter, value: ir.Expr, body) -> list[str]:
 
 
 # ---------------------------------------------------------------- helpers
+
+
+def _literal_range(p: ir.IndexParam) -> bool:
+    """An index range of literal, non-empty bounds (an empty one would be a division by a
+    constant zero in decoding, which rustc refuses even where it cannot run)."""
+    return isinstance(p.lo, ir.Lit) and isinstance(p.hi, ir.Lit) and p.hi.value > p.lo.value
+
+
+def _typed_int(v: int) -> str:
+    return f"{v}i64" if v >= 0 else f"({v}i64)"
 
 
 def _scalar(t):

@@ -58,10 +58,10 @@ class MaskWriter(RustWriter):
 
 def family_mask(w: MaskWriter, a: ir.Action, slots: list[str]) -> str:
     """Rust that writes family `a`'s mask into `out[n..]` and advances `n` (ids row-major,
-    the last index fastest). `slots[j]` is where index `j` keeps its `(lo, hi)`."""
+    the last index fastest). `slots[j]` is the `(lo, hi)` of index `j`, as Rust."""
     params = a.index_params
     names = [p.name for p in params]
-    counts = [f"(({s}.1 - {s}.0).max(0) as usize)" for s in slots]
+    counts = [f"(({hi} - {lo}).max(0) as usize)" for lo, hi in slots]
     with w.facts({p.name: w.ranges.range_fact(p.lo, p.hi) for p in params}):
         parts = Splitter(w.env, w.ranges).conjuncts(a.guard, set(names))
         # Each conjunct's level: the deepest index it reads; placed no shallower than those before it.
@@ -71,13 +71,16 @@ def family_mask(w: MaskWriter, a: ir.Action, slots: list[str]) -> str:
             read = _reads(c, set(names))
             level = max([level] + [names.index(n) for n in read])
             placed[level + 1].append(c)
-        innermost = " && ".join(f"({w.expr(c)})" for c in placed[len(params)]) or "true"
+        # Written in evaluation order: each test knows the bounds those before it state.
+        code_of = dict(zip(map(id, (c for level in placed for c in level)),
+                           w.in_order([c for level in placed for c in level])))
+        innermost = " && ".join(f"({code_of[id(c)]})" for c in placed[len(params)]) or "true"
         code = f"out[n] = {innermost}; n += 1;"
         for j in reversed(range(len(params))):
-            checks = "".join(f"if below{j} > 0 && !({w.expr(c)}) {{ n += below{j}; continue; }} "
+            checks = "".join(f"if below{j} > 0 && !({code_of[id(c)]}) {{ n += below{j}; continue; }} "
                              for c in placed[j + 1] if j < len(params) - 1)
-            code = f"for {local(names[j])} in {slots[j]}.0..{slots[j]}.1 {{ {checks}{code} }}"
-        outer = [w.expr(c) for c in placed[0]]
+            code = f"for {local(names[j])} in {slots[j][0]}..{slots[j][1]} {{ {checks}{code} }}"
+        outer = [code_of[id(c)] for c in placed[0]]
     sizes = [f"let below{j}: usize = {' * '.join(counts[j + 1:])};" for j in range(len(params) - 1)
              if placed[j + 1]]
     total = " * ".join(counts)

@@ -20,8 +20,9 @@ range even though `cols` is only known at run time.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Optional
+from typing import Iterator, Optional
 
 from twisterl.dsl import ir
 from twisterl.dsl.types import same_expr
@@ -58,6 +59,10 @@ class Ranges:
         self.consts = {c.name: c for c in env.consts}
         self.state = {s.name: s for s in env.state}
         self.scoped: dict[str, Fact] = {}
+        # What tests already passed on the path being written say (see `assume`):
+        # expressions known >= 0, and pairs (x, n) with x < n.
+        self.nonneg: list[ir.Expr] = []
+        self.below: list[tuple[ir.Expr, ir.Expr]] = []
         self._const_cache: dict[str, Optional[Interval]] = {}
         self._resolving: set[str] = set()
 
@@ -200,15 +205,44 @@ class Ranges:
     def index_safe(self, index: ir.Expr, length: ir.Expr) -> bool:
         """Whether `0 <= index < length` for every accepted params and reachable state."""
         i = self.interval(index)
-        if i is None or i.lo < 0:
+        nonneg = (i is not None and i.lo >= 0) or any(same_expr(x, index) for x in self.nonneg)
+        if not nonneg:
             return False
         n = self.interval(length)
-        if n is not None and i.hi < n.lo:
+        if i is not None and n is not None and i.hi < n.lo:
+            return True
+        if any(same_expr(x, index) and same_expr(b, length) for x, b in self.below):
             return True
         if isinstance(index, ir.Ref) and index.kind in ("loop", "action_param", "local"):
             fact = self.scoped.get(index.name)
             return fact is not None and fact.below is not None and same_expr(fact.below, length)
         return False
+
+    @contextmanager
+    def assume(self, test: ir.Expr) -> Iterator[None]:
+        """While the code that runs only after `test` held is written: the bounds it
+        states (`0 <= x < n`, `x >= 0`, `x < n`, conjunctions of them). Callers assume
+        only tests whose operands cannot change before that code runs."""
+        saved = (len(self.nonneg), len(self.below))
+        for part in _and_parts(test):
+            if not isinstance(part, ir.Compare):
+                continue
+            for a, op, b in zip(part.operands, part.ops, part.operands[1:]):
+                if op in ("gt", "ge"):
+                    a, b, op = b, a, {"gt": "lt", "ge": "le"}[op]
+                lo = self.interval(a)
+                if op in ("le", "lt") and lo is not None and lo.lo >= (0 if op == "le" else -1):
+                    self.nonneg.append(b)
+                if op == "lt":
+                    self.below.append((a, b))
+                elif op == "le" and isinstance(b, ir.Binary) and b.op == "sub" and \
+                        isinstance(b.right, ir.Lit) and b.right.value == 1:
+                    self.below.append((a, b.left))  # x <= n - 1
+        try:
+            yield
+        finally:
+            del self.nonneg[saved[0]:]
+            del self.below[saved[1]:]
 
     def arithmetic_safe(self, e: ir.Expr) -> bool:
         """Whether an int `add`, `sub`, `mul` or `neg` cannot overflow."""
@@ -273,6 +307,12 @@ def _fixed(e: ir.Expr) -> bool:
     if isinstance(e, ir.Unary):
         return _fixed(e.operand)
     return False
+
+
+def _and_parts(e: ir.Expr) -> list[ir.Expr]:
+    if isinstance(e, ir.Binary) and e.op == "and":
+        return _and_parts(e.left) + _and_parts(e.right)
+    return [e]
 
 
 def _literal_ints(e) -> list[int]:

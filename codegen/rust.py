@@ -9,7 +9,7 @@ returns a `Fault` carrying the `.twl` line and column, propagated with `?`.
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Iterator, Optional
 
 from twisterl.dsl import ir
@@ -286,9 +286,10 @@ class RustWriter:
         return f"ops::neg({inner}, {at(e.span)})?"
 
     def _Binary(self, e: ir.Binary) -> str:
-        a, b = self.expr(e.left), self.expr(e.right)
         if e.op == "and":
+            a, b = self.in_order([e.left, e.right])  # `b` runs only where `a` held
             return f"({a} && {b})"
+        a, b = self.expr(e.left), self.expr(e.right)
         if e.op == "or":
             return f"({a} || {b})"
         if isinstance(e.type, ir.FloatType):
@@ -323,7 +324,13 @@ class RustWriter:
         return code + closing
 
     def _Cond(self, e: ir.Cond) -> str:
-        return f"(if {self.expr(e.cond)} {{ {self.value(e.then)} }} else {{ {self.value(e.else_)} }})"
+        cond = self.expr(e.cond)
+        if self.reads_only(e):
+            with self.ranges.assume(e.cond):
+                then = self.value(e.then)
+        else:
+            then = self.value(e.then)
+        return f"(if {cond} {{ {then} }} else {{ {self.value(e.else_)} }})"
 
     def _Call(self, e: ir.Call) -> str:
         if e.fn in self.static_fns:
@@ -555,6 +562,43 @@ class RustWriter:
                     f"{acc}.ok_or(Fault::new(FaultKind::Empty, {at(e.span)}, 0, 0, 0))? }}")
         raise AssertionError(kind)  # the checker admits no other aggregate
 
+    def reads_only(self, e: ir.Expr) -> bool:
+        """Whether evaluating `e` changes nothing: no call of a function that writes the
+        state, draws or rewards, no random draw."""
+        for n in walk(e):
+            if isinstance(n, ir.Call):
+                f = next((g for g in self.env.functions if g.name == n.fn), None)
+                if f is None or not f.pure:
+                    return False
+            if isinstance(n, ir.BuiltinCall) and n.name in RANDOM_BUILTINS:
+                return False
+        return True
+
+    def stable(self, e: ir.Expr) -> bool:
+        """Whether `e` reads only names no statement can change: params, consts, loop
+        variables, action indices and locals never assigned."""
+        for n in walk(e):
+            if isinstance(n, ir.Ref):
+                if n.kind in ("state", "view") or (n.kind == "builtin" and n.name not in ("players", "pi")):
+                    return False
+                if n.kind in ("local", "fn_param") and n.name in self.mutable:
+                    return False
+            if isinstance(n, (ir.Call, ir.Aggregate, ir.BuiltinCall)):
+                return False
+        return True
+
+    def in_order(self, tests: list[ir.Expr]) -> list[str]:
+        """The code of `tests`, each run only after those before it held: each is written
+        knowing the bounds they state (when none of them changes anything)."""
+        if not all(self.reads_only(t) for t in tests):
+            return [self.expr(t) for t in tests]
+        out = []
+        with ExitStack() as stack:
+            for t in tests:
+                out.append(self.expr(t))
+                stack.enter_context(self.ranges.assume(t))
+        return out
+
     def _free_clause(self, c: ir.Clause, names: set[str]) -> bool:
         """Whether clause `c`'s range reads no loop variable, cannot fault and is proven
         short enough to need no length check: whether it is empty is known before the loops."""
@@ -607,6 +651,9 @@ class RustWriter:
                 ends = [(self.expr(c.iter.lo), self.expr(c.iter.hi)) for c in clauses[j + 1:]]
                 lines.append(f"let {ran[j]} = {' && '.join(f'({lo} < {hi})' for lo, hi in ends)};")
 
+        # Written in evaluation order: each test knows the bounds those before it state.
+        codes = dict(zip((id(t) for t, _ in parts), self.in_order([t for t, _ in parts])))
+
         def moved(j: int) -> str:
             out = []
             for test, is_filter in placed[j + 1]:
@@ -614,12 +661,12 @@ class RustWriter:
                     fail = f"{acc} = false; break {label};"
                 else:
                     fail = f"break {label};" if j < 0 else "continue;"
-                out.append(f"if {ran[j]} && !({self.expr(test)}) {{ {fail} }}")
+                out.append(f"if {ran[j]} && !({codes[id(test)]}) {{ {fail} }}")
             return " ".join(out)
 
         inner = placed[k]
-        filters = [self.expr(t) for t, f in inner if f]
-        elems = [self.expr(t) for t, f in inner if not f]
+        filters = [codes[id(t)] for t, f in inner if f]
+        elems = [codes[id(t)] for t, f in inner if not f]
         if e.kind == "all":
             body = "" if not elems else (
                 f"if {''.join(f'({x}) && ' for x in filters)}!({' && '.join(f'({x})' for x in elems)}) "
@@ -762,7 +809,13 @@ class RustWriter:
         return lines
 
     def _s_If(self, s: ir.If) -> list[str]:
-        lines = [f"if {self.expr(s.cond)} {{"] + self.block(s.then) + ["}"]
+        cond = self.expr(s.cond)
+        if self.reads_only(s.cond) and self.stable(s.cond):
+            with self.ranges.assume(s.cond):  # nothing the test reads can change in the block
+                then = self.block(s.then)
+        else:
+            then = self.block(s.then)
+        lines = [f"if {cond} {{"] + then + ["}"]
         if s.else_:
             if len(s.else_) == 1 and isinstance(s.else_[0], ir.If):
                 nested = self._s_If(s.else_[0])

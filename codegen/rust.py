@@ -157,6 +157,7 @@ class RustWriter:
         self.returns: Optional[ir.Type] = None  # the return type of the fn being written
         self._enum_names: Optional[dict] = None
         self.ranges = Ranges(env)  # what checks can be proven unnecessary (see ranges.py)
+        self.cached_views: set[str] = set()  # views this code reads once per state (see lower.py)
 
     @contextmanager
     def facts(self, new: dict[str, Fact]) -> Iterator[None]:
@@ -238,6 +239,8 @@ class RustWriter:
                     "steps": "self.s.steps", "num_actions": "(self.num_actions() as i64)",
                     "pi": "std::f64::consts::PI", "players": str(self.env.players)}[e.name]
         if e.kind == "view":
+            if e.name in self.cached_views:
+                return f"self.cached_v_{e.name}()?"
             return f"self.v_{e.name}()?"
         base = self.root(e.kind, e.name)
         return base

@@ -89,12 +89,16 @@ class Context:
     trait: TraitBodies = field(default_factory=TraitBodies)
     kon_zero: list[tuple[str, str]] = field(default_factory=list)
     n_decls: int = 0
+    advisory: bool = False
+    view_cache: list[tuple[str, str, str]] = field(default_factory=list)
+    """(field, Rust type, comment) of each scalar view kept once computed"""
+    """some action's mask is advisory (`advise`): legality cannot be read from the mask"""
 
 
 # Type names the generated crate uses or imports: an env may not take one as its own.
 _TAKEN_TYPES = frozenset("""Kon State Env Fault FaultKind R Rng Param Batch Slot Observation At Self Option Result
     Vec String Box Clone Copy Default Debug Drop Eq PartialEq Ord PartialOrd Fn FnMut FnOnce Iterator Send Sync
-    Sized Some None Ok Err ToString From Into Purpose RolloutStats StepOut Step Tree""".split())
+    Sized Some None Ok Err ToString From Into Purpose RolloutStats StepOut Step Tree Cached Views""".split())
 
 
 def type_name(name: str) -> str:
@@ -123,9 +127,17 @@ class _Lowering:
                             if isinstance(v.type, ir.ArrayType) and isinstance(v.value, ir.ArrayComp)
                             and len(v.value.clauses) == 1}
         self.view_names = {v.name for v in env.views}
+        # Scalar views, computed once per state (`twisterl_core::memo`) where read on a
+        # settled state; code that changes the state computes them afresh.
+        self.cached_views = {v.name for v in env.views if isinstance(v.type, _CACHEABLE)}
 
-    def writer(self, kon: str = "self.k") -> RustWriter:
-        return RustWriter(self.env, kon, self.static_fns, self.array_views, self.view_names, {})
+    def writer(self, kon: str = "self.k", cached: bool = False) -> RustWriter:
+        """A writer; with `cached`, for code that runs on a settled state (guards, masks,
+        rewards, endings, observations), which reads scalar views from the env's cache."""
+        w = RustWriter(self.env, kon, self.static_fns, self.array_views, self.view_names, {})
+        if cached:
+            w.cached_views = self.cached_views
+        return w
 
     def run(self) -> Context:
         env = self.env
@@ -272,10 +284,16 @@ class _Lowering:
             ctx.methods.append(Method(f"view `{v.name}` (line {v.span.line})",
                                       f"fn v_{v.name}(&self) -> R<{rust_type(v.type)}>",
                                       [f"Ok({w.value(v.value)})"], v.span.line))
+            if v.name in self.cached_views:
+                ctx.view_cache.append((ident(v.name), rust_type(v.type), f"view `{v.name}` (line {v.span.line})"))
+                ctx.methods.append(Method(
+                    f"view `{v.name}`, computed once per state", f"fn cached_v_{v.name}(&self) -> R<{rust_type(v.type)}>",
+                    [f"self.views.{ident(v.name)}.get(|| self.v_{v.name}())"], v.span.line))
 
     def actions(self, ctx: Context) -> None:
         env = self.env
         ctx.n_decls = len(env.actions)
+        ctx.advisory = any(a.advisory for a in env.actions)
         w = self.writer()
         kw = self.writer("k")
         counts = []
@@ -286,7 +304,7 @@ class _Lowering:
             allp = ", ".join(x for x in (params, vparams) if x)
             indices = {p.name: w.ranges.range_fact(p.lo, p.hi) for p in a.index_params}
             if a.guard is not None:
-                gw = self.writer()
+                gw = self.writer(cached=True)
                 gw.ranges.scoped.update(indices)
                 ctx.methods.append(Method(f"guard of `{a.name}` (line {a.guard.span.line})",
                                           f"fn g_{a.name}(&self{', ' if params else ''}{params}) -> R<bool>",
@@ -313,6 +331,7 @@ class _Lowering:
             if a.guard is not None and a.index_params:
                 mw = MaskWriter(self.env, "self.k", self.static_fns, self.array_views, self.view_names, {},
                                 indices={p.name for p in a.index_params})
+                mw.cached_views = self.cached_views
                 slots = [self.range_slot(a, j) for j in range(len(a.index_params))]
                 decode_legal.append(family_mask(mw, a, slots))
             else:
@@ -364,12 +383,17 @@ class _Lowering:
             ctx.trait.bounds = []
             ctx.trait.num_values = "0"
 
-    def range_slot(self, a: ir.Action, j: int) -> str:
-        """Where index `j` of family `a` keeps its `(lo, hi)` in the env's `ranges`."""
+    def range_slot(self, a: ir.Action, j: int) -> tuple[str, str]:
+        """The `lo` and `hi` of index `j` of family `a`: literals when the range is, so
+        that loops over it unroll and decoding divides by constants; else where the env
+        keeps them in its `ranges`."""
+        p = a.index_params[j]
+        if _literal_range(p):
+            return _typed_int(p.lo.value), _typed_int(p.hi.value)
         first = 0
         for other in self.env.actions:
             if other is a:
-                return f"self.ranges[{first + j}]"
+                return f"self.ranges[{first + j}].0", f"self.ranges[{first + j}].1"
             first += len(other.index_params)
         raise AssertionError(a.name)
 
@@ -379,7 +403,13 @@ class _Lowering:
             return ""
         parts = ["let mut rest = local as i64;"]
         for j in reversed(range(len(a.index_params))):
-            lo, hi = f"{self.range_slot(a, j)}.0", f"{self.range_slot(a, j)}.1"
+            p = a.index_params[j]
+            if _literal_range(p):
+                size = f"{p.hi.value - p.lo.value}i64"
+                start = "" if p.lo.value == 0 else f"{_typed_int(p.lo.value)} + "
+                parts.append(f"let i{j} = {start}rest % {size}; rest /= {size};")
+                continue
+            lo, hi = self.range_slot(a, j)
             parts.append(f"let i{j} = {lo} + rest % ({hi} - {lo}); rest /= {hi} - {lo};")
         parts.append("let _ = rest;")
         return " ".join(parts)
@@ -387,22 +417,22 @@ class _Lowering:
     def index_loops(self, a: ir.Action, body: str) -> str:
         code = body
         for j in reversed(range(len(a.index_params))):
-            slot = self.range_slot(a, j)
-            code = f"for i{j} in {slot}.0..{slot}.1 {{ {code} }}"
+            lo, hi = self.range_slot(a, j)
+            code = f"for i{j} in {lo}..{hi} {{ {code} }}"
         return code
 
     # ------------------------------------------------------------ episode
 
     def episode(self, ctx: Context) -> None:
         env = self.env
-        w = self.writer()
+        w = self.writer(cached=True)
         for kind in ("done", "truncate", "success"):
             e = getattr(env, kind)
             setattr(ctx.trait, kind, f"Ok({w.expr(e)})" if e is not None else "Ok(false)")
         reset = self.writer()
         reset.mutable = _assigned_locals(env.reset)
         ctx.trait.reset = self.initial_state() + reset.block(env.reset)
-        rw = self.writer()
+        rw = self.writer(cached=True)
         if env.reward is None:
             ctx.trait.reward = ["let _ = rewards;"]
         elif env.reward.player_var is None:
@@ -417,7 +447,7 @@ class _Lowering:
 
     def observation(self, ctx: Context) -> None:
         obs = self.env.observation
-        w = self.writer()
+        w = self.writer(cached=True)
         dense = ["let mut o = 0usize;"]
         sparse = ["let mut o = 0usize;", "let mut n = 0usize;"]
         nnz = []
@@ -490,7 +520,7 @@ class _Lowering:
 
     def render(self, ctx: Context) -> None:
         from .render import render_lines
-        ctx.trait.render = render_lines(self, self.writer())
+        ctx.trait.render = render_lines(self, self.writer(cached=True))
 
     def state_vector(self, ctx: Context) -> None:
         from .statevec import state_vector_code
@@ -548,6 +578,19 @@ def emit_cells(w: RustWriter, value: ir.Expr, body) -> list[str]:
 
 
 # ---------------------------------------------------------------- helpers
+
+
+_CACHEABLE = (ir.BoolType, ir.IntType, ir.FloatType, ir.EnumType)
+
+
+def _literal_range(p: ir.IndexParam) -> bool:
+    """An index range of literal, non-empty bounds (an empty one would be a division by a
+    constant zero in decoding, which rustc refuses even where it cannot run)."""
+    return isinstance(p.lo, ir.Lit) and isinstance(p.hi, ir.Lit) and p.hi.value > p.lo.value
+
+
+def _typed_int(v: int) -> str:
+    return f"{v}i64" if v >= 0 else f"({v}i64)"
 
 
 def _scalar(t):

@@ -6,9 +6,11 @@ A family's guard is evaluated for every action id, so a naive mask costs
 - **Hoisting.** The guard `a and b and c` is split into its conjuncts. Each is tested at
   the outermost index loop that binds everything it reads, in the guard's own order (a
   conjunct is never tested before one to its left), so `board[r][c] == player and ...`
-  is tested once per square, and a square that fails fills its whole row of ids with
-  `false`. A conjunct is hoisted only over inner loops that run at least once, so it is
+  is tested once per square, and a square that fails skips its whole row of ids (the
+  family's ids are all set false once, before the loops). A conjunct is hoisted only over inner loops that run at least once, so it is
   evaluated exactly when the per-id guard would have evaluated it first.
+- **Opening calls.** A conjunct that calls a one-line function of the indices is split
+  into the function's own tests (`inline.py`), which hoist like the guard's.
 - **Memoising.** A function call or view in the guard whose arguments read no index is
   the same for every id of this mask (guards cannot change the state), so it is computed
   the first time it is needed and reused.
@@ -19,14 +21,8 @@ from __future__ import annotations
 from twisterl.dsl import ir
 from twisterl.dsl.effects import walk
 
+from .inline import Splitter
 from .rust import RustWriter, local, rust_type
-
-
-def conjuncts(e: ir.Expr) -> list[ir.Expr]:
-    """`a and b and c` as [a, b, c], in evaluation order."""
-    if isinstance(e, ir.Binary) and e.op == "and":
-        return conjuncts(e.left) + conjuncts(e.right)
-    return [e]
 
 
 def _reads(e: ir.Expr, names: set[str]) -> set[str]:
@@ -62,32 +58,36 @@ class MaskWriter(RustWriter):
 
 def family_mask(w: MaskWriter, a: ir.Action, slots: list[str]) -> str:
     """Rust that writes family `a`'s mask into `out[n..]` and advances `n` (ids row-major,
-    the last index fastest). `slots[j]` is where index `j` keeps its `(lo, hi)`."""
+    the last index fastest). `slots[j]` is the `(lo, hi)` of index `j`, as Rust."""
     params = a.index_params
     names = [p.name for p in params]
-    counts = [f"(({s}.1 - {s}.0).max(0) as usize)" for s in slots]
-    parts = conjuncts(a.guard)
-    # Each conjunct's level: the deepest index it reads; placed no shallower than those before it.
-    placed: list[list[ir.Expr]] = [[] for _ in range(len(params) + 1)]  # level -1 is placed[0]
-    level = -1
-    for c in parts:
-        read = _reads(c, set(names))
-        level = max([level] + [names.index(n) for n in read])
-        placed[level + 1].append(c)
+    counts = [f"(({hi} - {lo}).max(0) as usize)" for lo, hi in slots]
     with w.facts({p.name: w.ranges.range_fact(p.lo, p.hi) for p in params}):
-        innermost = " && ".join(f"({w.expr(c)})" for c in placed[len(params)]) or "true"
+        parts = Splitter(w.env, w.ranges).conjuncts(a.guard, set(names))
+        # Each conjunct's level: the deepest index it reads; placed no shallower than those before it.
+        placed: list[list[ir.Expr]] = [[] for _ in range(len(params) + 1)]  # level -1 is placed[0]
+        level = -1
+        for c in parts:
+            read = _reads(c, set(names))
+            level = max([level] + [names.index(n) for n in read])
+            placed[level + 1].append(c)
+        # Written in evaluation order: each test knows the bounds those before it state.
+        code_of = dict(zip(map(id, (c for level in placed for c in level)),
+                           w.in_order([c for level in placed for c in level])))
+        innermost = " && ".join(f"({code_of[id(c)]})" for c in placed[len(params)]) or "true"
         code = f"out[n] = {innermost}; n += 1;"
         for j in reversed(range(len(params))):
-            checks = "".join(f"if below{j} > 0 && !({w.expr(c)}) {{ out[n..n + below{j}].fill(false); "
-                             f"n += below{j}; continue; }} " for c in placed[j + 1] if j < len(params) - 1)
-            code = f"for {local(names[j])} in {slots[j]}.0..{slots[j]}.1 {{ {checks}{code} }}"
-        outer = [w.expr(c) for c in placed[0]]
+            checks = "".join(f"if below{j} > 0 && !({code_of[id(c)]}) {{ n += below{j}; continue; }} "
+                             for c in placed[j + 1] if j < len(params) - 1)
+            code = f"for {local(names[j])} in {slots[j][0]}..{slots[j][1]} {{ {checks}{code} }}"
+        outer = [code_of[id(c)] for c in placed[0]]
     sizes = [f"let below{j}: usize = {' * '.join(counts[j + 1:])};" for j in range(len(params) - 1)
              if placed[j + 1]]
     total = " * ".join(counts)
     memos = [f"let mut {name}: Option<{t}> = None;" for name, t in w.memos]
+    # The family's ids start false, once: an id whose hoisted test fails is skipped.
+    fill = f"let total: usize = {total}; out[n..n + total].fill(false);"
     if outer:
         test = " && ".join(f"({c})" for c in outer)
-        code = (f"{{ let total: usize = {total}; if total > 0 && !({test}) {{ out[n..n + total].fill(false); "
-                f"n += total; }} else {{ {code} }} }}")
-    return "{ " + " ".join(memos + sizes) + f" {code} }}"
+        code = f"if total > 0 && !({test}) {{ n += total; }} else {{ {code} }}"
+    return "{ " + " ".join(memos + sizes + [fill]) + f" {code} }}"

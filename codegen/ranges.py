@@ -8,7 +8,8 @@ cannot fail for any params the env accepts. Everything else keeps its check, wit
 Facts come only from places whose ranges the runtime already enforces:
 - params, checked against their declared `lo..hi` when the env is made;
 - consts, from their definitions;
-- scalar state ints and `player`, checked on every write and on `set_state`;
+- state ints and `player`, scalars and array elements, checked on every write and on
+  `set_state`; the elements of literal const tables;
 - loop variables over `lo..hi`, action indices (decoded within their family's range),
   and immutable locals, whose facts the writer records while it walks a body.
 
@@ -19,8 +20,9 @@ range even though `cols` is only known at run time.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Optional
+from typing import Iterator, Optional
 
 from twisterl.dsl import ir
 from twisterl.dsl.types import same_expr
@@ -57,6 +59,10 @@ class Ranges:
         self.consts = {c.name: c for c in env.consts}
         self.state = {s.name: s for s in env.state}
         self.scoped: dict[str, Fact] = {}
+        # What tests already passed on the path being written say (see `assume`):
+        # expressions known >= 0, and pairs (x, n) with x < n.
+        self.nonneg: list[ir.Expr] = []
+        self.below: list[tuple[ir.Expr, ir.Expr]] = []
         self._const_cache: dict[str, Optional[Interval]] = {}
         self._resolving: set[str] = set()
 
@@ -113,6 +119,22 @@ class Ranges:
             self._resolving.discard(name)
         self._const_cache[name] = out
         return out
+
+    def _Index(self, e: ir.Index) -> Optional[Interval]:
+        """An element of a state array: within the element type's declared
+        range (checked on every write), or among a literal const table's values."""
+        root = e.base
+        while isinstance(root, ir.Index):
+            root = root.base
+        if not isinstance(root, ir.Ref):
+            return None
+        if root.kind == "const" and root.name in self.consts:
+            values = _literal_ints(self.consts[root.name].value)
+            if values:
+                return Interval(min(values), max(values))
+        if root.kind == "state":
+            return self._declared(e.type)
+        return None
 
     def _Unary(self, e: ir.Unary) -> Optional[Interval]:
         if e.op != "neg":
@@ -183,15 +205,44 @@ class Ranges:
     def index_safe(self, index: ir.Expr, length: ir.Expr) -> bool:
         """Whether `0 <= index < length` for every accepted params and reachable state."""
         i = self.interval(index)
-        if i is None or i.lo < 0:
+        nonneg = (i is not None and i.lo >= 0) or any(same_expr(x, index) for x in self.nonneg)
+        if not nonneg:
             return False
         n = self.interval(length)
-        if n is not None and i.hi < n.lo:
+        if i is not None and n is not None and i.hi < n.lo:
+            return True
+        if any(same_expr(x, index) and same_expr(b, length) for x, b in self.below):
             return True
         if isinstance(index, ir.Ref) and index.kind in ("loop", "action_param", "local"):
             fact = self.scoped.get(index.name)
             return fact is not None and fact.below is not None and same_expr(fact.below, length)
         return False
+
+    @contextmanager
+    def assume(self, test: ir.Expr) -> Iterator[None]:
+        """While the code that runs only after `test` held is written: the bounds it
+        states (`0 <= x < n`, `x >= 0`, `x < n`, conjunctions of them). Callers assume
+        only tests whose operands cannot change before that code runs."""
+        saved = (len(self.nonneg), len(self.below))
+        for part in _and_parts(test):
+            if not isinstance(part, ir.Compare):
+                continue
+            for a, op, b in zip(part.operands, part.ops, part.operands[1:]):
+                if op in ("gt", "ge"):
+                    a, b, op = b, a, {"gt": "lt", "ge": "le"}[op]
+                lo = self.interval(a)
+                if op in ("le", "lt") and lo is not None and lo.lo >= (0 if op == "le" else -1):
+                    self.nonneg.append(b)
+                if op == "lt":
+                    self.below.append((a, b))
+                elif op == "le" and isinstance(b, ir.Binary) and b.op == "sub" and \
+                        isinstance(b.right, ir.Lit) and b.right.value == 1:
+                    self.below.append((a, b.left))  # x <= n - 1
+        try:
+            yield
+        finally:
+            del self.nonneg[saved[0]:]
+            del self.below[saved[1]:]
 
     def arithmetic_safe(self, e: ir.Expr) -> bool:
         """Whether an int `add`, `sub`, `mul` or `neg` cannot overflow."""
@@ -203,6 +254,37 @@ class Ranges:
         Rust's `/` and `%` are the language's floored division and modulo."""
         a, b = self.interval(e.left), self.interval(e.right)
         return a is not None and b is not None and a.lo >= 0 and b.lo > 0
+
+    def total(self, e: ir.Expr) -> bool:
+        """Whether evaluating `e` cannot fault and only reads: such an expression may be
+        evaluated earlier, once for many uses, or not at all, without changing what the
+        env does."""
+        if isinstance(e, ir.Lit):
+            return True
+        if isinstance(e, ir.Ref):
+            return e.kind != "view"
+        if isinstance(e, ir.Unary):
+            if not self.total(e.operand):
+                return False
+            return e.op == "not" or isinstance(e.type, ir.FloatType) or self.arithmetic_safe(e)
+        if isinstance(e, ir.Binary):
+            if not (self.total(e.left) and self.total(e.right)):
+                return False
+            if e.op in ("and", "or") or isinstance(e.type, ir.FloatType):
+                return True
+            if e.op in ("add", "sub", "mul"):
+                return self.arithmetic_safe(e)
+            return e.op in ("div", "mod") and self.plain_division(e)
+        if isinstance(e, ir.Compare):
+            return all(self.total(x) for x in e.operands)
+        if isinstance(e, ir.Cond):
+            return self.total(e.cond) and self.total(e.then) and self.total(e.else_)
+        if isinstance(e, ir.Index):
+            return (self.total(e.base) and self.total(e.index) and isinstance(e.base.type, ir.ArrayType)
+                    and self.index_safe(e.index, e.base.type.size))
+        if isinstance(e, ir.BuiltinCall) and e.name in ("min", "max", "sign"):
+            return all(self.total(x) for x in e.args)
+        return False
 
     def within(self, e: ir.Expr, t) -> bool:
         """Whether `e`'s values lie in the bounded int type `t` for every accepted params."""
@@ -225,6 +307,27 @@ def _fixed(e: ir.Expr) -> bool:
     if isinstance(e, ir.Unary):
         return _fixed(e.operand)
     return False
+
+
+def _and_parts(e: ir.Expr) -> list[ir.Expr]:
+    if isinstance(e, ir.Binary) and e.op == "and":
+        return _and_parts(e.left) + _and_parts(e.right)
+    return [e]
+
+
+def _literal_ints(e) -> list[int]:
+    """The ints of a literal array (nested ones too), or [] when it is not all literal ints."""
+    if isinstance(e, ir.ArrayLit):
+        out = []
+        for x in e.items:
+            inner = _literal_ints(x) if isinstance(x, ir.ArrayLit) else (
+                [x.value] if isinstance(x, ir.Lit) and isinstance(x.value, int) and not isinstance(x.value, bool)
+                else [])
+            if not inner:
+                return []
+            out += inner
+        return out
+    return []
 
 
 def _fit(i: Interval) -> Optional[Interval]:

@@ -9,12 +9,13 @@ returns a `Fault` carrying the `.twl` line and column, propagated with `?`.
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Iterator, Optional
 
 from twisterl.dsl import ir
 from twisterl.dsl.effects import walk
 
+from .inline import Splitter, reads
 from .ranges import Fact, Ranges
 
 RUST_KEYWORDS = frozenset("""
@@ -156,6 +157,7 @@ class RustWriter:
         self.returns: Optional[ir.Type] = None  # the return type of the fn being written
         self._enum_names: Optional[dict] = None
         self.ranges = Ranges(env)  # what checks can be proven unnecessary (see ranges.py)
+        self.cached_views: set[str] = set()  # views this code reads once per state (see lower.py)
 
     @contextmanager
     def facts(self, new: dict[str, Fact]) -> Iterator[None]:
@@ -237,6 +239,8 @@ class RustWriter:
                     "steps": "self.s.steps", "num_actions": "(self.num_actions() as i64)",
                     "pi": "std::f64::consts::PI", "players": str(self.env.players)}[e.name]
         if e.kind == "view":
+            if e.name in self.cached_views:
+                return f"self.cached_v_{e.name}()?"
             return f"self.v_{e.name}()?"
         base = self.root(e.kind, e.name)
         return base
@@ -285,9 +289,10 @@ class RustWriter:
         return f"ops::neg({inner}, {at(e.span)})?"
 
     def _Binary(self, e: ir.Binary) -> str:
-        a, b = self.expr(e.left), self.expr(e.right)
         if e.op == "and":
+            a, b = self.in_order([e.left, e.right])  # `b` runs only where `a` held
             return f"({a} && {b})"
+        a, b = self.expr(e.left), self.expr(e.right)
         if e.op == "or":
             return f"({a} || {b})"
         if isinstance(e.type, ir.FloatType):
@@ -322,7 +327,13 @@ class RustWriter:
         return code + closing
 
     def _Cond(self, e: ir.Cond) -> str:
-        return f"(if {self.expr(e.cond)} {{ {self.value(e.then)} }} else {{ {self.value(e.else_)} }})"
+        cond = self.expr(e.cond)
+        if self.reads_only(e):
+            with self.ranges.assume(e.cond):
+                then = self.value(e.then)
+        else:
+            then = self.value(e.then)
+        return f"(if {cond} {{ {then} }} else {{ {self.value(e.else_)} }})"
 
     def _Call(self, e: ir.Call) -> str:
         if e.fn in self.static_fns:
@@ -513,6 +524,9 @@ class RustWriter:
 
     def _Aggregate(self, e: ir.Aggregate) -> str:
         kind = e.kind
+        hoisted = self.hoisted_tests(e)
+        if hoisted is not None:
+            return hoisted
         elem = self.value(e.element)
         is_float = isinstance(e.type, ir.FloatType)
         acc = self.fresh("acc")
@@ -550,6 +564,126 @@ class RustWriter:
                     f"let mut {acc} = None; {label}: {{ {find} }} "
                     f"{acc}.ok_or(Fault::new(FaultKind::Empty, {at(e.span)}, 0, 0, 0))? }}")
         raise AssertionError(kind)  # the checker admits no other aggregate
+
+    def reads_only(self, e: ir.Expr) -> bool:
+        """Whether evaluating `e` changes nothing: no call of a function that writes the
+        state, draws or rewards, no random draw."""
+        for n in walk(e):
+            if isinstance(n, ir.Call):
+                f = next((g for g in self.env.functions if g.name == n.fn), None)
+                if f is None or not f.pure:
+                    return False
+            if isinstance(n, ir.BuiltinCall) and n.name in RANDOM_BUILTINS:
+                return False
+        return True
+
+    def stable(self, e: ir.Expr) -> bool:
+        """Whether `e` reads only names no statement can change: params, consts, loop
+        variables, action indices and locals never assigned."""
+        for n in walk(e):
+            if isinstance(n, ir.Ref):
+                if n.kind in ("state", "view") or (n.kind == "builtin" and n.name not in ("players", "pi")):
+                    return False
+                if n.kind in ("local", "fn_param") and n.name in self.mutable:
+                    return False
+            if isinstance(n, (ir.Call, ir.Aggregate, ir.BuiltinCall)):
+                return False
+        return True
+
+    def in_order(self, tests: list[ir.Expr]) -> list[str]:
+        """The code of `tests`, each run only after those before it held: each is written
+        knowing the bounds they state (when none of them changes anything)."""
+        if not all(self.reads_only(t) for t in tests):
+            return [self.expr(t) for t in tests]
+        out = []
+        with ExitStack() as stack:
+            for t in tests:
+                out.append(self.expr(t))
+                stack.enter_context(self.ranges.assume(t))
+        return out
+
+    def _free_clause(self, c: ir.Clause, names: set[str]) -> bool:
+        """Whether clause `c`'s range reads no loop variable, cannot fault and is proven
+        short enough to need no length check: whether it is empty is known before the loops."""
+        it = c.iter
+        if not isinstance(it, ir.RangeIter) or reads(it.lo, names) or reads(it.hi, names):
+            return False
+        if not (self.ranges.total(it.lo) and self.ranges.total(it.hi)):
+            return False
+        a, b = self.ranges.interval(it.lo), self.ranges.interval(it.hi)
+        return a is not None and b is not None and b.hi - a.lo <= MAX_LOOP
+
+    def hoisted_tests(self, e: ir.Aggregate) -> Optional[str]:
+        """`any`, `all` or `count` over ranges with each test of its filter and element at
+        the outermost loop that binds what it reads (`inline.py` splits them), or None
+        when no test can move.
+
+        A test is moved out of inner loops only when they run at least once (checked
+        before the loops), and no test before one to its left, so each is evaluated exactly
+        when the loop over every member would first have evaluated it, with the same value
+        (a test only reads). A failing test skips its loop's member (`any`, `count`, a
+        filter) or ends `all` with false."""
+        if e.kind not in ("any", "all", "count") or not e.clauses:
+            return None
+        clauses = e.clauses
+        if not all(isinstance(c.iter, ir.RangeIter) and len(c.names) == 1 for c in clauses):
+            return None
+        names = [c.names[0] for c in clauses]
+        nameset = set(names)
+        split = Splitter(self.env, self.ranges)
+        parts = [(c, True) for c in (split.conjuncts(e.where, nameset) if e.where is not None else [])]
+        parts += [(c, False) for c in split.conjuncts(e.element, nameset)]
+        k = len(clauses)
+        lowest = k - 1  # tests may move out of the loops below `lowest` only
+        while lowest >= 0 and self._free_clause(clauses[lowest], nameset):
+            lowest -= 1
+        placed: list[list[tuple[ir.Expr, bool]]] = [[] for _ in range(k + 1)]  # placed[level + 1]
+        level = lowest
+        for part in parts:
+            level = max([level] + [names.index(n) for n in reads(part[0], nameset)])
+            placed[level + 1].append(part)
+        if not any(placed[j] for j in range(k)):
+            return None
+        acc, label = self.fresh("acc"), f"'{self.fresh('agg')}"
+        start = {"any": "false", "all": "true", "count": "0i64"}[e.kind]
+        lines = []
+        ran = {}  # level -> whether every loop below it runs at least once
+        for j in range(-1, k - 1):
+            if placed[j + 1]:
+                ran[j] = self.fresh("ran")
+                ends = [(self.expr(c.iter.lo), self.expr(c.iter.hi)) for c in clauses[j + 1:]]
+                lines.append(f"let {ran[j]} = {' && '.join(f'({lo} < {hi})' for lo, hi in ends)};")
+
+        # Written in evaluation order: each test knows the bounds those before it state.
+        codes = dict(zip((id(t) for t, _ in parts), self.in_order([t for t, _ in parts])))
+
+        def moved(j: int) -> str:
+            out = []
+            for test, is_filter in placed[j + 1]:
+                if e.kind == "all" and not is_filter:
+                    fail = f"{acc} = false; break {label};"
+                else:
+                    fail = f"break {label};" if j < 0 else "continue;"
+                out.append(f"if {ran[j]} && !({codes[id(test)]}) {{ {fail} }}")
+            return " ".join(out)
+
+        inner = placed[k]
+        filters = [codes[id(t)] for t, f in inner if f]
+        elems = [codes[id(t)] for t, f in inner if not f]
+        if e.kind == "all":
+            body = "" if not elems else (
+                f"if {''.join(f'({x}) && ' for x in filters)}!({' && '.join(f'({x})' for x in elems)}) "
+                f"{{ {acc} = false; break {label}; }}")
+        else:
+            test = " && ".join(f"({x})" for x in filters + elems) or "true"
+            body = f"if {test} {{ {acc} = true; break {label}; }}" if e.kind == "any" else \
+                f"if {test} {{ {acc} += 1; }}"
+        for j in reversed(range(k)):
+            c = clauses[j]
+            head = f"for {local(c.names[0])} in {self.span(c.iter.lo, c.iter.hi, c.span)} {{ ops::poll({at(c.span)})?; "
+            body = head + (moved(j) if j < k - 1 else "") + " " + body + " }"
+        return (f"{{ let mut {acc} = {start}; {label}: {{ {' '.join(lines)} {moved(-1) if placed[0] else ''} "
+                f"{body} }} {acc} }}")
 
     # ------------------------------------------------------------ statements
 
@@ -678,7 +812,13 @@ class RustWriter:
         return lines
 
     def _s_If(self, s: ir.If) -> list[str]:
-        lines = [f"if {self.expr(s.cond)} {{"] + self.block(s.then) + ["}"]
+        cond = self.expr(s.cond)
+        if self.reads_only(s.cond) and self.stable(s.cond):
+            with self.ranges.assume(s.cond):  # nothing the test reads can change in the block
+                then = self.block(s.then)
+        else:
+            then = self.block(s.then)
+        lines = [f"if {cond} {{"] + then + ["}"]
         if s.else_:
             if len(s.else_) == 1 and isinstance(s.else_[0], ir.If):
                 nested = self._s_If(s.else_[0])

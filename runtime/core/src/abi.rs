@@ -285,6 +285,7 @@ unsafe extern "C" fn value_bounds<E: Env>(h: Handle, lows: *mut f64, highs: *mut
 unsafe extern "C" fn set_difficulty<E: Env>(h: Handle, start: usize, end: usize, difficulty: i64) {
     for slot in batch::<E>(h).range_mut(start, end) {
         slot.env.set_difficulty(difficulty);
+        slot.forget_mask(); // guards may read `difficulty`
     }
 }
 
@@ -446,6 +447,7 @@ unsafe extern "C" fn set_state<E: Env>(h: Handle, i: usize, values: *const f64, 
         at_env(i, env.set_state(std::slice::from_raw_parts(values, n)))?;
         // Like a reset, a set state starts an episode: endings are judged after steps.
         slot.env = env;
+        slot.forget_mask();
         slot.over = false;
         Ok(())
     })
@@ -550,7 +552,7 @@ unsafe extern "C" fn step_observe<E: Env>(h: Handle, start: usize, end: usize, a
             }
             if !o.masks.is_null() && n_actions > 0 {
                 let dst = std::slice::from_raw_parts_mut(o.masks.add(k * n_actions) as *mut bool, n_actions);
-                at_env(i, slot.env.legal(dst))?;
+                at_env(i, slot.legal_into(dst))?;
             }
             if !o.player.is_null() {
                 *o.player.add(k) = slot.env.player() as i64;

@@ -28,6 +28,11 @@ pub struct Slot<E> {
     pub step_limit: i64,
     clipped: Vec<f64>,
     mask: Vec<bool>,
+    /// `mask` is the env's mask in its current state (see [`Slot::legal_into`]): the next
+    /// step reads legality from it instead of evaluating the guard again. Every change of
+    /// the env through the slot clears it; who changes `env` directly calls
+    /// [`Slot::forget_mask`].
+    fresh: bool,
 }
 
 /// Totals of a run of random steps (see [`Slot::random_steps`]).
@@ -66,7 +71,7 @@ impl RolloutStats {
 impl<E: Clone> Clone for Slot<E> {
     fn clone(&self) -> Self {
         Slot { env: self.env.clone(), over: self.over, step_limit: self.step_limit, clipped: self.clipped.clone(),
-               mask: self.mask.clone() }
+               mask: self.mask.clone(), fresh: self.fresh }
     }
 
     /// Copies into the target's own buffers: no allocation when the shapes match.
@@ -76,6 +81,7 @@ impl<E: Clone> Clone for Slot<E> {
         self.step_limit = source.step_limit;
         self.clipped.clone_from(&source.clipped);
         self.mask.clone_from(&source.mask);
+        self.fresh = source.fresh;
     }
 }
 
@@ -83,7 +89,31 @@ impl<E: Env> Slot<E> {
     pub fn new(env: E) -> Slot<E> {
         let n = if E::CONTINUOUS { env.num_actions() } else { 0 };
         let m = if E::CONTINUOUS { 0 } else { env.num_actions() };
-        Slot { env, over: true, step_limit: 0, clipped: vec![0.0; n], mask: vec![false; m] }
+        Slot { env, over: true, step_limit: 0, clipped: vec![0.0; n], mask: vec![false; m], fresh: false }
+    }
+
+    /// The env's action mask into `out` (of `num_actions`), remembered for the next step.
+    pub fn legal_into(&mut self, out: &mut [bool]) -> R<()> {
+        self.fresh = false;
+        self.env.legal(&mut self.mask)?;
+        out.copy_from_slice(&self.mask);
+        self.fresh = true;
+        Ok(())
+    }
+
+    /// Forget the remembered mask: the env was changed other than through the slot.
+    pub fn forget_mask(&mut self) {
+        self.fresh = false;
+    }
+
+    /// Whether discrete `action` (in range) is allowed: from the remembered mask when
+    /// it is the current state's, else by the guard.
+    #[inline]
+    fn allowed(&self, action: usize) -> R<bool> {
+        if self.fresh && !E::ADVISORY {
+            return Ok(self.mask[action]);
+        }
+        self.env.allowed(action)
     }
 
     /// Put a fresh `env` in this slot (a reseed), keeping the slot's step limit.
@@ -94,6 +124,7 @@ impl<E: Env> Slot<E> {
     }
 
     pub fn reset(&mut self) -> R<()> {
+        self.fresh = false;
         self.env.reset()?;
         self.env.set_steps(0);
         self.over = false;
@@ -116,7 +147,9 @@ impl<E: Env> Slot<E> {
         if E::CONTINUOUS || action < 0 || action as usize >= n {
             return Err(Fault::new(FaultKind::BadAction, NOWHERE, action, n as i64, 0));
         }
-        if !self.env.allowed(action as usize)? {
+        let allowed = self.allowed(action as usize)?;
+        self.fresh = false;
+        if !allowed {
             if !illegal_noop {
                 return Err(Fault::new(FaultKind::IllegalAction, NOWHERE, action, 0, 0));
             }
@@ -136,6 +169,7 @@ impl<E: Env> Slot<E> {
         if !E::CONTINUOUS || values.len() != self.clipped.len() {
             return Err(Fault::new(FaultKind::BadAction, NOWHERE, values.len() as i64, self.clipped.len() as i64, 0));
         }
+        self.fresh = false;
         let mut clipped = std::mem::take(&mut self.clipped);
         for (k, v) in values.iter().enumerate() {
             clipped[k] = if v.is_nan() { lows[k] } else { v.max(lows[k]).min(highs[k]) };
@@ -240,18 +274,10 @@ impl<E: Env> Slot<E> {
 
     /// A uniformly random legal action, or `None` when no action is legal.
     fn random_legal(&mut self, rng: &mut crate::rng::Rng) -> R<Option<usize>> {
-        let mut mask = std::mem::take(&mut self.mask);
-        let legal = self.env.legal(&mut mask);
-        let n = mask.iter().filter(|&&m| m).count() as u64;
-        let pick = if legal.is_ok() && n > 0 {
-            let mut k = rng.below(n);
-            mask.iter().position(|&m| m && { let hit = k == 0; k = k.wrapping_sub(1); hit })
-        } else {
-            None
-        };
-        self.mask = mask;
-        legal?;
-        Ok(pick)
+        self.fresh = false;
+        self.env.legal(&mut self.mask)?;
+        self.fresh = true; // the step that follows reads legality from it
+        Ok(crate::mask::pick(&self.mask, rng))
     }
 
     fn finish(&mut self, rewards: &mut [f64], autoreset: bool) -> R<StepOut> {

@@ -27,6 +27,9 @@ pub trait Env: Clone + Send + Sync + 'static {
     const CONTINUOUS: bool;
     /// How many `symmetry` blocks the env declares.
     const TWISTS: usize;
+    /// Whether some action has an advisory mask (`advise`): the mask then says more than
+    /// [`Env::allowed`], so a step cannot read legality from the mask.
+    const ADVISORY: bool;
 
     /// A new instance with the given param values (declaration order) and RNG stream.
     fn new(params: &[Param], seed: u64, stream: u64) -> R<Self>;

@@ -304,7 +304,7 @@ impl<E: Env> Host for Batch<E> {
             }
             if let Some(masks) = out.masks.as_deref_mut() {
                 if n_act > 0 {
-                    at(i, slot.env.legal(&mut masks[k * n_act..(k + 1) * n_act]))?;
+                    at(i, slot.legal_into(&mut masks[k * n_act..(k + 1) * n_act]))?;
                 }
             }
             if let Some(player) = out.player.as_deref_mut() {
@@ -358,6 +358,7 @@ impl<E: Env> Host for Batch<E> {
         let mut env = slot.env.clone();
         at(i, env.set_state(values))?;
         slot.env = env;
+        slot.forget_mask();
         slot.over = false;
         Ok(())
     }

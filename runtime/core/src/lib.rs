@@ -17,7 +17,9 @@ pub mod env;
 pub mod fault;
 pub mod host;
 pub mod learn;
+pub mod mask;
 pub mod mcts;
+pub mod memo;
 pub mod ops;
 pub mod param;
 pub mod plugin;
@@ -32,6 +34,7 @@ pub mod prelude {
     pub use crate::batch::{Batch, RolloutStats, Slot, StepOut};
     pub use crate::env::{Env, Observation};
     pub use crate::fault::{At, Fault, FaultKind, R};
+    pub use crate::memo::Cached;
     pub use crate::ops;
     pub use crate::param::Param;
     pub use crate::rng::Rng;

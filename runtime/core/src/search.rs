@@ -314,6 +314,9 @@ struct Worker<'a, H: Host> {
     /// What the last replay said along `path`.
     steps: Vec<Step>,
     mask: Vec<bool>,
+    /// A rollout leaf's mask, kept while the rollout steps on, and uniform priors.
+    leaf_mask: Vec<bool>,
+    uniform: Vec<f32>,
     probs: Vec<f32>,
     logits: Vec<f32>,
     values: Vec<f32>,
@@ -340,6 +343,8 @@ impl<'a, H: Host> Worker<'a, H> {
             path: Vec::new(),
             steps: Vec::new(),
             mask: vec![false; a],
+            leaf_mask: vec![false; a],
+            uniform: vec![1.0; a],
             probs: vec![0.0; a],
             logits: Vec::new(),
             values: Vec::new(),
@@ -404,21 +409,9 @@ impl<'a, H: Host> Worker<'a, H> {
         let mut total = 0.0;
         for _ in 0..limit {
             poll()?;
-            let n = self.mask.iter().filter(|&&m| m).count() as u64;
-            if n == 0 {
+            let Some(action) = crate::mask::pick(&self.mask, rng) else {
                 break;
-            }
-            let mut k = rng.below(n);
-            let mut action = 0;
-            for (a, &m) in self.mask.iter().enumerate() {
-                if m {
-                    if k == 0 {
-                        action = a;
-                        break;
-                    }
-                    k -= 1;
-                }
-            }
+            };
             let (term, trunc, _) = step_env(self.scratch, s, action as i64, &mut self.rewards, &mut self.mask)?;
             total += self.rewards[player as usize];
             if term || trunc {
@@ -467,14 +460,13 @@ impl<'a, H: Host> Worker<'a, H> {
                     mask: self.mask.clone(),
                 });
             } else {
-                let legal = self.mask.clone();
+                self.leaf_mask.copy_from_slice(&self.mask); // the rollout steps on from here
                 let mut rng = std::mem::replace(&mut game.rng, Rng::new(0, 0));
                 let v = self.rollout(s, here.player, &mut rng, a.options.rollout_limit);
                 let game = &mut games[g];
                 game.rng = rng;
                 let v = v?;
-                let uniform = vec![1.0f32; legal.len()];
-                game.tree.expand(leaf, &legal, &uniform);
+                game.tree.expand(leaf, &self.leaf_mask, &self.uniform);
                 if leaf == 0 {
                     game.tree.add_root_noise(a.options.dirichlet_alpha, a.options.dirichlet_frac, &mut game.rng);
                 }

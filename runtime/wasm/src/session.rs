@@ -115,6 +115,7 @@ impl<E: Env> Session<E> {
             return Err(format!("difficulty must be a non-negative int, not {difficulty}"));
         }
         self.slot.env.set_difficulty(difficulty);
+        self.slot.forget_mask();
         Ok(())
     }
 
@@ -251,6 +252,7 @@ impl<E: Env> Session<E> {
         env.set_state(values).map_err(|f| self.fault(f))?;
         // Like a reset, a set state starts an episode: endings are judged after steps.
         self.slot.env = env;
+        self.slot.forget_mask();
         self.slot.over = false;
         self.started = true;
         Ok(())

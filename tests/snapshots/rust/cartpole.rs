@@ -87,11 +87,21 @@ pub struct State {
     pub steps: i64,
 }
 
+/// The scalar views of the current state, each kept from its first read until the state
+/// changes (every method that can change it clears them).
+#[derive(Clone, Debug, Default)]
+pub struct Views {}
+
+impl Views {
+    fn clear(&mut self) {}
+}
+
 /// The `CartPole` environment.
 #[derive(Debug)]
 pub struct CartPole {
     k: Kon,
     s: State,
+    views: Views,
     rng: Rng,
     difficulty: i64,
     /// How many discrete actions each `action` declaration makes.
@@ -167,6 +177,7 @@ impl Clone for CartPole {
         CartPole {
             k: self.k.clone(),
             s: self.s.clone(),
+            views: self.views.clone(),
             rng: self.rng.clone(),
             difficulty: self.difficulty.clone(),
             counts: self.counts.clone(),
@@ -183,6 +194,7 @@ impl Clone for CartPole {
     fn clone_from(&mut self, source: &Self) {
         self.k.clone_from(&source.k);
         self.s.clone_from(&source.s);
+        self.views.clone_from(&source.views);
         self.rng.clone_from(&source.rng);
         self.difficulty.clone_from(&source.difficulty);
         self.counts.clone_from(&source.counts);
@@ -253,135 +265,9 @@ impl CartPole {
         Ok(())
     }
 
-    /// Run action number `action` (already known to be in range).
-    fn apply_number(&mut self, action: usize) -> R<()> {
-        let (decl, local) = self.decode(action);
-        let _ = local;
-        match decl {
-            0 => self.a_push_left(),
-            1 => self.a_push_right(),
-            _ => Ok(()),
-        }
-    }
-
-    /// Which declaration action number `action` belongs to, and its number within it.
-    fn decode(&self, action: usize) -> (usize, usize) {
-        let mut rest = action;
-        for (decl, &count) in self.counts.iter().enumerate() {
-            if rest < count {
-                return (decl, rest);
-            }
-            rest -= count;
-        }
-        (usize::MAX, 0)
-    }
-
-    /// `act(k)`: apply action `k` when it is legal; whether it was.
-    fn act_number(&mut self, action: i64) -> R<bool> {
-        if action < 0 || action as usize >= self.num_actions() || !self.allowed(action as usize)? {
-            return Ok(false);
-        }
-        self.apply_number(action as usize)?;
-        Ok(true)
-    }
-
-    /// `random_action()`: apply a uniformly drawn legal action, if there is one.
-    fn random_action(&mut self) -> R<()> {
-        let mut mask = std::mem::take(&mut self.mask);
-        let result = self.legal(&mut mask);
-        let legal = mask.iter().filter(|&&m| m).count() as u64;
-        let choice = if result.is_ok() && legal > 0 {
-            let mut pick = self.rng.below(legal);
-            mask.iter().position(|&m| {
-                if m {
-                    if pick == 0 {
-                        return true;
-                    }
-                    pick -= 1;
-                }
-                false
-            })
-        } else {
-            None
-        };
-        self.mask = mask;
-        result?;
-        if let Some(action) = choice {
-            self.apply_number(action)?;
-        }
-        Ok(())
-    }
-}
-
-impl Env for CartPole {
-    const SPEC: &'static str = "{\"action_space\":\"discrete\",\"actions\":[{\"advisory\":false,\"count\":\"1\",\"indices\":[],\"name\":\"push_left\",\"values\":[]},{\"advisory\":false,\"count\":\"1\",\"indices\":[],\"name\":\"push_right\",\"values\":[]}],\"has_success\":false,\"has_truncate\":true,\"name\":\"CartPole\",\"observation\":{\"kind\":\"dense\",\"parts\":[{\"encoding\":\"dense\",\"size\":\"4\"}],\"shape\":[\"4\"],\"size\":\"4\"},\"params\":[{\"default\":9.8,\"hi\":null,\"lo\":null,\"name\":\"gravity\",\"type\":\"float\"},{\"default\":1.0,\"hi\":null,\"lo\":null,\"name\":\"masscart\",\"type\":\"float\"},{\"default\":0.1,\"hi\":null,\"lo\":null,\"name\":\"masspole\",\"type\":\"float\"},{\"default\":0.5,\"hi\":null,\"lo\":null,\"name\":\"length\",\"type\":\"float\"},{\"default\":10.0,\"hi\":null,\"lo\":null,\"name\":\"force_mag\",\"type\":\"float\"},{\"default\":0.02,\"hi\":null,\"lo\":null,\"name\":\"tau\",\"type\":\"float\"},{\"default\":500,\"hi\":null,\"lo\":null,\"name\":\"max_steps\",\"type\":\"int\"}],\"players\":1,\"source\":\"cartpole.twl\",\"state\":[{\"name\":\"x\",\"type\":\"float\"},{\"name\":\"x_dot\",\"type\":\"float\"},{\"name\":\"theta\",\"type\":\"float\"},{\"name\":\"theta_dot\",\"type\":\"float\"}],\"symmetries\":[]}";
-    const OBSERVATION: Observation = Observation::Dense;
-    const PLAYERS: usize = 1;
-    const CONTINUOUS: bool = false;
-    const TWISTS: usize = 0;
-
-    fn new(params: &[Param], seed: u64, stream: u64) -> R<Self> {
-        let k = Kon::new(params)?;
-        let counts = [1, 1];
-        let ranges: [(i64, i64); 0] = [];
-        let s = State {
-            x: 0.0,
-            x_dot: 0.0,
-            theta: 0.0,
-            theta_dot: 0.0,
-            player: 0,
-            steps: 0,
-        };
-        let total: usize = counts.iter().sum();
-        let obs_size = 4;
-        let nnz_max = 0;
-        let obs_shape = [obs_size, 1, 1];
-        Ok(CartPole {
-            k,
-            s,
-            rng: Rng::new(seed, stream),
-            difficulty: 0,
-            counts,
-            ranges,
-            rw: [0.0; 1],
-            actor: 0,
-            mask: ops::filled(false, total as i64, at(0, 0))?,
-            obs_size,
-            obs_shape,
-            nnz_max,
-        })
-    }
-
-    fn num_actions(&self) -> usize {
-        self.counts.iter().sum()
-    }
-
-    fn obs_size(&self) -> usize {
-        self.obs_size
-    }
-
-    fn obs_shape(&self) -> [usize; 3] {
-        self.obs_shape
-    }
-
-    fn obs_nnz_max(&self) -> usize {
-        self.nnz_max
-    }
-
-    fn set_difficulty(&mut self, difficulty: i64) {
-        self.difficulty = difficulty.max(0);
-    }
-
-    fn difficulty(&self) -> i64 {
-        self.difficulty
-    }
-
-    fn reseed_rng(&mut self, seed: u64) {
-        self.rng = Rng::new(seed, 0);
-    }
-
+    /// `reset`'s work: every state variable to its initialiser, then the `reset` block.
     #[allow(unused_mut, unused_variables)]
-    fn reset(&mut self) -> R<()> {
+    fn reset_state(&mut self) -> R<()> {
         // line 19: x
         let __v1 = 0.0;
         self.s.x = __v1;
@@ -412,6 +298,162 @@ impl Env for CartPole {
         Ok(())
     }
 
+    /// `set_state`'s work: every state variable from `values`, checked.
+    #[allow(unused_assignments)]
+    fn set_state_values(&mut self, values: &[f64]) -> R<()> {
+        if values.len() != self.state_len() {
+            return Err(Fault::new(
+                FaultKind::BadState,
+                at(0, 0),
+                values.len() as i64,
+                self.state_len() as i64,
+                0,
+            ));
+        }
+        let mut n = 0usize;
+        self.s.x = values[n];
+        n += 1;
+        self.s.x_dot = values[n];
+        n += 1;
+        self.s.theta = values[n];
+        n += 1;
+        self.s.theta_dot = values[n];
+        n += 1;
+        self.s.player = ops::state_int(values[n], 0, 1, at(0, 0))?;
+        self.s.steps = ops::state_int(values[n + 1], 0, i64::MAX, at(0, 0))?;
+        Ok(())
+    }
+
+    /// Run action number `action` (already known to be in range).
+    fn apply_number(&mut self, action: usize) -> R<()> {
+        let (decl, local) = self.decode(action);
+        let _ = local;
+        match decl {
+            0 => self.a_push_left(),
+            1 => self.a_push_right(),
+            _ => Ok(()),
+        }
+    }
+
+    /// Which declaration action number `action` belongs to, and its number within it.
+    fn decode(&self, action: usize) -> (usize, usize) {
+        let mut rest = action;
+        for (decl, &count) in self.counts.iter().enumerate() {
+            if rest < count {
+                return (decl, rest);
+            }
+            rest -= count;
+        }
+        (usize::MAX, 0)
+    }
+
+    /// `act(k)`: apply action `k` when it is legal; whether it was.
+    fn act_number(&mut self, action: i64) -> R<bool> {
+        self.views.clear();
+        if action < 0 || action as usize >= self.num_actions() || !self.allowed(action as usize)? {
+            return Ok(false);
+        }
+        self.apply_number(action as usize)?;
+        Ok(true)
+    }
+
+    /// `random_action()`: apply a uniformly drawn legal action, if there is one.
+    fn random_action(&mut self) -> R<()> {
+        self.views.clear();
+        let mut mask = std::mem::take(&mut self.mask);
+        let result = self.legal(&mut mask);
+        let choice = if result.is_ok() {
+            twisterl_core::mask::pick(&mask, &mut self.rng)
+        } else {
+            None
+        };
+        self.mask = mask;
+        result?;
+        if let Some(action) = choice {
+            self.apply_number(action)?;
+        }
+        Ok(())
+    }
+}
+
+impl Env for CartPole {
+    const SPEC: &'static str = "{\"action_space\":\"discrete\",\"actions\":[{\"advisory\":false,\"count\":\"1\",\"indices\":[],\"name\":\"push_left\",\"values\":[]},{\"advisory\":false,\"count\":\"1\",\"indices\":[],\"name\":\"push_right\",\"values\":[]}],\"has_success\":false,\"has_truncate\":true,\"name\":\"CartPole\",\"observation\":{\"kind\":\"dense\",\"parts\":[{\"encoding\":\"dense\",\"size\":\"4\"}],\"shape\":[\"4\"],\"size\":\"4\"},\"params\":[{\"default\":9.8,\"hi\":null,\"lo\":null,\"name\":\"gravity\",\"type\":\"float\"},{\"default\":1.0,\"hi\":null,\"lo\":null,\"name\":\"masscart\",\"type\":\"float\"},{\"default\":0.1,\"hi\":null,\"lo\":null,\"name\":\"masspole\",\"type\":\"float\"},{\"default\":0.5,\"hi\":null,\"lo\":null,\"name\":\"length\",\"type\":\"float\"},{\"default\":10.0,\"hi\":null,\"lo\":null,\"name\":\"force_mag\",\"type\":\"float\"},{\"default\":0.02,\"hi\":null,\"lo\":null,\"name\":\"tau\",\"type\":\"float\"},{\"default\":500,\"hi\":null,\"lo\":null,\"name\":\"max_steps\",\"type\":\"int\"}],\"players\":1,\"source\":\"cartpole.twl\",\"state\":[{\"name\":\"x\",\"type\":\"float\"},{\"name\":\"x_dot\",\"type\":\"float\"},{\"name\":\"theta\",\"type\":\"float\"},{\"name\":\"theta_dot\",\"type\":\"float\"}],\"symmetries\":[]}";
+    const OBSERVATION: Observation = Observation::Dense;
+    const PLAYERS: usize = 1;
+    const CONTINUOUS: bool = false;
+    const TWISTS: usize = 0;
+    const ADVISORY: bool = false;
+
+    fn new(params: &[Param], seed: u64, stream: u64) -> R<Self> {
+        let k = Kon::new(params)?;
+        let counts = [1, 1];
+        let ranges: [(i64, i64); 0] = [];
+        let s = State {
+            x: 0.0,
+            x_dot: 0.0,
+            theta: 0.0,
+            theta_dot: 0.0,
+            player: 0,
+            steps: 0,
+        };
+        let total: usize = counts.iter().sum();
+        let obs_size = 4;
+        let nnz_max = 0;
+        let obs_shape = [obs_size, 1, 1];
+        Ok(CartPole {
+            k,
+            s,
+            views: Views::default(),
+            rng: Rng::new(seed, stream),
+            difficulty: 0,
+            counts,
+            ranges,
+            rw: [0.0; 1],
+            actor: 0,
+            mask: ops::filled(false, total as i64, at(0, 0))?,
+            obs_size,
+            obs_shape,
+            nnz_max,
+        })
+    }
+
+    fn num_actions(&self) -> usize {
+        self.counts.iter().sum()
+    }
+
+    fn obs_size(&self) -> usize {
+        self.obs_size
+    }
+
+    fn obs_shape(&self) -> [usize; 3] {
+        self.obs_shape
+    }
+
+    fn obs_nnz_max(&self) -> usize {
+        self.nnz_max
+    }
+
+    fn set_difficulty(&mut self, difficulty: i64) {
+        self.views.clear();
+        self.difficulty = difficulty.max(0);
+    }
+
+    fn difficulty(&self) -> i64 {
+        self.difficulty
+    }
+
+    fn reseed_rng(&mut self, seed: u64) {
+        self.rng = Rng::new(seed, 0);
+    }
+
+    #[allow(unused_mut, unused_variables)]
+    fn reset(&mut self) -> R<()> {
+        self.views.clear();
+        let result = self.reset_state();
+        self.views.clear(); // `random_action()` in `reset` may have read views mid-way
+        result
+    }
+
     #[allow(unused_mut)]
     fn legal(&self, out: &mut [bool]) -> R<()> {
         let mut n = 0usize;
@@ -436,7 +478,10 @@ impl Env for CartPole {
     fn apply(&mut self, action: usize, rewards: &mut [f64]) -> R<()> {
         self.rw = [0.0; 1];
         self.actor = self.s.player as usize;
-        self.apply_number(action)?;
+        self.views.clear();
+        let result = self.apply_number(action);
+        self.views.clear(); // `act()` and `random_action()` read views mid-action
+        result?;
         for (r, x) in rewards.iter_mut().zip(self.rw.iter()) {
             *r += *x;
         }
@@ -447,6 +492,7 @@ impl Env for CartPole {
     fn apply_values(&mut self, values: &[f64], rewards: &mut [f64]) -> R<()> {
         self.rw = [0.0; 1];
         self.actor = self.s.player as usize;
+        self.views.clear();
         let _ = values;
         for (r, x) in rewards.iter_mut().zip(self.rw.iter()) {
             *r += *x;
@@ -488,6 +534,7 @@ impl Env for CartPole {
     }
 
     fn set_steps(&mut self, steps: i64) {
+        self.views.clear();
         self.s.steps = steps;
     }
 
@@ -594,27 +641,10 @@ impl Env for CartPole {
 
     #[allow(unused_assignments)]
     fn set_state(&mut self, values: &[f64]) -> R<()> {
-        if values.len() != self.state_len() {
-            return Err(Fault::new(
-                FaultKind::BadState,
-                at(0, 0),
-                values.len() as i64,
-                self.state_len() as i64,
-                0,
-            ));
-        }
-        let mut n = 0usize;
-        self.s.x = values[n];
-        n += 1;
-        self.s.x_dot = values[n];
-        n += 1;
-        self.s.theta = values[n];
-        n += 1;
-        self.s.theta_dot = values[n];
-        n += 1;
-        self.s.player = ops::state_int(values[n], 0, 1, at(0, 0))?;
-        self.s.steps = ops::state_int(values[n + 1], 0, i64::MAX, at(0, 0))?;
-        Ok(())
+        self.views.clear();
+        let result = self.set_state_values(values);
+        self.views.clear();
+        result
     }
 }
 

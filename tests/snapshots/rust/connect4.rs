@@ -63,11 +63,21 @@ pub struct State {
     pub steps: i64,
 }
 
+/// The scalar views of the current state, each kept from its first read until the state
+/// changes (every method that can change it clears them).
+#[derive(Clone, Debug, Default)]
+pub struct Views {}
+
+impl Views {
+    fn clear(&mut self) {}
+}
+
 /// The `ConnectFour` environment.
 #[derive(Debug)]
 pub struct ConnectFour {
     k: Kon,
     s: State,
+    views: Views,
     rng: Rng,
     difficulty: i64,
     /// How many discrete actions each `action` declaration makes.
@@ -123,6 +133,7 @@ impl Clone for ConnectFour {
         ConnectFour {
             k: self.k.clone(),
             s: self.s.clone(),
+            views: self.views.clone(),
             rng: self.rng.clone(),
             difficulty: self.difficulty.clone(),
             counts: self.counts.clone(),
@@ -139,6 +150,7 @@ impl Clone for ConnectFour {
     fn clone_from(&mut self, source: &Self) {
         self.k.clone_from(&source.k);
         self.s.clone_from(&source.s);
+        self.views.clone_from(&source.views);
         self.rng.clone_from(&source.rng);
         self.difficulty.clone_from(&source.difficulty);
         self.counts.clone_from(&source.counts);
@@ -286,139 +298,9 @@ impl ConnectFour {
         Ok(())
     }
 
-    /// Run action number `action` (already known to be in range).
-    fn apply_number(&mut self, action: usize) -> R<()> {
-        let (decl, local) = self.decode(action);
-        let _ = local;
-        match decl {
-            0 => {
-                let mut rest = local as i64;
-                let i0 = self.ranges[0].0 + rest % (self.ranges[0].1 - self.ranges[0].0);
-                rest /= self.ranges[0].1 - self.ranges[0].0;
-                let _ = rest;
-                self.a_drop(i0)
-            }
-            _ => Ok(()),
-        }
-    }
-
-    /// Which declaration action number `action` belongs to, and its number within it.
-    fn decode(&self, action: usize) -> (usize, usize) {
-        let mut rest = action;
-        for (decl, &count) in self.counts.iter().enumerate() {
-            if rest < count {
-                return (decl, rest);
-            }
-            rest -= count;
-        }
-        (usize::MAX, 0)
-    }
-
-    /// `act(k)`: apply action `k` when it is legal; whether it was.
-    fn act_number(&mut self, action: i64) -> R<bool> {
-        if action < 0 || action as usize >= self.num_actions() || !self.allowed(action as usize)? {
-            return Ok(false);
-        }
-        self.apply_number(action as usize)?;
-        Ok(true)
-    }
-
-    /// `random_action()`: apply a uniformly drawn legal action, if there is one.
-    fn random_action(&mut self) -> R<()> {
-        let mut mask = std::mem::take(&mut self.mask);
-        let result = self.legal(&mut mask);
-        let legal = mask.iter().filter(|&&m| m).count() as u64;
-        let choice = if result.is_ok() && legal > 0 {
-            let mut pick = self.rng.below(legal);
-            mask.iter().position(|&m| {
-                if m {
-                    if pick == 0 {
-                        return true;
-                    }
-                    pick -= 1;
-                }
-                false
-            })
-        } else {
-            None
-        };
-        self.mask = mask;
-        result?;
-        if let Some(action) = choice {
-            self.apply_number(action)?;
-        }
-        Ok(())
-    }
-}
-
-impl Env for ConnectFour {
-    const SPEC: &'static str = "{\"action_space\":\"discrete\",\"actions\":[{\"advisory\":false,\"count\":\"cols\",\"indices\":[\"c\"],\"name\":\"drop\",\"values\":[]}],\"has_success\":false,\"has_truncate\":false,\"name\":\"ConnectFour\",\"observation\":{\"kind\":\"sparse\",\"parts\":[{\"encoding\":\"onehot\",\"size\":\"(rows * cols) * 3\"}],\"shape\":[\"(rows * cols) * 3\"],\"size\":\"(rows * cols) * 3\"},\"params\":[{\"default\":6,\"hi\":10,\"lo\":4,\"name\":\"rows\",\"type\":\"int\"},{\"default\":7,\"hi\":10,\"lo\":4,\"name\":\"cols\",\"type\":\"int\"}],\"players\":2,\"source\":\"connect4.twl\",\"state\":[{\"name\":\"grid\",\"type\":\"[[int in 0..3; cols]; rows]\"},{\"name\":\"winner\",\"type\":\"int in 0..3\"},{\"name\":\"moves\",\"type\":\"int in 0..(rows * cols) + 1\"}],\"symmetries\":[\"mirror\"]}";
-    const OBSERVATION: Observation = Observation::Sparse;
-    const PLAYERS: usize = 2;
-    const CONTINUOUS: bool = false;
-    const TWISTS: usize = 1;
-
-    fn new(params: &[Param], seed: u64, stream: u64) -> R<Self> {
-        let k = Kon::new(params)?;
-        let counts = [(k.cols).max(0) as usize];
-        let ranges: [(i64, i64); 1] = [(0, k.cols)];
-        let s = State {
-            grid: ops::filled(ops::filled(0, k.cols, at(10, 1))?, k.rows, at(10, 1))?,
-            winner: 0,
-            moves: 0,
-            player: 0,
-            steps: 0,
-        };
-        let total: usize = counts.iter().sum();
-        let obs_size = ((k.rows * k.cols) * 3) as usize;
-        let nnz_max = (k.rows * k.cols) as usize;
-        let obs_shape = [obs_size, 1, 1];
-        Ok(ConnectFour {
-            k,
-            s,
-            rng: Rng::new(seed, stream),
-            difficulty: 0,
-            counts,
-            ranges,
-            rw: [0.0; 2],
-            actor: 0,
-            mask: ops::filled(false, total as i64, at(0, 0))?,
-            obs_size,
-            obs_shape,
-            nnz_max,
-        })
-    }
-
-    fn num_actions(&self) -> usize {
-        self.counts.iter().sum()
-    }
-
-    fn obs_size(&self) -> usize {
-        self.obs_size
-    }
-
-    fn obs_shape(&self) -> [usize; 3] {
-        self.obs_shape
-    }
-
-    fn obs_nnz_max(&self) -> usize {
-        self.nnz_max
-    }
-
-    fn set_difficulty(&mut self, difficulty: i64) {
-        self.difficulty = difficulty.max(0);
-    }
-
-    fn difficulty(&self) -> i64 {
-        self.difficulty
-    }
-
-    fn reseed_rng(&mut self, seed: u64) {
-        self.rng = Rng::new(seed, 0);
-    }
-
+    /// `reset`'s work: every state variable to its initialiser, then the `reset` block.
     #[allow(unused_mut, unused_variables)]
-    fn reset(&mut self) -> R<()> {
+    fn reset_state(&mut self) -> R<()> {
         // line 10: grid
         let __v1 = ops::range(0, 0, 3, at(10, 1))?;
         for row in self.s.grid.iter_mut() {
@@ -451,10 +333,174 @@ impl Env for ConnectFour {
         Ok(())
     }
 
+    /// `set_state`'s work: every state variable from `values`, checked.
+    #[allow(unused_assignments)]
+    fn set_state_values(&mut self, values: &[f64]) -> R<()> {
+        if values.len() != self.state_len() {
+            return Err(Fault::new(
+                FaultKind::BadState,
+                at(0, 0),
+                values.len() as i64,
+                self.state_len() as i64,
+                0,
+            ));
+        }
+        let mut n = 0usize;
+        for __i3 in 0..self.s.grid.len() {
+            for __i4 in 0..self.s.grid[__i3].len() {
+                self.s.grid[__i3][__i4] = ops::state_int(values[n], 0, 3, at(10, 1))?;
+                n += 1;
+            }
+        }
+        self.s.winner = ops::state_int(values[n], 0, 3, at(11, 1))?;
+        n += 1;
+        self.s.moves = ops::state_int(values[n], 0, ((self.k.rows * self.k.cols) + 1), at(12, 1))?;
+        n += 1;
+        self.s.player = ops::state_int(values[n], 0, 2, at(0, 0))?;
+        self.s.steps = ops::state_int(values[n + 1], 0, i64::MAX, at(0, 0))?;
+        Ok(())
+    }
+
+    /// Run action number `action` (already known to be in range).
+    fn apply_number(&mut self, action: usize) -> R<()> {
+        let (decl, local) = self.decode(action);
+        let _ = local;
+        match decl {
+            0 => {
+                let mut rest = local as i64;
+                let i0 = self.ranges[0].0 + rest % (self.ranges[0].1 - self.ranges[0].0);
+                rest /= self.ranges[0].1 - self.ranges[0].0;
+                let _ = rest;
+                self.a_drop(i0)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Which declaration action number `action` belongs to, and its number within it.
+    fn decode(&self, action: usize) -> (usize, usize) {
+        let mut rest = action;
+        for (decl, &count) in self.counts.iter().enumerate() {
+            if rest < count {
+                return (decl, rest);
+            }
+            rest -= count;
+        }
+        (usize::MAX, 0)
+    }
+
+    /// `act(k)`: apply action `k` when it is legal; whether it was.
+    fn act_number(&mut self, action: i64) -> R<bool> {
+        self.views.clear();
+        if action < 0 || action as usize >= self.num_actions() || !self.allowed(action as usize)? {
+            return Ok(false);
+        }
+        self.apply_number(action as usize)?;
+        Ok(true)
+    }
+
+    /// `random_action()`: apply a uniformly drawn legal action, if there is one.
+    fn random_action(&mut self) -> R<()> {
+        self.views.clear();
+        let mut mask = std::mem::take(&mut self.mask);
+        let result = self.legal(&mut mask);
+        let choice = if result.is_ok() {
+            twisterl_core::mask::pick(&mask, &mut self.rng)
+        } else {
+            None
+        };
+        self.mask = mask;
+        result?;
+        if let Some(action) = choice {
+            self.apply_number(action)?;
+        }
+        Ok(())
+    }
+}
+
+impl Env for ConnectFour {
+    const SPEC: &'static str = "{\"action_space\":\"discrete\",\"actions\":[{\"advisory\":false,\"count\":\"cols\",\"indices\":[\"c\"],\"name\":\"drop\",\"values\":[]}],\"has_success\":false,\"has_truncate\":false,\"name\":\"ConnectFour\",\"observation\":{\"kind\":\"sparse\",\"parts\":[{\"encoding\":\"onehot\",\"size\":\"(rows * cols) * 3\"}],\"shape\":[\"(rows * cols) * 3\"],\"size\":\"(rows * cols) * 3\"},\"params\":[{\"default\":6,\"hi\":10,\"lo\":4,\"name\":\"rows\",\"type\":\"int\"},{\"default\":7,\"hi\":10,\"lo\":4,\"name\":\"cols\",\"type\":\"int\"}],\"players\":2,\"source\":\"connect4.twl\",\"state\":[{\"name\":\"grid\",\"type\":\"[[int in 0..3; cols]; rows]\"},{\"name\":\"winner\",\"type\":\"int in 0..3\"},{\"name\":\"moves\",\"type\":\"int in 0..(rows * cols) + 1\"}],\"symmetries\":[\"mirror\"]}";
+    const OBSERVATION: Observation = Observation::Sparse;
+    const PLAYERS: usize = 2;
+    const CONTINUOUS: bool = false;
+    const TWISTS: usize = 1;
+    const ADVISORY: bool = false;
+
+    fn new(params: &[Param], seed: u64, stream: u64) -> R<Self> {
+        let k = Kon::new(params)?;
+        let counts = [(k.cols).max(0) as usize];
+        let ranges: [(i64, i64); 1] = [(0, k.cols)];
+        let s = State {
+            grid: ops::filled(ops::filled(0, k.cols, at(10, 1))?, k.rows, at(10, 1))?,
+            winner: 0,
+            moves: 0,
+            player: 0,
+            steps: 0,
+        };
+        let total: usize = counts.iter().sum();
+        let obs_size = ((k.rows * k.cols) * 3) as usize;
+        let nnz_max = (k.rows * k.cols) as usize;
+        let obs_shape = [obs_size, 1, 1];
+        Ok(ConnectFour {
+            k,
+            s,
+            views: Views::default(),
+            rng: Rng::new(seed, stream),
+            difficulty: 0,
+            counts,
+            ranges,
+            rw: [0.0; 2],
+            actor: 0,
+            mask: ops::filled(false, total as i64, at(0, 0))?,
+            obs_size,
+            obs_shape,
+            nnz_max,
+        })
+    }
+
+    fn num_actions(&self) -> usize {
+        self.counts.iter().sum()
+    }
+
+    fn obs_size(&self) -> usize {
+        self.obs_size
+    }
+
+    fn obs_shape(&self) -> [usize; 3] {
+        self.obs_shape
+    }
+
+    fn obs_nnz_max(&self) -> usize {
+        self.nnz_max
+    }
+
+    fn set_difficulty(&mut self, difficulty: i64) {
+        self.views.clear();
+        self.difficulty = difficulty.max(0);
+    }
+
+    fn difficulty(&self) -> i64 {
+        self.difficulty
+    }
+
+    fn reseed_rng(&mut self, seed: u64) {
+        self.rng = Rng::new(seed, 0);
+    }
+
+    #[allow(unused_mut, unused_variables)]
+    fn reset(&mut self) -> R<()> {
+        self.views.clear();
+        let result = self.reset_state();
+        self.views.clear(); // `random_action()` in `reset` may have read views mid-way
+        result
+    }
+
     #[allow(unused_mut)]
     fn legal(&self, out: &mut [bool]) -> R<()> {
         let mut n = 0usize;
         {
+            let total: usize = ((self.ranges[0].1 - self.ranges[0].0).max(0) as usize);
+            out[n..n + total].fill(false);
             for c_ in self.ranges[0].0..self.ranges[0].1 {
                 out[n] = (self.s.grid[0][c_ as usize] == 0);
                 n += 1;
@@ -482,7 +528,10 @@ impl Env for ConnectFour {
     fn apply(&mut self, action: usize, rewards: &mut [f64]) -> R<()> {
         self.rw = [0.0; 2];
         self.actor = self.s.player as usize;
-        self.apply_number(action)?;
+        self.views.clear();
+        let result = self.apply_number(action);
+        self.views.clear(); // `act()` and `random_action()` read views mid-action
+        result?;
         for (r, x) in rewards.iter_mut().zip(self.rw.iter()) {
             *r += *x;
         }
@@ -493,6 +542,7 @@ impl Env for ConnectFour {
     fn apply_values(&mut self, values: &[f64], rewards: &mut [f64]) -> R<()> {
         self.rw = [0.0; 2];
         self.actor = self.s.player as usize;
+        self.views.clear();
         let _ = values;
         for (r, x) in rewards.iter_mut().zip(self.rw.iter()) {
             *r += *x;
@@ -540,6 +590,7 @@ impl Env for ConnectFour {
     }
 
     fn set_steps(&mut self, steps: i64) {
+        self.views.clear();
         self.s.steps = steps;
     }
 
@@ -742,29 +793,10 @@ impl Env for ConnectFour {
 
     #[allow(unused_assignments)]
     fn set_state(&mut self, values: &[f64]) -> R<()> {
-        if values.len() != self.state_len() {
-            return Err(Fault::new(
-                FaultKind::BadState,
-                at(0, 0),
-                values.len() as i64,
-                self.state_len() as i64,
-                0,
-            ));
-        }
-        let mut n = 0usize;
-        for __i3 in 0..self.s.grid.len() {
-            for __i4 in 0..self.s.grid[__i3].len() {
-                self.s.grid[__i3][__i4] = ops::state_int(values[n], 0, 3, at(10, 1))?;
-                n += 1;
-            }
-        }
-        self.s.winner = ops::state_int(values[n], 0, 3, at(11, 1))?;
-        n += 1;
-        self.s.moves = ops::state_int(values[n], 0, ((self.k.rows * self.k.cols) + 1), at(12, 1))?;
-        n += 1;
-        self.s.player = ops::state_int(values[n], 0, 2, at(0, 0))?;
-        self.s.steps = ops::state_int(values[n + 1], 0, i64::MAX, at(0, 0))?;
-        Ok(())
+        self.views.clear();
+        let result = self.set_state_values(values);
+        self.views.clear();
+        result
     }
 }
 

@@ -65,11 +65,26 @@ pub struct State {
     pub steps: i64,
 }
 
+/// The scalar views of the current state, each kept from its first read until the state
+/// changes (every method that can change it clears them).
+#[derive(Clone, Debug, Default)]
+pub struct Views {
+    /// view `solved` (line 39)
+    solved: Cached<bool>,
+}
+
+impl Views {
+    fn clear(&mut self) {
+        self.solved.clear();
+    }
+}
+
 /// The `SlidingPuzzle` environment.
 #[derive(Debug)]
 pub struct SlidingPuzzle {
     k: Kon,
     s: State,
+    views: Views,
     rng: Rng,
     difficulty: i64,
     /// How many discrete actions each `action` declaration makes.
@@ -129,6 +144,7 @@ impl Clone for SlidingPuzzle {
         SlidingPuzzle {
             k: self.k.clone(),
             s: self.s.clone(),
+            views: self.views.clone(),
             rng: self.rng.clone(),
             difficulty: self.difficulty.clone(),
             counts: self.counts.clone(),
@@ -145,6 +161,7 @@ impl Clone for SlidingPuzzle {
     fn clone_from(&mut self, source: &Self) {
         self.k.clone_from(&source.k);
         self.s.clone_from(&source.s);
+        self.views.clone_from(&source.views);
         self.rng.clone_from(&source.rng);
         self.difficulty.clone_from(&source.difficulty);
         self.counts.clone_from(&source.counts);
@@ -200,6 +217,12 @@ impl SlidingPuzzle {
             }
             __acc1
         })
+    }
+
+    /// view `solved`, computed once per state
+    #[allow(unused_mut, unused_variables)]
+    fn cached_v_solved(&self) -> R<bool> {
+        self.views.solved.get(|| self.v_solved())
     }
 
     /// guard of `left` (line 18)
@@ -270,136 +293,9 @@ impl SlidingPuzzle {
         Ok(())
     }
 
-    /// Run action number `action` (already known to be in range).
-    fn apply_number(&mut self, action: usize) -> R<()> {
-        let (decl, local) = self.decode(action);
-        let _ = local;
-        match decl {
-            0 => self.a_left(),
-            1 => self.a_up(),
-            2 => self.a_right(),
-            3 => self.a_down(),
-            _ => Ok(()),
-        }
-    }
-
-    /// Which declaration action number `action` belongs to, and its number within it.
-    fn decode(&self, action: usize) -> (usize, usize) {
-        let mut rest = action;
-        for (decl, &count) in self.counts.iter().enumerate() {
-            if rest < count {
-                return (decl, rest);
-            }
-            rest -= count;
-        }
-        (usize::MAX, 0)
-    }
-
-    /// `act(k)`: apply action `k` when it is legal; whether it was.
-    fn act_number(&mut self, action: i64) -> R<bool> {
-        if action < 0 || action as usize >= self.num_actions() || !self.allowed(action as usize)? {
-            return Ok(false);
-        }
-        self.apply_number(action as usize)?;
-        Ok(true)
-    }
-
-    /// `random_action()`: apply a uniformly drawn legal action, if there is one.
-    fn random_action(&mut self) -> R<()> {
-        let mut mask = std::mem::take(&mut self.mask);
-        let result = self.legal(&mut mask);
-        let legal = mask.iter().filter(|&&m| m).count() as u64;
-        let choice = if result.is_ok() && legal > 0 {
-            let mut pick = self.rng.below(legal);
-            mask.iter().position(|&m| {
-                if m {
-                    if pick == 0 {
-                        return true;
-                    }
-                    pick -= 1;
-                }
-                false
-            })
-        } else {
-            None
-        };
-        self.mask = mask;
-        result?;
-        if let Some(action) = choice {
-            self.apply_number(action)?;
-        }
-        Ok(())
-    }
-}
-
-impl Env for SlidingPuzzle {
-    const SPEC: &'static str = "{\"action_space\":\"discrete\",\"actions\":[{\"advisory\":false,\"count\":\"1\",\"indices\":[],\"name\":\"left\",\"values\":[]},{\"advisory\":false,\"count\":\"1\",\"indices\":[],\"name\":\"up\",\"values\":[]},{\"advisory\":false,\"count\":\"1\",\"indices\":[],\"name\":\"right\",\"values\":[]},{\"advisory\":false,\"count\":\"1\",\"indices\":[],\"name\":\"down\",\"values\":[]}],\"has_success\":true,\"has_truncate\":false,\"name\":\"SlidingPuzzle\",\"observation\":{\"kind\":\"sparse\",\"parts\":[{\"encoding\":\"onehot\",\"size\":\"cells * cells\"}],\"shape\":[\"cells * cells\"],\"size\":\"cells * cells\"},\"params\":[{\"default\":3,\"hi\":9,\"lo\":2,\"name\":\"size\",\"type\":\"int\"},{\"default\":2,\"hi\":null,\"lo\":null,\"name\":\"depth_slope\",\"type\":\"int\"},{\"default\":256,\"hi\":null,\"lo\":null,\"name\":\"max_depth\",\"type\":\"int\"}],\"players\":1,\"source\":\"puzzle.twl\",\"state\":[{\"name\":\"board\",\"type\":\"[int in 0..cells; cells]\"},{\"name\":\"blank\",\"type\":\"int in 0..cells\"},{\"name\":\"depth\",\"type\":\"int\"}],\"symmetries\":[\"transpose\"]}";
-    const OBSERVATION: Observation = Observation::Sparse;
-    const PLAYERS: usize = 1;
-    const CONTINUOUS: bool = false;
-    const TWISTS: usize = 1;
-
-    fn new(params: &[Param], seed: u64, stream: u64) -> R<Self> {
-        let k = Kon::new(params)?;
-        let counts = [1, 1, 1, 1];
-        let ranges: [(i64, i64); 0] = [];
-        let s = State {
-            board: ops::filled(0, k.cells, at(13, 1))?,
-            blank: 0,
-            depth: 0,
-            player: 0,
-            steps: 0,
-        };
-        let total: usize = counts.iter().sum();
-        let obs_size = (k.cells * k.cells) as usize;
-        let nnz_max = (k.cells) as usize;
-        let obs_shape = [obs_size, 1, 1];
-        Ok(SlidingPuzzle {
-            k,
-            s,
-            rng: Rng::new(seed, stream),
-            difficulty: 0,
-            counts,
-            ranges,
-            rw: [0.0; 1],
-            actor: 0,
-            mask: ops::filled(false, total as i64, at(0, 0))?,
-            obs_size,
-            obs_shape,
-            nnz_max,
-        })
-    }
-
-    fn num_actions(&self) -> usize {
-        self.counts.iter().sum()
-    }
-
-    fn obs_size(&self) -> usize {
-        self.obs_size
-    }
-
-    fn obs_shape(&self) -> [usize; 3] {
-        self.obs_shape
-    }
-
-    fn obs_nnz_max(&self) -> usize {
-        self.nnz_max
-    }
-
-    fn set_difficulty(&mut self, difficulty: i64) {
-        self.difficulty = difficulty.max(0);
-    }
-
-    fn difficulty(&self) -> i64 {
-        self.difficulty
-    }
-
-    fn reseed_rng(&mut self, seed: u64) {
-        self.rng = Rng::new(seed, 0);
-    }
-
+    /// `reset`'s work: every state variable to its initialiser, then the `reset` block.
     #[allow(unused_mut, unused_variables)]
-    fn reset(&mut self) -> R<()> {
+    fn reset_state(&mut self) -> R<()> {
         // line 13: board
         let __v1 = ops::range((0).max(0), 0, self.k.cells, at(13, 1))?;
         for x in self.s.board.iter_mut() {
@@ -442,6 +338,163 @@ impl Env for SlidingPuzzle {
         Ok(())
     }
 
+    /// `set_state`'s work: every state variable from `values`, checked.
+    #[allow(unused_assignments)]
+    fn set_state_values(&mut self, values: &[f64]) -> R<()> {
+        if values.len() != self.state_len() {
+            return Err(Fault::new(
+                FaultKind::BadState,
+                at(0, 0),
+                values.len() as i64,
+                self.state_len() as i64,
+                0,
+            ));
+        }
+        let mut n = 0usize;
+        for __i2 in 0..self.s.board.len() {
+            self.s.board[__i2] = ops::state_int(values[n], 0, self.k.cells, at(13, 1))?;
+            n += 1;
+        }
+        self.s.blank = ops::state_int(values[n], 0, self.k.cells, at(14, 1))?;
+        n += 1;
+        self.s.depth = ops::state_int(values[n], i64::MIN, i64::MAX, at(15, 1))?;
+        n += 1;
+        self.s.player = ops::state_int(values[n], 0, 1, at(0, 0))?;
+        self.s.steps = ops::state_int(values[n + 1], 0, i64::MAX, at(0, 0))?;
+        Ok(())
+    }
+
+    /// Run action number `action` (already known to be in range).
+    fn apply_number(&mut self, action: usize) -> R<()> {
+        let (decl, local) = self.decode(action);
+        let _ = local;
+        match decl {
+            0 => self.a_left(),
+            1 => self.a_up(),
+            2 => self.a_right(),
+            3 => self.a_down(),
+            _ => Ok(()),
+        }
+    }
+
+    /// Which declaration action number `action` belongs to, and its number within it.
+    fn decode(&self, action: usize) -> (usize, usize) {
+        let mut rest = action;
+        for (decl, &count) in self.counts.iter().enumerate() {
+            if rest < count {
+                return (decl, rest);
+            }
+            rest -= count;
+        }
+        (usize::MAX, 0)
+    }
+
+    /// `act(k)`: apply action `k` when it is legal; whether it was.
+    fn act_number(&mut self, action: i64) -> R<bool> {
+        self.views.clear();
+        if action < 0 || action as usize >= self.num_actions() || !self.allowed(action as usize)? {
+            return Ok(false);
+        }
+        self.apply_number(action as usize)?;
+        Ok(true)
+    }
+
+    /// `random_action()`: apply a uniformly drawn legal action, if there is one.
+    fn random_action(&mut self) -> R<()> {
+        self.views.clear();
+        let mut mask = std::mem::take(&mut self.mask);
+        let result = self.legal(&mut mask);
+        let choice = if result.is_ok() {
+            twisterl_core::mask::pick(&mask, &mut self.rng)
+        } else {
+            None
+        };
+        self.mask = mask;
+        result?;
+        if let Some(action) = choice {
+            self.apply_number(action)?;
+        }
+        Ok(())
+    }
+}
+
+impl Env for SlidingPuzzle {
+    const SPEC: &'static str = "{\"action_space\":\"discrete\",\"actions\":[{\"advisory\":false,\"count\":\"1\",\"indices\":[],\"name\":\"left\",\"values\":[]},{\"advisory\":false,\"count\":\"1\",\"indices\":[],\"name\":\"up\",\"values\":[]},{\"advisory\":false,\"count\":\"1\",\"indices\":[],\"name\":\"right\",\"values\":[]},{\"advisory\":false,\"count\":\"1\",\"indices\":[],\"name\":\"down\",\"values\":[]}],\"has_success\":true,\"has_truncate\":false,\"name\":\"SlidingPuzzle\",\"observation\":{\"kind\":\"sparse\",\"parts\":[{\"encoding\":\"onehot\",\"size\":\"cells * cells\"}],\"shape\":[\"cells * cells\"],\"size\":\"cells * cells\"},\"params\":[{\"default\":3,\"hi\":9,\"lo\":2,\"name\":\"size\",\"type\":\"int\"},{\"default\":2,\"hi\":null,\"lo\":null,\"name\":\"depth_slope\",\"type\":\"int\"},{\"default\":256,\"hi\":null,\"lo\":null,\"name\":\"max_depth\",\"type\":\"int\"}],\"players\":1,\"source\":\"puzzle.twl\",\"state\":[{\"name\":\"board\",\"type\":\"[int in 0..cells; cells]\"},{\"name\":\"blank\",\"type\":\"int in 0..cells\"},{\"name\":\"depth\",\"type\":\"int\"}],\"symmetries\":[\"transpose\"]}";
+    const OBSERVATION: Observation = Observation::Sparse;
+    const PLAYERS: usize = 1;
+    const CONTINUOUS: bool = false;
+    const TWISTS: usize = 1;
+    const ADVISORY: bool = false;
+
+    fn new(params: &[Param], seed: u64, stream: u64) -> R<Self> {
+        let k = Kon::new(params)?;
+        let counts = [1, 1, 1, 1];
+        let ranges: [(i64, i64); 0] = [];
+        let s = State {
+            board: ops::filled(0, k.cells, at(13, 1))?,
+            blank: 0,
+            depth: 0,
+            player: 0,
+            steps: 0,
+        };
+        let total: usize = counts.iter().sum();
+        let obs_size = (k.cells * k.cells) as usize;
+        let nnz_max = (k.cells) as usize;
+        let obs_shape = [obs_size, 1, 1];
+        Ok(SlidingPuzzle {
+            k,
+            s,
+            views: Views::default(),
+            rng: Rng::new(seed, stream),
+            difficulty: 0,
+            counts,
+            ranges,
+            rw: [0.0; 1],
+            actor: 0,
+            mask: ops::filled(false, total as i64, at(0, 0))?,
+            obs_size,
+            obs_shape,
+            nnz_max,
+        })
+    }
+
+    fn num_actions(&self) -> usize {
+        self.counts.iter().sum()
+    }
+
+    fn obs_size(&self) -> usize {
+        self.obs_size
+    }
+
+    fn obs_shape(&self) -> [usize; 3] {
+        self.obs_shape
+    }
+
+    fn obs_nnz_max(&self) -> usize {
+        self.nnz_max
+    }
+
+    fn set_difficulty(&mut self, difficulty: i64) {
+        self.views.clear();
+        self.difficulty = difficulty.max(0);
+    }
+
+    fn difficulty(&self) -> i64 {
+        self.difficulty
+    }
+
+    fn reseed_rng(&mut self, seed: u64) {
+        self.rng = Rng::new(seed, 0);
+    }
+
+    #[allow(unused_mut, unused_variables)]
+    fn reset(&mut self) -> R<()> {
+        self.views.clear();
+        let result = self.reset_state();
+        self.views.clear(); // `random_action()` in `reset` may have read views mid-way
+        result
+    }
+
     #[allow(unused_mut)]
     fn legal(&self, out: &mut [bool]) -> R<()> {
         let mut n = 0usize;
@@ -472,7 +525,10 @@ impl Env for SlidingPuzzle {
     fn apply(&mut self, action: usize, rewards: &mut [f64]) -> R<()> {
         self.rw = [0.0; 1];
         self.actor = self.s.player as usize;
-        self.apply_number(action)?;
+        self.views.clear();
+        let result = self.apply_number(action);
+        self.views.clear(); // `act()` and `random_action()` read views mid-action
+        result?;
         for (r, x) in rewards.iter_mut().zip(self.rw.iter()) {
             *r += *x;
         }
@@ -483,6 +539,7 @@ impl Env for SlidingPuzzle {
     fn apply_values(&mut self, values: &[f64], rewards: &mut [f64]) -> R<()> {
         self.rw = [0.0; 1];
         self.actor = self.s.player as usize;
+        self.views.clear();
         let _ = values;
         for (r, x) in rewards.iter_mut().zip(self.rw.iter()) {
             *r += *x;
@@ -495,7 +552,7 @@ impl Env for SlidingPuzzle {
 
     #[allow(unused_variables)]
     fn add_step_rewards(&self, rewards: &mut [f64]) -> R<()> {
-        rewards[0] += (if self.v_solved()? {
+        rewards[0] += (if self.cached_v_solved()? {
             1.0
         } else {
             (if (self.s.depth == 0) {
@@ -508,7 +565,7 @@ impl Env for SlidingPuzzle {
     }
 
     fn terminated(&self) -> R<bool> {
-        Ok((self.v_solved()? || (self.s.depth == 0)))
+        Ok((self.cached_v_solved()? || (self.s.depth == 0)))
     }
 
     fn truncated(&self) -> R<bool> {
@@ -516,7 +573,7 @@ impl Env for SlidingPuzzle {
     }
 
     fn success(&self) -> R<bool> {
-        Ok(self.v_solved()?)
+        Ok(self.cached_v_solved()?)
     }
 
     fn player(&self) -> usize {
@@ -528,6 +585,7 @@ impl Env for SlidingPuzzle {
     }
 
     fn set_steps(&mut self, steps: i64) {
+        self.views.clear();
         self.s.steps = steps;
     }
 
@@ -725,27 +783,10 @@ impl Env for SlidingPuzzle {
 
     #[allow(unused_assignments)]
     fn set_state(&mut self, values: &[f64]) -> R<()> {
-        if values.len() != self.state_len() {
-            return Err(Fault::new(
-                FaultKind::BadState,
-                at(0, 0),
-                values.len() as i64,
-                self.state_len() as i64,
-                0,
-            ));
-        }
-        let mut n = 0usize;
-        for __i2 in 0..self.s.board.len() {
-            self.s.board[__i2] = ops::state_int(values[n], 0, self.k.cells, at(13, 1))?;
-            n += 1;
-        }
-        self.s.blank = ops::state_int(values[n], 0, self.k.cells, at(14, 1))?;
-        n += 1;
-        self.s.depth = ops::state_int(values[n], i64::MIN, i64::MAX, at(15, 1))?;
-        n += 1;
-        self.s.player = ops::state_int(values[n], 0, 1, at(0, 0))?;
-        self.s.steps = ops::state_int(values[n + 1], 0, i64::MAX, at(0, 0))?;
-        Ok(())
+        self.views.clear();
+        let result = self.set_state_values(values);
+        self.views.clear();
+        result
     }
 }
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from wasm_support import EXAMPLES, ROOT, RawEnv, exported, node, require_tools, trained_puzzle
+from wasm_support import EXAMPLES, NODE_PRELUDE, ROOT, RawEnv, exported, node, require_tools, trained_puzzle
 
 REPLAY = ROOT / "tests" / "wasm" / "replay.mjs"
 STEPS = 150
@@ -187,17 +187,7 @@ def test_raw_module_reports_faults_instead_of_trapping(bundles, compiled):
     assert err.value.kind == "BadParam"
 
 
-NODE_ERRORS = r"""
-import { readFileSync } from "node:fs";
-import { pathToFileURL } from "node:url";
-const [module, wasm] = process.argv.slice(2);
-const mod = await import(pathToFileURL(module).href);
-mod.initSync({ module: readFileSync(wasm) });
-const out = {};
-function attempt(name, f) {
-  try { f(); out[name] = "no error"; }
-  catch (e) { out[name] = (e instanceof Error ? "Error: " : "not an Error: ") + e.message; }
-}
+NODE_ERRORS = NODE_PRELUDE + r"""
 attempt("unknown param", () => new mod.Env({ params: { sise: 3 } }));
 attempt("param out of range", () => new mod.Env({ params: { size: 42 } }));
 attempt("param of the wrong type", () => new mod.Env({ params: { size: "big" } }));

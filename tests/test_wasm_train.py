@@ -10,7 +10,7 @@ import json
 import pytest
 
 from twisterl.wasm.export import ExportError, export_wasm
-from wasm_support import ROOT, SMALL_PUZZLE_TRAINING, exported, node, require_tools
+from wasm_support import NODE_PRELUDE, ROOT, SMALL_PUZZLE_TRAINING, exported, node, require_tools
 
 
 @pytest.fixture(scope="module")
@@ -18,13 +18,7 @@ def trainable(build_cache):
     return exported("puzzle", train=SMALL_PUZZLE_TRAINING)
 
 
-TRAIN = r"""
-import { readFileSync } from "node:fs";
-import { pathToFileURL } from "node:url";
-const [module, wasm] = process.argv.slice(2);
-const mod = await import(pathToFileURL(module).href);
-mod.initSync({ module: readFileSync(wasm) });
-const out = {};
+TRAIN = NODE_PRELUDE + r"""
 const fields = (p) => ({ iteration: p.iteration, difficulty: p.difficulty, successRate: p.successRate,
   episodes: p.episodes, envSteps: p.envSteps, totalEnvSteps: p.totalEnvSteps, policyLoss: p.policyLoss,
   entropy: p.entropy, nextDifficulty: p.nextDifficulty, finished: p.finished });
@@ -87,17 +81,7 @@ def test_the_package_trains_the_puzzle_curriculum_in_node(trainable, tmp_path):
     assert out["more"]["successRate"] >= 0.6, "training from a policy starts from what it learnt"
 
 
-ERRORS = r"""
-import { readFileSync } from "node:fs";
-import { pathToFileURL } from "node:url";
-const [module, wasm] = process.argv.slice(2);
-const mod = await import(pathToFileURL(module).href);
-mod.initSync({ module: readFileSync(wasm) });
-const out = {};
-function attempt(name, f) {
-  try { f(); out[name] = "no error"; }
-  catch (e) { out[name] = (e instanceof Error ? "Error: " : "not an Error: ") + e.message; }
-}
+ERRORS = NODE_PRELUDE + r"""
 attempt("unknown setting", () => new mod.Trainer({ config: { num_env: 4 } }));
 attempt("setting of the wrong kind", () => new mod.Trainer({ config: { norm_adv: 1 } }));
 attempt("setting out of range", () => new mod.Trainer({ config: { gamma: 2 } }));

@@ -90,6 +90,22 @@ def trained_puzzle() -> Path:
     return _state["run"]
 
 
+# What node test scripts start with: load the package (argv: the glue, the module) as `mod`,
+# and `attempt(name, f)`, which records in `out[name]` what `f` threw.
+NODE_PRELUDE = r"""
+import { readFileSync } from "node:fs";
+import { pathToFileURL } from "node:url";
+const [module, wasm] = process.argv.slice(2);
+const mod = await import(pathToFileURL(module).href);
+mod.initSync({ module: readFileSync(wasm) });
+const out = {};
+function attempt(name, f) {
+  try { f(); out[name] = "no error"; }
+  catch (e) { out[name] = (e instanceof Error ? "Error: " : "not an Error: ") + e.message; }
+}
+"""
+
+
 def node(script: Path, *args: str, timeout: float = 300) -> str:
     proc = subprocess.run(["node", str(script), *args], capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stderr[-3000:]

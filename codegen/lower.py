@@ -677,8 +677,16 @@ def spec(env: ir.Env) -> dict[str, Any]:
                         "parts": [{"encoding": p.encoding, "size": show(p.size)} for p in env.observation.parts]},
         "has_success": env.success is not None,
         "has_truncate": env.truncate is not None,
+        "curriculum": reads_difficulty(env),
         "symmetries": [s.name for s in env.symmetries],
     }
+
+
+def reads_difficulty(env: ir.Env) -> bool:
+    """Whether the env's dynamics read `difficulty` anywhere (its render aside): only such an
+    env has a curriculum for training to climb."""
+    parts = [getattr(env, f.name) for f in fields(env) if f.name not in ("render", "span")]
+    return any(isinstance(n, ir.Ref) and n.kind == "builtin" and n.name == "difficulty" for n in walk(parts))
 
 
 def _type_name(t) -> str:

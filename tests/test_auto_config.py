@@ -69,7 +69,12 @@ def test_rules_on_synthetic_probes():
     assert chosen(Facts(table))["intrinsic"] == "count"
     assert chosen(Facts(replace(table, obs_ones=9, distinct_obs=0.6)))["intrinsic"] == "rnd"
     assert chosen(Facts(profile(distinct_returns=0.0)))["intrinsic"] == "rnd"
-    assert "intrinsic" not in chosen(Facts(replace(table, success_rate=0.3)))
+    # A table whose states recur gets the count bonus even where rewards are not sparse; a
+    # table whose states do not recur, or any other observation, does not.
+    assert chosen(Facts(replace(table, success_rate=0.3)))["intrinsic"] == "count"
+    assert "intrinsic" not in chosen(Facts(replace(table, success_rate=0.3, distinct_obs=0.5)))
+    assert "intrinsic" not in chosen(Facts(replace(table, success_rate=0.3, obs_ones=9)))
+    assert "intrinsic" not in chosen(Facts(profile(success_rate=0.3)))
     assert "intrinsic" not in chosen(Facts(replace(table, players=2)))
     # Combinatorial one-hots: 4 units a feature, 64 to 512 (81 features: the 512/[256] default).
     puzzle_like = replace(table, obs_size=81, obs_ones=9, success_rate=0.3)
@@ -240,3 +245,25 @@ def test_count_bonus_solves_a_sparse_corridor_plain_ppo_does_not(chain):
         history = ppo.train(iterations=25)
         results[intrinsic] = np.nanmean([h.success_rate for h in history[-5:]])
     assert results["count"] >= 0.8 and results["count"] > results["none"] + 0.4, results
+
+
+def test_large_tables_get_a_batch_that_visits_each_state():
+    """A table of S states gets about 16 transitions a state an iteration (and the steadier
+    rate that batch size needs); small tables keep the small batch."""
+    def table(states):
+        return profile(obs_kind="sparse", obs_size=states, obs_ones=1, has_success=True, success_rate=0.3,
+                       mean_length=150.0)
+    for states in (48, 64):
+        small = chosen(Facts(table(states)))
+        assert small["num_envs"] * small["num_steps"] == auto.SMALL_BATCH
+        assert small["learning_rate"] == auto.SMALL_NET_UPDATE["learning_rate"]
+    for states, rows in ((65, 2048), (500, 8192), (3000, 65536), (10 ** 6, auto.TABLE_BATCH_MAX)):
+        big = chosen(Facts(table(states)))
+        assert big["num_envs"] * big["num_steps"] == rows, states
+        assert big["num_steps"] == 128 and big["learning_rate"] == auto.TABLE_RATE
+        assert big["update_epochs"] == auto.SMALL_NET_UPDATE["update_epochs"]
+    # Not a table: several ones per observation keep the embedding network's own batch.
+    assert "num_envs" not in chosen(Facts(replace(table(500), obs_ones=9)))
+    # The user's batch wins.
+    assert chosen(Facts(table(500)), {"num_envs": 4})["num_steps"] == 128
+    assert "num_envs" not in chosen(Facts(table(500)), {"num_envs": 4})

@@ -213,3 +213,35 @@ def test_learner_diagnostics_are_logged_and_target_kl_stops_epochs(compiled):
     assert tight.approx_kl < free.approx_kl  # one epoch only: the policy moved less
     assert explained_variance(np.array([1.0, 2.0, 3.0]), np.array([1.0, 2.0, 3.0])) == 1.0
     assert explained_variance(np.zeros(3), np.array([1.0, 2.0, 3.0])) < 0.5
+
+
+CHAIN = """
+env Chain
+param length: int = 6
+state pos: int in 0..length
+action left  { pos = max(pos - 1, 0) }
+action right { pos = min(pos + 1, length - 1) }
+reset { pos = START }
+success  pos == length - 1
+done     pos == length - 1
+truncate steps >= 4 * length
+reward   if pos == length - 1 then 1.0 else 0.0
+observe onehot(pos)
+render { line "at {pos} (difficulty {difficulty})" }
+"""
+
+
+@pytest.mark.parametrize("start, climbs", [("0", False), ("min(difficulty, length - 2)", True)])
+def test_only_an_env_that_reads_difficulty_has_a_curriculum(build_cache, tmp_path, start, climbs):
+    """The difficulty climbs, and a solved `diff_max` ends the run, only where the dynamics
+    read `difficulty` (a render that shows it does not count)."""
+    import twisterl
+    path = tmp_path / "chain.twl"
+    path.write_text(CHAIN.replace("START", start))
+    cls = twisterl.compile(path)
+    assert cls.spec["curriculum"] is climbs and cls.curriculum is climbs
+    ppo = PPO(cls, Config(num_envs=16, num_steps=32, num_threads=1, difficulty=1, diff_threshold=0.0,
+                          min_episodes=1, diff_max=3, embedding_size=16, common_layers=[16]))
+    history = ppo.train(iterations=5)
+    assert [s.difficulty for s in history] == ([1, 2, 3] if climbs else [1] * 5)
+    assert ppo.difficulty == (3 if climbs else 1)

@@ -131,3 +131,19 @@ def test_the_bundle_says_the_page_can_train(trainable):
     assert bundle["train"]["notes"] == []
     assert (trainable.out_dir / "train-worker.js").is_file() and (trainable.out_dir / "training.js").is_file()
     assert "Trainer" in (trainable.out_dir / "pkg" / "env.d.ts").read_text()
+
+
+def test_the_recipe_says_whether_the_env_has_a_curriculum_and_leaves_out_what_the_auto_config_adds(
+        build_cache, tmp_path):
+    """Taxi does not read `difficulty` (no curriculum: the page's difficulty stays put), and the
+    auto config's count bonus, which the page does not have, is left out with a note; asked
+    for in the user's config, it is refused."""
+    from twisterl.wasm.training import TrainingRecipeError, browser_training
+    taxi = browser_training(str(ROOT / "examples" / "taxi.twl"))
+    assert taxi.settings()["curriculum"] is False
+    assert any("intrinsic count" in note and "exploration bonus" in note for note in taxi.notes)
+    assert browser_training(str(ROOT / "examples" / "puzzle.twl")).settings()["curriculum"] is True
+    config = tmp_path / "count.json"
+    config.write_text(json.dumps({"intrinsic": "count"}))
+    with pytest.raises(TrainingRecipeError, match="does not do intrinsic 'count'.*count.json"):
+        browser_training(str(ROOT / "examples" / "taxi.twl"), str(config))

@@ -62,6 +62,8 @@ class EnvClass:
             p["name"]: ParamSpec(p["name"], p["type"], p["default"], p["lo"], p["hi"]) for p in self.spec["params"]}
         self.players: int = plugin.players
         self.continuous: bool = plugin.continuous
+        self.curriculum: bool = bool(self.spec.get("curriculum")) and self.players == 1
+        """whether training can climb a curriculum: a single-player env whose dynamics read `difficulty`"""
 
     def __repr__(self) -> str:
         return f"<twisterl env {self.name} from {self.source_path}>"

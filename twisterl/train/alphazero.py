@@ -147,6 +147,8 @@ class AlphaZero:
         self.buffer = Replay(cfg.replay_size, self.nnz if self.sparse else self.obs_size, self.sparse,
                              self.num_actions)
         self.difficulty = cfg.difficulty if self.players == 1 else 0
+        self.curriculum = env_cls.curriculum
+        """whether `difficulty` climbs: only for a single-player env whose dynamics read it"""
         self.iteration = 0
         self.env_steps = 0
         self.remote = None
@@ -311,7 +313,7 @@ class AlphaZero:
             episodes=len(data["lengths"]), env_steps=moves, **losses, seconds=t3 - t0, collect_seconds=t1 - t0,
             train_seconds=t2 - t1, arena_seconds=t3 - t2, **arena, buffer_rows=self.buffer.n,
             sims_per_second=moves * cfg.num_simulations / max(t1 - t0, 1e-9), cut_short=cut_short)
-        if self.players == 1 and stats.success_rate >= cfg.diff_threshold and self.difficulty < cfg.diff_max:
+        if self.curriculum and stats.success_rate >= cfg.diff_threshold and self.difficulty < cfg.diff_max:
             self.difficulty += 1
         return stats
 
@@ -320,7 +322,7 @@ class AlphaZero:
     def train(self, iterations: Optional[int] = None, time_limit: Optional[float] = None,
               on_iteration: Optional[Callable[[IterationStats], None]] = None) -> list[IterationStats]:
         """Iterate until `iterations`, `time_limit` seconds (a deadline every phase checks, see
-        `iterate`), or, for puzzles, until the `diff_max` level is solved."""
+        `iterate`), or, for envs with a curriculum, until the `diff_max` level is solved."""
         deadline = None if time_limit is None else time.perf_counter() + time_limit
         history: list[IterationStats] = []
         while True:
@@ -334,7 +336,7 @@ class AlphaZero:
                 break
             if deadline is not None and time.perf_counter() >= deadline:
                 break
-            if self.players == 1 and stats.difficulty >= self.cfg.diff_max and \
+            if self.curriculum and stats.difficulty >= self.cfg.diff_max and \
                     stats.success_rate >= self.cfg.diff_threshold:
                 break  # the last level is solved
         return history

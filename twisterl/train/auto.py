@@ -42,6 +42,13 @@ SMALL_BATCH, ROLLOUT_RANGE = 1024, (32, 128)
 # against ~270 with CleanRL's 4 epochs at 2.5e-4).
 SMALL_NET_UPDATE = {"gae_lambda": 0.95, "clip_coef": 0.2, "vf_coef": 0.5, "update_epochs": 10,
                     "num_minibatches": 4, "learning_rate": 1e-3}
+# A table (one one-hot over its states) learns each state from that state's own visits: an
+# iteration holds this many transitions per state (up to TABLE_BATCH_MAX in all). Batches
+# larger than SMALL_BATCH take CleanRL's rate, TABLE_RATE, which was stable where 1e-3 was
+# not: on a 500-state table (Taxi) 1e-3 learnt, then unlearnt (mean return +7.5, then -115
+# after 130 s); 3e-4 held +7.8. With 1,024 transitions, 1e-3 collapsed the policy onto
+# never picking up within 25 iterations.
+VISITS_PER_STATE, TABLE_BATCH_MAX, TABLE_RATE = 16, 65536, 3e-4
 
 
 @dataclass
@@ -118,10 +125,19 @@ def batch(f: Facts, cfg: dict) -> Optional[Choice]:
         return None
     lo, hi = ROLLOUT_RANGE
     steps = min(hi, max(lo, _pow2(f.horizon)))
+    spans = f"{steps}-step rollouts span random play's ~{f.horizon:.0f}-step episodes ({lo} to {hi})"
+    states = f.start.obs_size if f.start.obs_kind == "sparse" and f.start.obs_ones == 1 else 0
+    if states * VISITS_PER_STATE > SMALL_BATCH:
+        rows = min(TABLE_BATCH_MAX, _pow2(states * VISITS_PER_STATE))
+        return Choice({"num_envs": max(1, rows // steps), "num_steps": steps, **SMALL_NET_UPDATE,
+                       "learning_rate": TABLE_RATE},
+                      f"a table of {states} states learns each state from its own visits: batches of {rows} "
+                      f"transitions, about {VISITS_PER_STATE} a state (10 epochs at CleanRL's learning rate "
+                      f"{TABLE_RATE:g}, stable at batches this large where 1e-3 is not); {spans}")
     return Choice({"num_envs": SMALL_BATCH // steps, "num_steps": steps, **SMALL_NET_UPDATE},
                   f"a network of {cfg['embedding_size']} units updates in milliseconds, so batches of "
                   f"{SMALL_BATCH} transitions give many updates per env step (10 epochs at learning rate 1e-3); "
-                  f"{steps}-step rollouts span random play's ~{f.horizon:.0f}-step episodes ({lo} to {hi})")
+                  f"{spans}")
 
 
 def gamma(f: Facts, cfg: dict) -> Optional[Choice]:
@@ -177,14 +193,23 @@ def obs_scale(f: Facts, cfg: dict) -> Optional[Choice]:
 
 
 def exploration(f: Facts, cfg: dict) -> Optional[Choice]:
-    """An exploration bonus when random play rarely sees a reward."""
+    """An exploration bonus when random play rarely sees a reward, and a count bonus for
+    every table whose states recur."""
     p = f.start
-    if not _single(f) or p.episodes == 0 or p.signal >= SPARSE_SIGNAL:
+    if not _single(f) or p.episodes == 0:
         return None
+    recurring = p.obs_kind == "sparse" and p.distinct_obs <= RECURRING_OBS
+    if p.signal >= SPARSE_SIGNAL:
+        if not (recurring and p.obs_ones == 1):
+            return None
+        return Choice({"intrinsic": "count"}, f"each observation is one of {p.obs_size} states and they recur "
+                                              f"({p.distinct_obs:.1%} of the probe's observations were new): a bonus "
+                                              "1/sqrt(visits), which fades as the table fills, keeps the policy trying "
+                                              "actions whose immediate cost hides where they lead (MBIE-EB)")
     what = "succeeded" if p.has_success else "had a return other than the most common"
     shown = round(p.signal * p.episodes)
     sparse = f"only {shown} of {p.episodes} random episodes {what} (under {SPARSE_SIGNAL:.0%}): sparse rewards"
-    if p.obs_kind == "sparse" and p.distinct_obs <= RECURRING_OBS:
+    if recurring:
         return Choice({"intrinsic": "count"}, f"{sparse}; states recur ({p.distinct_obs:.1%} of the probe's "
                                               "observations were new), so a bonus 1/sqrt(visits) leads to the "
                                               "less visited ones")
@@ -243,8 +268,8 @@ def auto_config(cls, params: dict, overrides: dict, base: dict) -> tuple[dict, l
         if limit:
             choices.append(Choice({"max_episode_steps": limit}, reason))
             merged["max_episode_steps"] = limit
-    facts = gather_facts(cls, params, merged["difficulty"], merged["diff_max"], merged["seed"],
-                         merged["max_episode_steps"])
+    hardest = merged["diff_max"] if getattr(cls, "curriculum", True) else merged["difficulty"]
+    facts = gather_facts(cls, params, merged["difficulty"], hardest, merged["seed"], merged["max_episode_steps"])
     choices += run_rules(facts, overrides, {**defaults, **base, **{k: v for c in choices for k, v in c.values.items()}})
     chosen = {k: v for c in choices for k, v in c.values.items()}
     return chosen, choices, facts

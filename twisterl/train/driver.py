@@ -328,11 +328,15 @@ def train(path: Optional[str], out: Optional[str] = None, config_path: Optional[
         meta["env_id"] = identity
         session = _attach(ray_cfg, learner, recipe.algo, cls, source, params, run, stream)
     print(recipe.header(cls, cfg, learner, run), file=stream)
+    if learner.players == 1 and not learner.curriculum:
+        print(f"no curriculum: {cls.name} does not read `difficulty`, so the difficulty stays at "
+              f"{learner.difficulty} and the run ends at --time-limit, --iterations or `max_env_steps` "
+              "(or Ctrl-C; the checkpoints are kept)", file=stream)
     if session is not None:
         print(session.line, file=stream)
     from .monitor import Monitor
     try:
-        monitor = Monitor(run, stream, time_limit, cfg.diff_max if learner.players == 1 else 1)
+        monitor = Monitor(run, stream, time_limit, cfg.diff_max if learner.curriculum else 1)
     except BaseException:
         if session is not None:
             session.close()

@@ -145,6 +145,8 @@ class PPO:
         self.bonus = make_bonus(config.intrinsic, obs_size, config.seed, self.device)
         self.running_return = np.zeros(config.num_envs)
         self.difficulty = config.difficulty
+        self.curriculum = env_cls.curriculum
+        """whether `difficulty` climbs: only for a single-player env whose dynamics read it"""
         self.iteration = 0
         self.env_steps = 0
         # Two-player games: each env's learner seat against the opponent (-1: self-play), and
@@ -245,8 +247,8 @@ class PPO:
 
     def solved(self, stats: IterationStats) -> bool:
         """Whether the iteration's curriculum metric reached `diff_threshold` (never for
-        two-player games, which have no curriculum)."""
-        if self.players == 2:
+        envs without a curriculum: two-player games, and envs that do not read `difficulty`)."""
+        if not self.curriculum:
             return False
         if self.cfg.diff_metric == "train":
             return stats.episodes >= self.cfg.min_episodes and stats.success_rate >= self.cfg.diff_threshold

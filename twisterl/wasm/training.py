@@ -11,15 +11,23 @@ from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional, TextIO
 
 # The keys the page's loop reads (runtime/wasm/src/trainer.rs, `KEYS`), by their config names.
 RECIPE_KEYS = ("num_envs", "num_steps", "gamma", "gae_lambda", "update_epochs", "num_minibatches", "clip_coef",
                "clip_vloss", "target_kl", "vf_coef", "ent_coef", "learning_rate", "anneal_lr", "max_env_steps",
-               "max_grad_norm", "norm_adv", "norm_reward", "max_episode_steps", "difficulty", "diff_threshold",
-               "diff_max", "min_episodes", "twists", "seed")
+               "max_grad_norm", "norm_adv", "norm_reward", "max_episode_steps", "difficulty", "curriculum",
+               "diff_threshold", "diff_max", "min_episodes", "twists", "seed")
+
+
+# What the page's loop has no counterpart for, by the config key that asks for it.
+PAGE_LACKS = {"norm_obs": "observation normalisation", "intrinsic": "exploration bonus"}
+
+
+def _show(value) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 class TrainingRecipeError(ValueError):
@@ -54,14 +62,23 @@ def browser_training(path: str, config_path: Optional[str] = None, seed: Optiona
         overrides["seed"] = seed
     overrides["learner"] = "rust"
     cls = compile_env(path)
-    cfg = PPORecipe().configure(overrides, cls, config_path or "the config", {}, stream or _Null())
+    recipe_maker = PPORecipe()
+    cfg = recipe_maker.configure(overrides, cls, config_path or "the config", {}, stream or _Null())
+    notes = []
+    # What the auto config chose and the page cannot do is left out, with a note; what the
+    # user's config asks for is refused.
+    chosen = recipe_maker.record.get("auto", {})
+    for key, off in (("norm_obs", False), ("intrinsic", "none")):
+        if key in chosen and key not in overrides and getattr(cfg, key) != off:
+            notes.append(f"the page trains without the auto config's {key} {_show(getattr(cfg, key))} "
+                         f"(it has no {PAGE_LACKS[key]})")
+            cfg = replace(cfg, **{key: off})
     refused = [(cfg.norm_obs, "norm_obs"), (cfg.intrinsic != "none", f"intrinsic {cfg.intrinsic!r}"),
                (bool(cfg.evals), "evals"), (cfg.diff_metric != "train", f"diff_metric {cfg.diff_metric!r}")]
     asked = [what for on, what in refused if on]
     if asked:
         raise TrainingRecipeError(f"{path}: the browser's trainer does not do {', '.join(asked)} (set in "
-                                  f"{config_path or 'the auto config'}); export --train with a config without them")
-    notes = []
+                                  f"{config_path or 'the config'}); export --train with a config without them")
     if cls.players == 2:
         notes.append("two-player games train by pure self-play in the page: no opponent pool and no arena")
     learner = PPO(cls, cfg, {})
@@ -70,7 +87,8 @@ def browser_training(path: str, config_path: Optional[str] = None, seed: Optiona
         save_policy(learner.policy, file, {"env": cls.name, "checkpoint": "start", "params": "{}",
                                            "difficulty": str(cfg.difficulty), "iteration": "0"})
         start = file.read_bytes()
-    recipe = {key: getattr(cfg, key) for key in RECIPE_KEYS}
+    # `curriculum` is the env's, not the config's: whether its dynamics read `difficulty`.
+    recipe = {key: cls.curriculum if key == "curriculum" else getattr(cfg, key) for key in RECIPE_KEYS}
     return BrowserTraining(json.dumps(recipe, sort_keys=True), start, tuple(notes))
 
 

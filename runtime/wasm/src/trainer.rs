@@ -45,7 +45,7 @@ pub struct Recipe {
 pub const KEYS: &[&str] = &[
     "num_envs", "num_steps", "gamma", "gae_lambda", "update_epochs", "num_minibatches", "clip_coef", "clip_vloss",
     "target_kl", "vf_coef", "ent_coef", "learning_rate", "anneal_lr", "max_env_steps", "max_grad_norm", "norm_adv",
-    "norm_reward", "max_episode_steps", "difficulty", "diff_threshold", "diff_max", "min_episodes", "twists", "seed",
+    "norm_reward", "max_episode_steps", "difficulty", "curriculum", "diff_threshold", "diff_max", "min_episodes", "twists", "seed",
 ];
 
 impl Default for Recipe {
@@ -108,6 +108,7 @@ impl Recipe {
             "norm_reward" => s.norm_reward = flag(&value)?,
             "max_episode_steps" => self.max_episode_steps = count(&value, 0.0)? as i64,
             "difficulty" => self.difficulty = count(&value, 0.0)? as i64,
+            "curriculum" => s.curriculum = flag(&value)?,
             "diff_threshold" => s.diff_threshold = num(&value)?,
             "diff_max" => s.diff_max = count(&value, 0.0)? as i64,
             "min_episodes" => s.min_episodes = count(&value, 0.0)? as u64,
@@ -142,6 +143,7 @@ impl Recipe {
             ("norm_reward", s.norm_reward.to_string()),
             ("max_episode_steps", self.max_episode_steps.to_string()),
             ("difficulty", self.difficulty.to_string()),
+            ("curriculum", s.curriculum.to_string()),
             ("diff_threshold", format!("{:?}", s.diff_threshold)),
             ("diff_max", s.diff_max.to_string()),
             ("min_episodes", s.min_episodes.to_string()),

@@ -37,6 +37,8 @@ pub struct PpoSettings {
     pub norm_adv: bool,
     /// Divide rewards by the running standard deviation of the discounted return.
     pub norm_reward: bool,
+    /// Whether the difficulty climbs: false for an env whose dynamics do not read it.
+    pub curriculum: bool,
     pub diff_threshold: f64,
     pub diff_max: i64,
     pub min_episodes: u64,
@@ -62,6 +64,7 @@ impl Default for PpoSettings {
             max_env_steps: 0,
             norm_adv: true,
             norm_reward: false,
+            curriculum: true,
             diff_threshold: 0.85,
             diff_max: 32,
             min_episodes: 100,
@@ -225,7 +228,7 @@ impl PpoTrainer {
     /// One iteration: `num_steps` steps of every env, `update_epochs` epochs of minibatch
     /// updates, then the curriculum (the difficulty goes up by one when at least
     /// `min_episodes` episodes ended and `diff_threshold` of them succeeded, up to `diff_max`;
-    /// never for two-player games).
+    /// never for two-player games or without `curriculum`).
     pub fn iterate<H: Host>(&mut self, host: &mut H) -> Result<Iteration, Error> {
         let s = self.settings.clone();
         let layout = host.layout();
@@ -288,7 +291,7 @@ impl PpoTrainer {
 
     /// Whether an iteration met the curriculum's bar.
     pub fn solved(&self, it: &Iteration, layout: &Layout) -> bool {
-        layout.players == 1 && it.episodes >= self.settings.min_episodes
+        self.settings.curriculum && layout.players == 1 && it.episodes >= self.settings.min_episodes
             && it.success_rate >= self.settings.diff_threshold
     }
 

@@ -6,8 +6,8 @@ config: the auto config chooses) with a fixed budget, then evaluated on fresh ep
     python bench/zoo.py --threads 2 --out runs/zoo --json zoo.json
 
 Each row: the env, the budget (seconds, and env steps where the target counts them), the
-final evaluation of the run's best checkpoint (`evaluate_run`, 100 episodes, greedy: the
-policy's most likely action; two-player games: games against random play and pure
+final evaluation of the run's best checkpoint (`evaluate_run`, 1,000 episodes, greedy: the
+policy's most likely action; two-player games: 100 games against random play and pure
 MCTS), the target of issue 13, the published reference where one exists and the optimum
 where it is known. Run it on a quiet machine: the budgets are wall-clock seconds.
 """
@@ -46,6 +46,10 @@ class ZooEnv:
 
 
 CLEANRL = "CleanRL ppo.py, 500k steps (docs.cleanrl.dev)"
+# Episodes an eval plays: a mean return over start states varies by several units between
+# starts (Taxi: about 4), so 100 episodes leave a standard error near 0.4; 1,000 near 0.13.
+# Two-player games play GAMES games against each opponent (pure MCTS is the slow one).
+EPISODES, GAMES = 1000, 100
 ZOO = [
     ZooEnv("cartpole", "cartpole.twl", 120, "return", 500, max_env_steps=100_000,
            reference=f"~492 ({CLEANRL})", optimum="500"),
@@ -90,7 +94,8 @@ def run_one(env: ZooEnv, budget: float, out: Path, threads: int, seed: int) -> d
         result = train(str(ROOT / "examples" / env.file), out=str(run_dir), params=env.params, seed=seed,
                        time_limit=budget, iterations=iterations, stream=stream)
     seconds = time.perf_counter() - start
-    evals = evaluate_run(str(run_dir), episodes=100, deterministic=env.deterministic, seed=seed + 1)
+    episodes = GAMES if env.metric == "vs_mcts" else EPISODES
+    evals = evaluate_run(str(run_dir), episodes=episodes, deterministic=env.deterministic, seed=seed + 1)
     row = {"env": env.name, "budget_s": budget, "trained_s": round(result.seconds, 1), "wall_s": round(seconds, 1),
            "env_steps": sum(h.env_steps for h in result.history), "iterations": len(result.history),
            "threads": threads, "target": env.target, "reference": env.reference, "optimum": env.optimum,
@@ -101,7 +106,8 @@ def run_one(env: ZooEnv, budget: float, out: Path, threads: int, seed: int) -> d
             row[f"vs_{r.opponent.split()[0].lower()}"] = round(r.score, 3)
         row["result"] = row.get("vs_pure", row.get("vs_mcts", float("nan")))
     else:
-        row.update(success=first.success, mean_return=first.mean_return, mean_length=first.mean_length)
+        row.update(success=first.success, mean_return=first.mean_return, mean_length=first.mean_length,
+                   episodes=episodes)
         row["result"] = first.success if env.metric == "success" else first.mean_return
     row["met"] = None if env.target is None or row["result"] is None else bool(row["result"] >= env.target)
     row["auto"] = json.loads((run_dir / "config.json").read_text()).get("auto", {})

@@ -43,6 +43,8 @@ class ZooEnv:
     reference: str = ""
     optimum: str = ""
     deterministic: bool = True
+    mcts_simulations: Optional[int] = None
+    """two-player games: the pure-MCTS opponent's simulations a move (None: the run's own)"""
 
 
 CLEANRL = "CleanRL ppo.py, 500k steps (docs.cleanrl.dev)"
@@ -75,7 +77,7 @@ ZOO = [
            optimum="about -0.05 (basic strategy)"),
     ZooEnv("game2048", "game2048.twl", 120, "return", None),
     ZooEnv("tictactoe", "tictactoe.twl", 300, "vs_mcts", None, reference="self-play PPO", optimum="draws"),
-    ZooEnv("connect4", "connect4.twl", 1800, "vs_mcts", 0.5,
+    ZooEnv("connect4", "connect4.twl", 1800, "vs_mcts", 0.5, mcts_simulations=1000,
            reference="self-play PPO; the target is against pure MCTS with 1,000 simulations"),
 ]
 
@@ -95,7 +97,8 @@ def run_one(env: ZooEnv, budget: float, out: Path, threads: int, seed: int) -> d
                        time_limit=budget, iterations=iterations, stream=stream)
     seconds = time.perf_counter() - start
     episodes = GAMES if env.metric == "vs_mcts" else EPISODES
-    evals = evaluate_run(str(run_dir), episodes=episodes, deterministic=env.deterministic, seed=seed + 1)
+    evals = evaluate_run(str(run_dir), episodes=episodes, deterministic=env.deterministic, seed=seed + 1,
+                         mcts_simulations=env.mcts_simulations)
     row = {"env": env.name, "budget_s": budget, "trained_s": round(result.seconds, 1), "wall_s": round(seconds, 1),
            "env_steps": sum(h.env_steps for h in result.history), "iterations": len(result.history),
            "threads": threads, "target": env.target, "reference": env.reference, "optimum": env.optimum,

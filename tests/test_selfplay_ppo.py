@@ -247,6 +247,11 @@ def test_cli_self_play_learns_to_beat_random_play(tmp_path, build_cache):
     r = _cli("eval", str(run), "--episodes", "20", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "vs random play, 20 games" in r.stdout and "vs pure MCTS" in r.stdout
+    r = _cli("eval", str(run), "--episodes", "4", "--mcts-simulations", "30", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "vs pure MCTS (30 simulations), 4 games" in r.stdout
+    r = _cli("eval", str(run), "--mcts-simulations", "0", cwd=tmp_path)
+    assert r.returncode != 0 and "--mcts-simulations must be between 1" in r.stderr
 
 
 SMALL = {"num_envs": 256, "num_steps": 32, "embedding_size": 128, "common_layers": [128], "learning_rate": 1e-3,

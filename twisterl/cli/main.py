@@ -111,6 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--tries", type=int, default=1, metavar="N",
                     help="play each episode N times from the same start; a success if any try succeeds")
+    ev.add_argument("--mcts-simulations", type=int, metavar="N",
+                    help="two-player games: simulations per move of the pure-MCTS opponent (default: the run's "
+                         "`pure_simulations`)")
     ev.add_argument("--average-twists", action="store_true",
                     help="average the policy over the env's symmetries (an equivariant policy)")
     ev.set_defaults(run=cmd_eval)

@@ -48,17 +48,21 @@ EvalResult = Union[PuzzleResult, MatchResult]
 
 
 def evaluate_run(run_path: str, episodes: int = 100, deterministic: bool = False, difficulty: Optional[int] = None,
-                 seed: int = 0, tries: int = 1, average_twists: bool = False) -> list[EvalResult]:
+                 seed: int = 0, tries: int = 1, average_twists: bool = False,
+                 mcts_simulations: Optional[int] = None) -> list[EvalResult]:
     """The run's best checkpoint: a PPO policy acting on its own (sampled, or its most likely
     action when `deterministic`), an AlphaZero net with search. Puzzles play `episodes`
     episodes at `difficulty` (default: the checkpoint's), each a success if any of `tries`
     tries from the same start succeeds; two-player games play `episodes` games against each
-    opponent."""
+    opponent, the pure-MCTS one with `mcts_simulations` per move (default: the run's
+    `pure_simulations`)."""
     if difficulty is not None and not 0 <= difficulty <= MAX_DIFFICULTY:
         raise ValueError(f"--difficulty must be between 0 and {MAX_DIFFICULTY}, not {difficulty}")
+    if mcts_simulations is not None and not 1 <= mcts_simulations <= 1 << 24:
+        raise ValueError(f"--mcts-simulations must be between 1 and {1 << 24}, not {mcts_simulations}")
     run = find_run(run_path)
     if run.config().get("algo") == "az":
-        return evaluate_alphazero(run_path, episodes, difficulty, seed, tries)
+        return evaluate_alphazero(run_path, episodes, difficulty, seed, tries, pure_simulations=mcts_simulations)
     from .evaluation import evaluate_policy
     from .networks import runtime_policy as to_rust
     from .twists import twist_group
@@ -68,7 +72,7 @@ def evaluate_run(run_path: str, episodes: int = 100, deterministic: bool = False
         difficulty = meta["difficulty"]
     params = cfg.get("params", {})
     if cls.players == 2:
-        return _ppo_matches(cls, net, params, run_config(run)[1], episodes, seed)
+        return _ppo_matches(cls, net, params, run_config(run)[1], episodes, seed, mcts_simulations)
     group = None
     if average_twists:
         if not cls.spec.get("symmetries", []):
@@ -95,13 +99,15 @@ def _std_return(result: dict) -> Optional[float]:
     return float(best.std())
 
 
-def _ppo_matches(cls, net, params: dict, config, games: int, seed: int) -> list[EvalResult]:
+def _ppo_matches(cls, net, params: dict, config, games: int, seed: int,
+                 sims: Optional[int] = None) -> list[EvalResult]:
     """A self-play PPO run's policy, playing its most likely legal move (no search), against
-    random play and pure MCTS (the run's `pure_simulations`, or 100 if 0)."""
+    random play and pure MCTS (`sims` simulations a move; default the run's
+    `pure_simulations`, or 100 if 0)."""
     from ..search import agent, play_games
     from .networks import runtime_policy as to_rust
     me = agent(to_rust(net), simulations=1)
-    sims = config.pure_simulations or 100
+    sims = sims or config.pure_simulations or 100
     out: list[EvalResult] = []
     for label, opp in (("random play", agent(random=True)),
                        (f"pure MCTS ({sims} simulations)", agent(None, simulations=sims))):
@@ -111,10 +117,12 @@ def _ppo_matches(cls, net, params: dict, config, games: int, seed: int) -> list[
 
 
 def evaluate_alphazero(run_path: str, episodes: int, difficulty: Optional[int], seed: int, tries: int = 1,
-                       simulations: Optional[int] = None, opponent: str = "all") -> list[EvalResult]:
+                       simulations: Optional[int] = None, opponent: str = "all",
+                       pure_simulations: Optional[int] = None) -> list[EvalResult]:
     """An AlphaZero run's best net with search. Two players: against random play and pure
-    MCTS (`opponent` picks one), each side moving first in half the games. Puzzles: the
-    success rate of search, with `tries` tries per scramble."""
+    MCTS with `pure_simulations` a move (default: the run's, or 200; `opponent` picks one),
+    each side moving first in half the games. Puzzles: the success rate of search, with
+    `tries` tries per scramble."""
     from ..search import agent, play_games, symmetry_group
     from .networks import runtime_policy as to_rust
     run = find_run(run_path)
@@ -133,7 +141,7 @@ def evaluate_alphazero(run_path: str, episodes: int, difficulty: Optional[int], 
         how = f"MCTS, {sims} simulations per move, {tries} tries"
         return [PuzzleResult(cls.name, diff, episodes, how, float(solved.mean()), float(data["lengths"].mean()))]
     out: list[EvalResult] = []
-    opponents = {"random": agent(random=True), "mcts": agent(None, simulations=conf.pure_simulations or 200)}
+    opponents = {"random": agent(random=True), "mcts": agent(None, simulations=pure_simulations or conf.pure_simulations or 200)}
     for name, opp in opponents.items():
         if opponent not in ("all", name):
             continue

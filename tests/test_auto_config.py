@@ -267,3 +267,15 @@ def test_large_tables_get_a_batch_that_visits_each_state():
     # The user's batch wins.
     assert chosen(Facts(table(500)), {"num_envs": 4})["num_steps"] == 128
     assert "num_envs" not in chosen(Facts(table(500)), {"num_envs": 4})
+
+
+def test_self_play_keeps_its_policy_mixed_and_learns_from_symmetries():
+    game = profile(obs_kind="sparse", obs_size=126, obs_ones=42, num_actions=7, players=2, symmetries=1)
+    got = chosen(Facts(game))
+    assert {k: got[k] for k in auto.SELF_PLAY_UPDATE} == auto.SELF_PLAY_UPDATE and got["twists"] is True
+    assert "twists" not in chosen(Facts(replace(game, symmetries=0)))
+    assert chosen(Facts(game), {"ent_coef": 0.0})["learning_rate"] == auto.SELF_PLAY_UPDATE["learning_rate"]
+    assert "ent_coef" not in chosen(Facts(game), {"ent_coef": 0.0})
+    # Single-player envs keep their own rules.
+    assert chosen(Facts(replace(game, players=1)))["ent_coef"] != auto.SELF_PLAY_UPDATE["ent_coef"]
+    assert "twists" not in chosen(Facts(replace(game, players=1)))

@@ -42,6 +42,11 @@ SMALL_BATCH, ROLLOUT_RANGE = 1024, (32, 128)
 # against ~270 with CleanRL's 4 epochs at 2.5e-4).
 SMALL_NET_UPDATE = {"gae_lambda": 0.95, "clip_coef": 0.2, "vf_coef": 0.5, "update_epochs": 10,
                     "num_minibatches": 4, "learning_rate": 1e-3}
+# Self-play PPO's update: the settings tic-tac-toe's self-play test was tuned with. On
+# Connect Four (with twists) they scored 0.30-0.46 against pure MCTS with 100 simulations
+# after 4-5 minutes, where the single-player defaults scored 0.04-0.24 and fell as the
+# policy's entropy collapsed (1.9 to 0.4 nats in 11 minutes).
+SELF_PLAY_UPDATE = {"ent_coef": 0.03, "learning_rate": 1e-3, "clip_coef": 0.2}
 # A table (one one-hot over its states) learns each state from that state's own visits: an
 # iteration holds this many transitions per state (up to TABLE_BATCH_MAX in all). Batches
 # larger than SMALL_BATCH take CleanRL's rate, TABLE_RATE, which was stable where 1e-3 was
@@ -217,7 +222,23 @@ def exploration(f: Facts, cfg: dict) -> Optional[Choice]:
                                         "network distillation scores their novelty")
 
 
-RULES: list[Rule] = [network, batch, gamma, entropy, reward_scale, obs_scale, exploration]
+def self_play(f: Facts, cfg: dict) -> Optional[Choice]:
+    """Self-play: a policy that stays mixed and keeps up with itself, and learns from the
+    game's symmetries."""
+    p = f.start
+    if _single(f) or p.continuous:
+        return None
+    values = dict(SELF_PLAY_UPDATE)
+    why = ("the opponent is the policy itself, so it must stay mixed and keep up with itself: a larger entropy "
+           "bonus, step and clip than single-player PPO's defaults")
+    if p.symmetries:
+        values["twists"] = True
+        why += f"; the game declares {p.symmetries} symmetr{'y' if p.symmetries == 1 else 'ies'}, so each step " \
+               "learns from one of its images too"
+    return Choice(values, why)
+
+
+RULES: list[Rule] = [network, batch, gamma, entropy, reward_scale, obs_scale, exploration, self_play]
 """The rules in the order they run (later rules see earlier choices in `cfg`)."""
 
 

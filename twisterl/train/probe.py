@@ -77,6 +77,8 @@ class Profile:
     """distinct observations seen / steps (near 0: few states, often revisited)"""
     obs_scale: tuple = (1.0, 1.0)
     """dense observations: the smallest and largest per-feature standard deviation"""
+    symmetries: int = 0
+    """the symmetries the env declares (`symmetry` blocks)"""
 
     @property
     def horizon(self) -> float:
@@ -171,4 +173,4 @@ def probe_env(cls, params: dict, difficulty: int, seed: int, max_episode_steps: 
         success_rate=float(np.mean(successes)) if episodes and cls.spec.get("has_success") else float("nan"),
         distinct_returns=float(distinct), reward_max_abs=float(np.abs(r).max()), step_reward=mode,
         step_reward_share=share, end_reward_only=mode == 0.0 and bool(np.all(r[~last] == 0.0)),
-        distinct_obs=len(seen) / max(1, r.size), obs_scale=scale)
+        distinct_obs=len(seen) / max(1, r.size), obs_scale=scale, symmetries=len(cls.spec.get("symmetries", [])))

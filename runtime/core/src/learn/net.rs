@@ -7,6 +7,7 @@
 //! observation itself.
 
 use super::gemm::{gemm, Mat, Start};
+use super::pool::{self, Disjoint};
 use super::wide::wide;
 use crate::policy::{activate, densify, Activation, Conv2d, Input, Layer, Policy};
 
@@ -48,7 +49,7 @@ pub fn forward(policy: &Policy, input: Input<'_>, batch: usize, tape: &mut Tape,
             match input {
                 Input::Sparse { indices, counts, stride } => {
                     let bag = Bag { indices, counts, stride, inputs: *inputs, outputs: *outputs };
-                    wide!(bag_forward(&bag, weight, bias, &mut hidden[..batch * outputs]));
+                    bag_forward(&bag, weight, bias, &mut hidden[..batch * outputs], threads);
                 }
                 Input::Dense { x, width } => {
                     gemm(batch, *outputs, *inputs, Mat::rows(&x[..batch * width], width), Mat::rows(weight, *outputs),
@@ -111,11 +112,13 @@ pub fn backward(policy: &Policy, grads: &mut Policy, input: Input<'_>, batch: us
         return;
     }
     // Heads that are empty pass their gradients through unchanged.
-    dh.clear();
-    dh.extend_from_slice(&dlogits[..batch * width]);
-    for (d, v) in dh.iter_mut().zip(&dvalues[..batch * width]) {
-        *d += v;
-    }
+    dh.resize(batch * width, 0.0);
+    let (dl, dv) = (&dlogits[..batch * width], &dvalues[..batch * width]);
+    elementwise(&mut dh[..batch * width], threads, |lo, d| {
+        for ((o, a), b) in d.iter_mut().zip(&dl[lo..]).zip(&dv[lo..]) {
+            *o = a + b;
+        }
+    });
     let (rest, grest) = if *input_layer {
         (&policy.trunk[1..], &mut grads.trunk[1..])
     } else {
@@ -129,11 +132,11 @@ pub fn backward(policy: &Policy, grads: &mut Policy, input: Input<'_>, batch: us
     let (Layer::Linear { inputs, outputs, .. }, Layer::Linear { weight: gw, bias: gb, .. }) =
         (&policy.trunk[0], &mut grads.trunk[0]) else { unreachable!("the input layer is linear") };
     let dy = &dh[..batch * outputs];
-    column_sums(dy, *outputs, gb);
+    column_sums(dy, *outputs, gb, threads);
     match input {
         Input::Sparse { indices, counts, stride } => {
             let bag = Bag { indices, counts, stride, inputs: *inputs, outputs: *outputs };
-            wide!(bag_backward(&bag, dy, gw));
+            bag_backward(&bag, dy, gw, threads);
         }
         Input::Dense { .. } => {
             gemm(*inputs, *outputs, batch, Mat::rows(&dense[..batch * inputs], *inputs).t(), Mat::rows(dy, *outputs),
@@ -220,7 +223,7 @@ fn run(layers: &[Layer], batch: usize, mut width: usize, x: &mut Vec<f32>, tape:
                 } else {
                     take_slot(tape, slot, &x[..batch * width]);
                 }
-                activate(*act, &mut x[..batch * width]);
+                elementwise(&mut x[..batch * width], threads, |_, part| activate(*act, part));
             }
             Layer::LayerNorm { gamma, beta, eps } => {
                 take_slot(tape, slot, &x[..batch * width]);
@@ -285,7 +288,7 @@ fn back(layers: &[Layer], grads: &mut [Layer], batch: usize, dy: &mut Vec<f32>, 
                 let d = &dy[..batch * outputs];
                 gemm(*inputs, *outputs, batch, Mat::rows(&x[..batch * inputs], *inputs).t(), Mat::rows(d, *outputs),
                      gw, Start::Add, threads);
-                column_sums(d, *outputs, gb);
+                column_sums(d, *outputs, gb, threads);
                 if dx_needed {
                     tmp.resize(batch * inputs, 0.0);
                     gemm(batch, *inputs, *outputs, Mat::rows(d, *outputs), Mat::rows(weight, *outputs).t(), tmp,
@@ -303,9 +306,9 @@ fn back(layers: &[Layer], grads: &mut [Layer], batch: usize, dy: &mut Vec<f32>, 
                         Some(&next) => &tape[next],
                         None => parts.output.expect("a last activation without a saved input has a kept output"),
                     };
-                    act_backward_from_output(*act, y, dy);
+                    act_backward(*act, true, y, dy, threads);
                 } else {
-                    act_backward(*act, x, dy);
+                    act_backward(*act, false, x, dy, threads);
                 }
             }
             (Layer::LayerNorm { gamma, eps, .. }, Layer::LayerNorm { gamma: gg, beta: gbeta, .. }) => {
@@ -354,14 +357,47 @@ fn back(layers: &[Layer], grads: &mut [Layer], batch: usize, dy: &mut Vec<f32>, 
     }
 }
 
-fn column_sums(d: &[f32], cols: usize, out: &mut [f32]) {
-    wide!(column_sums_plain(d, cols, out))
+/// Element-wise work on `x` split between threads in runs of 64 values (so the result does not
+/// depend on the split): `f(offset, part)`.
+fn elementwise(x: &mut [f32], threads: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
+    let len = x.len();
+    let tasks = threads.min(len / 32_768).max(1);
+    let x = Disjoint::new(x);
+    pool::for_each(tasks, tasks, |t| {
+        let (lo, hi) = pool::part(len, tasks, 64, t);
+        // SAFETY: the tasks' ranges are disjoint.
+        f(lo, unsafe { x.part(lo, hi) });
+    });
 }
 
+/// How many tasks a loop over `cols` columns of `rows` rows splits into (by columns, 16 or
+/// more each).
+fn column_tasks(rows: usize, cols: usize, threads: usize) -> usize {
+    threads.min(rows * cols / 32_768).min(cols.div_ceil(16)).max(1)
+}
+
+/// `out[j] += Σ_rows d[row][j]` (a bias's gradient), the columns split between threads, each
+/// column summed in row order whatever the split.
+fn column_sums(d: &[f32], cols: usize, out: &mut [f32], threads: usize) {
+    let rows = d.len() / cols.max(1);
+    let tasks = column_tasks(rows, cols, threads);
+    let out = Disjoint::new(&mut out[..cols]);
+    pool::for_each(tasks, tasks, |t| {
+        let (lo, hi) = pool::part(cols, tasks, 16, t);
+        // SAFETY: the tasks' column ranges are disjoint.
+        let o = unsafe { out.part(lo, hi) };
+        let mut sums = vec![0.0f32; hi - lo];
+        wide!(column_sums_plain(d, cols, lo, &mut sums));
+        o.iter_mut().zip(&sums).for_each(|(o, s)| *o += s);
+    });
+}
+
+/// The sums of `out.len()` columns from `lo` (kept apart from the caller's `out`, which may
+/// share a cache line with another thread's).
 #[inline(always)]
-fn column_sums_plain(d: &[f32], cols: usize, out: &mut [f32]) {
-    for row in d.chunks(cols) {
-        for (o, v) in out.iter_mut().zip(row) {
+fn column_sums_plain(d: &[f32], cols: usize, lo: usize, out: &mut [f32]) {
+    for row in d.chunks_exact(cols) {
+        for (o, v) in out.iter_mut().zip(&row[lo..]) {
             *o += v;
         }
     }
@@ -376,43 +412,98 @@ struct Bag<'a> {
     outputs: usize,
 }
 
-/// `out[b] = bias + Σ weight rows at row b's indices` (indices past the input are skipped).
+impl Bag<'_> {
+    /// The weight rows that row `b` reads (indices past the input are skipped).
+    #[inline(always)]
+    fn rows(&self, b: usize) -> impl Iterator<Item = usize> + '_ {
+        let inputs = self.inputs;
+        self.indices[b * self.stride..b * self.stride + self.counts[b] as usize].iter().map(|&i| i as usize)
+            .filter(move |&i| i < inputs)
+    }
+}
+
+/// `out[b] = bias + Σ weight rows at row b's indices`, the rows split between threads.
+fn bag_forward(bag: &Bag<'_>, weight: &[f32], bias: &[f32], out: &mut [f32], threads: usize) {
+    let n = bag.outputs;
+    let batch = out.len() / n.max(1);
+    let tasks = threads.min(batch * n / 32_768).max(1);
+    let out = Disjoint::new(out);
+    pool::for_each(tasks, tasks, |t| {
+        let (r0, r1) = pool::part(batch, tasks, 1, t);
+        // SAFETY: the tasks' rows are disjoint.
+        let rows = unsafe { out.part(r0 * n, r1 * n) };
+        wide!(bag_forward_plain(bag, weight, bias, r0, rows));
+    });
+}
+
 #[inline(always)]
-fn bag_forward(bag: &Bag<'_>, weight: &[f32], bias: &[f32], out: &mut [f32]) {
+fn bag_forward_plain(bag: &Bag<'_>, weight: &[f32], bias: &[f32], first: usize, out: &mut [f32]) {
     let n = bag.outputs;
     for (b, row) in out.chunks_mut(n).enumerate() {
         row.copy_from_slice(bias);
-        for &i in &bag.indices[b * bag.stride..b * bag.stride + bag.counts[b] as usize] {
-            if (i as usize) < bag.inputs {
-                for (o, w) in row.iter_mut().zip(&weight[i as usize * n..(i as usize + 1) * n]) {
-                    *o += w;
-                }
+        for i in bag.rows(first + b) {
+            for (o, w) in row.iter_mut().zip(&weight[i * n..(i + 1) * n]) {
+                *o += w;
             }
         }
     }
 }
 
-/// The embedding bag's weight gradient: each row's `dy` added to the weight rows it read.
-#[inline(always)]
-fn bag_backward(bag: &Bag<'_>, dy: &[f32], gw: &mut [f32]) {
+/// The embedding bag's weight gradient: each row's `dy` added to the weight rows it read. The
+/// weight's rows are split between threads, each part about as often read as the others, and
+/// each weight adds up in row order whatever the split.
+fn bag_backward(bag: &Bag<'_>, dy: &[f32], gw: &mut [f32], threads: usize) {
     let n = bag.outputs;
-    for (b, row) in dy.chunks(n).enumerate() {
-        for &i in &bag.indices[b * bag.stride..b * bag.stride + bag.counts[b] as usize] {
-            if (i as usize) < bag.inputs {
-                for (g, d) in gw[i as usize * n..(i as usize + 1) * n].iter_mut().zip(row) {
-                    *g += d;
-                }
+    let batch = dy.len() / n.max(1);
+    let tasks = threads.min(batch * n / 32_768).min(bag.inputs).max(1);
+    let gw = &mut gw[..bag.inputs * n];
+    if tasks == 1 {
+        wide!(bag_backward_plain(bag, dy, 0, bag.inputs, gw));
+        return;
+    }
+    let mut uses = vec![0usize; bag.inputs + 1];
+    for b in 0..batch {
+        bag.rows(b).for_each(|i| uses[i + 1] += 1);
+    }
+    for i in 0..bag.inputs {
+        uses[i + 1] += uses[i];
+    }
+    let total = uses[bag.inputs];
+    let bounds: Vec<usize> = (0..=tasks).map(|t| uses.partition_point(|&u| u * tasks < total * t).min(bag.inputs))
+        .chain(std::iter::once(bag.inputs)).collect();
+    let gw = Disjoint::new(gw);
+    pool::for_each(tasks, tasks, |t| {
+        let (i0, i1) = (bounds[t], if t + 1 == tasks { bag.inputs } else { bounds[t + 1] });
+        // SAFETY: the tasks' weight rows are disjoint.
+        let part = unsafe { gw.part(i0 * n, i1 * n) };
+        wide!(bag_backward_plain(bag, dy, i0, i1, part));
+    });
+}
+
+/// The gradient of weight rows `i0..i1` (`gw` holds those rows).
+#[inline(always)]
+fn bag_backward_plain(bag: &Bag<'_>, dy: &[f32], i0: usize, i1: usize, gw: &mut [f32]) {
+    let n = bag.outputs;
+    for (b, row) in dy.chunks_exact(n).enumerate() {
+        for i in bag.rows(b).filter(|i| (i0..i1).contains(i)) {
+            for (g, d) in gw[(i - i0) * n..(i - i0 + 1) * n].iter_mut().zip(row) {
+                *g += d;
             }
         }
     }
 }
 
-fn act_backward(act: Activation, x: &[f32], dy: &mut [f32]) {
-    wide!(act_backward_plain(act, x, dy))
-}
-
-fn act_backward_from_output(act: Activation, y: &[f32], dy: &mut [f32]) {
-    wide!(act_backward_from_output_plain(act, y, dy))
+/// The gradient through an activation from its input, or (`from_output`) from its output.
+fn act_backward(act: Activation, from_output: bool, x: &[f32], dy: &mut [f32], threads: usize) {
+    let len = dy.len().min(x.len());
+    elementwise(&mut dy[..len], threads, |lo, d| {
+        let x = &x[lo..lo + d.len()];
+        if from_output {
+            wide!(act_backward_from_output_plain(act, x, d))
+        } else {
+            wide!(act_backward_plain(act, x, d))
+        }
+    });
 }
 
 /// The gradient through ReLU or tanh from its output `y` (ReLU's is zero where `y <= 0`,

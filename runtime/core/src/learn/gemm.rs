@@ -65,6 +65,23 @@ const NARROW: usize = 8;
 /// `C[m × n] (row-major) = start + A[m × k] · B[k × n]`, over `threads` threads.
 #[allow(clippy::too_many_arguments)]
 pub fn gemm(m: usize, n: usize, k: usize, a: Mat<'_>, b: Mat<'_>, c: &mut [f32], start: Start<'_>, threads: usize) {
+    run_gemm(m, n, k, a, b, c, start, threads, None);
+}
+
+/// Element-wise work fused into a product: `then(first, rows)` on each block of C's rows as
+/// soon as it is final (while it is still in cache), `first` the index of its first row.
+pub type Then<'a> = &'a (dyn Fn(usize, &mut [f32]) + Sync);
+
+/// [`gemm`], then `then` on every row of C (each row once, in blocks).
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_then(m: usize, n: usize, k: usize, a: Mat<'_>, b: Mat<'_>, c: &mut [f32], start: Start<'_>,
+                 threads: usize, then: Then<'_>) {
+    run_gemm(m, n, k, a, b, c, start, threads, Some(then));
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_gemm(m: usize, n: usize, k: usize, a: Mat<'_>, b: Mat<'_>, c: &mut [f32], start: Start<'_>, threads: usize,
+            then: Option<Then<'_>>) {
     assert!(c.len() >= m * n, "gemm: C holds {} values, not {m} x {n}", c.len());
     if m == 0 || n == 0 {
         return;
@@ -83,8 +100,11 @@ pub fn gemm(m: usize, n: usize, k: usize, a: Mat<'_>, b: Mat<'_>, c: &mut [f32],
         let a_part = Mat { data: &a.data[r0 * a.rs..], rs: a.rs, cs: a.cs };
         if narrow {
             wide!(narrow_product(r1 - r0, n, k, a_part, &b_small, mine, start));
+            if let Some(then) = then {
+                then(r0, mine);
+            }
         } else {
-            kernel.run(r1 - r0, n, k, a_part, b, mine, start);
+            kernel.run(r1 - r0, n, k, a_part, b, mine, start, then.map(|f| (f, r0)));
         }
     });
 }
@@ -215,20 +235,21 @@ impl Kernel {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn run(self, m: usize, n: usize, k: usize, a: Mat<'_>, b: Mat<'_>, c: &mut [f32], start: Start<'_>) {
+    fn run(self, m: usize, n: usize, k: usize, a: Mat<'_>, b: Mat<'_>, c: &mut [f32], start: Start<'_>,
+           then: Option<(Then<'_>, usize)>) {
         match self {
             // SAFETY: `detect` saw the CPU features these kernels are compiled for.
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx512 => blocked::<8, 32>(m, n, k, a, b, c, start, |kc, ap, bp, out| unsafe {
+            Kernel::Avx512 => blocked::<8, 32>(m, n, k, a, b, c, start, then, |kc, ap, bp, out| unsafe {
                 tile_avx512(kc, ap, bp, out)
             }),
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2 => blocked::<6, 16>(m, n, k, a, b, c, start, |kc, ap, bp, out| unsafe {
+            Kernel::Avx2 => blocked::<6, 16>(m, n, k, a, b, c, start, then, |kc, ap, bp, out| unsafe {
                 tile_avx2(kc, ap, bp, out)
             }),
             #[cfg(all(target_family = "wasm", target_feature = "simd128"))]
-            Kernel::Simd128 => blocked::<6, 8>(m, n, k, a, b, c, start, tile_simd128),
-            Kernel::Portable => blocked::<4, 16>(m, n, k, a, b, c, start, tile_portable::<4, 16>),
+            Kernel::Simd128 => blocked::<6, 8>(m, n, k, a, b, c, start, then, tile_simd128),
+            Kernel::Portable => blocked::<4, 16>(m, n, k, a, b, c, start, then, tile_portable::<4, 16>),
         }
     }
 }
@@ -245,7 +266,8 @@ enum Out<'a> {
 /// B's panels once, then each `MR`-row block of A, and run the tile kernel on every pair.
 #[allow(clippy::too_many_arguments)]
 fn blocked<const MR: usize, const NR: usize>(m: usize, n: usize, k: usize, a: Mat<'_>, b: Mat<'_>, c: &mut [f32],
-                                              start: Start<'_>, tile_fn: impl Fn(usize, &[f32], &[f32], Out<'_>)) {
+                                              start: Start<'_>, then: Option<(Then<'_>, usize)>,
+                                              tile_fn: impl Fn(usize, &[f32], &[f32], Out<'_>)) {
     thread_local! {
         /// Packed panels of B and blocks of A, kept for the thread's next product.
         static PACKS: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
@@ -253,21 +275,28 @@ fn blocked<const MR: usize, const NR: usize>(m: usize, n: usize, k: usize, a: Ma
     PACKS.with(|packs| match packs.try_borrow_mut() {
         Ok(mut packs) => {
             let (bpack, apack) = &mut *packs;
-            blocked_in::<MR, NR>(m, n, k, a, b, c, start, &tile_fn, bpack, apack)
+            blocked_in::<MR, NR>(m, n, k, a, b, c, start, then, &tile_fn, bpack, apack)
         }
-        Err(_) => blocked_in::<MR, NR>(m, n, k, a, b, c, start, &tile_fn, &mut Vec::new(), &mut Vec::new()),
+        Err(_) => blocked_in::<MR, NR>(m, n, k, a, b, c, start, then, &tile_fn, &mut Vec::new(), &mut Vec::new()),
     });
 }
 
 #[allow(clippy::too_many_arguments)]
 fn blocked_in<const MR: usize, const NR: usize>(m: usize, n: usize, k: usize, a: Mat<'_>, b: Mat<'_>, c: &mut [f32],
-                                                 start: Start<'_>, tile_fn: &impl Fn(usize, &[f32], &[f32], Out<'_>),
+                                                 start: Start<'_>, then: Option<(Then<'_>, usize)>,
+                                                 tile_fn: &impl Fn(usize, &[f32], &[f32], Out<'_>),
                                                  bpack: &mut Vec<f32>, apack: &mut Vec<f32>) {
     // A zero start is the first block's products set in place (no pass to clear C first).
     match start {
         Start::Zero if k == 0 => c[..m * n].fill(0.0),
         Start::Bias(bias) => c[..m * n].chunks_mut(n).for_each(|row| row.copy_from_slice(&bias[..n])),
         _ => {}
+    }
+    if k == 0 {
+        if let Some((then, first)) = then {
+            then(first, &mut c[..m * n]);
+        }
+        return;
     }
     let panels = n.div_ceil(NR);
     let depth = KC.min(k.max(1));
@@ -324,6 +353,10 @@ fn blocked_in<const MR: usize, const NR: usize>(m: usize, n: usize, k: usize, a:
                         }
                     }
                 }
+            }
+            match then {
+                Some((then, first)) if k0 + kc == k => then(first + m0, &mut c[m0 * n..(m0 + block) * n]),
+                _ => {}
             }
         }
     }
@@ -570,7 +603,7 @@ mod tests {
                         for (start, offset) in [(Start::Zero, 0usize), (Start::Bias(&bias), 1), (Start::Add, 2)] {
                             let mut c: Vec<f32> = (0..m * n).map(|x| x as f32 * 0.01).collect();
                             let before = c.clone();
-                            kernel.run(m, n, k, a, b, &mut c, start);
+                            kernel.run(m, n, k, a, b, &mut c, start, None);
                             for i in 0..m * n {
                                 let extra = match offset { 0 => 0.0, 1 => bias[i % n] as f64, _ => before[i] as f64 };
                                 assert!((c[i] as f64 - want[i] - extra).abs() < 1e-3, "{kernel:?} {m}x{n}x{k} at {i}");

@@ -6,7 +6,7 @@
 //! embedding bag forward and a scatter of rows backward. No gradient flows into the
 //! observation itself.
 
-use super::gemm::{gemm, Mat, Start};
+use super::gemm::{gemm, gemm_then, Mat, Start};
 use super::pool::{self, Disjoint};
 use super::wide::wide;
 use crate::policy::{activate, densify, Activation, Conv2d, Input, Layer, Policy};
@@ -43,17 +43,22 @@ struct ConvScratch {
 pub fn forward(policy: &Policy, input: Input<'_>, batch: usize, tape: &mut Tape, logits: &mut Vec<f32>,
                values: &mut Vec<f32>, threads: usize) {
     let Tape { trunk, policy: ptape, value: vtape, hidden, width, input_layer, dense, conv, .. } = tape;
+    let mut fused = false;
     let rest = match policy.trunk.first() {
         Some(Layer::Linear { weight, bias, inputs, outputs }) => {
             hidden.resize(batch * outputs, 0.0);
+            // The activation after the input layer, applied as its rows are made.
+            let act = fusable(&policy.trunk, 1, true);
+            fused = act.is_some();
+            let then = |_: usize, rows: &mut [f32]| if let Some(act) = act { activate(act, rows) };
             match input {
                 Input::Sparse { indices, counts, stride } => {
                     let bag = Bag { indices, counts, stride, inputs: *inputs, outputs: *outputs };
-                    bag_forward(&bag, weight, bias, &mut hidden[..batch * outputs], threads);
+                    bag_forward(&bag, weight, bias, &mut hidden[..batch * outputs], threads, &then);
                 }
                 Input::Dense { x, width } => {
-                    gemm(batch, *outputs, *inputs, Mat::rows(&x[..batch * width], width), Mat::rows(weight, *outputs),
-                         hidden, Start::Bias(bias), threads);
+                    gemm_then(batch, *outputs, *inputs, Mat::rows(&x[..batch * width], width),
+                              Mat::rows(weight, *outputs), hidden, Start::Bias(bias), threads, &then);
                 }
             }
             *width = *outputs;
@@ -72,7 +77,7 @@ pub fn forward(policy: &Policy, input: Input<'_>, batch: usize, tape: &mut Tape,
         dense.extend_from_slice(&x[..batch * policy.inputs]);
     }
     let mut slot = 0;
-    *width = run(rest, batch, *width, hidden, trunk, &mut slot, conv, threads, true);
+    *width = run(rest, batch, *width, hidden, trunk, &mut slot, conv, threads, true, fused);
     for (layers, tape, out) in [(&policy.policy_head, ptape, &mut *logits), (&policy.value_head, vtape, &mut *values)] {
         let mut slot = 0;
         let rest = match layers.first() {
@@ -83,14 +88,14 @@ pub fn forward(policy: &Policy, input: Input<'_>, batch: usize, tape: &mut Tape,
                 out.resize(batch * outputs, 0.0);
                 gemm(batch, *outputs, *inputs, Mat::rows(&hidden[..batch * inputs], *inputs),
                      Mat::rows(weight, *outputs), out, Start::Bias(bias), threads);
-                run(&layers[1..], batch, *outputs, out, tape, &mut slot, conv, threads, false);
+                run(&layers[1..], batch, *outputs, out, tape, &mut slot, conv, threads, false, false);
                 continue;
             }
             _ => layers,
         };
         out.clear();
         out.extend_from_slice(&hidden[..batch * *width]);
-        run(rest, batch, *width, out, tape, &mut slot, conv, threads, false);
+        run(rest, batch, *width, out, tape, &mut slot, conv, threads, false, false);
     }
 }
 
@@ -195,35 +200,50 @@ struct Parts<'a> {
     output: Option<&'a [f32]>,
 }
 
+/// The activation at `layers[i]` when it saves nothing for backward (a ReLU or tanh whose
+/// output is kept: by the next layer's slot, or by the caller when `kept`), so the layer
+/// before it can apply it to its rows as it makes them.
+fn fusable(layers: &[Layer], i: usize, kept: bool) -> Option<Activation> {
+    let Some(Layer::Act(act)) = layers.get(i) else { return None };
+    let output_kept = match layers.get(i + 1) {
+        Some(Layer::Act(next)) => !from_output(*next),
+        Some(_) => true,
+        None => kept,
+    };
+    (from_output(*act) && output_kept).then_some(*act)
+}
+
 /// Apply `layers` to `x` (`[batch, width]`, the result left in `x`), saving what backward
 /// needs: each layer's input, moved onto the tape where the layer writes a new buffer, and
-/// nothing for a ReLU or tanh whose output is kept (by the next layer's slot, or by the
-/// caller when `kept`).
+/// nothing for a ReLU or tanh whose output is kept (see [`fusable`]; a linear layer before
+/// one applies it itself). `fused`: the first layer is an activation already applied.
 #[allow(clippy::too_many_arguments)]
 fn run(layers: &[Layer], batch: usize, mut width: usize, x: &mut Vec<f32>, tape: &mut Vec<Vec<f32>>,
-       slot: &mut usize, conv: &mut ConvScratch, threads: usize, kept: bool) -> usize {
+       slot: &mut usize, conv: &mut ConvScratch, threads: usize, kept: bool, mut fused: bool) -> usize {
     for (i, layer) in layers.iter().enumerate() {
         let mine = *slot;
         match layer {
             Layer::Linear { weight, bias, inputs, outputs } => {
                 move_slot(tape, slot, x);
                 x.resize(batch * outputs, 0.0);
-                gemm(batch, *outputs, *inputs, Mat::rows(&tape[mine][..batch * inputs], *inputs),
-                     Mat::rows(weight, *outputs), x, Start::Bias(bias), threads);
+                let act = fusable(layers, i + 1, kept);
+                let then = |_: usize, rows: &mut [f32]| if let Some(act) = act { activate(act, rows) };
+                gemm_then(batch, *outputs, *inputs, Mat::rows(&tape[mine][..batch * inputs], *inputs),
+                          Mat::rows(weight, *outputs), x, Start::Bias(bias), threads, &then);
+                fused = act.is_some();
                 width = *outputs;
+                continue;
             }
             Layer::Act(act) => {
-                let output_kept = match layers.get(i + 1) {
-                    Some(Layer::Act(next)) => !from_output(*next),
-                    Some(_) => true,
-                    None => kept,
-                };
-                if from_output(*act) && output_kept {
+                if fused {
                     empty_slot(tape, slot);
+                } else if fusable(layers, i, kept).is_some() {
+                    empty_slot(tape, slot);
+                    elementwise(&mut x[..batch * width], threads, |_, part| activate(*act, part));
                 } else {
                     take_slot(tape, slot, &x[..batch * width]);
+                    elementwise(&mut x[..batch * width], threads, |_, part| activate(*act, part));
                 }
-                elementwise(&mut x[..batch * width], threads, |_, part| activate(*act, part));
             }
             Layer::LayerNorm { gamma, beta, eps } => {
                 take_slot(tape, slot, &x[..batch * width]);
@@ -236,7 +256,7 @@ fn run(layers: &[Layer], batch: usize, mut width: usize, x: &mut Vec<f32>, tape:
             }
             Layer::Residual(body) => {
                 take_slot(tape, slot, &x[..batch * width]);
-                let w = run(body, batch, width, x, tape, slot, conv, threads, false);
+                let w = run(body, batch, width, x, tape, slot, conv, threads, false, false);
                 debug_assert_eq!(w, width);
                 for (v, s) in x[..batch * width].iter_mut().zip(&tape[mine]) {
                     *v += s;
@@ -252,6 +272,7 @@ fn run(layers: &[Layer], batch: usize, mut width: usize, x: &mut Vec<f32>, tape:
                 width = c.outputs();
             }
         }
+        fused = false;
     }
     width
 }
@@ -276,6 +297,8 @@ fn back(layers: &[Layer], grads: &mut [Layer], batch: usize, dy: &mut Vec<f32>, 
         starts.push(s);
         s += slots(layer);
     }
+    // An activation before a linear layer whose gradient that layer's input product applied.
+    let mut fused = false;
     for (i, (layer, grad)) in layers.iter().zip(grads.iter_mut()).enumerate().rev() {
         let saved = &tape[starts[i]];
         let x: &[f32] = match parts.input {
@@ -290,14 +313,26 @@ fn back(layers: &[Layer], grads: &mut [Layer], batch: usize, dy: &mut Vec<f32>, 
                      gw, Start::Add, threads);
                 column_sums(d, *outputs, gb, threads);
                 if dx_needed {
+                    // A ReLU or tanh before this layer takes its gradient from its output, which
+                    // is this layer's input: applied to the rows of dx as they are made.
+                    let act = match i.checked_sub(1).map(|p| (&layers[p], &tape[starts[p]])) {
+                        Some((Layer::Act(act), before)) if from_output(*act) && before.is_empty() => Some(*act),
+                        _ => None,
+                    };
+                    fused = act.is_some();
+                    let y = &x[..batch * inputs];
+                    let then = |first: usize, rows: &mut [f32]| if let Some(act) = act {
+                        let y = &y[first * inputs..first * inputs + rows.len()];
+                        wide!(act_backward_from_output_plain(act, y, rows))
+                    };
                     tmp.resize(batch * inputs, 0.0);
-                    gemm(batch, *inputs, *outputs, Mat::rows(d, *outputs), Mat::rows(weight, *outputs).t(), tmp,
-                         Start::Zero, threads);
+                    gemm_then(batch, *inputs, *outputs, Mat::rows(d, *outputs), Mat::rows(weight, *outputs).t(), tmp,
+                              Start::Zero, threads, &then);
                     std::mem::swap(dy, tmp);
                 }
             }
             (Layer::Act(act), _) => {
-                if !dx_needed {
+                if !dx_needed || std::mem::take(&mut fused) {
                     continue;
                 }
                 if x.is_empty() {
@@ -422,8 +457,10 @@ impl Bag<'_> {
     }
 }
 
-/// `out[b] = bias + Σ weight rows at row b's indices`, the rows split between threads.
-fn bag_forward(bag: &Bag<'_>, weight: &[f32], bias: &[f32], out: &mut [f32], threads: usize) {
+/// `out[b] = bias + Σ weight rows at row b's indices`, the rows split between threads; then
+/// `then(first_row, rows)` on each block of rows.
+fn bag_forward(bag: &Bag<'_>, weight: &[f32], bias: &[f32], out: &mut [f32], threads: usize,
+               then: &(dyn Fn(usize, &mut [f32]) + Sync)) {
     let n = bag.outputs;
     let batch = out.len() / n.max(1);
     let tasks = threads.min(batch * n / 32_768).max(1);
@@ -432,7 +469,11 @@ fn bag_forward(bag: &Bag<'_>, weight: &[f32], bias: &[f32], out: &mut [f32], thr
         let (r0, r1) = pool::part(batch, tasks, 1, t);
         // SAFETY: the tasks' rows are disjoint.
         let rows = unsafe { out.part(r0 * n, r1 * n) };
-        wide!(bag_forward_plain(bag, weight, bias, r0, rows));
+        // In blocks of 64 rows, each finished while it is in cache.
+        for (blk, part) in rows.chunks_mut(64 * n).enumerate() {
+            wide!(bag_forward_plain(bag, weight, bias, r0 + blk * 64, part));
+            then(r0 + blk * 64, part);
+        }
     });
 }
 

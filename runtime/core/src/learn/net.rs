@@ -9,6 +9,7 @@
 use super::gemm::{gemm, gemm_then, Mat, Start};
 use super::pool::{self, Disjoint};
 use super::wide::wide;
+use std::sync::Mutex;
 use crate::policy::{activate, densify, Activation, Conv2d, Input, Layer, Policy};
 
 /// What the backward pass needs from the forward pass, reused between minibatches.
@@ -264,12 +265,25 @@ fn run(layers: &[Layer], batch: usize, mut width: usize, x: &mut Vec<f32>, tape:
             }
             Layer::Conv2d(c) => {
                 move_slot(tape, slot, x);
-                x.resize(batch * c.outputs(), 0.0);
-                for b in 0..batch {
-                    conv_forward(c, &tape[mine][b * width..(b + 1) * width],
-                                 &mut x[b * c.outputs()..(b + 1) * c.outputs()], conv);
-                }
-                width = c.outputs();
+                let (inw, outw) = (width, c.outputs());
+                x.resize(batch * outw, 0.0);
+                let input = &tape[mine];
+                let tasks = threads.min(batch).max(1);
+                let out = Disjoint::new(&mut x[..batch * outw]);
+                // Images split between threads, each with its own scratch (the tape's for one).
+                let one = Mutex::new(&mut *conv);
+                pool::for_each(tasks, tasks, |t| {
+                    let (b0, b1) = pool::part(batch, tasks, 1, t);
+                    let mut own = ConvScratch::default();
+                    let mut shared = one.try_lock().ok();
+                    let s = shared.as_deref_mut().map_or(&mut own, |s| &mut **s);
+                    for b in b0..b1 {
+                        // SAFETY: each image's output is written by one task.
+                        let o = unsafe { out.part(b * outw, (b + 1) * outw) };
+                        conv_forward(c, &input[b * inw..(b + 1) * inw], o, s);
+                    }
+                });
+                width = outw;
             }
         }
         fused = false;
@@ -379,9 +393,39 @@ fn back(layers: &[Layer], grads: &mut [Layer], batch: usize, dy: &mut Vec<f32>, 
                     tmp.clear();
                     tmp.resize(batch * inw, 0.0);
                 }
-                for b in 0..batch {
-                    let dx = if dx_needed { Some(&mut tmp[b * inw..(b + 1) * inw]) } else { None };
-                    conv_backward(c, g, &x[b * inw..(b + 1) * inw], &dy[b * outw..(b + 1) * outw], dx, conv);
+                let tasks = threads.min(batch).max(1);
+                if tasks == 1 {
+                    for b in 0..batch {
+                        let dx = if dx_needed { Some(&mut tmp[b * inw..(b + 1) * inw]) } else { None };
+                        conv_backward(c, g, &x[b * inw..(b + 1) * inw], &dy[b * outw..(b + 1) * outw], dx, conv);
+                    }
+                } else {
+                    // Images split between threads, each summing its own weight gradient;
+                    // the parts are added in task order.
+                    let dxs = Disjoint::new(&mut tmp[..if dx_needed { batch * inw } else { 0 }]);
+                    let parts: Vec<Mutex<Conv2d>> = (0..tasks).map(|_| {
+                        let mut part = g.clone();
+                        part.weight.fill(0.0);
+                        part.bias.fill(0.0);
+                        Mutex::new(part)
+                    }).collect();
+                    let dy = &dy[..];
+                    pool::for_each(tasks, tasks, |t| {
+                        let (b0, b1) = pool::part(batch, tasks, 1, t);
+                        let mut part = parts[t].lock().unwrap_or_else(|e| e.into_inner());
+                        let mut s = ConvScratch::default();
+                        for b in b0..b1 {
+                            // SAFETY: each image's input gradient is written by one task.
+                            let dx = dx_needed.then(|| unsafe { dxs.part(b * inw, (b + 1) * inw) });
+                            conv_backward(c, &mut part, &x[b * inw..(b + 1) * inw], &dy[b * outw..(b + 1) * outw], dx,
+                                          &mut s);
+                        }
+                    });
+                    for part in parts {
+                        let part = part.into_inner().unwrap_or_else(|e| e.into_inner());
+                        g.weight.iter_mut().zip(&part.weight).for_each(|(o, p)| *o += p);
+                        g.bias.iter_mut().zip(&part.bias).for_each(|(o, p)| *o += p);
+                    }
                 }
                 if dx_needed {
                     std::mem::swap(dy, tmp);

@@ -316,7 +316,7 @@ fn blocked_in<const MR: usize, const NR: usize>(m: usize, n: usize, k: usize, a:
         for m0 in (0..m).step_by(MC) {
             let block = MC.min(m - m0);
             let micro = block.div_ceil(MR);
-            if a.rs == 1 && block % MR == 0 {
+            if a.rs == 1 && block.is_multiple_of(MR) {
                 // A transposed: each inner index's run of the block's rows is contiguous in
                 // memory, read once, in order.
                 for kk in 0..kc {

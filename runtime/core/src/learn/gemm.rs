@@ -5,8 +5,14 @@
 //! operands are packed into cache-sized panels first, in the order the kernel reads them.
 //! The kernel computes one `MR × NR` tile of C in registers over a block of `KC` inner
 //! indices. On x86-64 it is an AVX-512 kernel (8 × 32) or an AVX2 kernel (6 × 16) picked at
-//! run time; elsewhere (wasm) a portable one. Rows of C are split between threads, each
-//! with its own packing buffers, so threads share nothing they write.
+//! run time; elsewhere (wasm) a portable one. Rows of C are split between the pool's
+//! threads ([`super::pool`]), each with its own packing buffers kept from call to call, so
+//! threads share nothing they write. Products with few columns or inner indices skip the
+//! tiles (see [`NARROW`]).
+
+use super::pool::{self, Disjoint};
+use super::wide::wide;
+use std::cell::RefCell;
 
 /// A read-only matrix view: element `(i, j)` is `data[i * rs + j * cs]`.
 #[derive(Clone, Copy, Debug)]
@@ -51,41 +57,141 @@ const KC: usize = 256;
 /// Rows of A packed at a time: a 128 × 256 block (128 kB) stays in L2.
 const MC: usize = 128;
 
+/// Below this many columns (or inner indices) a product takes the narrow path instead of
+/// the tiles, whose 8 to 32 columns would be mostly padding (a policy head's few logits, a
+/// value head's one column, and the input gradient through them).
+const NARROW: usize = 8;
+
 /// `C[m × n] (row-major) = start + A[m × k] · B[k × n]`, over `threads` threads.
 #[allow(clippy::too_many_arguments)]
 pub fn gemm(m: usize, n: usize, k: usize, a: Mat<'_>, b: Mat<'_>, c: &mut [f32], start: Start<'_>, threads: usize) {
+    run_gemm(m, n, k, a, b, c, start, threads, None);
+}
+
+/// Element-wise work fused into a product: `then(first, rows)` on each block of C's rows as
+/// soon as it is final (while it is still in cache), `first` the index of its first row.
+pub type Then<'a> = &'a (dyn Fn(usize, &mut [f32]) + Sync);
+
+/// [`gemm`], then `then` on every row of C (each row once, in blocks).
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_then(m: usize, n: usize, k: usize, a: Mat<'_>, b: Mat<'_>, c: &mut [f32], start: Start<'_>,
+                 threads: usize, then: Then<'_>) {
+    run_gemm(m, n, k, a, b, c, start, threads, Some(then));
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_gemm(m: usize, n: usize, k: usize, a: Mat<'_>, b: Mat<'_>, c: &mut [f32], start: Start<'_>, threads: usize,
+            then: Option<Then<'_>>) {
     assert!(c.len() >= m * n, "gemm: C holds {} values, not {m} x {n}", c.len());
     if m == 0 || n == 0 {
         return;
     }
     let kernel = Kernel::detect();
-    let mr = kernel.mr();
-    // Enough work per thread to pay for starting it (about 20 µs).
-    let threads = threads.max(1).min((m * n * k / 2_000_000).max(1)).min(m.div_ceil(mr));
-    // wasm32 without its threads proposal cannot start threads.
-    #[cfg(target_family = "wasm")]
-    let threads = threads.min(1);
-    if threads == 1 {
-        kernel.run(m, n, k, a, b, c, start);
-        return;
-    }
-    let rows_per = m.div_ceil(threads).div_ceil(mr) * mr;
-    std::thread::scope(|scope| {
-        let mut rest = &mut c[..m * n];
-        let mut first = 0;
-        while first < m {
-            let rows = rows_per.min(m - first);
-            let (mine, tail) = rest.split_at_mut(rows * n);
-            rest = tail;
-            let a_part = Mat { data: &a.data[first * a.rs..], rs: a.rs, cs: a.cs };
-            if first + rows >= m {
-                kernel.run(rows, n, k, a_part, b, mine, start);
-            } else {
-                scope.spawn(move || kernel.run(rows, n, k, a_part, b, mine, start));
+    let narrow = n <= NARROW || k <= NARROW;
+    // Enough work per task to pay for waking a thread (a few µs), and whole tiles of rows.
+    let align = if narrow { 1 } else { kernel.mr() };
+    let tasks = threads.max(1).min((m * n * k.max(1) / 250_000).max(1)).min(m.div_ceil(align));
+    let c = Disjoint::new(&mut c[..m * n]);
+    let b_small = if narrow { pack_small(n, k, b) } else { Vec::new() };
+    pool::for_each(tasks, tasks, |t| {
+        let (r0, r1) = pool::part(m, tasks, align, t);
+        // SAFETY: tasks' row ranges are disjoint.
+        let mine = unsafe { c.part(r0 * n, r1 * n) };
+        let a_part = Mat { data: &a.data[r0 * a.rs..], rs: a.rs, cs: a.cs };
+        if narrow {
+            wide!(narrow_product(r1 - r0, n, k, a_part, &b_small, mine, start));
+            if let Some(then) = then {
+                then(r0, mine);
             }
-            first += rows;
+        } else {
+            kernel.run(r1 - r0, n, k, a_part, b, mine, start, then.map(|f| (f, r0)));
         }
     });
+}
+
+/// B for the narrow path: `[n][k]` (B's columns, for dot products with A's rows) when `n` is
+/// the narrow side, else `[k][n]` (B's rows, to add up along C's rows).
+fn pack_small(n: usize, k: usize, b: Mat<'_>) -> Vec<f32> {
+    if n <= NARROW {
+        (0..n * k).map(|x| b.at(x % k, x / k)).collect()
+    } else {
+        (0..k * n).map(|x| b.at(x / n, x % n)).collect()
+    }
+}
+
+/// `C = start + A·B` for a narrow product on one task's rows, `packed` from [`pack_small`]:
+/// with few columns, each value is a dot product of A's row and B's column (or, when A is a
+/// transpose, each inner index adds a scaled row of A's storage to C's columns); with few
+/// inner indices, each row of C adds up `k` scaled rows of B.
+#[inline(always)]
+fn narrow_product(m: usize, n: usize, k: usize, a: Mat<'_>, packed: &[f32], c: &mut [f32], start: Start<'_>) {
+    match start {
+        Start::Zero => c.fill(0.0),
+        Start::Bias(bias) => c.chunks_mut(n).for_each(|row| row.copy_from_slice(&bias[..n])),
+        Start::Add => {}
+    }
+    if n > NARROW {
+        for (i, row) in c.chunks_mut(n).enumerate() {
+            for kk in 0..k {
+                let av = a.at(i, kk);
+                for (o, bv) in row.iter_mut().zip(&packed[kk * n..(kk + 1) * n]) {
+                    *o += av * bv;
+                }
+            }
+        }
+    } else if a.cs == 1 {
+        for (i, row) in c.chunks_mut(n).enumerate() {
+            let ar = &a.data[i * a.rs..][..k];
+            for (j, o) in row.iter_mut().enumerate() {
+                *o += dot(ar, &packed[j * k..(j + 1) * k]);
+            }
+        }
+    } else if a.rs == 1 {
+        // A's column kk is the contiguous run `a.data[kk * a.cs..][..m]`.
+        let mut cols = vec![0.0f32; n * m];
+        for kk in 0..k {
+            let ac = &a.data[kk * a.cs..][..m];
+            for j in 0..n {
+                let bv = packed[j * k + kk];
+                for (o, av) in cols[j * m..(j + 1) * m].iter_mut().zip(ac) {
+                    *o += av * bv;
+                }
+            }
+        }
+        for (i, row) in c.chunks_mut(n).enumerate() {
+            for (j, o) in row.iter_mut().enumerate() {
+                *o += cols[j * m + i];
+            }
+        }
+    } else {
+        for (i, row) in c.chunks_mut(n).enumerate() {
+            for (j, o) in row.iter_mut().enumerate() {
+                *o += (0..k).map(|kk| a.at(i, kk) * packed[j * k + kk]).sum::<f32>();
+            }
+        }
+    }
+}
+
+/// A dot product over 32 independent partial sums (so that it vectorises).
+#[inline(always)]
+fn dot(x: &[f32], y: &[f32]) -> f32 {
+    const L: usize = 32;
+    let mut acc = [0.0f32; L];
+    let whole = x.len() / L * L;
+    for (xc, yc) in x[..whole].chunks_exact(L).zip(y[..whole].chunks_exact(L)) {
+        for l in 0..L {
+            acc[l] += xc[l] * yc[l];
+        }
+    }
+    let tail: f32 = x[whole..].iter().zip(&y[whole..]).map(|(a, b)| a * b).sum();
+    let mut width = L;
+    while width > 1 {
+        width /= 2;
+        for l in 0..width {
+            acc[l] += acc[l + width];
+        }
+    }
+    acc[0] + tail
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -129,28 +235,30 @@ impl Kernel {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn run(self, m: usize, n: usize, k: usize, a: Mat<'_>, b: Mat<'_>, c: &mut [f32], start: Start<'_>) {
+    fn run(self, m: usize, n: usize, k: usize, a: Mat<'_>, b: Mat<'_>, c: &mut [f32], start: Start<'_>,
+           then: Option<(Then<'_>, usize)>) {
         match self {
             // SAFETY: `detect` saw the CPU features these kernels are compiled for.
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx512 => blocked::<8, 32>(m, n, k, a, b, c, start, |kc, ap, bp, out| unsafe {
+            Kernel::Avx512 => blocked::<8, 32>(m, n, k, a, b, c, start, then, |kc, ap, bp, out| unsafe {
                 tile_avx512(kc, ap, bp, out)
             }),
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2 => blocked::<6, 16>(m, n, k, a, b, c, start, |kc, ap, bp, out| unsafe {
+            Kernel::Avx2 => blocked::<6, 16>(m, n, k, a, b, c, start, then, |kc, ap, bp, out| unsafe {
                 tile_avx2(kc, ap, bp, out)
             }),
             #[cfg(all(target_family = "wasm", target_feature = "simd128"))]
-            Kernel::Simd128 => blocked::<6, 8>(m, n, k, a, b, c, start, tile_simd128),
-            Kernel::Portable => blocked::<4, 16>(m, n, k, a, b, c, start, tile_portable::<4, 16>),
+            Kernel::Simd128 => blocked::<6, 8>(m, n, k, a, b, c, start, then, tile_simd128),
+            Kernel::Portable => blocked::<4, 16>(m, n, k, a, b, c, start, then, tile_portable::<4, 16>),
         }
     }
 }
 
-/// Where a tile kernel adds its `MR × NR` product: straight into C (rows `ld` apart) when
-/// the tile is whole, else into a scratch tile that the caller adds to C's edge.
+/// Where a tile kernel puts its `MR × NR` product: straight into C (rows `ld` apart; added to
+/// what C holds, or `set` in place of it) when the tile is whole, else into a scratch tile
+/// (set) that the caller adds to C's edge.
 enum Out<'a> {
-    C { c: &'a mut [f32], ld: usize },
+    C { c: &'a mut [f32], ld: usize, set: bool },
     Tile(&'a mut [f32]),
 }
 
@@ -158,19 +266,47 @@ enum Out<'a> {
 /// B's panels once, then each `MR`-row block of A, and run the tile kernel on every pair.
 #[allow(clippy::too_many_arguments)]
 fn blocked<const MR: usize, const NR: usize>(m: usize, n: usize, k: usize, a: Mat<'_>, b: Mat<'_>, c: &mut [f32],
-                                              start: Start<'_>, tile_fn: impl Fn(usize, &[f32], &[f32], Out<'_>)) {
+                                              start: Start<'_>, then: Option<(Then<'_>, usize)>,
+                                              tile_fn: impl Fn(usize, &[f32], &[f32], Out<'_>)) {
+    thread_local! {
+        /// Packed panels of B and blocks of A, kept for the thread's next product.
+        static PACKS: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+    }
+    PACKS.with(|packs| match packs.try_borrow_mut() {
+        Ok(mut packs) => {
+            let (bpack, apack) = &mut *packs;
+            blocked_in::<MR, NR>(m, n, k, a, b, c, start, then, &tile_fn, bpack, apack)
+        }
+        Err(_) => blocked_in::<MR, NR>(m, n, k, a, b, c, start, then, &tile_fn, &mut Vec::new(), &mut Vec::new()),
+    });
+}
+
+#[allow(clippy::too_many_arguments)]
+fn blocked_in<const MR: usize, const NR: usize>(m: usize, n: usize, k: usize, a: Mat<'_>, b: Mat<'_>, c: &mut [f32],
+                                                 start: Start<'_>, then: Option<(Then<'_>, usize)>,
+                                                 tile_fn: &impl Fn(usize, &[f32], &[f32], Out<'_>),
+                                                 bpack: &mut Vec<f32>, apack: &mut Vec<f32>) {
+    // A zero start is the first block's products set in place (no pass to clear C first).
     match start {
-        Start::Zero => c[..m * n].fill(0.0),
+        Start::Zero if k == 0 => c[..m * n].fill(0.0),
         Start::Bias(bias) => c[..m * n].chunks_mut(n).for_each(|row| row.copy_from_slice(&bias[..n])),
-        Start::Add => {}
+        _ => {}
+    }
+    if k == 0 {
+        if let Some((then, first)) = then {
+            then(first, &mut c[..m * n]);
+        }
+        return;
     }
     let panels = n.div_ceil(NR);
     let depth = KC.min(k.max(1));
-    let mut bpack = vec![0.0f32; panels * NR * depth];
-    let mut apack = vec![0.0f32; MC.div_ceil(MR) * MR * depth];
-    let mut tile = vec![0.0f32; MR * NR];
+    grow(bpack, panels * NR * depth);
+    grow(apack, MC.div_ceil(MR) * MR * depth);
+    let mut tile = [0.0f32; 8 * 32];
+    let tile = &mut tile[..MR * NR];
     for k0 in (0..k).step_by(KC) {
         let kc = KC.min(k - k0);
+        let set = k0 == 0 && matches!(start, Start::Zero);
         for p in 0..panels {
             let cols = NR.min(n - p * NR);
             pack_b::<NR>(b, k0, kc, p * NR, cols, &mut bpack[p * NR * kc..(p + 1) * NR * kc]);
@@ -180,9 +316,21 @@ fn blocked<const MR: usize, const NR: usize>(m: usize, n: usize, k: usize, a: Ma
         for m0 in (0..m).step_by(MC) {
             let block = MC.min(m - m0);
             let micro = block.div_ceil(MR);
-            for u in 0..micro {
-                let rows = MR.min(block - u * MR);
-                pack_a::<MR>(a, m0 + u * MR, rows, k0, kc, &mut apack[u * MR * kc..(u + 1) * MR * kc]);
+            if a.rs == 1 && block.is_multiple_of(MR) {
+                // A transposed: each inner index's run of the block's rows is contiguous in
+                // memory, read once, in order.
+                for kk in 0..kc {
+                    let run = &a.data[(k0 + kk) * a.cs + m0..][..block];
+                    for (u, src) in run.chunks_exact(MR).enumerate() {
+                        let src: &[f32; MR] = src.try_into().unwrap();
+                        apack[u * MR * kc + kk * MR..][..MR].copy_from_slice(src);
+                    }
+                }
+            } else {
+                for u in 0..micro {
+                    let rows = MR.min(block - u * MR);
+                    pack_a::<MR>(a, m0 + u * MR, rows, k0, kc, &mut apack[u * MR * kc..(u + 1) * MR * kc]);
+                }
             }
             for p in 0..panels {
                 let cols = NR.min(n - p * NR);
@@ -191,20 +339,33 @@ fn blocked<const MR: usize, const NR: usize>(m: usize, n: usize, k: usize, a: Ma
                     let (i0, rows) = (m0 + u * MR, MR.min(block - u * MR));
                     let ap = &apack[u * MR * kc..(u + 1) * MR * kc];
                     if rows == MR && cols == NR {
-                        tile_fn(kc, ap, bp, Out::C { c: &mut c[i0 * n + p * NR..(i0 + MR - 1) * n + p * NR + NR], ld: n });
+                        tile_fn(kc, ap, bp, Out::C { c: &mut c[i0 * n + p * NR..(i0 + MR - 1) * n + p * NR + NR], ld: n, set });
                         continue;
                     }
-                    tile.fill(0.0);
-                    tile_fn(kc, ap, bp, Out::Tile(&mut tile));
+                    tile_fn(kc, ap, bp, Out::Tile(tile));
                     for r in 0..rows {
                         let dst = &mut c[(i0 + r) * n + p * NR..][..cols];
-                        for (d, t) in dst.iter_mut().zip(&tile[r * NR..r * NR + cols]) {
-                            *d += t;
+                        let src = &tile[r * NR..r * NR + cols];
+                        if set {
+                            dst.copy_from_slice(src);
+                        } else {
+                            dst.iter_mut().zip(src).for_each(|(d, t)| *d += t);
                         }
                     }
                 }
             }
+            match then {
+                Some((then, first)) if k0 + kc == k => then(first + m0, &mut c[m0 * n..(m0 + block) * n]),
+                _ => {}
+            }
         }
+    }
+}
+
+/// Grow `v` to hold at least `len` values (what it held is overwritten before it is read).
+fn grow(v: &mut Vec<f32>, len: usize) {
+    if v.len() < len {
+        v.resize(len, 0.0);
     }
 }
 
@@ -214,12 +375,24 @@ fn pack_a<const MR: usize>(a: Mat<'_>, i0: usize, rows: usize, k0: usize, kc: us
     if rows < MR {
         out.fill(0.0);
     }
-    if a.cs == 1 {
+    if a.cs == 1 && rows == MR {
+        let start: [usize; MR] = std::array::from_fn(|r| (i0 + r) * a.rs + k0);
+        for (kk, col) in out[..kc * MR].chunks_exact_mut(MR).enumerate() {
+            for (o, s) in col.iter_mut().zip(&start) {
+                *o = a.data[s + kk];
+            }
+        }
+    } else if a.cs == 1 {
         for r in 0..rows {
             let row = &a.data[(i0 + r) * a.rs + k0..][..kc];
             for (kk, &v) in row.iter().enumerate() {
                 out[kk * MR + r] = v;
             }
+        }
+    } else if a.rs == 1 && rows == MR {
+        for kk in 0..kc {
+            let src: &[f32; MR] = a.data[(k0 + kk) * a.cs + i0..][..MR].try_into().unwrap();
+            out[kk * MR..kk * MR + MR].copy_from_slice(src);
         }
     } else if a.rs == 1 {
         for kk in 0..kc {
@@ -240,7 +413,12 @@ fn pack_b<const NR: usize>(b: Mat<'_>, k0: usize, kc: usize, j0: usize, cols: us
     if cols < NR {
         out.fill(0.0);
     }
-    if b.cs == 1 {
+    if b.cs == 1 && cols == NR {
+        for kk in 0..kc {
+            let src: &[f32; NR] = b.data[(k0 + kk) * b.rs + j0..][..NR].try_into().unwrap();
+            out[kk * NR..kk * NR + NR].copy_from_slice(src);
+        }
+    } else if b.cs == 1 {
         for kk in 0..kc {
             out[kk * NR..kk * NR + cols].copy_from_slice(&b.data[(k0 + kk) * b.rs + j0..][..cols]);
         }
@@ -272,29 +450,29 @@ fn tile_portable<const MR: usize, const NR: usize>(kc: usize, ap: &[f32], bp: &[
             }
         }
     }
-    let (dst, ld) = match out {
-        Out::C { c, ld } => (c, ld),
-        Out::Tile(t) => (t, NR),
+    let (dst, ld, set) = match out {
+        Out::C { c, ld, set } => (c, ld, set),
+        Out::Tile(t) => (t, NR, true),
     };
     for (r, row) in acc.iter().enumerate() {
         for (d, v) in dst[r * ld..r * ld + NR].iter_mut().zip(row) {
-            *d += v;
+            *d = if set { *v } else { *d + v };
         }
     }
 }
 
-/// Add register rows to C (or the scratch tile): row `r`'s `W` vectors go to `dst + r * ld`.
+/// Put register rows into C (or the scratch tile), added or set: row `r`'s `W` vectors go to `dst + r * ld`.
 #[cfg(target_arch = "x86_64")]
 macro_rules! add_rows {
     ($acc:expr, $out:expr, $nr:expr, $load:ident, $add:ident, $store:ident, $lanes:expr) => {{
-        let (dst, ld) = match $out {
-            Out::C { c, ld } => (c.as_mut_ptr(), ld),
-            Out::Tile(t) => (t.as_mut_ptr(), $nr),
+        let (dst, ld, set) = match $out {
+            Out::C { c, ld, set } => (c.as_mut_ptr(), ld, set),
+            Out::Tile(t) => (t.as_mut_ptr(), $nr, true),
         };
         for (r, row) in $acc.iter().enumerate() {
             for (w, v) in row.iter().enumerate() {
                 let p = dst.add(r * ld + w * $lanes);
-                $store(p, $add($load(p), *v));
+                $store(p, if set { *v } else { $add($load(p), *v) });
             }
         }
     }};
@@ -358,17 +536,22 @@ fn tile_simd128(kc: usize, ap: &[f32], bp: &[f32], out: Out<'_>) {
             row[1] = f32x4_add(row[1], f32x4_mul(av, b1));
         }
     }
-    let (dst, ld) = match out {
-        Out::C { c, ld } => (c, ld),
-        Out::Tile(t) => (t, 8),
+    let (dst, ld, set) = match out {
+        Out::C { c, ld, set } => (c, ld, set),
+        Out::Tile(t) => (t, 8, true),
     };
     for (r, row) in acc.iter().enumerate() {
         let d = &mut dst[r * ld..r * ld + 8];
         // SAFETY: `d` holds 8 floats: two unaligned v128 loads and stores.
         unsafe {
             let p = d.as_mut_ptr() as *mut v128;
-            v128_store(p, f32x4_add(v128_load(p), row[0]));
-            v128_store(p.add(1), f32x4_add(v128_load(p.add(1)), row[1]));
+            if set {
+                v128_store(p, row[0]);
+                v128_store(p.add(1), row[1]);
+            } else {
+                v128_store(p, f32x4_add(v128_load(p), row[0]));
+                v128_store(p.add(1), f32x4_add(v128_load(p.add(1)), row[1]));
+            }
         }
     }
 }
@@ -420,7 +603,7 @@ mod tests {
                         for (start, offset) in [(Start::Zero, 0usize), (Start::Bias(&bias), 1), (Start::Add, 2)] {
                             let mut c: Vec<f32> = (0..m * n).map(|x| x as f32 * 0.01).collect();
                             let before = c.clone();
-                            kernel.run(m, n, k, a, b, &mut c, start);
+                            kernel.run(m, n, k, a, b, &mut c, start, None);
                             for i in 0..m * n {
                                 let extra = match offset { 0 => 0.0, 1 => bias[i % n] as f64, _ => before[i] as f64 };
                                 assert!((c[i] as f64 - want[i] - extra).abs() < 1e-3, "{kernel:?} {m}x{n}x{k} at {i}");

@@ -12,6 +12,7 @@ pub mod learner;
 pub mod loss;
 pub mod net;
 pub mod params;
+pub mod pool;
 pub mod ppo;
 mod wide;
 

@@ -6,8 +6,10 @@
 //! embedding bag forward and a scatter of rows backward. No gradient flows into the
 //! observation itself.
 
-use super::gemm::{gemm, Mat, Start};
+use super::gemm::{gemm, gemm_then, Mat, Start};
+use super::pool::{self, Disjoint};
 use super::wide::wide;
+use std::sync::Mutex;
 use crate::policy::{activate, densify, Activation, Conv2d, Input, Layer, Policy};
 
 /// What the backward pass needs from the forward pass, reused between minibatches.
@@ -42,17 +44,22 @@ struct ConvScratch {
 pub fn forward(policy: &Policy, input: Input<'_>, batch: usize, tape: &mut Tape, logits: &mut Vec<f32>,
                values: &mut Vec<f32>, threads: usize) {
     let Tape { trunk, policy: ptape, value: vtape, hidden, width, input_layer, dense, conv, .. } = tape;
+    let mut fused = false;
     let rest = match policy.trunk.first() {
         Some(Layer::Linear { weight, bias, inputs, outputs }) => {
             hidden.resize(batch * outputs, 0.0);
+            // The activation after the input layer, applied as its rows are made.
+            let act = fusable(&policy.trunk, 1, true);
+            fused = act.is_some();
+            let then = |_: usize, rows: &mut [f32]| if let Some(act) = act { activate(act, rows) };
             match input {
                 Input::Sparse { indices, counts, stride } => {
                     let bag = Bag { indices, counts, stride, inputs: *inputs, outputs: *outputs };
-                    wide!(bag_forward(&bag, weight, bias, &mut hidden[..batch * outputs]));
+                    bag_forward(&bag, weight, bias, &mut hidden[..batch * outputs], threads, &then);
                 }
                 Input::Dense { x, width } => {
-                    gemm(batch, *outputs, *inputs, Mat::rows(&x[..batch * width], width), Mat::rows(weight, *outputs),
-                         hidden, Start::Bias(bias), threads);
+                    gemm_then(batch, *outputs, *inputs, Mat::rows(&x[..batch * width], width),
+                              Mat::rows(weight, *outputs), hidden, Start::Bias(bias), threads, &then);
                 }
             }
             *width = *outputs;
@@ -71,7 +78,7 @@ pub fn forward(policy: &Policy, input: Input<'_>, batch: usize, tape: &mut Tape,
         dense.extend_from_slice(&x[..batch * policy.inputs]);
     }
     let mut slot = 0;
-    *width = run(rest, batch, *width, hidden, trunk, &mut slot, conv, threads, true);
+    *width = run(rest, batch, *width, hidden, trunk, &mut slot, conv, threads, true, fused);
     for (layers, tape, out) in [(&policy.policy_head, ptape, &mut *logits), (&policy.value_head, vtape, &mut *values)] {
         let mut slot = 0;
         let rest = match layers.first() {
@@ -82,14 +89,14 @@ pub fn forward(policy: &Policy, input: Input<'_>, batch: usize, tape: &mut Tape,
                 out.resize(batch * outputs, 0.0);
                 gemm(batch, *outputs, *inputs, Mat::rows(&hidden[..batch * inputs], *inputs),
                      Mat::rows(weight, *outputs), out, Start::Bias(bias), threads);
-                run(&layers[1..], batch, *outputs, out, tape, &mut slot, conv, threads, false);
+                run(&layers[1..], batch, *outputs, out, tape, &mut slot, conv, threads, false, false);
                 continue;
             }
             _ => layers,
         };
         out.clear();
         out.extend_from_slice(&hidden[..batch * *width]);
-        run(rest, batch, *width, out, tape, &mut slot, conv, threads, false);
+        run(rest, batch, *width, out, tape, &mut slot, conv, threads, false, false);
     }
 }
 
@@ -111,11 +118,13 @@ pub fn backward(policy: &Policy, grads: &mut Policy, input: Input<'_>, batch: us
         return;
     }
     // Heads that are empty pass their gradients through unchanged.
-    dh.clear();
-    dh.extend_from_slice(&dlogits[..batch * width]);
-    for (d, v) in dh.iter_mut().zip(&dvalues[..batch * width]) {
-        *d += v;
-    }
+    dh.resize(batch * width, 0.0);
+    let (dl, dv) = (&dlogits[..batch * width], &dvalues[..batch * width]);
+    elementwise(&mut dh[..batch * width], threads, |lo, d| {
+        for ((o, a), b) in d.iter_mut().zip(&dl[lo..]).zip(&dv[lo..]) {
+            *o = a + b;
+        }
+    });
     let (rest, grest) = if *input_layer {
         (&policy.trunk[1..], &mut grads.trunk[1..])
     } else {
@@ -129,11 +138,11 @@ pub fn backward(policy: &Policy, grads: &mut Policy, input: Input<'_>, batch: us
     let (Layer::Linear { inputs, outputs, .. }, Layer::Linear { weight: gw, bias: gb, .. }) =
         (&policy.trunk[0], &mut grads.trunk[0]) else { unreachable!("the input layer is linear") };
     let dy = &dh[..batch * outputs];
-    column_sums(dy, *outputs, gb);
+    column_sums(dy, *outputs, gb, threads);
     match input {
         Input::Sparse { indices, counts, stride } => {
             let bag = Bag { indices, counts, stride, inputs: *inputs, outputs: *outputs };
-            wide!(bag_backward(&bag, dy, gw));
+            bag_backward(&bag, dy, gw, threads);
         }
         Input::Dense { .. } => {
             gemm(*inputs, *outputs, batch, Mat::rows(&dense[..batch * inputs], *inputs).t(), Mat::rows(dy, *outputs),
@@ -192,35 +201,50 @@ struct Parts<'a> {
     output: Option<&'a [f32]>,
 }
 
+/// The activation at `layers[i]` when it saves nothing for backward (a ReLU or tanh whose
+/// output is kept: by the next layer's slot, or by the caller when `kept`), so the layer
+/// before it can apply it to its rows as it makes them.
+fn fusable(layers: &[Layer], i: usize, kept: bool) -> Option<Activation> {
+    let Some(Layer::Act(act)) = layers.get(i) else { return None };
+    let output_kept = match layers.get(i + 1) {
+        Some(Layer::Act(next)) => !from_output(*next),
+        Some(_) => true,
+        None => kept,
+    };
+    (from_output(*act) && output_kept).then_some(*act)
+}
+
 /// Apply `layers` to `x` (`[batch, width]`, the result left in `x`), saving what backward
 /// needs: each layer's input, moved onto the tape where the layer writes a new buffer, and
-/// nothing for a ReLU or tanh whose output is kept (by the next layer's slot, or by the
-/// caller when `kept`).
+/// nothing for a ReLU or tanh whose output is kept (see [`fusable`]; a linear layer before
+/// one applies it itself). `fused`: the first layer is an activation already applied.
 #[allow(clippy::too_many_arguments)]
 fn run(layers: &[Layer], batch: usize, mut width: usize, x: &mut Vec<f32>, tape: &mut Vec<Vec<f32>>,
-       slot: &mut usize, conv: &mut ConvScratch, threads: usize, kept: bool) -> usize {
+       slot: &mut usize, conv: &mut ConvScratch, threads: usize, kept: bool, mut fused: bool) -> usize {
     for (i, layer) in layers.iter().enumerate() {
         let mine = *slot;
         match layer {
             Layer::Linear { weight, bias, inputs, outputs } => {
                 move_slot(tape, slot, x);
                 x.resize(batch * outputs, 0.0);
-                gemm(batch, *outputs, *inputs, Mat::rows(&tape[mine][..batch * inputs], *inputs),
-                     Mat::rows(weight, *outputs), x, Start::Bias(bias), threads);
+                let act = fusable(layers, i + 1, kept);
+                let then = |_: usize, rows: &mut [f32]| if let Some(act) = act { activate(act, rows) };
+                gemm_then(batch, *outputs, *inputs, Mat::rows(&tape[mine][..batch * inputs], *inputs),
+                          Mat::rows(weight, *outputs), x, Start::Bias(bias), threads, &then);
+                fused = act.is_some();
                 width = *outputs;
+                continue;
             }
             Layer::Act(act) => {
-                let output_kept = match layers.get(i + 1) {
-                    Some(Layer::Act(next)) => !from_output(*next),
-                    Some(_) => true,
-                    None => kept,
-                };
-                if from_output(*act) && output_kept {
+                if fused {
                     empty_slot(tape, slot);
+                } else if fusable(layers, i, kept).is_some() {
+                    empty_slot(tape, slot);
+                    elementwise(&mut x[..batch * width], threads, |_, part| activate(*act, part));
                 } else {
                     take_slot(tape, slot, &x[..batch * width]);
+                    elementwise(&mut x[..batch * width], threads, |_, part| activate(*act, part));
                 }
-                activate(*act, &mut x[..batch * width]);
             }
             Layer::LayerNorm { gamma, beta, eps } => {
                 take_slot(tape, slot, &x[..batch * width]);
@@ -233,7 +257,7 @@ fn run(layers: &[Layer], batch: usize, mut width: usize, x: &mut Vec<f32>, tape:
             }
             Layer::Residual(body) => {
                 take_slot(tape, slot, &x[..batch * width]);
-                let w = run(body, batch, width, x, tape, slot, conv, threads, false);
+                let w = run(body, batch, width, x, tape, slot, conv, threads, false, false);
                 debug_assert_eq!(w, width);
                 for (v, s) in x[..batch * width].iter_mut().zip(&tape[mine]) {
                     *v += s;
@@ -241,14 +265,28 @@ fn run(layers: &[Layer], batch: usize, mut width: usize, x: &mut Vec<f32>, tape:
             }
             Layer::Conv2d(c) => {
                 move_slot(tape, slot, x);
-                x.resize(batch * c.outputs(), 0.0);
-                for b in 0..batch {
-                    conv_forward(c, &tape[mine][b * width..(b + 1) * width],
-                                 &mut x[b * c.outputs()..(b + 1) * c.outputs()], conv);
-                }
-                width = c.outputs();
+                let (inw, outw) = (width, c.outputs());
+                x.resize(batch * outw, 0.0);
+                let input = &tape[mine];
+                let tasks = threads.min(batch).max(1);
+                let out = Disjoint::new(&mut x[..batch * outw]);
+                // Images split between threads, each with its own scratch (the tape's for one).
+                let one = Mutex::new(&mut *conv);
+                pool::for_each(tasks, tasks, |t| {
+                    let (b0, b1) = pool::part(batch, tasks, 1, t);
+                    let mut own = ConvScratch::default();
+                    let mut shared = one.try_lock().ok();
+                    let s = shared.as_deref_mut().map_or(&mut own, |s| &mut **s);
+                    for b in b0..b1 {
+                        // SAFETY: each image's output is written by one task.
+                        let o = unsafe { out.part(b * outw, (b + 1) * outw) };
+                        conv_forward(c, &input[b * inw..(b + 1) * inw], o, s);
+                    }
+                });
+                width = outw;
             }
         }
+        fused = false;
     }
     width
 }
@@ -273,6 +311,8 @@ fn back(layers: &[Layer], grads: &mut [Layer], batch: usize, dy: &mut Vec<f32>, 
         starts.push(s);
         s += slots(layer);
     }
+    // An activation before a linear layer whose gradient that layer's input product applied.
+    let mut fused = false;
     for (i, (layer, grad)) in layers.iter().zip(grads.iter_mut()).enumerate().rev() {
         let saved = &tape[starts[i]];
         let x: &[f32] = match parts.input {
@@ -285,16 +325,28 @@ fn back(layers: &[Layer], grads: &mut [Layer], batch: usize, dy: &mut Vec<f32>, 
                 let d = &dy[..batch * outputs];
                 gemm(*inputs, *outputs, batch, Mat::rows(&x[..batch * inputs], *inputs).t(), Mat::rows(d, *outputs),
                      gw, Start::Add, threads);
-                column_sums(d, *outputs, gb);
+                column_sums(d, *outputs, gb, threads);
                 if dx_needed {
+                    // A ReLU or tanh before this layer takes its gradient from its output, which
+                    // is this layer's input: applied to the rows of dx as they are made.
+                    let act = match i.checked_sub(1).map(|p| (&layers[p], &tape[starts[p]])) {
+                        Some((Layer::Act(act), before)) if from_output(*act) && before.is_empty() => Some(*act),
+                        _ => None,
+                    };
+                    fused = act.is_some();
+                    let y = &x[..batch * inputs];
+                    let then = |first: usize, rows: &mut [f32]| if let Some(act) = act {
+                        let y = &y[first * inputs..first * inputs + rows.len()];
+                        wide!(act_backward_from_output_plain(act, y, rows))
+                    };
                     tmp.resize(batch * inputs, 0.0);
-                    gemm(batch, *inputs, *outputs, Mat::rows(d, *outputs), Mat::rows(weight, *outputs).t(), tmp,
-                         Start::Zero, threads);
+                    gemm_then(batch, *inputs, *outputs, Mat::rows(d, *outputs), Mat::rows(weight, *outputs).t(), tmp,
+                              Start::Zero, threads, &then);
                     std::mem::swap(dy, tmp);
                 }
             }
             (Layer::Act(act), _) => {
-                if !dx_needed {
+                if !dx_needed || std::mem::take(&mut fused) {
                     continue;
                 }
                 if x.is_empty() {
@@ -303,9 +355,9 @@ fn back(layers: &[Layer], grads: &mut [Layer], batch: usize, dy: &mut Vec<f32>, 
                         Some(&next) => &tape[next],
                         None => parts.output.expect("a last activation without a saved input has a kept output"),
                     };
-                    act_backward_from_output(*act, y, dy);
+                    act_backward(*act, true, y, dy, threads);
                 } else {
-                    act_backward(*act, x, dy);
+                    act_backward(*act, false, x, dy, threads);
                 }
             }
             (Layer::LayerNorm { gamma, eps, .. }, Layer::LayerNorm { gamma: gg, beta: gbeta, .. }) => {
@@ -341,9 +393,39 @@ fn back(layers: &[Layer], grads: &mut [Layer], batch: usize, dy: &mut Vec<f32>, 
                     tmp.clear();
                     tmp.resize(batch * inw, 0.0);
                 }
-                for b in 0..batch {
-                    let dx = if dx_needed { Some(&mut tmp[b * inw..(b + 1) * inw]) } else { None };
-                    conv_backward(c, g, &x[b * inw..(b + 1) * inw], &dy[b * outw..(b + 1) * outw], dx, conv);
+                let tasks = threads.min(batch).max(1);
+                if tasks == 1 {
+                    for b in 0..batch {
+                        let dx = if dx_needed { Some(&mut tmp[b * inw..(b + 1) * inw]) } else { None };
+                        conv_backward(c, g, &x[b * inw..(b + 1) * inw], &dy[b * outw..(b + 1) * outw], dx, conv);
+                    }
+                } else {
+                    // Images split between threads, each summing its own weight gradient;
+                    // the parts are added in task order.
+                    let dxs = Disjoint::new(&mut tmp[..if dx_needed { batch * inw } else { 0 }]);
+                    let parts: Vec<Mutex<Conv2d>> = (0..tasks).map(|_| {
+                        let mut part = g.clone();
+                        part.weight.fill(0.0);
+                        part.bias.fill(0.0);
+                        Mutex::new(part)
+                    }).collect();
+                    let dy = &dy[..];
+                    pool::for_each(tasks, tasks, |t| {
+                        let (b0, b1) = pool::part(batch, tasks, 1, t);
+                        let mut part = parts[t].lock().unwrap_or_else(|e| e.into_inner());
+                        let mut s = ConvScratch::default();
+                        for b in b0..b1 {
+                            // SAFETY: each image's input gradient is written by one task.
+                            let dx = dx_needed.then(|| unsafe { dxs.part(b * inw, (b + 1) * inw) });
+                            conv_backward(c, &mut part, &x[b * inw..(b + 1) * inw], &dy[b * outw..(b + 1) * outw], dx,
+                                          &mut s);
+                        }
+                    });
+                    for part in parts {
+                        let part = part.into_inner().unwrap_or_else(|e| e.into_inner());
+                        g.weight.iter_mut().zip(&part.weight).for_each(|(o, p)| *o += p);
+                        g.bias.iter_mut().zip(&part.bias).for_each(|(o, p)| *o += p);
+                    }
                 }
                 if dx_needed {
                     std::mem::swap(dy, tmp);
@@ -354,14 +436,47 @@ fn back(layers: &[Layer], grads: &mut [Layer], batch: usize, dy: &mut Vec<f32>, 
     }
 }
 
-fn column_sums(d: &[f32], cols: usize, out: &mut [f32]) {
-    wide!(column_sums_plain(d, cols, out))
+/// Element-wise work on `x` split between threads in runs of 64 values (so the result does not
+/// depend on the split): `f(offset, part)`.
+fn elementwise(x: &mut [f32], threads: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
+    let len = x.len();
+    let tasks = threads.min(len / 32_768).max(1);
+    let x = Disjoint::new(x);
+    pool::for_each(tasks, tasks, |t| {
+        let (lo, hi) = pool::part(len, tasks, 64, t);
+        // SAFETY: the tasks' ranges are disjoint.
+        f(lo, unsafe { x.part(lo, hi) });
+    });
 }
 
+/// How many tasks a loop over `cols` columns of `rows` rows splits into (by columns, 16 or
+/// more each).
+fn column_tasks(rows: usize, cols: usize, threads: usize) -> usize {
+    threads.min(rows * cols / 32_768).min(cols.div_ceil(16)).max(1)
+}
+
+/// `out[j] += Σ_rows d[row][j]` (a bias's gradient), the columns split between threads, each
+/// column summed in row order whatever the split.
+fn column_sums(d: &[f32], cols: usize, out: &mut [f32], threads: usize) {
+    let rows = d.len() / cols.max(1);
+    let tasks = column_tasks(rows, cols, threads);
+    let out = Disjoint::new(&mut out[..cols]);
+    pool::for_each(tasks, tasks, |t| {
+        let (lo, hi) = pool::part(cols, tasks, 16, t);
+        // SAFETY: the tasks' column ranges are disjoint.
+        let o = unsafe { out.part(lo, hi) };
+        let mut sums = vec![0.0f32; hi - lo];
+        wide!(column_sums_plain(d, cols, lo, &mut sums));
+        o.iter_mut().zip(&sums).for_each(|(o, s)| *o += s);
+    });
+}
+
+/// The sums of `out.len()` columns from `lo` (kept apart from the caller's `out`, which may
+/// share a cache line with another thread's).
 #[inline(always)]
-fn column_sums_plain(d: &[f32], cols: usize, out: &mut [f32]) {
-    for row in d.chunks(cols) {
-        for (o, v) in out.iter_mut().zip(row) {
+fn column_sums_plain(d: &[f32], cols: usize, lo: usize, out: &mut [f32]) {
+    for row in d.chunks_exact(cols) {
+        for (o, v) in out.iter_mut().zip(&row[lo..]) {
             *o += v;
         }
     }
@@ -376,43 +491,104 @@ struct Bag<'a> {
     outputs: usize,
 }
 
-/// `out[b] = bias + Σ weight rows at row b's indices` (indices past the input are skipped).
+impl Bag<'_> {
+    /// The weight rows that row `b` reads (indices past the input are skipped).
+    #[inline(always)]
+    fn rows(&self, b: usize) -> impl Iterator<Item = usize> + '_ {
+        let inputs = self.inputs;
+        self.indices[b * self.stride..b * self.stride + self.counts[b] as usize].iter().map(|&i| i as usize)
+            .filter(move |&i| i < inputs)
+    }
+}
+
+/// `out[b] = bias + Σ weight rows at row b's indices`, the rows split between threads; then
+/// `then(first_row, rows)` on each block of rows.
+fn bag_forward(bag: &Bag<'_>, weight: &[f32], bias: &[f32], out: &mut [f32], threads: usize,
+               then: &(dyn Fn(usize, &mut [f32]) + Sync)) {
+    let n = bag.outputs;
+    let batch = out.len() / n.max(1);
+    let tasks = threads.min(batch * n / 32_768).max(1);
+    let out = Disjoint::new(out);
+    pool::for_each(tasks, tasks, |t| {
+        let (r0, r1) = pool::part(batch, tasks, 1, t);
+        // SAFETY: the tasks' rows are disjoint.
+        let rows = unsafe { out.part(r0 * n, r1 * n) };
+        // In blocks of 64 rows, each finished while it is in cache.
+        for (blk, part) in rows.chunks_mut(64 * n).enumerate() {
+            wide!(bag_forward_plain(bag, weight, bias, r0 + blk * 64, part));
+            then(r0 + blk * 64, part);
+        }
+    });
+}
+
 #[inline(always)]
-fn bag_forward(bag: &Bag<'_>, weight: &[f32], bias: &[f32], out: &mut [f32]) {
+fn bag_forward_plain(bag: &Bag<'_>, weight: &[f32], bias: &[f32], first: usize, out: &mut [f32]) {
     let n = bag.outputs;
     for (b, row) in out.chunks_mut(n).enumerate() {
         row.copy_from_slice(bias);
-        for &i in &bag.indices[b * bag.stride..b * bag.stride + bag.counts[b] as usize] {
-            if (i as usize) < bag.inputs {
-                for (o, w) in row.iter_mut().zip(&weight[i as usize * n..(i as usize + 1) * n]) {
-                    *o += w;
-                }
+        for i in bag.rows(first + b) {
+            for (o, w) in row.iter_mut().zip(&weight[i * n..(i + 1) * n]) {
+                *o += w;
             }
         }
     }
 }
 
-/// The embedding bag's weight gradient: each row's `dy` added to the weight rows it read.
-#[inline(always)]
-fn bag_backward(bag: &Bag<'_>, dy: &[f32], gw: &mut [f32]) {
+/// The embedding bag's weight gradient: each row's `dy` added to the weight rows it read. The
+/// weight's rows are split between threads, each part about as often read as the others, and
+/// each weight adds up in row order whatever the split.
+fn bag_backward(bag: &Bag<'_>, dy: &[f32], gw: &mut [f32], threads: usize) {
     let n = bag.outputs;
-    for (b, row) in dy.chunks(n).enumerate() {
-        for &i in &bag.indices[b * bag.stride..b * bag.stride + bag.counts[b] as usize] {
-            if (i as usize) < bag.inputs {
-                for (g, d) in gw[i as usize * n..(i as usize + 1) * n].iter_mut().zip(row) {
-                    *g += d;
-                }
+    let batch = dy.len() / n.max(1);
+    let tasks = threads.min(batch * n / 32_768).min(bag.inputs).max(1);
+    let gw = &mut gw[..bag.inputs * n];
+    if tasks == 1 {
+        wide!(bag_backward_plain(bag, dy, 0, bag.inputs, gw));
+        return;
+    }
+    let mut uses = vec![0usize; bag.inputs + 1];
+    for b in 0..batch {
+        bag.rows(b).for_each(|i| uses[i + 1] += 1);
+    }
+    for i in 0..bag.inputs {
+        uses[i + 1] += uses[i];
+    }
+    let total = uses[bag.inputs];
+    let bounds: Vec<usize> = (0..=tasks).map(|t| uses.partition_point(|&u| u * tasks < total * t).min(bag.inputs))
+        .chain(std::iter::once(bag.inputs)).collect();
+    let gw = Disjoint::new(gw);
+    pool::for_each(tasks, tasks, |t| {
+        let (i0, i1) = (bounds[t], if t + 1 == tasks { bag.inputs } else { bounds[t + 1] });
+        // SAFETY: the tasks' weight rows are disjoint.
+        let part = unsafe { gw.part(i0 * n, i1 * n) };
+        wide!(bag_backward_plain(bag, dy, i0, i1, part));
+    });
+}
+
+/// The gradient of weight rows `i0..i1` (`gw` holds those rows).
+#[inline(always)]
+fn bag_backward_plain(bag: &Bag<'_>, dy: &[f32], i0: usize, i1: usize, gw: &mut [f32]) {
+    let n = bag.outputs;
+    for (b, row) in dy.chunks_exact(n).enumerate() {
+        for i in bag.rows(b).filter(|i| (i0..i1).contains(i)) {
+            for (g, d) in gw[(i - i0) * n..(i - i0 + 1) * n].iter_mut().zip(row) {
+                *g += d;
             }
         }
     }
 }
 
-fn act_backward(act: Activation, x: &[f32], dy: &mut [f32]) {
-    wide!(act_backward_plain(act, x, dy))
-}
-
-fn act_backward_from_output(act: Activation, y: &[f32], dy: &mut [f32]) {
-    wide!(act_backward_from_output_plain(act, y, dy))
+/// The gradient through an activation from its input, or (`from_output`) from its output.
+fn act_backward(act: Activation, from_output: bool, x: &[f32], dy: &mut [f32], threads: usize) {
+    let len = dy.len().min(x.len());
+    elementwise(&mut dy[..len], threads, |lo, d| {
+        let x = &x[lo..lo + d.len()];
+        if from_output {
+            wide!(act_backward_from_output_plain(act, x, d))
+        } else {
+            wide!(act_backward_plain(act, x, d))
+        }
+    });
 }
 
 /// The gradient through ReLU or tanh from its output `y` (ReLU's is zero where `y <= 0`,

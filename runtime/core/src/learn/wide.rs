@@ -13,10 +13,10 @@ macro_rules! wide {
             unsafe fn avx2<R>(run: impl FnOnce() -> R) -> R { run() }
             if std::arch::is_x86_feature_detected!("avx512f") {
                 // SAFETY: the CPU has the features the copy is compiled for.
-                unsafe { avx512(|| $f($($arg),*)) }
+                unsafe { avx512(#[inline(always)] || $f($($arg),*)) }
             } else if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
                 // SAFETY: as above.
-                unsafe { avx2(|| $f($($arg),*)) }
+                unsafe { avx2(#[inline(always)] || $f($($arg),*)) }
             } else {
                 $f($($arg),*)
             }

@@ -321,12 +321,58 @@ class Ranges:
         return None
 
     def _Aggregate(self, e: ir.Aggregate) -> Optional[Interval]:
-        """`min`/`max` over one range clause of the clause's own variable: within the range."""
+        """`min`/`max` over one range clause of the clause's own variable: within the
+        range; `sum` and `count` over clauses of known lengths: at most that many
+        elements, each within the element's values."""
         var = _range_variable(e)
-        if var is None:
+        if var is not None:
+            lo, hi = self.interval(var[1].lo), self.interval(var[1].hi)
+            return None if lo is None or hi is None else Interval(lo.lo, hi.hi - 1)
+        if e.kind not in ("sum", "count"):
             return None
-        lo, hi = self.interval(var[1].lo), self.interval(var[1].hi)
-        return None if lo is None or hi is None else Interval(lo.lo, hi.hi - 1)
+        n = self.trips(e.clauses)
+        if n is None:
+            return None
+        if e.kind == "count":
+            return Interval(0, n)
+        new = self.clause_facts(e.clauses)
+        saved = {k: self.scoped.get(k) for k in new}
+        self.scoped.update(new)
+        try:
+            x = self.interval(e.element)
+        finally:
+            for k, old in saved.items():
+                if old is None:
+                    self.scoped.pop(k, None)
+                else:
+                    self.scoped[k] = old
+        return None if x is None else _fit(Interval(min(0, n * x.lo), max(0, n * x.hi)))
+
+    def trips(self, clauses) -> Optional[int]:
+        """At most how many members nested clauses run over (None: not known)."""
+        n = 1
+        for c in clauses:
+            if isinstance(c.iter, ir.RangeIter):
+                lo, hi = self.interval(c.iter.lo), self.interval(c.iter.hi)
+                if lo is None or hi is None:
+                    return None
+                n *= max(0, hi.hi - lo.lo)
+            else:
+                size = self.interval(c.iter.array.type.size) if isinstance(c.iter.array.type, ir.ArrayType) else None
+                if size is None:
+                    return None
+                n *= max(0, size.hi)
+        return n
+
+    def clause_facts(self, clauses) -> dict[str, Fact]:
+        """The facts of comprehension or loop variables (over ranges and arrays)."""
+        out = {}
+        for c in clauses:
+            if isinstance(c.iter, ir.RangeIter) and len(c.names) == 1:
+                out[c.names[0]] = self.range_fact(c.iter.lo, c.iter.hi)
+            elif isinstance(c.iter, ir.ArrayIter):
+                out.update(self.element_facts(c.names, c.iter.array))
+        return out
 
     # ------------------------------------------------------------ facts for names
 

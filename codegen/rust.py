@@ -201,13 +201,7 @@ class RustWriter:
 
     def clause_facts(self, clauses) -> dict[str, Fact]:
         """The facts of comprehension or loop variables (over ranges and arrays)."""
-        out = {}
-        for c in clauses:
-            if isinstance(c.iter, ir.RangeIter) and len(c.names) == 1:
-                out[c.names[0]] = self.ranges.range_fact(c.iter.lo, c.iter.hi)
-            elif isinstance(c.iter, ir.ArrayIter):
-                out.update(self.ranges.element_facts(c.names, c.iter.array))
-        return out
+        return self.ranges.clause_facts(clauses)
 
     def index(self, i: ir.Expr, length: ir.Expr, span) -> str:
         """`i` as a `usize` index into an array of `length`, checked unless proven in range."""
@@ -576,7 +570,9 @@ class RustWriter:
             if is_float:
                 body = f"{acc} += {elem};"
                 return f"{{ let mut {acc} = 0.0f64; {self.loops(e.clauses, body, e.where)} {acc} }}"
-            body = f"{acc} = ops::add({acc}, {elem}, {at(e.span)})?;"
+            # Every partial sum lies within the whole sum's range when it is known.
+            body = f"{acc} += {elem};" if self.ranges.arithmetic_safe(e) else \
+                f"{acc} = ops::add({acc}, {elem}, {at(e.span)})?;"
             return f"{{ let mut {acc} = 0i64; {self.loops(e.clauses, body, e.where)} {acc} }}"
         if kind == "count":
             body = f"if {elem} {{ {acc} += 1; }}"
@@ -891,8 +887,8 @@ class RustWriter:
             fn = {"add": "add", "sub": "sub", "mul": "mul", "div": "div", "mod": "rem"}[s.op]
             new = f"ops::{fn}({place}, {value}, {at(s.span)})?"
         combined = None  # the new value as an expression, for a scalar whose range is known
-        if isinstance(t, ir.IntType) and not s.target.indices:
-            combined = ir.Binary(s.op, ir.Ref(s.target.kind, s.target.name, t, s.span), s.value, t, s.span)
+        if isinstance(t, ir.IntType) and (not s.target.indices or s.target.kind == "state"):
+            combined = ir.Binary(s.op, _read(s.target), s.value, t, s.span)
             if s.op in ("add", "sub", "mul") and self.ranges.arithmetic_safe(combined):
                 new = f"({place} {_SIGNS[s.op]} {value})"
             elif s.op in ("div", "mod") and self.ranges.plain_division(combined):
@@ -1205,6 +1201,16 @@ def _join_deltas(facts: list) -> Optional[Interval]:
 def _assigned_locals(stmts) -> set[str]:
     """The locals and fn parameters `stmts` assign."""
     return {n.name for n in walk(stmts) if isinstance(n, ir.Place) and n.kind in ("local", "fn_param")}
+
+
+def _read(p: ir.Place) -> ir.Expr:
+    """The value a place holds, as an expression (its indices as written)."""
+    e: ir.Expr = ir.Ref(p.kind, p.name, p.root_type, p.span)
+    t = p.root_type
+    for i in p.indices:
+        t = t.elem
+        e = ir.Index(e, i, t, p.span)
+    return e
 
 
 def _typed_int(e: ir.Lit) -> str:

@@ -173,6 +173,9 @@ action scan {
     t = k
 }
 
+action total { t = sum(b[i] for i in 0..cells) }
+action heavy { t = sum(b[i] * 30 for i in 0..cells) }
+
 observe onehot(a), onehot(b)
 """
 
@@ -222,6 +225,13 @@ def test_a_loop_test_is_written_with_the_head_facts():
     scan = _method(_rust(GAME), "a_scan")
     assert re.search(r"ops::ix\(k_, 8, at\(69, ", scan), scan
     assert "ops::range" not in scan  # t = k: k <= 20 < 100
+
+
+def test_sums_of_known_lengths_need_no_overflow_checks():
+    text = _rust(GAME)
+    assert "ops::" not in _method(text, "a_total").replace("ops::poll", "")  # at most 8 * 4 = 32, within t's 0..100
+    heavy = _method(text, "a_heavy")
+    assert "ops::add" not in heavy and re.search(r"ops::range\(.*at\(74, ", heavy, re.S)  # up to 960
 
 
 def test_the_counter_alone_decides_the_check():

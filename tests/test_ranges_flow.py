@@ -176,6 +176,17 @@ action scan {
 action total { t = sum(b[i] for i in 0..cells) }
 action heavy { t = sum(b[i] * 30 for i in 0..cells) }
 
+action hide {
+    let x = t
+    if x < cells {
+        b[x] = 1
+        if t > 0 {
+            let x = t
+            b[x] = 2
+        }
+    }
+}
+
 observe onehot(a), onehot(b)
 """
 
@@ -232,6 +243,13 @@ def test_sums_of_known_lengths_need_no_overflow_checks():
     assert "ops::" not in _method(text, "a_total").replace("ops::poll", "")  # at most 8 * 4 = 32, within t's 0..100
     heavy = _method(text, "a_heavy")
     assert "ops::add" not in heavy and re.search(r"ops::range\(.*at\(74, ", heavy, re.S)  # up to 960
+
+
+def test_a_new_local_of_a_tested_name_is_not_the_tested_one():
+    hide = _method(_rust(GAME), "a_hide")
+    outer, inner = hide.split("let x_")[1], hide.split("let x_")[2]
+    assert "ops::ix" not in outer.split("// line 80")[0]  # b[x] after x < cells
+    assert re.search(r"ops::ix\(x_, 8, at\(82, ", inner), inner  # a new x, from t: 0..100
 
 
 def test_the_counter_alone_decides_the_check():

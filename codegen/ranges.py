@@ -365,8 +365,9 @@ class Ranges:
         return n
 
     def clause_facts(self, clauses) -> dict[str, Fact]:
-        """The facts of comprehension or loop variables (over ranges and arrays)."""
-        out = {}
+        """The facts of comprehension or loop variables (over ranges and arrays); a
+        variable with none still hides what was known of another of its name."""
+        out = {n: Fact(None) for c in clauses for n in c.names}
         for c in clauses:
             if isinstance(c.iter, ir.RangeIter) and len(c.names) == 1:
                 out[c.names[0]] = self.range_fact(c.iter.lo, c.iter.hi)
@@ -478,10 +479,10 @@ class Ranges:
             del self.bounds[saved[2]:]
 
     def forget(self, name: str) -> None:
-        """A local was assigned: what passed tests said about expressions reading it no
-        longer holds."""
+        """A local was assigned, or a new local, loop or comprehension variable hides one
+        of that name: what passed tests said about expressions reading it no longer holds."""
         def stale(e) -> bool:
-            return any(isinstance(n, ir.Ref) and n.kind in ("local", "fn_param") and n.name == name for n in walk(e))
+            return any(isinstance(n, ir.Ref) and n.kind in _SCOPED and n.name == name for n in walk(e))
         for k, x in enumerate(self.nonneg):
             if x is not None and stale(x):
                 self.nonneg[k] = None

@@ -189,6 +189,8 @@ class RustWriter:
     def facts(self, new: dict[str, Fact]) -> Iterator[None]:
         """Names' facts (loop variables, action indices) while the code in scope is written."""
         saved = {n: self.ranges.scoped.get(n) for n in new}
+        for n in new:
+            self.ranges.forget(n)  # the new variable hides any of its name
         self.ranges.scoped.update(new)
         try:
             yield
@@ -740,6 +742,7 @@ class RustWriter:
         """A new local: its fact hides an outer name's until the block ends."""
         if self.lets and name not in self.lets[-1]:
             self.lets[-1][name] = self.ranges.scoped.get(name)
+        self.ranges.forget(name)  # what tests said of a hidden local is not about this one
         self.set_fact(name, fact)
 
     def assigned(self, name: str, fact: Optional[Fact]) -> None:

@@ -21,7 +21,6 @@ function keeps the function's lines), so every fault is still located where it w
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Optional
 
 from twisterl.dsl import ir
@@ -31,7 +30,6 @@ from twisterl.dsl.types import same_expr
 from .ranges import Ranges
 
 MAX_DEPTH = 4  # how deep calls are opened inside opened calls
-_SCALARS = (ir.IntType, ir.BoolType, ir.FloatType, ir.EnumType)
 
 
 def reads(e: ir.Expr, names: set[str]) -> set[str]:
@@ -40,57 +38,17 @@ def reads(e: ir.Expr, names: set[str]) -> set[str]:
             and n.name in names}
 
 
-def _binders(e: ir.Expr) -> set[str]:
-    """Names bound inside `e` (comprehension variables)."""
-    out = set()
-    for n in walk(e):
-        if isinstance(n, (ir.Aggregate, ir.ArrayComp)):
-            for c in n.clauses:
-                out.update(c.names)
-    return out
-
-
-def _free_locals(e: ir.Expr) -> set[str]:
-    return {n.name for n in walk(e) if isinstance(n, ir.Ref)
-            and n.kind in ("local", "loop", "fn_param", "action_param")}
-
-
-def _substitute(e, mapping: dict[str, ir.Expr]):
-    """`e` with each parameter `Ref` replaced by its argument (types and spans kept)."""
-    if isinstance(e, ir.Ref):
-        return mapping.get(e.name, e) if e.kind == "fn_param" else e
-    if isinstance(e, tuple):
-        return tuple(_substitute(x, mapping) for x in e)
-    if dataclasses.is_dataclass(e) and not isinstance(e, type):
-        changes = {f.name: _substitute(getattr(e, f.name), mapping) for f in dataclasses.fields(e)
-                   if f.name not in ("type", "span", "root_type")}
-        return dataclasses.replace(e, **changes)
-    return e
-
-
 class Splitter:
     """Splits conditions of one env into conjuncts, opening calls that read `names`."""
 
     def __init__(self, env: ir.Env, ranges: Ranges):
-        self.fns = {f.name: f for f in env.functions}
         self.ranges = ranges
 
     def opened(self, call: ir.Call) -> Optional[ir.Expr]:
         """The body of `call`'s function with the arguments in, when that means the same."""
-        f = self.fns.get(call.fn)
-        if f is None or not f.pure or len(f.body) != 1 or not isinstance(f.body[0], ir.Return):
-            return None
-        value = f.body[0].value
-        if value is None or not isinstance(f.ret, _SCALARS):
-            return None
-        if any(not isinstance(p.type, _SCALARS) for p in f.params):
-            return None
         if not all(self.ranges.total(a) for a in call.args):
-            return None
-        captured = _binders(value)
-        if any(_free_locals(a) & captured for a in call.args):
-            return None  # an argument's name would be caught by a comprehension inside
-        return _substitute(value, {p.name: a for p, a in zip(f.params, call.args)})
+            return None  # a total argument may be evaluated once, several times or never
+        return self.ranges.opened(call)
 
     def conjuncts(self, e: ir.Expr, names: set[str], depth: int = 0) -> list[ir.Expr]:
         """`e` as the tests `a and b and ...` makes, in evaluation order."""

@@ -15,6 +15,7 @@ from twisterl.dsl import ir
 from twisterl.dsl.effects import walk
 
 from .masks import MaskWriter, family_mask
+from .ranges import CallFacts, Fact, Interval
 from .rust import RustWriter, at, enum_const_names, float_lit, ident, is_copy, is_fixed, local, rust_type
 
 
@@ -113,15 +114,36 @@ def type_name(name: str) -> str:
 
 def lower(env: ir.Env, source_name: str) -> Context:
     """The template context of `env`'s crate (`source_name` is the .twl file it names)."""
-    return _Lowering(env, source_name).run()
+    return lowered(env, source_name)[0]
+
+
+def lowered(env: ir.Env, source_name: str) -> tuple[Context, CallFacts]:
+    """The template context of `env`'s crate, and what its fns assume of their
+    parameters and results.
+
+    Fn parameters' facts are what the generated call sites pass, and those depend on the
+    callers' own parameters' facts: the env is lowered again with the facts the last
+    lowering recorded until they hold still (fns are not recursive, so this takes about
+    as many rounds as calls nest). The code kept is one whose call sites pass only what
+    its fns were written to assume; if no such round comes, the fns assume nothing."""
+    known = CallFacts()
+    for _ in range(len(env.functions) + 2):
+        lowering = _Lowering(env, source_name, known)
+        ctx = lowering.run()
+        if lowering.recorded.same(known):
+            return ctx, known
+        known = lowering.recorded
+    return _Lowering(env, source_name, CallFacts(), record=False).run(), CallFacts()
 
 
 class _Lowering:
     """One env's lowering: the naming and view decisions every piece shares."""
 
-    def __init__(self, env: ir.Env, source_name: str):
+    def __init__(self, env: ir.Env, source_name: str, known: CallFacts, record: bool = True):
         self.env = env
         self.source_name = source_name
+        self.known = known  # what fns may assume of their parameters and results
+        self.recorded = CallFacts() if record else None  # what this lowering's call sites pass
         self.static_fns = {f.name for f in env.functions if _is_static_fn(f, env)}
         self.array_views = {v.name for v in env.views
                             if isinstance(v.type, ir.ArrayType) and isinstance(v.value, ir.ArrayComp)
@@ -137,6 +159,7 @@ class _Lowering:
         w = RustWriter(self.env, kon, self.static_fns, self.array_views, self.view_names, {})
         if cached:
             w.cached_views = self.cached_views
+        w.use_calls(self.known, self.recorded)
         return w
 
     def run(self) -> Context:
@@ -234,6 +257,8 @@ class _Lowering:
 
     def function(self, f: ir.Function, w: RustWriter, receiver: str) -> Method:
         w.mutable = _assigned_locals(f.body) | {p.name for p in f.params if _assigned(f.body, p.name)}
+        w.fn_name = f.name
+        w.ranges.scoped.update(w.param_facts(f))
         params = ", ".join(f"{'mut ' if p.name in w.mutable else ''}{local(p.name)}: {rust_type(p.type)}"
                            for p in f.params)
         ret = rust_type(f.ret)
@@ -332,6 +357,7 @@ class _Lowering:
                 mw = MaskWriter(self.env, "self.k", self.static_fns, self.array_views, self.view_names, {},
                                 indices={p.name for p in a.index_params})
                 mw.cached_views = self.cached_views
+                mw.use_calls(self.known, self.recorded)
                 slots = [self.range_slot(a, j) for j in range(len(a.index_params))]
                 decode_legal.append(family_mask(mw, a, slots))
             else:
@@ -440,8 +466,9 @@ class _Lowering:
                 [f"let r = {rw.expr(env.reward.value)};", "rewards[self.actor] += r;"]
         else:
             p = local(env.reward.player_var)
-            ctx.trait.reward = [f"for {p} in 0..{env.players}i64 {{",
-                                   f"rewards[{p} as usize] += {rw.expr(env.reward.value)};", "}"]
+            with rw.facts({env.reward.player_var: Fact(Interval(0, env.players - 1))}):
+                value = rw.expr(env.reward.value)
+            ctx.trait.reward = [f"for {p} in 0..{env.players}i64 {{", f"rewards[{p} as usize] += {value};", "}"]
 
     # ------------------------------------------------------------ observation
 

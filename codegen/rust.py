@@ -9,14 +9,14 @@ returns a `Fault` carrying the `.twl` line and column, propagated with `?`.
 from __future__ import annotations
 
 import math
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext
 from typing import Iterator, Optional
 
 from twisterl.dsl import ir
 from twisterl.dsl.effects import walk
 
 from .inline import Splitter, reads
-from .ranges import Fact, Ranges
+from .ranges import CallFacts, Fact, Interval, Ranges, hull, join_facts, negated, same_fact, within_fact
 
 RUST_KEYWORDS = frozenset("""
     as async await box break const continue crate do dyn else enum extern false final fn for gen if
@@ -158,11 +158,39 @@ class RustWriter:
         self._enum_names: Optional[dict] = None
         self.ranges = Ranges(env)  # what checks can be proven unnecessary (see ranges.py)
         self.cached_views: set[str] = set()  # views this code reads once per state (see lower.py)
+        self.known = CallFacts()  # fn params' and results' facts, from the previous lowering
+        self.record: Optional[CallFacts] = None  # where this lowering's call sites go
+        self.fn_name: Optional[str] = None  # the fn being written
+        # The flow of mutable locals' facts (see `loop_facts`): whether the code being
+        # written is unreachable (after a `return`, `break` or `continue`), the facts at
+        # each enclosing loop's `break`s and `continue`s, the names each enclosing block
+        # declared (with the fact each hid), and how deep in a trial run of a loop's body.
+        self.dead = False
+        self.exits: list[tuple[list, list]] = []
+        self.lets: list[dict[str, Optional[Fact]]] = []
+        self.trial = 0
+        self.trial_budget = _TRIAL_BUDGET
+
+    def use_calls(self, known: CallFacts, record: CallFacts) -> None:
+        """Read fn facts from `known`; record this code's call sites and results in `record`."""
+        self.known = known
+        self.record = record
+        self.ranges.calls = known
+
+    def param_facts(self, f: ir.Function) -> dict[str, Fact]:
+        """The facts of `f`'s int parameters over every call site (none for a fn no
+        generated code calls, or where the last lowering found nothing)."""
+        facts = self.known.params.get(f.name)
+        if facts is None:
+            return {}
+        return {p.name: x for p, x in zip(f.params, facts) if x is not None and isinstance(p.type, ir.IntType)}
 
     @contextmanager
     def facts(self, new: dict[str, Fact]) -> Iterator[None]:
         """Names' facts (loop variables, action indices) while the code in scope is written."""
         saved = {n: self.ranges.scoped.get(n) for n in new}
+        for n in new:
+            self.ranges.forget(n)  # the new variable hides any of its name
         self.ranges.scoped.update(new)
         try:
             yield
@@ -174,9 +202,8 @@ class RustWriter:
                     self.ranges.scoped[n] = old
 
     def clause_facts(self, clauses) -> dict[str, Fact]:
-        """The facts of comprehension or loop variables that run over ranges."""
-        return {c.names[0]: self.ranges.range_fact(c.iter.lo, c.iter.hi) for c in clauses
-                if isinstance(c.iter, ir.RangeIter) and len(c.names) == 1}
+        """The facts of comprehension or loop variables (over ranges and arrays)."""
+        return self.ranges.clause_facts(clauses)
 
     def index(self, i: ir.Expr, length: ir.Expr, span) -> str:
         """`i` as a `usize` index into an array of `length`, checked unless proven in range."""
@@ -336,6 +363,9 @@ class RustWriter:
         return f"(if {cond} {{ {then} }} else {{ {self.value(e.else_)} }})"
 
     def _Call(self, e: ir.Call) -> str:
+        if self.record is not None and not self.trial:
+            self.record.call(e.fn, [self.ranges.value_fact(a) if isinstance(a.type, ir.IntType) else None
+                                    for a in e.args])
         if e.fn in self.static_fns:
             return self.method_call(f"{self.kon}.f_{e.fn}", e.args, self.param_types(e.fn))
         return self.method_call(f"self.f_{e.fn}", e.args, self.param_types(e.fn))
@@ -385,6 +415,8 @@ class RustWriter:
         if n == "atan2":
             return f"f64::atan2({args[0]}, {args[1]})"
         if n == "abs":
+            if is_int and self.ranges.arithmetic_safe(e):  # never i64::MIN
+                return f"i64::abs({args[0]})"
             return f"ops::abs_i({args[0]}, {at(e.span)})?" if is_int else f"f64::abs({args[0]})"
         if n == "sign":
             return f"ops::sign_i({args[0]})" if is_int else f"ops::sign_f({args[0]})"
@@ -540,7 +572,9 @@ class RustWriter:
             if is_float:
                 body = f"{acc} += {elem};"
                 return f"{{ let mut {acc} = 0.0f64; {self.loops(e.clauses, body, e.where)} {acc} }}"
-            body = f"{acc} = ops::add({acc}, {elem}, {at(e.span)})?;"
+            # Every partial sum lies within the whole sum's range when it is known.
+            body = f"{acc} += {elem};" if self.ranges.arithmetic_safe(e) else \
+                f"{acc} = ops::add({acc}, {elem}, {at(e.span)})?;"
             return f"{{ let mut {acc} = 0i64; {self.loops(e.clauses, body, e.where)} {acc} }}"
         if kind == "count":
             body = f"if {elem} {{ {acc} += 1; }}"
@@ -577,14 +611,15 @@ class RustWriter:
                 return False
         return True
 
-    def stable(self, e: ir.Expr) -> bool:
+    def stable(self, e: ir.Expr, locals_ok: bool = False) -> bool:
         """Whether `e` reads only names no statement can change: params, consts, loop
-        variables, action indices and locals never assigned."""
+        variables, action indices and locals never assigned (with `locals_ok`, any
+        local: an assignment to one `forget`s what was assumed of it)."""
         for n in walk(e):
             if isinstance(n, ir.Ref):
                 if n.kind in ("state", "view") or (n.kind == "builtin" and n.name not in ("players", "pi")):
                     return False
-                if n.kind in ("local", "fn_param") and n.name in self.mutable:
+                if n.kind in ("local", "fn_param") and n.name in self.mutable and not locals_ok:
                     return False
             if isinstance(n, (ir.Call, ir.Aggregate, ir.BuiltinCall)):
                 return False
@@ -689,12 +724,50 @@ class RustWriter:
 
     def block(self, stmts, indent: str = "") -> list[str]:
         out: list[str] = []
-        scoped = dict(self.ranges.scoped)  # the block's own lets end with it
+        self.lets.append({})  # the block's own lets end with it; outer locals keep their new facts
         for s in stmts:
             out.append(f"// line {s.span.line}")
             out.extend(getattr(self, "_s_" + type(s).__name__)(s))
-        self.ranges.scoped = scoped
+        for name, hidden in self.lets.pop().items():
+            self.set_fact(name, hidden)
         return out
+
+    def set_fact(self, name: str, fact: Optional[Fact]) -> None:
+        if fact is None:
+            self.ranges.scoped.pop(name, None)
+        else:
+            self.ranges.scoped[name] = fact
+
+    def bind(self, name: str, fact: Optional[Fact]) -> None:
+        """A new local: its fact hides an outer name's until the block ends."""
+        if self.lets and name not in self.lets[-1]:
+            self.lets[-1][name] = self.ranges.scoped.get(name)
+        self.ranges.forget(name)  # what tests said of a hidden local is not about this one
+        self.set_fact(name, fact)
+
+    def assigned(self, name: str, fact: Optional[Fact]) -> None:
+        """A mutable local was assigned a value with `fact`."""
+        self.ranges.forget(name)
+        self.set_fact(name, fact)
+
+    def local_facts(self) -> dict[str, Fact]:
+        return {n: f for n, f in self.ranges.scoped.items() if n in self.mutable}
+
+    def set_local_facts(self, facts: Optional[dict[str, Fact]]) -> None:
+        """The mutable locals' facts (None: the code is unreachable)."""
+        self.dead = facts is None
+        for n in self.mutable:
+            self.set_fact(n, None if facts is None else facts.get(n))
+
+    def moved_fact(self, name: str, values: Optional[Interval], step: Optional[Interval]) -> Optional[Fact]:
+        """The fact of local `name` after it moved by `step` (None: set to something
+        else) to `values`: its delta since the loop's head grows by `step`."""
+        old = self.ranges.scoped.get(name)
+        delta = None if old is None or old.delta is None or step is None else \
+            Interval(old.delta.lo + step.lo, old.delta.hi + step.hi)
+        if values is None and delta is None:
+            return None
+        return Fact(values, None, delta)
 
     def place(self, p: ir.Place) -> tuple[list[str], str]:
         """Statements computing the indices, and the Rust place expression."""
@@ -724,13 +797,13 @@ class RustWriter:
             if s.types:
                 value = self.checked(self.coerce(value, s.value.type, s.types[0], s.span), s.types[0], s.span,
                                      s.value)
-            self.ranges.scoped.pop(name, None)  # a new binding: an outer name's fact no longer applies
-            fact = None if name in self.mutable else self.ranges.value_fact(s.value)
-            if fact is not None:
-                self.ranges.scoped[name] = fact
+            self.bind(name, self.ranges.value_fact(s.value) if isinstance(s.value.type, ir.IntType) else None)
             return [f"let {mut}{local(name)}: {rust_type(s.types[0])} = {value};"]
-        for n in s.names:
-            self.ranges.scoped.pop(n, None)
+        items = s.value.items if isinstance(s.value, ir.TupleLit) else [None] * len(s.names)
+        facts = [self.ranges.value_fact(x) if x is not None and isinstance(x.type, ir.IntType) else None
+                 for x in items]
+        for n, f in zip(s.names, facts):
+            self.bind(n, f)
         names = ", ".join(("mut " if n in self.mutable else "") + local(n) for n in s.names)
         return [f"let ({names}) = {self.value(s.value)};"]
 
@@ -747,7 +820,28 @@ class RustWriter:
                 value = f"ops::range({self.value(s.value)}, 0, {self.env.players}, {at(s.span)})?"
             lines = [f"let {v} = {value};"]
         pre, place = self.place(s.target)
+        if s.target.kind in ("local", "fn_param") and not s.target.indices:
+            self.assigned(s.target.name, self.assigned_fact(s.target, s.value))
         return lines + pre + [f"{place} = {v};"]
+
+    def assigned_fact(self, target: ir.Place, value: ir.Expr) -> Optional[Fact]:
+        """The fact of a scalar local after `target = value` (computed before it)."""
+        if not isinstance(target.type, ir.IntType):
+            return None
+        fact = self.ranges.value_fact(value)
+        step = None
+        if isinstance(value, ir.Binary) and value.op in ("add", "sub"):
+            own = lambda x: isinstance(x, ir.Ref) and x.kind in ("local", "fn_param") and x.name == target.name  # noqa: E731
+            if own(value.left):
+                step = self.ranges.interval(value.right)
+                if step is not None and value.op == "sub":
+                    step = Interval(-step.hi, -step.lo)
+            elif own(value.right) and value.op == "add":
+                step = self.ranges.interval(value.left)
+        moved = self.moved_fact(target.name, fact.values if fact is not None else None, step)
+        if moved is None:
+            return None
+        return Fact(moved.values, fact.below if fact is not None else None, moved.delta)
 
     def assign_array(self, target: ir.Place, value: ir.Expr, span) -> list[str]:
         pre, place = self.place(target)
@@ -755,17 +849,19 @@ class RustWriter:
         reads_target = _mentions(value, target.name)
         if isinstance(value, ir.ArrayRepeat) and _is_copy(value.value.type) and not reads_target:
             v = self.fresh("v")
-            return pre + [f"let {v} = {self.checked(self.value(value.value), t.elem, span)};",
+            return pre + [f"let {v} = {self.checked(self.value(value.value), t.elem, span, value.value)};",
                           f"for x in {place}.iter_mut() {{ *x = {v}; }}"]
         if isinstance(value, ir.ArrayRepeat) and isinstance(value.value, ir.ArrayRepeat) and not reads_target:
             inner = value.value
             if _is_copy(inner.value.type):
                 v = self.fresh("v")
-                return pre + [f"let {v} = {self.checked(self.value(inner.value), t.elem.elem, span)};",
+                return pre + [f"let {v} = {self.checked(self.value(inner.value), t.elem.elem, span, inner.value)};",
                               f"for row in {place}.iter_mut() {{ for x in row.iter_mut() {{ *x = {v}; }} }}"]
         if isinstance(value, ir.ArrayComp) and _is_copy(t.elem) and not reads_target:
             k = self.fresh("k")
-            body = f"{place}[{k}] = {self.checked(self.value(value.element), t.elem, span)}; {k} += 1;"
+            with self.facts(self.clause_facts(value.clauses)):
+                elem = self.checked(self.value(value.element), t.elem, span, value.element)
+            body = f"{place}[{k}] = {elem}; {k} += 1;"
             return pre + [f"let mut {k} = 0usize;", self.loops(value.clauses, body)]
         tmp = self.fresh("v")
         lines = [f"let {tmp} = {self.coerce(self.value(value), value.type, t, span)};"]
@@ -794,12 +890,18 @@ class RustWriter:
             fn = {"add": "add", "sub": "sub", "mul": "mul", "div": "div", "mod": "rem"}[s.op]
             new = f"ops::{fn}({place}, {value}, {at(s.span)})?"
         combined = None  # the new value as an expression, for a scalar whose range is known
-        if isinstance(t, ir.IntType) and not s.target.indices and s.target.kind in ("state", "builtin"):
-            combined = ir.Binary(s.op, ir.Ref(s.target.kind, s.target.name, t, s.span), s.value, t, s.span)
+        if isinstance(t, ir.IntType) and (not s.target.indices or s.target.kind == "state"):
+            combined = ir.Binary(s.op, _read(s.target), s.value, t, s.span)
             if s.op in ("add", "sub", "mul") and self.ranges.arithmetic_safe(combined):
+                new = f"({place} {_SIGNS[s.op]} {value})"
+            elif s.op in ("div", "mod") and self.ranges.plain_division(combined):
                 new = f"({place} {_SIGNS[s.op]} {value})"
         v = self.fresh("v")
         checked = self.checked(new, t, s.span, combined) if s.target.kind in ("state", "builtin") else new
+        if s.target.kind in ("local", "fn_param") and combined is not None:
+            self.assigned(s.target.name, self.assigned_fact(s.target, combined))
+        elif s.target.kind in ("local", "fn_param") and not s.target.indices:
+            self.assigned(s.target.name, None)
         return pre + [f"let {v} = {checked};", f"{place} = {v};"]
 
     def _s_TupleAssign(self, s: ir.TupleAssign) -> list[str]:
@@ -813,53 +915,237 @@ class RustWriter:
 
     def _s_If(self, s: ir.If) -> list[str]:
         cond = self.expr(s.cond)
-        if self.reads_only(s.cond) and self.stable(s.cond):
-            with self.ranges.assume(s.cond):  # nothing the test reads can change in the block
-                then = self.block(s.then)
-        else:
+        # Nothing the test reads changes in a branch before an assignment `forget`s it.
+        assumable = self.reads_only(s.cond)
+        before, was_dead = self.local_facts(), self.dead
+        with self.assume_stable(s.cond) if assumable else nullcontext():
             then = self.block(s.then)
+        after_then = None if self.dead else self.local_facts()
+        self.set_local_facts(None if was_dead else before)
         lines = [f"if {cond} {{"] + then + ["}"]
         if s.else_:
-            if len(s.else_) == 1 and isinstance(s.else_[0], ir.If):
-                nested = self._s_If(s.else_[0])
-                lines[-1] = "} else " + nested[0]
-                lines += nested[1:]
-            else:
-                lines[-1] = "} else {"
-                lines += self.block(s.else_) + ["}"]
+            negation = negated(s.cond) if assumable else None
+            with self.assume_stable(negation) if negation is not None else nullcontext():
+                if len(s.else_) == 1 and isinstance(s.else_[0], ir.If):
+                    nested = self._s_If(s.else_[0])
+                    lines[-1] = "} else " + nested[0]
+                    lines += nested[1:]
+                else:
+                    lines[-1] = "} else {"
+                    lines += self.block(s.else_) + ["}"]
+        after_else = None if self.dead else self.local_facts()
+        self.set_local_facts(_join_flows([after_then, after_else]))
         return lines
 
     def _s_For(self, s: ir.For) -> list[str]:
         marker = "__BODY__"
         head = self.for_clause(s.clause, marker)
         before, after = head.split(marker)
-        with self.facts(self.clause_facts([s.clause])):
-            body = self.block(s.body)
-        return [before] + body + [after]
+        it = s.clause.iter
+        trips = None
+        if isinstance(it, ir.RangeIter):
+            lo, hi = self.ranges.interval(it.lo), self.ranges.interval(it.hi)
+            trips = None if lo is None or hi is None else max(0, hi.hi - lo.lo)
+        else:
+            size = self.ranges.interval(it.array.type.size) if isinstance(it.array.type, ir.ArrayType) else None
+            trips = None if size is None else max(0, size.hi)
+
+        def write():
+            with self.facts(self.clause_facts([s.clause])):
+                return self.block(s.body)
+        return [before] + self.loop_body(s.body, trips, write) + [after]
 
     def _s_While(self, s: ir.While) -> list[str]:
         n, limit = self.fresh("n"), self.fresh("limit")
-        return ([f"let {limit} = {self.expr(s.limit)};", f"let mut {n} = 0i64;", f"while {self.expr(s.cond)} {{",
+        limit_code = self.expr(s.limit)
+        bound = self.ranges.interval(s.limit)
+        assumable = self.reads_only(s.cond)
+        cond = []
+
+        def write():
+            cond[:] = [self.expr(s.cond)]  # evaluated at the loop's head: with the head's facts
+            with self.assume_stable(s.cond) if assumable else nullcontext():
+                return self.block(s.body)
+        # At most `limit` runs of the body: one more is a fault.
+        body = self.loop_body(s.body, None if bound is None else max(0, bound.hi), write)
+        return ([f"let {limit} = {limit_code};", f"let mut {n} = 0i64;", f"while {cond[0]} {{",
                  f"if {n} >= {limit} {{ return Err(Fault::new(FaultKind::LoopLimit, {at(s.span)}, {limit}, 0, 0)); }}",
-                 f"ops::poll({at(s.span)})?;", f"{n} += 1;"] + self.block(s.body) + ["}"])
+                 f"ops::poll({at(s.span)})?;", f"{n} += 1;"] + body + ["}"])
 
     def _s_Repeat(self, s: ir.Repeat) -> list[str]:
         where = at(s.span)
-        return ([f"for _ in ops::span(0, {self.expr(s.count)}, {where})? {{", f"ops::poll({where})?;"]
-                + self.block(s.body) + ["}"])
+        count = self.ranges.interval(s.count)
+        head = f"for _ in {self.span(ir.Lit(0, ir.IntType(), s.span), s.count, s.span)} {{"
+        body = self.loop_body(s.body, None if count is None else max(0, count.hi), lambda: self.block(s.body))
+        return [head, f"ops::poll({where})?;"] + body + ["}"]
+
+    # ------------------------------------------------------------ mutable locals in loops
+
+    def assume_stable(self, test: ir.Expr):
+        """`assume(test)` for code that may change the state: only what it states of
+        expressions statements cannot change (locals are `forget`ten when assigned)."""
+        return self.ranges.assume(test, keep=lambda e: self.stable(e, locals_ok=True))
+
+    def forget_assigned(self, stmts) -> None:
+        """What passed tests said of locals a loop's body assigns does not hold at the
+        loop's head: the body may have run before."""
+        for name in _assigned_locals(stmts):
+            self.ranges.forget(name)
+
+    def loop_body(self, stmts, trips: Optional[int], write) -> list[str]:
+        """The lines of a loop's body (`write()` writes it), and the mutable locals' facts
+        at its head and after it.
+
+        The head's facts are a fixed point: those at the loop's entry joined with those
+        at the end of the body (and at each `continue`), found by running the body's
+        analysis again until they hold still (`_TRIALS` times). A local that still moves
+        is bounded by the loop's trip count (at most `trips` runs) where the body moves it
+        by a bounded step each run (a counter `k += 1`, on every path), and is otherwise
+        unknown; the bound is then checked by one more run. After the loop: the head's
+        facts joined with those at each `break`."""
+        self.forget_assigned(stmts)
+        names = sorted(n for n in _assigned_locals(stmts) if n in self.mutable)
+        entry = self.local_facts()
+        if self.dead:
+            return write()
+        head = {n: entry.get(n) for n in names}
+        if not names or all(f is None for f in head.values()) or self.trial_budget <= 0:
+            head = {n: None for n in names}
+            steps = {}
+        else:
+            head, steps = self.fixed_point(head, entry, trips, write)
+        flows, breaks = self.run_body(head, write, keep=True)
+        lines = flows.pop("lines")
+        # After the loop: from the head (the loop ended) or from a `break`.
+        out = {}
+        end_deltas = flows["end"]
+        for n in self.mutable:
+            if n not in head:
+                continue
+            fact = head[n]
+            for b in breaks:
+                fact = join_facts(fact, b.get(n) if b is not None else fact)
+            outer = entry.get(n)
+            delta = None
+            if outer is not None and outer.delta is not None and trips is not None:
+                step = end_deltas.get(n)
+                brk = _join_deltas([b.get(n) for b in breaks if b is not None])
+                if step is not None and (brk is not None or not breaks):
+                    moved = Interval(min(0, trips * step.lo), max(0, trips * step.hi))
+                    if brk is not None:
+                        moved = Interval(moved.lo + min(0, brk.lo), moved.hi + max(0, brk.hi))
+                    delta = Interval(outer.delta.lo + moved.lo, outer.delta.hi + moved.hi)
+            if fact is not None or delta is not None:
+                out[n] = Fact(fact.values if fact is not None else None, fact.below if fact is not None else None,
+                              delta)
+        for n in self.mutable:
+            if n in head:
+                self.set_fact(n, out.get(n))
+        self.dead = False
+        return lines
+
+    def fixed_point(self, head: dict, entry: dict, trips: Optional[int], write):
+        """The mutable locals' facts at a loop's head (see `loop_body`) and each
+        local's step per run (None where it is not a bounded step)."""
+        steps: dict = {}
+        for _ in range(_TRIALS):
+            flows, _ = self.run_body(head, write)
+            new = {n: join_facts(head[n], flows["end_facts"].get(n)) for n in head}
+            steps = flows["end"]
+            if all(same_fact(new[n], head[n]) for n in head):
+                return head, steps
+            moving = [n for n in head if not same_fact(new[n], head[n])]
+            head = new
+        # Still moving: bounded by the trip count, or unknown; then checked.
+        for n in moving:
+            step, start = steps.get(n), entry.get(n)
+            if trips is None or step is None or start is None or start.values is None:
+                head[n] = None
+                continue
+            bound = Interval(start.values.lo + trips * min(0, step.lo), start.values.hi + trips * max(0, step.hi))
+            head[n] = Fact(bound) if bound.fits_i64() else None
+        for _ in range(len(head) + 1):
+            if self.trial_budget <= 0:
+                return {n: None for n in head}, {}
+            flows, _ = self.run_body(head, write)
+            bad = []
+            for n in head:
+                if head[n] is None:
+                    continue
+                end = flows["end_facts"].get(n)
+                if n in moving:
+                    ok = flows["end"].get(n) is not None and steps.get(n) is not None and \
+                        steps[n].lo <= flows["end"][n].lo and flows["end"][n].hi <= steps[n].hi
+                else:
+                    ok = flows["dead"] or within_fact(end, head[n])
+                if not ok:
+                    bad.append(n)
+            if not bad:
+                return self.narrowed(head, entry, flows, write), steps
+            for n in bad:
+                head[n] = None
+        return {n: None for n in head}, {}
+
+    def narrowed(self, head: dict, entry: dict, flows: dict, write) -> dict:
+        """A tighter head than a bounded or unknown one, where the body (a test on the
+        counter, `x = (x + 1) % n`) keeps its locals inside the entry's facts joined with
+        those at the body's end: kept only when one more run shows that it holds."""
+        tight = {n: join_facts(entry.get(n), flows["end_facts"].get(n)) for n in head}
+        if all(same_fact(tight[n], head[n]) for n in head) or self.trial_budget <= 0:
+            return head
+        again, _ = self.run_body(tight, write)
+        if again["dead"] or all(within_fact(again["end_facts"].get(n), tight[n]) for n in tight):
+            return tight
+        return head
+
+    def run_body(self, head: dict, write, keep: bool = False):
+        """The body written with `head`'s facts for the locals it assigns (each at step 0
+        from the head): the joined facts and steps at its end and `continue`s, and the
+        facts at each `break`. Without `keep`, a trial: nothing is kept but the facts."""
+        saved = (self.tmp, dict(self.ranges.scoped))
+        if not keep:
+            self.trial += 1
+            self.trial_budget -= 1
+        for n, f in head.items():
+            self.set_fact(n, None if f is None else Fact(f.values, f.below, Interval(0, 0)))
+        self.dead = False
+        self.exits.append(([], []))
+        try:
+            lines = write()
+            breaks, continues = self.exits.pop()
+            ends = continues + ([] if self.dead else [self.local_facts()])
+        finally:
+            if not keep:
+                self.trial -= 1
+                self.tmp, self.ranges.scoped = saved[0], saved[1]
+        joined = _join_flows(ends) or {}
+        flows = {"end_facts": joined, "dead": not ends,
+                 "end": {n: joined[n].delta for n in head if n in joined and joined[n].delta is not None}}
+        if keep:
+            flows["lines"] = lines
+        return flows, breaks
 
     def _s_Return(self, s: ir.Return) -> list[str]:
+        self.dead = True
         if s.value is None:
             return ["return Ok(());"]
+        if self.record is not None and not self.trial and self.fn_name is not None:
+            self.record.result(self.fn_name, self.ranges.interval(s.value))
         value = self.value(s.value)
         if self.returns is not None:
             value = self.coerce(value, s.value.type, self.returns, s.span)
         return [f"return Ok({value});"]
 
     def _s_Break(self, s) -> list[str]:
+        if self.exits and not self.dead:
+            self.exits[-1][0].append(self.local_facts())
+        self.dead = True
         return ["break;"]
 
     def _s_Continue(self, s) -> list[str]:
+        if self.exits and not self.dead:
+            self.exits[-1][1].append(self.local_facts())
+        self.dead = True
         return ["continue;"]
 
     def _s_Reward(self, s: ir.Reward) -> list[str]:
@@ -888,6 +1174,46 @@ class RustWriter:
 
     def _s_RandomAction(self, s) -> list[str]:
         return ["self.random_action()?;"]
+
+
+_TRIALS = 3  # runs of a loop body's analysis before its moving locals are bounded or unknown
+_TRIAL_BUDGET = 200  # trial runs per writer: nested loops past it leave their locals unknown
+
+
+def _join_flows(flows: list) -> Optional[dict]:
+    """The facts that hold on every one of several paths (None ones are unreachable)."""
+    live = [f for f in flows if f is not None]
+    if not live:
+        return None
+    out = dict(live[0])
+    for other in live[1:]:
+        out = {n: j for n in out if (j := join_facts(out[n], other.get(n))) is not None}
+    return out
+
+
+def _join_deltas(facts: list) -> Optional[Interval]:
+    deltas = [f.delta if f is not None else None for f in facts]
+    if not deltas or any(d is None for d in deltas):
+        return None
+    out = deltas[0]
+    for d in deltas[1:]:
+        out = hull(out, d)
+    return out
+
+
+def _assigned_locals(stmts) -> set[str]:
+    """The locals and fn parameters `stmts` assign."""
+    return {n.name for n in walk(stmts) if isinstance(n, ir.Place) and n.kind in ("local", "fn_param")}
+
+
+def _read(p: ir.Place) -> ir.Expr:
+    """The value a place holds, as an expression (its indices as written)."""
+    e: ir.Expr = ir.Ref(p.kind, p.name, p.root_type, p.span)
+    t = p.root_type
+    for i in p.indices:
+        t = t.elem
+        e = ir.Index(e, i, t, p.span)
+    return e
 
 
 def _typed_int(e: ir.Lit) -> str:

@@ -173,21 +173,14 @@ impl ConnectFour {
             let mut __acc5 = false;
             '__agg6: {
                 for (dr_, dc_) in [(0, 1), (1, 0), (1, 1), (1, (-1))] {
-                    if (ops::add(
-                        ops::add(
-                            self.f_run(r_, c_, dr_, dc_)?,
-                            {
-                                let __arg1 = r_;
-                                let __arg2 = c_;
-                                let __arg3 = ops::neg(dr_, at(24, 46))?;
-                                let __arg4 = ops::neg(dc_, at(24, 51))?;
-                                self.f_run(__arg1, __arg2, __arg3, __arg4)?
-                            },
-                            at(24, 16),
-                        )?,
-                        1,
-                        at(24, 16),
-                    )? >= n_)
+                    if (((self.f_run(r_, c_, dr_, dc_)? + {
+                        let __arg1 = r_;
+                        let __arg2 = c_;
+                        let __arg3 = (-(dr_));
+                        let __arg4 = (-(dc_));
+                        self.f_run(__arg1, __arg2, __arg3, __arg4)?
+                    }) + 1)
+                        >= n_)
                     {
                         __acc5 = true;
                         break '__agg6;
@@ -207,35 +200,12 @@ impl ConnectFour {
         let __limit2 = (self.k.rows).max(self.k.cols);
         let mut __n1 = 0i64;
         while ({
-            let __arg3 = ops::add(
-                r_,
-                ops::mul(ops::add(k_, 1, at(31, 26))?, dr_, at(31, 25))?,
-                at(31, 21),
-            )?;
-            let __arg4 = ops::add(
-                c_,
-                ops::mul(ops::add(k_, 1, at(31, 44))?, dc_, at(31, 43))?,
-                at(31, 39),
-            )?;
+            let __arg3 = (r_ + ((k_ + 1) * dr_));
+            let __arg4 = (c_ + ((k_ + 1) * dc_));
             self.k.f_in_bounds(__arg3, __arg4)?
-        } && (self.s.grid[ops::ix(
-            ops::add(
-                r_,
-                ops::mul(ops::add(k_, 1, at(32, 25))?, dr_, at(32, 24))?,
-                at(32, 20),
-            )?,
-            (self.k.rows) as usize,
-            at(32, 15),
-        )?][ops::ix(
-            ops::add(
-                c_,
-                ops::mul(ops::add(k_, 1, at(32, 43))?, dc_, at(32, 42))?,
-                at(32, 38),
-            )?,
-            (self.k.cols) as usize,
-            at(32, 15),
-        )?] == self.s.grid[ops::ix(r_, (self.k.rows) as usize, at(32, 59))?]
-            [ops::ix(c_, (self.k.cols) as usize, at(32, 59))?]))
+        } && (self.s.grid[(r_ + ((k_ + 1) * dr_)) as usize]
+            [(c_ + ((k_ + 1) * dc_)) as usize]
+            == self.s.grid[r_ as usize][c_ as usize]))
         {
             if __n1 >= __limit2 {
                 return Err(Fault::new(FaultKind::LoopLimit, at(31, 5), __limit2, 0, 0));
@@ -243,7 +213,7 @@ impl ConnectFour {
             ops::poll(at(31, 5))?;
             __n1 += 1;
             // line 33
-            let __v5 = ops::add(k_, 1, at(33, 9))?;
+            let __v5 = (k_ + 1);
             k_ = __v5;
         }
         // line 35
@@ -302,7 +272,7 @@ impl ConnectFour {
     #[allow(unused_mut, unused_variables)]
     fn reset_state(&mut self) -> R<()> {
         // line 10: grid
-        let __v1 = ops::range(0, 0, 3, at(10, 1))?;
+        let __v1 = 0;
         for row in self.s.grid.iter_mut() {
             for x in row.iter_mut() {
                 *x = __v1;
@@ -317,7 +287,7 @@ impl ConnectFour {
         self.s.player = 0;
         self.s.steps = 0;
         // line 41
-        let __v1 = ops::range(0, 0, 3, at(41, 5))?;
+        let __v1 = 0;
         for row in self.s.grid.iter_mut() {
             for x in row.iter_mut() {
                 *x = __v1;
@@ -559,7 +529,7 @@ impl Env for ConnectFour {
             rewards[p_ as usize] += (if (self.s.winner == 0) {
                 0.0
             } else {
-                (if (self.s.winner == ops::add(p_, 1, at(47, 53))?) {
+                (if (self.s.winner == (p_ + 1)) {
                     1.0
                 } else {
                     -1.0

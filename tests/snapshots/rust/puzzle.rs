@@ -43,7 +43,7 @@ impl Kon {
     fn f_transpose(&self, i_: i64) -> R<i64> {
         // line 49
         return Ok(ops::add(
-            ops::mul(ops::rem(i_, self.size, at(49, 39))?, self.size, at(49, 38))?,
+            (ops::rem(i_, self.size, at(49, 39))? * self.size),
             ops::div(i_, self.size, at(49, 58))?,
             at(49, 38),
         )?);
@@ -297,7 +297,7 @@ impl SlidingPuzzle {
     #[allow(unused_mut, unused_variables)]
     fn reset_state(&mut self) -> R<()> {
         // line 13: board
-        let __v1 = ops::range((0).max(0), 0, self.k.cells, at(13, 1))?;
+        let __v1 = (0).max(0);
         for x in self.s.board.iter_mut() {
             *x = __v1;
         }

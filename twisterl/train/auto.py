@@ -289,7 +289,7 @@ def auto_config(cls, params: dict, overrides: dict, base: dict) -> tuple[dict, l
         if limit:
             choices.append(Choice({"max_episode_steps": limit}, reason))
             merged["max_episode_steps"] = limit
-    hardest = merged["diff_max"] if getattr(cls, "curriculum", True) else merged["difficulty"]
+    hardest = merged["diff_max"] if cls.curriculum else merged["difficulty"]
     facts = gather_facts(cls, params, merged["difficulty"], hardest, merged["seed"], merged["max_episode_steps"])
     choices += run_rules(facts, overrides, {**defaults, **base, **{k: v for c in choices for k, v in c.values.items()}})
     chosen = {k: v for c in choices for k, v in c.values.items()}

@@ -26,10 +26,6 @@ RECIPE_KEYS = ("num_envs", "num_steps", "gamma", "gae_lambda", "update_epochs", 
 PAGE_LACKS = {"norm_obs": "observation normalisation", "intrinsic": "exploration bonus"}
 
 
-def _show(value) -> str:
-    return str(value).lower() if isinstance(value, bool) else str(value)
-
-
 class TrainingRecipeError(ValueError):
     """The config asks for something the page's trainer does not do; the message says what."""
 
@@ -70,7 +66,7 @@ def browser_training(path: str, config_path: Optional[str] = None, seed: Optiona
     chosen = recipe_maker.record.get("auto", {})
     for key, off in (("norm_obs", False), ("intrinsic", "none")):
         if key in chosen and key not in overrides and getattr(cfg, key) != off:
-            notes.append(f"the page trains without the auto config's {key} {_show(getattr(cfg, key))} "
+            notes.append(f"the page trains without the auto config's {key} {str(getattr(cfg, key)).lower()} "
                          f"(it has no {PAGE_LACKS[key]})")
             cfg = replace(cfg, **{key: off})
     refused = [(cfg.norm_obs, "norm_obs"), (cfg.intrinsic != "none", f"intrinsic {cfg.intrinsic!r}"),

@@ -8,7 +8,8 @@ config: the auto config chooses) with a fixed budget, then evaluated on fresh ep
 Each row: the env, the budget (seconds, and env steps where the target counts them), the
 final evaluation of the run's best checkpoint (`evaluate_run`, 1,000 episodes, greedy: the
 policy's most likely action; two-player games: 100 games against random play and pure
-MCTS), the target of issue 13, the published reference where one exists and the optimum
+MCTS, by the policy alone and by the policy guiding PUCT search with AlphaZero's default
+simulations, as AlphaZero runs are judged), the target of issue 13, the published reference where one exists and the optimum
 where it is known. Run it on a quiet machine: the budgets are wall-clock seconds.
 """
 
@@ -23,6 +24,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
+
+from twisterl.train.az_config import Config as AzConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,6 +55,8 @@ CLEANRL = "CleanRL ppo.py, 500k steps (docs.cleanrl.dev)"
 # starts (Taxi: about 4), so 100 episodes leave a standard error near 0.4; 1,000 near 0.13.
 # Two-player games play GAMES games against each opponent (pure MCTS is the slow one).
 EPISODES, GAMES = 1000, 100
+# Two-player games are also judged with the policy guiding search, as AlphaZero runs are.
+SEARCH_SIMULATIONS = AzConfig.num_simulations
 ZOO = [
     ZooEnv("cartpole", "cartpole.twl", 120, "return", 500, max_env_steps=100_000,
            reference=f"~492 ({CLEANRL})", optimum="500"),
@@ -105,14 +110,21 @@ def run_one(env: ZooEnv, budget: float, out: Path, threads: int, seed: int) -> d
            "metric": env.metric}
     first = evals[0]
     if isinstance(first, MatchResult):
-        for r in evals:
-            row[f"vs_{r.opponent.split()[0].lower()}"] = round(r.score, 3)
-        row["result"] = row.get("vs_pure", row.get("vs_mcts", float("nan")))
+        searched = evaluate_run(str(run_dir), episodes=episodes, seed=seed + 1, mcts_simulations=env.mcts_simulations,
+                                simulations=SEARCH_SIMULATIONS)
+        for suffix, results in (("", evals), ("_search", searched)):
+            for r in results:
+                row[f"vs_{r.opponent.split()[0].lower()}{suffix}"] = round(r.score, 3)
+        row["search_simulations"] = SEARCH_SIMULATIONS
+        row["result"] = row["vs_pure"]
+        row["result_search"] = row["vs_pure_search"]
     else:
         row.update(success=first.success, mean_return=first.mean_return, mean_length=first.mean_length,
                    episodes=episodes)
         row["result"] = first.success if env.metric == "success" else first.mean_return
     row["met"] = None if env.target is None or row["result"] is None else bool(row["result"] >= env.target)
+    if "result_search" in row and env.target is not None:
+        row["met_search"] = bool(row["result_search"] >= env.target)
     row["auto"] = json.loads((run_dir / "config.json").read_text()).get("auto", {})
     return row
 
@@ -137,6 +149,9 @@ def markdown(rows: list[dict]) -> str:
         shown = "nan" if result is None or (isinstance(result, float) and math.isnan(result)) else f"{result:.3g}"
         what = {"success": "success", "return": "return", "vs_mcts": "vs MCTS"}[r["metric"]]
         met = "" if r["met"] is None else ("yes" if r["met"] else "no")
+        if "result_search" in r:
+            shown += f" alone, {r['result_search']:.3g} with search ({r['search_simulations']} simulations)"
+            met += "" if "met_search" not in r else f" alone, {'yes' if r['met_search'] else 'no'} with search"
         target = "" if r["target"] is None else f"{r['target']:g}"
         lines.append(f"| {r['env']} | {r['budget_s']:g} s | {r['env_steps']:,} | {what} {shown} | {target} | {met} | "
                      f"{r['reference']} | {r['optimum']} |")

@@ -252,6 +252,12 @@ def test_cli_self_play_learns_to_beat_random_play(tmp_path, build_cache):
     assert "vs pure MCTS (30 simulations), 4 games" in r.stdout
     r = _cli("eval", str(run), "--mcts-simulations", "0", cwd=tmp_path)
     assert r.returncode != 0 and "--mcts-simulations must be between 1" in r.stderr
+    # With search on its priors and values, the policy still beats random play.
+    r = _cli("eval", str(run), "--episodes", "10", "--simulations", "40", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    line = next(x for x in r.stdout.splitlines() if "vs random play" in x)
+    assert "PPO policy with search (40 simulations)" in line
+    assert float(line.split("score ")[1].rstrip(")")) >= 0.8, line
 
 
 SMALL = {"num_envs": 256, "num_steps": 32, "embedding_size": 128, "common_layers": [128], "learning_rate": 1e-3,

@@ -114,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--mcts-simulations", type=int, metavar="N",
                     help="two-player games: simulations per move of the pure-MCTS opponent (default: the run's "
                          "`pure_simulations`)")
+    ev.add_argument("--simulations", type=int, metavar="N",
+                    help="search with the policy: PUCT on its priors and values, N simulations a move (AlphaZero "
+                         "runs: default their `num_simulations`; PPO runs: default none, the policy acts alone)")
     ev.add_argument("--average-twists", action="store_true",
                     help="average the policy over the env's symmetries (an equivariant policy)")
     ev.set_defaults(run=cmd_eval)

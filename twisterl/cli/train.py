@@ -86,7 +86,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from ..train.run_eval import MatchResult, evaluate_run
     from .hub import run_ref
     results = evaluate_run(run_ref(args.run_dir), args.episodes, args.deterministic, args.difficulty, args.seed, args.tries,
-                           args.average_twists, mcts_simulations=args.mcts_simulations)
+                           args.average_twists, mcts_simulations=args.mcts_simulations,
+                           simulations=args.simulations)
     for r in results:
         if isinstance(r, MatchResult):
             print(f"{r.env}: {r.player} vs {r.opponent}, {r.games} games: {r.wins} wins, {r.draws} draws, "

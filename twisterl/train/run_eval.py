@@ -8,9 +8,13 @@ from typing import Optional, Union
 
 import numpy as np
 
+from .az_config import Config as AzConfig
 from .checkpoints import load_policy, run_config, run_env
 from .config import MAX_DIFFICULTY
 from .rundir import find_run
+
+SEARCH_C_PUCT = AzConfig.c_puct
+"""PUCT's exploration constant when a PPO policy searches: AlphaZero's default"""
 
 
 @dataclass
@@ -49,20 +53,23 @@ EvalResult = Union[PuzzleResult, MatchResult]
 
 def evaluate_run(run_path: str, episodes: int = 100, deterministic: bool = False, difficulty: Optional[int] = None,
                  seed: int = 0, tries: int = 1, average_twists: bool = False,
-                 mcts_simulations: Optional[int] = None) -> list[EvalResult]:
+                 mcts_simulations: Optional[int] = None, simulations: Optional[int] = None) -> list[EvalResult]:
     """The run's best checkpoint: a PPO policy acting on its own (sampled, or its most likely
-    action when `deterministic`), an AlphaZero net with search. Puzzles play `episodes`
-    episodes at `difficulty` (default: the checkpoint's), each a success if any of `tries`
-    tries from the same start succeeds; two-player games play `episodes` games against each
-    opponent, the pure-MCTS one with `mcts_simulations` per move (default: the run's
-    `pure_simulations`)."""
+    action when `deterministic`), an AlphaZero net with search. With `simulations`, either
+    net searches (AlphaZero's PUCT on its priors and values) that many simulations a move.
+    Puzzles play `episodes` episodes at `difficulty` (default: the checkpoint's), each a
+    success if any of `tries` tries from the same start succeeds; two-player games play
+    `episodes` games against each opponent, the pure-MCTS one with `mcts_simulations` per
+    move (default: the run's `pure_simulations`)."""
     if difficulty is not None and not 0 <= difficulty <= MAX_DIFFICULTY:
         raise ValueError(f"--difficulty must be between 0 and {MAX_DIFFICULTY}, not {difficulty}")
-    if mcts_simulations is not None and not 1 <= mcts_simulations <= 1 << 24:
-        raise ValueError(f"--mcts-simulations must be between 1 and {1 << 24}, not {mcts_simulations}")
+    for flag, value in (("--mcts-simulations", mcts_simulations), ("--simulations", simulations)):
+        if value is not None and not 1 <= value <= 1 << 24:
+            raise ValueError(f"{flag} must be between 1 and {1 << 24}, not {value}")
     run = find_run(run_path)
     if run.config().get("algo") == "az":
-        return evaluate_alphazero(run_path, episodes, difficulty, seed, tries, pure_simulations=mcts_simulations)
+        return evaluate_alphazero(run_path, episodes, difficulty, seed, tries, simulations=simulations,
+                                  pure_simulations=mcts_simulations)
     from .evaluation import evaluate_policy
     from .networks import runtime_policy as to_rust
     from .twists import twist_group
@@ -71,8 +78,12 @@ def evaluate_run(run_path: str, episodes: int = 100, deterministic: bool = False
     if difficulty is None:
         difficulty = meta["difficulty"]
     params = cfg.get("params", {})
+    if simulations is not None and cls.continuous:
+        raise ValueError(f"--simulations: {cls.name} has continuous actions, which search cannot branch on")
     if cls.players == 2:
-        return _ppo_matches(cls, net, params, run_config(run)[1], episodes, seed, mcts_simulations)
+        return _ppo_matches(cls, net, params, run_config(run)[1], episodes, seed, mcts_simulations, simulations)
+    if simulations is not None:
+        return [_ppo_search(cls, net, params, run_config(run)[1], episodes, difficulty, seed, tries, simulations)]
     group = None
     if average_twists:
         if not cls.spec.get("symmetries", []):
@@ -100,20 +111,38 @@ def _std_return(result: dict) -> Optional[float]:
 
 
 def _ppo_matches(cls, net, params: dict, config, games: int, seed: int,
-                 sims: Optional[int] = None) -> list[EvalResult]:
-    """A self-play PPO run's policy, playing its most likely legal move (no search), against
-    random play and pure MCTS (`sims` simulations a move; default the run's
-    `pure_simulations`, or 100 if 0)."""
+                 sims: Optional[int] = None, search: Optional[int] = None) -> list[EvalResult]:
+    """A self-play PPO run's policy, playing its most likely legal move (no search), or the
+    most visited after `search` PUCT simulations on its priors and values, against random
+    play and pure MCTS (`sims` simulations a move; default the run's `pure_simulations`,
+    or 100 if 0)."""
     from ..search import agent, play_games
     from .networks import runtime_policy as to_rust
-    me = agent(to_rust(net), simulations=1)
+    me = agent(to_rust(net), simulations=search or 1, c_puct=SEARCH_C_PUCT)
+    player = f"PPO policy with search ({search} simulations)" if search else "PPO policy (no search)"
     sims = sims or config.pure_simulations or 100
     out: list[EvalResult] = []
     for label, opp in (("random play", agent(random=True)),
                        (f"pure MCTS ({sims} simulations)", agent(None, simulations=sims))):
         data = play_games(cls, params, [me, opp], games, seed=seed, num_threads=config.num_threads, temperature=0.0)
-        out.append(_match(cls.name, "PPO policy (no search)", label, data))
+        out.append(_match(cls.name, player, label, data))
     return out
+
+
+def _ppo_search(cls, net, params: dict, config, episodes: int, difficulty: int, seed: int, tries: int,
+                sims: int) -> PuzzleResult:
+    """A PPO run's policy and value guiding PUCT search (`sims` simulations a move) on a puzzle."""
+    from ..search import agent, play_games
+    from .networks import runtime_policy as to_rust
+    me = agent(to_rust(net), simulations=sims, c_puct=SEARCH_C_PUCT)
+    limit = int(config.max_episode_steps or 0) or 100_000
+    data = play_games(cls, params, [me], episodes, seed=seed, num_threads=config.num_threads, difficulty=difficulty,
+                      temperature=0.0, tries=tries, max_moves=limit)
+    solved = data["success"].reshape(episodes, tries).any(axis=1)
+    returns = data["returns"].reshape(episodes, tries, -1)[:, :, 0].max(axis=1)
+    return PuzzleResult(cls.name, difficulty, episodes, f"PUCT search, {sims} simulations per move, {tries} tries",
+                        float(solved.mean()), float(data["lengths"].mean()), float(returns.mean()),
+                        float(returns.std()))
 
 
 def evaluate_alphazero(run_path: str, episodes: int, difficulty: Optional[int], seed: int, tries: int = 1,

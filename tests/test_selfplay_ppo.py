@@ -19,6 +19,7 @@ torch = pytest.importorskip("torch")
 import twisterl  # noqa: E402
 from twisterl import _core  # noqa: E402
 from twisterl.train.ppo import PPO, Config, join_rollouts  # noqa: E402
+from twisterl.train.ppo_config import make_config  # noqa: E402
 from twisterl.train.nets import BasicPolicy, to_rust  # noqa: E402
 from twl_games import THREE_PLAYERS  # noqa: E402
 
@@ -214,6 +215,26 @@ def test_the_pool_keeps_the_last_snapshots(compiled):
     assert 0.3 < data["learn"].mean() < 0.8
 
 
+def test_the_arena_takes_at_most_its_share_of_the_run(compiled):
+    """Arenas are skipped while they took more than `arena_share` of the run; the first
+    iteration always has one. Measured: an arena here takes about as long as an iteration's
+    collection and update, so about every other one runs at a share of 0.3."""
+    cls = compiled("tictactoe")
+    small = dict(num_envs=64, num_steps=8, update_epochs=1, embedding_size=16, common_layers=[16], arena_games=8,
+                 pure_simulations=30)
+    ppo = PPO(cls, Config(**small, arena_share=0.3))
+    history = ppo.train(iterations=20)
+    ran = [not np.isnan(s.arena["vs_mcts"]) for s in history]
+    assert ran[0] and 1 < sum(ran) < len(ran), ran
+    # The share is checked before each arena, so the last one may overshoot it by its own length.
+    per_arena = ppo.arena_seconds / sum(ran)
+    assert ppo.arena_seconds <= 0.3 * ppo.seconds + 1.5 * per_arena, (ppo.arena_seconds, ppo.seconds)
+    everything = PPO(cls, Config(**small, arena_share=1.0))
+    assert all(not np.isnan(s.arena["vs_mcts"]) for s in everything.train(iterations=4))
+    with pytest.raises(ValueError, match="arena_share"):
+        make_config({"arena_share": 0}, "a test")
+
+
 def _cli(*args, cwd):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.run([sys.executable, "-m", "twisterl", *args], capture_output=True, text=True, timeout=300,
@@ -260,6 +281,8 @@ def test_cli_self_play_learns_to_beat_random_play(tmp_path, build_cache):
     assert float(line.split("score ")[1].rstrip(")")) >= 0.8, line
 
 
+# arena_share 1: an arena every iteration, whatever it costs, so the curve has every point.
 SMALL = {"num_envs": 256, "num_steps": 32, "embedding_size": 128, "common_layers": [128], "learning_rate": 1e-3,
+         "arena_share": 1.0,
          "clip_coef": 0.2, "twists": True, "ent_coef": 0.03}
 CLI_ITERATIONS = 40

@@ -365,9 +365,10 @@ def test_a_policy_from_another_env_is_refused(tools, tmp_path):
 
 
 def test_the_wasm_runtime_unit_tests_pass():
-    """runtime/wasm's own Rust tests (params, the JSON reader, policy files), natively."""
+    """runtime/wasm's own Rust tests (params, the JSON reader, policy files, training
+    recipes), natively, with every feature but the JavaScript bindings."""
     from wasm_support import target_dir
-    proc = subprocess.run(["cargo", "test", "--quiet", "--features", "policy", "--manifest-path",
+    proc = subprocess.run(["cargo", "test", "--quiet", "--features", "train", "--manifest-path",
                            str(ROOT / "runtime" / "wasm" / "Cargo.toml"), "--target-dir", str(target_dir())],
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

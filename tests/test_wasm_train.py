@@ -90,8 +90,17 @@ attempt("unknown option", () => new mod.Trainer({ sed: 1 }));
 attempt("bad seed", () => new mod.Trainer({ seed: -1 }));
 attempt("params the network does not fit", () => new mod.Trainer({ params: { size: 4 } }));
 attempt("a policy file that is not one", () => mod.Policy.fromSafetensors(new Uint8Array([1, 2, 3])));
+attempt("an RND bonus", () => new mod.Trainer({ config: { intrinsic: "rnd" } }));
+attempt("an unknown bonus", () => new mod.Trainer({ config: { intrinsic: "counts" } }));
+attempt("a bonus of the wrong kind", () => new mod.Trainer({ config: { intrinsic: 1 } }));
+attempt("a negative bonus weight", () => new mod.Trainer({ config: { intrinsic_coef: -1 } }));
 const t = new mod.Trainer({ config: { num_envs: 8, num_steps: 4 } });
-out.still_works = t.iterate().envSteps;
+const plain = t.iterate();
+out.still_works = plain.envSteps;
+out.no_bonus = plain.intrinsic;
+// The count bonus: 1 / sqrt(visits) of each step's next observation, so between 0 and 1.
+const counted = new mod.Trainer({ config: { num_envs: 8, num_steps: 4, intrinsic: "count" } });
+out.bonus = [counted.iterate().intrinsic, counted.iterate().intrinsic];
 process.stdout.write(JSON.stringify(out));
 """
 
@@ -106,11 +115,17 @@ def test_trainer_errors_are_readable(trainable, tmp_path):
         "unknown option": "unknown option `sed`", "bad seed": "seed",
         "params the network does not fit": "observations of 81 values, but this env has 256",
         "a policy file that is not one": "safetensors",
+        "an RND bonus": "no \"rnd\"", "an unknown bonus": "must be \"none\" or \"count\"",
+        "a bonus of the wrong kind": "must be \"none\" or \"count\", not 1",
+        "a negative bonus weight": "intrinsic_coef must be a non-negative number",
     }
     for name, fragment in expected.items():
         assert out[name].startswith("Error: "), (name, out[name])
         assert fragment in out[name], (name, out[name])
     assert out["still_works"] == 32
+    assert out["no_bonus"] is None, "no bonus: NaN (null in JSON)"
+    first, second = out["bonus"]
+    assert 0 < second < first <= 1, "visits accumulate over iterations, so the bonus fades"
 
 
 def test_export_train_refuses_what_the_page_cannot_do(build_cache, tmp_path):
@@ -136,14 +151,16 @@ def test_the_bundle_says_the_page_can_train(trainable):
 def test_the_recipe_says_whether_the_env_has_a_curriculum_and_leaves_out_what_the_auto_config_adds(
         build_cache, tmp_path):
     """Taxi does not read `difficulty` (no curriculum: the page's difficulty stays put), and the
-    auto config's count bonus, which the page does not have, is left out with a note; asked
-    for in the user's config, it is refused."""
+    auto config's count bonus goes into the page's recipe as it is; an RND bonus, which the
+    page does not have, is refused when the user's config asks for it."""
     from twisterl.wasm.training import TrainingRecipeError, browser_training
     taxi = browser_training(str(ROOT / "examples" / "taxi.twl"))
     assert taxi.settings()["curriculum"] is False
-    assert any("intrinsic count" in note and "exploration bonus" in note for note in taxi.notes)
+    assert taxi.settings()["intrinsic"] == "count" and taxi.settings()["intrinsic_coef"] == 0.1
+    assert taxi.notes == ()
+    assert browser_training(str(ROOT / "examples" / "puzzle.twl")).settings()["intrinsic"] == "none"
     assert browser_training(str(ROOT / "examples" / "puzzle.twl")).settings()["curriculum"] is True
-    config = tmp_path / "count.json"
-    config.write_text(json.dumps({"intrinsic": "count"}))
-    with pytest.raises(TrainingRecipeError, match="does not do intrinsic 'count'.*count.json"):
+    config = tmp_path / "rnd.json"
+    config.write_text(json.dumps({"intrinsic": "rnd"}))
+    with pytest.raises(TrainingRecipeError, match="does not do intrinsic 'rnd'.*rnd.json"):
         browser_training(str(ROOT / "examples" / "taxi.twl"), str(config))

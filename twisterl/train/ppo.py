@@ -15,7 +15,8 @@ iterations, the last `pool_size` kept, in memory only) supplies an opponent: an 
 played against the iteration's opponent with probability `pool_prob`, the learner in a
 random seat, and only the learner's moves are learnt from. After every `arena_every`
 iterations the policy (its most likely legal move, no search) plays `arena_games` games
-against random play and against pure MCTS, each side moving first in half of them.
+against random play and against pure MCTS, each side moving first in half of them, unless
+the arenas so far took more than `arena_share` of the run's time.
 """
 
 from __future__ import annotations
@@ -148,6 +149,10 @@ class PPO:
         self.curriculum = env_cls.curriculum
         """whether `difficulty` climbs: only for a single-player env whose dynamics read it"""
         self.iteration = 0
+        self.seconds = 0.0
+        """time spent in `iterate` so far"""
+        self.arena_seconds = 0.0
+        """of which in the arena"""
         self.env_steps = 0
         # Two-player games: each env's learner seat against the opponent (-1: self-play), and
         # the pool of past policies.
@@ -198,7 +203,9 @@ class PPO:
             self.update_obs_norm(data)
         trained = time.perf_counter()
         evals = self.run_evals(deadline)
-        arena = self.arena(deadline) if self.players == 2 else {}
+        arena_start = time.perf_counter()
+        arena = self.arena(deadline, arena_start - start) if self.players == 2 else {}
+        self.arena_seconds += time.perf_counter() - arena_start
         episodes = int(data["episodes"])
         n = episodes if episodes else float("nan")  # no finished episode: no mean to report
         success, mean_return = data["successes"] / n, data["return_sum"] / n
@@ -216,6 +223,7 @@ class PPO:
             intrinsic=intrinsic, **losses)
         self.iteration += 1
         self.env_steps += stats.env_steps
+        self.seconds += time.perf_counter() - start
         if self.solved(stats) and self.difficulty < cfg.diff_max:
             self.set_difficulty(self.difficulty + 1)
         return stats
@@ -267,13 +275,14 @@ class PPO:
                                       max_episode_steps=self.cfg.max_episode_steps)["success"]
                 for name, spec in self.evals.items()}
 
-    def arena(self, deadline: Optional[float] = None) -> dict:
+    def arena(self, deadline: Optional[float] = None, spent: float = 0.0) -> dict:
         """Two-player games: the policy, playing its most likely legal move (a one-simulation
         search, which picks the highest prior), against random play and against pure MCTS
         (`pure_simulations`), `arena_games` games each, the seats alternating. Scores and
         win/draw/loss rates (see `IterationStats.arena`), the learner's mean return against
         random play (`return_vs_random`), and `cut_short`; NaN for what did not run (not
-        an arena iteration, or the deadline had passed)."""
+        an arena iteration; the arenas' share of the run, with this iteration's `spent`
+        seconds so far, above `arena_share`; or the deadline had passed)."""
         from ..search import agent, play_games
         cfg = self.cfg
         nan = float("nan")
@@ -284,6 +293,8 @@ class PPO:
         for name in ("vs_random", "vs_mcts"):
             out.update({name: nan, f"{name}_win": nan, f"{name}_draw": nan, f"{name}_loss": nan})
         if self.iteration % cfg.arena_every != 0:
+            return out
+        if self.iteration > 0 and self.arena_seconds > cfg.arena_share * (self.seconds + spent):
             return out
         me = agent(self.runtime_policy(), simulations=1)
         for k, (name, opp) in enumerate(opponents.items()):

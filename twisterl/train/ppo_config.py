@@ -104,6 +104,9 @@ class Config:
     """two-player games: iterations between snapshots of the policy into the pool"""
     arena_every: int = 1
     """two-player games: iterations between arena evaluations (the others report NaN)"""
+    arena_share: float = 0.1
+    """two-player games: the most of the run's time the arena may take; an arena is skipped
+    (NaN) while the arenas so far took more than this share of the run (1: never skipped)"""
     arena_games: int = 100
     """two-player games: games against each arena opponent (random play, pure MCTS)"""
     pure_simulations: int = 100
@@ -155,6 +158,7 @@ CHECKS: dict[str, Check] = {
     "pool_size": number("int", 1, 1 << 16),
     "pool_every": number("int", 1, 1 << 30),
     "arena_every": number("int", 1, 1 << 30),
+    "arena_share": number("float", 0, 1, positive=True),
     "arena_games": number("int", 1, 1 << 24),
     "pure_simulations": number("int", 0, 1 << 24),
 }

@@ -2,9 +2,10 @@
 weights, resolved exactly as `twisterl train` resolves them (the config file, the auto
 config's choices, the network), so that the page trains what the command line would.
 
-The page runs the runtime core's PPO loop (`runtime/core/src/learn/ppo.rs`). It has no
-evals, exploration bonuses, observation normalisation or self-play opponent pool: a config
-that asks for one of them is refused here, by name, rather than trained differently.
+The page runs the runtime core's PPO loop (`runtime/core/src/learn/ppo.rs`), count-based
+exploration included. It has no evals, RND bonus, observation normalisation or self-play
+opponent pool: a config that asks for one of them is refused here, by name, rather than
+trained differently.
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ from typing import Optional, TextIO
 # The keys the page's loop reads (runtime/wasm/src/trainer.rs, `KEYS`), by their config names.
 RECIPE_KEYS = ("num_envs", "num_steps", "gamma", "gae_lambda", "update_epochs", "num_minibatches", "clip_coef",
                "clip_vloss", "target_kl", "vf_coef", "ent_coef", "learning_rate", "anneal_lr", "max_env_steps",
-               "max_grad_norm", "norm_adv", "norm_reward", "max_episode_steps", "difficulty", "curriculum",
-               "diff_threshold", "diff_max", "min_episodes", "twists", "seed")
+               "max_grad_norm", "norm_adv", "norm_reward", "intrinsic", "intrinsic_coef", "max_episode_steps",
+               "difficulty", "curriculum", "diff_threshold", "diff_max", "min_episodes", "twists", "seed")
 
 
-# What the page's loop has no counterpart for, by the config key that asks for it.
-PAGE_LACKS = {"norm_obs": "observation normalisation", "intrinsic": "exploration bonus"}
+# What the page's loop has no counterpart for: the config key, the value that asks for it,
+# the value that leaves it out, and what it is.
+PAGE_LACKS = (("norm_obs", True, False, "observation normalisation"),
+              ("intrinsic", "rnd", "none", "RND exploration bonus (its predictor trains in torch)"))
 
 
 class TrainingRecipeError(ValueError):
@@ -64,12 +67,11 @@ def browser_training(path: str, config_path: Optional[str] = None, seed: Optiona
     # What the auto config chose and the page cannot do is left out, with a note; what the
     # user's config asks for is refused.
     chosen = recipe_maker.record.get("auto", {})
-    for key, off in (("norm_obs", False), ("intrinsic", "none")):
-        if key in chosen and key not in overrides and getattr(cfg, key) != off:
-            notes.append(f"the page trains without the auto config's {key} {str(getattr(cfg, key)).lower()} "
-                         f"(it has no {PAGE_LACKS[key]})")
+    for key, on, off, what in PAGE_LACKS:
+        if key in chosen and key not in overrides and getattr(cfg, key) == on:
+            notes.append(f"the page trains without the auto config's {key} {str(on).lower()} (it has no {what})")
             cfg = replace(cfg, **{key: off})
-    refused = [(cfg.norm_obs, "norm_obs"), (cfg.intrinsic != "none", f"intrinsic {cfg.intrinsic!r}"),
+    refused = [(cfg.norm_obs, "norm_obs"), (cfg.intrinsic == "rnd", "intrinsic 'rnd'"),
                (bool(cfg.evals), "evals"), (cfg.diff_metric != "train", f"diff_metric {cfg.diff_metric!r}")]
     asked = [what for on, what in refused if on]
     if asked:

@@ -10,7 +10,7 @@ let running = false;
 
 const FIELDS = ["iteration", "difficulty", "successRate", "meanReturn", "meanLength", "episodes", "envSteps",
   "totalEnvSteps", "policyLoss", "valueLoss", "entropy", "approxKl", "clipfrac", "explainedVariance",
-  "nextDifficulty", "finished"];
+  "intrinsic", "nextDifficulty", "finished"];
 
 async function start({ module, wasm, config, params }) {
   const mod = await import(module);

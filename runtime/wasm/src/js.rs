@@ -152,8 +152,10 @@ pub fn trainer_options(options: &JsValue) -> Result<TrainRequest, String> {
             Setting::Num(x)
         } else if let Some(b) = v.as_bool() {
             Setting::Bool(b)
+        } else if let Some(text) = v.as_string() {
+            Setting::Text(text)
         } else {
-            return Err(format!("options.config.{key} must be a number, a bool or null, not {}", kind(&v)));
+            return Err(format!("options.config.{key} must be a number, a bool, a string or null, not {}", kind(&v)));
         };
         out.settings.push((key, value));
     }
@@ -302,7 +304,7 @@ export interface TrainerOptions {
   seed?: number;
   /** Training settings by their `twisterl train` names (`num_envs`, `learning_rate`,
    * `diff_max`...), over the recipe `twisterl export --train` wrote. */
-  config?: Record<string, number | boolean | null>;
+  config?: Record<string, number | boolean | string | null>;
 }
 
 /** Options of `Policy.act` and `Env.agentStep`. */

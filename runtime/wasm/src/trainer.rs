@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use twisterl_core::batch::Batch;
 use twisterl_core::env::Env;
 use twisterl_core::host::{Error, Host};
-use twisterl_core::learn::{AdamConfig, Iteration, Learner, PpoSettings, PpoTrainer};
+use twisterl_core::learn::{AdamConfig, Intrinsic, Iteration, Learner, PpoSettings, PpoTrainer};
 use twisterl_core::twist::Twist;
 
 use crate::agent::Agent;
@@ -25,6 +25,7 @@ pub enum Setting {
     Num(f64),
     Bool(bool),
     Null,
+    Text(String),
 }
 
 /// What a run needs beyond the network: the loop's settings and the envs' shape.
@@ -45,7 +46,8 @@ pub struct Recipe {
 pub const KEYS: &[&str] = &[
     "num_envs", "num_steps", "gamma", "gae_lambda", "update_epochs", "num_minibatches", "clip_coef", "clip_vloss",
     "target_kl", "vf_coef", "ent_coef", "learning_rate", "anneal_lr", "max_env_steps", "max_grad_norm", "norm_adv",
-    "norm_reward", "max_episode_steps", "difficulty", "curriculum", "diff_threshold", "diff_max", "min_episodes", "twists", "seed",
+    "norm_reward", "intrinsic", "intrinsic_coef", "max_episode_steps", "difficulty", "curriculum", "diff_threshold",
+    "diff_max", "min_episodes", "twists", "seed",
 ];
 
 impl Default for Recipe {
@@ -66,7 +68,8 @@ impl Recipe {
                 Json::Num(v) => Setting::Num(*v),
                 Json::Bool(b) => Setting::Bool(*b),
                 Json::Null => Setting::Null,
-                _ => return Err(format!("setting `{key}` must be a number, a bool or null")),
+                Json::Str(text) => Setting::Text(text.clone()),
+                _ => return Err(format!("setting `{key}` must be a number, a bool, a string or null")),
             };
             recipe.set(key, value)?;
         }
@@ -106,6 +109,8 @@ impl Recipe {
             "max_grad_norm" => self.max_grad_norm = if value == Setting::Null { None } else { Some(num(&value)?) },
             "norm_adv" => s.norm_adv = flag(&value)?,
             "norm_reward" => s.norm_reward = flag(&value)?,
+            "intrinsic" => s.intrinsic = intrinsic(&value)?,
+            "intrinsic_coef" => s.intrinsic_coef = num(&value)? as f32,
             "max_episode_steps" => self.max_episode_steps = count(&value, 0.0)? as i64,
             "difficulty" => self.difficulty = count(&value, 0.0)? as i64,
             "curriculum" => s.curriculum = flag(&value)?,
@@ -141,6 +146,8 @@ impl Recipe {
             ("max_grad_norm", opt(self.max_grad_norm)),
             ("norm_adv", s.norm_adv.to_string()),
             ("norm_reward", s.norm_reward.to_string()),
+            ("intrinsic", format!("\"{}\"", match s.intrinsic { Intrinsic::None => "none", Intrinsic::Count => "count" })),
+            ("intrinsic_coef", format!("{:?}", s.intrinsic_coef)),
             ("max_episode_steps", self.max_episode_steps.to_string()),
             ("difficulty", self.difficulty.to_string()),
             ("curriculum", s.curriculum.to_string()),
@@ -162,6 +169,18 @@ fn show(v: &Setting) -> String {
         Setting::Num(x) => format!("{x}"),
         Setting::Bool(b) => b.to_string(),
         Setting::Null => "null".into(),
+        Setting::Text(t) => format!("{t:?}"),
+    }
+}
+
+/// `intrinsic`: "none" or "count" (RND trains a second network in torch: not in the page).
+fn intrinsic(v: &Setting) -> Result<Intrinsic, String> {
+    match v {
+        Setting::Text(t) if t == "none" => Ok(Intrinsic::None),
+        Setting::Text(t) if t == "count" => Ok(Intrinsic::Count),
+        Setting::Text(t) if t == "rnd" => Err("setting `intrinsic`: the page's trainer has no \"rnd\" (its predictor \
+                                                trains in torch); use \"count\" or \"none\"".into()),
+        _ => Err(format!("setting `intrinsic` must be \"none\" or \"count\", not {}", show(v))),
     }
 }
 
@@ -275,5 +294,10 @@ mod tests {
         assert!(r.set("gamma", Setting::Null).unwrap_err().contains("finite number"));
         assert!(Recipe::from_json("[1]").unwrap_err().contains("JSON object"));
         assert!(Recipe::from_json(r#"{"gamma": "high"}"#).unwrap_err().contains("`gamma`"));
+        let r = Recipe::from_json(r#"{"intrinsic": "count", "intrinsic_coef": 0.5}"#).unwrap();
+        assert_eq!((r.settings.intrinsic, r.settings.intrinsic_coef), (Intrinsic::Count, 0.5));
+        assert_eq!(Recipe::from_json(&r.to_json()).unwrap(), r);
+        assert!(Recipe::from_json(r#"{"intrinsic": "rnd"}"#).unwrap_err().contains("no \"rnd\""));
+        assert!(Recipe::from_json(r#"{"intrinsic": true}"#).unwrap_err().contains("\"none\" or \"count\""));
     }
 }

@@ -8,6 +8,7 @@
 //! Minibatch orders are drawn from the runtime's own random streams, so a run here and a run
 //! in Python from the same seed are alike in distribution, not bit for bit.
 
+use super::explore::CountBonus;
 use super::learner::{Learner, Rollout as Batch};
 use super::loss::{PpoCoefs, PpoStats};
 use crate::host::{Error, Host, Layout};
@@ -39,10 +40,22 @@ pub struct PpoSettings {
     pub norm_reward: bool,
     /// Whether the difficulty climbs: false for an env whose dynamics do not read it.
     pub curriculum: bool,
+    /// An exploration bonus added to what the update learns from (never to reported returns).
+    pub intrinsic: Intrinsic,
+    /// The bonus's weight against the env's rewards.
+    pub intrinsic_coef: f32,
     pub diff_threshold: f64,
     pub diff_max: i64,
     pub min_episodes: u64,
     pub seed: u64,
+}
+
+/// Exploration bonuses the loop can add (`twisterl train`'s `intrinsic`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Intrinsic {
+    None,
+    /// `intrinsic_coef / sqrt(visits)` of the observation each step leads to ([`CountBonus`]).
+    Count,
 }
 
 impl Default for PpoSettings {
@@ -65,6 +78,8 @@ impl Default for PpoSettings {
             norm_adv: true,
             norm_reward: false,
             curriculum: true,
+            intrinsic: Intrinsic::None,
+            intrinsic_coef: 0.1,
             diff_threshold: 0.85,
             diff_max: 32,
             min_episodes: 100,
@@ -88,7 +103,8 @@ impl PpoSettings {
                 return Err(format!("{key} must be between 0 and 1, not {v}"));
             }
         }
-        for (key, v) in [("clip_coef", self.clip_coef), ("vf_coef", self.vf_coef), ("ent_coef", self.ent_coef)] {
+        for (key, v) in [("clip_coef", self.clip_coef), ("vf_coef", self.vf_coef), ("ent_coef", self.ent_coef),
+                         ("intrinsic_coef", self.intrinsic_coef)] {
             if !(v.is_finite() && v >= 0.0) {
                 return Err(format!("{key} must be a non-negative number, not {v}"));
             }
@@ -134,6 +150,8 @@ pub struct Iteration {
     pub approx_kl: f64,
     pub clipfrac: f64,
     pub explained_variance: f64,
+    /// The mean exploration bonus per step, before `intrinsic_coef` (NaN without one).
+    pub intrinsic: f64,
     /// Minibatch updates made.
     pub updates: u64,
 }
@@ -183,6 +201,8 @@ pub struct PpoTrainer {
     reward_scale: f32,
     running_return: Vec<f64>,
     return_stats: RunningVariance,
+    /// The visit counts of `Intrinsic::Count`, made at the first iteration that uses them.
+    bonus: Option<CountBonus>,
 }
 
 impl PpoTrainer {
@@ -194,6 +214,7 @@ impl PpoTrainer {
         settings.check().map_err(Error::Invalid)?;
         let layout = host.layout();
         check_fits(&layout, &learner).map_err(Error::Invalid)?;
+        check_intrinsic(&layout, &settings).map_err(Error::Invalid)?;
         if difficulty < 0 {
             return Err(Error::Invalid(format!("difficulty must be a non-negative int, not {difficulty}")));
         }
@@ -204,7 +225,7 @@ impl PpoTrainer {
         let mut trainer = PpoTrainer {
             learner, settings, iteration: 0, env_steps: 0, difficulty, seats: vec![-1; n],
             episode_returns: vec![0.0; n], twists, reward_scale: 1.0, running_return: vec![0.0; n],
-            return_stats: RunningVariance::new(),
+            return_stats: RunningVariance::new(), bonus: None,
         };
         trainer.restart(host, difficulty)?;
         Ok(trainer)
@@ -238,6 +259,7 @@ impl PpoTrainer {
         }
         s.check().map_err(Error::Invalid)?;
         check_fits(&layout, &self.learner).map_err(Error::Invalid)?;
+        check_intrinsic(&layout, &s).map_err(Error::Invalid)?;
         if s.anneal_lr {
             let left = (1.0 - self.env_steps as f64 / s.max_env_steps as f64).max(0.0);
             self.learner.adam.lr = s.learning_rate * left;
@@ -257,10 +279,17 @@ impl PpoTrainer {
             pool_prob: 0.0,
         };
         cfg.check(&layout, &self.learner.policy).map_err(Error::Invalid)?;
-        let data = collect(host, &self.learner.policy, &cfg, &mut self.episode_returns, &mut self.seats)?;
+        let mut data = collect(host, &self.learner.policy, &cfg, &mut self.episode_returns, &mut self.seats)?;
         if s.norm_reward {
             self.update_reward_scale(&data);
         }
+        let intrinsic = match s.intrinsic {
+            Intrinsic::None => f64::NAN,
+            Intrinsic::Count => {
+                let bonus = self.bonus.get_or_insert_with(|| CountBonus::new(layout.obs_size, s.seed));
+                bonus.add(&mut data, self.seats.len(), layout.nnz_max, s.intrinsic_coef, s.gamma, s.gae_lambda)
+            }
+        };
         let (losses, updates, explained) = self.update(&data, &layout)?;
         let st = data.stats;
         let ended = st.episodes as f64;
@@ -279,6 +308,7 @@ impl PpoTrainer {
             approx_kl: losses.approx_kl,
             clipfrac: losses.clipfrac,
             explained_variance: explained,
+            intrinsic,
             updates,
         };
         self.iteration += 1;
@@ -379,6 +409,14 @@ fn check_fits(layout: &Layout, learner: &Learner) -> Result<(), String> {
         } else {
             "the network is a Gaussian policy (log_std) but this env has discrete actions".into()
         });
+    }
+    Ok(())
+}
+
+/// Exploration bonuses are for single-player envs: a self-play opponent's novelty is no goal.
+fn check_intrinsic(layout: &Layout, settings: &PpoSettings) -> Result<(), String> {
+    if layout.players > 1 && settings.intrinsic != Intrinsic::None {
+        return Err("intrinsic rewards are for single-player envs, not self-play".into());
     }
     Ok(())
 }

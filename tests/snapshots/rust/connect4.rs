@@ -52,7 +52,7 @@ impl Kon {
 #[derive(Debug)]
 pub struct State {
     /// `grid: [[int in 0..3; cols]; rows]` (line 10)
-    pub grid: Vec<Vec<i64>>,
+    pub grid: Grid<i64>,
     /// `winner: int in 0..3` (line 11)
     pub winner: i64,
     /// `moves: int in 0..(rows * cols) + 1` (line 12)
@@ -413,7 +413,7 @@ impl Env for ConnectFour {
         let counts = [(k.cols).max(0) as usize];
         let ranges: [(i64, i64); 1] = [(0, k.cols)];
         let s = State {
-            grid: ops::filled(ops::filled(0, k.cols, at(10, 1))?, k.rows, at(10, 1))?,
+            grid: Grid::filled(0, k.cols, k.rows, at(10, 1))?,
             winner: 0,
             moves: 0,
             player: 0,
@@ -625,7 +625,7 @@ impl Env for ConnectFour {
     fn render(&self) -> R<String> {
         let mut text = String::new();
         // line 57
-        let __grid1 = self.s.grid.clone();
+        let __grid1 = self.s.grid.to_rows();
         let rows = __grid1.len();
         let cols = if rows > 0 { __grid1[0].len() } else { 0 };
         let mut cells: Vec<String> = Vec::with_capacity(rows * cols);

@@ -16,7 +16,8 @@ from twisterl.dsl.effects import walk
 
 from .masks import MaskWriter, family_mask
 from .ranges import CallFacts, Fact, Interval
-from .rust import RustWriter, at, enum_const_names, float_lit, ident, is_copy, is_fixed, local, rust_type
+from .rust import (RustWriter, at, enum_const_names, float_lit, ident, is_copy, is_fixed, is_grid, local, rust_type,
+                   state_type)
 
 
 @dataclass
@@ -99,7 +100,7 @@ class Context:
 # Type names the generated crate uses or imports: an env may not take one as its own.
 _TAKEN_TYPES = frozenset("""Kon State Env Fault FaultKind R Rng Param Batch Slot Observation At Self Option Result
     Vec String Box Clone Copy Default Debug Drop Eq PartialEq Ord PartialOrd Fn FnMut FnOnce Iterator Send Sync
-    Sized Some None Ok Err ToString From Into Purpose RolloutStats StepOut Step Tree Cached Views""".split())
+    Sized Some None Ok Err ToString From Into Purpose RolloutStats StepOut Step Tree Cached Views Grid""".split())
 
 
 def type_name(name: str) -> str:
@@ -234,8 +235,13 @@ class _Lowering:
     def state(self, ctx: Context) -> None:
         w = self.writer("k")
         for v in self.env.state:
-            ctx.state_fields.append((ident(v.name), rust_type(v.type), f"`{v.name}: {v.type}` (line {v.span.line})"))
-            ctx.state_init.append(f"{ident(v.name)}: {w.zero(v.type, at(v.span))},")
+            ctx.state_fields.append((ident(v.name), state_type(v.type), f"`{v.name}: {v.type}` (line {v.span.line})"))
+            if is_grid(v.type):
+                zero = (f"Grid::filled({w.zero(v.type.elem.elem)}, {w.expr(v.type.elem.size)}, "
+                        f"{w.expr(v.type.size)}, {at(v.span)})?")
+            else:
+                zero = w.zero(v.type, at(v.span))
+            ctx.state_init.append(f"{ident(v.name)}: {zero},")
         ctx.state_fields.append(("player", "i64", "whose turn it is"))
         ctx.state_fields.append(("steps", "i64", "steps taken since reset"))
         ctx.state_init.append("player: 0,")

@@ -78,6 +78,21 @@ def is_fixed(t) -> bool:
     return cells <= MAX_FIXED_CELLS
 
 
+def is_grid(t) -> bool:
+    """A state array of rows of scalars whose sizes are not all literal: held in one
+    row-major buffer (`Grid`, indexed `grid[r][c]` like nested vectors), so that an element
+    is one load and copying the state copies one buffer."""
+    return (isinstance(t, ir.ArrayType) and not is_fixed(t) and isinstance(t.elem, ir.ArrayType)
+            and not is_fixed(t.elem) and isinstance(t.elem.elem, (ir.IntType, ir.EnumType, ir.BoolType, ir.FloatType)))
+
+
+def state_type(t) -> str:
+    """The Rust type of a state variable of type `t`."""
+    if is_grid(t):
+        return f"Grid<{rust_type(t.elem.elem)}>"
+    return rust_type(t)
+
+
 def rust_type(t) -> str:
     if isinstance(t, ir.BoolType):
         return "bool"
@@ -277,8 +292,18 @@ class RustWriter:
         code = self.expr(e)
         held = isinstance(e, ir.Index) or (isinstance(e, ir.Ref) and e.kind != "view")
         if held and isinstance(e.type, ir.ArrayType) and not is_copy(e.type):
-            return f"{code}.clone()"
+            return f"{code}{self.owned(e)}"
         return code
+
+    def owned(self, e: ir.Expr) -> str:
+        """The method that copies array `e`, held in the state or a local, into a value of
+        its Rust type: a state grid (`Grid`) and its rows (slices) are copied out as nested
+        `Vec`s and a `Vec`."""
+        if _grid_ref(e):
+            return ".to_rows()"
+        if isinstance(e, ir.Index) and _grid_ref(e.base):
+            return ".to_vec()"
+        return ".clone()"
 
     def _Index(self, e: ir.Index) -> str:
         if isinstance(e.base, ir.Ref) and e.base.kind == "view" and e.base.name in self.array_views:
@@ -540,7 +565,7 @@ class RustWriter:
             code = self.expr(arr)
             elem = f"{code}[{k}]"
             if not _is_copy(arr.type.elem):
-                elem += ".clone()"
+                elem += ".to_vec()" if _grid_ref(arr) else ".clone()"
             return f"for {k} in 0..{self.size(arr.type.size)} {{ let {pattern} = {elem}; {body} }}"
         tmp = self.fresh()
         return f"let {tmp} = {self.value(arr)}; for {pattern} in {tmp} {{ {body} }}"
@@ -869,6 +894,12 @@ class RustWriter:
             lines.append(f"for x in ({tmp}).iter() {{ {self.range_check_elems('*x', t, span)} }}")
         if is_fixed(t):
             return lines + pre + [f"{place} = {tmp};"]
+        if target.kind == "state" and is_grid(target.root_type):
+            # The grid keeps its buffer: a whole grid is assigned row by row, a row in place.
+            if not target.indices:
+                return lines + pre + [f"{place}.assign_rows(&{tmp}, {at(span)})?;"]
+            if len(target.indices) == 1:
+                return lines + pre + [f"twisterl_core::grid::copy_row(&mut {place}, &{tmp}, {at(span)})?;"]
         return lines + pre + [f"{place}.clone_from(&{tmp});"]
 
     def range_check_elems(self, x: str, t, span) -> str:
@@ -1238,6 +1269,11 @@ def _is_simple(e) -> bool:
     if isinstance(e, ir.Lit):
         return True
     return isinstance(e, ir.Ref) and e.kind in ("local", "loop", "fn_param", "action_param")
+
+
+def _grid_ref(e) -> bool:
+    """Whether `e` names a state variable held as a `Grid`."""
+    return isinstance(e, ir.Ref) and e.kind == "state" and is_grid(e.type)
 
 
 def _is_copy(t) -> bool:

@@ -23,7 +23,7 @@ PRELUDE = """Ok Err Some None Option Result Vec String Box Clone Copy Default Dr
 GENERATED = """k s rw rng out obs act o v src dst values value rewards params seed stream action local rest n
     i j x t tv hw text buf ops at Fault FaultKind R Rng Kon State Env Param Batch Slot Observation counts mask
     actor target base_s base_t local_s len e f g h a b c d i0 i1 d0 lows highs total obs_size obs_shape
-    nnz_max legal env slot cell perm seen r p q w k0 v1 t1 n1 a_x f_x g_x v_x _ _x x_ Ok_""".split()
+    nnz_max legal env slot cell perm seen r p q w k0 v1 t1 n1 a_x f_x g_x v_x _ _x x_ Ok_ Grid k_id row""".split()
 NAMES = sorted(set(RUST_KEYWORDS + PRELUDE + GENERATED))
 
 HEADER = "env Names\n"

@@ -18,6 +18,15 @@ pub enum Observation {
     Planes,
 }
 
+/// A number no earlier call returned (in this process): generated envs tag the params
+/// and consts each `new` computes with it, so that copying one env over another skips
+/// them when both hold the same ones.
+pub fn instance_id() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
 /// One environment instance, as generated from a `.twl` file.
 pub trait Env: Clone + Send + Sync + 'static {
     /// A JSON description of the env: params, state layout, actions, observation.

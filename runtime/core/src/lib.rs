@@ -15,6 +15,7 @@ pub mod abi;
 pub mod batch;
 pub mod env;
 pub mod fault;
+pub mod grid;
 pub mod host;
 pub mod learn;
 pub mod mask;
@@ -34,6 +35,7 @@ pub mod prelude {
     pub use crate::batch::{Batch, RolloutStats, Slot, StepOut};
     pub use crate::env::{Env, Observation};
     pub use crate::fault::{At, Fault, FaultKind, R};
+    pub use crate::grid::Grid;
     pub use crate::memo::Cached;
     pub use crate::ops;
     pub use crate::param::Param;

@@ -52,7 +52,7 @@ impl Kon {
 #[derive(Debug)]
 pub struct State {
     /// `grid: [[int in 0..3; cols]; rows]` (line 10)
-    pub grid: Vec<Vec<i64>>,
+    pub grid: Grid<i64>,
     /// `winner: int in 0..3` (line 11)
     pub winner: i64,
     /// `moves: int in 0..(rows * cols) + 1` (line 12)
@@ -76,6 +76,9 @@ impl Views {
 #[derive(Debug)]
 pub struct ConnectFour {
     k: Kon,
+    /// Which `Kon::new` made `k` (copies keep it): copying an env with the same params
+    /// and consts, as every search simulation does, skips them.
+    k_id: u64,
     s: State,
     views: Views,
     rng: Rng,
@@ -87,7 +90,7 @@ pub struct ConnectFour {
     /// Rewards given during the current step, per player, and who is acting.
     rw: [f64; 2],
     actor: usize,
-    /// Scratch space for `random_action()`.
+    /// Scratch space for `random_action()`: not copied with the env, only sized like it.
     mask: Vec<bool>,
     obs_size: usize,
     obs_shape: [usize; 3],
@@ -132,35 +135,44 @@ impl Clone for ConnectFour {
     fn clone(&self) -> Self {
         ConnectFour {
             k: self.k.clone(),
+            k_id: self.k_id,
             s: self.s.clone(),
             views: self.views.clone(),
             rng: self.rng.clone(),
-            difficulty: self.difficulty.clone(),
-            counts: self.counts.clone(),
-            ranges: self.ranges.clone(),
-            rw: self.rw.clone(),
-            actor: self.actor.clone(),
+            difficulty: self.difficulty,
+            counts: self.counts,
+            ranges: self.ranges,
+            rw: self.rw,
+            actor: self.actor,
             mask: self.mask.clone(),
-            obs_size: self.obs_size.clone(),
-            obs_shape: self.obs_shape.clone(),
-            nnz_max: self.nnz_max.clone(),
+            obs_size: self.obs_size,
+            obs_shape: self.obs_shape,
+            nnz_max: self.nnz_max,
         }
     }
 
+    /// Copy `source` over this env: the state, views and RNG; the params and consts only
+    /// when they come from another `Kon::new` (they never change after it); the scratch
+    /// mask only when its size differs.
     fn clone_from(&mut self, source: &Self) {
-        self.k.clone_from(&source.k);
+        if self.k_id != source.k_id {
+            self.k.clone_from(&source.k);
+            self.k_id = source.k_id;
+        }
         self.s.clone_from(&source.s);
         self.views.clone_from(&source.views);
         self.rng.clone_from(&source.rng);
-        self.difficulty.clone_from(&source.difficulty);
-        self.counts.clone_from(&source.counts);
-        self.ranges.clone_from(&source.ranges);
-        self.rw.clone_from(&source.rw);
-        self.actor.clone_from(&source.actor);
-        self.mask.clone_from(&source.mask);
-        self.obs_size.clone_from(&source.obs_size);
-        self.obs_shape.clone_from(&source.obs_shape);
-        self.nnz_max.clone_from(&source.nnz_max);
+        self.difficulty = source.difficulty;
+        self.counts = source.counts;
+        self.ranges = source.ranges;
+        self.rw = source.rw;
+        self.actor = source.actor;
+        if self.mask.len() != source.mask.len() {
+            self.mask.clone_from(&source.mask);
+        }
+        self.obs_size = source.obs_size;
+        self.obs_shape = source.obs_shape;
+        self.nnz_max = source.nnz_max;
     }
 }
 
@@ -401,7 +413,7 @@ impl Env for ConnectFour {
         let counts = [(k.cols).max(0) as usize];
         let ranges: [(i64, i64); 1] = [(0, k.cols)];
         let s = State {
-            grid: ops::filled(ops::filled(0, k.cols, at(10, 1))?, k.rows, at(10, 1))?,
+            grid: Grid::filled(0, k.cols, k.rows, at(10, 1))?,
             winner: 0,
             moves: 0,
             player: 0,
@@ -413,6 +425,7 @@ impl Env for ConnectFour {
         let obs_shape = [obs_size, 1, 1];
         Ok(ConnectFour {
             k,
+            k_id: twisterl_core::env::instance_id(),
             s,
             views: Views::default(),
             rng: Rng::new(seed, stream),
@@ -612,7 +625,7 @@ impl Env for ConnectFour {
     fn render(&self) -> R<String> {
         let mut text = String::new();
         // line 57
-        let __grid1 = self.s.grid.clone();
+        let __grid1 = self.s.grid.to_rows();
         let rows = __grid1.len();
         let cols = if rows > 0 { __grid1[0].len() } else { 0 };
         let mut cells: Vec<String> = Vec::with_capacity(rows * cols);

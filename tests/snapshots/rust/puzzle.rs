@@ -83,6 +83,9 @@ impl Views {
 #[derive(Debug)]
 pub struct SlidingPuzzle {
     k: Kon,
+    /// Which `Kon::new` made `k` (copies keep it): copying an env with the same params
+    /// and consts, as every search simulation does, skips them.
+    k_id: u64,
     s: State,
     views: Views,
     rng: Rng,
@@ -94,7 +97,7 @@ pub struct SlidingPuzzle {
     /// Rewards given during the current step, per player, and who is acting.
     rw: [f64; 1],
     actor: usize,
-    /// Scratch space for `random_action()`.
+    /// Scratch space for `random_action()`: not copied with the env, only sized like it.
     mask: Vec<bool>,
     obs_size: usize,
     obs_shape: [usize; 3],
@@ -143,35 +146,44 @@ impl Clone for SlidingPuzzle {
     fn clone(&self) -> Self {
         SlidingPuzzle {
             k: self.k.clone(),
+            k_id: self.k_id,
             s: self.s.clone(),
             views: self.views.clone(),
             rng: self.rng.clone(),
-            difficulty: self.difficulty.clone(),
-            counts: self.counts.clone(),
-            ranges: self.ranges.clone(),
-            rw: self.rw.clone(),
-            actor: self.actor.clone(),
+            difficulty: self.difficulty,
+            counts: self.counts,
+            ranges: self.ranges,
+            rw: self.rw,
+            actor: self.actor,
             mask: self.mask.clone(),
-            obs_size: self.obs_size.clone(),
-            obs_shape: self.obs_shape.clone(),
-            nnz_max: self.nnz_max.clone(),
+            obs_size: self.obs_size,
+            obs_shape: self.obs_shape,
+            nnz_max: self.nnz_max,
         }
     }
 
+    /// Copy `source` over this env: the state, views and RNG; the params and consts only
+    /// when they come from another `Kon::new` (they never change after it); the scratch
+    /// mask only when its size differs.
     fn clone_from(&mut self, source: &Self) {
-        self.k.clone_from(&source.k);
+        if self.k_id != source.k_id {
+            self.k.clone_from(&source.k);
+            self.k_id = source.k_id;
+        }
         self.s.clone_from(&source.s);
         self.views.clone_from(&source.views);
         self.rng.clone_from(&source.rng);
-        self.difficulty.clone_from(&source.difficulty);
-        self.counts.clone_from(&source.counts);
-        self.ranges.clone_from(&source.ranges);
-        self.rw.clone_from(&source.rw);
-        self.actor.clone_from(&source.actor);
-        self.mask.clone_from(&source.mask);
-        self.obs_size.clone_from(&source.obs_size);
-        self.obs_shape.clone_from(&source.obs_shape);
-        self.nnz_max.clone_from(&source.nnz_max);
+        self.difficulty = source.difficulty;
+        self.counts = source.counts;
+        self.ranges = source.ranges;
+        self.rw = source.rw;
+        self.actor = source.actor;
+        if self.mask.len() != source.mask.len() {
+            self.mask.clone_from(&source.mask);
+        }
+        self.obs_size = source.obs_size;
+        self.obs_shape = source.obs_shape;
+        self.nnz_max = source.nnz_max;
     }
 }
 
@@ -443,6 +455,7 @@ impl Env for SlidingPuzzle {
         let obs_shape = [obs_size, 1, 1];
         Ok(SlidingPuzzle {
             k,
+            k_id: twisterl_core::env::instance_id(),
             s,
             views: Views::default(),
             rng: Rng::new(seed, stream),

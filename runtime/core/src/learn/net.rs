@@ -811,6 +811,11 @@ mod tests {
                                  vec![linear(&mut rng, flat, 4)], vec![linear(&mut rng, flat, 1)]).unwrap();
         let x: Vec<f32> = (0..3 * cin * h * w).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
         check_gradients(policy, Input::Dense { x: &x, width: cin * h * w }, 3, &mut rng);
+        // A trunk of one input layer and its ReLU: the heads' merged input-gradient product
+        // applies the ReLU's gradient, and nothing is left between it and the input layer.
+        let policy = Policy::new(6, vec![linear(&mut rng, 6, 5), Layer::Act(Activation::Relu)],
+                                 vec![linear(&mut rng, 5, 3)], vec![linear(&mut rng, 5, 1)]).unwrap();
+        check_gradients(policy, Input::Sparse { indices: &indices, counts: &counts, stride: 3 }, 3, &mut rng);
         // No trunk at all: the heads read the observation.
         let policy = Policy::new(3, vec![], vec![linear(&mut rng, 3, 2)], vec![linear(&mut rng, 3, 1)]).unwrap();
         let x: Vec<f32> = (0..2 * 3).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();

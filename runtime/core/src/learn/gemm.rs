@@ -54,7 +54,9 @@ pub enum Start<'a> {
 /// stay in the first cache level (256 measured faster than 128 and 512 here).
 const KC: usize = 256;
 
-/// Rows of A packed at a time: a 128 × 256 block (128 kB) stays in L2.
+/// Rows of A packed at a time: a block of about 128 × 256 (128 kB) stays in L2. Blocks are
+/// whole micro-panels (126 rows for 6-row tiles), so that only the matrix's last one has a
+/// partial tile.
 const MC: usize = 128;
 
 /// Below this many columns (or inner indices) a product takes the narrow path instead of
@@ -301,7 +303,8 @@ fn blocked_in<const MR: usize, const NR: usize>(m: usize, n: usize, k: usize, a:
     let panels = n.div_ceil(NR);
     let depth = KC.min(k.max(1));
     grow(bpack, panels * NR * depth);
-    grow(apack, MC.div_ceil(MR) * MR * depth);
+    let mc = MC / MR * MR;
+    grow(apack, mc * depth);
     let mut tile = [0.0f32; 8 * 32];
     let tile = &mut tile[..MR * NR];
     for k0 in (0..k).step_by(KC) {
@@ -313,24 +316,26 @@ fn blocked_in<const MR: usize, const NR: usize>(m: usize, n: usize, k: usize, a:
         }
         // A block of MC rows stays in L2 while each panel of B, in L1, meets all its
         // MR-row micro-panels.
-        for m0 in (0..m).step_by(MC) {
-            let block = MC.min(m - m0);
+        for m0 in (0..m).step_by(mc) {
+            let block = mc.min(m - m0);
             let micro = block.div_ceil(MR);
-            if a.rs == 1 && block.is_multiple_of(MR) {
+            let mut packed = 0;
+            if a.rs == 1 {
                 // A transposed: each inner index's run of the block's rows is contiguous in
-                // memory, read once, in order.
+                // memory, read once, in order (whole micro-panels; a partial one is left to
+                // `pack_a`).
+                packed = block / MR;
                 for kk in 0..kc {
-                    let run = &a.data[(k0 + kk) * a.cs + m0..][..block];
+                    let run = &a.data[(k0 + kk) * a.cs + m0..][..packed * MR];
                     for (u, src) in run.chunks_exact(MR).enumerate() {
                         let src: &[f32; MR] = src.try_into().unwrap();
                         apack[u * MR * kc + kk * MR..][..MR].copy_from_slice(src);
                     }
                 }
-            } else {
-                for u in 0..micro {
-                    let rows = MR.min(block - u * MR);
-                    pack_a::<MR>(a, m0 + u * MR, rows, k0, kc, &mut apack[u * MR * kc..(u + 1) * MR * kc]);
-                }
+            }
+            for u in packed..micro {
+                let rows = MR.min(block - u * MR);
+                pack_a::<MR>(a, m0 + u * MR, rows, k0, kc, &mut apack[u * MR * kc..(u + 1) * MR * kc]);
             }
             for p in 0..panels {
                 let cols = NR.min(n - p * NR);

@@ -112,24 +112,66 @@ pub fn backward(policy: &Policy, grads: &mut Policy, input: Input<'_>, batch: us
     let heads_dx = !policy.trunk.is_empty();
     let trunk_out = &hidden[..batch * width];
     let parts = Parts { input: Some(trunk_out), output: None };
-    back(&policy.policy_head, &mut grads.policy_head, batch, dlogits, tmp, ptape, 0, conv, heads_dx, threads, parts);
-    back(&policy.value_head, &mut grads.value_head, batch, dvalues, tmp, vtape, 0, conv, heads_dx, threads, parts);
-    if !heads_dx {
-        return;
-    }
-    // Heads that are empty pass their gradients through unchanged.
-    dh.resize(batch * width, 0.0);
-    let (dl, dv) = (&dlogits[..batch * width], &dvalues[..batch * width]);
-    elementwise(&mut dh[..batch * width], threads, |lo, d| {
-        for ((o, a), b) in d.iter_mut().zip(&dl[lo..]).zip(&dv[lo..]) {
-            *o = a + b;
-        }
-    });
-    let (rest, grest) = if *input_layer {
+    let (mut rest, mut grest) = if *input_layer {
         (&policy.trunk[1..], &mut grads.trunk[1..])
     } else {
         (&policy.trunk[..], &mut grads.trunk[..])
     };
+    let firsts = match (policy.policy_head.first(), policy.value_head.first()) {
+        (Some(Layer::Linear { weight: wp, outputs: op, .. }), Some(Layer::Linear { weight: wv, outputs: ov, .. }))
+            if heads_dx => Some((wp, *op, wv, *ov)),
+        _ => None,
+    };
+    if let Some((wp, op, wv, ov)) = firsts {
+        // Both heads start with a linear layer: each head's backward stops at the gradient of
+        // that layer's output, and one product of the two side by side, `[dp | dv]·[Wp | Wv]ᵀ`,
+        // writes the trunk's output gradient (no per-head buffers, no sum), with the gradient
+        // of a last ReLU or tanh whose output is the trunk's applied to its rows as they are made.
+        back(&policy.policy_head, &mut grads.policy_head, batch, dlogits, tmp, ptape, 0, conv, false, threads, parts);
+        back(&policy.value_head, &mut grads.value_head, batch, dvalues, tmp, vtape, 0, conv, false, threads, parts);
+        let k = op + ov;
+        tmp.clear();
+        for (p, v) in dlogits[..batch * op].chunks_exact(op).zip(dvalues[..batch * ov].chunks_exact(ov)) {
+            tmp.extend_from_slice(p);
+            tmp.extend_from_slice(v);
+        }
+        // `[Wp | Wv]ᵀ`, `[k, width]`: the weights are stored `[width, outputs]`.
+        dh2.clear();
+        dh2.extend((0..k * width).map(|x| {
+            let (j, i) = (x / width, x % width);
+            if j < op { wp[i * op + j] } else { wv[i * ov + j - op] }
+        }));
+        let act = match rest.last() {
+            Some(Layer::Act(act)) if from_output(*act) && trunk[slots_before(rest)].is_empty() => Some(*act),
+            _ => None,
+        };
+        if act.is_some() {
+            // The activation's gradient is applied here: the trunk's backward starts before it.
+            let last = rest.len() - 1;
+            rest = &rest[..last];
+            grest = &mut grest[..last];
+        }
+        let then = |first: usize, rows: &mut [f32]| if let Some(act) = act {
+            let y = &trunk_out[first * width..first * width + rows.len()];
+            wide!(act_backward_from_output_plain(act, y, rows))
+        };
+        dh.resize(batch * width, 0.0);
+        gemm_then(batch, width, k, Mat::rows(tmp, k), Mat::rows(dh2, width), dh, Start::Zero, threads, &then);
+    } else {
+        back(&policy.policy_head, &mut grads.policy_head, batch, dlogits, tmp, ptape, 0, conv, heads_dx, threads, parts);
+        back(&policy.value_head, &mut grads.value_head, batch, dvalues, tmp, vtape, 0, conv, heads_dx, threads, parts);
+        if !heads_dx {
+            return;
+        }
+        // Heads that are empty pass their gradients through unchanged.
+        dh.resize(batch * width, 0.0);
+        let (dl, dv) = (&dlogits[..batch * width], &dvalues[..batch * width]);
+        elementwise(&mut dh[..batch * width], threads, |lo, d| {
+            for ((o, a), b) in d.iter_mut().zip(&dl[lo..]).zip(&dv[lo..]) {
+                *o = a + b;
+            }
+        });
+    }
     let parts = Parts { input: None, output: Some(trunk_out) };
     back(rest, grest, batch, dh, dh2, trunk, 0, conv, *input_layer, threads, parts);
     if !*input_layer {
@@ -149,6 +191,11 @@ pub fn backward(policy: &Policy, grads: &mut Policy, input: Input<'_>, batch: us
                  gw, Start::Add, threads);
         }
     }
+}
+
+/// The tape slot of the last of `layers` (whose slots start at 0).
+fn slots_before(layers: &[Layer]) -> usize {
+    layers[..layers.len() - 1].iter().map(slots).sum()
 }
 
 /// How many tape slots a layer takes: one, and a residual block's body's.
@@ -764,6 +811,11 @@ mod tests {
                                  vec![linear(&mut rng, flat, 4)], vec![linear(&mut rng, flat, 1)]).unwrap();
         let x: Vec<f32> = (0..3 * cin * h * w).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
         check_gradients(policy, Input::Dense { x: &x, width: cin * h * w }, 3, &mut rng);
+        // A trunk of one input layer and its ReLU: the heads' merged input-gradient product
+        // applies the ReLU's gradient, and nothing is left between it and the input layer.
+        let policy = Policy::new(6, vec![linear(&mut rng, 6, 5), Layer::Act(Activation::Relu)],
+                                 vec![linear(&mut rng, 5, 3)], vec![linear(&mut rng, 5, 1)]).unwrap();
+        check_gradients(policy, Input::Sparse { indices: &indices, counts: &counts, stride: 3 }, 3, &mut rng);
         // No trunk at all: the heads read the observation.
         let policy = Policy::new(3, vec![], vec![linear(&mut rng, 3, 2)], vec![linear(&mut rng, 3, 1)]).unwrap();
         let x: Vec<f32> = (0..2 * 3).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();

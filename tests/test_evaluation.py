@@ -121,13 +121,19 @@ def test_twisterl_shaped_configs_map_evals_and_the_metric(tmp_path):
     assert cfg.learning_rate == 0.0002 and cfg.embedding_size == 64 and cfg.diff_max == 8
 
 
-def test_eval_cli_with_tries_and_twist_averaging(build_cache, tmp_path):
+def _one_iteration_of_the_gridworld(build_cache, tmp_path):
+    """A PPO run of the gridworld, one iteration of a tiny network: the CLI's environment and the run dir."""
     env = dict(os.environ, TWISTERL_CACHE_DIR=str(build_cache))
     out = tmp_path / "run"
     cfg = tmp_path / "cfg.json"
     cfg.write_text('{"num_envs": 16, "num_steps": 8, "num_threads": 1, "embedding_size": 16, "common_layers": [16]}')
     subprocess.run([sys.executable, "-m", "twisterl", "train", "examples/gridworld.twl", "--out", str(out),
                     "--config", str(cfg), "--iterations", "1"], cwd=ROOT, env=env, check=True, capture_output=True)
+    return env, out
+
+
+def test_eval_cli_with_tries_and_twist_averaging(build_cache, tmp_path):
+    env, out = _one_iteration_of_the_gridworld(build_cache, tmp_path)
     proc = subprocess.run([sys.executable, "-m", "twisterl", "eval", str(out), "--episodes", "10", "--tries", "3",
                            "--average-twists"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
@@ -138,12 +144,7 @@ def test_eval_cli_searches_with_a_ppo_policy(build_cache, tmp_path):
     """`twisterl eval --simulations N` on a PPO run: PUCT on the policy's priors and values.
     One iteration's policy alone reaches a distant goal in about 40% of episodes; with 64
     simulations a move (the tree finds the goal's reward) in about 85%."""
-    env = dict(os.environ, TWISTERL_CACHE_DIR=str(build_cache))
-    out = tmp_path / "run"
-    cfg = tmp_path / "cfg.json"
-    cfg.write_text('{"num_envs": 16, "num_steps": 8, "num_threads": 1, "embedding_size": 16, "common_layers": [16]}')
-    subprocess.run([sys.executable, "-m", "twisterl", "train", "examples/gridworld.twl", "--out", str(out),
-                    "--config", str(cfg), "--iterations", "1"], cwd=ROOT, env=env, check=True, capture_output=True)
+    env, out = _one_iteration_of_the_gridworld(build_cache, tmp_path)
 
     def evaluate(*args):
         proc = subprocess.run([sys.executable, "-m", "twisterl", "eval", str(out), "--episodes", "20",

@@ -15,7 +15,7 @@ from typing import Iterator, Optional
 from twisterl.dsl import ir
 from twisterl.dsl.effects import walk
 
-from .arith import literal, negate
+from .arith import literal, negate, one_group
 from .inline import Splitter, reads
 from .ranges import CallFacts, Fact, Interval, Ranges, hull, join_facts, negated, same_fact, within_fact
 
@@ -344,7 +344,7 @@ class RustWriter:
 
     def _TupleGet(self, e: ir.TupleGet) -> str:
         base = self.expr(e.base)
-        return f"{base}.{e.position}" if _bracketed(base) else f"({base}).{e.position}"
+        return f"{base}.{e.position}" if one_group(base) else f"({base}).{e.position}"
 
     def _Unary(self, e: ir.Unary) -> str:
         if e.op == "not" and isinstance(e.operand, ir.Compare) and len(e.operand.ops) == 1:
@@ -1274,19 +1274,6 @@ def _read(p: ir.Place) -> ir.Expr:
 def _typed_int(e: ir.Lit) -> str:
     """An int literal as an `i64`."""
     return f"{e.value}i64" if e.value >= 0 else f"({e.value}i64)"
-
-
-def _bracketed(code: str) -> bool:
-    """Whether `code` is one parenthesised group: `(a, b)`, `(x + 1)`."""
-    if not code.startswith("("):
-        return False
-    depth = 0
-    for i, ch in enumerate(code):
-        depth += ch in "([{"
-        depth -= ch in ")]}"
-        if depth == 0:
-            return i == len(code) - 1
-    return False
 
 
 def _is_pure_read(e) -> bool:

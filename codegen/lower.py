@@ -13,6 +13,7 @@ from typing import Any
 
 from twisterl.dsl import ir
 from twisterl.dsl.effects import walk
+from twisterl.dsl.exprs import RANDOM
 
 from .arith import as_usize, minus, plus, span, tail_value, times
 from .masks import MaskWriter, family_mask
@@ -260,10 +261,16 @@ class _Lowering:
         ctx.state_init.append("steps: 0,")
 
     def initial_state(self) -> list[str]:
-        """Statements setting every state variable to its initialiser or zero value."""
+        """Statements setting every state variable to its initialiser or zero value, but
+        those the `reset` block sets first anyway (`_set_first_by_reset`) when the
+        initialiser is a literal or zero: nothing drawn, nothing that can fault."""
         w = self.writer()
         lines = []
+        first = _set_first_by_reset(self.env)
         for v in self.env.state:
+            if v.name in first and (v.init is None or isinstance(v.init, ir.Lit)):
+                lines.append(f"// line {v.span.line}: {v.name}, set first by `reset`")
+                continue
             place = ir.Place("state", v.name, (), v.type, v.type, v.span)
             value = v.init if v.init is not None else _zero_expr(v.type, v.span)
             lines.append(f"// line {v.span.line}: {v.name}")
@@ -580,6 +587,23 @@ class _Lowering:
         ctx.trait.get_state = get
         ctx.trait.set_state = set_
         ctx.trait.state_len = length
+
+
+def _set_first_by_reset(env: ir.Env) -> set[str]:
+    """The state variables the `reset` block assigns whole before anything can read them:
+    its leading `x = value` statements whose values read no view and no state variable
+    but those already assigned, call no fn and draw nothing."""
+    done: set[str] = set()
+    for s in env.reset:
+        if not (isinstance(s, ir.Assign) and s.target.kind == "state" and not s.target.indices):
+            break
+        for n in walk(s.value):
+            if isinstance(n, ir.Call) or (isinstance(n, ir.BuiltinCall) and n.name in RANDOM):
+                return done
+            if isinstance(n, ir.Ref) and (n.kind == "view" or (n.kind == "state" and n.name not in done)):
+                return done
+        done.add(s.target.name)
+    return done
 
 
 def emit_cells(w: RustWriter, value: ir.Expr, body) -> list[str]:

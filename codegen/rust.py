@@ -582,7 +582,8 @@ class RustWriter:
             return f"for {pattern} in {self.expr(arr)} {{ {body} }}"
         if isinstance(arr, ir.Ref) and arr.kind == "view" and arr.name in self.array_views:
             k = self.fresh("k")
-            return (f"for {k} in 0..self.{method('view_len', arr.name)}() {{ let {pattern} = self.{method('view_item', arr.name)}({k} as i64)?; "
+            item = method("view_item", arr.name)
+            return (f"for {k} in 0..self.{method('view_len', arr.name)}() {{ let {pattern} = self.{item}({k} as i64)?; "
                     f"{body} }}")
         if isinstance(arr, (ir.Ref, ir.Index)) and not (isinstance(arr, ir.Ref) and arr.kind == "view"):
             k = self.fresh("k")

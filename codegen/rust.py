@@ -15,7 +15,7 @@ from typing import Iterator, Optional
 from twisterl.dsl import ir
 from twisterl.dsl.effects import walk
 
-from .arith import literal, negate, one_group
+from .arith import literal, negate, one_group, tail_value
 from .inline import Splitter, reads
 from .ranges import CallFacts, Fact, Interval, Ranges, hull, join_facts, negated, same_fact, within_fact
 
@@ -1190,7 +1190,7 @@ class RustWriter:
         value = self.value(s.value)
         if self.returns is not None:
             value = self.coerce(value, s.value.type, self.returns, s.span)
-        return [f"return Ok({value});"]
+        return [f"return {tail_value(f'Ok({value})')};"]
 
     def _s_Break(self, s) -> list[str]:
         if self.exits and not self.dead:

@@ -290,7 +290,7 @@ class _Lowering:
         w.returns = f.ret
         body = w.block(f.body)
         if isinstance(f.ret, ir.UnitType):
-            body.append("Ok(())")
+            body = _unit_ending(body)
         elif body and body[-1].startswith("return ") and body[-1].endswith(";") and "\n" not in body[-1]:
             body[-1] = tail_value(body[-1][len("return "):-1])
         return Method(f"fn `{f.name}` (line {f.span.line})",
@@ -368,7 +368,7 @@ class _Lowering:
             bw = self.writer()
             bw.ranges.scoped.update(indices)
             bw.mutable = _assigned_locals(a.body)
-            body = bw.block(a.body) + ["Ok(())"]
+            body = _unit_ending(bw.block(a.body))
             ctx.methods.append(Method(f"action `{a.name}` (line {a.span.line})",
                                       f"fn {method('action', a.name)}(&mut self{', ' if allp else ''}{allp}) -> R<()>",
                                       body, a.span.line))
@@ -493,7 +493,7 @@ class _Lowering:
         reset = self.writer()
         reset.mutable = _assigned_locals(env.reset)
         ctx.trait.reset = self.initial_state()
-        ctx.trait.reset_block = reset.block(env.reset)
+        ctx.trait.reset_block = _unit_ending(reset.block(env.reset))
         rw = self.writer(cached=True)
         if env.reward is None:
             ctx.trait.reward = ["let _ = rewards;"]
@@ -593,6 +593,13 @@ class _Lowering:
         ctx.trait.get_state = get
         ctx.trait.set_state = set_
         ctx.trait.state_len = length
+
+
+def _unit_ending(body: list[str]) -> list[str]:
+    """A unit method's body, ending in its value `Ok(())` (a last `return` becomes it)."""
+    if body and body[-1] == "return Ok(());":
+        return body[:-1] + ["Ok(())"]
+    return body + ["Ok(())"]
 
 
 def _set_first_by_reset(env: ir.Env) -> set[str]:

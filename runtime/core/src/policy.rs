@@ -8,7 +8,12 @@
 //! one is multiplied. Layers process the whole batch at once, in blocks of rows that
 //! share each weight row while it is in cache. On x86-64 with AVX2 and FMA the same code
 //! is compiled a second time for those instructions and picked at run time.
+//!
+//! Many forward passes with the same weights (a rollout's) go through [`Packed`], which
+//! packs the wide layers' weights once for [`crate::panels`]' blocked products; layers with
+//! few outputs (the heads) take its narrow kernel either way.
 
+use crate::panels::{self, Panels, NARROW};
 use crate::rng::Rng;
 
 /// An activation, applied in place.
@@ -151,12 +156,84 @@ pub struct Workspace {
 }
 
 /// Buffers for layers that need more than an input and an output: patches and outputs of
-/// a convolution, and the saved inputs of residual blocks (one per nesting depth).
+/// a convolution, the saved inputs of residual blocks (one per nesting depth), and the
+/// products' own.
 #[derive(Default, Debug)]
 struct Scratch {
     patches: Vec<f32>,
     conv_out: Vec<f32>,
     saved: Vec<Vec<f32>>,
+    product: ProductScratch,
+}
+
+/// The packed rows of a blocked product, and a narrow layer's transposed weight when it
+/// is not packed.
+#[derive(Default, Debug)]
+struct ProductScratch {
+    rows: Vec<f32>,
+    columns: Vec<f32>,
+}
+
+/// A policy's weights packed for many batched forward passes (a rollout's): each wide
+/// layer's weight in column panels ([`crate::panels`]), each narrow layer's transposed.
+/// It borrows the policy, which therefore cannot change while it is in use; made once per
+/// rollout, it costs one pass over the weights.
+///
+/// [`Packed::forward`] gives what [`Policy::forward`] gives, to float rounding: both add a
+/// value's products in input order from its bias, but the direct kernel skips zero inputs
+/// on rows past its 4-row tiles (which changes at most a zero's sign). Its results do not
+/// depend on the batch: a row gives the same bits alone, among others, or on another thread.
+#[derive(Debug)]
+pub struct Packed<'a> {
+    policy: &'a Policy,
+    /// Keyed by the address of the weight they come from.
+    packs: Vec<(usize, Pack)>,
+}
+
+#[derive(Debug)]
+enum Pack {
+    Panels(Panels),
+    Columns(Vec<f32>),
+}
+
+impl<'a> Packed<'a> {
+    /// Logits and values, as [`Policy::forward`].
+    pub fn forward(&self, input: Input<'_>, batch: usize, logits: &mut [f32], values: &mut [f32], ws: &mut Workspace) {
+        self.policy.forward_with(Some(self), input, batch, logits, values, ws);
+    }
+
+    pub fn policy(&self) -> &'a Policy {
+        self.policy
+    }
+
+    fn find(&self, weight: &[f32]) -> Option<&Pack> {
+        let key = weight.as_ptr() as usize;
+        self.packs.iter().find(|(k, _)| *k == key).map(|(_, p)| p)
+    }
+
+    fn add(&mut self, weight: &[f32], bias: &[f32], inputs: usize, outputs: usize) {
+        let pack = if outputs <= NARROW {
+            let mut columns = Vec::new();
+            panels::transpose_into(weight, inputs, outputs, &mut columns);
+            Pack::Columns(columns)
+        } else {
+            Pack::Panels(Panels::new(weight, bias, inputs, outputs))
+        };
+        self.packs.push((weight.as_ptr() as usize, pack));
+    }
+
+    fn add_layers(&mut self, layers: &[Layer]) {
+        for layer in layers {
+            match layer {
+                Layer::Linear { weight, bias, inputs, outputs } => self.add(weight, bias, *inputs, *outputs),
+                Layer::Conv2d(conv) => {
+                    self.add(&conv.weight, &conv.bias, conv.in_channels * conv.kernel.0 * conv.kernel.1, conv.out_channels)
+                }
+                Layer::Residual(body) => self.add_layers(body),
+                Layer::Act(_) | Layer::LayerNorm { .. } => {}
+            }
+        }
+    }
 }
 
 impl Policy {
@@ -188,14 +265,35 @@ impl Policy {
 
     /// Logits `[batch, num_actions]` and values `[batch]` for a batch of observations.
     pub fn forward(&self, input: Input<'_>, batch: usize, logits: &mut [f32], values: &mut [f32], ws: &mut Workspace) {
+        self.forward_with(None, input, batch, logits, values, ws);
+    }
+
+    /// The weights packed for many forward passes with them ([`Packed`]). With
+    /// `sparse_input`, a linear first layer is read as an embedding bag and is not packed.
+    pub fn packed(&self, sparse_input: bool) -> Packed<'_> {
+        let mut packed = Packed { policy: self, packs: Vec::new() };
+        let trunk = match self.trunk.first() {
+            Some(Layer::Linear { .. }) if sparse_input => &self.trunk[1..],
+            _ => &self.trunk[..],
+        };
+        for layers in [trunk, &self.policy_head, &self.value_head] {
+            packed.add_layers(layers);
+        }
+        packed
+    }
+
+    fn forward_with(&self, packs: Option<&Packed<'_>>, input: Input<'_>, batch: usize, logits: &mut [f32],
+                    values: &mut [f32], ws: &mut Workspace) {
         let Workspace { a, b, head, head2, scratch } = ws;
         // A linear first layer reads the observation as it comes; any other sees it dense.
         let (mut width, rest) = match (self.trunk.first(), input) {
-            (Some(first @ Layer::Linear { outputs, .. }), input) => {
+            (Some(first @ Layer::Linear { weight, bias, inputs, outputs }), input) => {
                 a.resize(batch * outputs, 0.0);
                 match input {
                     Input::Sparse { indices, counts, stride } => embedding_bag(first, indices, counts, stride, batch, a),
-                    Input::Dense { x, .. } => linear(first, x, batch, a),
+                    Input::Dense { x, .. } => {
+                        product(weight, bias, *inputs, *outputs, x, batch, a, packs, &mut scratch.product)
+                    }
                 }
                 (*outputs, &self.trunk[1..])
             }
@@ -205,15 +303,24 @@ impl Policy {
             }
         };
         for layer in rest {
-            width = apply(layer, batch, width, a, b, scratch, 0);
+            width = apply(layer, batch, width, a, b, scratch, 0, packs);
         }
-        // Heads read the trunk's output in `a`.
+        // Heads read the trunk's output in `a`: a linear first layer in place, else a copy.
         for (layers, out, per_row) in [(&self.policy_head, &mut *logits, self.num_actions), (&self.value_head, &mut *values, 1)] {
-            head.clear();
-            head.extend_from_slice(&a[..batch * width]);
-            let mut w = width;
-            for layer in layers {
-                w = apply(layer, batch, w, head, head2, scratch, 0);
+            let (mut w, rest) = match layers.first() {
+                Some(Layer::Linear { weight, bias, inputs, outputs }) => {
+                    head.resize(batch * outputs, 0.0);
+                    product(weight, bias, *inputs, *outputs, &a[..batch * width], batch, head, packs, &mut scratch.product);
+                    (*outputs, &layers[1..])
+                }
+                _ => {
+                    head.clear();
+                    head.extend_from_slice(&a[..batch * width]);
+                    (width, &layers[..])
+                }
+            };
+            for layer in rest {
+                w = apply(layer, batch, w, head, head2, scratch, 0, packs);
             }
             out[..batch * per_row].copy_from_slice(&head[..batch * per_row]);
         }
@@ -275,8 +382,9 @@ fn check_layer(layer: &Layer, width: usize, name: &str) -> Result<usize, String>
 
 /// Apply one layer to `x` (`[batch, width]`), leaving the result in `x`; returns its width.
 /// `depth` is the residual nesting depth, which picks the buffer a block saves its input in.
+#[allow(clippy::too_many_arguments)]
 fn apply(layer: &Layer, batch: usize, width: usize, x: &mut Vec<f32>, tmp: &mut Vec<f32>, scratch: &mut Scratch,
-         depth: usize) -> usize {
+         depth: usize, packs: Option<&Packed<'_>>) -> usize {
     match layer {
         Layer::Residual(body) => {
             if scratch.saved.len() <= depth {
@@ -287,7 +395,7 @@ fn apply(layer: &Layer, batch: usize, width: usize, x: &mut Vec<f32>, tmp: &mut 
             saved.extend_from_slice(&x[..batch * width]);
             let mut w = width;
             for inner in body {
-                w = apply(inner, batch, w, x, tmp, scratch, depth + 1);
+                w = apply(inner, batch, w, x, tmp, scratch, depth + 1, packs);
             }
             for (v, s) in x[..batch * width].iter_mut().zip(&saved) {
                 *v += s;
@@ -297,13 +405,13 @@ fn apply(layer: &Layer, batch: usize, width: usize, x: &mut Vec<f32>, tmp: &mut 
         }
         Layer::Conv2d(conv) => {
             tmp.resize(batch * conv.outputs(), 0.0);
-            convolve(conv, &x[..batch * width], batch, tmp, scratch);
+            convolve(conv, &x[..batch * width], batch, tmp, scratch, packs);
             std::mem::swap(x, tmp);
             conv.outputs()
         }
-        Layer::Linear { outputs, .. } => {
+        Layer::Linear { weight, bias, inputs, outputs } => {
             tmp.resize(batch * outputs, 0.0);
-            linear(layer, &x[..batch * width], batch, tmp);
+            product(weight, bias, *inputs, *outputs, &x[..batch * width], batch, tmp, packs, &mut scratch.product);
             std::mem::swap(x, tmp);
             *outputs
         }
@@ -339,7 +447,7 @@ pub(crate) fn activate(act: Activation, x: &mut [f32]) {
 
 /// A convolution of each row: its patches (`[positions, in * kh * kw]`) times the
 /// patch-major weight with the linear kernel, then transposed to channels-first.
-fn convolve(conv: &Conv2d, x: &[f32], batch: usize, out: &mut [f32], scratch: &mut Scratch) {
+fn convolve(conv: &Conv2d, x: &[f32], batch: usize, out: &mut [f32], scratch: &mut Scratch, packs: Option<&Packed<'_>>) {
     let (oh, ow) = conv.output();
     let (kh, kw) = conv.kernel;
     let (h, w) = conv.input;
@@ -369,7 +477,8 @@ fn convolve(conv: &Conv2d, x: &[f32], batch: usize, out: &mut [f32], scratch: &m
                 }
             }
         }
-        linear_raw(&conv.weight, &conv.bias, patch, conv.out_channels, &scratch.patches, positions, &mut scratch.conv_out);
+        product(&conv.weight, &conv.bias, patch, conv.out_channels, &scratch.patches, positions, &mut scratch.conv_out,
+                packs, &mut scratch.product);
         let dst = &mut out[b * conv.outputs()..(b + 1) * conv.outputs()];
         for p in 0..positions {
             for o in 0..conv.out_channels {
@@ -398,7 +507,25 @@ fn embedding_bag(layer: &Layer, indices: &[u32], counts: &[u32], stride: usize, 
     }
 }
 
-/// `out = x · W + bias` for a batch of rows.
+/// `out = x · W + bias` for a batch of rows, `W` input-major (`[inputs, outputs]`): with
+/// few outputs by the narrow kernel, else from the weight's panels when `packs` has them,
+/// else by the direct kernel.
+#[allow(clippy::too_many_arguments)]
+fn product(weight: &[f32], bias: &[f32], inputs: usize, outputs: usize, x: &[f32], batch: usize, out: &mut [f32],
+           packs: Option<&Packed<'_>>, scratch: &mut ProductScratch) {
+    match packs.and_then(|p| p.find(weight)) {
+        Some(Pack::Columns(columns)) => panels::narrow(columns, bias, inputs, outputs, x, batch, out),
+        Some(Pack::Panels(p)) => panels::product(p, x, batch, out, &mut scratch.rows),
+        None if outputs <= NARROW => {
+            panels::transpose_into(weight, inputs, outputs, &mut scratch.columns);
+            panels::narrow(&scratch.columns, bias, inputs, outputs, x, batch, out)
+        }
+        None => linear_raw(weight, bias, inputs, outputs, x, batch, out),
+    }
+}
+
+/// `out = x · W + bias` for a batch of rows, by the direct kernel (whatever its width).
+#[cfg(test)]
 fn linear(layer: &Layer, x: &[f32], batch: usize, out: &mut [f32]) {
     match layer {
         Layer::Linear { weight, bias, inputs, outputs } => linear_raw(weight, bias, *inputs, *outputs, x, batch, out),
@@ -611,7 +738,7 @@ mod tests {
         let batch = 3;
         let x: Vec<f32> = (0..batch * cin * input.0 * input.1).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
         let mut out = vec![0.0f32; batch * conv.outputs()];
-        convolve(&conv, &x, batch, &mut out, &mut Scratch::default());
+        convolve(&conv, &x, batch, &mut out, &mut Scratch::default(), None);
         for b in 0..batch {
             for o in 0..cout {
                 for oy in 0..oh {

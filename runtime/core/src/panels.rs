@@ -1,44 +1,87 @@
 //! The products of batched inference (a rollout's hundreds of rows per forward pass).
 //!
 //! A wide layer's weight is packed once, per [`crate::policy::Packed`], into column
-//! [`Panels`]: `NR` columns of every input row, contiguous. The product then walks the
-//! rows in blocks of `MC` and the inputs in blocks of `KC`, so each panel's slice (16 kB)
-//! stays in the first cache level while every `MR`-row micro-panel of the block meets it,
-//! and a block of inputs' panels (256 kB) in the second. The direct kernel in `policy.rs`
-//! instead streams a strip of the whole weight from memory for every 4 rows.
+//! [`Panels`]: `NR` columns of every input row, contiguous (32 for the AVX-512 kernel, 16
+//! for the others). The product then walks the rows in blocks of `MC` and the inputs in
+//! blocks of `KC`, so each panel's slice (16-32 kB) stays in the first cache level while
+//! every `MR`-row micro-panel of the block meets it, and a block of inputs' panels (256 kB
+//! at 256 outputs) in the second. The direct kernel in `policy.rs` instead reads a strip of
+//! the whole weight again for every 4 rows.
 //!
 //! Layers with few outputs (policy and value heads) take [`narrow`]: one row at a time,
 //! a dot product per output over the transposed weight.
 //!
 //! **The order of the sums.** Each value of [`product`] is the bias, then the inputs'
 //! products added one at a time in input order: a fused multiply-add per input where the
-//! CPU has one (x86-64 with AVX2 and FMA), else a product and a sum, as the direct kernel
-//! does. Blocks of inputs carry their partial sums through C, never summing partial
-//! sums, so no value depends on the block sizes, on how many rows there are or on where its
-//! row sits among them: a batch split between threads gives the same bits as one thread.
-//! [`narrow`]'s values depend on the layer's shape only, not on the rows either.
+//! CPU has one (x86-64 with AVX2 and FMA, or AVX-512), else a product and a sum, as the
+//! direct kernel does. Blocks of inputs carry their partial sums through C, never summing
+//! partial sums, so no value depends on the block sizes or the kernel's tile, on how many
+//! rows there are or on where its row sits among them: a batch split between threads gives
+//! the same bits as one thread. [`narrow`]'s values depend on the layer's shape only, not
+//! on the rows either.
 
-/// Columns per panel: the AVX2 tile's width, and two of wasm's 6 × 8 tiles.
-const NR: usize = 16;
-
-/// Inputs per block: a panel's slice of `KC × NR` (16 kB) stays in L1.
+/// Inputs per block: a panel's slice of `KC × NR` (16 or 32 kB) stays in L1.
 const KC: usize = 256;
 
-/// Rows per block (a multiple of every kernel's `MR`, 6 and 4): a packed block of
+/// Rows per block (a multiple of every kernel's `MR`: 8, 6 and 4): a packed block of
 /// `MC × KC` (120 kB) stays in L2 next to a block of inputs' panels (256 kB at 256 outputs).
 const MC: usize = 120;
 
 /// Layers with at most this many outputs take [`narrow`].
 pub(crate) const NARROW: usize = 8;
 
+/// The widest tile: 8 rows × 32 columns.
+const TILE_MAX: usize = 8 * 32;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kernel {
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    #[cfg(all(target_family = "wasm", target_feature = "simd128"))]
+    Simd128,
+    #[cfg_attr(all(target_family = "wasm", target_feature = "simd128"), allow(dead_code))]
+    Portable,
+}
+
+impl Kernel {
+    fn detect() -> Kernel {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                return Kernel::Avx512;
+            }
+            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                return Kernel::Avx2;
+            }
+        }
+        #[cfg(all(target_family = "wasm", target_feature = "simd128"))]
+        return Kernel::Simd128;
+        #[allow(unreachable_code)]
+        Kernel::Portable
+    }
+
+    /// The panels' width.
+    fn nr(self) -> usize {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 => 32,
+            _ => 16,
+        }
+    }
+}
+
 /// A weight `[inputs, outputs]` (input-major, as `policy::Layer::Linear` stores it) in
-/// column panels, with its bias.
+/// column panels for this CPU's kernel, with its bias.
 #[derive(Clone, Debug)]
 pub struct Panels {
     inputs: usize,
     outputs: usize,
-    /// Panel `p` is `data[p * inputs * NR..][..inputs * NR]`, row `k` of it columns
-    /// `p * NR..(p + 1) * NR` of weight row `k`; zero past the last column.
+    kernel: Kernel,
+    nr: usize,
+    /// Panel `p` is `data[p * inputs * nr..][..inputs * nr]`, row `k` of it columns
+    /// `p * nr..(p + 1) * nr` of weight row `k`; zero past the last column.
     data: Vec<f32>,
     /// The bias, zero past the last column.
     bias: Vec<f32>,
@@ -46,18 +89,23 @@ pub struct Panels {
 
 impl Panels {
     pub fn new(weight: &[f32], bias: &[f32], inputs: usize, outputs: usize) -> Panels {
+        Panels::for_kernel(Kernel::detect(), weight, bias, inputs, outputs)
+    }
+
+    fn for_kernel(kernel: Kernel, weight: &[f32], bias: &[f32], inputs: usize, outputs: usize) -> Panels {
         assert!(weight.len() == inputs * outputs && bias.len() == outputs, "a weight of {inputs} x {outputs}");
-        let panels = outputs.div_ceil(NR);
-        let mut data = vec![0.0f32; panels * inputs * NR];
+        let nr = kernel.nr();
+        let panels = outputs.div_ceil(nr);
+        let mut data = vec![0.0f32; panels * inputs * nr];
         for p in 0..panels {
-            let cols = NR.min(outputs - p * NR);
+            let cols = nr.min(outputs - p * nr);
             for k in 0..inputs {
-                data[(p * inputs + k) * NR..][..cols].copy_from_slice(&weight[k * outputs + p * NR..][..cols]);
+                data[(p * inputs + k) * nr..][..cols].copy_from_slice(&weight[k * outputs + p * nr..][..cols]);
             }
         }
-        let mut padded = vec![0.0f32; panels * NR];
+        let mut padded = vec![0.0f32; panels * nr];
         padded[..outputs].copy_from_slice(bias);
-        Panels { inputs, outputs, data, bias: padded }
+        Panels { inputs, outputs, kernel, nr, data, bias: padded }
     }
 
     pub fn outputs(&self) -> usize {
@@ -77,26 +125,28 @@ pub fn product(p: &Panels, x: &[f32], batch: usize, out: &mut [f32], apack: &mut
         out[..batch * p.outputs].chunks_mut(p.outputs).for_each(|row| row.copy_from_slice(&p.bias[..p.outputs]));
         return;
     }
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-            // SAFETY: the CPU has the features the kernel is compiled for.
-            unsafe { product_avx2(p, x, batch, out, apack) };
-            return;
-        }
+    match p.kernel {
+        // SAFETY: `Kernel::detect` saw the CPU features these kernels are compiled for.
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx512 => unsafe { product_avx512(p, x, batch, out, apack) },
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx2 => unsafe { product_avx2(p, x, batch, out, apack) },
+        #[cfg(all(target_family = "wasm", target_feature = "simd128"))]
+        Kernel::Simd128 => blocked::<6, 16>(p, x, batch, out, apack, &tile_simd128),
+        Kernel::Portable => blocked::<4, 16>(p, x, batch, out, apack, &tile_portable::<4>),
     }
-    #[cfg(all(target_family = "wasm", target_feature = "simd128"))]
-    {
-        blocked::<6>(p, x, batch, out, apack, &tile_simd128);
-    }
-    #[cfg(not(all(target_family = "wasm", target_feature = "simd128")))]
-    blocked::<4>(p, x, batch, out, apack, &tile_portable::<4>);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn product_avx512(p: &Panels, x: &[f32], batch: usize, out: &mut [f32], apack: &mut Vec<f32>) {
+    blocked::<8, 32>(p, x, batch, out, apack, &|kc, ap, bp, c, ld, bias| unsafe { tile_avx512(kc, ap, bp, c, ld, bias) });
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn product_avx2(p: &Panels, x: &[f32], batch: usize, out: &mut [f32], apack: &mut Vec<f32>) {
-    blocked::<6>(p, x, batch, out, apack, &|kc, ap, bp, c, ld, bias| unsafe { tile_avx2(kc, ap, bp, c, ld, bias) });
+    blocked::<6, 16>(p, x, batch, out, apack, &|kc, ap, bp, c, ld, bias| unsafe { tile_avx2(kc, ap, bp, c, ld, bias) });
 }
 
 /// A tile kernel: `MR` rows × `NR` columns of C at `c` (rows `ld` apart), started from
@@ -106,15 +156,16 @@ unsafe fn product_avx2(p: &Panels, x: &[f32], batch: usize, out: &mut [f32], apa
 type Tile<'a> = dyn Fn(usize, &[f32], &[f32], &mut [f32], usize, Option<&[f32]>) + 'a;
 
 #[inline(always)]
-fn blocked<const MR: usize>(p: &Panels, x: &[f32], batch: usize, out: &mut [f32], apack: &mut Vec<f32>,
-                            tile_fn: &Tile<'_>) {
+fn blocked<const MR: usize, const NR: usize>(p: &Panels, x: &[f32], batch: usize, out: &mut [f32],
+                                             apack: &mut Vec<f32>, tile_fn: &Tile<'_>) {
+    debug_assert_eq!(p.nr, NR);
     let (k, n) = (p.inputs, p.outputs);
     let panels = n.div_ceil(NR);
     let depth = KC.min(k);
     if apack.len() < MC * depth {
         apack.resize(MC * depth, 0.0);
     }
-    let mut edge = [0.0f32; 6 * NR];
+    let mut edge = [0.0f32; TILE_MAX];
     let edge = &mut edge[..MR * NR];
     for m0 in (0..batch).step_by(MC) {
         let block = MC.min(batch - m0);
@@ -168,10 +219,11 @@ fn pack_rows<const MR: usize>(x: &[f32], k: usize, m0: usize, block: usize, k0: 
     }
 }
 
-/// The portable tile: a product and a sum per input (no fused multiply-add, as the
-/// direct kernel's portable loop).
+/// The portable tile, `MR` × 16: a product and a sum per input (no fused multiply-add, as
+/// the direct kernel's portable loop).
 #[cfg_attr(all(target_family = "wasm", target_feature = "simd128"), allow(dead_code))]
 fn tile_portable<const MR: usize>(kc: usize, ap: &[f32], bp: &[f32], c: &mut [f32], ld: usize, bias: Option<&[f32]>) {
+    const NR: usize = 16;
     let mut acc = [[0.0f32; NR]; MR];
     for (r, row) in acc.iter_mut().enumerate() {
         row.copy_from_slice(match bias {
@@ -193,13 +245,48 @@ fn tile_portable<const MR: usize>(kc: usize, ap: &[f32], bp: &[f32], c: &mut [f3
     }
 }
 
+/// The AVX-512 tile, 8 × 32: 16 accumulators of the 32 registers.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn tile_avx512(kc: usize, ap: &[f32], bp: &[f32], c: &mut [f32], ld: usize, bias: Option<&[f32]>) {
+    use std::arch::x86_64::*;
+    assert!(ap.len() >= kc * 8 && bp.len() >= kc * 32 && c.len() >= 7 * ld + 32, "tile operands");
+    let (a, b, cp) = (ap.as_ptr(), bp.as_ptr(), c.as_mut_ptr());
+    let mut acc = [[_mm512_setzero_ps(); 2]; 8];
+    match bias {
+        Some(bias) => {
+            let (b0, b1) = (_mm512_loadu_ps(bias.as_ptr()), _mm512_loadu_ps(bias.as_ptr().add(16)));
+            acc = [[b0, b1]; 8];
+        }
+        None => {
+            for (r, row) in acc.iter_mut().enumerate() {
+                row[0] = _mm512_loadu_ps(cp.add(r * ld));
+                row[1] = _mm512_loadu_ps(cp.add(r * ld + 16));
+            }
+        }
+    }
+    for kk in 0..kc {
+        let b0 = _mm512_loadu_ps(b.add(kk * 32));
+        let b1 = _mm512_loadu_ps(b.add(kk * 32 + 16));
+        for (r, row) in acc.iter_mut().enumerate() {
+            let av = _mm512_set1_ps(*a.add(kk * 8 + r));
+            row[0] = _mm512_fmadd_ps(av, b0, row[0]);
+            row[1] = _mm512_fmadd_ps(av, b1, row[1]);
+        }
+    }
+    for (r, row) in acc.iter().enumerate() {
+        _mm512_storeu_ps(cp.add(r * ld), row[0]);
+        _mm512_storeu_ps(cp.add(r * ld + 16), row[1]);
+    }
+}
+
 /// The AVX2 tile, 6 × 16: 12 accumulators, two panel vectors and a broadcast in the 16
 /// registers.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn tile_avx2(kc: usize, ap: &[f32], bp: &[f32], c: &mut [f32], ld: usize, bias: Option<&[f32]>) {
     use std::arch::x86_64::*;
-    assert!(ap.len() >= kc * 6 && bp.len() >= kc * NR && c.len() >= 5 * ld + NR, "tile operands");
+    assert!(ap.len() >= kc * 6 && bp.len() >= kc * 16 && c.len() >= 5 * ld + 16, "tile operands");
     let (a, b, cp) = (ap.as_ptr(), bp.as_ptr(), c.as_mut_ptr());
     let mut acc = [[_mm256_setzero_ps(); 2]; 6];
     match bias {
@@ -215,8 +302,8 @@ unsafe fn tile_avx2(kc: usize, ap: &[f32], bp: &[f32], c: &mut [f32], ld: usize,
         }
     }
     for kk in 0..kc {
-        let b0 = _mm256_loadu_ps(b.add(kk * NR));
-        let b1 = _mm256_loadu_ps(b.add(kk * NR + 8));
+        let b0 = _mm256_loadu_ps(b.add(kk * 16));
+        let b1 = _mm256_loadu_ps(b.add(kk * 16 + 8));
         for (r, row) in acc.iter_mut().enumerate() {
             let av = _mm256_broadcast_ss(&*a.add(kk * 6 + r));
             row[0] = _mm256_fmadd_ps(av, b0, row[0]);
@@ -235,6 +322,7 @@ unsafe fn tile_avx2(kc: usize, ap: &[f32], bp: &[f32], c: &mut [f32], ld: usize,
 #[cfg(all(target_family = "wasm", target_feature = "simd128"))]
 fn tile_simd128(kc: usize, ap: &[f32], bp: &[f32], c: &mut [f32], ld: usize, bias: Option<&[f32]>) {
     use std::arch::wasm32::*;
+    const NR: usize = 16;
     assert!(ap.len() >= kc * 6 && bp.len() >= kc * NR && c.len() >= 5 * ld + NR, "tile operands");
     for half in [0usize, 8] {
         let mut acc = [[f32x4_splat(0.0); 2]; 6];
@@ -396,28 +484,42 @@ mod tests {
         out
     }
 
-    fn fma() -> bool {
+    /// The kernels this CPU runs, each with whether it fuses its multiply-adds.
+    fn kernels() -> Vec<(Kernel, bool)> {
+        #[allow(unused_mut)]
+        let mut ks = vec![(Kernel::Portable, false)];
         #[cfg(target_arch = "x86_64")]
-        return std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma");
-        #[allow(unreachable_code)]
-        false
+        {
+            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                ks.push((Kernel::Avx2, true));
+            }
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                ks.push((Kernel::Avx512, true));
+            }
+        }
+        #[cfg(all(target_family = "wasm", target_feature = "simd128"))]
+        ks.push((Kernel::Simd128, false));
+        ks
     }
 
     #[test]
-    fn the_product_adds_each_input_in_order() {
+    fn every_kernel_adds_each_input_in_order() {
         let mut rng = Rng::new(11, 0);
         let mut apack = Vec::new();
         // Edges in every direction: rows past a micro-panel and a block (MC), columns past a
         // panel, inputs past a block (KC), and zero inputs.
         for &(k, n, batch) in &[(512usize, 256usize, 128usize), (7, 37, 11), (300, 16, 121), (1, 9, 1), (0, 20, 3),
-                                (513, 33, 250)] {
+                                (513, 33, 250), (40, 48, 17)] {
             let w = random(&mut rng, k * n);
             let bias = random(&mut rng, n);
             let x = random(&mut rng, batch * k);
-            let mut out = vec![f32::NAN; batch * n];
-            product(&Panels::new(&w, &bias, k, n), &x, batch, &mut out, &mut apack);
-            let want = in_order(&w, &bias, k, n, &x, batch, fma());
-            assert_eq!(out, want, "{k} x {n}, {batch} rows");
+            for (kernel, fma) in kernels() {
+                let mut out = vec![f32::NAN; batch * n];
+                product(&Panels::for_kernel(kernel, &w, &bias, k, n), &x, batch, &mut out, &mut apack);
+                let want = in_order(&w, &bias, k, n, &x, batch, fma);
+                assert!(out.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()),
+                        "{kernel:?} {k} x {n}, {batch} rows");
+            }
         }
     }
 
@@ -430,19 +532,21 @@ mod tests {
         let mut x = random(&mut rng, batch * k);
         // ReLU-like zeros, as a trunk's hidden rows have.
         x.iter_mut().step_by(3).for_each(|v| *v = 0.0);
-        let panels = Panels::new(&w, &bias, k, n);
-        let mut apack = Vec::new();
-        let mut whole = vec![0.0f32; batch * n];
-        product(&panels, &x, batch, &mut whole, &mut apack);
-        for split in [1usize, 2, 5, 6, 7, 64, 120, 121, 128, 200] {
-            let mut parts = vec![0.0f32; batch * n];
-            let mut r0 = 0;
-            while r0 < batch {
-                let rows = split.min(batch - r0);
-                product(&panels, &x[r0 * k..], rows, &mut parts[r0 * n..], &mut apack);
-                r0 += rows;
+        for (kernel, _) in kernels() {
+            let panels = Panels::for_kernel(kernel, &w, &bias, k, n);
+            let mut apack = Vec::new();
+            let mut whole = vec![0.0f32; batch * n];
+            product(&panels, &x, batch, &mut whole, &mut apack);
+            for split in [1usize, 2, 5, 6, 7, 8, 64, 120, 121, 128, 200] {
+                let mut parts = vec![0.0f32; batch * n];
+                let mut r0 = 0;
+                while r0 < batch {
+                    let rows = split.min(batch - r0);
+                    product(&panels, &x[r0 * k..], rows, &mut parts[r0 * n..], &mut apack);
+                    r0 += rows;
+                }
+                assert!(whole.iter().zip(&parts).all(|(a, b)| a.to_bits() == b.to_bits()), "{kernel:?} split {split}");
             }
-            assert!(whole.iter().zip(&parts).all(|(a, b)| a.to_bits() == b.to_bits()), "split {split}");
         }
     }
 

@@ -13,6 +13,7 @@
 //! packs the wide layers' weights once for [`crate::panels`]' blocked products; layers with
 //! few outputs (the heads) take its narrow kernel either way.
 
+use crate::learn::wide::wide;
 use crate::panels::{self, Panels, NARROW};
 use crate::rng::Rng;
 
@@ -290,12 +291,17 @@ impl Policy {
             (Some(first @ Layer::Linear { weight, bias, inputs, outputs }), input) => {
                 a.resize(batch * outputs, 0.0);
                 match input {
-                    Input::Sparse { indices, counts, stride } => embedding_bag(first, indices, counts, stride, batch, a),
+                    Input::Sparse { indices, counts, stride } => {
+                        // A ReLU after the bag is applied as its rows are made.
+                        let relu = matches!(self.trunk.get(1), Some(Layer::Act(Activation::Relu)));
+                        embedding_bag(first, indices, counts, stride, batch, a, relu);
+                        (*outputs, &self.trunk[1 + relu as usize..])
+                    }
                     Input::Dense { x, .. } => {
-                        product(weight, bias, *inputs, *outputs, x, batch, a, packs, &mut scratch.product)
+                        product(weight, bias, *inputs, *outputs, x, batch, a, packs, &mut scratch.product);
+                        (*outputs, &self.trunk[1..])
                     }
                 }
-                (*outputs, &self.trunk[1..])
             }
             (_, input) => {
                 densify(input, self.inputs, batch, a);
@@ -488,21 +494,51 @@ fn convolve(conv: &Conv2d, x: &[f32], batch: usize, out: &mut [f32], scratch: &m
     }
 }
 
-/// `out[b] = bias + sum of weight rows at row b's indices`.
-fn embedding_bag(layer: &Layer, indices: &[u32], counts: &[u32], stride: usize, batch: usize, out: &mut [f32]) {
+/// `out[b] = bias + sum of weight rows at row b's indices` (added in the indices' order),
+/// then a ReLU if `relu`.
+#[allow(clippy::too_many_arguments)]
+fn embedding_bag(layer: &Layer, indices: &[u32], counts: &[u32], stride: usize, batch: usize, out: &mut [f32],
+                 relu: bool) {
     let (weight, bias, inputs, outputs) = match layer {
         Layer::Linear { weight, bias, inputs, outputs } => (weight, bias, *inputs, *outputs),
         _ => unreachable!(),
     };
-    for b in 0..batch {
-        let row = &mut out[b * outputs..(b + 1) * outputs];
-        row.copy_from_slice(bias);
-        let n = counts[b] as usize;
-        for &i in &indices[b * stride..b * stride + n] {
+    wide!(bag_rows(weight, bias, inputs, outputs, indices, counts, stride, batch, out, relu));
+}
+
+/// [`embedding_bag`] a strip of `STRIP` columns at a time, summed in registers.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn bag_rows(weight: &[f32], bias: &[f32], inputs: usize, outputs: usize, indices: &[u32], counts: &[u32],
+            stride: usize, batch: usize, out: &mut [f32], relu: bool) {
+    const STRIP: usize = 64;
+    #[inline(always)]
+    fn strip<const W: usize>(weight: &[f32], bias: &[f32], inputs: usize, outputs: usize, idx: &[u32], c0: usize,
+                             dst: &mut [f32], relu: bool) {
+        let mut acc: [f32; W] = bias[c0..c0 + W].try_into().unwrap();
+        for &i in idx {
             let i = i as usize;
             if i < inputs {
-                add_row(row, &weight[i * outputs..(i + 1) * outputs]);
+                let w: &[f32; W] = weight[i * outputs + c0..][..W].try_into().unwrap();
+                for (a, v) in acc.iter_mut().zip(w) {
+                    *a += v;
+                }
             }
+        }
+        if relu {
+            acc.iter_mut().for_each(|v| *v = v.max(0.0));
+        }
+        dst.copy_from_slice(&acc);
+    }
+    let whole = outputs / STRIP * STRIP;
+    for b in 0..batch {
+        let row = &mut out[b * outputs..(b + 1) * outputs];
+        let idx = &indices[b * stride..b * stride + counts[b] as usize];
+        for c0 in (0..whole).step_by(STRIP) {
+            strip::<STRIP>(weight, bias, inputs, outputs, idx, c0, &mut row[c0..c0 + STRIP], relu);
+        }
+        for c0 in whole..outputs {
+            strip::<1>(weight, bias, inputs, outputs, idx, c0, &mut row[c0..c0 + 1], relu);
         }
     }
 }
@@ -630,13 +666,6 @@ fn linear_blocked<const FMA: bool>(w: &[f32], bias: &[f32], inputs: usize, outpu
                 }
             }
         }
-    }
-}
-
-#[inline(always)]
-fn add_row(out: &mut [f32], w: &[f32]) {
-    for (o, &v) in out.iter_mut().zip(w) {
-        *o += v;
     }
 }
 

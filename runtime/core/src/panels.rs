@@ -372,79 +372,115 @@ pub fn narrow(wt: &[f32], bias: &[f32], inputs: usize, outputs: usize, x: &[f32]
         return;
     }
     macro_rules! shapes {
-        ($fma:expr) => {
+        ($f:ident) => {
             match outputs {
-                1 => narrow_rows::<1, 4, $fma>(wt, bias, inputs, x, batch, out),
-                2 => narrow_rows::<2, 4, $fma>(wt, bias, inputs, x, batch, out),
-                3 => narrow_rows::<3, 2, $fma>(wt, bias, inputs, x, batch, out),
-                4 => narrow_rows::<4, 2, $fma>(wt, bias, inputs, x, batch, out),
-                5 => narrow_rows::<5, 1, $fma>(wt, bias, inputs, x, batch, out),
-                6 => narrow_rows::<6, 1, $fma>(wt, bias, inputs, x, batch, out),
-                7 => narrow_rows::<7, 1, $fma>(wt, bias, inputs, x, batch, out),
-                _ => narrow_rows::<8, 1, $fma>(wt, bias, inputs, x, batch, out),
+                1 => $f::<1, 4>(wt, bias, inputs, x, batch, out),
+                2 => $f::<2, 4>(wt, bias, inputs, x, batch, out),
+                3 => $f::<3, 2>(wt, bias, inputs, x, batch, out),
+                4 => $f::<4, 2>(wt, bias, inputs, x, batch, out),
+                5 => $f::<5, 1>(wt, bias, inputs, x, batch, out),
+                6 => $f::<6, 1>(wt, bias, inputs, x, batch, out),
+                7 => $f::<7, 1>(wt, bias, inputs, x, batch, out),
+                _ => $f::<8, 1>(wt, bias, inputs, x, batch, out),
             }
         };
     }
     #[cfg(target_arch = "x86_64")]
     {
-        #[target_feature(enable = "avx2,fma")]
-        unsafe fn avx2(run: impl FnOnce()) {
-            run()
-        }
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-            // SAFETY: the CPU has the features the copy is compiled for.
-            unsafe { avx2(#[inline(always)] || shapes!(true)) };
+            // SAFETY: the CPU has the features the kernel is compiled for; the sizes were checked above.
+            unsafe { shapes!(narrow_avx2) };
             return;
         }
     }
-    shapes!(false)
+    shapes!(narrow_portable)
 }
 
 /// The lanes of a partial sum: one 256-bit vector.
 const LANES: usize = 8;
 
 /// [`narrow`] for `N` outputs with `P` partial sums each: chunk `q` of 8 inputs goes to
-/// partial sum `q % P`; the inputs past the last whole chunk are added after the partial
-/// sums.
-#[inline(always)]
-fn narrow_rows<const N: usize, const P: usize, const FMA: bool>(wt: &[f32], bias: &[f32], inputs: usize, x: &[f32],
-                                                                batch: usize, out: &mut [f32]) {
+/// partial sum `q % P`; the partial sums are added in order, their lanes as
+/// `((0 + 4) + (2 + 6)) + ((1 + 5) + (3 + 7))`, then the inputs past the last whole chunk
+/// one by one, then the bias.
+fn narrow_portable<const N: usize, const P: usize>(wt: &[f32], bias: &[f32], inputs: usize, x: &[f32], batch: usize,
+                                                   out: &mut [f32]) {
     let chunks = inputs / LANES;
     let whole = chunks * LANES;
-    // Chunk `q` of the row into partial sum `p` of every output.
-    #[inline(always)]
-    fn add<const N: usize, const P: usize, const FMA: bool>(acc: &mut [[[f32; LANES]; P]; N], p: usize, q: usize,
-                                                            row: &[f32], wt: &[f32], inputs: usize) {
-        let xs = &row[q * LANES..][..LANES];
-        for (j, a) in acc.iter_mut().enumerate() {
-            let ws = &wt[j * inputs + q * LANES..][..LANES];
-            for l in 0..LANES {
-                a[p][l] = if FMA { xs[l].mul_add(ws[l], a[p][l]) } else { a[p][l] + xs[l] * ws[l] };
-            }
-        }
-    }
+    let cols: [&[f32]; N] = std::array::from_fn(|j| &wt[j * inputs..(j + 1) * inputs]);
     for (row, o) in x[..batch * inputs].chunks_exact(inputs).zip(out.chunks_exact_mut(N)) {
         let mut acc = [[[0.0f32; LANES]; P]; N];
+        for (q, xs) in row[..whole].chunks_exact(LANES).enumerate() {
+            for (a, col) in acc.iter_mut().zip(&cols) {
+                let part = &mut a[q % P];
+                for ((s, &xv), &wv) in part.iter_mut().zip(xs).zip(&col[q * LANES..q * LANES + LANES]) {
+                    *s += xv * wv;
+                }
+            }
+        }
+        for (j, a) in acc.iter().enumerate() {
+            let mut l = a[0];
+            for part in &a[1..] {
+                for (v, p) in l.iter_mut().zip(part) {
+                    *v += p;
+                }
+            }
+            let mut s = ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]));
+            for k in whole..inputs {
+                s += row[k] * cols[j][k];
+            }
+            o[j] = bias[j] + s;
+        }
+    }
+}
+
+/// [`narrow_portable`] in AVX2 registers, each step a fused multiply-add.
+///
+/// # Safety
+/// The CPU has AVX2 and FMA; `wt` holds `N * inputs` values, `x` `batch * inputs`, `out`
+/// `batch * N`, `bias` `N`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn narrow_avx2<const N: usize, const P: usize>(wt: &[f32], bias: &[f32], inputs: usize, x: &[f32],
+                                                      batch: usize, out: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let chunks = inputs / LANES;
+    let whole = chunks * LANES;
+    let (w, xp, op) = (wt.as_ptr(), x.as_ptr(), out.as_mut_ptr());
+    for r in 0..batch {
+        let row = xp.add(r * inputs);
+        let mut acc = [[_mm256_setzero_ps(); P]; N];
+        // Chunk `q` into partial sum `p` (a macro, so that it is compiled with the features).
+        macro_rules! step {
+            ($p:expr, $q:expr) => {{
+                let (p, q) = ($p, $q);
+                let xv = _mm256_loadu_ps(row.add(q * LANES));
+                for (j, a) in acc.iter_mut().enumerate() {
+                    a[p] = _mm256_fmadd_ps(xv, _mm256_loadu_ps(w.add(j * inputs + q * LANES)), a[p]);
+                }
+            }};
+        }
         for g in 0..chunks / P {
             for p in 0..P {
-                add::<N, P, FMA>(&mut acc, p, g * P + p, row, wt, inputs);
+                step!(p, g * P + p);
             }
         }
         for t in 0..chunks % P {
-            add::<N, P, FMA>(&mut acc, t, chunks / P * P + t, row, wt, inputs);
+            step!(t, chunks / P * P + t);
         }
         for (j, a) in acc.iter().enumerate() {
-            let mut lanes = a[0];
+            let mut l = a[0];
             for part in &a[1..] {
-                for l in 0..LANES {
-                    lanes[l] += part[l];
-                }
+                l = _mm256_add_ps(l, *part);
             }
-            let mut s = ((lanes[0] + lanes[4]) + (lanes[2] + lanes[6])) + ((lanes[1] + lanes[5]) + (lanes[3] + lanes[7]));
+            // [0+4, 1+5, 2+6, 3+7], then [(0+4)+(2+6), (1+5)+(3+7)], then their sum.
+            let s4 = _mm_add_ps(_mm256_castps256_ps128(l), _mm256_extractf128_ps(l, 1));
+            let s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+            let mut s = _mm_cvtss_f32(_mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 1)));
             for k in whole..inputs {
-                s = if FMA { row[k].mul_add(wt[j * inputs + k], s) } else { s + row[k] * wt[j * inputs + k] };
+                s = (*row.add(k)).mul_add(*w.add(j * inputs + k), s);
             }
-            o[j] = bias[j] + s;
+            *op.add(r * N + j) = bias[j] + s;
         }
     }
 }

@@ -506,12 +506,12 @@ fn embedding_bag(layer: &Layer, indices: &[u32], counts: &[u32], stride: usize, 
     wide!(bag_rows(weight, bias, inputs, outputs, indices, counts, stride, batch, out, relu));
 }
 
-/// [`embedding_bag`] a strip of `STRIP` columns at a time, summed in registers.
+/// [`embedding_bag`] a strip of columns at a time, summed in registers.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn bag_rows(weight: &[f32], bias: &[f32], inputs: usize, outputs: usize, indices: &[u32], counts: &[u32],
             stride: usize, batch: usize, out: &mut [f32], relu: bool) {
-    const STRIP: usize = 64;
+    const STRIP: usize = 128;
     #[inline(always)]
     fn strip<const W: usize>(weight: &[f32], bias: &[f32], inputs: usize, outputs: usize, idx: &[u32], c0: usize,
                              dst: &mut [f32], relu: bool) {
@@ -530,14 +530,19 @@ fn bag_rows(weight: &[f32], bias: &[f32], inputs: usize, outputs: usize, indices
         }
         dst.copy_from_slice(&acc);
     }
-    let whole = outputs / STRIP * STRIP;
+    // Strips of 128 columns (8 AVX-512 or 16 AVX2 registers of sums), then of 16, then single columns.
+    let wide_end = outputs / STRIP * STRIP;
+    let narrow_end = outputs / 16 * 16;
     for b in 0..batch {
         let row = &mut out[b * outputs..(b + 1) * outputs];
         let idx = &indices[b * stride..b * stride + counts[b] as usize];
-        for c0 in (0..whole).step_by(STRIP) {
+        for c0 in (0..wide_end).step_by(STRIP) {
             strip::<STRIP>(weight, bias, inputs, outputs, idx, c0, &mut row[c0..c0 + STRIP], relu);
         }
-        for c0 in whole..outputs {
+        for c0 in (wide_end..narrow_end).step_by(16) {
+            strip::<16>(weight, bias, inputs, outputs, idx, c0, &mut row[c0..c0 + 16], relu);
+        }
+        for c0 in narrow_end..outputs {
             strip::<1>(weight, bias, inputs, outputs, idx, c0, &mut row[c0..c0 + 1], relu);
         }
     }
@@ -709,6 +714,96 @@ mod tests {
         let p = Layer::linear_from_torch(&[1.0, -1.0, 0.5, 0.2, 0.3, -0.4], &[0.0, 0.1], 3, 2).unwrap();
         let v = Layer::linear_from_torch(&[0.7, -0.3, 0.2], &[0.05], 3, 1).unwrap();
         Policy::new(4, vec![l1, Layer::Act(Activation::Relu)], vec![p], vec![v]).unwrap()
+    }
+
+    fn random_linear(rng: &mut Rng, inputs: usize, outputs: usize) -> Layer {
+        let w: Vec<f32> = (0..inputs * outputs).map(|_| rng.uniform(-0.3, 0.3) as f32).collect();
+        let b: Vec<f32> = (0..outputs).map(|_| rng.uniform(-0.3, 0.3) as f32).collect();
+        Layer::linear_from_torch(&w, &b, inputs, outputs).unwrap()
+    }
+
+    /// A bag of 200 columns (every strip width), a wide layer with a partial panel, a
+    /// residual block, a LayerNorm, a head of two layers and a value head of one.
+    fn wide_policy(rng: &mut Rng) -> Policy {
+        let trunk = vec![
+            random_linear(rng, 60, 200), Layer::Act(Activation::Relu),
+            random_linear(rng, 200, 37), Layer::Act(Activation::Tanh),
+            Layer::Residual(vec![random_linear(rng, 37, 37), Layer::Act(Activation::Relu)]),
+            Layer::LayerNorm { gamma: vec![1.1; 37], beta: vec![-0.1; 37], eps: 1e-5 },
+        ];
+        let head = vec![random_linear(rng, 37, 20), Layer::Act(Activation::Relu), random_linear(rng, 20, 5)];
+        Policy::new(60, trunk, head, vec![random_linear(rng, 37, 1)]).unwrap()
+    }
+
+    #[test]
+    fn packed_forward_matches_the_direct_kernel_and_ignores_the_batch() {
+        let mut rng = Rng::new(21, 0);
+        let policy = wide_policy(&mut rng);
+        let batch = 131;
+        let nnz = 7;
+        let indices: Vec<u32> = (0..batch * nnz).map(|_| rng.below(60) as u32).collect();
+        let counts: Vec<u32> = (0..batch).map(|_| 1 + rng.below(nnz as u64) as u32).collect();
+        let mut dense = vec![0.0f32; batch * 60];
+        densify(Input::Sparse { indices: &indices, counts: &counts, stride: nnz }, 60, batch, &mut dense);
+        for sparse in [true, false] {
+            let input = |r0: usize, rows: usize| -> Input<'_> {
+                if sparse {
+                    Input::Sparse { indices: &indices[r0 * nnz..], counts: &counts[r0..r0 + rows], stride: nnz }
+                } else {
+                    Input::Dense { x: &dense[r0 * 60..], width: 60 }
+                }
+            };
+            let packed = policy.packed(sparse);
+            // Every linear layer is packed (the first only for dense input) and found again.
+            assert_eq!(packed.packs.len(), if sparse { 5 } else { 6 });
+            for (key, _) in &packed.packs {
+                assert!(packed.packs.iter().filter(|(k, _)| k == key).count() == 1);
+            }
+            let mut ws = Workspace::default();
+            let (mut direct_l, mut direct_v) = (vec![0.0f32; batch * 5], vec![0.0f32; batch]);
+            policy.forward(input(0, batch), batch, &mut direct_l, &mut direct_v, &mut ws);
+            let (mut whole_l, mut whole_v) = (vec![0.0f32; batch * 5], vec![0.0f32; batch]);
+            packed.forward(input(0, batch), batch, &mut whole_l, &mut whole_v, &mut ws);
+            for (a, b) in direct_l.iter().zip(&whole_l).chain(direct_v.iter().zip(&whole_v)) {
+                assert!((a - b).abs() < 1e-5 * (1.0 + a.abs()), "sparse {sparse}: {a} vs {b}");
+            }
+            // The same rows in other batches, with a fresh workspace: the same bits.
+            for split in [1usize, 3, 8, 64, 130] {
+                let mut ws = Workspace::default();
+                let (mut l, mut v) = (vec![0.0f32; batch * 5], vec![0.0f32; batch]);
+                let mut r0 = 0;
+                while r0 < batch {
+                    let rows = split.min(batch - r0);
+                    packed.forward(input(r0, rows), rows, &mut l[r0 * 5..], &mut v[r0..], &mut ws);
+                    r0 += rows;
+                }
+                let same = |x: &[f32], y: &[f32]| x.iter().zip(y).all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(same(&l, &whole_l) && same(&v, &whole_v), "sparse {sparse}, split {split}");
+            }
+        }
+    }
+
+    #[test]
+    fn packed_convolutions_match_the_direct_kernel() {
+        let mut rng = Rng::new(22, 0);
+        let (cin, cout, input) = (3usize, 20usize, (5usize, 6usize));
+        let torch_w: Vec<f32> = (0..cout * cin * 9).map(|_| rng.uniform(-0.3, 0.3) as f32).collect();
+        let bias: Vec<f32> = (0..cout).map(|_| rng.uniform(-0.3, 0.3) as f32).collect();
+        let conv = Conv2d::from_torch(&torch_w, &bias, cin, cout, (3, 3), (1, 1), (1, 1), input).unwrap();
+        let flat = cout * input.0 * input.1;
+        let trunk = vec![Layer::Conv2d(conv), Layer::Act(Activation::Relu), random_linear(&mut rng, flat, 24)];
+        let policy = Policy::new(cin * 30, trunk, vec![random_linear(&mut rng, 24, 3)],
+                                 vec![random_linear(&mut rng, 24, 1)]).unwrap();
+        let batch = 9;
+        let x: Vec<f32> = (0..batch * cin * 30).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
+        let mut ws = Workspace::default();
+        let (mut l1, mut v1) = (vec![0.0f32; batch * 3], vec![0.0f32; batch]);
+        let (mut l2, mut v2) = (vec![0.0f32; batch * 3], vec![0.0f32; batch]);
+        policy.forward(Input::Dense { x: &x, width: cin * 30 }, batch, &mut l1, &mut v1, &mut ws);
+        policy.packed(false).forward(Input::Dense { x: &x, width: cin * 30 }, batch, &mut l2, &mut v2, &mut ws);
+        for (a, b) in l1.iter().zip(&l2).chain(v1.iter().zip(&v2)) {
+            assert!((a - b).abs() < 1e-5 * (1.0 + a.abs()), "{a} vs {b}");
+        }
     }
 
     #[test]

@@ -76,5 +76,5 @@ def test_the_mask_code_hoists_and_memoises():
     assert result.ok, [d.message for d in result.errors]
     text = emit_rust(result.env, "grid.twl")
     legal = text[text.index("fn legal("):text.index("fn allowed(")]
-    assert legal.count("self.f_ones()") == 1 and "__memo" in legal  # computed once per mask
+    assert legal.count("self.fn_ones()") == 1 and "__memo" in legal  # computed once per mask
     assert "below0 > 0" in legal  # `a[i] == 1` tested once per i, only if some j exists

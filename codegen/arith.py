@@ -79,17 +79,14 @@ def span(lo: str, hi: str) -> str:
     return f"({hi} - {lo}).max(0) as usize"
 
 
-_CALL = re.compile(r"[\w:.]+\((.*)\)\?")
-
-
 def tail_value(code: str) -> str:
-    """A function's last value, `Ok(x?)` written as `x` when `x` is one call (both are
-    the same `R<T>`)."""
+    """A function's value `Ok(x?)` written as `x` when `x` is one call or method chain
+    (`f(a)?`, `self.rng.draw(n).ok_or(e)?`): both are the same `R<T>`."""
     if code.startswith("Ok(") and code.endswith("?)"):
-        inner = code[3:-1]
-        m = _CALL.fullmatch(inner)
-        if m and _balanced(m.group(1)) and _balanced(inner[:-1]):
-            return inner[:-1]
+        chain = code[3:-2]
+        if _balanced(chain) and chain.endswith(")") and (chain[0].isalnum() or chain[0] == "_") \
+                and not top_level_at(chain, (" ", "\n")):
+            return chain
     return code
 
 

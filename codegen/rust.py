@@ -15,7 +15,7 @@ from typing import Iterator, Optional
 from twisterl.dsl import ir
 from twisterl.dsl.effects import walk
 
-from .arith import literal, negate, one_group
+from .arith import literal, negate, one_group, tail_value
 from .inline import Splitter, reads
 from .ranges import CallFacts, Fact, Interval, Ranges, hull, join_facts, negated, same_fact, within_fact
 
@@ -582,7 +582,8 @@ class RustWriter:
             return f"for {pattern} in {self.expr(arr)} {{ {body} }}"
         if isinstance(arr, ir.Ref) and arr.kind == "view" and arr.name in self.array_views:
             k = self.fresh("k")
-            return (f"for {k} in 0..self.{method('view_len', arr.name)}() {{ let {pattern} = self.{method('view_item', arr.name)}({k} as i64)?; "
+            item = method("view_item", arr.name)
+            return (f"for {k} in 0..self.{method('view_len', arr.name)}() {{ let {pattern} = self.{item}({k} as i64)?; "
                     f"{body} }}")
         if isinstance(arr, (ir.Ref, ir.Index)) and not (isinstance(arr, ir.Ref) and arr.kind == "view"):
             k = self.fresh("k")
@@ -1189,7 +1190,7 @@ class RustWriter:
         value = self.value(s.value)
         if self.returns is not None:
             value = self.coerce(value, s.value.type, self.returns, s.span)
-        return [f"return Ok({value});"]
+        return [f"return {tail_value(f'Ok({value})')};"]
 
     def _s_Break(self, s) -> list[str]:
         if self.exits and not self.dead:

@@ -17,7 +17,8 @@ def drop_double_parens(text: str) -> str:
     drop: set[int] = set()
     for open_, close in pairs:
         inner = open_ + 1
-        if close_of.get(inner) == close - 1 and close - 1 > inner + 1 and not top_level_at(text[inner + 1:close - 1], (",",)):
+        content = text[inner + 1:close - 1]
+        if close_of.get(inner) == close - 1 and content and not top_level_at(content, (",",)):
             drop.update((inner, close - 1))
     return "".join(ch for i, ch in enumerate(text) if i not in drop)
 

@@ -61,5 +61,6 @@ def test_literal_spans_and_tail_values():
     assert span("0", "6i64") == "6" and span("3", "1") == "0" and span("lo", "hi") == "(hi - lo).max(0) as usize"
     assert tail_value("Ok(self.fn_x(a, b)?)") == "self.fn_x(a, b)"
     assert tail_value("Ok(x(1)? + y(2)?)") == "Ok(x(1)? + y(2)?)"  # two calls: not one value
-    assert tail_value("Ok(x(1)?.y()?)") == "Ok(x(1)?.y()?)"
+    assert tail_value("Ok(self.rng.draw(2).ok_or(e)?)") == "self.rng.draw(2).ok_or(e)"  # a method chain
+    assert tail_value("Ok(-f(x)?)") == "Ok(-f(x)?)" and tail_value("Ok((a + b)?)") == "Ok((a + b)?)"
     assert negate("!(x)") == "(x)" and negate("(a < b)") == "!((a < b))"  # ordering keeps its `!` (NaN)

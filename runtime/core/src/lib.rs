@@ -22,6 +22,7 @@ pub mod mask;
 pub mod mcts;
 pub mod memo;
 pub mod ops;
+pub mod panels;
 pub mod param;
 pub mod plugin;
 pub mod policy;

@@ -8,7 +8,13 @@
 //! one is multiplied. Layers process the whole batch at once, in blocks of rows that
 //! share each weight row while it is in cache. On x86-64 with AVX2 and FMA the same code
 //! is compiled a second time for those instructions and picked at run time.
+//!
+//! Many forward passes with the same weights (a rollout's) go through [`Packed`], which
+//! packs the wide layers' weights once for [`crate::panels`]' blocked products; layers with
+//! few outputs (the heads) take its narrow kernel either way.
 
+use crate::learn::wide::wide;
+use crate::panels::{self, Panels, NARROW};
 use crate::rng::Rng;
 
 /// An activation, applied in place.
@@ -151,12 +157,84 @@ pub struct Workspace {
 }
 
 /// Buffers for layers that need more than an input and an output: patches and outputs of
-/// a convolution, and the saved inputs of residual blocks (one per nesting depth).
+/// a convolution, the saved inputs of residual blocks (one per nesting depth), and the
+/// products' own.
 #[derive(Default, Debug)]
 struct Scratch {
     patches: Vec<f32>,
     conv_out: Vec<f32>,
     saved: Vec<Vec<f32>>,
+    product: ProductScratch,
+}
+
+/// The packed rows of a blocked product, and a narrow layer's transposed weight when it
+/// is not packed.
+#[derive(Default, Debug)]
+struct ProductScratch {
+    rows: Vec<f32>,
+    columns: Vec<f32>,
+}
+
+/// A policy's weights packed for many batched forward passes (a rollout's): each wide
+/// layer's weight in column panels ([`crate::panels`]), each narrow layer's transposed.
+/// It borrows the policy, which therefore cannot change while it is in use; made once per
+/// rollout, it costs one pass over the weights.
+///
+/// [`Packed::forward`] gives what [`Policy::forward`] gives, to float rounding: both add a
+/// value's products in input order from its bias, but the direct kernel skips zero inputs
+/// on rows past its 4-row tiles (which changes at most a zero's sign). Its results do not
+/// depend on the batch: a row gives the same bits alone, among others, or on another thread.
+#[derive(Debug)]
+pub struct Packed<'a> {
+    policy: &'a Policy,
+    /// Keyed by the address of the weight they come from.
+    packs: Vec<(usize, Pack)>,
+}
+
+#[derive(Debug)]
+enum Pack {
+    Panels(Panels),
+    Columns(Vec<f32>),
+}
+
+impl<'a> Packed<'a> {
+    /// Logits and values, as [`Policy::forward`].
+    pub fn forward(&self, input: Input<'_>, batch: usize, logits: &mut [f32], values: &mut [f32], ws: &mut Workspace) {
+        self.policy.forward_with(Some(self), input, batch, logits, values, ws);
+    }
+
+    pub fn policy(&self) -> &'a Policy {
+        self.policy
+    }
+
+    fn find(&self, weight: &[f32]) -> Option<&Pack> {
+        let key = weight.as_ptr() as usize;
+        self.packs.iter().find(|(k, _)| *k == key).map(|(_, p)| p)
+    }
+
+    fn add(&mut self, weight: &[f32], bias: &[f32], inputs: usize, outputs: usize) {
+        let pack = if outputs <= NARROW {
+            let mut columns = Vec::new();
+            panels::transpose_into(weight, inputs, outputs, &mut columns);
+            Pack::Columns(columns)
+        } else {
+            Pack::Panels(Panels::new(weight, bias, inputs, outputs))
+        };
+        self.packs.push((weight.as_ptr() as usize, pack));
+    }
+
+    fn add_layers(&mut self, layers: &[Layer]) {
+        for layer in layers {
+            match layer {
+                Layer::Linear { weight, bias, inputs, outputs } => self.add(weight, bias, *inputs, *outputs),
+                Layer::Conv2d(conv) => {
+                    self.add(&conv.weight, &conv.bias, conv.in_channels * conv.kernel.0 * conv.kernel.1, conv.out_channels)
+                }
+                Layer::Residual(body) => self.add_layers(body),
+                Layer::Act(_) | Layer::LayerNorm { .. } => {}
+            }
+        }
+    }
 }
 
 impl Policy {
@@ -188,16 +266,42 @@ impl Policy {
 
     /// Logits `[batch, num_actions]` and values `[batch]` for a batch of observations.
     pub fn forward(&self, input: Input<'_>, batch: usize, logits: &mut [f32], values: &mut [f32], ws: &mut Workspace) {
+        self.forward_with(None, input, batch, logits, values, ws);
+    }
+
+    /// The weights packed for many forward passes with them ([`Packed`]). With
+    /// `sparse_input`, a linear first layer is read as an embedding bag and is not packed.
+    pub fn packed(&self, sparse_input: bool) -> Packed<'_> {
+        let mut packed = Packed { policy: self, packs: Vec::new() };
+        let trunk = match self.trunk.first() {
+            Some(Layer::Linear { .. }) if sparse_input => &self.trunk[1..],
+            _ => &self.trunk[..],
+        };
+        for layers in [trunk, &self.policy_head, &self.value_head] {
+            packed.add_layers(layers);
+        }
+        packed
+    }
+
+    fn forward_with(&self, packs: Option<&Packed<'_>>, input: Input<'_>, batch: usize, logits: &mut [f32],
+                    values: &mut [f32], ws: &mut Workspace) {
         let Workspace { a, b, head, head2, scratch } = ws;
         // A linear first layer reads the observation as it comes; any other sees it dense.
         let (mut width, rest) = match (self.trunk.first(), input) {
-            (Some(first @ Layer::Linear { outputs, .. }), input) => {
+            (Some(first @ Layer::Linear { weight, bias, inputs, outputs }), input) => {
                 a.resize(batch * outputs, 0.0);
                 match input {
-                    Input::Sparse { indices, counts, stride } => embedding_bag(first, indices, counts, stride, batch, a),
-                    Input::Dense { x, .. } => linear(first, x, batch, a),
+                    Input::Sparse { indices, counts, stride } => {
+                        // A ReLU after the bag is applied as its rows are made.
+                        let relu = matches!(self.trunk.get(1), Some(Layer::Act(Activation::Relu)));
+                        embedding_bag(first, indices, counts, stride, batch, a, relu);
+                        (*outputs, &self.trunk[1 + relu as usize..])
+                    }
+                    Input::Dense { x, .. } => {
+                        product(weight, bias, *inputs, *outputs, x, batch, a, packs, &mut scratch.product);
+                        (*outputs, &self.trunk[1..])
+                    }
                 }
-                (*outputs, &self.trunk[1..])
             }
             (_, input) => {
                 densify(input, self.inputs, batch, a);
@@ -205,15 +309,24 @@ impl Policy {
             }
         };
         for layer in rest {
-            width = apply(layer, batch, width, a, b, scratch, 0);
+            width = apply(layer, batch, width, a, b, scratch, 0, packs);
         }
-        // Heads read the trunk's output in `a`.
+        // Heads read the trunk's output in `a`: a linear first layer in place, else a copy.
         for (layers, out, per_row) in [(&self.policy_head, &mut *logits, self.num_actions), (&self.value_head, &mut *values, 1)] {
-            head.clear();
-            head.extend_from_slice(&a[..batch * width]);
-            let mut w = width;
-            for layer in layers {
-                w = apply(layer, batch, w, head, head2, scratch, 0);
+            let (mut w, rest) = match layers.first() {
+                Some(Layer::Linear { weight, bias, inputs, outputs }) => {
+                    head.resize(batch * outputs, 0.0);
+                    product(weight, bias, *inputs, *outputs, &a[..batch * width], batch, head, packs, &mut scratch.product);
+                    (*outputs, &layers[1..])
+                }
+                _ => {
+                    head.clear();
+                    head.extend_from_slice(&a[..batch * width]);
+                    (width, &layers[..])
+                }
+            };
+            for layer in rest {
+                w = apply(layer, batch, w, head, head2, scratch, 0, packs);
             }
             out[..batch * per_row].copy_from_slice(&head[..batch * per_row]);
         }
@@ -275,8 +388,9 @@ fn check_layer(layer: &Layer, width: usize, name: &str) -> Result<usize, String>
 
 /// Apply one layer to `x` (`[batch, width]`), leaving the result in `x`; returns its width.
 /// `depth` is the residual nesting depth, which picks the buffer a block saves its input in.
+#[allow(clippy::too_many_arguments)]
 fn apply(layer: &Layer, batch: usize, width: usize, x: &mut Vec<f32>, tmp: &mut Vec<f32>, scratch: &mut Scratch,
-         depth: usize) -> usize {
+         depth: usize, packs: Option<&Packed<'_>>) -> usize {
     match layer {
         Layer::Residual(body) => {
             if scratch.saved.len() <= depth {
@@ -287,7 +401,7 @@ fn apply(layer: &Layer, batch: usize, width: usize, x: &mut Vec<f32>, tmp: &mut 
             saved.extend_from_slice(&x[..batch * width]);
             let mut w = width;
             for inner in body {
-                w = apply(inner, batch, w, x, tmp, scratch, depth + 1);
+                w = apply(inner, batch, w, x, tmp, scratch, depth + 1, packs);
             }
             for (v, s) in x[..batch * width].iter_mut().zip(&saved) {
                 *v += s;
@@ -297,13 +411,13 @@ fn apply(layer: &Layer, batch: usize, width: usize, x: &mut Vec<f32>, tmp: &mut 
         }
         Layer::Conv2d(conv) => {
             tmp.resize(batch * conv.outputs(), 0.0);
-            convolve(conv, &x[..batch * width], batch, tmp, scratch);
+            convolve(conv, &x[..batch * width], batch, tmp, scratch, packs);
             std::mem::swap(x, tmp);
             conv.outputs()
         }
-        Layer::Linear { outputs, .. } => {
+        Layer::Linear { weight, bias, inputs, outputs } => {
             tmp.resize(batch * outputs, 0.0);
-            linear(layer, &x[..batch * width], batch, tmp);
+            product(weight, bias, *inputs, *outputs, &x[..batch * width], batch, tmp, packs, &mut scratch.product);
             std::mem::swap(x, tmp);
             *outputs
         }
@@ -339,7 +453,7 @@ pub(crate) fn activate(act: Activation, x: &mut [f32]) {
 
 /// A convolution of each row: its patches (`[positions, in * kh * kw]`) times the
 /// patch-major weight with the linear kernel, then transposed to channels-first.
-fn convolve(conv: &Conv2d, x: &[f32], batch: usize, out: &mut [f32], scratch: &mut Scratch) {
+fn convolve(conv: &Conv2d, x: &[f32], batch: usize, out: &mut [f32], scratch: &mut Scratch, packs: Option<&Packed<'_>>) {
     let (oh, ow) = conv.output();
     let (kh, kw) = conv.kernel;
     let (h, w) = conv.input;
@@ -369,7 +483,8 @@ fn convolve(conv: &Conv2d, x: &[f32], batch: usize, out: &mut [f32], scratch: &m
                 }
             }
         }
-        linear_raw(&conv.weight, &conv.bias, patch, conv.out_channels, &scratch.patches, positions, &mut scratch.conv_out);
+        product(&conv.weight, &conv.bias, patch, conv.out_channels, &scratch.patches, positions, &mut scratch.conv_out,
+                packs, &mut scratch.product);
         let dst = &mut out[b * conv.outputs()..(b + 1) * conv.outputs()];
         for p in 0..positions {
             for o in 0..conv.out_channels {
@@ -379,26 +494,79 @@ fn convolve(conv: &Conv2d, x: &[f32], batch: usize, out: &mut [f32], scratch: &m
     }
 }
 
-/// `out[b] = bias + sum of weight rows at row b's indices`.
-fn embedding_bag(layer: &Layer, indices: &[u32], counts: &[u32], stride: usize, batch: usize, out: &mut [f32]) {
+/// `out[b] = bias + sum of weight rows at row b's indices` (added in the indices' order),
+/// then a ReLU if `relu`.
+#[allow(clippy::too_many_arguments)]
+fn embedding_bag(layer: &Layer, indices: &[u32], counts: &[u32], stride: usize, batch: usize, out: &mut [f32],
+                 relu: bool) {
     let (weight, bias, inputs, outputs) = match layer {
         Layer::Linear { weight, bias, inputs, outputs } => (weight, bias, *inputs, *outputs),
         _ => unreachable!(),
     };
-    for b in 0..batch {
-        let row = &mut out[b * outputs..(b + 1) * outputs];
-        row.copy_from_slice(bias);
-        let n = counts[b] as usize;
-        for &i in &indices[b * stride..b * stride + n] {
+    wide!(bag_rows(weight, bias, inputs, outputs, indices, counts, stride, batch, out, relu));
+}
+
+/// [`embedding_bag`] a strip of columns at a time, summed in registers.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn bag_rows(weight: &[f32], bias: &[f32], inputs: usize, outputs: usize, indices: &[u32], counts: &[u32],
+            stride: usize, batch: usize, out: &mut [f32], relu: bool) {
+    const STRIP: usize = 128;
+    #[inline(always)]
+    fn strip<const W: usize>(weight: &[f32], bias: &[f32], inputs: usize, outputs: usize, idx: &[u32], c0: usize,
+                             dst: &mut [f32], relu: bool) {
+        let mut acc: [f32; W] = bias[c0..c0 + W].try_into().unwrap();
+        for &i in idx {
             let i = i as usize;
             if i < inputs {
-                add_row(row, &weight[i * outputs..(i + 1) * outputs]);
+                let w: &[f32; W] = weight[i * outputs + c0..][..W].try_into().unwrap();
+                for (a, v) in acc.iter_mut().zip(w) {
+                    *a += v;
+                }
             }
+        }
+        if relu {
+            acc.iter_mut().for_each(|v| *v = v.max(0.0));
+        }
+        dst.copy_from_slice(&acc);
+    }
+    // Strips of 128 columns (8 AVX-512 or 16 AVX2 registers of sums), then of 16, then single columns.
+    let wide_end = outputs / STRIP * STRIP;
+    let narrow_end = outputs / 16 * 16;
+    for b in 0..batch {
+        let row = &mut out[b * outputs..(b + 1) * outputs];
+        let idx = &indices[b * stride..b * stride + counts[b] as usize];
+        for c0 in (0..wide_end).step_by(STRIP) {
+            strip::<STRIP>(weight, bias, inputs, outputs, idx, c0, &mut row[c0..c0 + STRIP], relu);
+        }
+        for c0 in (wide_end..narrow_end).step_by(16) {
+            strip::<16>(weight, bias, inputs, outputs, idx, c0, &mut row[c0..c0 + 16], relu);
+        }
+        for c0 in narrow_end..outputs {
+            strip::<1>(weight, bias, inputs, outputs, idx, c0, &mut row[c0..c0 + 1], relu);
         }
     }
 }
 
-/// `out = x · W + bias` for a batch of rows.
+/// `out = x · W + bias` for a batch of rows, `W` input-major (`[inputs, outputs]`): with
+/// few outputs by the narrow kernel, else from the weight's panels when `packs` has them,
+/// else by the direct kernel.
+#[allow(clippy::too_many_arguments)]
+fn product(weight: &[f32], bias: &[f32], inputs: usize, outputs: usize, x: &[f32], batch: usize, out: &mut [f32],
+           packs: Option<&Packed<'_>>, scratch: &mut ProductScratch) {
+    match packs.and_then(|p| p.find(weight)) {
+        Some(Pack::Columns(columns)) => panels::narrow(columns, bias, inputs, outputs, x, batch, out),
+        Some(Pack::Panels(p)) => panels::product(p, x, batch, out, &mut scratch.rows),
+        None if outputs <= NARROW => {
+            panels::transpose_into(weight, inputs, outputs, &mut scratch.columns);
+            panels::narrow(&scratch.columns, bias, inputs, outputs, x, batch, out)
+        }
+        None => linear_raw(weight, bias, inputs, outputs, x, batch, out),
+    }
+}
+
+/// `out = x · W + bias` for a batch of rows, by the direct kernel (whatever its width).
+#[cfg(test)]
 fn linear(layer: &Layer, x: &[f32], batch: usize, out: &mut [f32]) {
     match layer {
         Layer::Linear { weight, bias, inputs, outputs } => linear_raw(weight, bias, *inputs, *outputs, x, batch, out),
@@ -506,13 +674,6 @@ fn linear_blocked<const FMA: bool>(w: &[f32], bias: &[f32], inputs: usize, outpu
     }
 }
 
-#[inline(always)]
-fn add_row(out: &mut [f32], w: &[f32]) {
-    for (o, &v) in out.iter_mut().zip(w) {
-        *o += v;
-    }
-}
-
 /// A masked categorical draw from `logits`: returns the action and its log-probability.
 /// Masked-out actions are never drawn; with no legal action, action 0 with log-prob 0.
 pub fn sample_masked(logits: &[f32], mask: &[bool], rng: &mut Rng, deterministic: bool) -> (usize, f32) {
@@ -553,6 +714,96 @@ mod tests {
         let p = Layer::linear_from_torch(&[1.0, -1.0, 0.5, 0.2, 0.3, -0.4], &[0.0, 0.1], 3, 2).unwrap();
         let v = Layer::linear_from_torch(&[0.7, -0.3, 0.2], &[0.05], 3, 1).unwrap();
         Policy::new(4, vec![l1, Layer::Act(Activation::Relu)], vec![p], vec![v]).unwrap()
+    }
+
+    fn random_linear(rng: &mut Rng, inputs: usize, outputs: usize) -> Layer {
+        let w: Vec<f32> = (0..inputs * outputs).map(|_| rng.uniform(-0.3, 0.3) as f32).collect();
+        let b: Vec<f32> = (0..outputs).map(|_| rng.uniform(-0.3, 0.3) as f32).collect();
+        Layer::linear_from_torch(&w, &b, inputs, outputs).unwrap()
+    }
+
+    /// A bag of 200 columns (every strip width), a wide layer with a partial panel, a
+    /// residual block, a LayerNorm, a head of two layers and a value head of one.
+    fn wide_policy(rng: &mut Rng) -> Policy {
+        let trunk = vec![
+            random_linear(rng, 60, 200), Layer::Act(Activation::Relu),
+            random_linear(rng, 200, 37), Layer::Act(Activation::Tanh),
+            Layer::Residual(vec![random_linear(rng, 37, 37), Layer::Act(Activation::Relu)]),
+            Layer::LayerNorm { gamma: vec![1.1; 37], beta: vec![-0.1; 37], eps: 1e-5 },
+        ];
+        let head = vec![random_linear(rng, 37, 20), Layer::Act(Activation::Relu), random_linear(rng, 20, 5)];
+        Policy::new(60, trunk, head, vec![random_linear(rng, 37, 1)]).unwrap()
+    }
+
+    #[test]
+    fn packed_forward_matches_the_direct_kernel_and_ignores_the_batch() {
+        let mut rng = Rng::new(21, 0);
+        let policy = wide_policy(&mut rng);
+        let batch = 131;
+        let nnz = 7;
+        let indices: Vec<u32> = (0..batch * nnz).map(|_| rng.below(60) as u32).collect();
+        let counts: Vec<u32> = (0..batch).map(|_| 1 + rng.below(nnz as u64) as u32).collect();
+        let mut dense = vec![0.0f32; batch * 60];
+        densify(Input::Sparse { indices: &indices, counts: &counts, stride: nnz }, 60, batch, &mut dense);
+        for sparse in [true, false] {
+            let input = |r0: usize, rows: usize| -> Input<'_> {
+                if sparse {
+                    Input::Sparse { indices: &indices[r0 * nnz..], counts: &counts[r0..r0 + rows], stride: nnz }
+                } else {
+                    Input::Dense { x: &dense[r0 * 60..], width: 60 }
+                }
+            };
+            let packed = policy.packed(sparse);
+            // Every linear layer is packed (the first only for dense input) and found again.
+            assert_eq!(packed.packs.len(), if sparse { 5 } else { 6 });
+            for (key, _) in &packed.packs {
+                assert!(packed.packs.iter().filter(|(k, _)| k == key).count() == 1);
+            }
+            let mut ws = Workspace::default();
+            let (mut direct_l, mut direct_v) = (vec![0.0f32; batch * 5], vec![0.0f32; batch]);
+            policy.forward(input(0, batch), batch, &mut direct_l, &mut direct_v, &mut ws);
+            let (mut whole_l, mut whole_v) = (vec![0.0f32; batch * 5], vec![0.0f32; batch]);
+            packed.forward(input(0, batch), batch, &mut whole_l, &mut whole_v, &mut ws);
+            for (a, b) in direct_l.iter().zip(&whole_l).chain(direct_v.iter().zip(&whole_v)) {
+                assert!((a - b).abs() < 1e-5 * (1.0 + a.abs()), "sparse {sparse}: {a} vs {b}");
+            }
+            // The same rows in other batches, with a fresh workspace: the same bits.
+            for split in [1usize, 3, 8, 64, 130] {
+                let mut ws = Workspace::default();
+                let (mut l, mut v) = (vec![0.0f32; batch * 5], vec![0.0f32; batch]);
+                let mut r0 = 0;
+                while r0 < batch {
+                    let rows = split.min(batch - r0);
+                    packed.forward(input(r0, rows), rows, &mut l[r0 * 5..], &mut v[r0..], &mut ws);
+                    r0 += rows;
+                }
+                let same = |x: &[f32], y: &[f32]| x.iter().zip(y).all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(same(&l, &whole_l) && same(&v, &whole_v), "sparse {sparse}, split {split}");
+            }
+        }
+    }
+
+    #[test]
+    fn packed_convolutions_match_the_direct_kernel() {
+        let mut rng = Rng::new(22, 0);
+        let (cin, cout, input) = (3usize, 20usize, (5usize, 6usize));
+        let torch_w: Vec<f32> = (0..cout * cin * 9).map(|_| rng.uniform(-0.3, 0.3) as f32).collect();
+        let bias: Vec<f32> = (0..cout).map(|_| rng.uniform(-0.3, 0.3) as f32).collect();
+        let conv = Conv2d::from_torch(&torch_w, &bias, cin, cout, (3, 3), (1, 1), (1, 1), input).unwrap();
+        let flat = cout * input.0 * input.1;
+        let trunk = vec![Layer::Conv2d(conv), Layer::Act(Activation::Relu), random_linear(&mut rng, flat, 24)];
+        let policy = Policy::new(cin * 30, trunk, vec![random_linear(&mut rng, 24, 3)],
+                                 vec![random_linear(&mut rng, 24, 1)]).unwrap();
+        let batch = 9;
+        let x: Vec<f32> = (0..batch * cin * 30).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
+        let mut ws = Workspace::default();
+        let (mut l1, mut v1) = (vec![0.0f32; batch * 3], vec![0.0f32; batch]);
+        let (mut l2, mut v2) = (vec![0.0f32; batch * 3], vec![0.0f32; batch]);
+        policy.forward(Input::Dense { x: &x, width: cin * 30 }, batch, &mut l1, &mut v1, &mut ws);
+        policy.packed(false).forward(Input::Dense { x: &x, width: cin * 30 }, batch, &mut l2, &mut v2, &mut ws);
+        for (a, b) in l1.iter().zip(&l2).chain(v1.iter().zip(&v2)) {
+            assert!((a - b).abs() < 1e-5 * (1.0 + a.abs()), "{a} vs {b}");
+        }
     }
 
     #[test]
@@ -611,7 +862,7 @@ mod tests {
         let batch = 3;
         let x: Vec<f32> = (0..batch * cin * input.0 * input.1).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
         let mut out = vec![0.0f32; batch * conv.outputs()];
-        convolve(&conv, &x, batch, &mut out, &mut Scratch::default());
+        convolve(&conv, &x, batch, &mut out, &mut Scratch::default(), None);
         for b in 0..batch {
             for o in 0..cout {
                 for oy in 0..oh {

@@ -193,6 +193,10 @@ pub fn collect<H: Host>(
     let continuous = cfg.log_std.is_some();
     let rows = cfg.steps * m;
     let mut out = Rollout::new(rows, &layout, continuous);
+    // Every step's forward pass uses the same weights: pack them once for the blocked
+    // products (which also makes each row's result independent of how envs are split).
+    let policy = policy.packed(layout.sparse());
+    let opponent = cfg.opponent.map(|p| p.packed(layout.sparse()));
     let mut ws = Workspace::default();
     let mut seen = Seen {
         sparse: layout.sparse(),
@@ -258,7 +262,7 @@ pub fn collect<H: Host>(
         // The opponent's turn in an env playing against it: its network picks the move.
         let opp_turn = |k: usize| cfg.opponent.is_some() && seats[k] >= 0 && seats[k] != mover[k];
         if (0..m).any(opp_turn) {
-            if let Some(p) = cfg.opponent {
+            if let Some(p) = &opponent {
                 p.forward(seen.input(), m, &mut opp_logits, &mut opp_values, &mut opp_ws);
             }
         }

@@ -16,7 +16,7 @@ pub mod net;
 pub mod params;
 pub mod pool;
 pub mod ppo;
-mod wide;
+pub(crate) mod wide;
 
 pub use adam::AdamConfig;
 pub use learner::{Learner, Rollout};

@@ -284,6 +284,11 @@ class RustWriter:
             if e.name in self.cached_views:
                 return f"self.cached_v_{e.name}()?"
             return f"self.v_{e.name}()?"
+        if e.kind == "const" and isinstance(e.type, ir.IntType):
+            known = self.ranges.interval(e)
+            if known is not None and known.lo == known.hi and known.fits_i64():
+                # A param-free int const is a literal: divisions by it become multiplies.
+                return f"{known.lo}i64" if known.lo >= 0 else f"({known.lo}i64)"
         base = self.root(e.kind, e.name)
         return base
 

@@ -93,6 +93,9 @@ def state_type(t) -> str:
     return rust_type(t)
 
 
+MAX_LITERAL_TABLE = 64  # the longest const table written out where it is indexed
+
+
 def rust_type(t) -> str:
     if isinstance(t, ir.BoolType):
         return "bool"
@@ -318,7 +321,7 @@ class RustWriter:
             return f"self.v_{e.base.name}_at({self.expr(e.index)})?"
         base = e.base
         if isinstance(base, (ir.Ref, ir.Index)) and not (isinstance(base, ir.Ref) and base.kind == "view"):
-            code = self.expr(base)
+            code = self._literal_table(base) or self.expr(base)
             if not _is_pure_read(e.index):
                 # The index may draw random numbers or change the state: it is computed
                 # before the array is borrowed. The block yields a reference, so the element
@@ -331,6 +334,24 @@ class RustWriter:
         tmp = self.fresh()
         return (f"{{ let {tmp} = {self.expr(base)}; "
                 f"{tmp}[ops::ix({self.expr(e.index)}, {tmp}.len(), {at(e.span)})?] }}")
+
+    def _literal_table(self, base: ir.Expr) -> Optional[str]:
+        """A const table of literal ints (`const drow = [1, 1, -1]`), written out where it
+        is indexed, so the compiler sees its values (a loop over the table's indices folds
+        them in); None for any other array."""
+        if not (isinstance(base, ir.Ref) and base.kind == "const" and isinstance(base.type, ir.ArrayType)):
+            return None
+        const = next((c for c in self.env.consts if c.name == base.name), None)
+        value = const.value if const is not None else None
+        if not (isinstance(value, ir.ArrayLit) and 0 < len(value.items) <= MAX_LITERAL_TABLE):
+            return None
+        items = [x.value for x in value.items]
+        if not all(isinstance(x, ir.Lit) for x in value.items) or \
+                not all(isinstance(v, int) and not isinstance(v, bool) for v in items):
+            return None
+        # A reference to the literal: Rust promotes it to one read-only table (an array
+        # value would be built on the stack at every read).
+        return "(&[" + ", ".join(f"{v}i64" for v in items) + "])"
 
     def _TupleGet(self, e: ir.TupleGet) -> str:
         return f"({self.expr(e.base)}).{e.position}"

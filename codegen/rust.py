@@ -94,6 +94,7 @@ def state_type(t) -> str:
 
 
 MAX_LITERAL_TABLE = 64  # the longest const table written out where it is indexed
+POLL_FREE_TRIPS = 64  # loops of at most this many runs do not check for a request to stop
 
 
 def rust_type(t) -> str:
@@ -576,7 +577,7 @@ class RustWriter:
         if isinstance(it, ir.RangeIter):
             where = at(clause.span)
             return (f"for {local(clause.names[0])} in {self.span(it.lo, it.hi, clause.span)} "
-                    f"{{ ops::poll({where})?; {body} }}")
+                    f"{{ {self.poll(self.trips(it.lo, it.hi), where)}{body} }}")
         pattern = local(clause.names[0]) if len(clause.names) == 1 else \
             "(" + ", ".join(local(n) for n in clause.names) + ")"
         arr = it.array
@@ -595,6 +596,19 @@ class RustWriter:
             return f"for {k} in 0..{self.size(arr.type.size)} {{ let {pattern} = {elem}; {body} }}"
         tmp = self.fresh()
         return f"let {tmp} = {self.value(arr)}; for {pattern} in {tmp} {{ {body} }}"
+
+    def poll(self, trips: Optional[Interval], where: str) -> str:
+        """The check for the host's request to stop, at the head of a loop body; none in a
+        loop of at most `POLL_FREE_TRIPS` runs: the loops inside it check for themselves
+        (fns cannot recurse), so the work between two checks stays bounded."""
+        if trips is not None and trips.hi <= POLL_FREE_TRIPS:
+            return ""
+        return f"ops::poll({where})?; "
+
+    def trips(self, lo: ir.Expr, hi: ir.Expr) -> Optional[Interval]:
+        """How many runs a loop over `lo..hi` makes, when known."""
+        a, b = self.ranges.interval(lo), self.ranges.interval(hi)
+        return None if a is None or b is None else Interval(0, max(0, b.hi - a.lo))
 
     def span(self, lo: ir.Expr, hi: ir.Expr, where) -> str:
         """The range `lo..hi` of a loop, its length checked unless proven small enough."""
@@ -766,7 +780,8 @@ class RustWriter:
                 f"if {test} {{ {acc} += 1; }}"
         for j in reversed(range(k)):
             c = clauses[j]
-            head = f"for {local(c.names[0])} in {self.span(c.iter.lo, c.iter.hi, c.span)} {{ ops::poll({at(c.span)})?; "
+            head = (f"for {local(c.names[0])} in {self.span(c.iter.lo, c.iter.hi, c.span)} "
+                    f"{{ {self.poll(self.trips(c.iter.lo, c.iter.hi), at(c.span))}")
             body = head + (moved(j) if j < k - 1 else "") + " " + body + " }"
         return (f"{{ let mut {acc} = {start}; {label}: {{ {' '.join(lines)} {moved(-1) if placed[0] else ''} "
                 f"{body} }} {acc} }}")
@@ -1027,14 +1042,15 @@ class RustWriter:
         body = self.loop_body(s.body, None if bound is None else max(0, bound.hi), write)
         return ([f"let {limit} = {limit_code};", f"let mut {n} = 0i64;", f"while {cond[0]} {{",
                  f"if {n} >= {limit} {{ return Err(Fault::new(FaultKind::LoopLimit, {at(s.span)}, {limit}, 0, 0)); }}",
-                 f"ops::poll({at(s.span)})?;", f"{n} += 1;"] + body + ["}"])
+                 self.poll(None if bound is None else Interval(0, max(0, bound.hi)), at(s.span)),
+                 f"{n} += 1;"] + body + ["}"])
 
     def _s_Repeat(self, s: ir.Repeat) -> list[str]:
         where = at(s.span)
         count = self.ranges.interval(s.count)
         head = f"for _ in {self.span(ir.Lit(0, ir.IntType(), s.span), s.count, s.span)} {{"
         body = self.loop_body(s.body, None if count is None else max(0, count.hi), lambda: self.block(s.body))
-        return [head, f"ops::poll({where})?;"] + body + ["}"]
+        return [head, self.poll(None if count is None else Interval(0, max(0, count.hi)), where)] + body + ["}"]
 
     # ------------------------------------------------------------ mutable locals in loops
 

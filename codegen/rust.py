@@ -605,6 +605,10 @@ class RustWriter:
             return ""
         return f"ops::poll({where})?; "
 
+    def poll_lines(self, trips: Optional[Interval], where: str) -> list[str]:
+        code = self.poll(trips, where).strip()
+        return [code] if code else []
+
     def trips(self, lo: ir.Expr, hi: ir.Expr) -> Optional[Interval]:
         """How many runs a loop over `lo..hi` makes, when known."""
         a, b = self.ranges.interval(lo), self.ranges.interval(hi)
@@ -1042,7 +1046,7 @@ class RustWriter:
         body = self.loop_body(s.body, None if bound is None else max(0, bound.hi), write)
         return ([f"let {limit} = {limit_code};", f"let mut {n} = 0i64;", f"while {cond[0]} {{",
                  f"if {n} >= {limit} {{ return Err(Fault::new(FaultKind::LoopLimit, {at(s.span)}, {limit}, 0, 0)); }}",
-                 self.poll(None if bound is None else Interval(0, max(0, bound.hi)), at(s.span)),
+                 *self.poll_lines(None if bound is None else Interval(0, max(0, bound.hi)), at(s.span)),
                  f"{n} += 1;"] + body + ["}"])
 
     def _s_Repeat(self, s: ir.Repeat) -> list[str]:
@@ -1050,7 +1054,7 @@ class RustWriter:
         count = self.ranges.interval(s.count)
         head = f"for _ in {self.span(ir.Lit(0, ir.IntType(), s.span), s.count, s.span)} {{"
         body = self.loop_body(s.body, None if count is None else max(0, count.hi), lambda: self.block(s.body))
-        return [head, self.poll(None if count is None else Interval(0, max(0, count.hi)), where)] + body + ["}"]
+        return [head, *self.poll_lines(None if count is None else Interval(0, max(0, count.hi)), where)] + body + ["}"]
 
     # ------------------------------------------------------------ mutable locals in loops
 

@@ -220,7 +220,6 @@ impl SlidingPuzzle {
             let mut __acc1 = true;
             '__agg2: {
                 for i_ in 0i64..self.k.cells {
-                    ops::poll(at(39, 32))?;
                     if !(self.s.board[i_ as usize] == i_) {
                         __acc1 = false;
                         break '__agg2;
@@ -324,7 +323,6 @@ impl SlidingPuzzle {
         // line 33
         let mut __k1 = 0usize;
         for i_ in 0i64..self.k.cells {
-            ops::poll(at(33, 16))?;
             self.s.board[__k1] = ops::range(i_, 0, self.k.cells, at(33, 5))?;
             __k1 += 1;
         }

@@ -11,9 +11,13 @@ A family's guard is evaluated for every action id, so a naive mask costs
   evaluated exactly when the per-id guard would have evaluated it first.
 - **Opening calls.** A conjunct that calls a one-line function of the indices is split
   into the function's own tests (`inline.py`), which hoist like the guard's.
-- **Memoising.** A function call or view in the guard whose arguments read no index is
-  the same for every id of this mask (guards cannot change the state), so it is computed
-  the first time it is needed and reused.
+- **Memoising.** A function call or view in the guard whose arguments read no index (nor
+  any other local) is the same for every id of this mask (guards cannot change the
+  state), so it is computed the first time it is needed and reused. An int division of
+  the state, params and consts alone is computed once, before the loops.
+- **Unswitching.** A conjunct `if t then x else y` whose test reads no index and cannot
+  fault picks one branch for the whole family: the test runs once, and each branch gets
+  loops of its own, where its conjuncts hoist in turn.
 """
 
 from __future__ import annotations
@@ -46,8 +50,10 @@ class MaskWriter(RustWriter):
         return f"(match {name} {{ Some(v) => v, None => {{ let v = {code}; {name} = Some(v); v }} }})"
 
     def _invariant(self, e: ir.Expr) -> bool:
+        """The same for every id: it reads no index, and no other local either (a call on
+        an aggregate's loop variable inside the guard differs from member to member)."""
         scalar = isinstance(e.type, (ir.IntType, ir.FloatType, ir.BoolType, ir.EnumType))
-        return scalar and not _reads(e, self.indices)
+        return scalar and not _reads(e, self.indices) and not free_locals(e)
 
     def _Binary(self, e: ir.Binary) -> str:
         code = super()._Binary(e)

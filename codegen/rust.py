@@ -346,9 +346,10 @@ class RustWriter:
         value = const.value if const is not None else None
         if not (isinstance(value, ir.ArrayLit) and 0 < len(value.items) <= MAX_LITERAL_TABLE):
             return None
+        if not all(isinstance(x, ir.Lit) for x in value.items):
+            return None
         items = [x.value for x in value.items]
-        if not all(isinstance(x, ir.Lit) for x in value.items) or \
-                not all(isinstance(v, int) and not isinstance(v, bool) for v in items):
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in items):
             return None
         # A reference to the literal: Rust promotes it to one read-only table (an array
         # value would be built on the stack at every read).

@@ -18,6 +18,7 @@ import jinja2
 from twisterl.dsl import ir
 
 from .rust import rust_str
+from .tidy import drop_double_parens
 from .version import GENERATOR_VERSION
 
 
@@ -35,7 +36,7 @@ def emit_rust(env: ir.Env, source_name: str = "") -> str:
     ctx = lower(env, source_name or Path(env.path).name)
     text = _templates().get_template("env.rs.j2").render(ctx=ctx, version=GENERATOR_VERSION,
                                                          spec_literal=rust_str(ctx.spec_json))
-    return rustfmt(text)
+    return rustfmt(drop_double_parens(text))
 
 
 def rustfmt(text: str) -> str:

@@ -14,9 +14,10 @@ from typing import Any
 from twisterl.dsl import ir
 from twisterl.dsl.effects import walk
 
+from .arith import as_usize, minus, plus, span, tail_value, times
 from .masks import MaskWriter, family_mask
 from .ranges import CallFacts, Fact, Interval
-from .rust import (RustWriter, at, enum_const_names, float_lit, ident, is_copy, is_fixed, is_grid, local, rust_type,
+from .rust import (RustWriter, at, enum_const_names, float_lit, ident, is_copy, is_fixed, is_grid, local, method, rust_type,
                    state_type)
 
 
@@ -61,6 +62,8 @@ class TraitBodies:
     get_state: list[str] = field(default_factory=list)
     set_state: list[str] = field(default_factory=list)
     state_len: str = ""
+    reset_block: list[str] = field(default_factory=list)
+    """the `reset` block, run after the initialisers (its `return` ends only the block)"""
     twist: list[str] = field(default_factory=list)
     n_twists: str = ""
 
@@ -72,7 +75,7 @@ class TraitBodies:
 @dataclass
 class Context:
     """Everything the crate template places: names, the spec, the param/const struct, the
-    state struct, helper methods, the `Env` impl's pieces, and zero values for `Kon`."""
+    state struct, helper methods, the `Env` impl's pieces, and zero values for `Consts`."""
 
     env_name: str
     type_name: str
@@ -82,23 +85,25 @@ class Context:
     observation: str
     spec_json: str
     enum_consts: list[tuple[str, int, str]] = field(default_factory=list)
-    kon_fields: list[tuple[str, str, str]] = field(default_factory=list)
-    kon_init: list[str] = field(default_factory=list)
-    kon_methods: list[Method] = field(default_factory=list)
+    consts_fields: list[tuple[str, str, str]] = field(default_factory=list)
+    consts_init: list[str] = field(default_factory=list)
+    consts_methods: list[Method] = field(default_factory=list)
     state_fields: list[tuple[str, str, str]] = field(default_factory=list)
     state_init: list[str] = field(default_factory=list)
     methods: list[Method] = field(default_factory=list)
     trait: TraitBodies = field(default_factory=TraitBodies)
-    kon_zero: list[tuple[str, str]] = field(default_factory=list)
+    consts_zero: list[tuple[str, str]] = field(default_factory=list)
     n_decls: int = 0
     advisory: bool = False
+    copy_fields: set[str] = field(default_factory=set)
+    """the params, consts and state variables whose Rust type is `Copy`"""
     view_cache: list[tuple[str, str, str]] = field(default_factory=list)
     """(field, Rust type, comment) of each scalar view kept once computed"""
     """some action's mask is advisory (`advise`): legality cannot be read from the mask"""
 
 
 # Type names the generated crate uses or imports: an env may not take one as its own.
-_TAKEN_TYPES = frozenset("""Kon State Env Fault FaultKind R Rng Param Batch Slot Observation At Self Option Result
+_TAKEN_TYPES = frozenset("""Consts State Env Fault FaultKind R Rng Param Batch Slot Observation At Self Option Result
     Vec String Box Clone Copy Default Debug Drop Eq PartialEq Ord PartialOrd Fn FnMut FnOnce Iterator Send Sync
     Sized Some None Ok Err ToString From Into Purpose RolloutStats StepOut Step Tree Cached Views Grid""".split())
 
@@ -154,10 +159,10 @@ class _Lowering:
         # settled state; code that changes the state computes them afresh.
         self.cached_views = {v.name for v in env.views if isinstance(v.type, _CACHEABLE)}
 
-    def writer(self, kon: str = "self.k", cached: bool = False) -> RustWriter:
+    def writer(self, consts_root: str = "self.consts", cached: bool = False) -> RustWriter:
         """A writer; with `cached`, for code that runs on a settled state (guards, masks,
         rewards, endings, observations), which reads scalar views from the env's cache."""
-        w = RustWriter(self.env, kon, self.static_fns, self.array_views, self.view_names, {})
+        w = RustWriter(self.env, consts_root, self.static_fns, self.array_views, self.view_names, {})
         if cached:
             w.cached_views = self.cached_views
         w.use_calls(self.known, self.recorded)
@@ -173,7 +178,7 @@ class _Lowering:
         for e in env.enums:
             for i, v in enumerate(e.variants):
                 ctx.enum_consts.append((enum_names[(e.name, v)], i, f"{e.name}.{v}"))
-        self.kon(ctx)
+        self.params_and_consts(ctx)
         self.state(ctx)
         self.functions(ctx)
         self.views(ctx)
@@ -185,7 +190,7 @@ class _Lowering:
         from .twists import twist_lines
         ctx.trait.twist = twist_lines(self, self.writer())
         ctx.trait.n_twists = str(len(self.env.symmetries))
-        ctx.kon_zero = self.kon_zero()
+        ctx.consts_zero = self.consts_zero()
         missing = ctx.trait.unfilled()
         if missing:
             raise RuntimeError(f"internal error: the lowering left {missing} empty")
@@ -193,34 +198,38 @@ class _Lowering:
 
     # ------------------------------------------------------------ params and consts
 
-    def kon(self, ctx: Context) -> None:
-        w = self.writer("k")
+    def params_and_consts(self, ctx: Context) -> None:
+        w = self.writer("consts")
         for i, p in enumerate(self.env.params):
             t = p.type
-            ctx.kon_fields.append((ident(p.name), rust_type(t), f"param `{p.name}` (line {p.span.line})"))
+            ctx.consts_fields.append((ident(p.name), rust_type(t), f"param `{p.name}` (line {p.span.line})"))
+            if is_copy(t):
+                ctx.copy_fields.add(ident(p.name))
             if isinstance(t, ir.BoolType):
-                ctx.kon_init.append(f"k.{ident(p.name)} = ops::param_bool(params, {i})?;")
+                ctx.consts_init.append(f"consts.{ident(p.name)} = ops::param_bool(params, {i})?;")
             elif isinstance(t, ir.FloatType):
                 lo = float_lit(t.lo.value) if isinstance(t.lo, ir.Lit) else "f64::NEG_INFINITY"
                 hi = float_lit(t.hi.value) if isinstance(t.hi, ir.Lit) else "f64::INFINITY"
-                ctx.kon_init.append(f"k.{ident(p.name)} = ops::param_float(params, {i}, {lo}, {hi})?;")
+                ctx.consts_init.append(f"consts.{ident(p.name)} = ops::param_float(params, {i}, {lo}, {hi})?;")
             else:
                 if isinstance(t, ir.EnumType):
                     lo, hi = "0", str(len(t.variants))
                 else:
                     lo = str(t.lo.value) if isinstance(t.lo, ir.Lit) else "i64::MIN"
                     hi = str(t.hi.value) if isinstance(t.hi, ir.Lit) else "i64::MAX"
-                ctx.kon_init.append(f"k.{ident(p.name)} = ops::param_int(params, {i}, {lo}, {hi})?;")
+                ctx.consts_init.append(f"consts.{ident(p.name)} = ops::param_int(params, {i}, {lo}, {hi})?;")
         for c in self.env.consts:
-            ctx.kon_fields.append((ident(c.name), rust_type(c.type), f"const `{c.name}` (line {c.span.line})"))
-            ctx.kon_init.append(f"// line {c.span.line}")
-            ctx.kon_init.append(f"k.{ident(c.name)} = {w.value(c.value)};")
+            ctx.consts_fields.append((ident(c.name), rust_type(c.type), f"const `{c.name}` (line {c.span.line})"))
+            if is_copy(c.type):
+                ctx.copy_fields.add(ident(c.name))
+            ctx.consts_init.append(f"// line {c.span.line}")
+            ctx.consts_init.append(f"consts.{ident(c.name)} = {w.value(c.value)};")
         for f in self.env.functions:
             if f.name in self.static_fns:
-                ctx.kon_methods.append(self.function(f, self.writer("self"), "&self"))
+                ctx.consts_methods.append(self.function(f, self.writer("self"), "&self"))
 
-    def kon_zero(self) -> list[tuple[str, str]]:
-        w = self.writer("k")
+    def consts_zero(self) -> list[tuple[str, str]]:
+        w = self.writer("consts")
         out = []
         for p in self.env.params:
             out.append((ident(p.name), w.zero(p.type) if not isinstance(p.type, ir.ArrayType) else "Vec::new()"))
@@ -233,9 +242,11 @@ class _Lowering:
     # ------------------------------------------------------------ state
 
     def state(self, ctx: Context) -> None:
-        w = self.writer("k")
+        w = self.writer("consts")
         for v in self.env.state:
             ctx.state_fields.append((ident(v.name), state_type(v.type), f"`{v.name}: {v.type}` (line {v.span.line})"))
+            if is_copy(v.type) and not is_grid(v.type):
+                ctx.copy_fields.add(ident(v.name))
             if is_grid(v.type):
                 zero = (f"Grid::filled({w.zero(v.type.elem.elem)}, {w.expr(v.type.elem.size)}, "
                         f"{w.expr(v.type.size)}, {at(v.span)})?")
@@ -244,6 +255,7 @@ class _Lowering:
             ctx.state_init.append(f"{ident(v.name)}: {zero},")
         ctx.state_fields.append(("player", "i64", "whose turn it is"))
         ctx.state_fields.append(("steps", "i64", "steps taken since reset"))
+        ctx.copy_fields |= {"player", "steps"}
         ctx.state_init.append("player: 0,")
         ctx.state_init.append("steps: 0,")
 
@@ -256,7 +268,7 @@ class _Lowering:
             value = v.init if v.init is not None else _zero_expr(v.type, v.span)
             lines.append(f"// line {v.span.line}: {v.name}")
             lines += w.block((ir.Assign(place, value, v.span),))[1:]
-        lines += ["self.s.player = 0;", "self.s.steps = 0;"]
+        lines += ["self.state.player = 0;", "self.state.steps = 0;"]
         return lines
 
     # ------------------------------------------------------------ functions, views, actions
@@ -272,8 +284,10 @@ class _Lowering:
         body = w.block(f.body)
         if isinstance(f.ret, ir.UnitType):
             body.append("Ok(())")
+        elif body and body[-1].startswith("return ") and body[-1].endswith(";") and "\n" not in body[-1]:
+            body[-1] = tail_value(body[-1][len("return "):-1])
         return Method(f"fn `{f.name}` (line {f.span.line})",
-                      f"fn f_{f.name}({receiver}{', ' if params else ''}{params}) -> R<{ret}>", body, f.span.line)
+                      f"fn {method('fn', f.name)}({receiver}{', ' if params else ''}{params}) -> R<{ret}>", body, f.span.line)
 
     def functions(self, ctx: Context) -> None:
         for f in self.env.functions:
@@ -292,41 +306,41 @@ class _Lowering:
                 if isinstance(it, ir.RangeIter):
                     lo, hi = w.expr(it.lo), w.expr(it.hi)
                     body = [f"let {local(clause.names[0])}: i64 = ops::add({lo}, "
-                            f"ops::ix(i, ({hi} - {lo}).max(0) as usize, {at(v.span)})? as i64, {at(v.span)})?;",
-                            f"Ok({w.value(comp.element)})"]
+                            f"ops::ix(i, {span(lo, hi)}, {at(v.span)})? as i64, {at(v.span)})?;",
+                            tail_value(f"Ok({w.value(comp.element)})")]
                 else:
                     arr = w.expr(it.array)
                     names = clause.names
                     pattern = local(names[0]) if len(names) == 1 else "(" + ", ".join(local(n) for n in names) + ")"
                     body = [f"let {pattern} = {arr}[ops::ix(i, {w.size(it.array.type.size)}, {at(v.span)})?];",
-                            f"Ok({w.value(comp.element)})"]
+                            tail_value(f"Ok({w.value(comp.element)})")]
                 ctx.methods.append(Method(f"view `{v.name}`, one element (line {v.span.line})",
-                                          f"fn v_{v.name}_at(&self, i: i64) -> R<{rust_type(v.type.elem)}>", body,
+                                          f"fn {method('view_item', v.name)}(&self, i: i64) -> R<{rust_type(v.type.elem)}>", body,
                                           v.span.line))
-                ctx.methods.append(Method(f"view `{v.name}`: its length", f"fn v_{v.name}_len(&self) -> usize",
+                ctx.methods.append(Method(f"view `{v.name}`: its length", f"fn {method('view_len', v.name)}(&self) -> usize",
                                           [w.size(v.type.size)]))
                 k = w.fresh("k")
                 ctx.methods.append(Method(
-                    f"view `{v.name}` (line {v.span.line})", f"fn v_{v.name}(&self) -> R<{rust_type(v.type)}>",
+                    f"view `{v.name}` (line {v.span.line})", f"fn {method('view', v.name)}(&self) -> R<{rust_type(v.type)}>",
                     [f"let mut out = {w.zero(v.type)};",
-                     f"for {k} in 0..self.v_{v.name}_len() {{ out[{k}] = self.v_{v.name}_at({k} as i64)?; }}",
+                     f"for {k} in 0..self.{method('view_len', v.name)}() {{ out[{k}] = self.{method('view_item', v.name)}({k} as i64)?; }}",
                      "Ok(out)"], v.span.line))
                 continue
             ctx.methods.append(Method(f"view `{v.name}` (line {v.span.line})",
-                                      f"fn v_{v.name}(&self) -> R<{rust_type(v.type)}>",
-                                      [f"Ok({w.value(v.value)})"], v.span.line))
+                                      f"fn {method('view', v.name)}(&self) -> R<{rust_type(v.type)}>",
+                                      [tail_value(f"Ok({w.value(v.value)})")], v.span.line))
             if v.name in self.cached_views:
                 ctx.view_cache.append((ident(v.name), rust_type(v.type), f"view `{v.name}` (line {v.span.line})"))
                 ctx.methods.append(Method(
-                    f"view `{v.name}`, computed once per state", f"fn cached_v_{v.name}(&self) -> R<{rust_type(v.type)}>",
-                    [f"self.views.{ident(v.name)}.get(|| self.v_{v.name}())"], v.span.line))
+                    f"view `{v.name}`, computed once per state", f"fn {method('cached_view', v.name)}(&self) -> R<{rust_type(v.type)}>",
+                    [f"self.views.{ident(v.name)}.get(|| self.{method('view', v.name)}())"], v.span.line))
 
     def actions(self, ctx: Context) -> None:
         env = self.env
         ctx.n_decls = len(env.actions)
         ctx.advisory = any(a.advisory for a in env.actions)
         w = self.writer()
-        kw = self.writer("k")
+        kw = self.writer("consts")
         counts = []
         for a in env.actions:
             counts.append(f"({kw.expr(a.count)}).max(0) as usize" if not isinstance(a.count, ir.Lit) else f"{a.count.value}")
@@ -338,14 +352,14 @@ class _Lowering:
                 gw = self.writer(cached=True)
                 gw.ranges.scoped.update(indices)
                 ctx.methods.append(Method(f"guard of `{a.name}` (line {a.guard.span.line})",
-                                          f"fn g_{a.name}(&self{', ' if params else ''}{params}) -> R<bool>",
-                                          [f"Ok({gw.expr(a.guard)})"], a.guard.span.line))
+                                          f"fn {method('guard', a.name)}(&self{', ' if params else ''}{params}) -> R<bool>",
+                                          [tail_value(f"Ok({gw.expr(a.guard)})")], a.guard.span.line))
             bw = self.writer()
             bw.ranges.scoped.update(indices)
             bw.mutable = _assigned_locals(a.body)
             body = bw.block(a.body) + ["Ok(())"]
             ctx.methods.append(Method(f"action `{a.name}` (line {a.span.line})",
-                                      f"fn a_{a.name}(&mut self{', ' if allp else ''}{allp}) -> R<()>", body, a.span.line))
+                                      f"fn {method('action', a.name)}(&mut self{', ' if allp else ''}{allp}) -> R<()>", body, a.span.line))
         ctx.trait.counts = counts
         ctx.trait.ranges = [f"({kw.expr(p.lo)}, {kw.expr(p.hi)})" for a in env.actions for p in a.index_params]
         # Decode a discrete action number into (declaration, indices), row-major.
@@ -355,17 +369,19 @@ class _Lowering:
                 continue
             idx = self.decode(a)
             args = ", ".join(f"i{j}" for j in range(len(a.index_params)))
-            guard = f"self.g_{a.name}({args})?" if a.guard is not None else "true"
-            decode_apply.append(f"{d} => {{ {idx} self.a_{a.name}({args}) }}")
+            guard = f"self.{method('guard', a.name)}({args})?" if a.guard is not None else "true"
+            decode_apply.append(f"{d} => {{ {idx} self.{method('action', a.name)}({args}) }}")
             enforced = guard if not a.advisory else "true"
-            decode_allowed.append(f"{d} => {{ {idx} Ok({enforced}) }}")
+            decode_allowed.append(f"{d} => Ok(true)," if enforced == "true" else f"{d} => {{ {idx} Ok({enforced}) }}")
             if a.guard is not None and a.index_params:
-                mw = MaskWriter(self.env, "self.k", self.static_fns, self.array_views, self.view_names, {},
+                mw = MaskWriter(self.env, "self.consts", self.static_fns, self.array_views, self.view_names, {},
                                 indices={p.name for p in a.index_params})
                 mw.cached_views = self.cached_views
                 mw.use_calls(self.known, self.recorded)
                 slots = [self.range_slot(a, j) for j in range(len(a.index_params))]
                 decode_legal.append(family_mask(mw, a, slots))
+            elif guard == "true" and a.index_params:  # every member of the family is legal
+                decode_legal.append(f"out[n..n + self.counts[{d}]].fill(true); n += self.counts[{d}];")
             else:
                 decode_legal.append(self.index_loops(a, f"out[n] = {guard}; n += 1;"))
         labels = []
@@ -392,7 +408,7 @@ class _Lowering:
                 if isinstance(t, ir.ArrayType):
                     n = t.size.value if isinstance(t.size, ir.Lit) else None
                     lines.append(f"let mut {local(p.name)} = {w.zero(t)};")
-                    lines.append(f"for j in 0..{local(p.name)}.len() {{ {local(p.name)}[j] = values[{k} + j]; }}")
+                    lines.append(f"let __n = {local(p.name)}.len(); {local(p.name)}.copy_from_slice(&values[{plus(str(k), '0')}..{plus(str(k), '__n')}]);")
                     lines.append(f"let _ = {n};")
                     size = n or 0
                     for j in range(size):
@@ -406,7 +422,7 @@ class _Lowering:
                     k_expr = 1
                 args.append(local(p.name))
                 k += k_expr
-            lines.append(f"self.a_{a.name}({', '.join(args)})")
+            lines.append(f"self.{method('action', a.name)}({', '.join(args)})")
             ctx.trait.apply_values = lines
             ctx.trait.bounds = [f"lows[{i}] = {lo}; highs[{i}] = {hi};" for i, (lo, hi) in enumerate(zip(lows, highs))]
             ctx.trait.num_values = str(k)
@@ -460,10 +476,11 @@ class _Lowering:
         w = self.writer(cached=True)
         for kind in ("done", "truncate", "success"):
             e = getattr(env, kind)
-            setattr(ctx.trait, kind, f"Ok({w.expr(e)})" if e is not None else "Ok(false)")
+            setattr(ctx.trait, kind, tail_value(f"Ok({w.expr(e)})") if e is not None else "Ok(false)")
         reset = self.writer()
         reset.mutable = _assigned_locals(env.reset)
-        ctx.trait.reset = self.initial_state() + reset.block(env.reset)
+        ctx.trait.reset = self.initial_state()
+        ctx.trait.reset_block = reset.block(env.reset)
         rw = self.writer(cached=True)
         if env.reward is None:
             ctx.trait.reward = ["let _ = rewards;"]
@@ -496,7 +513,7 @@ class _Lowering:
             valued = isinstance(elem, (ir.BoolType, ir.FloatType))
             onehot = part.encoding in ("onehot", "planes") and part.lo is not None and not valued
             if onehot:
-                hi = f"{lo} + {w.expr(part.width)}"
+                hi = plus(lo, w.expr(part.width))
 
                 def checked(code, w=w, lo=lo, hi=hi, part=part):
                     v = w.fresh("v")
@@ -504,47 +521,48 @@ class _Lowering:
 
             if part.encoding == "planes" and onehot:
                 hw = f"{w.size(part.shape[1])} * {w.size(part.shape[2])}"
-                dense.append(f"out[o..o + {width} * {hw}].fill(0.0);")
+                dense.append(f"out[o..{plus('o', times(width, hw))}].fill(0.0);")
 
                 def body(cell, code, checked=checked, lo=lo, hw=hw):
                     v, check = checked(code)
-                    return [check, f"out[o + (({v} - {lo}) as usize) * {hw} + {cell}] = 1.0;"]
+                    return [check, f"out[{plus(plus('o', times(as_usize(minus(v, lo)), hw)), cell)}] = 1.0;"]
                 dense += emit_cells(w, part.value, body)
-                dense.append(f"o += {width} * {hw};")
+                dense.append(f"o += {times(width, hw)};")
             elif onehot:
-                dense.append(f"out[o..o + {cells} * {width}].fill(0.0);")
+                dense.append(f"out[o..{plus('o', times(cells, width))}].fill(0.0);")
 
                 def dbody(cell, code, checked=checked, lo=lo, width=width):
                     v, check = checked(code)
-                    return [check, f"out[o + ({cell}) * {width} + ({v} - {lo}) as usize] = 1.0;"]
+                    return [check, f"out[{plus(plus('o', times(cell, width)), as_usize(minus(v, lo)))}] = 1.0;"]
 
                 def sbody(cell, code, checked=checked, lo=lo, width=width):
                     v, check = checked(code)
-                    return [check, f"out[n] = (o + ({cell}) * {width} + ({v} - {lo}) as usize) as u32;", "n += 1;"]
+                    return [check, f"out[n] = ({plus(plus('o', times(cell, width)), as_usize(minus(v, lo)))}) as u32;",
+                            "n += 1;"]
                 dense += emit_cells(w, part.value, dbody)
                 sparse += emit_cells(w, part.value, sbody)
-                dense.append(f"o += {cells} * {width};")
-                sparse.append(f"o += {cells} * {width};")
+                dense.append(f"o += {times(cells, width)};")
+                sparse.append(f"o += {times(cells, width)};")
                 nnz.append(cells)
             elif part.encoding == "bool" or (part.encoding == "planes" and isinstance(elem, ir.BoolType)):
                 dense += emit_cells(w, part.value, lambda cell, code: [
-                    f"out[o + {cell}] = if {code} {{ 1.0 }} else {{ 0.0 }};"])
+                    f"out[{plus('o', cell)}] = if {code} {{ 1.0 }} else {{ 0.0 }};"])
                 sparse += emit_cells(w, part.value, lambda cell, code: [
-                    f"if {code} {{ out[n] = (o + {cell}) as u32; n += 1; }}"])
+                    f"if {code} {{ out[n] = ({plus('o', cell)}) as u32; n += 1; }}"])
                 dense.append(f"o += {cells};")
                 sparse.append(f"o += {cells};")
                 nnz.append(cells)
             else:
                 is_bool = isinstance(_scalar(part.value.type), ir.BoolType)
                 dense += emit_cells(w, part.value, lambda cell, code: [
-                    f"out[o + {cell}] = if {code} {{ 1.0 }} else {{ 0.0 }};" if is_bool
-                    else f"out[o + {cell}] = ({code}) as f32;"])
+                    f"out[{plus('o', cell)}] = if {code} {{ 1.0 }} else {{ 0.0 }};" if is_bool
+                    else f"out[{plus('o', cell)}] = ({code}) as f32;"])
                 dense.append(f"o += {cells};")
         dense += ["let _ = o;", "Ok(())"]
         sparse += ["let _ = o;", "Ok(n)"]
         ctx.trait.observe_dense = dense
         ctx.trait.observe_sparse = sparse if obs.kind == "sparse" else ["let _ = out;", "Ok(0)"]
-        kw = self.writer("k")
+        kw = self.writer("consts")
         ctx.trait.nnz = " + ".join(kw.size(p.cells) for p in obs.parts if p.encoding in ("onehot", "bool")) or "0"
         ctx.trait.obs_size = kw.size(obs.size)
         ctx.trait.obs_shape = [kw.size(d) for d in obs.shape] if obs.kind == "planes" else ["obs_size", "1", "1"]
@@ -588,8 +606,8 @@ def emit_cells(w: RustWriter, value: ir.Expr, body) -> list[str]:
     if isinstance(inner, ir.Ref) and inner.kind == "view" and inner.name in w.array_views \
             and not isinstance(inner.type.elem, ir.ArrayType):
         k = w.fresh("k")
-        return ([f"for {k} in 0..self.v_{inner.name}_len() {{"]
-                + body(k, wrap(f"self.v_{inner.name}_at({k} as i64)?")) + ["}"])
+        return ([f"for {k} in 0..self.{method('view_len', inner.name)}() {{"]
+                + body(k, wrap(f"self.{method('view_item', inner.name)}({k} as i64)?")) + ["}"])
     lines = []
     if isinstance(inner, (ir.Ref, ir.Index)) and not (isinstance(inner, ir.Ref) and inner.kind == "view"):
         base = w.expr(inner)

@@ -22,10 +22,13 @@ A family's guard is evaluated for every action id, so a naive mask costs
 
 from __future__ import annotations
 
+from functools import reduce
+
 from twisterl.dsl import ir
 from twisterl.dsl.effects import walk
 
 from .inline import Splitter, conjoin
+from .arith import negate, span, times
 from .ranges import free_locals
 from .rust import RustWriter, local, rust_type
 
@@ -87,7 +90,7 @@ def family_mask(w: MaskWriter, a: ir.Action, slots: list[str], guard: ir.Expr | 
     the last index fastest). `slots[j]` is the `(lo, hi)` of index `j`, as Rust."""
     params = a.index_params
     names = [p.name for p in params]
-    counts = [f"(({hi} - {lo}).max(0) as usize)" for lo, hi in slots]
+    counts = [span(lo, hi) for lo, hi in slots]
     guard = a.guard if guard is None else guard
     with w.facts({p.name: w.ranges.range_fact(p.lo, p.hi) for p in params}):
         parts = Splitter(w.env, w.ranges).conjuncts(guard, set(names))
@@ -118,18 +121,18 @@ def family_mask(w: MaskWriter, a: ir.Action, slots: list[str], guard: ir.Expr | 
         innermost = " && ".join(f"({code_of[id(c)]})" for c in placed[len(params)]) or "true"
         code = f"out[n] = {innermost}; n += 1;"
         for j in reversed(range(len(params))):
-            checks = "".join(f"if below{j} > 0 && !({code_of[id(c)]}) {{ n += below{j}; continue; }} "
+            checks = "".join(f"if below{j} > 0 && {negate(code_of[id(c)])} {{ n += below{j}; continue; }} "
                              for c in placed[j + 1] if j < len(params) - 1)
             code = f"for {local(names[j])} in {slots[j][0]}..{slots[j][1]} {{ {checks}{code} }}"
         outer = [code_of[id(c)] for c in placed[0]]
-    sizes = [f"let below{j}: usize = {' * '.join(counts[j + 1:])};" for j in range(len(params) - 1)
+    sizes = [f"let below{j}: usize = {reduce(times, counts[j + 1:])};" for j in range(len(params) - 1)
              if placed[j + 1]]
-    total = " * ".join(counts)
+    total = reduce(times, counts)
     memos = [f"let mut {name}: Option<{t}> = None;" for name, t in w.memos]
     memos += [f"let {name}: {t} = {code};" for name, t, code in w.hoisted]
     # The family's ids start false, once: an id whose hoisted test fails is skipped.
     fill = f"let total: usize = {total}; out[n..n + total].fill(false);"
     if outer:
         test = " && ".join(f"({c})" for c in outer)
-        code = f"if total > 0 && !({test}) {{ n += total; }} else {{ {code} }}"
+        code = f"if total > 0 && {negate(test)} {{ n += total; }} else {{ {code} }}"
     return "{ " + " ".join(memos + sizes + [fill]) + f" {code} }}"

@@ -44,7 +44,7 @@ def _grid(w: RustWriter, g: ir.RenderGrid) -> list[str]:
                 f"cells.push({_glyph_of(w, g, 'v', scalar)});", "}", "}"]
     else:
         out += [f"let cols = (({w.expr(g.width)}).max(1)) as usize;",
-                f"let rows = ({arr}.len() + cols - 1) / cols;",
+                f"let rows = {arr}.len().div_ceil(cols);",
                 "let mut cells: Vec<String> = Vec::with_capacity(rows * cols);",
                 "for i in 0..rows * cols {",
                 f"if i < {arr}.len() {{ let v = {arr}[i]; cells.push({_glyph_of(w, g, 'v', scalar)}); }}"
@@ -92,9 +92,9 @@ def _default_picture(lowering, w: RustWriter) -> list[str]:
     out = []
     for v in lowering.env.state:
         if isinstance(v.type, ir.ArrayType):
-            out.append(f"text.push_str(&format!(\"{v.name} = {{:?}}\\n\", self.s.{_ident(v.name)}));")
+            out.append(f"text.push_str(&format!(\"{v.name} = {{:?}}\\n\", self.state.{_ident(v.name)}));")
         else:
-            out.append(f"text.push_str(&format!(\"{v.name} = {{}}\\n\", self.s.{_ident(v.name)}));")
+            out.append(f"text.push_str(&format!(\"{v.name} = {{}}\\n\", self.state.{_ident(v.name)}));")
     return out
 
 

@@ -15,6 +15,7 @@ from typing import Iterator, Optional
 from twisterl.dsl import ir
 from twisterl.dsl.effects import walk
 
+from .arith import literal, negate
 from .inline import Splitter, reads
 from .ranges import CallFacts, Fact, Interval, Ranges, hull, join_facts, negated, same_fact, within_fact
 
@@ -46,6 +47,20 @@ def local(name: str) -> str:
     (the prefix of generated temporaries), so no user local can meet a generated name,
     a Rust keyword or a prelude name (`Ok_`, `None_`, `type_`, `__` for `_`)."""
     return name + "_"
+
+
+# The method each kind of `.twl` declaration becomes: its name after the kind's prefix. No
+# prefix starts another, and no method the template writes starts with one
+# (tests/test_codegen_names.py checks both), so no two declarations' methods, and no
+# declaration's and a fixed method, can meet.
+METHOD_PREFIX = {"fn": "fn_", "view": "view_", "cached_view": "cached_view_", "view_item": "item_of_",
+                 "view_len": "len_of_", "guard": "guard_", "action": "do_"}
+
+
+def method(kind: str, name: str) -> str:
+    """The Rust method a `.twl` declaration of `kind` named `name` becomes (a fn, a view,
+    a view's cached read, an array view's element or length, an action's guard or body)."""
+    return METHOD_PREFIX[kind] + name
 
 
 def at(span) -> str:
@@ -158,15 +173,15 @@ def _upper_snake(name: str) -> str:
 class RustWriter:
     """Writes Rust for expressions and statements of one function body.
 
-    `kon` is how params and consts are reached (`self.k` in env methods, `self` in
+    `consts_root` is how params and consts are reached (`self.consts` in env methods, `self` in
     methods of the params-and-consts struct). `static_fns` are functions of params
     and consts only, defined on that struct.
     """
 
-    def __init__(self, env: ir.Env, kon: str, static_fns: set[str], array_views: set[str],
+    def __init__(self, env: ir.Env, consts_root: str, static_fns: set[str], array_views: set[str],
                  view_names: set[str], fn_effects: dict[str, bool]):
         self.env = env
-        self.kon = kon
+        self.consts_root = consts_root
         self.static_fns = static_fns
         self.array_views = array_views
         self.views = view_names
@@ -253,11 +268,11 @@ class RustWriter:
 
     def root(self, kind: str, name: str) -> str:
         if kind in ("param", "const"):
-            return f"{self.kon}.{ident(name)}"
+            return f"{self.consts_root}.{ident(name)}"
         if kind == "state":
-            return f"self.s.{ident(name)}"
+            return f"self.state.{ident(name)}"
         if kind == "builtin" and name == "player":
-            return "self.s.player"
+            return "self.state.player"
         return local(name)
 
     # ------------------------------------------------------------ expressions
@@ -281,13 +296,13 @@ class RustWriter:
 
     def _Ref(self, e: ir.Ref) -> str:
         if e.kind == "builtin":
-            return {"difficulty": "self.difficulty", "player": "self.s.player",
-                    "steps": "self.s.steps", "num_actions": "(self.num_actions() as i64)",
+            return {"difficulty": "self.difficulty", "player": "self.state.player",
+                    "steps": "self.state.steps", "num_actions": "(self.num_actions() as i64)",
                     "pi": "std::f64::consts::PI", "players": str(self.env.players)}[e.name]
         if e.kind == "view":
             if e.name in self.cached_views:
-                return f"self.cached_v_{e.name}()?"
-            return f"self.v_{e.name}()?"
+                return f"self.{method('cached_view', e.name)}()?"
+            return f"self.{method('view', e.name)}()?"
         if e.kind == "const" and isinstance(e.type, ir.IntType):
             known = self.ranges.interval(e)
             if known is not None and known.lo == known.hi and known.fits_i64():
@@ -318,8 +333,8 @@ class RustWriter:
         if isinstance(e.base, ir.Ref) and e.base.kind == "view" and e.base.name in self.array_views:
             if not _is_pure_read(e.index):
                 i = self.fresh("i")
-                return f"({{ let {i} = {self.expr(e.index)}; self.v_{e.base.name}_at({i})? }})"
-            return f"self.v_{e.base.name}_at({self.expr(e.index)})?"
+                return f"({{ let {i} = {self.expr(e.index)}; self.{method('view_item', e.base.name)}({i})? }})"
+            return f"self.{method('view_item', e.base.name)}({self.expr(e.index)})?"
         base = e.base
         if isinstance(base, (ir.Ref, ir.Index)) and not (isinstance(base, ir.Ref) and base.kind == "view"):
             code = self._literal_table(base) or self.expr(base)
@@ -356,9 +371,15 @@ class RustWriter:
         return "(&[" + ", ".join(f"{v}i64" for v in items) + "])"
 
     def _TupleGet(self, e: ir.TupleGet) -> str:
-        return f"({self.expr(e.base)}).{e.position}"
+        base = self.expr(e.base)
+        return f"{base}.{e.position}" if _bracketed(base) else f"({base}).{e.position}"
 
     def _Unary(self, e: ir.Unary) -> str:
+        if e.op == "not" and isinstance(e.operand, ir.Compare) and len(e.operand.ops) == 1:
+            flipped = {"eq": "ne", "ne": "eq", "lt": "ge", "ge": "lt", "gt": "le", "le": "gt"}
+            operand = e.operand
+            if not isinstance(operand.operands[0].type, ir.FloatType):  # NaN: !(x < y) is not x >= y
+                return self.expr(ir.Compare(operand.operands, (flipped[operand.ops[0]],), operand.type, operand.span))
         inner = self.expr(e.operand)
         if e.op == "not":
             return f"!({inner})"
@@ -420,8 +441,8 @@ class RustWriter:
             self.record.call(e.fn, [self.ranges.value_fact(a) if isinstance(a.type, ir.IntType) else None
                                     for a in e.args])
         if e.fn in self.static_fns:
-            return self.method_call(f"{self.kon}.f_{e.fn}", e.args, self.param_types(e.fn))
-        return self.method_call(f"self.f_{e.fn}", e.args, self.param_types(e.fn))
+            return self.method_call(f"{self.consts_root}.{method('fn', e.fn)}", e.args, self.param_types(e.fn))
+        return self.method_call(f"self.{method('fn', e.fn)}", e.args, self.param_types(e.fn))
 
     def param_types(self, fn: str) -> Optional[list]:
         f = next((f for f in self.env.functions if f.name == fn), None)
@@ -474,6 +495,9 @@ class RustWriter:
         if n == "sign":
             return f"ops::sign_i({args[0]})" if is_int else f"ops::sign_f({args[0]})"
         if n in ("min", "max"):
+            values = [literal(a) for a in args]
+            if is_int and None not in values:
+                return str(min(values) if n == "min" else max(values))
             code = args[0]
             for a in args[1:]:
                 code = f"({code}).{n}({a})" if is_int else f"ops::{n}_f({code}, {a})"
@@ -586,7 +610,7 @@ class RustWriter:
             return f"for {pattern} in {self.expr(arr)} {{ {body} }}"
         if isinstance(arr, ir.Ref) and arr.kind == "view" and arr.name in self.array_views:
             k = self.fresh("k")
-            return (f"for {k} in 0..self.v_{arr.name}_len() {{ let {pattern} = self.v_{arr.name}_at({k} as i64)?; "
+            return (f"for {k} in 0..self.{method('view_len', arr.name)}() {{ let {pattern} = self.{method('view_item', arr.name)}({k} as i64)?; "
                     f"{body} }}")
         if isinstance(arr, (ir.Ref, ir.Index)) and not (isinstance(arr, ir.Ref) and arr.kind == "view"):
             k = self.fresh("k")
@@ -634,9 +658,9 @@ class RustWriter:
         acc = self.fresh("acc")
         label = f"'{self.fresh('agg')}"
         if kind in ("all", "any"):
-            hit = "!" if kind == "all" else ""
+            hit = negate(elem) if kind == "all" else f"({elem})"
             start, stop = ("true", "false") if kind == "all" else ("false", "true")
-            body = f"if {hit}({elem}) {{ {acc} = {stop}; break {label}; }}"
+            body = f"if {hit} {{ {acc} = {stop}; break {label}; }}"
             return f"{{ let mut {acc} = {start}; {label}: {{ {self.loops(e.clauses, body, e.where)} }} {acc} }}"
         if kind == "sum":
             if is_float:
@@ -769,7 +793,7 @@ class RustWriter:
                     fail = f"{acc} = false; break {label};"
                 else:
                     fail = f"break {label};" if j < 0 else "continue;"
-                out.append(f"if {ran[j]} && !({codes[id(test)]}) {{ {fail} }}")
+                out.append(f"if {ran[j]} && {negate(codes[id(test)])} {{ {fail} }}")
             return " ".join(out)
 
         inner = placed[k]
@@ -777,7 +801,7 @@ class RustWriter:
         elems = [codes[id(t)] for t, f in inner if not f]
         if e.kind == "all":
             body = "" if not elems else (
-                f"if {''.join(f'({x}) && ' for x in filters)}!({' && '.join(f'({x})' for x in elems)}) "
+                f"if {''.join(f'({x}) && ' for x in filters)}{negate(' && '.join(f'({x})' for x in elems))} "
                 f"{{ {acc} = false; break {label}; }}")
         else:
             test = " && ".join(f"({x})" for x in filters + elems) or "true"
@@ -1229,10 +1253,10 @@ class RustWriter:
     def _s_Reward(self, s: ir.Reward) -> list[str]:
         value = self.expr(s.value)
         if s.player is None:
-            return [f"self.rw[self.actor] += {value};"]
+            return [f"self.step_rewards[self.actor] += {value};"]
         p = self.fresh("p")
         return [f"let {p} = ops::ix({self.expr(s.player)}, {self.env.players}, {at(s.span)})?;",
-                f"self.rw[{p}] += {value};"]
+                f"self.step_rewards[{p}] += {value};"]
 
     def _s_ExprStmt(self, s: ir.ExprStmt) -> list[str]:
         code = self.expr(s.call)
@@ -1248,7 +1272,7 @@ class RustWriter:
                       f"{place}.swap({i}, {j});", "}"]
 
     def _s_NextPlayer(self, s) -> list[str]:
-        return [f"self.s.player = (self.s.player + 1) % {self.env.players};"]
+        return [f"self.state.player = (self.state.player + 1) % {self.env.players};"]
 
     def _s_RandomAction(self, s) -> list[str]:
         return ["self.random_action()?;"]
@@ -1297,6 +1321,19 @@ def _read(p: ir.Place) -> ir.Expr:
 def _typed_int(e: ir.Lit) -> str:
     """An int literal as an `i64`."""
     return f"{e.value}i64" if e.value >= 0 else f"({e.value}i64)"
+
+
+def _bracketed(code: str) -> bool:
+    """Whether `code` is one parenthesised group: `(a, b)`, `(x + 1)`."""
+    if not code.startswith("("):
+        return False
+    depth = 0
+    for i, ch in enumerate(code):
+        depth += ch in "([{"
+        depth -= ch in ")]}"
+        if depth == 0:
+            return i == len(code) - 1
+    return False
 
 
 def _is_pure_read(e) -> bool:

@@ -34,7 +34,7 @@ def state_vector_code(lowering, w: RustWriter) -> tuple[list[str], list[str], st
             "values.len() as i64, self.state_len() as i64, 0)); }", "let mut n = 0usize;"]
     counts = []
     for v in lowering.env.state:
-        place = f"self.s.{ident(v.name)}"
+        place = f"self.state.{ident(v.name)}"
         counts.append(_count(w, v.type, place))
 
         def put(p, t):
@@ -55,9 +55,9 @@ def state_vector_code(lowering, w: RustWriter) -> tuple[list[str], list[str], st
 
         get += _walk(w, v.type, place, put)
         set_ += _walk(w, v.type, place, take)
-    get += ["out[n] = self.s.player as f64;", "out[n + 1] = self.s.steps as f64;"]
-    set_ += [f"self.s.player = ops::state_int(values[n], 0, {lowering.env.players}, at(0, 0))?;",
-             "self.s.steps = ops::state_int(values[n + 1], 0, i64::MAX, at(0, 0))?;", "Ok(())"]
+    get += ["out[n] = self.state.player as f64;", "out[n + 1] = self.state.steps as f64;"]
+    set_ += [f"self.state.player = ops::state_int(values[n], 0, {lowering.env.players}, at(0, 0))?;",
+             "self.state.steps = ops::state_int(values[n + 1], 0, i64::MAX, at(0, 0))?;", "Ok(())"]
     length = " + ".join(counts + ["2"])
     lengths = [f"out[{k}] = {c};" for k, c in enumerate(counts)]
     return get, set_, length, lengths

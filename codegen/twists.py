@@ -9,29 +9,20 @@ from __future__ import annotations
 
 from twisterl.dsl import ir
 
+from .arith import as_usize, minus, plus, times
 from .rust import RustWriter, at, local
 
 
 def twist_lines(lowering, w: RustWriter) -> list[str]:
     env = lowering.env
-    lines = ["for (i, x) in obs.iter_mut().enumerate() { *x = i as u32; }",
-             "for (i, x) in act.iter_mut().enumerate() { *x = i as u32; }",
-             "match k {"]
+    lines = ["twisterl_core::twist::fill_identity(obs);", "twisterl_core::twist::fill_identity(act);",
+             "match twist {"]
     for k, sym in enumerate(env.symmetries):
         lines.append(f"{k} => {{ // symmetry `{sym.name}` (line {sym.span.line})")
         lines += _actions(lowering, w, sym)
         lines += _observation(lowering, w, sym)
         lines.append("}")
-    lines += ["_ => {}", "}",
-              # Check that both are permutations: every target hit exactly once.
-              "for perm in [&*obs, &*act] {",
-              "let mut seen = vec![false; perm.len()];",
-              "for &x in perm.iter() {",
-              "let x = x as usize;",
-              "if x >= seen.len() || seen[x] { return Err(Fault::new(FaultKind::BadState, at(0, 0), x as i64, "
-              "perm.len() as i64, 0)); }",
-              "seen[x] = true;", "}", "}",
-              "Ok(())"]
+    lines += ["_ => {}", "}", "twisterl_core::twist::check_permutations(obs, act)"]
     return lines
 
 
@@ -65,11 +56,11 @@ def _encode(w: RustWriter, action: ir.Action, targets, span) -> str:
     """The number of a family member within its family, from its index values (row-major)."""
     if not action.index_params:
         return "0usize"
-    code = "0i64"
+    code = "0"
     for p, t in zip(action.index_params, targets):
         lo, hi = w.expr(p.lo), w.expr(p.hi)
-        code = (f"({code}) * ({hi} - {lo}) + (ops::range({w.expr(t)}, {lo}, {hi}, {at(span)})? - {lo})")
-    return f"(({code}) as usize)"
+        code = plus(times(code, minus(hi, lo)), minus(f"ops::range({w.expr(t)}, {lo}, {hi}, {at(span)})?", lo))
+    return as_usize(code)
 
 
 def _observation(lowering, w: RustWriter, sym: ir.Symmetry) -> list[str]:
@@ -87,9 +78,9 @@ def _observation(lowering, w: RustWriter, sym: ir.Symmetry) -> list[str]:
             s = scalars[name]
             lo, width = w.expr(part.lo), w.size(part.width)
             out += [f"for v in 0..{width} {{",
-                    f"let {local(s.name)}: i64 = {lo} + v as i64;",
-                    f"let t = ops::range({w.expr(s.value)}, {lo}, {lo} + {width} as i64, {at(s.span)})?;",
-                    f"obs[o + v] = (o + (t - {lo}) as usize) as u32;", "}"]
+                    f"let {local(s.name)}: i64 = {plus(lo, 'v as i64')};",
+                    f"let t = ops::range({w.expr(s.value)}, {lo}, {plus(lo, width + ' as i64')}, {at(s.span)})?;",
+                    f"obs[o + v] = ({plus('o', as_usize(minus('t', lo)))}) as u32;", "}"]
         out.append(f"o += {size};")
     out.append("let _ = o;")
     return out
@@ -116,9 +107,9 @@ def _cell_part(w: RustWriter, part: ir.ObsPart, cell: ir.CellMap, t) -> list[str
         lo, width = w.expr(part.lo), w.size(part.width)
         lines.append(f"for v in 0..{width} {{")
         if cell.value is not None:
-            lines += [f"let {local(cell.value_var)}: i64 = {lo} + v as i64;",
-                      f"let tv = (ops::range({w.expr(cell.value)}, {lo}, {lo} + {width} as i64, {at(cell.span)})? "
-                      f"- {lo}) as usize;"]
+            value = f"ops::range({w.expr(cell.value)}, {lo}, {plus(lo, width + ' as i64')}, {at(cell.span)})?"
+            lines += [f"let {local(cell.value_var)}: i64 = {plus(lo, 'v as i64')};",
+                      f"let tv = {as_usize(minus(value, lo))};"]
         else:
             lines.append("let tv = v;")
         if part.encoding == "planes":

@@ -10,7 +10,11 @@ from pathlib import Path
 import pytest
 
 import twisterl
-from twisterl.dsl import check_source
+from twisterl.codegen.emit import emit_rust
+from twisterl.codegen.rust import METHOD_PREFIX
+from twisterl.dsl import check_file, check_source
+
+ROOT = Path(__file__).resolve().parents[1]
 
 RUST_KEYWORDS = """as break const continue crate else enum extern false fn for if impl in let loop match mod
     move mut pub ref return self Self static struct super trait true type unsafe use where while async await dyn
@@ -23,7 +27,9 @@ PRELUDE = """Ok Err Some None Option Result Vec String Box Clone Copy Default Dr
 GENERATED = """k s rw rng out obs act o v src dst values value rewards params seed stream action local rest n
     i j x t tv hw text buf ops at Fault FaultKind R Rng Kon State Env Param Batch Slot Observation counts mask
     actor target base_s base_t local_s len e f g h a b c d i0 i1 d0 lows highs total obs_size obs_shape
-    nnz_max legal env slot cell perm seen r p q w k0 v1 t1 n1 a_x f_x g_x v_x _ _x x_ Ok_ Grid k_id row""".split()
+    nnz_max legal env slot cell perm seen r p q w k0 v1 t1 n1 a_x f_x g_x v_x _ _x x_ Ok_ Grid k_id row
+    consts state step_rewards consts_id Consts ActionNumbers twist decode apply_number clear_views scratch number
+    label fn_x view_x cached_view_x item_of_x len_of_x guard_x do_x x_at x_len""".split()
 NAMES = sorted(set(RUST_KEYWORDS + PRELUDE + GENERATED))
 
 HEADER = "env Names\n"
@@ -125,3 +131,45 @@ def test_names_the_language_reserves_are_refused_cleanly():
     for n in ("if", "for", "let", "fn", "reward", "true", "int", "difficulty", "__x"):
         result = check_source(f"env E\nstate {n}: int in 0..3\naction go {{ }}\nobserve 0\n", "r.twl")
         assert not result.ok and any(d.span.line == 2 for d in result.errors), n
+
+
+def test_no_two_method_families_can_meet():
+    """Each kind of declaration has its own method prefix, none starts another, and every
+    generated method that starts with one is that kind's method for a declared name: so a
+    fixed method never starts with a prefix, and no two declarations' methods can meet."""
+    prefixes = list(METHOD_PREFIX.values())
+    assert not [(a, b) for a in prefixes for b in prefixes if a != b and b.startswith(a)]
+    for name in ("connect4", "puzzle", "checkers", "breakthrough", "amazons", "game2048", "cartpole", "taxi"):
+        env = check_file(ROOT / "examples" / f"{name}.twl").env
+        declared = {"fn": {f.name for f in env.functions}, "guard": {a.name for a in env.actions},
+                    "action": {a.name for a in env.actions}, "view": {v.name for v in env.views},
+                    "cached_view": {v.name for v in env.views},
+                    "view_item": {v.name for v in env.views}, "view_len": {v.name for v in env.views}}
+        for fn in re.findall(r"\bfn (\w+)", emit_rust(env)):
+            kinds = [k for k, p in METHOD_PREFIX.items() if fn.startswith(p)]
+            for kind in kinds:
+                assert fn[len(METHOD_PREFIX[kind]):] in declared[kind], f"{name}: `{fn}` is not a {kind}'s method"
+
+
+def test_an_array_view_and_views_named_like_its_methods_build(tmp_path, build_cache):
+    path = tmp_path / "views.twl"
+    path.write_text("""env Views
+state cells: [int in 0..4; 4]
+let w = [cells[i] + 1 for i in 0..4]
+let w_at = w[0] + 1
+let w_len = w_at + 1
+let item_of_w = w_len + 1
+let len_of_w = item_of_w + 1
+fn view_w() -> int { return len_of_w + 1 }
+action item_of(k in 0..4) when w[k] < 4 { cells[k] = min(3, view_w() - 5) }
+reset { cells = [0, 0, 0, 0] }
+done all(cells[i] == 3 for i in 0..4)
+reward 1.0
+observe onehot(cells)
+""")
+    rust = emit_rust(check_file(path).env)
+    assert "fn item_of_w(" in rust and "fn view_item_of_w(" in rust and "fn do_item_of(" in rust
+    env = twisterl.compile(path)()
+    env.reset(seed=0)
+    env.step(2)  # w[2] = 1, so w_at = 2, ..., len_of_w = 5 and view_w() = 6
+    assert list(env.get_state(named=True)["cells"]) == [0, 0, 1, 0]

@@ -162,5 +162,9 @@ def test_eval_cli_searches_with_a_ppo_policy(build_cache, tmp_path):
         return float(proc.stdout.split("success ")[1].split(",")[0])
 
     assert success(searched) >= 0.7 and success(searched) > success(alone) + 0.2, (searched.stdout, alone.stdout)
+    averaged = evaluate("--simulations", "64", "--average-twists")  # the gridworld's mirror and its identity
+    assert averaged.returncode == 0, averaged.stderr
+    assert "PUCT search, 64 simulations per move, 1 tries, averaged over 2 twists" in averaged.stdout
+    assert success(averaged) >= 0.7, averaged.stdout
     bad = evaluate("--simulations", "0")
     assert bad.returncode != 0 and "--simulations must be between 1" in bad.stderr

@@ -76,7 +76,7 @@ def test_the_mask_code_hoists_and_memoises():
     assert result.ok, [d.message for d in result.errors]
     text = emit_rust(result.env, "grid.twl")
     legal = text[text.index("fn legal("):text.index("fn allowed(")]
-    assert legal.count("self.f_ones()") == 1 and "__memo" in legal  # computed once per mask
+    assert legal.count("self.fn_ones()") == 1 and "__memo" in legal  # computed once per mask
     assert "below0 > 0" in legal  # `a[i] == 1` tested once per i, only if some j exists
 
 
@@ -144,7 +144,8 @@ def test_the_rewrites_show_in_the_mask_code():
     assert result.ok, [d.message for d in result.errors]
     text = emit_rust(result.env, "rewrites.twl")
     legal = text[text.index("fn legal("):text.index("fn allowed(")]
-    assert legal.startswith("fn legal(") and "if (self.s.phase == 0) {" in legal  # unswitched
-    assert "self.f_ray(" not in legal and "(self.s.from / 3i64)" in legal  # opened; `w` a literal
-    assert legal.count("self.f_hit(j_)") == 1 and "__memo" not in legal  # per member, not memoised
-    assert "(&[1i64, 0i64, -1i64, 0i64])" in legal and "self.k.dr" not in legal
+    assert legal.startswith("fn legal(") and "if (self.state.phase == 0) {" in legal  # unswitched
+    # opened, with `w` a literal and `from / w` computed once before the loops
+    assert "self.fn_ray(" not in legal and "let __inv1: i64 = (self.state.from / 3i64);" in legal
+    assert legal.count("self.fn_hit(j_)") == 1 and "__memo" not in legal  # per member, not memoised
+    assert "(&[1i64, 0i64, -1i64, 0i64])" in legal and "self.consts.dr" not in legal

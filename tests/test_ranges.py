@@ -111,8 +111,8 @@ def _method(text: str, name: str) -> str:
 
 
 def test_indices_over_their_own_dimension_are_not_checked():
-    put = _method(_rust(GAME), "a_put")
-    guard = _method(_rust(GAME), "g_put")
+    put = _method(_rust(GAME), "do_put")
+    guard = _method(_rust(GAME), "guard_put")
     assert "ops::ix" not in guard and "ops::ix" not in put
     assert "ops::range" not in put  # player + 1 is within 0..3
     assert "ops::add" not in put
@@ -120,11 +120,11 @@ def test_indices_over_their_own_dimension_are_not_checked():
 
 def test_checks_that_cannot_be_proven_stay_with_their_lines():
     text = _rust(GAME)
-    shifted = _method(text, "a_shifted")
-    assert re.search(r"ops::ix\(r_, \(self\.k\.rows\) as usize, at\(12, ", shifted), shifted  # r may be rows
-    bump = _method(text, "a_bump")
+    shifted = _method(text, "do_shifted")
+    assert re.search(r"ops::ix\(r_, \(self\.consts\.rows\) as usize, at\(12, ", shifted), shifted  # r may be rows
+    bump = _method(text, "do_bump")
     assert "ops::range(" in bump and "at(13, " in bump  # count + 4 may pass 10
-    walk = _method(text, "a_walk")
+    walk = _method(text, "do_walk")
     assert "ops::ix(k_" in walk  # a mutable local: nothing is assumed
     assert "ops::range(" in walk  # total + rows * cols may pass 1000
 

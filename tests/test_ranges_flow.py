@@ -205,27 +205,27 @@ def _method(text: str, name: str) -> str:
 def test_parameters_take_the_facts_of_every_call_site():
     text = _rust(GAME)
     # `j` is below `n` at the only call of `outer`, and so is `outer`'s `i` at `get`'s.
-    assert "ops::ix" not in _method(text, "f_get") and "ops::ix" not in _method(text, "f_outer")
+    assert "ops::ix" not in _method(text, "fn_get") and "ops::ix" not in _method(text, "fn_outer")
     # `get`'s result is an element of `a` (0..5): `t = outer(j)` needs no range check.
-    assert "ops::range" not in _method(text, "a_go").split("picky")[0]
+    assert "ops::range" not in _method(text, "do_go").split("picky")[0]
     # One call passes `j + 1`, which may be `n`: `picky` keeps its check, at its line.
-    assert re.search(r"ops::ix\(i_, \(self\.k\.n\) as usize, at\(19, ", _method(text, "f_picky"))
+    assert re.search(r"ops::ix\(i_, \(self\.consts\.n\) as usize, at\(19, ", _method(text, "fn_picky"))
 
 
 def test_counters_are_bounded_by_their_loops():
     text = _rust(GAME)
-    counted = _method(text, "f_counted")
+    counted = _method(text, "fn_counted")
     # `counted` is called with 7 and 8, so `k` can reach 8 = cells: `b[k]` stays checked.
     assert re.search(r"ops::ix\(k_, 8, at\(26, ", counted), counted
     assert "ops::add" not in counted  # k <= 8: no overflow
-    sow = _method(text, "a_sow")
+    sow = _method(text, "do_sow")
     assert "ops::" not in sow.replace("ops::poll", ""), sow  # `at` stays in 0..8; the count in 0..5
-    grow = _method(text, "a_grow")
+    grow = _method(text, "do_grow")
     assert "ops::add(big_" in grow  # 99 steps of 2^62 overflow: checked
 
 
 def test_an_assignment_forgets_what_a_test_said():
-    forget = _method(_rust(GAME), "a_forget")
+    forget = _method(_rust(GAME), "do_forget")
     first, second = forget.split("j_ = ")[0], forget.split("j_ = ")[-1]
     assert "ops::ix" not in first
     assert re.search(r"ops::ix\(j_, 8, at\(63, ", second), second
@@ -233,20 +233,20 @@ def test_an_assignment_forgets_what_a_test_said():
 
 def test_a_loop_test_is_written_with_the_head_facts():
     """`b[k]` in a `while` test runs after `k += 1`: at the head, `k` is 0 to 20."""
-    scan = _method(_rust(GAME), "a_scan")
+    scan = _method(_rust(GAME), "do_scan")
     assert re.search(r"ops::ix\(k_, 8, at\(69, ", scan), scan
     assert "ops::range" not in scan  # t = k: k <= 20 < 100
 
 
 def test_sums_of_known_lengths_need_no_overflow_checks():
     text = _rust(GAME)
-    assert "ops::" not in _method(text, "a_total").replace("ops::poll", "")  # at most 8 * 4 = 32, within t's 0..100
-    heavy = _method(text, "a_heavy")
+    assert "ops::" not in _method(text, "do_total").replace("ops::poll", "")  # at most 8 * 4 = 32, within t's 0..100
+    heavy = _method(text, "do_heavy")
     assert "ops::add" not in heavy and re.search(r"ops::range\(.*at\(74, ", heavy, re.S)  # up to 960
 
 
 def test_a_new_local_of_a_tested_name_is_not_the_tested_one():
-    hide = _method(_rust(GAME), "a_hide")
+    hide = _method(_rust(GAME), "do_hide")
     outer, inner = hide.split("let x_")[1], hide.split("let x_")[2]
     assert "ops::ix" not in outer.split("// line 80")[0]  # b[x] after x < cells
     assert re.search(r"ops::ix\(x_, 8, at\(82, ", inner), inner  # a new x, from t: 0..100
@@ -255,7 +255,7 @@ def test_a_new_local_of_a_tested_name_is_not_the_tested_one():
 def test_the_counter_alone_decides_the_check():
     """Counting only to 7 proves `b[k]`; counting to 8 does not."""
     text = _rust(GAME.replace("t = counted(8)", "t = counted(6)"))
-    assert "ops::ix" not in _method(text, "f_counted")
+    assert "ops::ix" not in _method(text, "fn_counted")
 
 
 @pytest.fixture(scope="module")

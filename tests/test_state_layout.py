@@ -66,7 +66,7 @@ def test_param_sized_rows_are_one_grid_in_the_generated_rust():
     rust = emit_rust(result.env)
     assert "pub g: Grid<i64>," in rust
     assert "pub flags: Grid<bool>," in rust
-    assert "Grid::filled(0, k.cols, k.rows, at(5, 1))?" in rust
+    assert "Grid::filled(0, consts.cols, consts.rows, at(5, 1))?" in rust
     assert ".assign_rows(" in rust and "grid::copy_row(" in rust
 
 

@@ -80,14 +80,18 @@ def evaluate_run(run_path: str, episodes: int = 100, deterministic: bool = False
     params = cfg.get("params", {})
     if simulations is not None and cls.continuous:
         raise ValueError(f"--simulations: {cls.name} has continuous actions, which search cannot branch on")
-    if cls.players == 2:
-        return _ppo_matches(cls, net, params, run_config(run)[1], episodes, seed, mcts_simulations, simulations)
-    if simulations is not None:
-        return [_ppo_search(cls, net, params, run_config(run)[1], episodes, difficulty, seed, tries, simulations)]
+    if average_twists and not cls.spec.get("symmetries", []):
+        raise ValueError(f"{cls.name} declares no symmetry to average over")
+    if cls.players == 2 or simulations is not None:
+        from ..search import symmetry_group
+        twists = symmetry_group(cls(**params)) if average_twists else None
+        if cls.players == 2:
+            return _ppo_matches(cls, net, params, run_config(run)[1], episodes, seed, mcts_simulations, simulations,
+                                twists)
+        return [_ppo_search(cls, net, params, run_config(run)[1], episodes, difficulty, seed, tries, simulations,
+                            twists)]
     group = None
     if average_twists:
-        if not cls.spec.get("symmetries", []):
-            raise ValueError(f"{cls.name} declares no symmetry to average over")
         group = twist_group(list(cls.vector(1, seed=0, **params).twists().values()))
     limit = int(cfg.get("config", {}).get("max_episode_steps", 0) or 0)  # the step limit it trained with
     result = evaluate_policy(cls, to_rust(net), episodes, deterministic, difficulty, seed, params, tries=tries,
@@ -111,15 +115,17 @@ def _std_return(result: dict) -> Optional[float]:
 
 
 def _ppo_matches(cls, net, params: dict, config, games: int, seed: int,
-                 sims: Optional[int] = None, search: Optional[int] = None) -> list[EvalResult]:
+                 sims: Optional[int] = None, search: Optional[int] = None, twists=None) -> list[EvalResult]:
     """A self-play PPO run's policy, playing its most likely legal move (no search), or the
     most visited after `search` PUCT simulations on its priors and values, against random
     play and pure MCTS (`sims` simulations a move; default the run's `pure_simulations`,
-    or 100 if 0)."""
+    or 100 if 0). With `twists` (a symmetry group), the net's outputs are averaged over it."""
     from ..search import agent, play_games
     from .networks import runtime_policy as to_rust
-    me = agent(to_rust(net), simulations=search or 1, c_puct=SEARCH_C_PUCT)
+    me = agent(to_rust(net), simulations=search or 1, c_puct=SEARCH_C_PUCT, twists=twists)
     player = f"PPO policy with search ({search} simulations)" if search else "PPO policy (no search)"
+    if twists:
+        player += f", averaged over {len(twists)} twists"
     sims = sims or config.pure_simulations or 100
     out: list[EvalResult] = []
     for label, opp in (("random play", agent(random=True)),
@@ -130,17 +136,21 @@ def _ppo_matches(cls, net, params: dict, config, games: int, seed: int,
 
 
 def _ppo_search(cls, net, params: dict, config, episodes: int, difficulty: int, seed: int, tries: int,
-                sims: int) -> PuzzleResult:
-    """A PPO run's policy and value guiding PUCT search (`sims` simulations a move) on a puzzle."""
+                sims: int, twists=None) -> PuzzleResult:
+    """A PPO run's policy and value guiding PUCT search (`sims` simulations a move) on a
+    puzzle; with `twists` (a symmetry group), the net's outputs averaged over it."""
     from ..search import agent, play_games
     from .networks import runtime_policy as to_rust
-    me = agent(to_rust(net), simulations=sims, c_puct=SEARCH_C_PUCT)
+    me = agent(to_rust(net), simulations=sims, c_puct=SEARCH_C_PUCT, twists=twists)
     limit = int(config.max_episode_steps or 0) or 100_000
     data = play_games(cls, params, [me], episodes, seed=seed, num_threads=config.num_threads, difficulty=difficulty,
                       temperature=0.0, tries=tries, max_moves=limit)
     solved = data["success"].reshape(episodes, tries).any(axis=1)
     returns = data["returns"].reshape(episodes, tries, -1)[:, :, 0].max(axis=1)
-    return PuzzleResult(cls.name, difficulty, episodes, f"PUCT search, {sims} simulations per move, {tries} tries",
+    how = f"PUCT search, {sims} simulations per move, {tries} tries"
+    if twists:
+        how += f", averaged over {len(twists)} twists"
+    return PuzzleResult(cls.name, difficulty, episodes, how,
                         float(solved.mean()), float(data["lengths"].mean()), float(returns.mean()),
                         float(returns.std()))
 

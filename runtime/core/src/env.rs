@@ -6,6 +6,7 @@
 
 use crate::fault::R;
 use crate::param::Param;
+use crate::rng::Rng;
 
 /// How an environment's observation is laid out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,4 +93,78 @@ pub trait Env: Clone + Send + Sync + 'static {
     fn state_lengths(&self, out: &mut [usize]);
     fn get_state(&self, out: &mut [f64]);
     fn set_state(&mut self, values: &[f64]) -> R<()>;
+}
+
+/// Which declaration action number `action` belongs to, given how many actions each
+/// declaration makes (`counts`, in order), and its number within it; `(usize::MAX, 0)`
+/// past the last.
+pub fn decode(counts: &[usize], action: usize) -> (usize, usize) {
+    let mut rest = action;
+    for (decl, &count) in counts.iter().enumerate() {
+        if rest < count {
+            return (decl, rest);
+        }
+        rest -= count;
+    }
+    (usize::MAX, 0)
+}
+
+/// The action plumbing every generated env shares, written once here. Generated code
+/// says how to run an action by its number and where its scratch space is; the `.twl`
+/// builtins `act(k)` and `random_action()` come with it.
+pub trait ActionNumbers: Env {
+    /// How many discrete actions each `action` declaration makes, in order.
+    fn counts(&self) -> &[usize];
+    /// Run action number `action`, known to be in range (legality is not checked).
+    fn apply_number(&mut self, action: usize) -> R<()>;
+    /// Forget the views kept for the current state, which is about to change.
+    fn clear_views(&mut self);
+    /// The scratch mask `random_action()` fills (sized like the env's mask; its contents
+    /// are not part of the state) and the env's RNG.
+    fn scratch(&mut self) -> (&mut Vec<bool>, &mut Rng);
+
+    /// Which declaration action number `action` belongs to, and its number within it.
+    fn decode(&self, action: usize) -> (usize, usize) {
+        decode(self.counts(), action)
+    }
+
+    /// `act(k)`: apply action `k` when it is legal; whether it was.
+    fn act_number(&mut self, action: i64) -> R<bool> {
+        self.clear_views();
+        if action < 0 || action as usize >= self.num_actions() || !self.allowed(action as usize)? {
+            return Ok(false);
+        }
+        self.apply_number(action as usize)?;
+        Ok(true)
+    }
+
+    /// `random_action()`: apply a uniformly drawn legal action, if there is one.
+    fn random_action(&mut self) -> R<()> {
+        self.clear_views();
+        let mut mask = std::mem::take(self.scratch().0);
+        let result = self.legal(&mut mask);
+        let choice = match result {
+            Ok(()) => crate::mask::pick(&mask, self.scratch().1),
+            Err(_) => None,
+        };
+        *self.scratch().0 = mask;
+        result?;
+        match choice {
+            Some(action) => self.apply_number(action),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decode;
+
+    #[test]
+    fn decoding_walks_the_declarations_in_order() {
+        let counts = [1, 0, 3, 2];
+        let decoded: Vec<_> = (0..7).map(|a| decode(&counts, a)).collect();
+        assert_eq!(decoded, [(0, 0), (2, 0), (2, 1), (2, 2), (3, 0), (3, 1), (usize::MAX, 0)]);
+        assert_eq!(decode(&[], 0), (usize::MAX, 0));
+    }
 }

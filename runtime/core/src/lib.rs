@@ -33,7 +33,7 @@ pub mod twist;
 /// Everything generated code needs, in one import.
 pub mod prelude {
     pub use crate::batch::{Batch, RolloutStats, Slot, StepOut};
-    pub use crate::env::{Env, Observation};
+    pub use crate::env::{ActionNumbers, Env, Observation};
     pub use crate::fault::{At, Fault, FaultKind, R};
     pub use crate::grid::Grid;
     pub use crate::memo::Cached;

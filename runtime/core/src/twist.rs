@@ -1,5 +1,7 @@
 //! Symmetries ("twists") as permutations of the observation and of the actions.
 
+use crate::fault::{at, Fault, FaultKind, R};
+
 /// One symmetry: feature `i` of an observation becomes feature `obs[i]` of the twisted
 /// one, and action `a` becomes action `act[a]`; `back` undoes `act`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -54,6 +56,28 @@ pub fn is_permutation(p: &[u32], n: usize) -> bool {
     p.len() == n && p.iter().all(|&x| (x as usize) < n && !std::mem::replace(&mut seen[x as usize], true))
 }
 
+/// Where a generated `twist` starts: every feature and action in its own place.
+pub fn fill_identity(perm: &mut [u32]) {
+    for (i, x) in perm.iter_mut().enumerate() {
+        *x = i as u32;
+    }
+}
+
+/// A generated `twist`'s last check: `obs` and `act` are both permutations. Otherwise a
+/// fault carrying the first value that is out of range or hit twice, and the length.
+pub fn check_permutations(obs: &[u32], act: &[u32]) -> R<()> {
+    for perm in [obs, act] {
+        let mut seen = vec![false; perm.len()];
+        for &x in perm {
+            let x = x as usize;
+            if x >= seen.len() || std::mem::replace(&mut seen[x], true) {
+                return Err(Fault::new(FaultKind::BadState, at(0, 0), x as i64, perm.len() as i64, 0));
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,5 +95,17 @@ mod tests {
         assert!(Twist::new(vec![0, 0, 2], vec![0, 1, 2], 3, 3).is_err());
         assert!(Twist::new(vec![0, 1], vec![0, 1, 2], 3, 3).is_err());
         assert!(!is_permutation(&[0, 3], 2));
+    }
+
+    #[test]
+    fn generated_twists_start_from_the_identity_and_fault_on_a_clash() {
+        let mut obs = [9u32; 4];
+        fill_identity(&mut obs);
+        assert_eq!(obs, [0, 1, 2, 3]);
+        assert!(check_permutations(&obs, &[1, 0]).is_ok());
+        let twice = check_permutations(&[0, 0, 2], &[0]).unwrap_err();
+        assert_eq!((twice.kind, twice.a, twice.b), (FaultKind::BadState, 0, 3));
+        let outside = check_permutations(&[0], &[1, 2]).unwrap_err();
+        assert_eq!((outside.a, outside.b), (2, 2));
     }
 }

@@ -1,4 +1,5 @@
-"""Rust arithmetic as text, folded where the operands are literals.
+"""Small rewrites of Rust expression text: arithmetic folded where operands are literals,
+negated tests, a function's tail value.
 
 The code generator builds sizes, offsets and action counts out of pieces that are often
 literals (`0 + 3`, `1 * cells`, `(6 - 0).max(0)`). These helpers write what a person
@@ -21,15 +22,7 @@ def literal(code: str) -> Optional[int]:
 
 def _top_level(code: str, ops: tuple[str, ...]) -> bool:
     """Whether one of `ops` (spaced binary operators) appears outside all brackets."""
-    depth = 0
-    for i, ch in enumerate(code):
-        if ch in "([{":
-            depth += 1
-        elif ch in ")]}":
-            depth -= 1
-        elif depth == 0 and any(code.startswith(op, i) for op in ops):
-            return True
-    return False
+    return bool(top_level_at(code, ops))
 
 
 def operand(code: str) -> str:
@@ -86,17 +79,14 @@ def span(lo: str, hi: str) -> str:
     return f"({hi} - {lo}).max(0) as usize"
 
 
-_CALL = re.compile(r"[\w:.]+\((.*)\)\?")
-
-
 def tail_value(code: str) -> str:
-    """A function's last value, `Ok(x?)` written as `x` when `x` is one call (both are
-    the same `R<T>`)."""
+    """A function's value `Ok(x?)` written as `x` when `x` is one call or method chain
+    (`f(a)?`, `self.rng.draw(n).ok_or(e)?`): both are the same `R<T>`."""
     if code.startswith("Ok(") and code.endswith("?)"):
-        inner = code[3:-1]
-        m = _CALL.fullmatch(inner)
-        if m and _balanced(m.group(1)) and _balanced(inner[:-1]):
-            return inner[:-1]
+        chain = code[3:-2]
+        if _balanced(chain) and chain.endswith(")") and (chain[0].isalnum() or chain[0] == "_") \
+                and not top_level_at(chain, (" ", "\n")):
+            return chain
     return code
 
 
@@ -117,12 +107,12 @@ def negate(code: str) -> str:
     """`!code`, written `a != b` for `a == b` and the reverse (exact for every type, NaN
     included; ordering tests keep the `!`, which NaN makes differ from the flipped test)."""
     inner = code
-    while inner.startswith("(") and inner.endswith(")") and _balanced(inner[1:-1]):
+    while one_group(inner):
         inner = inner[1:-1]
-    if inner.startswith("!") and (re.fullmatch(r"[\w.]+", inner[1:]) or _one_group(inner[1:])):
+    if inner.startswith("!") and (re.fullmatch(r"[\w.]+", inner[1:]) or one_group(inner[1:])):
         return inner[1:]
     if not _top_level(inner, (" && ", " || ", " as ")):
-        at = _top_level_at(inner, (" == ", " != "))
+        at = top_level_at(inner, (" == ", " != "))
         if len(at) == 1:
             i = at[0]
             flipped = " != " if inner.startswith(" == ", i) else " == "
@@ -130,7 +120,7 @@ def negate(code: str) -> str:
     return f"!({code})"
 
 
-def _top_level_at(code: str, ops: tuple[str, ...]) -> list[int]:
+def top_level_at(code: str, ops: tuple[str, ...]) -> list[int]:
     """Where `ops` occur outside all brackets."""
     depth, found = 0, []
     for i, ch in enumerate(code):
@@ -143,6 +133,6 @@ def _top_level_at(code: str, ops: tuple[str, ...]) -> list[int]:
     return found
 
 
-def _one_group(code: str) -> bool:
+def one_group(code: str) -> bool:
     """Whether `code` is one parenthesised group: `(a, b)`, `(x + 1)`."""
     return code.startswith("(") and code.endswith(")") and _balanced(code[1:-1])

@@ -13,12 +13,13 @@ from typing import Any
 
 from twisterl.dsl import ir
 from twisterl.dsl.effects import walk
+from twisterl.dsl.exprs import RANDOM
 
 from .arith import as_usize, minus, plus, span, tail_value, times
 from .masks import MaskWriter, family_mask
 from .ranges import CallFacts, Fact, Interval
-from .rust import (RustWriter, at, enum_const_names, float_lit, ident, is_copy, is_fixed, is_grid, local, method, rust_type,
-                   state_type)
+from .rust import (RustWriter, at, enum_const_names, float_lit, ident, is_copy, is_fixed, is_grid, local, method,
+                   rust_type, state_type)
 
 
 @dataclass
@@ -260,10 +261,16 @@ class _Lowering:
         ctx.state_init.append("steps: 0,")
 
     def initial_state(self) -> list[str]:
-        """Statements setting every state variable to its initialiser or zero value."""
+        """Statements setting every state variable to its initialiser or zero value, but
+        those the `reset` block sets first anyway (`_set_first_by_reset`) when the
+        initialiser is a literal or zero: nothing drawn, nothing that can fault."""
         w = self.writer()
         lines = []
+        first = _set_first_by_reset(self.env)
         for v in self.env.state:
+            if v.name in first and (v.init is None or isinstance(v.init, ir.Lit)):
+                lines.append(f"// line {v.span.line}: {v.name}, set first by `reset`")
+                continue
             place = ir.Place("state", v.name, (), v.type, v.type, v.span)
             value = v.init if v.init is not None else _zero_expr(v.type, v.span)
             lines.append(f"// line {v.span.line}: {v.name}")
@@ -287,7 +294,8 @@ class _Lowering:
         elif body and body[-1].startswith("return ") and body[-1].endswith(";") and "\n" not in body[-1]:
             body[-1] = tail_value(body[-1][len("return "):-1])
         return Method(f"fn `{f.name}` (line {f.span.line})",
-                      f"fn {method('fn', f.name)}({receiver}{', ' if params else ''}{params}) -> R<{ret}>", body, f.span.line)
+                      f"fn {method('fn', f.name)}({receiver}{', ' if params else ''}{params}) -> R<{ret}>", body,
+                      f.span.line)
 
     def functions(self, ctx: Context) -> None:
         for f in self.env.functions:
@@ -314,16 +322,16 @@ class _Lowering:
                     pattern = local(names[0]) if len(names) == 1 else "(" + ", ".join(local(n) for n in names) + ")"
                     body = [f"let {pattern} = {arr}[ops::ix(i, {w.size(it.array.type.size)}, {at(v.span)})?];",
                             tail_value(f"Ok({w.value(comp.element)})")]
+                item, length = method("view_item", v.name), method("view_len", v.name)
                 ctx.methods.append(Method(f"view `{v.name}`, one element (line {v.span.line})",
-                                          f"fn {method('view_item', v.name)}(&self, i: i64) -> R<{rust_type(v.type.elem)}>", body,
-                                          v.span.line))
-                ctx.methods.append(Method(f"view `{v.name}`: its length", f"fn {method('view_len', v.name)}(&self) -> usize",
+                                          f"fn {item}(&self, i: i64) -> R<{rust_type(v.type.elem)}>", body, v.span.line))
+                ctx.methods.append(Method(f"view `{v.name}`: its length", f"fn {length}(&self) -> usize",
                                           [w.size(v.type.size)]))
                 k = w.fresh("k")
                 ctx.methods.append(Method(
                     f"view `{v.name}` (line {v.span.line})", f"fn {method('view', v.name)}(&self) -> R<{rust_type(v.type)}>",
                     [f"let mut out = {w.zero(v.type)};",
-                     f"for {k} in 0..self.{method('view_len', v.name)}() {{ out[{k}] = self.{method('view_item', v.name)}({k} as i64)?; }}",
+                     f"for {k} in 0..self.{length}() {{ out[{k}] = self.{item}({k} as i64)?; }}",
                      "Ok(out)"], v.span.line))
                 continue
             ctx.methods.append(Method(f"view `{v.name}` (line {v.span.line})",
@@ -332,7 +340,8 @@ class _Lowering:
             if v.name in self.cached_views:
                 ctx.view_cache.append((ident(v.name), rust_type(v.type), f"view `{v.name}` (line {v.span.line})"))
                 ctx.methods.append(Method(
-                    f"view `{v.name}`, computed once per state", f"fn {method('cached_view', v.name)}(&self) -> R<{rust_type(v.type)}>",
+                    f"view `{v.name}`, computed once per state",
+                    f"fn {method('cached_view', v.name)}(&self) -> R<{rust_type(v.type)}>",
                     [f"self.views.{ident(v.name)}.get(|| self.{method('view', v.name)}())"], v.span.line))
 
     def actions(self, ctx: Context) -> None:
@@ -343,7 +352,8 @@ class _Lowering:
         kw = self.writer("consts")
         counts = []
         for a in env.actions:
-            counts.append(f"({kw.expr(a.count)}).max(0) as usize" if not isinstance(a.count, ir.Lit) else f"{a.count.value}")
+            counts.append(f"({kw.expr(a.count)}).max(0) as usize" if not isinstance(a.count, ir.Lit)
+                          else f"{a.count.value}")
             params = ", ".join(f"{local(p.name)}: i64" for p in a.index_params)
             vparams = ", ".join(f"{local(p.name)}: {rust_type(p.type)}" for p in a.value_params)
             allp = ", ".join(x for x in (params, vparams) if x)
@@ -352,14 +362,16 @@ class _Lowering:
                 gw = self.writer(cached=True)
                 gw.ranges.scoped.update(indices)
                 ctx.methods.append(Method(f"guard of `{a.name}` (line {a.guard.span.line})",
-                                          f"fn {method('guard', a.name)}(&self{', ' if params else ''}{params}) -> R<bool>",
+                                          f"fn {method('guard', a.name)}(&self{', ' if params else ''}{params})"
+                                          " -> R<bool>",
                                           [tail_value(f"Ok({gw.expr(a.guard)})")], a.guard.span.line))
             bw = self.writer()
             bw.ranges.scoped.update(indices)
             bw.mutable = _assigned_locals(a.body)
             body = bw.block(a.body) + ["Ok(())"]
             ctx.methods.append(Method(f"action `{a.name}` (line {a.span.line})",
-                                      f"fn {method('action', a.name)}(&mut self{', ' if allp else ''}{allp}) -> R<()>", body, a.span.line))
+                                      f"fn {method('action', a.name)}(&mut self{', ' if allp else ''}{allp}) -> R<()>",
+                                      body, a.span.line))
         ctx.trait.counts = counts
         ctx.trait.ranges = [f"({kw.expr(p.lo)}, {kw.expr(p.hi)})" for a in env.actions for p in a.index_params]
         # Decode a discrete action number into (declaration, indices), row-major.
@@ -408,7 +420,8 @@ class _Lowering:
                 if isinstance(t, ir.ArrayType):
                     n = t.size.value if isinstance(t.size, ir.Lit) else None
                     lines.append(f"let mut {local(p.name)} = {w.zero(t)};")
-                    lines.append(f"let __n = {local(p.name)}.len(); {local(p.name)}.copy_from_slice(&values[{plus(str(k), '0')}..{plus(str(k), '__n')}]);")
+                    window = f"values[{k}..{plus(str(k), '__n')}]"
+                    lines.append(f"let __n = {local(p.name)}.len(); {local(p.name)}.copy_from_slice(&{window});")
                     lines.append(f"let _ = {n};")
                     size = n or 0
                     for j in range(size):
@@ -580,6 +593,23 @@ class _Lowering:
         ctx.trait.get_state = get
         ctx.trait.set_state = set_
         ctx.trait.state_len = length
+
+
+def _set_first_by_reset(env: ir.Env) -> set[str]:
+    """The state variables the `reset` block assigns whole before anything can read them:
+    its leading `x = value` statements whose values read no view and no state variable
+    but those already assigned, call no fn and draw nothing."""
+    done: set[str] = set()
+    for s in env.reset:
+        if not (isinstance(s, ir.Assign) and s.target.kind == "state" and not s.target.indices):
+            break
+        for n in walk(s.value):
+            if isinstance(n, ir.Call) or (isinstance(n, ir.BuiltinCall) and n.name in RANDOM):
+                return done
+            if isinstance(n, ir.Ref) and (n.kind == "view" or (n.kind == "state" and n.name not in done)):
+                return done
+        done.add(s.target.name)
+    return done
 
 
 def emit_cells(w: RustWriter, value: ir.Expr, body) -> list[str]:

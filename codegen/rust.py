@@ -15,7 +15,7 @@ from typing import Iterator, Optional
 from twisterl.dsl import ir
 from twisterl.dsl.effects import walk
 
-from .arith import literal, negate
+from .arith import literal, negate, one_group, tail_value
 from .inline import Splitter, reads
 from .ranges import CallFacts, Fact, Interval, Ranges, hull, join_facts, negated, same_fact, within_fact
 
@@ -372,7 +372,7 @@ class RustWriter:
 
     def _TupleGet(self, e: ir.TupleGet) -> str:
         base = self.expr(e.base)
-        return f"{base}.{e.position}" if _bracketed(base) else f"({base}).{e.position}"
+        return f"{base}.{e.position}" if one_group(base) else f"({base}).{e.position}"
 
     def _Unary(self, e: ir.Unary) -> str:
         if e.op == "not" and isinstance(e.operand, ir.Compare) and len(e.operand.ops) == 1:
@@ -610,7 +610,8 @@ class RustWriter:
             return f"for {pattern} in {self.expr(arr)} {{ {body} }}"
         if isinstance(arr, ir.Ref) and arr.kind == "view" and arr.name in self.array_views:
             k = self.fresh("k")
-            return (f"for {k} in 0..self.{method('view_len', arr.name)}() {{ let {pattern} = self.{method('view_item', arr.name)}({k} as i64)?; "
+            item = method("view_item", arr.name)
+            return (f"for {k} in 0..self.{method('view_len', arr.name)}() {{ let {pattern} = self.{item}({k} as i64)?; "
                     f"{body} }}")
         if isinstance(arr, (ir.Ref, ir.Index)) and not (isinstance(arr, ir.Ref) and arr.kind == "view"):
             k = self.fresh("k")
@@ -1236,7 +1237,7 @@ class RustWriter:
         value = self.value(s.value)
         if self.returns is not None:
             value = self.coerce(value, s.value.type, self.returns, s.span)
-        return [f"return Ok({value});"]
+        return [f"return {tail_value(f'Ok({value})')};"]
 
     def _s_Break(self, s) -> list[str]:
         if self.exits and not self.dead:
@@ -1321,19 +1322,6 @@ def _read(p: ir.Place) -> ir.Expr:
 def _typed_int(e: ir.Lit) -> str:
     """An int literal as an `i64`."""
     return f"{e.value}i64" if e.value >= 0 else f"({e.value}i64)"
-
-
-def _bracketed(code: str) -> bool:
-    """Whether `code` is one parenthesised group: `(a, b)`, `(x + 1)`."""
-    if not code.startswith("("):
-        return False
-    depth = 0
-    for i, ch in enumerate(code):
-        depth += ch in "([{"
-        depth -= ch in ")]}"
-        if depth == 0:
-            return i == len(code) - 1
-    return False
 
 
 def _is_pure_read(e) -> bool:

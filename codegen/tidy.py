@@ -8,6 +8,8 @@ string and character literals and comments, and changes nothing else."""
 
 from __future__ import annotations
 
+from .arith import top_level_at
+
 
 def drop_double_parens(text: str) -> str:
     pairs = _paren_pairs(text)
@@ -15,7 +17,8 @@ def drop_double_parens(text: str) -> str:
     drop: set[int] = set()
     for open_, close in pairs:
         inner = open_ + 1
-        if close_of.get(inner) == close - 1 and close - 1 > inner + 1 and not _top_level_comma(text, inner + 1, close - 1):
+        content = text[inner + 1:close - 1]
+        if close_of.get(inner) == close - 1 and content and not top_level_at(content, (",",)):
             drop.update((inner, close - 1))
     return "".join(ch for i, ch in enumerate(text) if i not in drop)
 
@@ -42,15 +45,3 @@ def _paren_pairs(text: str) -> list[tuple[int, int]]:
             pairs.append((stack.pop(), i))
         i += 1
     return pairs
-
-
-def _top_level_comma(text: str, start: int, end: int) -> bool:
-    depth = 0
-    for ch in text[start:end]:
-        if ch in "([{":
-            depth += 1
-        elif ch in ")]}":
-            depth -= 1
-        elif ch == "," and depth == 0:
-            return True
-    return False

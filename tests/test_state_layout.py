@@ -163,3 +163,44 @@ def test_set_state_checks_grid_elements_and_overflow_faults_at_its_line(layout):
     env.step(names.index("bump(1, 1)"))        # 5 + 170 = 175: fine
     with pytest.raises(twisterl.EnvError, match=r"layout.twl:32:"):
         env.step(names.index("bump(1, 1)"))    # 345: outside -300..300
+
+
+RESETS = """env Resets
+state a: int in 0..10 = 4
+state b: int in 0..10 = 7
+state c: [int in 0..10; 3]
+state d: int in 0..10 = 5
+action bump { a = min(9, a + 1)
+    b = 0
+    c[0] = 9
+    d = 1 }
+reset {
+    c = [1, 2, 3]
+    a = c[1] + 1
+    b = min(9, b + 1)
+    d = 2
+}
+done false
+reward 0.0
+observe onehot(c)
+"""
+
+
+def test_reset_skips_only_the_initialisers_it_overwrites_first(tmp_path, build_cache):
+    """`c` and `a` are set by `reset` before anything reads them, so their initialisers are
+    not run; `b`'s is, because `reset` reads `b`; and so is `d`'s, which comes after."""
+    import twisterl
+
+    result = check_source(RESETS, "resets.twl")
+    assert result.ok, result.errors
+    rust = emit_rust(result.env)
+    assert "line 4: c, set first by `reset`" in rust and "line 2: a, set first by `reset`" in rust
+    assert "line 3: b, set first" not in rust and "line 5: d, set first" not in rust
+    path = tmp_path / "resets.twl"
+    path.write_text(RESETS)
+    env = twisterl.compile(path)()
+    for _ in range(3):
+        env.reset(seed=0)
+        assert {k: list(v) if hasattr(v, "__len__") else v for k, v in env.get_state(named=True).items()
+                if k in "abcd"} == {"a": 3, "b": 8, "c": [1, 2, 3], "d": 2}
+        env.step(0)

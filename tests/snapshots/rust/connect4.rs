@@ -301,19 +301,9 @@ impl ConnectFour {
     /// `reset`'s work: every state variable to its initialiser, then the `reset` block.
     #[allow(unused_mut, unused_variables)]
     fn reset_state(&mut self) -> R<()> {
-        // line 10: grid
-        let __v1 = 0;
-        for row in self.state.grid.iter_mut() {
-            for x in row.iter_mut() {
-                *x = __v1;
-            }
-        }
-        // line 11: winner
-        let __v2 = 0;
-        self.state.winner = __v2;
-        // line 12: moves
-        let __v3 = 0;
-        self.state.moves = __v3;
+        // line 10: grid, set first by `reset`
+        // line 11: winner, set first by `reset`
+        // line 12: moves, set first by `reset`
         self.state.player = 0;
         self.state.steps = 0;
         self.reset_block()?;

@@ -327,17 +327,11 @@ impl SlidingPuzzle {
     /// `reset`'s work: every state variable to its initialiser, then the `reset` block.
     #[allow(unused_mut, unused_variables)]
     fn reset_state(&mut self) -> R<()> {
-        // line 13: board
-        let __v1 = 0;
-        for x in self.state.board.iter_mut() {
-            *x = __v1;
-        }
-        // line 14: blank
-        let __v2 = 0;
-        self.state.blank = __v2;
+        // line 13: board, set first by `reset`
+        // line 14: blank, set first by `reset`
         // line 15: depth
-        let __v3 = 0;
-        self.state.depth = __v3;
+        let __v1 = 0;
+        self.state.depth = __v1;
         self.state.player = 0;
         self.state.steps = 0;
         self.reset_block()?;

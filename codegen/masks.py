@@ -11,9 +11,13 @@ A family's guard is evaluated for every action id, so a naive mask costs
   evaluated exactly when the per-id guard would have evaluated it first.
 - **Opening calls.** A conjunct that calls a one-line function of the indices is split
   into the function's own tests (`inline.py`), which hoist like the guard's.
-- **Memoising.** A function call or view in the guard whose arguments read no index is
-  the same for every id of this mask (guards cannot change the state), so it is computed
-  the first time it is needed and reused.
+- **Memoising.** A function call or view in the guard whose arguments read no index (nor
+  any other local) is the same for every id of this mask (guards cannot change the
+  state), so it is computed the first time it is needed and reused. An int division of
+  the state, params and consts alone is computed once, before the loops.
+- **Unswitching.** A conjunct `if t then x else y` whose test reads no index and cannot
+  fault picks one branch for the whole family: the test runs once, and each branch gets
+  loops of its own, where its conjuncts hoist in turn.
 """
 
 from __future__ import annotations
@@ -23,8 +27,9 @@ from functools import reduce
 from twisterl.dsl import ir
 from twisterl.dsl.effects import walk
 
-from .inline import Splitter
+from .inline import Splitter, conjoin
 from .arith import negate, span, times
+from .ranges import free_locals
 from .rust import RustWriter, local, rust_type
 
 
@@ -40,6 +45,7 @@ class MaskWriter(RustWriter):
         super().__init__(*args, **kwargs)
         self.indices = indices
         self.memos: list[tuple[str, str]] = []
+        self.hoisted: list[tuple[str, str, str]] = []  # (name, Rust type, code)
 
     def _memo(self, e: ir.Expr, code: str) -> str:
         name = self.fresh("memo")
@@ -47,8 +53,24 @@ class MaskWriter(RustWriter):
         return f"(match {name} {{ Some(v) => v, None => {{ let v = {code}; {name} = Some(v); v }} }})"
 
     def _invariant(self, e: ir.Expr) -> bool:
+        """The same for every id: it reads no index, and no other local either (a call on
+        an aggregate's loop variable inside the guard differs from member to member)."""
         scalar = isinstance(e.type, (ir.IntType, ir.FloatType, ir.BoolType, ir.EnumType))
-        return scalar and not _reads(e, self.indices)
+        return scalar and not _reads(e, self.indices) and not free_locals(e)
+
+    def _Binary(self, e: ir.Binary) -> str:
+        code = super()._Binary(e)
+        if e.op in ("div", "mod") and isinstance(e.type, ir.IntType) and not free_locals(e) \
+                and self.ranges.total(e):
+            # An int division of the state, params and consts alone (`from / size`) is the
+            # same for every id and cannot fault: computed once, before the family's loops.
+            for name, _, done in self.hoisted:
+                if done == code:
+                    return name
+            name = self.fresh("inv")
+            self.hoisted.append((name, rust_type(e.type), code))
+            return name
+        return code
 
     def _Call(self, e: ir.Call) -> str:
         code = super()._Call(e)
@@ -59,14 +81,33 @@ class MaskWriter(RustWriter):
         return self._memo(e, code) if e.kind == "view" and self._invariant(e) else code
 
 
-def family_mask(w: MaskWriter, a: ir.Action, slots: list[str]) -> str:
+MAX_UNSWITCH = 3  # how many index-free `if`s of one guard get loops of their own
+
+
+def family_mask(w: MaskWriter, a: ir.Action, slots: list[str], guard: ir.Expr | None = None,
+                depth: int = 0) -> str:
     """Rust that writes family `a`'s mask into `out[n..]` and advances `n` (ids row-major,
     the last index fastest). `slots[j]` is the `(lo, hi)` of index `j`, as Rust."""
     params = a.index_params
     names = [p.name for p in params]
     counts = [span(lo, hi) for lo, hi in slots]
+    guard = a.guard if guard is None else guard
     with w.facts({p.name: w.ranges.range_fact(p.lo, p.hi) for p in params}):
-        parts = Splitter(w.env, w.ranges).conjuncts(a.guard, set(names))
+        parts = Splitter(w.env, w.ranges).conjuncts(guard, set(names))
+        if depth < MAX_UNSWITCH:
+            for i, c in enumerate(parts):
+                # **Unswitching.** A conjunct `if t then x else y` whose test reads no index
+                # and cannot fault picks one branch for the whole family: test it once, and
+                # give each branch its own loops, where its tests hoist in turn.
+                if isinstance(c, ir.Cond) and not _reads(c.cond, set(names)) and w.ranges.total(c.cond):
+                    test = w.expr(c.cond)
+                    branches = []
+                    for branch in (c.then, c.else_):
+                        saved, w.memos, w.hoisted = (w.memos, w.hoisted), [], []
+                        branches.append(family_mask(w, a, slots, conjoin(parts[:i] + [branch] + parts[i + 1:],
+                                                                         guard.span), depth + 1))
+                        w.memos, w.hoisted = saved
+                    return f"if {test} {{ {branches[0]} }} else {{ {branches[1]} }}"
         # Each conjunct's level: the deepest index it reads; placed no shallower than those before it.
         placed: list[list[ir.Expr]] = [[] for _ in range(len(params) + 1)]  # level -1 is placed[0]
         level = -1
@@ -88,6 +129,7 @@ def family_mask(w: MaskWriter, a: ir.Action, slots: list[str]) -> str:
              if placed[j + 1]]
     total = reduce(times, counts)
     memos = [f"let mut {name}: Option<{t}> = None;" for name, t in w.memos]
+    memos += [f"let {name}: {t} = {code};" for name, t, code in w.hoisted]
     # The family's ids start false, once: an id whose hoisted test fails is skipped.
     fill = f"let total: usize = {total}; out[n..n + total].fill(false);"
     if outer:

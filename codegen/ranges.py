@@ -213,22 +213,41 @@ class Ranges:
         return self.calls.returns.get(e.fn)
 
     def opened(self, call: ir.Call) -> Optional[ir.Expr]:
-        """The body of a one-line pure fn of scalars with `call`'s arguments put for its
-        parameters: what the call's value is, when its arguments only read (they are
-        evaluated once by the call, and reading them again gives the same values)."""
+        """The body of a pure fn of scalars with `call`'s arguments put for its parameters:
+        what the call's value is, when its arguments only read (they are evaluated once by
+        the call, and reading them again gives the same values). The fn is one `return e`,
+        or unchecked scalar `let`s before it whose values cannot fault here (`total`), put
+        into `e` where they are read: evaluating such a value once, again or never is the
+        same."""
         f = self.fns.get(call.fn)
-        if f is None or not f.pure or len(f.body) != 1 or not isinstance(f.body[0], ir.Return) \
+        if f is None or not f.pure or not f.body or not isinstance(f.body[-1], ir.Return) \
                 or self._opening > _MAX_OPEN:
             return None
-        value = f.body[0].value
+        value = f.body[-1].value
         if value is None or not isinstance(f.ret, _SCALARS) or any(not isinstance(p.type, _SCALARS) for p in f.params):
+            return None
+        lets = f.body[:-1]
+        if not all(_plain_let(s) for s in lets):
             return None
         if not all(_reads_only(a, self.fns) for a in call.args):
             return None
-        captured = binders(value)
+        captured = binders(value).union(*(binders(s.value) for s in lets))
         if any(free_locals(a) & captured for a in call.args):
             return None  # an argument's name would be caught by a comprehension inside
-        return substitute(value, {p.name: a for p, a in zip(f.params, call.args)})
+        mapping = {p.name: a for p, a in zip(f.params, call.args)}
+        bound: dict[str, ir.Expr] = {}
+        for s in lets:
+            v = substitute(s.value, mapping, bound)
+            if free_locals(v) & captured:
+                return None
+            self._opening += 1
+            try:
+                if not self.total(v):
+                    return None
+            finally:
+                self._opening -= 1
+            bound[s.names[0]] = v
+        return substitute(value, mapping, bound)
 
     def _declared(self, t) -> Optional[Interval]:
         """A checked `int in lo..hi`'s values (hi exclusive)."""
@@ -636,6 +655,14 @@ def _reads_only(e: ir.Expr, fns: dict) -> bool:
     return True
 
 
+def _plain_let(s) -> bool:
+    """A `let` of one scalar with no declared range to check: its value is all it does."""
+    if not (isinstance(s, ir.Let) and len(s.names) == 1 and len(s.types) == 1):
+        return False
+    t = s.types[0]
+    return isinstance(t, _SCALARS) and not (isinstance(t, ir.IntType) and t.bounded)
+
+
 def binders(e: ir.Expr) -> set[str]:
     """Names bound inside `e` (comprehension variables)."""
     out = set()
@@ -650,14 +677,19 @@ def free_locals(e: ir.Expr) -> set[str]:
     return {n.name for n in walk(e) if isinstance(n, ir.Ref) and n.kind in _SCOPED}
 
 
-def substitute(e, mapping: dict[str, ir.Expr]):
-    """`e` with each parameter `Ref` replaced by its argument (types and spans kept)."""
+def substitute(e, mapping: dict[str, ir.Expr], lets: Optional[dict[str, ir.Expr]] = None):
+    """`e` with each parameter `Ref` replaced by its argument, and each local `Ref` in
+    `lets` by its value (types and spans kept)."""
     if isinstance(e, ir.Ref):
-        return mapping.get(e.name, e) if e.kind == "fn_param" else e
+        if e.kind == "fn_param":
+            return mapping.get(e.name, e)
+        if e.kind == "local" and lets:
+            return lets.get(e.name, e)
+        return e
     if isinstance(e, tuple):
-        return tuple(substitute(x, mapping) for x in e)
+        return tuple(substitute(x, mapping, lets) for x in e)
     if dataclasses.is_dataclass(e) and not isinstance(e, type):
-        changes = {f.name: substitute(getattr(e, f.name), mapping) for f in dataclasses.fields(e)
+        changes = {f.name: substitute(getattr(e, f.name), mapping, lets) for f in dataclasses.fields(e)
                    if f.name not in ("type", "span", "root_type")}
         return dataclasses.replace(e, **changes)
     return e

@@ -108,6 +108,10 @@ def state_type(t) -> str:
     return rust_type(t)
 
 
+MAX_LITERAL_TABLE = 64  # the longest const table written out where it is indexed
+POLL_FREE_TRIPS = 64  # loops of at most this many runs do not check for a request to stop
+
+
 def rust_type(t) -> str:
     if isinstance(t, ir.BoolType):
         return "bool"
@@ -299,6 +303,11 @@ class RustWriter:
             if e.name in self.cached_views:
                 return f"self.{method('cached_view', e.name)}()?"
             return f"self.{method('view', e.name)}()?"
+        if e.kind == "const" and isinstance(e.type, ir.IntType):
+            known = self.ranges.interval(e)
+            if known is not None and known.lo == known.hi and known.fits_i64():
+                # A param-free int const is a literal: divisions by it become multiplies.
+                return f"{known.lo}i64" if known.lo >= 0 else f"({known.lo}i64)"
         base = self.root(e.kind, e.name)
         return base
 
@@ -328,7 +337,7 @@ class RustWriter:
             return f"self.{method('view_item', e.base.name)}({self.expr(e.index)})?"
         base = e.base
         if isinstance(base, (ir.Ref, ir.Index)) and not (isinstance(base, ir.Ref) and base.kind == "view"):
-            code = self.expr(base)
+            code = self._literal_table(base) or self.expr(base)
             if not _is_pure_read(e.index):
                 # The index may draw random numbers or change the state: it is computed
                 # before the array is borrowed. The block yields a reference, so the element
@@ -341,6 +350,25 @@ class RustWriter:
         tmp = self.fresh()
         return (f"{{ let {tmp} = {self.expr(base)}; "
                 f"{tmp}[ops::ix({self.expr(e.index)}, {tmp}.len(), {at(e.span)})?] }}")
+
+    def _literal_table(self, base: ir.Expr) -> Optional[str]:
+        """A const table of literal ints (`const drow = [1, 1, -1]`), written out where it
+        is indexed, so the compiler sees its values (a loop over the table's indices folds
+        them in); None for any other array."""
+        if not (isinstance(base, ir.Ref) and base.kind == "const" and isinstance(base.type, ir.ArrayType)):
+            return None
+        const = next((c for c in self.env.consts if c.name == base.name), None)
+        value = const.value if const is not None else None
+        if not (isinstance(value, ir.ArrayLit) and 0 < len(value.items) <= MAX_LITERAL_TABLE):
+            return None
+        if not all(isinstance(x, ir.Lit) for x in value.items):
+            return None
+        items = [x.value for x in value.items]
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in items):
+            return None
+        # A reference to the literal: Rust promotes it to one read-only table (an array
+        # value would be built on the stack at every read).
+        return "(&[" + ", ".join(f"{v}i64" for v in items) + "])"
 
     def _TupleGet(self, e: ir.TupleGet) -> str:
         base = self.expr(e.base)
@@ -574,7 +602,7 @@ class RustWriter:
         if isinstance(it, ir.RangeIter):
             where = at(clause.span)
             return (f"for {local(clause.names[0])} in {self.span(it.lo, it.hi, clause.span)} "
-                    f"{{ ops::poll({where})?; {body} }}")
+                    f"{{ {self.poll(self.trips(it.lo, it.hi), where)}{body} }}")
         pattern = local(clause.names[0]) if len(clause.names) == 1 else \
             "(" + ", ".join(local(n) for n in clause.names) + ")"
         arr = it.array
@@ -594,6 +622,23 @@ class RustWriter:
             return f"for {k} in 0..{self.size(arr.type.size)} {{ let {pattern} = {elem}; {body} }}"
         tmp = self.fresh()
         return f"let {tmp} = {self.value(arr)}; for {pattern} in {tmp} {{ {body} }}"
+
+    def poll(self, trips: Optional[Interval], where: str) -> str:
+        """The check for the host's request to stop, at the head of a loop body; none in a
+        loop of at most `POLL_FREE_TRIPS` runs: the loops inside it check for themselves
+        (fns cannot recurse), so the work between two checks stays bounded."""
+        if trips is not None and trips.hi <= POLL_FREE_TRIPS:
+            return ""
+        return f"ops::poll({where})?; "
+
+    def poll_lines(self, trips: Optional[Interval], where: str) -> list[str]:
+        code = self.poll(trips, where).strip()
+        return [code] if code else []
+
+    def trips(self, lo: ir.Expr, hi: ir.Expr) -> Optional[Interval]:
+        """How many runs a loop over `lo..hi` makes, when known."""
+        a, b = self.ranges.interval(lo), self.ranges.interval(hi)
+        return None if a is None or b is None else Interval(0, max(0, b.hi - a.lo))
 
     def span(self, lo: ir.Expr, hi: ir.Expr, where) -> str:
         """The range `lo..hi` of a loop, its length checked unless proven small enough."""
@@ -765,7 +810,8 @@ class RustWriter:
                 f"if {test} {{ {acc} += 1; }}"
         for j in reversed(range(k)):
             c = clauses[j]
-            head = f"for {local(c.names[0])} in {self.span(c.iter.lo, c.iter.hi, c.span)} {{ ops::poll({at(c.span)})?; "
+            head = (f"for {local(c.names[0])} in {self.span(c.iter.lo, c.iter.hi, c.span)} "
+                    f"{{ {self.poll(self.trips(c.iter.lo, c.iter.hi), at(c.span))}")
             body = head + (moved(j) if j < k - 1 else "") + " " + body + " }"
         return (f"{{ let mut {acc} = {start}; {label}: {{ {' '.join(lines)} {moved(-1) if placed[0] else ''} "
                 f"{body} }} {acc} }}")
@@ -1026,14 +1072,15 @@ class RustWriter:
         body = self.loop_body(s.body, None if bound is None else max(0, bound.hi), write)
         return ([f"let {limit} = {limit_code};", f"let mut {n} = 0i64;", f"while {cond[0]} {{",
                  f"if {n} >= {limit} {{ return Err(Fault::new(FaultKind::LoopLimit, {at(s.span)}, {limit}, 0, 0)); }}",
-                 f"ops::poll({at(s.span)})?;", f"{n} += 1;"] + body + ["}"])
+                 *self.poll_lines(None if bound is None else Interval(0, max(0, bound.hi)), at(s.span)),
+                 f"{n} += 1;"] + body + ["}"])
 
     def _s_Repeat(self, s: ir.Repeat) -> list[str]:
         where = at(s.span)
         count = self.ranges.interval(s.count)
         head = f"for _ in {self.span(ir.Lit(0, ir.IntType(), s.span), s.count, s.span)} {{"
         body = self.loop_body(s.body, None if count is None else max(0, count.hi), lambda: self.block(s.body))
-        return [head, f"ops::poll({where})?;"] + body + ["}"]
+        return [head, *self.poll_lines(None if count is None else Interval(0, max(0, count.hi)), where)] + body + ["}"]
 
     # ------------------------------------------------------------ mutable locals in loops
 

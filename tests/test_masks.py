@@ -78,3 +78,74 @@ def test_the_mask_code_hoists_and_memoises():
     legal = text[text.index("fn legal("):text.index("fn allowed(")]
     assert legal.count("self.fn_ones()") == 1 and "__memo" in legal  # computed once per mask
     assert "below0 > 0" in legal  # `a[i] == 1` tested once per i, only if some j exists
+
+
+# Each family exercises one rewrite: `step` an index-free `if` (unswitched: its own loops
+# per branch), `ray` a fn with `let`s (opened into the guard, `from / n` hoisted), `twice`
+# a call on an aggregate's own loop variable (never memoised as if it read no local), and
+# `table` a literal const table indexed by the family's index.
+REWRITES = """env Rewrites
+param n: int in 2..7 = 4
+const w = 3
+const dr = [1, 0, -1, 0]
+state a: [int in 0..3; n]
+state phase: int in 0..3
+state from: int in 0..n * w
+fn hit(j: int) -> bool {
+    let k = 0
+    for q in 0..1 { if a[j] == 1 { k += 1 } }
+    return k > 0
+}
+fn ray(s: int, r: int, c: int) -> bool {
+    let dr0 = r - s / w
+    let dc0 = c - s % w
+    return (dr0 != 0 or dc0 != 0) and (dr0 == 0 or dc0 == 0)
+}
+action step(i in 0..n) when if phase == 0 then a[i] == 1 else a[i] == 2 and phase == 1 { phase = 0 }
+action cell(r in 0..n, c in 0..w) when phase != 2 and ray(from, r, c) { phase = 2 }
+action twice(i in 0..2) when count(hit(j) for j in 0..n) >= 2 + i { phase = 0 }
+action table(d in 0..4) when 0 <= d + dr[d] < n and a[d + dr[d]] == 0 { phase = 1 }
+observe onehot(a), onehot(phase)
+"""
+
+
+def rewrites_model(a: list[int], phase: int, frm: int, n: int) -> list[bool]:
+    step = [a[i] == 1 if phase == 0 else (a[i] == 2 and phase == 1) for i in range(n)]
+    cell = []
+    for r, c in itertools.product(range(n), range(3)):
+        d0, d1 = r - frm // 3, c - frm % 3
+        cell.append(phase != 2 and (d0 != 0 or d1 != 0) and (d0 == 0 or d1 == 0))
+    hits = sum(x == 1 for x in a)
+    twice = [hits >= 2 + i for i in range(2)]
+    dr = [1, 0, -1, 0]
+    table = [0 <= d + dr[d] < n and a[d + dr[d]] == 0 for d in range(4)]
+    return step + cell + twice + table
+
+
+@pytest.mark.parametrize("n", [4, 6])
+def test_unswitched_opened_and_table_masks_equal_the_guards(build_cache, tmp_path, n):
+    import twisterl
+    path = tmp_path / "rewrites.twl"
+    path.write_text(REWRITES)
+    env = twisterl.compile(path)(n=n)
+    env.reset(seed=0)
+    rng = np.random.default_rng(n)
+    for _ in range(80):
+        a = [int(x) for x in rng.integers(0, 3, n)]
+        phase, frm = int(rng.integers(0, 3)), int(rng.integers(0, n * 3))
+        env.set_state({"a": a, "phase": phase, "from": frm})
+        assert list(map(bool, env.action_mask())) == rewrites_model(a, phase, frm, n), (a, phase, frm)
+
+
+def test_the_rewrites_show_in_the_mask_code():
+    from twisterl.codegen.emit import emit_rust
+    from twisterl.dsl import check_source
+    result = check_source(REWRITES)
+    assert result.ok, [d.message for d in result.errors]
+    text = emit_rust(result.env, "rewrites.twl")
+    legal = text[text.index("fn legal("):text.index("fn allowed(")]
+    assert legal.startswith("fn legal(") and "if (self.state.phase == 0) {" in legal  # unswitched
+    # opened, with `w` a literal and `from / w` computed once before the loops
+    assert "self.fn_ray(" not in legal and "let __inv1: i64 = (self.state.from / 3i64);" in legal
+    assert legal.count("self.fn_hit(j_)") == 1 and "__memo" not in legal  # per member, not memoised
+    assert "(&[1i64, 0i64, -1i64, 0i64])" in legal and "self.consts.dr" not in legal

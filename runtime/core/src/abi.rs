@@ -16,7 +16,7 @@ use crate::fault::{At, Fault, FaultKind, R};
 use crate::param::Param;
 
 /// Bumped whenever `PluginV1` or the meaning of its functions changes.
-pub const ABI_VERSION: u32 = 5;
+pub const ABI_VERSION: u32 = 6;
 /// The core's version; host and plugin must be built from the same core.
 pub const CORE_VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -125,6 +125,10 @@ pub struct PluginV1 {
     pub set_step_limit: unsafe extern "C" fn(Handle, usize, usize, i64),
     /// Where the plugin's loops look for the host's request to stop (see `ops::poll`).
     pub set_interrupt_flag: extern "C" fn(*const AtomicBool),
+    /// The search's random playout from env `i` (`Slot::rollout`): `player`'s summed
+    /// rewards into `*total`, for at most `limit` steps, the actions drawn from the random
+    /// stream whose state is `rng` (four words, updated in place).
+    pub rollout: unsafe extern "C" fn(Handle, usize, u32, u64, *mut u64, *mut f64, *mut FaultOut) -> i32,
 }
 
 /// Where `step_observe` writes, for the range it was given; any pointer may be null.
@@ -191,6 +195,7 @@ impl PluginV1 {
             ends_here: ends_here::<E>,
             set_step_limit: set_step_limit::<E>,
             set_interrupt_flag,
+            rollout: rollout::<E>,
         }
     }
 }
@@ -558,6 +563,23 @@ unsafe extern "C" fn step_observe<E: Env>(h: Handle, start: usize, end: usize, a
                 *o.player.add(k) = slot.env.player() as i64;
             }
         }
+        Ok(())
+    })
+}
+
+unsafe extern "C" fn rollout<E: Env>(h: Handle, i: usize, player: u32, limit: u64, rng: *mut u64, total: *mut f64,
+                                     out: *mut FaultOut) -> i32 {
+    let b = batch::<E>(h);
+    guarded(out, || {
+        let state = std::slice::from_raw_parts_mut(rng, 4);
+        let mut stream = crate::rng::Rng::from_state([state[0], state[1], state[2], state[3]]);
+        let result = b.range_mut(i, i + 1)[0].rollout(player as usize, limit, &mut stream);
+        state.copy_from_slice(&stream.state());
+        *total = match result {
+            // The host's request to stop is no fault of this env.
+            Err(f) if f.kind == FaultKind::Interrupted => return Err((usize::MAX, f)),
+            r => at_env(i, r)?,
+        };
         Ok(())
     })
 }

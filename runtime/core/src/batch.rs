@@ -272,6 +272,33 @@ impl<E: Env> Slot<E> {
         }
     }
 
+    /// The search's random playout from the current state: uniformly random legal actions
+    /// (drawn by `mask::pick` over each state's mask) until the episode ends, no action is
+    /// legal, or `limit` steps; the sum of player `player`'s rewards. It runs here, next
+    /// to the env, so a step costs no call across the plugin boundary and no mask copy.
+    pub fn rollout(&mut self, player: usize, limit: u64, rng: &mut crate::rng::Rng) -> R<f64> {
+        let mut rewards = [0.0f64; 16];
+        let rewards = &mut rewards[..E::PLAYERS.clamp(1, 16)];
+        let player = player.min(rewards.len() - 1);
+        let mut total = 0.0;
+        for _ in 0..limit {
+            crate::ops::poll(NOWHERE)?;
+            if !self.fresh {
+                self.env.legal(&mut self.mask)?;
+                self.fresh = true; // the step reads legality from it
+            }
+            let Some(action) = crate::mask::pick(&self.mask, rng) else {
+                break;
+            };
+            let out = self.step(action as i64, rewards, false)?;
+            total += rewards[player];
+            if out.terminated || out.truncated {
+                break;
+            }
+        }
+        Ok(total)
+    }
+
     /// A uniformly random legal action, or `None` when no action is legal.
     fn random_legal(&mut self, rng: &mut crate::rng::Rng) -> R<Option<usize>> {
         self.fresh = false;

@@ -98,6 +98,8 @@ pub trait Env: Clone + Send + Sync + 'static {
 /// Which declaration action number `action` belongs to, given how many actions each
 /// declaration makes (`counts`, in order), and its number within it; `(usize::MAX, 0)`
 /// past the last.
+/// Inlinable: it runs on every step of every env, across the crate boundary.
+#[inline]
 pub fn decode(counts: &[usize], action: usize) -> (usize, usize) {
     let mut rest = action;
     for (decl, &count) in counts.iter().enumerate() {

@@ -15,6 +15,7 @@ use std::ops::Range;
 use crate::batch::{Batch, Slot};
 use crate::env::{Env, Observation};
 use crate::fault::Fault;
+use crate::rng::Rng;
 
 /// Why a host or a driver could not do what was asked.
 #[derive(Clone, Debug, PartialEq)]
@@ -202,6 +203,27 @@ pub trait Host {
         )?;
         Ok((term[0], trunc[0], player[0] as u32))
     }
+    /// The search's random playout from env `i`, whose current mask is `mask`: uniformly
+    /// random legal actions (`mask::pick`, drawn from `rng`) until the episode ends, no
+    /// action is legal or `limit` steps; the sum of player `player`'s rewards. `mask` and
+    /// `rewards` are scratch. A host may run it without a call per step.
+    fn rollout(
+        &mut self, i: usize, player: u32, limit: usize, rng: &mut Rng, mask: &mut [bool], rewards: &mut [f64],
+    ) -> Result<f64, Error> {
+        let mut total = 0.0;
+        for _ in 0..limit {
+            poll()?;
+            let Some(action) = crate::mask::pick(mask, rng) else {
+                break;
+            };
+            let (term, trunc, _) = self.step_one(i, action as i64, rewards, mask)?;
+            total += rewards[(player as usize).min(rewards.len() - 1)];
+            if term || trunc {
+                break;
+            }
+        }
+        Ok(total)
+    }
     /// Dense observations, `[n, obs_size]`.
     fn observe(&self, envs: Range<usize>, obs: &mut [f32]) -> Result<(), Error>;
     /// Sparse observations: indices `[n, nnz_max]` and how many of each row are used.
@@ -312,6 +334,16 @@ impl<E: Env> Host for Batch<E> {
             }
         }
         Ok(())
+    }
+
+    fn rollout(
+        &mut self, i: usize, player: u32, limit: usize, rng: &mut Rng, _mask: &mut [bool], _rewards: &mut [f64],
+    ) -> Result<f64, Error> {
+        let i = checked(i..i + 1, self.len()).start;
+        match self.slot_mut(i).rollout(player as usize, limit as u64, rng) {
+            Err(f) if f.kind == crate::fault::FaultKind::Interrupted => Err(Error::fault(f)),
+            r => at(i, r),
+        }
     }
 
     fn observe(&self, envs: Range<usize>, obs: &mut [f32]) -> Result<(), Error> {

@@ -149,7 +149,23 @@ impl Tree {
                 first + best.1
             }
             Rule::Uct { c } => {
-                let unvisited = kids.iter().filter(|k| k.visits + k.pending == 0).count() as u64;
+                // One pass scores the visited children and counts the others; a node whose
+                // children have all been tried (most of a search's) needs no second pass.
+                let ln_n = ((node.visits + node.pending) as f64).max(1.0).ln();
+                let mut best = (f64::NEG_INFINITY, 0u32);
+                let mut unvisited = 0u64;
+                for (k, kid) in kids.iter().enumerate() {
+                    let tried = kid.visits + kid.pending;
+                    if tried == 0 {
+                        unvisited += 1;
+                        continue;
+                    }
+                    let n_c = tried as f64;
+                    let score = (kid.value_sum - kid.pending as f64) / n_c + c as f64 * (ln_n / n_c).sqrt();
+                    if score > best.0 {
+                        best = (score, k as u32);
+                    }
+                }
                 if unvisited > 0 {
                     let mut pick = rng.below(unvisited);
                     for (k, kid) in kids.iter().enumerate() {
@@ -159,15 +175,6 @@ impl Tree {
                             }
                             pick -= 1;
                         }
-                    }
-                }
-                let ln_n = ((node.visits + node.pending) as f64).max(1.0).ln();
-                let mut best = (f64::NEG_INFINITY, 0u32);
-                for (k, kid) in kids.iter().enumerate() {
-                    let n_c = (kid.visits + kid.pending) as f64;
-                    let score = (kid.value_sum - kid.pending as f64) / n_c + c as f64 * (ln_n / n_c).sqrt();
-                    if score > best.0 {
-                        best = (score, k as u32);
                     }
                 }
                 first + best.1

@@ -15,6 +15,7 @@ use crate::batch::RolloutStats;
 use crate::env::Observation;
 use crate::host::{Actions, Error, Host, Layout, StatusInto, StepFlags, StepInto};
 use crate::param::Param;
+use crate::rng::Rng;
 
 impl FaultOut {
     /// The fault as an [`Error`], with its env index when it has one.
@@ -404,6 +405,22 @@ impl Host for PluginEnvs<'_> {
             (self.t().step_observe)(self.h(), i, i + 1, &action, std::ptr::null(), 0, &outs, out)
         })?;
         Ok((term != 0, trunc != 0, player as u32))
+    }
+
+    fn rollout(
+        &mut self, i: usize, player: u32, limit: usize, rng: &mut Rng, _mask: &mut [bool], _rewards: &mut [f64],
+    ) -> Result<f64, Error> {
+        self.inside(&(i..i + 1))?;
+        if self.batch.layout.continuous {
+            return Err(Error::Invalid("a search steps discrete actions; this env's are continuous".into()));
+        }
+        let mut state = rng.state();
+        let mut total = 0.0;
+        let result = call(|out| unsafe {
+            (self.t().rollout)(self.h(), i, player, limit as u64, state.as_mut_ptr(), &mut total, out)
+        });
+        *rng = Rng::from_state(state);
+        result.map(|()| total)
     }
 
     fn observe(&self, envs: Range<usize>, obs: &mut [f32]) -> Result<(), Error> {

@@ -42,6 +42,16 @@ impl Rng {
         }
     }
 
+    /// The stream's whole state, to hand it across the plugin boundary.
+    pub fn state(&self) -> [u64; 4] {
+        self.s
+    }
+
+    /// The stream whose state is `s` (from [`Rng::state`]).
+    pub fn from_state(s: [u64; 4]) -> Rng {
+        Rng { s }
+    }
+
     /// A stream for `seed`; `stream` separates the envs of one batch.
     pub fn new(seed: u64, stream: u64) -> Rng {
         let mut x = seed ^ stream.wrapping_mul(0xD1B5_4A32_D192_ED03);

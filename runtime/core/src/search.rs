@@ -406,19 +406,7 @@ impl<'a, H: Host> Worker<'a, H> {
     /// A random playout from scratch env `s` (its mask in `self.mask`): the sum of the
     /// rewards of player `player` until the episode ends or `limit` steps.
     fn rollout(&mut self, s: usize, player: u32, rng: &mut Rng, limit: usize) -> Result<f64, Error> {
-        let mut total = 0.0;
-        for _ in 0..limit {
-            poll()?;
-            let Some(action) = crate::mask::pick(&self.mask, rng) else {
-                break;
-            };
-            let (term, trunc, _) = step_env(self.scratch, s, action as i64, &mut self.rewards, &mut self.mask)?;
-            total += self.rewards[player as usize];
-            if term || trunc {
-                break;
-            }
-        }
-        Ok(total)
+        self.scratch.rollout(s, player, limit, rng, &mut self.mask, &mut self.rewards)
     }
 
     /// Select up to `leaf_batch` leaves of game `g`'s tree: terminal ones and rollouts

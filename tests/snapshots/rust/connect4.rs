@@ -242,7 +242,6 @@ impl ConnectFour {
             if __n1 >= __limit2 {
                 return Err(Fault::new(FaultKind::LoopLimit, at(31, 5), __limit2, 0, 0));
             }
-            ops::poll(at(31, 5))?;
             __n1 += 1;
             // line 33
             let __v5 = (k_ + 1);
@@ -265,7 +264,6 @@ impl ConnectFour {
         let r_: i64 = {
             let mut __acc1: Option<i64> = None;
             for r_ in 0i64..self.consts.rows {
-                ops::poll(at(16, 17))?;
                 if (self.state.grid[r_ as usize][c_ as usize] == 0) {
                     let __v3 = r_;
                     __acc1 = match __acc1 {

@@ -240,7 +240,6 @@ impl SlidingPuzzle {
             let mut __acc1 = true;
             '__agg2: {
                 for i_ in 0i64..self.consts.cells {
-                    ops::poll(at(39, 32))?;
                     if (self.state.board[i_ as usize] != i_) {
                         __acc1 = false;
                         break '__agg2;
@@ -346,7 +345,6 @@ impl SlidingPuzzle {
         // line 33
         let mut __k1 = 0usize;
         for i_ in 0i64..self.consts.cells {
-            ops::poll(at(33, 16))?;
             self.state.board[__k1] = ops::range(i_, 0, self.consts.cells, at(33, 5))?;
             __k1 += 1;
         }

@@ -130,9 +130,11 @@ def family_mask(w: MaskWriter, a: ir.Action, slots: list[str], guard: ir.Expr | 
     total = reduce(times, counts)
     memos = [f"let mut {name}: Option<{t}> = None;" for name, t in w.memos]
     memos += [f"let {name}: {t} = {code};" for name, t, code in w.hoisted]
-    # The family's ids start false, once: an id whose hoisted test fails is skipped.
-    fill = f"let total: usize = {total}; out[n..n + total].fill(false);"
+    # Where a hoisted test can skip ids, the family's ids start false, once; otherwise
+    # the loops write every id.
+    skips = bool(outer) or any(placed[j + 1] for j in range(len(params) - 1))
+    fill = f"let total: usize = {total}; out[n..n + total].fill(false);" if skips else ""
     if outer:
         test = " && ".join(f"({c})" for c in outer)
         code = f"if total > 0 && {negate(test)} {{ n += total; }} else {{ {code} }}"
-    return "{ " + " ".join(memos + sizes + [fill]) + f" {code} }}"
+    return "{ " + " ".join(memos + sizes + [fill]).strip() + f" {code} }}"

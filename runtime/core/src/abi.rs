@@ -13,10 +13,12 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use crate::batch::{Batch, RolloutStats};
 use crate::env::{Env, Observation};
 use crate::fault::{At, Fault, FaultKind, R};
+use crate::host::{Error, Host};
 use crate::param::Param;
+use crate::search::{Agent, AgentOptions};
 
 /// Bumped whenever `PluginV1` or the meaning of its functions changes.
-pub const ABI_VERSION: u32 = 6;
+pub const ABI_VERSION: u32 = 7;
 /// The core's version; host and plugin must be built from the same core.
 pub const CORE_VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -129,6 +131,37 @@ pub struct PluginV1 {
     /// rewards into `*total`, for at most `limit` steps, the actions drawn from the random
     /// stream whose state is `rng` (four words, updated in place).
     pub rollout: unsafe extern "C" fn(Handle, usize, u32, u64, *mut u64, *mut f64, *mut FaultOut) -> i32,
+    /// One whole search from env `slot` of the first batch with an agent that needs no
+    /// network, on scratch envs `0..` of the second (`search::search_here`, run inside the
+    /// plugin). Returns 0, or 1 with a fault in the `FaultOut`, or [`REFUSED`] with the
+    /// reason in the `MessageOut`.
+    pub search: unsafe extern "C" fn(Handle, usize, Handle, *const AgentOptions, u64, *const SearchOutputs,
+                                     *mut FaultOut, *mut MessageOut) -> i32,
+}
+
+/// What a table function returns when it refuses a request (the reason is a message).
+pub const REFUSED: i32 = 2;
+
+/// Where `search` writes: `num_actions` visits, priors and mean values (NaN: unvisited)
+/// for the player to move, then the root's value and the most visited action (-1: none).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct SearchOutputs {
+    pub visits: *mut f32,
+    pub priors: *mut f32,
+    pub q: *mut f32,
+    pub value: *mut f64,
+    pub best: *mut i64,
+}
+
+/// A message into a host buffer of `cap` bytes; `len` is its whole length, even when it
+/// did not fit (the host then shows what fitted).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct MessageOut {
+    pub ptr: *mut u8,
+    pub cap: usize,
+    pub len: usize,
 }
 
 /// Where `step_observe` writes, for the range it was given; any pointer may be null.
@@ -196,6 +229,7 @@ impl PluginV1 {
             set_step_limit: set_step_limit::<E>,
             set_interrupt_flag,
             rollout: rollout::<E>,
+            search: search::<E>,
         }
     }
 }
@@ -582,6 +616,45 @@ unsafe extern "C" fn rollout<E: Env>(h: Handle, i: usize, player: u32, limit: u6
         };
         Ok(())
     })
+}
+
+unsafe extern "C" fn search<E: Env>(games: Handle, slot: usize, scratch: Handle, options: *const AgentOptions,
+                                    seed: u64, outs: *const SearchOutputs, out: *mut FaultOut,
+                                    message: *mut MessageOut) -> i32 {
+    let mut refused = None;
+    let code = guarded(out, || {
+        // SAFETY: the host holds both batches, which are distinct, for the whole call.
+        let (games, scratch) = (&mut *(games as *mut Batch<E>), &mut *(scratch as *mut Batch<E>));
+        let found = Agent::new(*options, None, Vec::new(), &games.layout())
+            .map_err(Error::Invalid)
+            .and_then(|agent| crate::search::search_here(games, slot, scratch, &agent, seed));
+        let found = match found {
+            Ok(found) => found,
+            Err(Error::Fault { fault, env }) => return Err((env.unwrap_or(usize::MAX), fault)),
+            Err(Error::Invalid(why)) => {
+                refused = Some(why);
+                return Ok(());
+            }
+        };
+        let o = *outs;
+        let n = found.visits.len();
+        std::slice::from_raw_parts_mut(o.visits, n).copy_from_slice(&found.visits);
+        std::slice::from_raw_parts_mut(o.priors, n).copy_from_slice(&found.priors);
+        std::slice::from_raw_parts_mut(o.q, n).copy_from_slice(&found.q);
+        *o.value = found.value;
+        *o.best = found.best.map_or(-1, i64::from);
+        Ok(())
+    });
+    match refused {
+        Some(why) => {
+            let m = &mut *message;
+            m.len = why.len();
+            let fits = why.len().min(m.cap);
+            std::slice::from_raw_parts_mut(m.ptr, fits).copy_from_slice(&why.as_bytes()[..fits]);
+            REFUSED
+        }
+        None => code,
+    }
 }
 
 unsafe extern "C" fn state_lengths<E: Env>(h: Handle, i: usize, out_lengths: *mut usize, n: usize,

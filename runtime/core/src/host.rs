@@ -16,6 +16,7 @@ use crate::batch::{Batch, Slot};
 use crate::env::{Env, Observation};
 use crate::fault::Fault;
 use crate::rng::Rng;
+use crate::search::{AgentOptions, Searched};
 
 /// Why a host or a driver could not do what was asked.
 #[derive(Clone, Debug, PartialEq)]
@@ -237,6 +238,15 @@ pub trait Host {
     fn ends_here(&self, i: usize) -> Result<bool, Error>;
     /// Copy env `i` of this host over env `j` of `dst` (a host of the same env kind).
     fn copy_into(&self, i: usize, dst: &mut Self, j: usize) -> Result<(), Error>;
+    /// A whole search from env `slot` with an agent that needs no network (pure MCTS), run
+    /// inside the host on scratch envs of `scratch` from its first one, as
+    /// [`crate::search::search_here`] would run it here. `None`: the host cannot, and the
+    /// caller drives the search itself.
+    fn search_within(
+        &mut self, _slot: usize, _scratch: &mut Self, _options: &AgentOptions, _seed: u64,
+    ) -> Option<Result<Searched, Error>> {
+        None
+    }
 }
 
 /// The range's envs start..end, checked against what the host may touch.

@@ -10,12 +10,16 @@
 
 use std::ops::Range;
 
-use crate::abi::{FaultOut, Handle, PluginV1, Sizes, StepOutputs, STEP_AUTORESET, STEP_ILLEGAL_NOOP};
+use crate::abi::{
+    FaultOut, Handle, MessageOut, PluginV1, SearchOutputs, Sizes, StepOutputs, REFUSED, STEP_AUTORESET,
+    STEP_ILLEGAL_NOOP,
+};
 use crate::batch::RolloutStats;
 use crate::env::Observation;
 use crate::host::{Actions, Error, Host, Layout, StatusInto, StepFlags, StepInto};
 use crate::param::Param;
 use crate::rng::Rng;
+use crate::search::{AgentOptions, Searched};
 
 impl FaultOut {
     /// The fault as an [`Error`], with its env index when it has one.
@@ -481,5 +485,44 @@ impl Host for PluginEnvs<'_> {
             return Err(Error::Invalid("both batches must come from the same env plugin".into()));
         }
         call(|out| unsafe { (self.t().copy_env)(self.h(), i, dst.h(), j, out) })
+    }
+
+    fn search_within(
+        &mut self, slot: usize, scratch: &mut Self, options: &AgentOptions, seed: u64,
+    ) -> Option<Result<Searched, Error>> {
+        // The plugin's search uses the scratch batch's envs from 0; anything else (and every
+        // request it would refuse for its ranges) is left to the driver, which says why.
+        let usable = self.envs.contains(&slot)
+            && scratch.envs.start == 0
+            && scratch.envs.len() >= options.leaf_batch
+            && std::ptr::eq(self.t(), scratch.t())
+            && !std::ptr::eq(self.batch, scratch.batch);
+        if !usable || self.batch.layout.continuous {
+            return None;
+        }
+        let n = self.batch.layout.num_actions;
+        let (mut visits, mut priors, mut q) = (vec![0.0f32; n], vec![0.0f32; n], vec![f32::NAN; n]);
+        let (mut value, mut best) = (0.0f64, -1i64);
+        let outs = SearchOutputs {
+            visits: visits.as_mut_ptr(),
+            priors: priors.as_mut_ptr(),
+            q: q.as_mut_ptr(),
+            value: &mut value,
+            best: &mut best,
+        };
+        let mut fault = FaultOut::empty();
+        let mut text = vec![0u8; 1024];
+        let mut message = MessageOut { ptr: text.as_mut_ptr(), cap: text.len(), len: 0 };
+        let code = unsafe {
+            (self.t().search)(self.h(), slot, scratch.h(), options, seed, &outs, &mut fault, &mut message)
+        };
+        Some(match code {
+            0 => Ok(Searched { visits, value, best: u32::try_from(best).ok(), priors, q }),
+            REFUSED => {
+                text.truncate(message.len.min(message.cap));
+                Err(Error::Invalid(String::from_utf8_lossy(&text).into_owned()))
+            }
+            _ => Err(fault.error()),
+        })
     }
 }

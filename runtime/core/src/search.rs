@@ -29,6 +29,7 @@ use crate::rng::{Purpose, Rng};
 use crate::twist::Twist;
 
 /// How an agent picks its moves.
+#[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     /// AlphaZero's PUCT on a network's priors and values.
@@ -39,7 +40,9 @@ pub enum Kind {
     Random,
 }
 
-/// An agent's search settings, before they are checked against an env.
+/// An agent's search settings, before they are checked against an env. Plain C data: a
+/// plugin is handed them to run a search inside (`abi::PluginV1::search`).
+#[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AgentOptions {
     pub kind: Kind,
@@ -860,8 +863,22 @@ pub fn merge(parts: Vec<Played>, num_games: usize, layout: &Layout) -> (Vec<Outc
 }
 
 /// One search from env `slot` of `games` with `agent`, using scratch envs `scratch.envs()`
-/// (at least `leaf_batch` of them).
+/// (at least `leaf_batch` of them). A search that needs no network runs inside the host
+/// where the host can ([`Host::search_within`]: a plugin runs it next to its env, with
+/// no call across the boundary per step); the result is the same either way.
 pub fn search<H: Host>(
+    games: &mut H, slot: usize, scratch: &mut H, agent: &Agent, seed: u64,
+) -> Result<Searched, Error> {
+    if agent.policy.is_none() && !agent.random() {
+        if let Some(found) = games.search_within(slot, scratch, &agent.options, seed) {
+            return found;
+        }
+    }
+    search_here(games, slot, scratch, agent, seed)
+}
+
+/// [`search`], driven from here whatever the host.
+pub fn search_here<H: Host>(
     games: &mut H, slot: usize, scratch: &mut H, agent: &Agent, seed: u64,
 ) -> Result<Searched, Error> {
     if agent.random() {

@@ -175,12 +175,14 @@ pub fn play<'py>(
 
 /// One search from env `slot` of `games` with `agent`. Returns (visits [A], value for the
 /// player to move, best action (-1 if none), priors [A], q [A] for the player to move (NaN
-/// unvisited)).
+/// unvisited)). A search with no network runs inside the env's plugin unless `in_plugin`
+/// is false (the same result, driven from here: for tests).
 #[pyfunction]
-#[pyo3(signature = (games, slot, scratch, agent, seed))]
+#[pyo3(signature = (games, slot, scratch, agent, seed, in_plugin=true))]
 #[allow(clippy::type_complexity)]
 pub fn search<'py>(
     py: Python<'py>, games: &Batch, slot: usize, scratch: &Batch, agent: &Bound<'py, PyDict>, seed: u64,
+    in_plugin: bool,
 ) -> PyResult<(Bound<'py, PyArray1<f32>>, f64, i64, Bound<'py, PyArray1<f32>>, Bound<'py, PyArray1<f32>>)> {
     let agent = self::agent(agent, &games.layout)?;
     let n = games.sizes.num_envs;
@@ -190,7 +192,10 @@ pub fn search<'py>(
     let (mut g, mut s) = hold(py, games, scratch)?;
     let scratch_len = scratch.sizes.num_envs;
     let (mut root, mut work) = (g.envs.envs(0..n).map_err(to_py)?, s.envs.envs(0..scratch_len).map_err(to_py)?);
-    let found = crate::error::detached(py, || core_search::search(&mut root, slot, &mut work, &agent, seed))?;
+    let found = crate::error::detached(py, || match in_plugin {
+        true => core_search::search(&mut root, slot, &mut work, &agent, seed),
+        false => core_search::search_here(&mut root, slot, &mut work, &agent, seed),
+    })?;
     let best = found.best.map_or(-1, i64::from);
     Ok((
         PyArray1::from_vec(py, found.visits),

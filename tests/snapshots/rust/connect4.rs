@@ -475,8 +475,6 @@ impl Env for ConnectFour {
     fn legal(&self, out: &mut [bool]) -> R<()> {
         let mut n = 0usize;
         {
-            let total: usize = (self.ranges[0].1 - self.ranges[0].0).max(0) as usize;
-            out[n..n + total].fill(false);
             for c_ in self.ranges[0].0..self.ranges[0].1 {
                 out[n] = (self.state.grid[0][c_ as usize] == 0);
                 n += 1;

@@ -96,11 +96,13 @@ class Context:
     consts_zero: list[tuple[str, str]] = field(default_factory=list)
     n_decls: int = 0
     advisory: bool = False
+    """some action's mask is advisory (`advise`): legality cannot be read from the mask"""
+    guard_loops: bool = False
+    """some family's mask pays a looping guard for every id (`masks.per_id_loops`)"""
     copy_fields: set[str] = field(default_factory=set)
     """the params, consts and state variables whose Rust type is `Copy`"""
     view_cache: list[tuple[str, str, str]] = field(default_factory=list)
     """(field, Rust type, comment) of each scalar view kept once computed"""
-    """some action's mask is advisory (`advise`): legality cannot be read from the mask"""
 
 
 # Type names the generated crate uses or imports: an env may not take one as its own.
@@ -392,6 +394,7 @@ class _Lowering:
                 mw.use_calls(self.known, self.recorded)
                 slots = [self.range_slot(a, j) for j in range(len(a.index_params))]
                 decode_legal.append(family_mask(mw, a, slots))
+                ctx.guard_loops |= mw.loops_per_id
             elif guard == "true" and a.index_params:  # every member of the family is legal
                 decode_legal.append(f"out[n..n + self.counts[{d}]].fill(true); n += self.counts[{d}];")
             else:

@@ -37,6 +37,22 @@ def _reads(e: ir.Expr, names: set[str]) -> set[str]:
     return {n.name for n in walk(e) if isinstance(n, ir.Ref) and n.kind == "action_param" and n.name in names}
 
 
+def per_id_loops(e: ir.Expr, env: ir.Env) -> bool:
+    """Whether evaluating `e` runs a loop: an aggregate or comprehension, or a call of a
+    function whose body (or a function it calls) loops. Views are left out: they read no
+    index, so a mask computes them once."""
+    fns = {f.name: f for f in env.functions}
+    stack, seen = [e], set()
+    while stack:
+        for n in walk(stack.pop()):
+            if isinstance(n, (ir.Aggregate, ir.ArrayComp, ir.For, ir.While, ir.Repeat)):
+                return True
+            if isinstance(n, ir.Call) and n.fn not in seen and n.fn in fns:
+                seen.add(n.fn)
+                stack.append(fns[n.fn].body)
+    return False
+
+
 class MaskWriter(RustWriter):
     """A writer for one family's mask: index-invariant calls and views are memoised in
     `memos` (name, Rust type), declared before the family's loops."""
@@ -44,6 +60,9 @@ class MaskWriter(RustWriter):
     def __init__(self, *args, indices: set[str], **kwargs):
         super().__init__(*args, **kwargs)
         self.indices = indices
+        # Some id's own tests run a loop, and no hoisted test skips ids: the mask costs
+        # about one whole guard per id (see `per_id_loops`).
+        self.loops_per_id = False
         self.memos: list[tuple[str, str]] = []
         self.hoisted: list[tuple[str, str, str]] = []  # (name, Rust type, code)
 
@@ -132,7 +151,10 @@ def family_mask(w: MaskWriter, a: ir.Action, slots: list[str], guard: ir.Expr | 
     memos += [f"let {name}: {t} = {code};" for name, t, code in w.hoisted]
     # Where a hoisted test can skip ids, the family's ids start false, once; otherwise
     # the loops write every id.
-    skips = bool(outer) or any(placed[j + 1] for j in range(len(params) - 1))
+    inner_skips = any(placed[j + 1] for j in range(len(params) - 1))
+    skips = bool(outer) or inner_skips
+    if not inner_skips and any(per_id_loops(c, w.env) for c in placed[len(params)]):
+        w.loops_per_id = True
     fill = f"let total: usize = {total}; out[n..n + total].fill(false);" if skips else ""
     if outer:
         test = " && ".join(f"({c})" for c in outer)

@@ -159,3 +159,40 @@ def test_ctrl_c_stops_a_long_search_inside_the_plugin(build_cache):
     out, err = proc.communicate(timeout=60)
     assert time.time() - sent < 5, "Ctrl-C took too long"
     assert "interrupted after" in out and "usable 19" in out, (out, err[-2000:])
+
+
+PICK = """\
+    env Pick
+    const legal_ids = {ids}
+    state started: bool
+    state over: bool
+    action go when not started {{ started = true }}
+    action pick(k in 0..64) when started and not over and {guard} {{
+        over = true
+        reward float(k) / 63.0
+    }}
+    reset {{ started = false; over = false }}
+    done over
+    observe onehot(started)
+    """
+
+
+@pytest.mark.parametrize("guard", ["any(j == k for j in legal_ids)", "k % {step} == 0"])
+@pytest.mark.parametrize("step", [1, 3, 21])
+def test_random_playouts_draw_uniformly_among_the_legal_actions(tmp_path, guard, step):
+    """Playouts draw by rejection or from the mask (by the guard's cost and the mask's
+    density); either way each legal action is equally likely. With 2 simulations, the
+    only child's value is one playout's reward: the mean of `k / 63` over the legal ids."""
+    ids = list(range(0, 64, step))
+    name = f"pick_{step}_{'loop' if 'any' in guard else 'plain'}"
+    path = tmp_path / f"{name}.twl"
+    path.write_text(textwrap.dedent(PICK.format(ids=ids, guard=guard.format(step=step))))
+    cls = twisterl.compile(str(path))
+    env = cls()
+    env.reset(seed=0)
+    values = [twisterl.mcts(env, simulations=2, seed=s).q[0] for s in range(600)]
+    expected = np.mean(ids) / 63
+    spread = np.std(ids) / 63 / np.sqrt(len(values))
+    assert abs(np.mean(values) - expected) < 4 * spread + 1e-9, (np.mean(values), expected)
+    seen = {round(v * 63) for v in values}
+    assert seen <= set(ids) and (len(ids) > 20 or seen == set(ids))

@@ -11,6 +11,21 @@ use crate::param::Param;
 
 const NOWHERE: At = At { line: 0, col: 0 };
 
+/// How a random playout draws its actions. A mask costs a guard per id, or less where
+/// hoisted tests skip ids; a draw by rejection ([`Slot::draw_allowed`]) costs a guard per
+/// try. So a playout draws by rejection first
+/// - up to `DRAWS` times while at least one action in `DENSE` was legal in the last state
+///   whose whole mask it computed, in envs of at least `SMALL` actions: the tries then all
+///   miss with chance `(1 - 1/DENSE)^DRAWS` (13% at most);
+/// - up to `num_actions / 4` times (at least `DRAWS`) in an env whose mask pays a looping
+///   guard for every id (`Env::GUARD_LOOPS`): even with a single legal action, the tries
+///   and the mask that follows cost about one mask.
+/// When every try misses, the state's mask decides.
+const DENSE: usize = 8;
+const DRAWS: usize = 16;
+/// A mask of fewer actions costs about what the draws would: it is always computed.
+const SMALL: usize = 2 * DRAWS;
+
 /// What one step produced for one env.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct StepOut {
@@ -273,30 +288,64 @@ impl<E: Env> Slot<E> {
     }
 
     /// The search's random playout from the current state: uniformly random legal actions
-    /// (drawn by `mask::pick` over each state's mask) until the episode ends, no action is
-    /// legal, or `limit` steps; the sum of player `player`'s rewards. It runs here, next
-    /// to the env, so a step costs no call across the plugin boundary and no mask copy.
+    /// until the episode ends, no action is legal, or `limit` steps; the sum of player
+    /// `player`'s rewards. Each action is drawn from the state's whole mask, or by rejection
+    /// while masks are dense (see [`DENSE`]); envs with advisory masks always use the mask.
+    /// It runs next to the env, so a step costs no call across the plugin boundary.
     pub fn rollout(&mut self, player: usize, limit: u64, rng: &mut crate::rng::Rng) -> R<f64> {
         let mut rewards = [0.0f64; 16];
         let rewards = &mut rewards[..E::PLAYERS.clamp(1, 16)];
         let player = player.min(rewards.len() - 1);
         let mut total = 0.0;
+        let n = self.env.num_actions();
+        // Whether the last full mask had at least one legal action in `DENSE`.
+        let mut dense = false;
+        let draws_per_id = (n / 4).max(DRAWS);
         for _ in 0..limit {
             crate::ops::poll(NOWHERE)?;
-            if !self.fresh {
-                self.env.legal(&mut self.mask)?;
-                self.fresh = true; // the step reads legality from it
-            }
-            let Some(action) = crate::mask::pick(&self.mask, rng) else {
-                break;
+            let draws = if E::GUARD_LOOPS { draws_per_id } else if dense && n >= SMALL { DRAWS } else { 0 };
+            let drawn = match !self.fresh && !E::ADVISORY && draws > 0 {
+                true => self.draw_allowed(n, draws, rng)?,
+                false => None,
             };
-            let out = self.step(action as i64, rewards, false)?;
+            let action = match drawn {
+                Some(action) => action,
+                None => {
+                    if !self.fresh {
+                        self.env.legal(&mut self.mask)?;
+                        self.fresh = true; // the step reads legality from it
+                    }
+                    let legal = crate::mask::count(&self.mask);
+                    dense = legal * DENSE >= n;
+                    if legal == 0 {
+                        break;
+                    }
+                    crate::mask::nth(&self.mask, rng.below(legal as u64) as usize).unwrap_or(0)
+                }
+            };
+            rewards.iter_mut().for_each(|r| *r = 0.0);
+            self.fresh = false;
+            self.env.apply(action, rewards)?;
+            let out = self.finish(rewards, false)?;
             total += rewards[player];
             if out.terminated || out.truncated {
                 break;
             }
         }
         Ok(total)
+    }
+
+    /// A uniformly random allowed action by rejection: up to [`DRAWS`] uniform draws over
+    /// every action, each tested by its guard alone. `None` when all missed.
+    #[inline]
+    fn draw_allowed(&mut self, n: usize, draws: usize, rng: &mut crate::rng::Rng) -> R<Option<usize>> {
+        for _ in 0..draws {
+            let a = rng.below(n as u64) as usize;
+            if self.env.allowed(a)? {
+                return Ok(Some(a));
+            }
+        }
+        Ok(None)
     }
 
     /// A uniformly random legal action, or `None` when no action is legal.

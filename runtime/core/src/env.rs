@@ -40,6 +40,9 @@ pub trait Env: Clone + Send + Sync + 'static {
     /// Whether some action has an advisory mask (`advise`): the mask then says more than
     /// [`Env::allowed`], so a step cannot read legality from the mask.
     const ADVISORY: bool;
+    /// Whether the mask evaluates, for every id of some family, a guard that loops: a
+    /// random playout then draws actions by rejection first (see `batch::Slot::rollout`).
+    const GUARD_LOOPS: bool = false;
 
     /// A new instance with the given param values (declaration order) and RNG stream.
     fn new(params: &[Param], seed: u64, stream: u64) -> R<Self>;

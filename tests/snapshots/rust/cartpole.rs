@@ -397,6 +397,7 @@ impl Env for CartPole {
     const CONTINUOUS: bool = false;
     const TWISTS: usize = 0;
     const ADVISORY: bool = false;
+    const GUARD_LOOPS: bool = false;
 
     fn new(params: &[Param], seed: u64, stream: u64) -> R<Self> {
         let consts = Consts::new(params)?;

@@ -429,6 +429,7 @@ impl Env for SlidingPuzzle {
     const CONTINUOUS: bool = false;
     const TWISTS: usize = 1;
     const ADVISORY: bool = false;
+    const GUARD_LOOPS: bool = false;
 
     fn new(params: &[Param], seed: u64, stream: u64) -> R<Self> {
         let consts = Consts::new(params)?;

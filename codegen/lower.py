@@ -454,10 +454,15 @@ class _Lowering:
         p = a.index_params[j]
         if _literal_range(p):
             return _typed_int(p.lo.value), _typed_int(p.hi.value)
+        k = self.range_entry(a, j)
+        return f"self.ranges[{k}].0", f"self.ranges[{k}].1"
+
+    def range_entry(self, a: ir.Action, j: int) -> int:
+        """Where index `j` of family `a` sits in the env's `ranges`."""
         first = 0
         for other in self.env.actions:
             if other is a:
-                return f"self.ranges[{first + j}].0", f"self.ranges[{first + j}].1"
+                return first + j
             first += len(other.index_params)
         raise AssertionError(a.name)
 
@@ -465,16 +470,18 @@ class _Lowering:
         """Statements turning `local` (the number within the family) into indices i0, i1..."""
         if not a.index_params:
             return ""
-        parts = ["let mut rest = local as i64;"]
+        parts = ["let mut rest = local as u64;"]
         for j in reversed(range(len(a.index_params))):
             p = a.index_params[j]
             if _literal_range(p):
-                size = f"{p.hi.value - p.lo.value}i64"
+                size = f"{p.hi.value - p.lo.value}u64"
                 start = "" if p.lo.value == 0 else f"{_typed_int(p.lo.value)} + "
-                parts.append(f"let i{j} = {start}rest % {size}; rest /= {size};")
+                parts.append(f"let i{j} = {start}(rest % {size}) as i64; rest /= {size};")
                 continue
-            lo, hi = self.range_slot(a, j)
-            parts.append(f"let i{j} = {lo} + rest % ({hi} - {lo}); rest /= {hi} - {lo};")
+            k = self.range_entry(a, j)
+            # The span's divisor, made once per instance: a multiply, not a `div`.
+            parts.append(f"let (q, r) = self.ranges[{k}].2.div_rem(rest); "
+                         f"let i{j} = self.ranges[{k}].0 + r as i64; rest = q;")
         parts.append("let _ = rest;")
         return " ".join(parts)
 

@@ -17,9 +17,11 @@ const NOWHERE: At = At { line: 0, col: 0 };
 /// - up to `DRAWS` times while at least one action in `DENSE` was legal in the last state
 ///   whose whole mask it computed, in envs of at least `SMALL` actions: the tries then all
 ///   miss with chance `(1 - 1/DENSE)^DRAWS` (13% at most);
-/// - up to `num_actions / 4` times (at least `DRAWS`) in an env whose mask pays a looping
-///   guard for every id (`Env::GUARD_LOOPS`): even with a single legal action, the tries
-///   and the mask that follows cost about one mask.
+/// - up to `num_actions` times (at least `DRAWS`) in an env whose mask pays a looping
+///   guard for every id (`Env::GUARD_LOOPS`). A try then costs what an id of the mask
+///   does, and with `L` legal actions the tries and the mask that may follow cost
+///   `n (1 - (1 - L/n)^n) / L + n (1 - L/n)^n` ids: one mask when `L = 1`, less for
+///   every larger `L` (with `L` unknown, no smaller budget does better).
 /// When every try misses, the state's mask decides.
 const DENSE: usize = 8;
 const DRAWS: usize = 16;
@@ -300,7 +302,7 @@ impl<E: Env> Slot<E> {
         let n = self.env.num_actions();
         // Whether the last full mask had at least one legal action in `DENSE`.
         let mut dense = false;
-        let draws_per_id = (n / 4).max(DRAWS);
+        let draws_per_id = n.max(DRAWS);
         for _ in 0..limit {
             crate::ops::poll(NOWHERE)?;
             let draws = if E::GUARD_LOOPS { draws_per_id } else if dense && n >= SMALL { DRAWS } else { 0 };

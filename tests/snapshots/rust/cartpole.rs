@@ -129,8 +129,9 @@ pub struct CartPole {
     difficulty: i64,
     /// How many discrete actions each `action` declaration makes.
     counts: [usize; 2],
-    /// The `lo..hi` of each action-family index, in declaration order (fixed per instance).
-    ranges: [(i64, i64); 0],
+    /// The `lo..hi` of each action-family index, in declaration order (fixed per instance),
+    /// with a divisor by its span for decoding action numbers.
+    ranges: [(i64, i64, ops::Divisor); 0],
     /// Rewards given during the current step, per player, and who is acting.
     step_rewards: [f64; 1],
     actor: usize,
@@ -403,6 +404,7 @@ impl Env for CartPole {
         let consts = Consts::new(params)?;
         let counts = [1, 1];
         let ranges: [(i64, i64); 0] = [];
+        let ranges = ranges.map(|(lo, hi)| (lo, hi, ops::Divisor::new(hi - lo)));
         let state = State {
             x: 0.0,
             x_dot: 0.0,

@@ -105,8 +105,9 @@ pub struct ConnectFour {
     difficulty: i64,
     /// How many discrete actions each `action` declaration makes.
     counts: [usize; 1],
-    /// The `lo..hi` of each action-family index, in declaration order (fixed per instance).
-    ranges: [(i64, i64); 1],
+    /// The `lo..hi` of each action-family index, in declaration order (fixed per instance),
+    /// with a divisor by its span for decoding action numbers.
+    ranges: [(i64, i64, ops::Divisor); 1],
     /// Rewards given during the current step, per player, and who is acting.
     step_rewards: [f64; 2],
     actor: usize,
@@ -374,9 +375,10 @@ impl ActionNumbers for ConnectFour {
         let _ = local;
         match decl {
             0 => {
-                let mut rest = local as i64;
-                let i0 = self.ranges[0].0 + rest % (self.ranges[0].1 - self.ranges[0].0);
-                rest /= self.ranges[0].1 - self.ranges[0].0;
+                let mut rest = local as u64;
+                let (q, r) = self.ranges[0].2.div_rem(rest);
+                let i0 = self.ranges[0].0 + r as i64;
+                rest = q;
                 let _ = rest;
                 self.do_drop(i0)
             }
@@ -406,6 +408,7 @@ impl Env for ConnectFour {
         let consts = Consts::new(params)?;
         let counts = [(consts.cols).max(0) as usize];
         let ranges: [(i64, i64); 1] = [(0, consts.cols)];
+        let ranges = ranges.map(|(lo, hi)| (lo, hi, ops::Divisor::new(hi - lo)));
         let state = State {
             grid: Grid::filled(0, consts.cols, consts.rows, at(10, 1))?,
             winner: 0,
@@ -490,9 +493,10 @@ impl Env for ConnectFour {
         let _ = local;
         match decl {
             0 => {
-                let mut rest = local as i64;
-                let i0 = self.ranges[0].0 + rest % (self.ranges[0].1 - self.ranges[0].0);
-                rest /= self.ranges[0].1 - self.ranges[0].0;
+                let mut rest = local as u64;
+                let (q, r) = self.ranges[0].2.div_rem(rest);
+                let i0 = self.ranges[0].0 + r as i64;
+                rest = q;
                 let _ = rest;
                 Ok(self.guard_drop(i0)?)
             }
@@ -707,9 +711,10 @@ impl Env for ConnectFour {
         let _ = local;
         match decl {
             0 => {
-                let mut rest = local as i64;
-                let i0 = self.ranges[0].0 + rest % (self.ranges[0].1 - self.ranges[0].0);
-                rest /= self.ranges[0].1 - self.ranges[0].0;
+                let mut rest = local as u64;
+                let (q, r) = self.ranges[0].2.div_rem(rest);
+                let i0 = self.ranges[0].0 + r as i64;
+                rest = q;
                 let _ = rest;
                 format!("drop({})", i0)
             }

@@ -205,13 +205,14 @@ impl<E: Env> Slot<E> {
         let mut rewards = [0.0f64; 16];
         let rewards = &mut rewards[..E::PLAYERS.min(16)];
         let mut values = vec![0.0; lows.len()];
+        let mut dense = false;
         let mut episode_return = 0.0;
         if self.over {
             self.reset()?;
         }
         for _ in 0..steps {
             crate::ops::poll(NOWHERE)?;
-            let out = self.random_step(rng, &mut values, lows, highs, rewards)?;
+            let out = self.random_step(rng, &mut dense, &mut values, lows, highs, rewards)?;
             stats.steps += 1;
             episode_return += rewards[0];
             if out.terminated || out.truncated {
@@ -239,6 +240,7 @@ impl<E: Env> Slot<E> {
         let mut rewards = [0.0f64; 16];
         let mut totals = [0.0f64; 16];
         let mut values = vec![0.0; lows.len()];
+        let mut dense = false;
         for _ in 0..episodes {
             self.reset()?;
             totals.iter_mut().for_each(|t| *t = 0.0);
@@ -246,7 +248,7 @@ impl<E: Env> Slot<E> {
             let mut ended = false;
             while length < max_len {
                 crate::ops::poll(NOWHERE)?;
-                let out = self.random_step(rng, &mut values, lows, highs, &mut rewards[..players])?;
+                let out = self.random_step(rng, &mut dense, &mut values, lows, highs, &mut rewards[..players])?;
                 length += 1;
                 for p in 0..players {
                     totals[p] += rewards[p];
@@ -275,60 +277,34 @@ impl<E: Env> Slot<E> {
 
     /// One step with a uniformly random legal action (uniform `values` for a continuous
     /// action). With no legal action the episode cannot go on: it counts as terminated.
-    fn random_step(&mut self, rng: &mut crate::rng::Rng, values: &mut [f64], lows: &[f64], highs: &[f64],
-                   rewards: &mut [f64]) -> R<StepOut> {
+    fn random_step(&mut self, rng: &mut crate::rng::Rng, dense: &mut bool, values: &mut [f64], lows: &[f64],
+                   highs: &[f64], rewards: &mut [f64]) -> R<StepOut> {
         if E::CONTINUOUS {
             for (k, v) in values.iter_mut().enumerate() {
                 *v = rng.uniform(lows[k], highs[k]);
             }
             return self.step_values(values, lows, highs, rewards, false);
         }
-        match self.random_legal(rng)? {
-            Some(a) => self.step(a as i64, rewards, false),
+        match self.pick_legal(dense, rng)? {
+            Some(a) => self.apply_picked(a, rewards, false),
             None => Ok(StepOut { terminated: true, truncated: false }),
         }
     }
 
     /// The search's random playout from the current state: uniformly random legal actions
     /// until the episode ends, no action is legal, or `limit` steps; the sum of player
-    /// `player`'s rewards. Each action is drawn from the state's whole mask, or by rejection
-    /// while masks are dense (see [`DENSE`]); envs with advisory masks always use the mask.
+    /// `player`'s rewards. Actions are drawn as [`Slot::pick_legal`] draws them.
     /// It runs next to the env, so a step costs no call across the plugin boundary.
     pub fn rollout(&mut self, player: usize, limit: u64, rng: &mut crate::rng::Rng) -> R<f64> {
         let mut rewards = [0.0f64; 16];
         let rewards = &mut rewards[..E::PLAYERS.clamp(1, 16)];
         let player = player.min(rewards.len() - 1);
         let mut total = 0.0;
-        let n = self.env.num_actions();
-        // Whether the last full mask had at least one legal action in `DENSE`.
         let mut dense = false;
-        let draws_per_id = n.max(DRAWS);
         for _ in 0..limit {
             crate::ops::poll(NOWHERE)?;
-            let draws = if E::GUARD_LOOPS { draws_per_id } else if dense && n >= SMALL { DRAWS } else { 0 };
-            let drawn = match !self.fresh && !E::ADVISORY && draws > 0 {
-                true => self.draw_allowed(n, draws, rng)?,
-                false => None,
-            };
-            let action = match drawn {
-                Some(action) => action,
-                None => {
-                    if !self.fresh {
-                        self.env.legal(&mut self.mask)?;
-                        self.fresh = true; // the step reads legality from it
-                    }
-                    let legal = crate::mask::count(&self.mask);
-                    dense = legal * DENSE >= n;
-                    if legal == 0 {
-                        break;
-                    }
-                    crate::mask::nth(&self.mask, rng.below(legal as u64) as usize).unwrap_or(0)
-                }
-            };
-            rewards.iter_mut().for_each(|r| *r = 0.0);
-            self.fresh = false;
-            self.env.apply(action, rewards)?;
-            let out = self.finish(rewards, false)?;
+            let Some(action) = self.pick_legal(&mut dense, rng)? else { break };
+            let out = self.apply_picked(action, rewards, false)?;
             total += rewards[player];
             if out.terminated || out.truncated {
                 break;
@@ -337,7 +313,48 @@ impl<E: Env> Slot<E> {
         Ok(total)
     }
 
-    /// A uniformly random allowed action by rejection: up to [`DRAWS`] uniform draws over
+    /// A uniformly random legal action of the current state, or `None` when none is
+    /// legal: by rejection where that is cheaper than the mask (see [`DENSE`]), else from
+    /// the mask. `dense` carries, from one call to the next of the same playout, whether
+    /// the last mask computed had at least one legal action in `DENSE`. Envs with advisory
+    /// masks always draw from the mask.
+    #[inline]
+    fn pick_legal(&mut self, dense: &mut bool, rng: &mut crate::rng::Rng) -> R<Option<usize>> {
+        let n = self.env.num_actions();
+        let draws = match () {
+            _ if self.fresh || E::ADVISORY => 0,
+            _ if E::GUARD_LOOPS => n.max(DRAWS),
+            _ if *dense && n >= SMALL => DRAWS,
+            _ => 0,
+        };
+        if draws > 0 {
+            if let Some(action) = self.draw_allowed(n, draws, rng)? {
+                return Ok(Some(action));
+            }
+        }
+        if !self.fresh {
+            self.env.legal(&mut self.mask)?;
+            self.fresh = true;
+        }
+        let legal = crate::mask::count(&self.mask);
+        *dense = legal * DENSE >= n;
+        if legal == 0 {
+            return Ok(None);
+        }
+        Ok(crate::mask::nth(&self.mask, rng.below(legal as u64) as usize))
+    }
+
+    /// Step with `action`, which [`Slot::pick_legal`] found legal in the current state
+    /// (of an episode not over): no check again.
+    #[inline]
+    fn apply_picked(&mut self, action: usize, rewards: &mut [f64], autoreset: bool) -> R<StepOut> {
+        rewards.iter_mut().for_each(|r| *r = 0.0);
+        self.fresh = false;
+        self.env.apply(action, rewards)?;
+        self.finish(rewards, autoreset)
+    }
+
+    /// A uniformly random allowed action by rejection: up to `draws` uniform draws over
     /// every action, each tested by its guard alone. `None` when all missed.
     #[inline]
     fn draw_allowed(&mut self, n: usize, draws: usize, rng: &mut crate::rng::Rng) -> R<Option<usize>> {
@@ -348,14 +365,6 @@ impl<E: Env> Slot<E> {
             }
         }
         Ok(None)
-    }
-
-    /// A uniformly random legal action, or `None` when no action is legal.
-    fn random_legal(&mut self, rng: &mut crate::rng::Rng) -> R<Option<usize>> {
-        self.fresh = false;
-        self.env.legal(&mut self.mask)?;
-        self.fresh = true; // the step that follows reads legality from it
-        Ok(crate::mask::pick(&self.mask, rng))
     }
 
     fn finish(&mut self, rewards: &mut [f64], autoreset: bool) -> R<StepOut> {

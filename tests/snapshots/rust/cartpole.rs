@@ -243,6 +243,7 @@ impl Clone for CartPole {
 
 impl CartPole {
     /// fn `push` (line 28)
+    #[inline(always)]
     #[allow(unused_mut, unused_variables)]
     fn fn_push(&mut self, force_: f64) -> R<()> {
         // line 29

@@ -199,6 +199,7 @@ impl Clone for ConnectFour {
 
 impl ConnectFour {
     /// fn `line_through` (line 23)
+    #[inline(always)]
     #[allow(unused_mut, unused_variables)]
     fn fn_line_through(&self, r_: i64, c_: i64, n_: i64) -> R<bool> {
         // line 24
@@ -225,6 +226,7 @@ impl ConnectFour {
     }
 
     /// fn `run` (line 29)
+    #[inline(always)]
     #[allow(unused_mut, unused_variables)]
     fn fn_run(&self, r_: i64, c_: i64, dr_: i64, dc_: i64) -> R<i64> {
         // line 30

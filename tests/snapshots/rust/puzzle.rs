@@ -210,6 +210,7 @@ impl Clone for SlidingPuzzle {
 
 impl SlidingPuzzle {
     /// fn `slide` (line 23)
+    #[inline(always)]
     #[allow(unused_mut, unused_variables)]
     fn fn_slide(&mut self, from_: i64) -> R<()> {
         // line 24

@@ -91,8 +91,8 @@ def core_source_dir() -> Path:
 def _core_digest() -> str:
     root = core_source_dir()
     h = hashlib.sha256()
-    for path in sorted([root / "Cargo.toml", *(root / "src").glob("*.rs")]):
-        h.update(path.name.encode())
+    for path in sorted([root / "Cargo.toml", *(root / "src").rglob("*.rs")]):
+        h.update(str(path.relative_to(root)).encode())
         h.update(path.read_bytes())
     return h.hexdigest()
 

@@ -126,7 +126,7 @@ impl<E: Env> Slot<E> {
     /// Whether discrete `action` (in range) is allowed: from the remembered mask when
     /// it is the current state's, else by the guard.
     #[inline]
-    fn allowed(&self, action: usize) -> R<bool> {
+    pub(crate) fn allowed(&self, action: usize) -> R<bool> {
         if self.fresh && !E::ADVISORY {
             return Ok(self.mask[action]);
         }
@@ -321,8 +321,10 @@ impl<E: Env> Slot<E> {
     #[inline]
     fn pick_legal(&mut self, dense: &mut bool, rng: &mut crate::rng::Rng) -> R<Option<usize>> {
         let n = self.env.num_actions();
+        // Whether the slot already holds this state's mask does not change the draws: a
+        // playout draws the same actions whichever way its host replayed the path to it.
         let draws = match () {
-            _ if self.fresh || E::ADVISORY => 0,
+            _ if E::ADVISORY => 0,
             _ if E::GUARD_LOOPS => n.max(DRAWS),
             _ if *dense && n >= SMALL => DRAWS,
             _ => 0,
@@ -347,7 +349,7 @@ impl<E: Env> Slot<E> {
     /// Step with `action`, which [`Slot::pick_legal`] found legal in the current state
     /// (of an episode not over): no check again.
     #[inline]
-    fn apply_picked(&mut self, action: usize, rewards: &mut [f64], autoreset: bool) -> R<StepOut> {
+    pub(crate) fn apply_picked(&mut self, action: usize, rewards: &mut [f64], autoreset: bool) -> R<StepOut> {
         rewards.iter_mut().for_each(|r| *r = 0.0);
         self.fresh = false;
         self.env.apply(action, rewards)?;

@@ -184,8 +184,8 @@ pub trait Host {
         &mut self, envs: Range<usize>, actions: Actions<'_>, flags: StepFlags, out: StepInto<'_>,
     ) -> Result<(), Error>;
     /// One discrete step of env `i`: its rewards into `rewards` (one per player), its new
-    /// mask into `mask`; returns (terminated, truncated, player to move). The search's
-    /// hot path: a host may do it with fewer checks than a general `step`.
+    /// mask into `mask`; returns (terminated, truncated, player to move). A host may do it
+    /// with fewer checks than a general `step`.
     fn step_one(&mut self, i: usize, action: i64, rewards: &mut [f64], mask: &mut [bool]) -> Result<(bool, bool, u32), Error> {
         let (mut term, mut trunc, mut player) = ([false], [false], [0i64]);
         self.step(
@@ -203,6 +203,36 @@ pub trait Host {
             },
         )?;
         Ok((term[0], trunc[0], player[0] as u32))
+    }
+    /// Whether discrete `action` is legal in env `i`'s state, as its mask says; `scratch`
+    /// (one mask's room) may be overwritten. A host may test the one action alone.
+    fn allowed(&mut self, i: usize, action: usize, scratch: &mut [bool]) -> Result<bool, Error> {
+        self.masks(i..i + 1, scratch)?;
+        Ok(scratch.get(action).copied().unwrap_or(false))
+    }
+    /// [`Host::step_one`] with an action that [`Host::allowed`] just found legal, making
+    /// no mask: a search's replay of a path needs the leaf's mask alone.
+    fn step_legal(&mut self, i: usize, action: i64, rewards: &mut [f64]) -> Result<(bool, bool, u32), Error> {
+        let (mut term, mut trunc, mut player) = ([false], [false], [0i64]);
+        self.step(
+            i..i + 1,
+            Actions::Discrete(&[action]),
+            StepFlags::default(),
+            StepInto {
+                rewards,
+                terminated: &mut term,
+                truncated: &mut trunc,
+                obs: None,
+                masks: None,
+                success: None,
+                player: Some(&mut player),
+            },
+        )?;
+        Ok((term[0], trunc[0], player[0] as u32))
+    }
+    /// Env `i`'s mask into `mask`, which the env may keep for its next step.
+    fn mask_into(&mut self, i: usize, mask: &mut [bool]) -> Result<(), Error> {
+        self.masks(i..i + 1, mask)
     }
     /// The search's random playout from env `i`, whose current mask is `mask`: uniformly
     /// random legal actions (`mask::pick`, drawn from `rng`) until the episode ends, no
@@ -354,6 +384,37 @@ impl<E: Env> Host for Batch<E> {
             Err(f) if f.kind == crate::fault::FaultKind::Interrupted => Err(Error::fault(f)),
             r => at(i, r),
         }
+    }
+
+    fn allowed(&mut self, i: usize, action: usize, scratch: &mut [bool]) -> Result<bool, Error> {
+        let i = checked(i..i + 1, self.len()).start;
+        if action >= self.layout().mask_width() {
+            return Ok(false);
+        }
+        if E::ADVISORY {
+            // The mask advises and the guard does not enforce: the mask is the answer.
+            at(i, self.slot(i).env.legal(scratch))?;
+            return Ok(scratch[action]);
+        }
+        at(i, self.slot(i).allowed(action))
+    }
+
+    fn step_legal(&mut self, i: usize, action: i64, rewards: &mut [f64]) -> Result<(bool, bool, u32), Error> {
+        let i = checked(i..i + 1, self.len()).start;
+        let n = self.layout().mask_width();
+        let slot = self.slot_mut(i);
+        if slot.over || E::CONTINUOUS || !(0..n as i64).contains(&action) {
+            // Not the case `allowed` vouched for: the general step says what is wrong.
+            let out = at(i, slot.step(action, rewards, false))?;
+            return Ok((out.terminated, out.truncated, slot.env.player() as u32));
+        }
+        let out = at(i, slot.apply_picked(action as usize, rewards, false))?;
+        Ok((out.terminated, out.truncated, slot.env.player() as u32))
+    }
+
+    fn mask_into(&mut self, i: usize, mask: &mut [bool]) -> Result<(), Error> {
+        let i = checked(i..i + 1, self.len()).start;
+        at(i, self.slot_mut(i).legal_into(mask))
     }
 
     fn observe(&self, envs: Range<usize>, obs: &mut [f32]) -> Result<(), Error> {

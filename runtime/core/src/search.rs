@@ -370,9 +370,10 @@ impl<'a, H: Host> Worker<'a, H> {
 
     /// Copy the root (games env `slot`) into scratch env `s`, give the copy a fresh random
     /// stream from `chance`, and replay `path`. What the env says at each node goes into
-    /// `self.steps` (and the nodes); the leaf's mask is left in `self.mask`. Chance can end
-    /// the episode early or make a later action illegal on this replay: the path is then cut
-    /// where this replay stopped (its remaining pending visits cancelled).
+    /// `self.steps` (and the nodes); the leaf's mask is left in `self.mask` (unless the
+    /// leaf is terminal). Chance can end the episode early or make a later action illegal
+    /// on this replay: the path is then cut where this replay stopped (its remaining
+    /// pending visits cancelled).
     fn replay(
         &mut self, tree: &mut Tree, root_mask: &[bool], slot: usize, s: usize, path: &mut Vec<u32>, chance: u64,
     ) -> Result<(), Error> {
@@ -381,14 +382,22 @@ impl<'a, H: Host> Worker<'a, H> {
         self.mask.copy_from_slice(root_mask); // the root is the same state every time
         self.steps.clear();
         self.steps.push(Step { reward: 0.0, player: tree.nodes[0].player, terminal: false });
+        // Whether `self.mask` is the current state's: the root's is; after a step only the
+        // path's next action is tested, and the leaf's mask is made once, at the end.
+        let mut known = true;
         for k in 1..path.len() {
             let action = tree.nodes[path[k] as usize].action as usize;
-            if !self.mask.get(action).copied().unwrap_or(false) {
+            let legal = match known {
+                true => self.mask.get(action).copied().unwrap_or(false),
+                false => self.scratch.allowed(s, action, &mut self.mask)?,
+            };
+            if !legal {
                 tree.cancel(&path[k..]);
                 path.truncate(k);
                 break;
             }
-            let (term, trunc, player) = step_env(self.scratch, s, action as i64, &mut self.rewards, &mut self.mask)?;
+            let (term, trunc, player) = self.scratch.step_legal(s, action as i64, &mut self.rewards)?;
+            known = false;
             let mover = self.steps[k - 1].player as usize;
             let step = Step {
                 reward: self.rewards[mover.min(self.layout.players - 1)] as f32,
@@ -397,11 +406,16 @@ impl<'a, H: Host> Worker<'a, H> {
             };
             tree.reach(path[k], step.reward, step.terminal, player);
             self.steps.push(step);
-            if step.terminal && k + 1 < path.len() {
-                tree.cancel(&path[k + 1..]);
-                path.truncate(k + 1);
-                break;
+            if step.terminal {
+                if k + 1 < path.len() {
+                    tree.cancel(&path[k + 1..]);
+                    path.truncate(k + 1);
+                }
+                return Ok(()); // nothing is played from a terminal leaf: no mask needed
             }
+        }
+        if !known {
+            self.scratch.mask_into(s, &mut self.mask)?;
         }
         Ok(())
     }

@@ -67,7 +67,7 @@ const NARROW: usize = 8;
 /// `C[m × n] (row-major) = start + A[m × k] · B[k × n]`, over `threads` threads.
 #[allow(clippy::too_many_arguments)]
 pub fn gemm(m: usize, n: usize, k: usize, a: Mat<'_>, b: Mat<'_>, c: &mut [f32], start: Start<'_>, threads: usize) {
-    run_gemm(m, n, k, a, b, c, start, threads, None);
+    run_gemm(m, n, k, a, b, c, start, threads, None, None);
 }
 
 /// Element-wise work fused into a product: `then(first, rows)` on each block of C's rows as
@@ -78,23 +78,39 @@ pub type Then<'a> = &'a (dyn Fn(usize, &mut [f32]) + Sync);
 #[allow(clippy::too_many_arguments)]
 pub fn gemm_then(m: usize, n: usize, k: usize, a: Mat<'_>, b: Mat<'_>, c: &mut [f32], start: Start<'_>,
                  threads: usize, then: Then<'_>) {
-    run_gemm(m, n, k, a, b, c, start, threads, Some(then));
+    run_gemm(m, n, k, a, b, c, start, threads, Some(then), None);
+}
+
+/// [`gemm`], also adding B's column sums to `sums` (`n` values): a weight gradient `xᵀ·dy`
+/// and its bias's gradient, the sums of dy's columns, made while dy is packed. Each column
+/// adds up in row order, whatever the thread count.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_sums(m: usize, n: usize, k: usize, a: Mat<'_>, b: Mat<'_>, c: &mut [f32], start: Start<'_>,
+                 threads: usize, sums: &mut [f32]) {
+    run_gemm(m, n, k, a, b, c, start, threads, None, Some(&mut sums[..n]));
 }
 
 #[allow(clippy::too_many_arguments)]
 fn run_gemm(m: usize, n: usize, k: usize, a: Mat<'_>, b: Mat<'_>, c: &mut [f32], start: Start<'_>, threads: usize,
-            then: Option<Then<'_>>) {
+            then: Option<Then<'_>>, sums: Option<&mut [f32]>) {
     assert!(c.len() >= m * n, "gemm: C holds {} values, not {m} x {n}", c.len());
-    if m == 0 || n == 0 {
+    if n == 0 {
         return;
     }
     let kernel = Kernel::detect();
-    let narrow = n <= NARROW || k <= NARROW;
+    let narrow = n <= NARROW || k <= NARROW || m == 0;
+    let mut sums = sums;
+    let b_small = if narrow { pack_small(n, k, b, sums.take()) } else { Vec::new() };
+    if m == 0 {
+        return;
+    }
     // Enough work per task to pay for waking a thread (a few µs), and whole tiles of rows.
     let align = if narrow { 1 } else { kernel.mr() };
     let tasks = threads.max(1).min((m * n * k.max(1) / 250_000).max(1)).min(m.div_ceil(align));
     let c = Disjoint::new(&mut c[..m * n]);
-    let b_small = if narrow { pack_small(n, k, b) } else { Vec::new() };
+    // Every task packs all of B; task t sums the columns of its share of B's panels.
+    let panels = n.div_ceil(kernel.nr());
+    let sums = sums.map(Disjoint::new);
     pool::for_each(tasks, tasks, |t| {
         let (r0, r1) = pool::part(m, tasks, align, t);
         // SAFETY: tasks' row ranges are disjoint.
@@ -106,14 +122,28 @@ fn run_gemm(m: usize, n: usize, k: usize, a: Mat<'_>, b: Mat<'_>, c: &mut [f32],
                 then(r0, mine);
             }
         } else {
-            kernel.run(r1 - r0, n, k, a_part, b, mine, start, then.map(|f| (f, r0)));
+            let sums = sums.as_ref().map(|s| {
+                let (p0, p1) = pool::part(panels, tasks, 1, t);
+                let nr = kernel.nr();
+                // SAFETY: tasks' panel ranges, so their column ranges, are disjoint.
+                (p0, unsafe { s.part((p0 * nr).min(n), (p1 * nr).min(n)) })
+            });
+            kernel.run(r1 - r0, n, k, a_part, b, mine, start, then.map(|f| (f, r0)), sums);
         }
     });
 }
 
 /// B for the narrow path: `[n][k]` (B's columns, for dot products with A's rows) when `n` is
-/// the narrow side, else `[k][n]` (B's rows, to add up along C's rows).
-fn pack_small(n: usize, k: usize, b: Mat<'_>) -> Vec<f32> {
+/// the narrow side, else `[k][n]` (B's rows, to add up along C's rows); B's column sums
+/// added to `sums`, if asked.
+fn pack_small(n: usize, k: usize, b: Mat<'_>, sums: Option<&mut [f32]>) -> Vec<f32> {
+    if let Some(sums) = sums {
+        let mut own = vec![0.0f32; n];
+        for kk in 0..k {
+            own.iter_mut().enumerate().for_each(|(j, s)| *s += b.at(kk, j));
+        }
+        sums.iter_mut().zip(&own).for_each(|(s, o)| *s += o);
+    }
     if n <= NARROW {
         (0..n * k).map(|x| b.at(x % k, x / k)).collect()
     } else {
@@ -224,6 +254,18 @@ impl Kernel {
         Kernel::Portable
     }
 
+    fn nr(self) -> usize {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 => 32,
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => 16,
+            #[cfg(all(target_family = "wasm", target_feature = "simd128"))]
+            Kernel::Simd128 => 8,
+            Kernel::Portable => 16,
+        }
+    }
+
     fn mr(self) -> usize {
         match self {
             #[cfg(target_arch = "x86_64")]
@@ -236,22 +278,24 @@ impl Kernel {
         }
     }
 
+    /// The product on one task's rows; `sums`: the first panel whose columns this task sums,
+    /// and those columns' sums.
     #[allow(clippy::too_many_arguments)]
     fn run(self, m: usize, n: usize, k: usize, a: Mat<'_>, b: Mat<'_>, c: &mut [f32], start: Start<'_>,
-           then: Option<(Then<'_>, usize)>) {
+           then: Option<(Then<'_>, usize)>, sums: Option<(usize, &mut [f32])>) {
         match self {
             // SAFETY: `detect` saw the CPU features these kernels are compiled for.
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx512 => blocked::<8, 32>(m, n, k, a, b, c, start, then, |kc, ap, bp, out| unsafe {
+            Kernel::Avx512 => blocked::<8, 32>(m, n, k, a, b, c, start, then, sums, |kc, ap, bp, out| unsafe {
                 tile_avx512(kc, ap, bp, out)
             }),
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2 => blocked::<6, 16>(m, n, k, a, b, c, start, then, |kc, ap, bp, out| unsafe {
+            Kernel::Avx2 => blocked::<6, 16>(m, n, k, a, b, c, start, then, sums, |kc, ap, bp, out| unsafe {
                 tile_avx2(kc, ap, bp, out)
             }),
             #[cfg(all(target_family = "wasm", target_feature = "simd128"))]
-            Kernel::Simd128 => blocked::<6, 8>(m, n, k, a, b, c, start, then, tile_simd128),
-            Kernel::Portable => blocked::<4, 16>(m, n, k, a, b, c, start, then, tile_portable::<4, 16>),
+            Kernel::Simd128 => blocked::<6, 8>(m, n, k, a, b, c, start, then, sums, tile_simd128),
+            Kernel::Portable => blocked::<4, 16>(m, n, k, a, b, c, start, then, sums, tile_portable::<4, 16>),
         }
     }
 }
@@ -269,6 +313,7 @@ enum Out<'a> {
 #[allow(clippy::too_many_arguments)]
 fn blocked<const MR: usize, const NR: usize>(m: usize, n: usize, k: usize, a: Mat<'_>, b: Mat<'_>, c: &mut [f32],
                                               start: Start<'_>, then: Option<(Then<'_>, usize)>,
+                                              sums: Option<(usize, &mut [f32])>,
                                               tile_fn: impl Fn(usize, &[f32], &[f32], Out<'_>)) {
     thread_local! {
         /// Packed panels of B and blocks of A, kept for the thread's next product.
@@ -277,15 +322,16 @@ fn blocked<const MR: usize, const NR: usize>(m: usize, n: usize, k: usize, a: Ma
     PACKS.with(|packs| match packs.try_borrow_mut() {
         Ok(mut packs) => {
             let (bpack, apack) = &mut *packs;
-            blocked_in::<MR, NR>(m, n, k, a, b, c, start, then, &tile_fn, bpack, apack)
+            blocked_in::<MR, NR>(m, n, k, a, b, c, start, then, sums, &tile_fn, bpack, apack)
         }
-        Err(_) => blocked_in::<MR, NR>(m, n, k, a, b, c, start, then, &tile_fn, &mut Vec::new(), &mut Vec::new()),
+        Err(_) => blocked_in::<MR, NR>(m, n, k, a, b, c, start, then, sums, &tile_fn, &mut Vec::new(), &mut Vec::new()),
     });
 }
 
 #[allow(clippy::too_many_arguments)]
 fn blocked_in<const MR: usize, const NR: usize>(m: usize, n: usize, k: usize, a: Mat<'_>, b: Mat<'_>, c: &mut [f32],
                                                  start: Start<'_>, then: Option<(Then<'_>, usize)>,
+                                                 sums: Option<(usize, &mut [f32])>,
                                                  tile_fn: &impl Fn(usize, &[f32], &[f32], Out<'_>),
                                                  bpack: &mut Vec<f32>, apack: &mut Vec<f32>) {
     // A zero start is the first block's products set in place (no pass to clear C first).
@@ -300,6 +346,11 @@ fn blocked_in<const MR: usize, const NR: usize>(m: usize, n: usize, k: usize, a:
         }
         return;
     }
+    // Column sums of the panels this task sums, from zero, added to the caller's at the end.
+    let (sum_from, mut own_sums) = match &sums {
+        Some((p0, s)) => (*p0, vec![0.0f32; s.len()]),
+        None => (0, Vec::new()),
+    };
     let panels = n.div_ceil(NR);
     let depth = KC.min(k.max(1));
     grow(bpack, panels * NR * depth);
@@ -312,7 +363,16 @@ fn blocked_in<const MR: usize, const NR: usize>(m: usize, n: usize, k: usize, a:
         let set = k0 == 0 && matches!(start, Start::Zero);
         for p in 0..panels {
             let cols = NR.min(n - p * NR);
-            pack_b::<NR>(b, k0, kc, p * NR, cols, &mut bpack[p * NR * kc..(p + 1) * NR * kc]);
+            let packed = &mut bpack[p * NR * kc..(p + 1) * NR * kc];
+            pack_b::<NR>(b, k0, kc, p * NR, cols, packed);
+            let j = (p * NR).wrapping_sub(sum_from * NR);
+            if j < own_sums.len() {
+                let end = (j + cols).min(own_sums.len());
+                let own = &mut own_sums[j..end];
+                for row in packed.chunks_exact(NR) {
+                    own.iter_mut().zip(row).for_each(|(s, v)| *s += v);
+                }
+            }
         }
         // A block of MC rows stays in L2 while each panel of B, in L1, meets all its
         // MR-row micro-panels.
@@ -364,6 +424,9 @@ fn blocked_in<const MR: usize, const NR: usize>(m: usize, n: usize, k: usize, a:
                 _ => {}
             }
         }
+    }
+    if let Some((_, s)) = sums {
+        s.iter_mut().zip(&own_sums).for_each(|(s, o)| *s += o);
     }
 }
 
@@ -608,7 +671,7 @@ mod tests {
                         for (start, offset) in [(Start::Zero, 0usize), (Start::Bias(&bias), 1), (Start::Add, 2)] {
                             let mut c: Vec<f32> = (0..m * n).map(|x| x as f32 * 0.01).collect();
                             let before = c.clone();
-                            kernel.run(m, n, k, a, b, &mut c, start, None);
+                            kernel.run(m, n, k, a, b, &mut c, start, None, None);
                             for i in 0..m * n {
                                 let extra = match offset { 0 => 0.0, 1 => bias[i % n] as f64, _ => before[i] as f64 };
                                 assert!((c[i] as f64 - want[i] - extra).abs() < 1e-3, "{kernel:?} {m}x{n}x{k} at {i}");
@@ -617,10 +680,19 @@ mod tests {
                     }
                 }
             }
-            // And through the threaded entry point.
+            // And through the threaded entry points, with B's column sums.
             let mut c = vec![0.0f32; m * n];
             gemm(m, n, k, a_views[1], b_views[1], &mut c, Start::Zero, 2);
             assert!(c.iter().zip(&want).all(|(x, y)| (*x as f64 - y).abs() < 1e-3));
+            for b in b_views {
+                let mut sums = bias.clone();
+                gemm_sums(m, n, k, a_views[0], b, &mut c, Start::Zero, 2, &mut sums);
+                assert!(c.iter().zip(&want).all(|(x, y)| (*x as f64 - y).abs() < 1e-3));
+                for j in 0..n {
+                    let col: f64 = (0..k).map(|kk| bv[kk * n + j] as f64).sum();
+                    assert!((sums[j] as f64 - bias[j] as f64 - col).abs() < 1e-3, "{m}x{n}x{k} column {j}");
+                }
+            }
         }
     }
 
@@ -632,8 +704,10 @@ mod tests {
         let bv: Vec<f32> = (0..k * n).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
         let mut one = vec![0.0f32; m * n];
         let mut three = vec![0.0f32; m * n];
-        gemm(m, n, k, Mat::rows(&av, k), Mat::rows(&bv, n), &mut one, Start::Zero, 1);
-        gemm(m, n, k, Mat::rows(&av, k), Mat::rows(&bv, n), &mut three, Start::Zero, 3);
+        let (mut sums1, mut sums3) = (vec![0.0f32; n], vec![0.0f32; n]);
+        gemm_sums(m, n, k, Mat::rows(&av, k), Mat::rows(&bv, n), &mut one, Start::Zero, 1, &mut sums1);
+        gemm_sums(m, n, k, Mat::rows(&av, k), Mat::rows(&bv, n), &mut three, Start::Zero, 3, &mut sums3);
         assert_eq!(one, three);
+        assert_eq!(sums1, sums3);
     }
 }

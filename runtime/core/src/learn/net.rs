@@ -6,7 +6,7 @@
 //! embedding bag forward and a scatter of rows backward. No gradient flows into the
 //! observation itself.
 
-use super::gemm::{gemm, gemm_then, Mat, Start};
+use super::gemm::{gemm, gemm_sums, gemm_then, Mat, Start};
 use super::pool::{self, Disjoint};
 use super::wide::wide;
 use std::sync::Mutex;
@@ -180,15 +180,14 @@ pub fn backward(policy: &Policy, grads: &mut Policy, input: Input<'_>, batch: us
     let (Layer::Linear { inputs, outputs, .. }, Layer::Linear { weight: gw, bias: gb, .. }) =
         (&policy.trunk[0], &mut grads.trunk[0]) else { unreachable!("the input layer is linear") };
     let dy = &dh[..batch * outputs];
-    column_sums(dy, *outputs, gb, threads);
     match input {
         Input::Sparse { indices, counts, stride } => {
             let bag = Bag { indices, counts, stride, inputs: *inputs, outputs: *outputs };
-            bag_backward(&bag, dy, gw, threads);
+            bag_backward(&bag, dy, gw, gb, threads);
         }
         Input::Dense { .. } => {
-            gemm(*inputs, *outputs, batch, Mat::rows(&dense[..batch * inputs], *inputs).t(), Mat::rows(dy, *outputs),
-                 gw, Start::Add, threads);
+            gemm_sums(*inputs, *outputs, batch, Mat::rows(&dense[..batch * inputs], *inputs).t(),
+                      Mat::rows(dy, *outputs), gw, Start::Add, threads, gb);
         }
     }
 }
@@ -370,9 +369,8 @@ fn back(layers: &[Layer], grads: &mut [Layer], batch: usize, dy: &mut Vec<f32>, 
         match (layer, grad) {
             (Layer::Linear { weight, inputs, outputs, .. }, Layer::Linear { weight: gw, bias: gb, .. }) => {
                 let d = &dy[..batch * outputs];
-                gemm(*inputs, *outputs, batch, Mat::rows(&x[..batch * inputs], *inputs).t(), Mat::rows(d, *outputs),
-                     gw, Start::Add, threads);
-                column_sums(d, *outputs, gb, threads);
+                gemm_sums(*inputs, *outputs, batch, Mat::rows(&x[..batch * inputs], *inputs).t(), Mat::rows(d, *outputs),
+                          gw, Start::Add, threads, gb);
                 if dx_needed {
                     // A ReLU or tanh before this layer takes its gradient from its output, which
                     // is this layer's input: applied to the rows of dx as they are made.
@@ -496,39 +494,6 @@ fn elementwise(x: &mut [f32], threads: usize, f: impl Fn(usize, &mut [f32]) + Sy
     });
 }
 
-/// How many tasks a loop over `cols` columns of `rows` rows splits into (by columns, 16 or
-/// more each).
-fn column_tasks(rows: usize, cols: usize, threads: usize) -> usize {
-    threads.min(rows * cols / 32_768).min(cols.div_ceil(16)).max(1)
-}
-
-/// `out[j] += Σ_rows d[row][j]` (a bias's gradient), the columns split between threads, each
-/// column summed in row order whatever the split.
-fn column_sums(d: &[f32], cols: usize, out: &mut [f32], threads: usize) {
-    let rows = d.len() / cols.max(1);
-    let tasks = column_tasks(rows, cols, threads);
-    let out = Disjoint::new(&mut out[..cols]);
-    pool::for_each(tasks, tasks, |t| {
-        let (lo, hi) = pool::part(cols, tasks, 16, t);
-        // SAFETY: the tasks' column ranges are disjoint.
-        let o = unsafe { out.part(lo, hi) };
-        let mut sums = vec![0.0f32; hi - lo];
-        wide!(column_sums_plain(d, cols, lo, &mut sums));
-        o.iter_mut().zip(&sums).for_each(|(o, s)| *o += s);
-    });
-}
-
-/// The sums of `out.len()` columns from `lo` (kept apart from the caller's `out`, which may
-/// share a cache line with another thread's).
-#[inline(always)]
-fn column_sums_plain(d: &[f32], cols: usize, lo: usize, out: &mut [f32]) {
-    for row in d.chunks_exact(cols) {
-        for (o, v) in out.iter_mut().zip(&row[lo..]) {
-            *o += v;
-        }
-    }
-}
-
 /// The rows an embedding bag sums: row `b` reads `indices[b * stride..][..counts[b]]`.
 struct Bag<'a> {
     indices: &'a [u32],
@@ -581,46 +546,56 @@ fn bag_forward_plain(bag: &Bag<'_>, weight: &[f32], bias: &[f32], first: usize, 
     }
 }
 
-/// The embedding bag's weight gradient: each row's `dy` added to the weight rows it read. The
-/// weight's rows are split between threads, each part about as often read as the others, and
-/// each weight adds up in row order whatever the split.
-fn bag_backward(bag: &Bag<'_>, dy: &[f32], gw: &mut [f32], threads: usize) {
+/// The embedding bag's weight and bias gradients: each row's `dy` added to the weight rows it
+/// read and to the bias (a row every row reads, after the weight's). The rows are split
+/// between threads, each part about as often read as the others, and each weight adds up
+/// in row order whatever the split.
+fn bag_backward(bag: &Bag<'_>, dy: &[f32], gw: &mut [f32], gb: &mut [f32], threads: usize) {
     let n = bag.outputs;
     let batch = dy.len() / n.max(1);
-    let tasks = threads.min(batch * n / 32_768).min(bag.inputs).max(1);
-    let gw = &mut gw[..bag.inputs * n];
+    let tasks = threads.min(batch * n / 32_768).min(bag.inputs + 1).max(1);
+    let (gw, gb) = (&mut gw[..bag.inputs * n], &mut gb[..n]);
     if tasks == 1 {
-        wide!(bag_backward_plain(bag, dy, 0, bag.inputs, gw));
+        wide!(bag_backward_plain(bag, dy, 0, bag.inputs, gw, Some(gb)));
         return;
     }
-    let mut uses = vec![0usize; bag.inputs + 1];
+    // `uses[i]`: how often rows before `i` are read, the bias as row `inputs`.
+    let rows = bag.inputs + 1;
+    let mut uses = vec![0usize; rows + 1];
     for b in 0..batch {
         bag.rows(b).for_each(|i| uses[i + 1] += 1);
     }
-    for i in 0..bag.inputs {
+    uses[rows] = batch;
+    for i in 0..rows {
         uses[i + 1] += uses[i];
     }
-    let total = uses[bag.inputs];
-    let bounds: Vec<usize> = (0..=tasks).map(|t| uses.partition_point(|&u| u * tasks < total * t).min(bag.inputs))
-        .chain(std::iter::once(bag.inputs)).collect();
+    let total = uses[rows];
+    let bounds: Vec<usize> = (0..tasks).map(|t| uses.partition_point(|&u| u * tasks < total * t).min(rows))
+        .chain(std::iter::once(rows)).collect();
     let gw = Disjoint::new(gw);
+    let gb = Disjoint::new(gb);
     pool::for_each(tasks, tasks, |t| {
-        let (i0, i1) = (bounds[t], if t + 1 == tasks { bag.inputs } else { bounds[t + 1] });
-        // SAFETY: the tasks' weight rows are disjoint.
-        let part = unsafe { gw.part(i0 * n, i1 * n) };
-        wide!(bag_backward_plain(bag, dy, i0, i1, part));
+        let (i0, i1) = (bounds[t], bounds[t + 1]);
+        let w1 = i1.min(bag.inputs);
+        // SAFETY: the tasks' row ranges are disjoint, and one of them holds the bias.
+        let part = unsafe { gw.part(i0.min(w1) * n, w1 * n) };
+        let bias = (i0 <= bag.inputs && bag.inputs < i1).then(|| unsafe { gb.part(0, n) });
+        wide!(bag_backward_plain(bag, dy, i0.min(w1), w1, part, bias));
     });
 }
 
-/// The gradient of weight rows `i0..i1` (`gw` holds those rows).
+/// The gradient of weight rows `i0..i1` (`gw` holds those rows), and of the bias if given.
 #[inline(always)]
-fn bag_backward_plain(bag: &Bag<'_>, dy: &[f32], i0: usize, i1: usize, gw: &mut [f32]) {
+fn bag_backward_plain(bag: &Bag<'_>, dy: &[f32], i0: usize, i1: usize, gw: &mut [f32], mut gb: Option<&mut [f32]>) {
     let n = bag.outputs;
     for (b, row) in dy.chunks_exact(n).enumerate() {
         for i in bag.rows(b).filter(|i| (i0..i1).contains(i)) {
             for (g, d) in gw[(i - i0) * n..(i - i0 + 1) * n].iter_mut().zip(row) {
                 *g += d;
             }
+        }
+        if let Some(gb) = gb.as_deref_mut() {
+            gb.iter_mut().zip(row).for_each(|(g, d)| *g += d);
         }
     }
 }
@@ -820,6 +795,30 @@ mod tests {
         let policy = Policy::new(3, vec![], vec![linear(&mut rng, 3, 2)], vec![linear(&mut rng, 3, 1)]).unwrap();
         let x: Vec<f32> = (0..2 * 3).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
         check_gradients(policy, Input::Dense { x: &x, width: 3 }, 2, &mut rng);
+    }
+
+    #[test]
+    fn backward_gives_the_same_bits_on_one_and_two_threads() {
+        let mut rng = Rng::new(13, 0);
+        let policy = Policy::new(81, vec![linear(&mut rng, 81, 128), Layer::Act(Activation::Relu),
+                                          linear(&mut rng, 128, 64), Layer::Act(Activation::Relu)],
+                                 vec![linear(&mut rng, 64, 4)], vec![linear(&mut rng, 64, 1)]).unwrap();
+        let batch = 600;
+        let indices: Vec<u32> = (0..batch * 9).map(|x| (x * 37 % 81) as u32).collect();
+        let counts: Vec<u32> = (0..batch).map(|b| (b % 10) as u32).collect();
+        let input = Input::Sparse { indices: &indices, counts: &counts, stride: 9 };
+        let c: Vec<f32> = (0..batch * 4).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
+        let d: Vec<f32> = (0..batch).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
+        let grads = |threads: usize| {
+            let mut tape = Tape::default();
+            let (mut logits, mut values) = (Vec::new(), Vec::new());
+            forward(&policy, input, batch, &mut tape, &mut logits, &mut values, threads);
+            let mut grads = zeros_like(&policy);
+            let (mut dl, mut dv) = (c.clone(), d.clone());
+            backward(&policy, &mut grads, input, batch, &mut tape, &mut dl, &mut dv, threads);
+            (logits, values, params(&grads).iter().map(|g| g.to_vec()).collect::<Vec<_>>())
+        };
+        assert_eq!(grads(1), grads(2));
     }
 
     #[test]

@@ -29,6 +29,8 @@ pub struct Tape {
     tmp: Vec<f32>,
     dh: Vec<f32>,
     dh2: Vec<f32>,
+    /// Both heads' first linear layers side by side (their weights, transposed for backward).
+    joined: Vec<f32>,
     conv: ConvScratch,
 }
 
@@ -47,7 +49,7 @@ pub fn forward(policy: &Policy, input: Input<'_>, batch: usize, tape: &mut Tape,
     let mut fused = false;
     let rest = match policy.trunk.first() {
         Some(Layer::Linear { weight, bias, inputs, outputs }) => {
-            hidden.resize(batch * outputs, 0.0);
+            room(hidden, batch * outputs);
             // The activation after the input layer, applied as its rows are made.
             let act = fusable(&policy.trunk, 1, true);
             fused = act.is_some();
@@ -89,14 +91,16 @@ pub fn forward(policy: &Policy, input: Input<'_>, batch: usize, tape: &mut Tape,
                 out.resize(batch * outputs, 0.0);
                 gemm(batch, *outputs, *inputs, Mat::rows(&hidden[..batch * inputs], *inputs),
                      Mat::rows(weight, *outputs), out, Start::Bias(bias), threads);
-                run(&layers[1..], batch, *outputs, out, tape, &mut slot, conv, threads, false, false);
+                let w = run(&layers[1..], batch, *outputs, out, tape, &mut slot, conv, threads, false, false);
+                out.truncate(batch * w);
                 continue;
             }
             _ => layers,
         };
         out.clear();
         out.extend_from_slice(&hidden[..batch * *width]);
-        run(rest, batch, *width, out, tape, &mut slot, conv, threads, false, false);
+        let w = run(rest, batch, *width, out, tape, &mut slot, conv, threads, false, false);
+        out.truncate(batch * w);
     }
 }
 
@@ -106,7 +110,7 @@ pub fn forward(policy: &Policy, input: Input<'_>, batch: usize, tape: &mut Tape,
 #[allow(clippy::too_many_arguments)]
 pub fn backward(policy: &Policy, grads: &mut Policy, input: Input<'_>, batch: usize, tape: &mut Tape,
                 dlogits: &mut Vec<f32>, dvalues: &mut Vec<f32>, threads: usize) {
-    let Tape { trunk, policy: ptape, value: vtape, hidden, width, input_layer, dense, tmp, dh, dh2, conv, .. } = tape;
+    let Tape { trunk, policy: ptape, value: vtape, hidden, width, input_layer, dense, tmp, dh, dh2, joined, conv } = tape;
     let width = *width;
     // With no trunk the heads read the observation, whose gradient nothing needs.
     let heads_dx = !policy.trunk.is_empty();
@@ -136,8 +140,8 @@ pub fn backward(policy: &Policy, grads: &mut Policy, input: Input<'_>, batch: us
             tmp.extend_from_slice(v);
         }
         // `[Wp | Wv]ᵀ`, `[k, width]`: the weights are stored `[width, outputs]`.
-        dh2.clear();
-        dh2.extend((0..k * width).map(|x| {
+        joined.clear();
+        joined.extend((0..k * width).map(|x| {
             let (j, i) = (x / width, x % width);
             if j < op { wp[i * op + j] } else { wv[i * ov + j - op] }
         }));
@@ -155,8 +159,8 @@ pub fn backward(policy: &Policy, grads: &mut Policy, input: Input<'_>, batch: us
             let y = &trunk_out[first * width..first * width + rows.len()];
             wide!(act_backward_from_output_plain(act, y, rows))
         };
-        dh.resize(batch * width, 0.0);
-        gemm_then(batch, width, k, Mat::rows(tmp, k), Mat::rows(dh2, width), dh, Start::Zero, threads, &then);
+        room(dh, batch * width);
+        gemm_then(batch, width, k, Mat::rows(tmp, k), Mat::rows(joined, width), dh, Start::Zero, threads, &then);
     } else {
         back(&policy.policy_head, &mut grads.policy_head, batch, dlogits, tmp, ptape, 0, conv, heads_dx, threads, parts);
         back(&policy.value_head, &mut grads.value_head, batch, dvalues, tmp, vtape, 0, conv, heads_dx, threads, parts);
@@ -164,7 +168,7 @@ pub fn backward(policy: &Policy, grads: &mut Policy, input: Input<'_>, batch: us
             return;
         }
         // Heads that are empty pass their gradients through unchanged.
-        dh.resize(batch * width, 0.0);
+        room(dh, batch * width);
         let (dl, dv) = (&dlogits[..batch * width], &dvalues[..batch * width]);
         elementwise(&mut dh[..batch * width], threads, |lo, d| {
             for ((o, a), b) in d.iter_mut().zip(&dl[lo..]).zip(&dv[lo..]) {
@@ -212,6 +216,15 @@ fn take_slot(tape: &mut Vec<Vec<f32>>, slot: &mut usize, x: &[f32]) {
     tape[*slot].clear();
     tape[*slot].extend_from_slice(x);
     *slot += 1;
+}
+
+/// Make `v` hold at least `len` values, to be overwritten: a longer one is kept as it is, so
+/// that buffers that trade places (see [`move_slot`]) are not cleared again on every step.
+/// Readers slice them to their rows.
+fn room(v: &mut Vec<f32>, len: usize) {
+    if v.len() < len {
+        v.resize(len, 0.0);
+    }
 }
 
 /// Move `x` onto the tape (no copy) and give `x` the slot's old buffer to write into.
@@ -272,7 +285,7 @@ fn run(layers: &[Layer], batch: usize, mut width: usize, x: &mut Vec<f32>, tape:
         match layer {
             Layer::Linear { weight, bias, inputs, outputs } => {
                 move_slot(tape, slot, x);
-                x.resize(batch * outputs, 0.0);
+                room(x, batch * outputs);
                 let act = fusable(layers, i + 1, kept);
                 let then = |_: usize, rows: &mut [f32]| if let Some(act) = act { activate(act, rows) };
                 gemm_then(batch, *outputs, *inputs, Mat::rows(&tape[mine][..batch * inputs], *inputs),
@@ -312,7 +325,7 @@ fn run(layers: &[Layer], batch: usize, mut width: usize, x: &mut Vec<f32>, tape:
             Layer::Conv2d(c) => {
                 move_slot(tape, slot, x);
                 let (inw, outw) = (width, c.outputs());
-                x.resize(batch * outw, 0.0);
+                room(x, batch * outw);
                 let input = &tape[mine];
                 let tasks = threads.min(batch).max(1);
                 let out = Disjoint::new(&mut x[..batch * outw]);
@@ -384,7 +397,7 @@ fn back(layers: &[Layer], grads: &mut [Layer], batch: usize, dy: &mut Vec<f32>, 
                         let y = &y[first * inputs..first * inputs + rows.len()];
                         wide!(act_backward_from_output_plain(act, y, rows))
                     };
-                    tmp.resize(batch * inputs, 0.0);
+                    room(tmp, batch * inputs);
                     gemm_then(batch, *inputs, *outputs, Mat::rows(d, *outputs), Mat::rows(weight, *outputs).t(), tmp,
                               Start::Zero, threads, &then);
                     std::mem::swap(dy, tmp);
@@ -736,10 +749,14 @@ mod tests {
         let d: Vec<f32> = (0..batch).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
         let mut tape = Tape::default();
         let (mut logits, mut values) = (Vec::new(), Vec::new());
-        forward(&policy, input, batch, &mut tape, &mut logits, &mut values, 2);
         let mut grads = zeros_like(&policy);
-        let (mut dl, mut dv) = (c.clone(), d.clone());
-        backward(&policy, &mut grads, input, batch, &mut tape, &mut dl, &mut dv, 2);
+        // Twice on the same tape: the second pass reuses buffers that traded places.
+        for _ in 0..2 {
+            forward(&policy, input, batch, &mut tape, &mut logits, &mut values, 2);
+            grads = zeros_like(&policy);
+            let (mut dl, mut dv) = (c.clone(), d.clone());
+            backward(&policy, &mut grads, input, batch, &mut tape, &mut dl, &mut dv, 2);
+        }
         let analytic: Vec<Vec<f32>> = params(&grads).iter().map(|g| g.to_vec()).collect();
         let h = 1e-3f32;
         for (t, g) in analytic.iter().enumerate() {
@@ -809,14 +826,20 @@ mod tests {
         let input = Input::Sparse { indices: &indices, counts: &counts, stride: 9 };
         let c: Vec<f32> = (0..batch * 4).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
         let d: Vec<f32> = (0..batch).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
+        // Each pass twice on the same tape: the second reuses buffers that traded places.
         let grads = |threads: usize| {
             let mut tape = Tape::default();
             let (mut logits, mut values) = (Vec::new(), Vec::new());
-            forward(&policy, input, batch, &mut tape, &mut logits, &mut values, threads);
-            let mut grads = zeros_like(&policy);
-            let (mut dl, mut dv) = (c.clone(), d.clone());
-            backward(&policy, &mut grads, input, batch, &mut tape, &mut dl, &mut dv, threads);
-            (logits, values, params(&grads).iter().map(|g| g.to_vec()).collect::<Vec<_>>())
+            let mut steps = Vec::new();
+            for _ in 0..2 {
+                forward(&policy, input, batch, &mut tape, &mut logits, &mut values, threads);
+                let mut grads = zeros_like(&policy);
+                let (mut dl, mut dv) = (c.clone(), d.clone());
+                backward(&policy, &mut grads, input, batch, &mut tape, &mut dl, &mut dv, threads);
+                steps.push((logits.clone(), values.clone(), params(&grads).iter().map(|g| g.to_vec()).collect::<Vec<_>>()));
+            }
+            assert_eq!(steps[0], steps[1]);
+            steps.pop().unwrap()
         };
         assert_eq!(grads(1), grads(2));
     }

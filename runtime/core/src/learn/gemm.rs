@@ -117,9 +117,15 @@ fn run_gemm(m: usize, n: usize, k: usize, a: Mat<'_>, b: Mat<'_>, c: &mut [f32],
         let mine = unsafe { c.part(r0 * n, r1 * n) };
         let a_part = Mat { data: &a.data[r0 * a.rs..], rs: a.rs, cs: a.cs };
         if narrow {
-            wide!(narrow_product(r1 - r0, n, k, a_part, &b_small, mine, start));
-            if let Some(then) = then {
-                then(r0, mine);
+            // In blocks of about 32 kB of C, each finished (`then`) while it is in cache.
+            let rows = (8192 / n).max(1);
+            for (blk, part) in mine.chunks_mut(rows * n).enumerate() {
+                let first = blk * rows;
+                let a_blk = Mat { data: &a_part.data[first * a.rs..], rs: a.rs, cs: a.cs };
+                wide!(narrow_product(part.len() / n, n, k, a_blk, &b_small, part, start));
+                if let Some(then) = then {
+                    then(r0 + first, part);
+                }
             }
         } else {
             let sums = sums.as_ref().map(|s| {
@@ -154,7 +160,7 @@ fn pack_small(n: usize, k: usize, b: Mat<'_>, sums: Option<&mut [f32]>) -> Vec<f
 /// `C = start + A·B` for a narrow product on one task's rows, `packed` from [`pack_small`]:
 /// with few columns, each value is a dot product of A's row and B's column (or, when A is a
 /// transpose, each inner index adds a scaled row of A's storage to C's columns); with few
-/// inner indices, each row of C adds up `k` scaled rows of B.
+/// inner indices, each run of a row of C adds up `k` scaled runs of B's rows in registers.
 #[inline(always)]
 fn narrow_product(m: usize, n: usize, k: usize, a: Mat<'_>, packed: &[f32], c: &mut [f32], start: Start<'_>) {
     match start {
@@ -163,20 +169,34 @@ fn narrow_product(m: usize, n: usize, k: usize, a: Mat<'_>, packed: &[f32], c: &
         Start::Add => {}
     }
     if n > NARROW {
+        // Each run of `LANES` values of a row adds up its `k` products in registers.
+        let whole = n / LANES * LANES;
         for (i, row) in c.chunks_mut(n).enumerate() {
-            for kk in 0..k {
-                let av = a.at(i, kk);
-                for (o, bv) in row.iter_mut().zip(&packed[kk * n..(kk + 1) * n]) {
-                    *o += av * bv;
+            for j0 in (0..whole).step_by(LANES) {
+                let mut acc = [0.0f32; LANES];
+                for kk in 0..k {
+                    let av = a.at(i, kk);
+                    let bv: &[f32; LANES] = packed[kk * n + j0..][..LANES].try_into().unwrap();
+                    for l in 0..LANES {
+                        acc[l] += av * bv[l];
+                    }
                 }
+                row[j0..j0 + LANES].iter_mut().zip(&acc).for_each(|(o, s)| *o += s);
+            }
+            for (j, o) in row.iter_mut().enumerate().skip(whole) {
+                *o += (0..k).map(|kk| a.at(i, kk) * packed[kk * n + j]).sum::<f32>();
             }
         }
     } else if a.cs == 1 {
-        for (i, row) in c.chunks_mut(n).enumerate() {
-            let ar = &a.data[i * a.rs..][..k];
-            for (j, o) in row.iter_mut().enumerate() {
-                *o += dot(ar, &packed[j * k..(j + 1) * k]);
-            }
+        match n {
+            1 => dots::<1>(k, a, packed, c),
+            2 => dots::<2>(k, a, packed, c),
+            3 => dots::<3>(k, a, packed, c),
+            4 => dots::<4>(k, a, packed, c),
+            5 => dots::<5>(k, a, packed, c),
+            6 => dots::<6>(k, a, packed, c),
+            7 => dots::<7>(k, a, packed, c),
+            _ => dots::<8>(k, a, packed, c),
         }
     } else if a.rs == 1 {
         // A's column kk is the contiguous run `a.data[kk * a.cs..][..m]`.
@@ -204,26 +224,39 @@ fn narrow_product(m: usize, n: usize, k: usize, a: Mat<'_>, packed: &[f32], c: &
     }
 }
 
-/// A dot product over 32 independent partial sums (so that it vectorises).
+/// Lanes of the narrow path's partial sums: two AVX2 vectors, one AVX-512 vector.
+const LANES: usize = 16;
+
+/// `c[i][j] += A's row i · B's column j` for `N` columns (`packed`: `[N][k]`): each row of
+/// A is read once, `LANES` values at a time, into `N × LANES` partial sums.
 #[inline(always)]
-fn dot(x: &[f32], y: &[f32]) -> f32 {
-    const L: usize = 32;
-    let mut acc = [0.0f32; L];
-    let whole = x.len() / L * L;
-    for (xc, yc) in x[..whole].chunks_exact(L).zip(y[..whole].chunks_exact(L)) {
-        for l in 0..L {
-            acc[l] += xc[l] * yc[l];
+fn dots<const N: usize>(k: usize, a: Mat<'_>, packed: &[f32], c: &mut [f32]) {
+    let whole = k / LANES * LANES;
+    let cols: [&[f32]; N] = std::array::from_fn(|j| &packed[j * k..(j + 1) * k]);
+    for (i, row) in c.chunks_exact_mut(N).enumerate() {
+        let ar = &a.data[i * a.rs..][..k];
+        let mut acc = [[0.0f32; LANES]; N];
+        for k0 in (0..whole).step_by(LANES) {
+            let x: &[f32; LANES] = ar[k0..k0 + LANES].try_into().unwrap();
+            for (acc, col) in acc.iter_mut().zip(&cols) {
+                let y: &[f32; LANES] = col[k0..k0 + LANES].try_into().unwrap();
+                for l in 0..LANES {
+                    acc[l] += x[l] * y[l];
+                }
+            }
+        }
+        for ((o, acc), col) in row.iter_mut().zip(&mut acc).zip(&cols) {
+            let tail: f32 = ar[whole..].iter().zip(&col[whole..]).map(|(a, b)| a * b).sum();
+            let mut width = LANES;
+            while width > 1 {
+                width /= 2;
+                for l in 0..width {
+                    acc[l] += acc[l + width];
+                }
+            }
+            *o += acc[0] + tail;
         }
     }
-    let tail: f32 = x[whole..].iter().zip(&y[whole..]).map(|(a, b)| a * b).sum();
-    let mut width = L;
-    while width > 1 {
-        width /= 2;
-        for l in 0..width {
-            acc[l] += acc[l + width];
-        }
-    }
-    acc[0] + tail
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -655,7 +688,8 @@ mod tests {
             }
             ks
         };
-        for &(m, n, k) in &[(1usize, 1usize, 1usize), (7, 33, 5), (17, 40, 600), (64, 16, 1030), (3, 100, 2), (9, 1, 13)] {
+        for &(m, n, k) in &[(1usize, 1usize, 1usize), (7, 33, 5), (17, 40, 600), (64, 16, 1030), (3, 100, 2), (9, 1, 13),
+                             (33, 5, 300), (60, 300, 5)] {
             let av: Vec<f32> = (0..m * k).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
             let bv: Vec<f32> = (0..k * n).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
             let bias: Vec<f32> = (0..n).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();

@@ -45,7 +45,7 @@ struct ConvScratch {
 /// [`backward`] needs.
 pub fn forward(policy: &Policy, input: Input<'_>, batch: usize, tape: &mut Tape, logits: &mut Vec<f32>,
                values: &mut Vec<f32>, threads: usize) {
-    let Tape { trunk, policy: ptape, value: vtape, hidden, width, input_layer, dense, conv, .. } = tape;
+    let Tape { trunk, policy: ptape, value: vtape, hidden, width, input_layer, dense, tmp, joined, conv, .. } = tape;
     let mut fused = false;
     let rest = match policy.trunk.first() {
         Some(Layer::Linear { weight, bias, inputs, outputs }) => {
@@ -81,11 +81,30 @@ pub fn forward(policy: &Policy, input: Input<'_>, batch: usize, tape: &mut Tape,
     }
     let mut slot = 0;
     *width = run(rest, batch, *width, hidden, trunk, &mut slot, conv, threads, true, fused);
+    // Both heads' first linear layers, side by side, in one product: `hidden` is read once.
+    let heads = first_linears(policy);
+    if let Some(h) = &heads {
+        let k = h.op + h.ov;
+        join_heads(h, *width, joined);
+        room(tmp, batch * k);
+        gemm(batch, k, *width, Mat::rows(&hidden[..batch * *width], *width), Mat::rows(&joined[..*width * k], k),
+             tmp, Start::Bias(&joined[*width * k..]), threads);
+        for (out, lo, n) in [(&mut *logits, 0, h.op), (&mut *values, h.op, h.ov)] {
+            out.clear();
+            out.extend(tmp[..batch * k].chunks_exact(k).flat_map(|row| &row[lo..lo + n]));
+        }
+    }
     for (layers, tape, out) in [(&policy.policy_head, ptape, &mut *logits), (&policy.value_head, vtape, &mut *values)] {
         let mut slot = 0;
         let rest = match layers.first() {
             // A head's first linear layer reads the trunk's output where it is: its tape
             // slot stays empty, and backward reads `hidden`.
+            Some(Layer::Linear { outputs, .. }) if heads.is_some() => {
+                empty_slot(tape, &mut slot);
+                let w = run(&layers[1..], batch, *outputs, out, tape, &mut slot, conv, threads, false, false);
+                out.truncate(batch * w);
+                continue;
+            }
             Some(Layer::Linear { weight, bias, inputs, outputs }) => {
                 empty_slot(tape, &mut slot);
                 out.resize(batch * outputs, 0.0);
@@ -121,30 +140,41 @@ pub fn backward(policy: &Policy, grads: &mut Policy, input: Input<'_>, batch: us
     } else {
         (&policy.trunk[..], &mut grads.trunk[..])
     };
-    let firsts = match (policy.policy_head.first(), policy.value_head.first()) {
-        (Some(Layer::Linear { weight: wp, outputs: op, .. }), Some(Layer::Linear { weight: wv, outputs: ov, .. }))
-            if heads_dx => Some((wp, *op, wv, *ov)),
-        _ => None,
-    };
-    if let Some((wp, op, wv, ov)) = firsts {
+    if let Some(h) = first_linears(policy) {
         // Both heads start with a linear layer: each head's backward stops at the gradient of
-        // that layer's output, and one product of the two side by side, `[dp | dv]·[Wp | Wv]ᵀ`,
-        // writes the trunk's output gradient (no per-head buffers, no sum), with the gradient
-        // of a last ReLU or tanh whose output is the trunk's applied to its rows as they are made.
-        back(&policy.policy_head, &mut grads.policy_head, batch, dlogits, tmp, ptape, 0, conv, false, threads, parts);
-        back(&policy.value_head, &mut grads.value_head, batch, dvalues, tmp, vtape, 0, conv, false, threads, parts);
+        // that layer's output, and the two layers side by side, `[Wp | Wv]`, take one product
+        // for their weight gradients, `hᵀ·[dp | dv]` (the biases' are its column sums), and one
+        // for the trunk's output gradient, `[dp | dv]·[Wp | Wv]ᵀ` (no per-head buffers, no sum),
+        // with the gradient of a last ReLU or tanh whose output is the trunk's applied to its
+        // rows as they are made.
+        let none = Parts { input: None, output: None };
+        back(&policy.policy_head[1..], &mut grads.policy_head[1..], batch, dlogits, tmp, ptape, 1, conv, true, threads,
+             none);
+        back(&policy.value_head[1..], &mut grads.value_head[1..], batch, dvalues, tmp, vtape, 1, conv, true, threads,
+             none);
+        let (op, ov) = (h.op, h.ov);
         let k = op + ov;
         tmp.clear();
         for (p, v) in dlogits[..batch * op].chunks_exact(op).zip(dvalues[..batch * ov].chunks_exact(ov)) {
             tmp.extend_from_slice(p);
             tmp.extend_from_slice(v);
         }
-        // `[Wp | Wv]ᵀ`, `[k, width]`: the weights are stored `[width, outputs]`.
-        joined.clear();
-        joined.extend((0..k * width).map(|x| {
-            let (j, i) = (x / width, x % width);
-            if j < op { wp[i * op + j] } else { wv[i * ov + j - op] }
-        }));
+        room(dh2, width * k);
+        let mut sums = vec![0.0f32; k];
+        gemm_sums(width, k, batch, Mat::rows(trunk_out, width).t(), Mat::rows(tmp, k), dh2, Start::Zero, threads,
+                  &mut sums);
+        let (Layer::Linear { weight: gwp, bias: gbp, .. }, Layer::Linear { weight: gwv, bias: gbv, .. }) =
+            (&mut grads.policy_head[0], &mut grads.value_head[0]) else { unreachable!("gradients have the policy's shape") };
+        for (i, row) in dh2[..width * k].chunks_exact(k).enumerate() {
+            gwp[i * op..(i + 1) * op].iter_mut().zip(&row[..op]).for_each(|(g, d)| *g += d);
+            gwv[i * ov..(i + 1) * ov].iter_mut().zip(&row[op..]).for_each(|(g, d)| *g += d);
+        }
+        gbp.iter_mut().zip(&sums[..op]).for_each(|(g, d)| *g += d);
+        gbv.iter_mut().zip(&sums[op..]).for_each(|(g, d)| *g += d);
+        if !heads_dx {
+            return;
+        }
+        join_heads(&h, width, joined);
         let act = match rest.last() {
             Some(Layer::Act(act)) if from_output(*act) && trunk[slots_before(rest)].is_empty() => Some(*act),
             _ => None,
@@ -160,7 +190,8 @@ pub fn backward(policy: &Policy, grads: &mut Policy, input: Input<'_>, batch: us
             wide!(act_backward_from_output_plain(act, y, rows))
         };
         room(dh, batch * width);
-        gemm_then(batch, width, k, Mat::rows(tmp, k), Mat::rows(joined, width), dh, Start::Zero, threads, &then);
+        gemm_then(batch, width, k, Mat::rows(tmp, k), Mat::rows(&joined[..width * k], k).t(), dh, Start::Zero, threads,
+                  &then);
     } else {
         back(&policy.policy_head, &mut grads.policy_head, batch, dlogits, tmp, ptape, 0, conv, heads_dx, threads, parts);
         back(&policy.value_head, &mut grads.value_head, batch, dvalues, tmp, vtape, 0, conv, heads_dx, threads, parts);
@@ -194,6 +225,36 @@ pub fn backward(policy: &Policy, grads: &mut Policy, input: Input<'_>, batch: us
                       Mat::rows(dy, *outputs), gw, Start::Add, threads, gb);
         }
     }
+}
+
+/// Both heads' first layers, when both are linear (they read the trunk's output).
+struct FirstLinears<'a> {
+    wp: &'a [f32],
+    bp: &'a [f32],
+    op: usize,
+    wv: &'a [f32],
+    bv: &'a [f32],
+    ov: usize,
+}
+
+fn first_linears(policy: &Policy) -> Option<FirstLinears<'_>> {
+    match (policy.policy_head.first(), policy.value_head.first()) {
+        (Some(Layer::Linear { weight: wp, bias: bp, outputs: op, .. }),
+         Some(Layer::Linear { weight: wv, bias: bv, outputs: ov, .. })) =>
+            Some(FirstLinears { wp, bp, op: *op, wv, bv, ov: *ov }),
+        _ => None,
+    }
+}
+
+/// `[Wp | Wv]` (`[width, op + ov]`, row-major), then `[bp | bv]`, into `out`.
+fn join_heads(h: &FirstLinears<'_>, width: usize, out: &mut Vec<f32>) {
+    out.clear();
+    for i in 0..width {
+        out.extend_from_slice(&h.wp[i * h.op..(i + 1) * h.op]);
+        out.extend_from_slice(&h.wv[i * h.ov..(i + 1) * h.ov]);
+    }
+    out.extend_from_slice(&h.bp[..h.op]);
+    out.extend_from_slice(&h.bv[..h.ov]);
 }
 
 /// The tape slot of the last of `layers` (whose slots start at 0).

@@ -334,10 +334,10 @@ impl Kernel {
 }
 
 /// Where a tile kernel puts its `MR × NR` product: straight into C (rows `ld` apart; added to
-/// what C holds, or `set` in place of it) when the tile is whole, else into a scratch tile
-/// (set) that the caller adds to C's edge.
+/// what C holds, or `set` in place of it, plus the `bias` row of `NR` values if any) when the
+/// tile is whole, else into a scratch tile (set) that the caller adds to C's edge.
 enum Out<'a> {
-    C { c: &'a mut [f32], ld: usize, set: bool },
+    C { c: &'a mut [f32], ld: usize, set: bool, bias: Option<&'a [f32]> },
     Tile(&'a mut [f32]),
 }
 
@@ -367,10 +367,11 @@ fn blocked_in<const MR: usize, const NR: usize>(m: usize, n: usize, k: usize, a:
                                                  sums: Option<(usize, &mut [f32])>,
                                                  tile_fn: &impl Fn(usize, &[f32], &[f32], Out<'_>),
                                                  bpack: &mut Vec<f32>, apack: &mut Vec<f32>) {
-    // A zero start is the first block's products set in place (no pass to clear C first).
+    // A zero or bias start is the first block's products set in place, plus the bias (no
+    // pass over C first).
     match start {
         Start::Zero if k == 0 => c[..m * n].fill(0.0),
-        Start::Bias(bias) => c[..m * n].chunks_mut(n).for_each(|row| row.copy_from_slice(&bias[..n])),
+        Start::Bias(bias) if k == 0 => c[..m * n].chunks_mut(n).for_each(|row| row.copy_from_slice(&bias[..n])),
         _ => {}
     }
     if k == 0 {
@@ -393,7 +394,11 @@ fn blocked_in<const MR: usize, const NR: usize>(m: usize, n: usize, k: usize, a:
     let tile = &mut tile[..MR * NR];
     for k0 in (0..k).step_by(KC) {
         let kc = KC.min(k - k0);
-        let set = k0 == 0 && matches!(start, Start::Zero);
+        let set = k0 == 0 && !matches!(start, Start::Add);
+        let bias = match start {
+            Start::Bias(bias) if k0 == 0 => Some(bias),
+            _ => None,
+        };
         for p in 0..panels {
             let cols = NR.min(n - p * NR);
             let packed = &mut bpack[p * NR * kc..(p + 1) * NR * kc];
@@ -436,15 +441,19 @@ fn blocked_in<const MR: usize, const NR: usize>(m: usize, n: usize, k: usize, a:
                 for u in 0..micro {
                     let (i0, rows) = (m0 + u * MR, MR.min(block - u * MR));
                     let ap = &apack[u * MR * kc..(u + 1) * MR * kc];
+                    let bias = bias.map(|b| &b[p * NR..p * NR + cols]);
                     if rows == MR && cols == NR {
-                        tile_fn(kc, ap, bp, Out::C { c: &mut c[i0 * n + p * NR..(i0 + MR - 1) * n + p * NR + NR], ld: n, set });
+                        let c = &mut c[i0 * n + p * NR..(i0 + MR - 1) * n + p * NR + NR];
+                        tile_fn(kc, ap, bp, Out::C { c, ld: n, set, bias });
                         continue;
                     }
                     tile_fn(kc, ap, bp, Out::Tile(tile));
                     for r in 0..rows {
                         let dst = &mut c[(i0 + r) * n + p * NR..][..cols];
                         let src = &tile[r * NR..r * NR + cols];
-                        if set {
+                        if let Some(bias) = bias {
+                            dst.iter_mut().zip(src).zip(bias).for_each(|((d, t), b)| *d = t + b);
+                        } else if set {
                             dst.copy_from_slice(src);
                         } else {
                             dst.iter_mut().zip(src).for_each(|(d, t)| *d += t);
@@ -551,13 +560,14 @@ fn tile_portable<const MR: usize, const NR: usize>(kc: usize, ap: &[f32], bp: &[
             }
         }
     }
-    let (dst, ld, set) = match out {
-        Out::C { c, ld, set } => (c, ld, set),
-        Out::Tile(t) => (t, NR, true),
+    let (dst, ld, set, bias) = match out {
+        Out::C { c, ld, set, bias } => (c, ld, set, bias),
+        Out::Tile(t) => (t, NR, true, None),
     };
     for (r, row) in acc.iter().enumerate() {
-        for (d, v) in dst[r * ld..r * ld + NR].iter_mut().zip(row) {
-            *d = if set { *v } else { *d + v };
+        for (j, (d, v)) in dst[r * ld..r * ld + NR].iter_mut().zip(row).enumerate() {
+            let v = bias.map_or(*v, |b| v + b[j]);
+            *d = if set { v } else { *d + v };
         }
     }
 }
@@ -566,14 +576,18 @@ fn tile_portable<const MR: usize, const NR: usize>(kc: usize, ap: &[f32], bp: &[
 #[cfg(target_arch = "x86_64")]
 macro_rules! add_rows {
     ($acc:expr, $out:expr, $nr:expr, $load:ident, $add:ident, $store:ident, $lanes:expr) => {{
-        let (dst, ld, set) = match $out {
-            Out::C { c, ld, set } => (c.as_mut_ptr(), ld, set),
-            Out::Tile(t) => (t.as_mut_ptr(), $nr, true),
+        let (dst, ld, set, bias) = match $out {
+            Out::C { c, ld, set, bias } => (c.as_mut_ptr(), ld, set, bias),
+            Out::Tile(t) => (t.as_mut_ptr(), $nr, true, None),
         };
         for (r, row) in $acc.iter().enumerate() {
             for (w, v) in row.iter().enumerate() {
                 let p = dst.add(r * ld + w * $lanes);
-                $store(p, if set { *v } else { $add($load(p), *v) });
+                let v = match bias {
+                    Some(b) => $add($load(b.as_ptr().add(w * $lanes)), *v),
+                    None => *v,
+                };
+                $store(p, if set { v } else { $add($load(p), v) });
             }
         }
     }};
@@ -637,12 +651,21 @@ fn tile_simd128(kc: usize, ap: &[f32], bp: &[f32], out: Out<'_>) {
             row[1] = f32x4_add(row[1], f32x4_mul(av, b1));
         }
     }
-    let (dst, ld, set) = match out {
-        Out::C { c, ld, set } => (c, ld, set),
-        Out::Tile(t) => (t, 8, true),
+    let (dst, ld, set, bias) = match out {
+        Out::C { c, ld, set, bias } => (c, ld, set, bias),
+        Out::Tile(t) => (t, 8, true, None),
     };
+    // SAFETY: a bias row holds 8 floats: two unaligned v128 loads.
+    let bias = bias.map(|b| unsafe {
+        let p = b[..8].as_ptr() as *const v128;
+        [v128_load(p), v128_load(p.add(1))]
+    });
     for (r, row) in acc.iter().enumerate() {
         let d = &mut dst[r * ld..r * ld + 8];
+        let row = match bias {
+            Some(b) => [f32x4_add(b[0], row[0]), f32x4_add(b[1], row[1])],
+            None => *row,
+        };
         // SAFETY: `d` holds 8 floats: two unaligned v128 loads and stores.
         unsafe {
             let p = d.as_mut_ptr() as *mut v128;

@@ -50,9 +50,13 @@ pub enum Start<'a> {
     Add,
 }
 
-/// Inner indices per packed block: an 8 × 256 block of A and a 256 × 32 panel of B (40 kB)
-/// stay in the first cache level (256 measured faster than 128 and 512 here).
+/// Inner indices per packed block, per kernel: AVX-512's 8 × 256 block of A and 256 × 32
+/// panel of B (40 kB) stay in the first cache level (256 measured faster than 128 and 512 on
+/// the Xeon); AVX2's 6 × 512 and 512 × 16 (44 kB) half the passes over C that the blocks
+/// make, and measured faster than 256 on Zen 3 (the panel streams from L2 well enough).
 const KC: usize = 256;
+#[cfg(target_arch = "x86_64")]
+const KC_AVX2: usize = 512;
 
 /// Rows of A packed at a time: a block of about 128 × 256 (128 kB) stays in L2. Blocks are
 /// whole micro-panels (126 rows for 6-row tiles), so that only the matrix's last one has a
@@ -319,16 +323,16 @@ impl Kernel {
         match self {
             // SAFETY: `detect` saw the CPU features these kernels are compiled for.
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx512 => blocked::<8, 32>(m, n, k, a, b, c, start, then, sums, |kc, ap, bp, out| unsafe {
+            Kernel::Avx512 => blocked::<8, 32, KC>(m, n, k, a, b, c, start, then, sums, |kc, ap, bp, out| unsafe {
                 tile_avx512(kc, ap, bp, out)
             }),
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2 => blocked::<6, 16>(m, n, k, a, b, c, start, then, sums, |kc, ap, bp, out| unsafe {
+            Kernel::Avx2 => blocked::<6, 16, KC_AVX2>(m, n, k, a, b, c, start, then, sums, |kc, ap, bp, out| unsafe {
                 tile_avx2(kc, ap, bp, out)
             }),
             #[cfg(all(target_family = "wasm", target_feature = "simd128"))]
-            Kernel::Simd128 => blocked::<6, 8>(m, n, k, a, b, c, start, then, sums, tile_simd128),
-            Kernel::Portable => blocked::<4, 16>(m, n, k, a, b, c, start, then, sums, tile_portable::<4, 16>),
+            Kernel::Simd128 => blocked::<6, 8, KC>(m, n, k, a, b, c, start, then, sums, tile_simd128),
+            Kernel::Portable => blocked::<4, 16, KC>(m, n, k, a, b, c, start, then, sums, tile_portable::<4, 16>),
         }
     }
 }
@@ -344,10 +348,10 @@ enum Out<'a> {
 /// The blocked product for one thread's rows: for each block of `KC` inner indices, pack
 /// B's panels once, then each `MR`-row block of A, and run the tile kernel on every pair.
 #[allow(clippy::too_many_arguments)]
-fn blocked<const MR: usize, const NR: usize>(m: usize, n: usize, k: usize, a: Mat<'_>, b: Mat<'_>, c: &mut [f32],
-                                              start: Start<'_>, then: Option<(Then<'_>, usize)>,
-                                              sums: Option<(usize, &mut [f32])>,
-                                              tile_fn: impl Fn(usize, &[f32], &[f32], Out<'_>)) {
+fn blocked<const MR: usize, const NR: usize, const KC: usize>(
+    m: usize, n: usize, k: usize, a: Mat<'_>, b: Mat<'_>, c: &mut [f32], start: Start<'_>,
+    then: Option<(Then<'_>, usize)>, sums: Option<(usize, &mut [f32])>,
+    tile_fn: impl Fn(usize, &[f32], &[f32], Out<'_>)) {
     thread_local! {
         /// Packed panels of B and blocks of A, kept for the thread's next product.
         static PACKS: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
@@ -355,18 +359,17 @@ fn blocked<const MR: usize, const NR: usize>(m: usize, n: usize, k: usize, a: Ma
     PACKS.with(|packs| match packs.try_borrow_mut() {
         Ok(mut packs) => {
             let (bpack, apack) = &mut *packs;
-            blocked_in::<MR, NR>(m, n, k, a, b, c, start, then, sums, &tile_fn, bpack, apack)
+            blocked_in::<MR, NR, KC>(m, n, k, a, b, c, start, then, sums, &tile_fn, bpack, apack)
         }
-        Err(_) => blocked_in::<MR, NR>(m, n, k, a, b, c, start, then, sums, &tile_fn, &mut Vec::new(), &mut Vec::new()),
+        Err(_) => blocked_in::<MR, NR, KC>(m, n, k, a, b, c, start, then, sums, &tile_fn, &mut Vec::new(), &mut Vec::new()),
     });
 }
 
 #[allow(clippy::too_many_arguments)]
-fn blocked_in<const MR: usize, const NR: usize>(m: usize, n: usize, k: usize, a: Mat<'_>, b: Mat<'_>, c: &mut [f32],
-                                                 start: Start<'_>, then: Option<(Then<'_>, usize)>,
-                                                 sums: Option<(usize, &mut [f32])>,
-                                                 tile_fn: &impl Fn(usize, &[f32], &[f32], Out<'_>),
-                                                 bpack: &mut Vec<f32>, apack: &mut Vec<f32>) {
+fn blocked_in<const MR: usize, const NR: usize, const KC: usize>(
+    m: usize, n: usize, k: usize, a: Mat<'_>, b: Mat<'_>, c: &mut [f32], start: Start<'_>,
+    then: Option<(Then<'_>, usize)>, sums: Option<(usize, &mut [f32])>,
+    tile_fn: &impl Fn(usize, &[f32], &[f32], Out<'_>), bpack: &mut Vec<f32>, apack: &mut Vec<f32>) {
     // A zero or bias start is the first block's products set in place, plus the bias (no
     // pass over C first).
     match start {

@@ -620,15 +620,39 @@ fn bag_forward_plain(bag: &Bag<'_>, weight: &[f32], bias: &[f32], first: usize, 
     }
 }
 
+/// Weights of at most this many values take [`bag_backward`]'s split by columns.
+const BAG_COLUMNS: usize = 1 << 20;
+
 /// The embedding bag's weight and bias gradients: each row's `dy` added to the weight rows it
-/// read and to the bias (a row every row reads, after the weight's). The rows are split
-/// between threads, each part about as often read as the others, and each weight adds up
-/// in row order whatever the split.
+/// read and to the bias (a row every row reads, after the weight's). Each weight adds up in
+/// row order whatever the split between threads. A small weight's columns are split: each
+/// task reads its part of every row of dy, once, and sums its columns of every weight row
+/// into its own buffer (zeroed, added to the gradients at the end). A large one's rows are
+/// split, each part about as often read as the others.
 fn bag_backward(bag: &Bag<'_>, dy: &[f32], gw: &mut [f32], gb: &mut [f32], threads: usize) {
     let n = bag.outputs;
     let batch = dy.len() / n.max(1);
-    let tasks = threads.min(batch * n / 32_768).min(bag.inputs + 1).max(1);
     let (gw, gb) = (&mut gw[..bag.inputs * n], &mut gb[..n]);
+    if (bag.inputs + 1) * n <= BAG_COLUMNS {
+        let tasks = threads.min(batch * n / 32_768).min(n.div_ceil(16)).max(1);
+        let parts: Vec<Mutex<Vec<f32>>> = (0..tasks).map(|_| Mutex::new(Vec::new())).collect();
+        pool::for_each(tasks, tasks, |t| {
+            let (lo, hi) = pool::part(n, tasks, 16, t);
+            let mut sums = vec![0.0f32; (bag.inputs + 1) * (hi - lo)];
+            wide!(bag_columns_plain(bag, dy, lo, hi, &mut sums));
+            *parts[t].lock().unwrap_or_else(|e| e.into_inner()) = sums;
+        });
+        for (t, part) in parts.into_iter().enumerate() {
+            let (lo, hi) = pool::part(n, tasks, 16, t);
+            let sums = part.into_inner().unwrap_or_else(|e| e.into_inner());
+            for (i, s) in sums.chunks_exact((hi - lo).max(1)).enumerate() {
+                let dst = if i < bag.inputs { &mut gw[i * n + lo..i * n + hi] } else { &mut gb[lo..hi] };
+                dst.iter_mut().zip(s).for_each(|(g, v)| *g += v);
+            }
+        }
+        return;
+    }
+    let tasks = threads.min(batch * n / 32_768).min(bag.inputs + 1).max(1);
     if tasks == 1 {
         wide!(bag_backward_plain(bag, dy, 0, bag.inputs, gw, Some(gb)));
         return;
@@ -656,6 +680,19 @@ fn bag_backward(bag: &Bag<'_>, dy: &[f32], gw: &mut [f32], gb: &mut [f32], threa
         let bias = (i0 <= bag.inputs && bag.inputs < i1).then(|| unsafe { gb.part(0, n) });
         wide!(bag_backward_plain(bag, dy, i0.min(w1), w1, part, bias));
     });
+}
+
+/// Columns `lo..hi` of every weight row's gradient, then the bias's, into `sums` (`[inputs +
+/// 1][hi - lo]`).
+#[inline(always)]
+fn bag_columns_plain(bag: &Bag<'_>, dy: &[f32], lo: usize, hi: usize, sums: &mut [f32]) {
+    let w = hi - lo;
+    for (b, row) in dy.chunks_exact(bag.outputs).enumerate() {
+        let part = &row[lo..hi];
+        for i in bag.rows(b).chain(std::iter::once(bag.inputs)) {
+            sums[i * w..(i + 1) * w].iter_mut().zip(part).for_each(|(s, v)| *s += v);
+        }
+    }
 }
 
 /// The gradient of weight rows `i0..i1` (`gw` holds those rows), and of the bias if given.
@@ -903,6 +940,31 @@ mod tests {
             steps.pop().unwrap()
         };
         assert_eq!(grads(1), grads(2));
+    }
+
+    #[test]
+    fn the_bags_scatter_matches_the_plain_sum_whatever_the_split() {
+        let mut rng = Rng::new(14, 0);
+        // A small weight (split by columns) and one past `BAG_COLUMNS` (split by rows).
+        for inputs in [81usize, BAG_COLUMNS / 128 + 7] {
+            let (n, batch, stride) = (128usize, 600usize, 5usize);
+            let indices: Vec<u32> = (0..batch * stride).map(|_| (rng.next_u64() % (inputs as u64 + 3)) as u32).collect();
+            let counts: Vec<u32> = (0..batch).map(|b| (b % (stride + 1)) as u32).collect();
+            let bag = Bag { indices: &indices, counts: &counts, stride, inputs, outputs: n };
+            let dy: Vec<f32> = (0..batch * n).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
+            let (mut want_w, mut want_b) = (vec![0.0f32; inputs * n], vec![0.0f32; n]);
+            for (b, row) in dy.chunks_exact(n).enumerate() {
+                for i in bag.rows(b) {
+                    want_w[i * n..(i + 1) * n].iter_mut().zip(row).for_each(|(g, d)| *g += d);
+                }
+                want_b.iter_mut().zip(row).for_each(|(g, d)| *g += d);
+            }
+            for threads in [1, 2, 3] {
+                let (mut gw, mut gb) = (vec![0.0f32; inputs * n], vec![0.0f32; n]);
+                bag_backward(&bag, &dy, &mut gw, &mut gb, threads);
+                assert!(gw == want_w && gb == want_b, "{inputs} inputs, {threads} threads");
+            }
+        }
     }
 
     #[test]

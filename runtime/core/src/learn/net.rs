@@ -29,7 +29,7 @@ pub struct Tape {
     tmp: Vec<f32>,
     dh: Vec<f32>,
     dh2: Vec<f32>,
-    /// Both heads' first linear layers side by side (their weights, transposed for backward).
+    /// Both heads' first linear layers side by side: `[Wp | Wv]`, then `[bp | bv]`.
     joined: Vec<f32>,
     conv: ConvScratch,
 }
@@ -99,6 +99,7 @@ pub fn forward(policy: &Policy, input: Input<'_>, batch: usize, tape: &mut Tape,
         let rest = match layers.first() {
             // A head's first linear layer reads the trunk's output where it is: its tape
             // slot stays empty, and backward reads `hidden`.
+            // (Its output is already in `out`, from the joined product.)
             Some(Layer::Linear { outputs, .. }) if heads.is_some() => {
                 empty_slot(tape, &mut slot);
                 let w = run(&layers[1..], batch, *outputs, out, tape, &mut slot, conv, threads, false, false);

@@ -219,7 +219,7 @@ pub fn backward(policy: &Policy, grads: &mut Policy, input: Input<'_>, batch: us
     match input {
         Input::Sparse { indices, counts, stride } => {
             let bag = Bag { indices, counts, stride, inputs: *inputs, outputs: *outputs };
-            bag_backward(&bag, dy, gw, gb, threads);
+            bag_backward(&bag, dy, gw, gb, threads, tmp);
         }
         Input::Dense { .. } => {
             gemm_sums(*inputs, *outputs, batch, Mat::rows(&dense[..batch * inputs], *inputs).t(),
@@ -628,24 +628,28 @@ const BAG_COLUMNS: usize = 1 << 20;
 /// read and to the bias (a row every row reads, after the weight's). Each weight adds up in
 /// row order whatever the split between threads. A small weight's columns are split: each
 /// task reads its part of every row of dy, once, and sums its columns of every weight row
-/// into its own buffer (zeroed, added to the gradients at the end). A large one's rows are
-/// split, each part about as often read as the others.
-fn bag_backward(bag: &Bag<'_>, dy: &[f32], gw: &mut [f32], gb: &mut [f32], threads: usize) {
+/// into its own part of `scratch` (zeroed, added to the gradients at the end). A large one's
+/// rows are split, each part about as often read as the others.
+fn bag_backward(bag: &Bag<'_>, dy: &[f32], gw: &mut [f32], gb: &mut [f32], threads: usize, scratch: &mut Vec<f32>) {
     let n = bag.outputs;
     let batch = dy.len() / n.max(1);
     let (gw, gb) = (&mut gw[..bag.inputs * n], &mut gb[..n]);
-    if (bag.inputs + 1) * n <= BAG_COLUMNS {
+    let rows = bag.inputs + 1;
+    if rows * n <= BAG_COLUMNS {
         let tasks = threads.min(batch * n / 32_768).min(n.div_ceil(16)).max(1);
-        let parts: Vec<Mutex<Vec<f32>>> = (0..tasks).map(|_| Mutex::new(Vec::new())).collect();
+        // Task t's sums, `[rows][hi - lo]`, start at `rows * lo`.
+        scratch.clear();
+        scratch.resize(rows * n, 0.0);
+        let parts = Disjoint::new(&mut scratch[..]);
         pool::for_each(tasks, tasks, |t| {
             let (lo, hi) = pool::part(n, tasks, 16, t);
-            let mut sums = vec![0.0f32; (bag.inputs + 1) * (hi - lo)];
-            wide!(bag_columns_plain(bag, dy, lo, hi, &mut sums));
-            *parts[t].lock().unwrap_or_else(|e| e.into_inner()) = sums;
+            // SAFETY: the tasks' column ranges, so their parts, are disjoint.
+            let sums = unsafe { parts.part(rows * lo, rows * hi) };
+            wide!(bag_columns_plain(bag, dy, lo, hi, sums));
         });
-        for (t, part) in parts.into_iter().enumerate() {
+        for t in 0..tasks {
             let (lo, hi) = pool::part(n, tasks, 16, t);
-            let sums = part.into_inner().unwrap_or_else(|e| e.into_inner());
+            let sums = &scratch[rows * lo..rows * hi];
             for (i, s) in sums.chunks_exact((hi - lo).max(1)).enumerate() {
                 let dst = if i < bag.inputs { &mut gw[i * n + lo..i * n + hi] } else { &mut gb[lo..hi] };
                 dst.iter_mut().zip(s).for_each(|(g, v)| *g += v);
@@ -653,13 +657,12 @@ fn bag_backward(bag: &Bag<'_>, dy: &[f32], gw: &mut [f32], gb: &mut [f32], threa
         }
         return;
     }
-    let tasks = threads.min(batch * n / 32_768).min(bag.inputs + 1).max(1);
+    let tasks = threads.min(batch * n / 32_768).min(rows).max(1);
     if tasks == 1 {
         wide!(bag_backward_plain(bag, dy, 0, bag.inputs, gw, Some(gb)));
         return;
     }
     // `uses[i]`: how often rows before `i` are read, the bias as row `inputs`.
-    let rows = bag.inputs + 1;
     let mut uses = vec![0usize; rows + 1];
     for b in 0..batch {
         bag.rows(b).for_each(|i| uses[i + 1] += 1);
@@ -962,7 +965,7 @@ mod tests {
             }
             for threads in [1, 2, 3] {
                 let (mut gw, mut gb) = (vec![0.0f32; inputs * n], vec![0.0f32; n]);
-                bag_backward(&bag, &dy, &mut gw, &mut gb, threads);
+                bag_backward(&bag, &dy, &mut gw, &mut gb, threads, &mut Vec::new());
                 assert!(gw == want_w && gb == want_b, "{inputs} inputs, {threads} threads");
             }
         }

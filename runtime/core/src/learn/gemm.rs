@@ -52,7 +52,7 @@ pub enum Start<'a> {
 
 /// Inner indices per packed block, per kernel: AVX-512's 8 × 256 block of A and 256 × 32
 /// panel of B (40 kB) stay in the first cache level (256 measured faster than 128 and 512 on
-/// the Xeon); AVX2's 6 × 512 and 512 × 16 (44 kB) half the passes over C that the blocks
+/// the Xeon); AVX2's 6 × 512 and 512 × 16 (44 kB) halve the passes over C that the blocks
 /// make, and measured faster than 256 on Zen 3 (the panel streams from L2 well enough).
 const KC: usize = 256;
 #[cfg(target_arch = "x86_64")]
@@ -102,6 +102,7 @@ fn run_gemm(m: usize, n: usize, k: usize, a: Mat<'_>, b: Mat<'_>, c: &mut [f32],
         return;
     }
     let kernel = Kernel::detect();
+    // With no rows of C, B's column sums are still made, by the narrow path's packing.
     let narrow = n <= NARROW || k <= NARROW || m == 0;
     let mut sums = sums;
     let b_small = if narrow { pack_small(n, k, b, sums.take()) } else { Vec::new() };

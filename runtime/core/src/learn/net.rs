@@ -6,7 +6,7 @@
 //! embedding bag forward and a scatter of rows backward. No gradient flows into the
 //! observation itself.
 
-use super::gemm::{gemm, gemm_then, Mat, Start};
+use super::gemm::{gemm, gemm_sums, gemm_then, Mat, Start};
 use super::pool::{self, Disjoint};
 use super::wide::wide;
 use std::sync::Mutex;
@@ -29,6 +29,8 @@ pub struct Tape {
     tmp: Vec<f32>,
     dh: Vec<f32>,
     dh2: Vec<f32>,
+    /// Both heads' first linear layers side by side: `[Wp | Wv]`, then `[bp | bv]`.
+    joined: Vec<f32>,
     conv: ConvScratch,
 }
 
@@ -43,11 +45,11 @@ struct ConvScratch {
 /// [`backward`] needs.
 pub fn forward(policy: &Policy, input: Input<'_>, batch: usize, tape: &mut Tape, logits: &mut Vec<f32>,
                values: &mut Vec<f32>, threads: usize) {
-    let Tape { trunk, policy: ptape, value: vtape, hidden, width, input_layer, dense, conv, .. } = tape;
+    let Tape { trunk, policy: ptape, value: vtape, hidden, width, input_layer, dense, tmp, joined, conv, .. } = tape;
     let mut fused = false;
     let rest = match policy.trunk.first() {
         Some(Layer::Linear { weight, bias, inputs, outputs }) => {
-            hidden.resize(batch * outputs, 0.0);
+            room(hidden, batch * outputs);
             // The activation after the input layer, applied as its rows are made.
             let act = fusable(&policy.trunk, 1, true);
             fused = act.is_some();
@@ -79,24 +81,46 @@ pub fn forward(policy: &Policy, input: Input<'_>, batch: usize, tape: &mut Tape,
     }
     let mut slot = 0;
     *width = run(rest, batch, *width, hidden, trunk, &mut slot, conv, threads, true, fused);
+    // Both heads' first linear layers, side by side, in one product: `hidden` is read once.
+    let heads = first_linears(policy);
+    if let Some(h) = &heads {
+        let k = h.op + h.ov;
+        join_heads(h, *width, joined);
+        room(tmp, batch * k);
+        gemm(batch, k, *width, Mat::rows(&hidden[..batch * *width], *width), Mat::rows(&joined[..*width * k], k),
+             tmp, Start::Bias(&joined[*width * k..]), threads);
+        for (out, lo, n) in [(&mut *logits, 0, h.op), (&mut *values, h.op, h.ov)] {
+            out.clear();
+            out.extend(tmp[..batch * k].chunks_exact(k).flat_map(|row| &row[lo..lo + n]));
+        }
+    }
     for (layers, tape, out) in [(&policy.policy_head, ptape, &mut *logits), (&policy.value_head, vtape, &mut *values)] {
         let mut slot = 0;
         let rest = match layers.first() {
             // A head's first linear layer reads the trunk's output where it is: its tape
             // slot stays empty, and backward reads `hidden`.
+            // (Its output is already in `out`, from the joined product.)
+            Some(Layer::Linear { outputs, .. }) if heads.is_some() => {
+                empty_slot(tape, &mut slot);
+                let w = run(&layers[1..], batch, *outputs, out, tape, &mut slot, conv, threads, false, false);
+                out.truncate(batch * w);
+                continue;
+            }
             Some(Layer::Linear { weight, bias, inputs, outputs }) => {
                 empty_slot(tape, &mut slot);
                 out.resize(batch * outputs, 0.0);
                 gemm(batch, *outputs, *inputs, Mat::rows(&hidden[..batch * inputs], *inputs),
                      Mat::rows(weight, *outputs), out, Start::Bias(bias), threads);
-                run(&layers[1..], batch, *outputs, out, tape, &mut slot, conv, threads, false, false);
+                let w = run(&layers[1..], batch, *outputs, out, tape, &mut slot, conv, threads, false, false);
+                out.truncate(batch * w);
                 continue;
             }
             _ => layers,
         };
         out.clear();
         out.extend_from_slice(&hidden[..batch * *width]);
-        run(rest, batch, *width, out, tape, &mut slot, conv, threads, false, false);
+        let w = run(rest, batch, *width, out, tape, &mut slot, conv, threads, false, false);
+        out.truncate(batch * w);
     }
 }
 
@@ -106,7 +130,7 @@ pub fn forward(policy: &Policy, input: Input<'_>, batch: usize, tape: &mut Tape,
 #[allow(clippy::too_many_arguments)]
 pub fn backward(policy: &Policy, grads: &mut Policy, input: Input<'_>, batch: usize, tape: &mut Tape,
                 dlogits: &mut Vec<f32>, dvalues: &mut Vec<f32>, threads: usize) {
-    let Tape { trunk, policy: ptape, value: vtape, hidden, width, input_layer, dense, tmp, dh, dh2, conv, .. } = tape;
+    let Tape { trunk, policy: ptape, value: vtape, hidden, width, input_layer, dense, tmp, dh, dh2, joined, conv } = tape;
     let width = *width;
     // With no trunk the heads read the observation, whose gradient nothing needs.
     let heads_dx = !policy.trunk.is_empty();
@@ -117,30 +141,41 @@ pub fn backward(policy: &Policy, grads: &mut Policy, input: Input<'_>, batch: us
     } else {
         (&policy.trunk[..], &mut grads.trunk[..])
     };
-    let firsts = match (policy.policy_head.first(), policy.value_head.first()) {
-        (Some(Layer::Linear { weight: wp, outputs: op, .. }), Some(Layer::Linear { weight: wv, outputs: ov, .. }))
-            if heads_dx => Some((wp, *op, wv, *ov)),
-        _ => None,
-    };
-    if let Some((wp, op, wv, ov)) = firsts {
+    if let Some(h) = first_linears(policy) {
         // Both heads start with a linear layer: each head's backward stops at the gradient of
-        // that layer's output, and one product of the two side by side, `[dp | dv]·[Wp | Wv]ᵀ`,
-        // writes the trunk's output gradient (no per-head buffers, no sum), with the gradient
-        // of a last ReLU or tanh whose output is the trunk's applied to its rows as they are made.
-        back(&policy.policy_head, &mut grads.policy_head, batch, dlogits, tmp, ptape, 0, conv, false, threads, parts);
-        back(&policy.value_head, &mut grads.value_head, batch, dvalues, tmp, vtape, 0, conv, false, threads, parts);
+        // that layer's output, and the two layers side by side, `[Wp | Wv]`, take one product
+        // for their weight gradients, `hᵀ·[dp | dv]` (the biases' are its column sums), and one
+        // for the trunk's output gradient, `[dp | dv]·[Wp | Wv]ᵀ` (no per-head buffers, no sum),
+        // with the gradient of a last ReLU or tanh whose output is the trunk's applied to its
+        // rows as they are made.
+        let none = Parts { input: None, output: None };
+        back(&policy.policy_head[1..], &mut grads.policy_head[1..], batch, dlogits, tmp, ptape, 1, conv, true, threads,
+             none);
+        back(&policy.value_head[1..], &mut grads.value_head[1..], batch, dvalues, tmp, vtape, 1, conv, true, threads,
+             none);
+        let (op, ov) = (h.op, h.ov);
         let k = op + ov;
         tmp.clear();
         for (p, v) in dlogits[..batch * op].chunks_exact(op).zip(dvalues[..batch * ov].chunks_exact(ov)) {
             tmp.extend_from_slice(p);
             tmp.extend_from_slice(v);
         }
-        // `[Wp | Wv]ᵀ`, `[k, width]`: the weights are stored `[width, outputs]`.
-        dh2.clear();
-        dh2.extend((0..k * width).map(|x| {
-            let (j, i) = (x / width, x % width);
-            if j < op { wp[i * op + j] } else { wv[i * ov + j - op] }
-        }));
+        room(dh2, width * k);
+        let mut sums = vec![0.0f32; k];
+        gemm_sums(width, k, batch, Mat::rows(trunk_out, width).t(), Mat::rows(tmp, k), dh2, Start::Zero, threads,
+                  &mut sums);
+        let (Layer::Linear { weight: gwp, bias: gbp, .. }, Layer::Linear { weight: gwv, bias: gbv, .. }) =
+            (&mut grads.policy_head[0], &mut grads.value_head[0]) else { unreachable!("gradients have the policy's shape") };
+        for (i, row) in dh2[..width * k].chunks_exact(k).enumerate() {
+            gwp[i * op..(i + 1) * op].iter_mut().zip(&row[..op]).for_each(|(g, d)| *g += d);
+            gwv[i * ov..(i + 1) * ov].iter_mut().zip(&row[op..]).for_each(|(g, d)| *g += d);
+        }
+        gbp.iter_mut().zip(&sums[..op]).for_each(|(g, d)| *g += d);
+        gbv.iter_mut().zip(&sums[op..]).for_each(|(g, d)| *g += d);
+        if !heads_dx {
+            return;
+        }
+        join_heads(&h, width, joined);
         let act = match rest.last() {
             Some(Layer::Act(act)) if from_output(*act) && trunk[slots_before(rest)].is_empty() => Some(*act),
             _ => None,
@@ -155,8 +190,9 @@ pub fn backward(policy: &Policy, grads: &mut Policy, input: Input<'_>, batch: us
             let y = &trunk_out[first * width..first * width + rows.len()];
             wide!(act_backward_from_output_plain(act, y, rows))
         };
-        dh.resize(batch * width, 0.0);
-        gemm_then(batch, width, k, Mat::rows(tmp, k), Mat::rows(dh2, width), dh, Start::Zero, threads, &then);
+        room(dh, batch * width);
+        gemm_then(batch, width, k, Mat::rows(tmp, k), Mat::rows(&joined[..width * k], k).t(), dh, Start::Zero, threads,
+                  &then);
     } else {
         back(&policy.policy_head, &mut grads.policy_head, batch, dlogits, tmp, ptape, 0, conv, heads_dx, threads, parts);
         back(&policy.value_head, &mut grads.value_head, batch, dvalues, tmp, vtape, 0, conv, heads_dx, threads, parts);
@@ -164,7 +200,7 @@ pub fn backward(policy: &Policy, grads: &mut Policy, input: Input<'_>, batch: us
             return;
         }
         // Heads that are empty pass their gradients through unchanged.
-        dh.resize(batch * width, 0.0);
+        room(dh, batch * width);
         let (dl, dv) = (&dlogits[..batch * width], &dvalues[..batch * width]);
         elementwise(&mut dh[..batch * width], threads, |lo, d| {
             for ((o, a), b) in d.iter_mut().zip(&dl[lo..]).zip(&dv[lo..]) {
@@ -180,17 +216,46 @@ pub fn backward(policy: &Policy, grads: &mut Policy, input: Input<'_>, batch: us
     let (Layer::Linear { inputs, outputs, .. }, Layer::Linear { weight: gw, bias: gb, .. }) =
         (&policy.trunk[0], &mut grads.trunk[0]) else { unreachable!("the input layer is linear") };
     let dy = &dh[..batch * outputs];
-    column_sums(dy, *outputs, gb, threads);
     match input {
         Input::Sparse { indices, counts, stride } => {
             let bag = Bag { indices, counts, stride, inputs: *inputs, outputs: *outputs };
-            bag_backward(&bag, dy, gw, threads);
+            bag_backward(&bag, dy, gw, gb, threads, tmp);
         }
         Input::Dense { .. } => {
-            gemm(*inputs, *outputs, batch, Mat::rows(&dense[..batch * inputs], *inputs).t(), Mat::rows(dy, *outputs),
-                 gw, Start::Add, threads);
+            gemm_sums(*inputs, *outputs, batch, Mat::rows(&dense[..batch * inputs], *inputs).t(),
+                      Mat::rows(dy, *outputs), gw, Start::Add, threads, gb);
         }
     }
+}
+
+/// Both heads' first layers, when both are linear (they read the trunk's output).
+struct FirstLinears<'a> {
+    wp: &'a [f32],
+    bp: &'a [f32],
+    op: usize,
+    wv: &'a [f32],
+    bv: &'a [f32],
+    ov: usize,
+}
+
+fn first_linears(policy: &Policy) -> Option<FirstLinears<'_>> {
+    match (policy.policy_head.first(), policy.value_head.first()) {
+        (Some(Layer::Linear { weight: wp, bias: bp, outputs: op, .. }),
+         Some(Layer::Linear { weight: wv, bias: bv, outputs: ov, .. })) =>
+            Some(FirstLinears { wp, bp, op: *op, wv, bv, ov: *ov }),
+        _ => None,
+    }
+}
+
+/// `[Wp | Wv]` (`[width, op + ov]`, row-major), then `[bp | bv]`, into `out`.
+fn join_heads(h: &FirstLinears<'_>, width: usize, out: &mut Vec<f32>) {
+    out.clear();
+    for i in 0..width {
+        out.extend_from_slice(&h.wp[i * h.op..(i + 1) * h.op]);
+        out.extend_from_slice(&h.wv[i * h.ov..(i + 1) * h.ov]);
+    }
+    out.extend_from_slice(&h.bp[..h.op]);
+    out.extend_from_slice(&h.bv[..h.ov]);
 }
 
 /// The tape slot of the last of `layers` (whose slots start at 0).
@@ -213,6 +278,15 @@ fn take_slot(tape: &mut Vec<Vec<f32>>, slot: &mut usize, x: &[f32]) {
     tape[*slot].clear();
     tape[*slot].extend_from_slice(x);
     *slot += 1;
+}
+
+/// Make `v` hold at least `len` values, to be overwritten: a longer one is kept as it is, so
+/// that buffers that trade places (see [`move_slot`]) are not cleared again on every step.
+/// Readers slice them to their rows.
+fn room(v: &mut Vec<f32>, len: usize) {
+    if v.len() < len {
+        v.resize(len, 0.0);
+    }
 }
 
 /// Move `x` onto the tape (no copy) and give `x` the slot's old buffer to write into.
@@ -273,7 +347,7 @@ fn run(layers: &[Layer], batch: usize, mut width: usize, x: &mut Vec<f32>, tape:
         match layer {
             Layer::Linear { weight, bias, inputs, outputs } => {
                 move_slot(tape, slot, x);
-                x.resize(batch * outputs, 0.0);
+                room(x, batch * outputs);
                 let act = fusable(layers, i + 1, kept);
                 let then = |_: usize, rows: &mut [f32]| if let Some(act) = act { activate(act, rows) };
                 gemm_then(batch, *outputs, *inputs, Mat::rows(&tape[mine][..batch * inputs], *inputs),
@@ -313,7 +387,7 @@ fn run(layers: &[Layer], batch: usize, mut width: usize, x: &mut Vec<f32>, tape:
             Layer::Conv2d(c) => {
                 move_slot(tape, slot, x);
                 let (inw, outw) = (width, c.outputs());
-                x.resize(batch * outw, 0.0);
+                room(x, batch * outw);
                 let input = &tape[mine];
                 let tasks = threads.min(batch).max(1);
                 let out = Disjoint::new(&mut x[..batch * outw]);
@@ -370,9 +444,8 @@ fn back(layers: &[Layer], grads: &mut [Layer], batch: usize, dy: &mut Vec<f32>, 
         match (layer, grad) {
             (Layer::Linear { weight, inputs, outputs, .. }, Layer::Linear { weight: gw, bias: gb, .. }) => {
                 let d = &dy[..batch * outputs];
-                gemm(*inputs, *outputs, batch, Mat::rows(&x[..batch * inputs], *inputs).t(), Mat::rows(d, *outputs),
-                     gw, Start::Add, threads);
-                column_sums(d, *outputs, gb, threads);
+                gemm_sums(*inputs, *outputs, batch, Mat::rows(&x[..batch * inputs], *inputs).t(), Mat::rows(d, *outputs),
+                          gw, Start::Add, threads, gb);
                 if dx_needed {
                     // A ReLU or tanh before this layer takes its gradient from its output, which
                     // is this layer's input: applied to the rows of dx as they are made.
@@ -386,7 +459,7 @@ fn back(layers: &[Layer], grads: &mut [Layer], batch: usize, dy: &mut Vec<f32>, 
                         let y = &y[first * inputs..first * inputs + rows.len()];
                         wide!(act_backward_from_output_plain(act, y, rows))
                     };
-                    tmp.resize(batch * inputs, 0.0);
+                    room(tmp, batch * inputs);
                     gemm_then(batch, *inputs, *outputs, Mat::rows(d, *outputs), Mat::rows(weight, *outputs).t(), tmp,
                               Start::Zero, threads, &then);
                     std::mem::swap(dy, tmp);
@@ -496,39 +569,6 @@ fn elementwise(x: &mut [f32], threads: usize, f: impl Fn(usize, &mut [f32]) + Sy
     });
 }
 
-/// How many tasks a loop over `cols` columns of `rows` rows splits into (by columns, 16 or
-/// more each).
-fn column_tasks(rows: usize, cols: usize, threads: usize) -> usize {
-    threads.min(rows * cols / 32_768).min(cols.div_ceil(16)).max(1)
-}
-
-/// `out[j] += Σ_rows d[row][j]` (a bias's gradient), the columns split between threads, each
-/// column summed in row order whatever the split.
-fn column_sums(d: &[f32], cols: usize, out: &mut [f32], threads: usize) {
-    let rows = d.len() / cols.max(1);
-    let tasks = column_tasks(rows, cols, threads);
-    let out = Disjoint::new(&mut out[..cols]);
-    pool::for_each(tasks, tasks, |t| {
-        let (lo, hi) = pool::part(cols, tasks, 16, t);
-        // SAFETY: the tasks' column ranges are disjoint.
-        let o = unsafe { out.part(lo, hi) };
-        let mut sums = vec![0.0f32; hi - lo];
-        wide!(column_sums_plain(d, cols, lo, &mut sums));
-        o.iter_mut().zip(&sums).for_each(|(o, s)| *o += s);
-    });
-}
-
-/// The sums of `out.len()` columns from `lo` (kept apart from the caller's `out`, which may
-/// share a cache line with another thread's).
-#[inline(always)]
-fn column_sums_plain(d: &[f32], cols: usize, lo: usize, out: &mut [f32]) {
-    for row in d.chunks_exact(cols) {
-        for (o, v) in out.iter_mut().zip(&row[lo..]) {
-            *o += v;
-        }
-    }
-}
-
 /// The rows an embedding bag sums: row `b` reads `indices[b * stride..][..counts[b]]`.
 struct Bag<'a> {
     indices: &'a [u32],
@@ -581,46 +621,96 @@ fn bag_forward_plain(bag: &Bag<'_>, weight: &[f32], bias: &[f32], first: usize, 
     }
 }
 
-/// The embedding bag's weight gradient: each row's `dy` added to the weight rows it read. The
-/// weight's rows are split between threads, each part about as often read as the others, and
-/// each weight adds up in row order whatever the split.
-fn bag_backward(bag: &Bag<'_>, dy: &[f32], gw: &mut [f32], threads: usize) {
+/// Weights of at most this many values take [`bag_backward`]'s split by columns.
+const BAG_COLUMNS: usize = 1 << 20;
+
+/// The embedding bag's weight and bias gradients: each row's `dy` added to the weight rows it
+/// read and to the bias (a row every row reads, after the weight's). Each weight adds up in
+/// row order whatever the split between threads. A small weight's columns are split: each
+/// task reads its part of every row of dy, once, and sums its columns of every weight row
+/// into its own part of `scratch` (zeroed, added to the gradients at the end). A large one's
+/// rows are split, each part about as often read as the others.
+fn bag_backward(bag: &Bag<'_>, dy: &[f32], gw: &mut [f32], gb: &mut [f32], threads: usize, scratch: &mut Vec<f32>) {
     let n = bag.outputs;
     let batch = dy.len() / n.max(1);
-    let tasks = threads.min(batch * n / 32_768).min(bag.inputs).max(1);
-    let gw = &mut gw[..bag.inputs * n];
-    if tasks == 1 {
-        wide!(bag_backward_plain(bag, dy, 0, bag.inputs, gw));
+    let (gw, gb) = (&mut gw[..bag.inputs * n], &mut gb[..n]);
+    let rows = bag.inputs + 1;
+    if rows * n <= BAG_COLUMNS {
+        let tasks = threads.min(batch * n / 32_768).min(n.div_ceil(16)).max(1);
+        // Task t's sums, `[rows][hi - lo]`, start at `rows * lo`.
+        scratch.clear();
+        scratch.resize(rows * n, 0.0);
+        let parts = Disjoint::new(&mut scratch[..]);
+        pool::for_each(tasks, tasks, |t| {
+            let (lo, hi) = pool::part(n, tasks, 16, t);
+            // SAFETY: the tasks' column ranges, so their parts, are disjoint.
+            let sums = unsafe { parts.part(rows * lo, rows * hi) };
+            wide!(bag_columns_plain(bag, dy, lo, hi, sums));
+        });
+        for t in 0..tasks {
+            let (lo, hi) = pool::part(n, tasks, 16, t);
+            let sums = &scratch[rows * lo..rows * hi];
+            for (i, s) in sums.chunks_exact((hi - lo).max(1)).enumerate() {
+                let dst = if i < bag.inputs { &mut gw[i * n + lo..i * n + hi] } else { &mut gb[lo..hi] };
+                dst.iter_mut().zip(s).for_each(|(g, v)| *g += v);
+            }
+        }
         return;
     }
-    let mut uses = vec![0usize; bag.inputs + 1];
+    let tasks = threads.min(batch * n / 32_768).min(rows).max(1);
+    if tasks == 1 {
+        wide!(bag_backward_plain(bag, dy, 0, bag.inputs, gw, Some(gb)));
+        return;
+    }
+    // `uses[i]`: how often rows before `i` are read, the bias as row `inputs`.
+    let mut uses = vec![0usize; rows + 1];
     for b in 0..batch {
         bag.rows(b).for_each(|i| uses[i + 1] += 1);
     }
-    for i in 0..bag.inputs {
+    uses[rows] = batch;
+    for i in 0..rows {
         uses[i + 1] += uses[i];
     }
-    let total = uses[bag.inputs];
-    let bounds: Vec<usize> = (0..=tasks).map(|t| uses.partition_point(|&u| u * tasks < total * t).min(bag.inputs))
-        .chain(std::iter::once(bag.inputs)).collect();
+    let total = uses[rows];
+    let bounds: Vec<usize> = (0..tasks).map(|t| uses.partition_point(|&u| u * tasks < total * t).min(rows))
+        .chain(std::iter::once(rows)).collect();
     let gw = Disjoint::new(gw);
+    let gb = Disjoint::new(gb);
     pool::for_each(tasks, tasks, |t| {
-        let (i0, i1) = (bounds[t], if t + 1 == tasks { bag.inputs } else { bounds[t + 1] });
-        // SAFETY: the tasks' weight rows are disjoint.
-        let part = unsafe { gw.part(i0 * n, i1 * n) };
-        wide!(bag_backward_plain(bag, dy, i0, i1, part));
+        let (i0, i1) = (bounds[t], bounds[t + 1]);
+        let w1 = i1.min(bag.inputs);
+        // SAFETY: the tasks' row ranges are disjoint, and one of them holds the bias.
+        let part = unsafe { gw.part(i0.min(w1) * n, w1 * n) };
+        let bias = (i0 <= bag.inputs && bag.inputs < i1).then(|| unsafe { gb.part(0, n) });
+        wide!(bag_backward_plain(bag, dy, i0.min(w1), w1, part, bias));
     });
 }
 
-/// The gradient of weight rows `i0..i1` (`gw` holds those rows).
+/// Columns `lo..hi` of every weight row's gradient, then the bias's, into `sums` (`[inputs +
+/// 1][hi - lo]`).
 #[inline(always)]
-fn bag_backward_plain(bag: &Bag<'_>, dy: &[f32], i0: usize, i1: usize, gw: &mut [f32]) {
+fn bag_columns_plain(bag: &Bag<'_>, dy: &[f32], lo: usize, hi: usize, sums: &mut [f32]) {
+    let w = hi - lo;
+    for (b, row) in dy.chunks_exact(bag.outputs).enumerate() {
+        let part = &row[lo..hi];
+        for i in bag.rows(b).chain(std::iter::once(bag.inputs)) {
+            sums[i * w..(i + 1) * w].iter_mut().zip(part).for_each(|(s, v)| *s += v);
+        }
+    }
+}
+
+/// The gradient of weight rows `i0..i1` (`gw` holds those rows), and of the bias if given.
+#[inline(always)]
+fn bag_backward_plain(bag: &Bag<'_>, dy: &[f32], i0: usize, i1: usize, gw: &mut [f32], mut gb: Option<&mut [f32]>) {
     let n = bag.outputs;
     for (b, row) in dy.chunks_exact(n).enumerate() {
         for i in bag.rows(b).filter(|i| (i0..i1).contains(i)) {
             for (g, d) in gw[(i - i0) * n..(i - i0 + 1) * n].iter_mut().zip(row) {
                 *g += d;
             }
+        }
+        if let Some(gb) = gb.as_deref_mut() {
+            gb.iter_mut().zip(row).for_each(|(g, d)| *g += d);
         }
     }
 }
@@ -761,10 +851,14 @@ mod tests {
         let d: Vec<f32> = (0..batch).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
         let mut tape = Tape::default();
         let (mut logits, mut values) = (Vec::new(), Vec::new());
-        forward(&policy, input, batch, &mut tape, &mut logits, &mut values, 2);
         let mut grads = zeros_like(&policy);
-        let (mut dl, mut dv) = (c.clone(), d.clone());
-        backward(&policy, &mut grads, input, batch, &mut tape, &mut dl, &mut dv, 2);
+        // Twice on the same tape: the second pass reuses buffers that traded places.
+        for _ in 0..2 {
+            forward(&policy, input, batch, &mut tape, &mut logits, &mut values, 2);
+            grads = zeros_like(&policy);
+            let (mut dl, mut dv) = (c.clone(), d.clone());
+            backward(&policy, &mut grads, input, batch, &mut tape, &mut dl, &mut dv, 2);
+        }
         let analytic: Vec<Vec<f32>> = params(&grads).iter().map(|g| g.to_vec()).collect();
         let h = 1e-3f32;
         for (t, g) in analytic.iter().enumerate() {
@@ -820,6 +914,61 @@ mod tests {
         let policy = Policy::new(3, vec![], vec![linear(&mut rng, 3, 2)], vec![linear(&mut rng, 3, 1)]).unwrap();
         let x: Vec<f32> = (0..2 * 3).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
         check_gradients(policy, Input::Dense { x: &x, width: 3 }, 2, &mut rng);
+    }
+
+    #[test]
+    fn backward_gives_the_same_bits_on_one_and_two_threads() {
+        let mut rng = Rng::new(13, 0);
+        let policy = Policy::new(81, vec![linear(&mut rng, 81, 128), Layer::Act(Activation::Relu),
+                                          linear(&mut rng, 128, 64), Layer::Act(Activation::Relu)],
+                                 vec![linear(&mut rng, 64, 4)], vec![linear(&mut rng, 64, 1)]).unwrap();
+        let batch = 600;
+        let indices: Vec<u32> = (0..batch * 9).map(|x| (x * 37 % 81) as u32).collect();
+        let counts: Vec<u32> = (0..batch).map(|b| (b % 10) as u32).collect();
+        let input = Input::Sparse { indices: &indices, counts: &counts, stride: 9 };
+        let c: Vec<f32> = (0..batch * 4).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
+        let d: Vec<f32> = (0..batch).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
+        // Each pass twice on the same tape: the second reuses buffers that traded places.
+        let grads = |threads: usize| {
+            let mut tape = Tape::default();
+            let (mut logits, mut values) = (Vec::new(), Vec::new());
+            let mut steps = Vec::new();
+            for _ in 0..2 {
+                forward(&policy, input, batch, &mut tape, &mut logits, &mut values, threads);
+                let mut grads = zeros_like(&policy);
+                let (mut dl, mut dv) = (c.clone(), d.clone());
+                backward(&policy, &mut grads, input, batch, &mut tape, &mut dl, &mut dv, threads);
+                steps.push((logits.clone(), values.clone(), params(&grads).iter().map(|g| g.to_vec()).collect::<Vec<_>>()));
+            }
+            assert_eq!(steps[0], steps[1]);
+            steps.pop().unwrap()
+        };
+        assert_eq!(grads(1), grads(2));
+    }
+
+    #[test]
+    fn the_bags_scatter_matches_the_plain_sum_whatever_the_split() {
+        let mut rng = Rng::new(14, 0);
+        // A small weight (split by columns) and one past `BAG_COLUMNS` (split by rows).
+        for inputs in [81usize, BAG_COLUMNS / 128 + 7] {
+            let (n, batch, stride) = (128usize, 600usize, 5usize);
+            let indices: Vec<u32> = (0..batch * stride).map(|_| (rng.next_u64() % (inputs as u64 + 3)) as u32).collect();
+            let counts: Vec<u32> = (0..batch).map(|b| (b % (stride + 1)) as u32).collect();
+            let bag = Bag { indices: &indices, counts: &counts, stride, inputs, outputs: n };
+            let dy: Vec<f32> = (0..batch * n).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
+            let (mut want_w, mut want_b) = (vec![0.0f32; inputs * n], vec![0.0f32; n]);
+            for (b, row) in dy.chunks_exact(n).enumerate() {
+                for i in bag.rows(b) {
+                    want_w[i * n..(i + 1) * n].iter_mut().zip(row).for_each(|(g, d)| *g += d);
+                }
+                want_b.iter_mut().zip(row).for_each(|(g, d)| *g += d);
+            }
+            for threads in [1, 2, 3] {
+                let (mut gw, mut gb) = (vec![0.0f32; inputs * n], vec![0.0f32; n]);
+                bag_backward(&bag, &dy, &mut gw, &mut gb, threads, &mut Vec::new());
+                assert!(gw == want_w && gb == want_b, "{inputs} inputs, {threads} threads");
+            }
+        }
     }
 
     #[test]

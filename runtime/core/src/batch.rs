@@ -22,6 +22,7 @@ const NOWHERE: At = At { line: 0, col: 0 };
 ///   does, and with `L` legal actions the tries and the mask that may follow cost
 ///   `n (1 - (1 - L/n)^n) / L + n (1 - L/n)^n` ids: one mask when `L = 1`, less for
 ///   every larger `L` (with `L` unknown, no smaller budget does better).
+///
 /// When every try misses, the state's mask decides.
 const DENSE: usize = 8;
 const DRAWS: usize = 16;

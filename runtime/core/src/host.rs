@@ -187,22 +187,7 @@ pub trait Host {
     /// mask into `mask`; returns (terminated, truncated, player to move). A host may do it
     /// with fewer checks than a general `step`.
     fn step_one(&mut self, i: usize, action: i64, rewards: &mut [f64], mask: &mut [bool]) -> Result<(bool, bool, u32), Error> {
-        let (mut term, mut trunc, mut player) = ([false], [false], [0i64]);
-        self.step(
-            i..i + 1,
-            Actions::Discrete(&[action]),
-            StepFlags::default(),
-            StepInto {
-                rewards,
-                terminated: &mut term,
-                truncated: &mut trunc,
-                obs: None,
-                masks: Some(mask),
-                success: None,
-                player: Some(&mut player),
-            },
-        )?;
-        Ok((term[0], trunc[0], player[0] as u32))
+        step_single(self, i, action, rewards, Some(mask))
     }
     /// Whether discrete `action` is legal in env `i`'s state, as its mask says; `scratch`
     /// (one mask's room) may be overwritten. A host may test the one action alone.
@@ -213,22 +198,7 @@ pub trait Host {
     /// [`Host::step_one`] with an action that [`Host::allowed`] just found legal, making
     /// no mask: a search's replay of a path needs the leaf's mask alone.
     fn step_legal(&mut self, i: usize, action: i64, rewards: &mut [f64]) -> Result<(bool, bool, u32), Error> {
-        let (mut term, mut trunc, mut player) = ([false], [false], [0i64]);
-        self.step(
-            i..i + 1,
-            Actions::Discrete(&[action]),
-            StepFlags::default(),
-            StepInto {
-                rewards,
-                terminated: &mut term,
-                truncated: &mut trunc,
-                obs: None,
-                masks: None,
-                success: None,
-                player: Some(&mut player),
-            },
-        )?;
-        Ok((term[0], trunc[0], player[0] as u32))
+        step_single(self, i, action, rewards, None)
     }
     /// Env `i`'s mask into `mask`, which the env may keep for its next step.
     fn mask_into(&mut self, i: usize, mask: &mut [bool]) -> Result<(), Error> {
@@ -280,6 +250,29 @@ pub trait Host {
 }
 
 /// The range's envs start..end, checked against what the host may touch.
+/// One discrete step of env `i` through the general [`Host::step`], with its mask into
+/// `mask` when given: (terminated, truncated, player to move).
+fn step_single<H: Host + ?Sized>(
+    host: &mut H, i: usize, action: i64, rewards: &mut [f64], mask: Option<&mut [bool]>,
+) -> Result<(bool, bool, u32), Error> {
+    let (mut term, mut trunc, mut player) = ([false], [false], [0i64]);
+    host.step(
+        i..i + 1,
+        Actions::Discrete(&[action]),
+        StepFlags::default(),
+        StepInto {
+            rewards,
+            terminated: &mut term,
+            truncated: &mut trunc,
+            obs: None,
+            masks: mask,
+            success: None,
+            player: Some(&mut player),
+        },
+    )?;
+    Ok((term[0], trunc[0], player[0] as u32))
+}
+
 fn checked(envs: Range<usize>, len: usize) -> Range<usize> {
     assert!(envs.start <= envs.end && envs.end <= len, "env range {envs:?} is outside 0..{len}");
     envs

@@ -7,13 +7,14 @@ use OpenSpiel's action ids) with the same number of simulations, UCT with c = 2,
 random rollout per leaf, one thread, no solver, a fresh tree per search. Run
 bench/setup_anchors.sh openspiel first.
 
-    python bench/mcts_vs_openspiel.py [SIMULATIONS] [--games all|NAME,...]
+    python bench/mcts_vs_openspiel.py [SIMULATIONS] [--games all|NAME,...] [--rounds R]
 """
 
 from __future__ import annotations
 
 import math
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -104,19 +105,34 @@ def self_play_rate(sims: int, threads: int) -> float:
     return int(data["lengths"].sum()) * sims / (time.perf_counter() - start)
 
 
-def games_table(sims: int, names: list[str]) -> None:
-    """P4 on each game, side by side, and the geometric mean of the ratios."""
-    print(f"# P4: pure MCTS (random rollouts), {sims} simulations per search, 1 thread ({machine()})")
-    print(f"{'game':<16}{'twisterl sims/s':>18}{'OpenSpiel sims/s':>18}{'ratio':>8}", flush=True)
+def games_table(sims: int, names: list[str], rounds: int = 3) -> None:
+    """P4 on each game, side by side, and the geometric mean of the ratios. Each game is
+    measured in `rounds` rounds, the two sides alternating which goes first (ABBA...), so
+    that the machine's drift over a game's minute moves both; a game's ratio is the median
+    of its rounds' ratios, printed with their range."""
+    print(f"# P4: pure MCTS (random rollouts), {sims} simulations per search, 1 thread, {rounds} alternating "
+          f"rounds per game ({machine()})")
+    print(f"{'game':<16}{'twisterl sims/s':>18}{'OpenSpiel sims/s':>18}{'ratio':>8}{'rounds':>16}", flush=True)
     ratios = []
     for name in names:
         openings = positions(example=name)
-        theirs = anchor(openings, sims, GAMES[name])
-        mine = ours(openings, sims, example=name)
-        ratio = mine / theirs if theirs else float("nan")
-        if theirs:
+        mine, theirs, per_round = [], [], []
+        for r in range(rounds):
+            first_ours = r % 2 == 1
+            a = ours(openings, sims, example=name) if first_ours else None
+            t = anchor(openings, sims, GAMES[name])
+            a = a if first_ours else ours(openings, sims, example=name)
+            mine.append(a)
+            if t:
+                theirs.append(t)
+                per_round.append(a / t)
+        m = statistics.median(mine)
+        t = statistics.median(theirs) if theirs else float("nan")
+        ratio = statistics.median(per_round) if per_round else float("nan")
+        if per_round:
             ratios.append(ratio)
-        print(f"{name:<16}{mine:>18,.0f}{theirs or float('nan'):>18,.0f}{ratio:>7.2f}x", flush=True)
+        spread = f"{min(per_round):.2f}-{max(per_round):.2f}x" if per_round else "-"
+        print(f"{name:<16}{m:>18,.0f}{t:>18,.0f}{ratio:>7.2f}x{spread:>16}", flush=True)
     if ratios:
         print(f"{'geometric mean':<52}{math.exp(sum(map(math.log, ratios)) / len(ratios)):>7.2f}x")
 
@@ -124,6 +140,11 @@ def games_table(sims: int, names: list[str]) -> None:
 def main() -> None:
     args = sys.argv[1:]
     games = None
+    rounds = 3
+    if "--rounds" in args:
+        i = args.index("--rounds")
+        rounds = int(args[i + 1])
+        del args[i:i + 2]
     if "--games" in args:
         i = args.index("--games")
         games = list(GAMES) if args[i + 1] == "all" else args[i + 1].split(",")
@@ -133,7 +154,7 @@ def main() -> None:
         unknown = [g for g in games if g not in GAMES]
         if unknown:
             sys.exit(f"unknown games {unknown}; known: {', '.join(GAMES)}")
-        games_table(sims, games)
+        games_table(sims, games, rounds)
         return
     openings = positions()
     print(f"# P4: Connect Four MCTS, random-rollout evaluator, {sims} simulations per search, 1 thread "

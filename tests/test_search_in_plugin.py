@@ -196,3 +196,30 @@ def test_random_playouts_draw_uniformly_among_the_legal_actions(tmp_path, guard,
     assert abs(np.mean(values) - expected) < 4 * spread + 1e-9, (np.mean(values), expected)
     seen = {round(v * 63) for v in values}
     assert seen <= set(ids) and (len(ids) > 20 or seen == set(ids))
+
+
+def test_playouts_over_a_looping_family_that_params_leave_empty(tmp_path):
+    """Rejection draws over a family whose guard loops, for every size of that family
+    the params allow, down to none: the other action still plays every episode out."""
+    path = tmp_path / "empty_family.twl"
+    path.write_text(textwrap.dedent("""\
+        env EmptyFamily
+        param m: int in 0..10 = 3
+        state t: int in 0..20
+        action pick(k in 0..m) when any(j == k for j in 0..m) { t = min(t + 2, 19) }
+        action wait when t < 19 { t += 1 }
+        reset { t = 0 }
+        done t >= 19
+        observe onehot(t)
+        """))
+    cls = twisterl.compile(str(path))
+    for m in (0, 1, 9):
+        vec = cls.vector(4, m=m, num_threads=2)
+        stats = vec.random_episodes(8, seed=m)
+        assert stats["episodes"] == 8 and stats["cut"] == 0
+        if m == 0:
+            assert stats["length_sum"] == 8 * 19  # only `wait` is ever legal
+        env = cls(m=m)
+        env.reset(seed=0)
+        result = twisterl.mcts(env, simulations=40, seed=m)
+        assert result.visits.sum() == 39 and result.visits[:m].sum() + result.visits[m] == 39

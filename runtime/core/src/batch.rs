@@ -324,11 +324,14 @@ impl<E: Env> Slot<E> {
         let n = self.env.num_actions();
         // Whether the slot already holds this state's mask does not change the draws: a
         // playout draws the same actions whichever way its host replayed the path to it.
-        let draws = match () {
-            _ if E::ADVISORY => 0,
-            _ if E::GUARD_LOOPS => n.max(DRAWS),
-            _ if *dense && n >= SMALL => DRAWS,
-            _ => 0,
+        let draws = if E::ADVISORY || n == 0 {
+            0
+        } else if E::GUARD_LOOPS {
+            n.max(DRAWS)
+        } else if *dense && n >= SMALL {
+            DRAWS
+        } else {
+            0
         };
         if draws > 0 {
             if let Some(action) = self.draw_allowed(n, draws, rng)? {

@@ -249,7 +249,6 @@ pub trait Host {
     }
 }
 
-/// The range's envs start..end, checked against what the host may touch.
 /// One discrete step of env `i` through the general [`Host::step`], with its mask into
 /// `mask` when given: (terminated, truncated, player to move).
 fn step_single<H: Host + ?Sized>(
@@ -273,6 +272,7 @@ fn step_single<H: Host + ?Sized>(
     Ok((term[0], trunc[0], player[0] as u32))
 }
 
+/// The range's envs start..end, checked against what the host may touch.
 fn checked(envs: Range<usize>, len: usize) -> Range<usize> {
     assert!(envs.start <= envs.end && envs.end <= len, "env range {envs:?} is outside 0..{len}");
     envs

@@ -77,6 +77,37 @@ impl Node {
     }
 }
 
+/// What UCT needs of a visit count `n`: `1 / n`, `1 / sqrt(n)` and `sqrt(ln n)`.
+#[derive(Clone, Copy, Debug)]
+struct Scale {
+    inv: f64,
+    inv_sqrt: f64,
+    sqrt_ln: f64,
+}
+
+impl Scale {
+    fn of(n: u32) -> Scale {
+        let n = n as f64;
+        Scale { inv: 1.0 / n, inv_sqrt: 1.0 / n.sqrt(), sqrt_ln: n.ln().max(0.0).sqrt() }
+    }
+}
+
+/// Counts below this come from a table (96 kB, made once per process).
+const SCALES: usize = 1 << 12;
+
+fn scales() -> &'static [Scale] {
+    static TABLE: std::sync::OnceLock<Box<[Scale]>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| (0..SCALES as u32).map(Scale::of).collect())
+}
+
+#[inline(always)]
+fn scale(table: &[Scale], n: u32) -> Scale {
+    match table.get(n as usize) {
+        Some(s) => *s,
+        None => Scale::of(n),
+    }
+}
+
 /// A search tree; node 0 is the root.
 #[derive(Clone, Debug)]
 pub struct Tree {
@@ -151,7 +182,10 @@ impl Tree {
             Rule::Uct { c } => {
                 // One pass scores the visited children and counts the others; a node whose
                 // children have all been tried (most of a search's) needs no second pass.
-                let ln_n = ((node.visits + node.pending) as f64).max(1.0).ln();
+                // `c * sqrt(ln N / n)` is `c * sqrt(ln N) * n^-1/2`, with the per-count
+                // factors from a table: no division, root or log per child.
+                let table = scales();
+                let explore = c as f64 * scale(table, (node.visits + node.pending).max(1)).sqrt_ln;
                 let mut best = (f64::NEG_INFINITY, 0u32);
                 let mut unvisited = 0u64;
                 for (k, kid) in kids.iter().enumerate() {
@@ -160,8 +194,8 @@ impl Tree {
                         unvisited += 1;
                         continue;
                     }
-                    let n_c = tried as f64;
-                    let score = (kid.value_sum - kid.pending as f64) / n_c + c as f64 * (ln_n / n_c).sqrt();
+                    let s = scale(table, tried);
+                    let score = (kid.value_sum - kid.pending as f64) * s.inv + explore * s.inv_sqrt;
                     if score > best.0 {
                         best = (score, k as u32);
                     }
@@ -464,6 +498,39 @@ mod tests {
             t.backup(&path, 0.0);
         }
         assert_eq!(seen.len(), 5);
+    }
+
+    #[test]
+    fn uct_picks_the_best_score_inside_and_beyond_the_count_table() {
+        let formula = |value_sum: f64, n: u32, parent: u32| {
+            value_sum / n as f64 + 2.0 * ((parent as f64).ln() / n as f64).sqrt()
+        };
+        for &base in &[1u32, 7, 1000, SCALES as u32 - 3, 3 * SCALES as u32] {
+            let mut t = Tree::new(Rule::Uct { c: 2.0 });
+            t.expand(0, &[true; 6], &[1.0; 6]);
+            let mut rng = Rng::new(base as u64, 0);
+            let mut total = 0;
+            for k in 0..6u32 {
+                let kid = &mut t.nodes[1 + k as usize];
+                kid.visits = base + k * (base / 3 + 1);
+                kid.value_sum = kid.visits as f64 * (rng.next_f64() * 2.0 - 1.0);
+                total += kid.visits;
+            }
+            t.nodes[0].visits = total;
+            let want = (1..7)
+                .max_by(|&a, &b| {
+                    let (x, y) = (&t.nodes[a], &t.nodes[b]);
+                    formula(x.value_sum, x.visits, total).total_cmp(&formula(y.value_sum, y.visits, total))
+                })
+                .unwrap();
+            let mut path = Vec::new();
+            t.select(&mut rng, &mut path);
+            assert_eq!(path, vec![0, want as u32], "counts from {base}");
+        }
+        for n in [1u32, 2, 3, 100, SCALES as u32 - 1, SCALES as u32, u32::MAX] {
+            let (a, b) = (scale(scales(), n), Scale::of(n));
+            assert_eq!((a.inv, a.inv_sqrt, a.sqrt_ln), (b.inv, b.inv_sqrt, b.sqrt_ln));
+        }
     }
 
     #[test]

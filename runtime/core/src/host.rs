@@ -282,6 +282,24 @@ fn at<T>(i: usize, r: crate::fault::R<T>) -> Result<T, Error> {
     r.map_err(|f| Error::at(i, f))
 }
 
+impl<E: Env> Batch<E> {
+    /// One size of the batch's envs (0 for an empty batch). The per-step methods ask
+    /// for the one they need: a whole [`Layout`] also measures the state, which for
+    /// param-sized arrays walks their rows.
+    fn size(&self, f: fn(&E) -> usize) -> usize {
+        self.slots().first().map_or(0, |s| f(&s.env))
+    }
+
+    /// [`Layout::mask_width`].
+    fn mask_width(&self) -> usize {
+        if E::CONTINUOUS {
+            0
+        } else {
+            self.size(E::num_actions)
+        }
+    }
+}
+
 /// A batch of statically linked envs (the WebAssembly runtime's, and tests').
 impl<E: Env> Host for Batch<E> {
     fn envs(&self) -> Range<usize> {
@@ -289,8 +307,7 @@ impl<E: Env> Host for Batch<E> {
     }
 
     fn layout(&self) -> Layout {
-        let probe = self.slots().first().map(|s| &s.env);
-        let size = |f: fn(&E) -> usize| probe.map(f).unwrap_or(0);
+        let size = |f: fn(&E) -> usize| self.size(f);
         Layout {
             num_actions: size(E::num_actions),
             obs_size: size(E::obs_size),
@@ -334,8 +351,7 @@ impl<E: Env> Host for Batch<E> {
         &mut self, envs: Range<usize>, actions: Actions<'_>, flags: StepFlags, mut out: StepInto<'_>,
     ) -> Result<(), Error> {
         let envs = checked(envs, self.len());
-        let layout = self.layout();
-        let (players, width, n_act) = (E::PLAYERS, layout.obs_size, layout.mask_width());
+        let (players, width, n_act) = (E::PLAYERS, self.size(E::obs_size), self.mask_width());
         let (slots, lows, highs) = self.slots_and_bounds();
         let dims = lows.len();
         for (k, i) in envs.enumerate() {
@@ -381,7 +397,7 @@ impl<E: Env> Host for Batch<E> {
 
     fn allowed(&mut self, i: usize, action: usize, scratch: &mut [bool]) -> Result<bool, Error> {
         let i = checked(i..i + 1, self.len()).start;
-        if action >= self.layout().mask_width() {
+        if action >= self.mask_width() {
             return Ok(false);
         }
         if E::ADVISORY {
@@ -394,7 +410,7 @@ impl<E: Env> Host for Batch<E> {
 
     fn step_legal(&mut self, i: usize, action: i64, rewards: &mut [f64]) -> Result<(bool, bool, u32), Error> {
         let i = checked(i..i + 1, self.len()).start;
-        let n = self.layout().mask_width();
+        let n = self.mask_width();
         let slot = self.slot_mut(i);
         if slot.over || E::CONTINUOUS || !(0..n as i64).contains(&action) {
             // Not the case `allowed` vouched for: the general step says what is wrong.
@@ -412,7 +428,7 @@ impl<E: Env> Host for Batch<E> {
 
     fn observe(&self, envs: Range<usize>, obs: &mut [f32]) -> Result<(), Error> {
         let envs = checked(envs, self.len());
-        let width = self.layout().obs_size;
+        let width = self.size(E::obs_size);
         for (k, i) in envs.enumerate() {
             at(i, self.slot(i).env.observe_dense(&mut obs[k * width..(k + 1) * width]))?;
         }
@@ -421,7 +437,7 @@ impl<E: Env> Host for Batch<E> {
 
     fn observe_sparse(&self, envs: Range<usize>, indices: &mut [u32], counts: &mut [u32]) -> Result<(), Error> {
         let envs = checked(envs, self.len());
-        let nnz = self.layout().nnz_max;
+        let nnz = self.size(E::obs_nnz_max);
         for (k, i) in envs.enumerate() {
             counts[k] = at(i, self.slot(i).env.observe_sparse(&mut indices[k * nnz..(k + 1) * nnz]))? as u32;
         }
@@ -430,7 +446,7 @@ impl<E: Env> Host for Batch<E> {
 
     fn masks(&self, envs: Range<usize>, masks: &mut [bool]) -> Result<(), Error> {
         let envs = checked(envs, self.len());
-        let n = self.layout().mask_width();
+        let n = self.mask_width();
         for (k, i) in envs.enumerate() {
             at(i, self.slot(i).env.legal(&mut masks[k * n..(k + 1) * n]))?;
         }

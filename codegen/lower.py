@@ -16,7 +16,7 @@ from twisterl.dsl.effects import walk
 from twisterl.dsl.exprs import RANDOM
 
 from .arith import as_usize, minus, plus, span, tail_value, times
-from .masks import MaskWriter, family_mask
+from .masks import MaskWriter, family_mask, legal_entry
 from .ranges import CallFacts, Fact, Interval
 from .rust import (RustWriter, at, enum_const_names, float_lit, ident, is_copy, is_fixed, is_grid, local, method,
                    rust_type, state_type)
@@ -47,6 +47,7 @@ class TraitBodies:
     apply: list[str] = field(default_factory=list)
     allowed: list[str] = field(default_factory=list)
     legal: list[str] = field(default_factory=list)
+    legal_ids: list[str] = field(default_factory=list)
     apply_values: list[str] = field(default_factory=list)
     bounds: list[str] = field(default_factory=list)
     num_values: str = ""
@@ -379,7 +380,7 @@ class _Lowering:
         ctx.trait.counts = counts
         ctx.trait.ranges = [f"({kw.expr(p.lo)}, {kw.expr(p.hi)})" for a in env.actions for p in a.index_params]
         # Decode a discrete action number into (declaration, indices), row-major.
-        decode_legal, decode_apply, decode_allowed = [], [], []
+        decode_legal, decode_ids, decode_apply, decode_allowed = [], [], [], []
         for d, a in enumerate(env.actions):
             if a.value_params:
                 continue
@@ -390,17 +391,21 @@ class _Lowering:
             enforced = guard if not a.advisory else "true"
             decode_allowed.append(f"{d} => Ok(true)," if enforced == "true" else f"{d} => {{ {idx} Ok({enforced}) }}")
             if a.guard is not None and a.index_params:
-                mw = MaskWriter(self.env, "self.consts", self.static_fns, self.array_views, self.view_names, {},
-                                indices={p.name for p in a.index_params})
-                mw.cached_views = self.cached_views
-                mw.use_calls(self.known, self.recorded)
                 slots = [self.range_slot(a, j) for j in range(len(a.index_params))]
-                decode_legal.append(family_mask(mw, a, slots))
-                ctx.guard_loops |= mw.loops_per_id
+                for listing, out in ((False, decode_legal), (True, decode_ids)):
+                    mw = MaskWriter(self.env, "self.consts", self.static_fns, self.array_views, self.view_names, {},
+                                    indices={p.name for p in a.index_params})
+                    mw.cached_views = self.cached_views
+                    mw.use_calls(self.known, self.recorded)
+                    out.append(family_mask(mw, a, slots, ids=listing))
+                    ctx.guard_loops |= mw.loops_per_id
             elif guard == "true" and a.index_params:  # every member of the family is legal
                 decode_legal.append(f"out[n..n + self.counts[{d}]].fill(true); n += self.counts[{d}];")
+                decode_ids.append(f"for id in n..n + self.counts[{d}] {{ ids[len] = id as u32; len += 1; }} "
+                                  f"n += self.counts[{d}];")
             else:
-                decode_legal.append(self.index_loops(a, f"out[n] = {guard}; n += 1;"))
+                decode_legal.append(self.index_loops(a, legal_entry(guard, False)))
+                decode_ids.append(self.index_loops(a, legal_entry(guard, True)))
         labels = []
         for d, a in enumerate(env.actions):
             if a.value_params:
@@ -415,6 +420,7 @@ class _Lowering:
         ctx.trait.apply = decode_apply
         ctx.trait.allowed = decode_allowed
         ctx.trait.legal = decode_legal
+        ctx.trait.legal_ids = decode_ids
         cont = [a for a in env.actions if a.value_params]
         if cont:
             a = cont[0]

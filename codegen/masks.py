@@ -100,13 +100,23 @@ class MaskWriter(RustWriter):
         return self._memo(e, code) if e.kind == "view" and self._invariant(e) else code
 
 
+def legal_entry(test: str, ids: bool) -> str:
+    """Rust for action id `n`, legal when `test`: its mask entry, or with `ids` an entry of
+    the list of legal ids (written always, kept when legal: no branch on the guard)."""
+    if ids:
+        keep = "1" if test == "true" else f"({test}) as usize"
+        return f"ids[len] = n as u32; len += {keep}; n += 1;"
+    return f"out[n] = {test}; n += 1;"
+
+
 MAX_UNSWITCH = 3  # how many index-free `if`s of one guard get loops of their own
 
 
 def family_mask(w: MaskWriter, a: ir.Action, slots: list[str], guard: ir.Expr | None = None,
-                depth: int = 0) -> str:
+                depth: int = 0, ids: bool = False) -> str:
     """Rust that writes family `a`'s mask into `out[n..]` and advances `n` (ids row-major,
-    the last index fastest). `slots[j]` is the `(lo, hi)` of index `j`, as Rust."""
+    the last index fastest). `slots[j]` is the `(lo, hi)` of index `j`, as Rust. With
+    `ids`, the same walk lists the family's legal ids instead (see `legal_entry`)."""
     params = a.index_params
     names = [p.name for p in params]
     counts = [span(lo, hi) for lo, hi in slots]
@@ -124,7 +134,7 @@ def family_mask(w: MaskWriter, a: ir.Action, slots: list[str], guard: ir.Expr | 
                     for branch in (c.then, c.else_):
                         saved, w.memos, w.hoisted = (w.memos, w.hoisted), [], []
                         branches.append(family_mask(w, a, slots, conjoin(parts[:i] + [branch] + parts[i + 1:],
-                                                                         guard.span), depth + 1))
+                                                                         guard.span), depth + 1, ids))
                         w.memos, w.hoisted = saved
                     return f"if {test} {{ {branches[0]} }} else {{ {branches[1]} }}"
         # Each conjunct's level: the deepest index it reads; placed no shallower than those before it.
@@ -138,7 +148,7 @@ def family_mask(w: MaskWriter, a: ir.Action, slots: list[str], guard: ir.Expr | 
         code_of = dict(zip(map(id, (c for level in placed for c in level)),
                            w.in_order([c for level in placed for c in level])))
         innermost = " && ".join(f"({code_of[id(c)]})" for c in placed[len(params)]) or "true"
-        code = f"out[n] = {innermost}; n += 1;"
+        code = legal_entry(innermost, ids)
         for j in reversed(range(len(params))):
             checks = "".join(f"if below{j} > 0 && {negate(code_of[id(c)])} {{ n += below{j}; continue; }} "
                              for c in placed[j + 1] if j < len(params) - 1)
@@ -156,6 +166,8 @@ def family_mask(w: MaskWriter, a: ir.Action, slots: list[str], guard: ir.Expr | 
     if not inner_skips and any(per_id_loops(c, w.env) for c in placed[len(params)]):
         w.loops_per_id = True
     fill = f"let total: usize = {total}; out[n..n + total].fill(false);" if skips else ""
+    if ids:  # a list needs no fill; `total` only for skipping the whole family
+        fill = f"let total: usize = {total};" if outer else ""
     if outer:
         test = " && ".join(f"({c})" for c in outer)
         code = f"if total > 0 && {negate(test)} {{ n += total; }} else {{ {code} }}"

@@ -223,3 +223,59 @@ def test_playouts_over_a_looping_family_that_params_leave_empty(tmp_path):
         env.reset(seed=0)
         result = twisterl.mcts(env, simulations=40, seed=m)
         assert result.visits.sum() == 39 and result.visits[:m].sum() + result.visits[m] == 39
+
+
+FAMILIES = """\
+    env Families
+    param phase: int in 0..2 = 0
+    param ends: int in 0..3 = 1
+    const board = [[1, 0, 1, 1], [0, 1, 1, 0], [1, 1, 0, 1], [0, 0, 1, 1]]
+    state stage: int in 0..3
+    state over: bool
+    action go when stage == 0 { stage = 1 }
+    action wait when stage == 1 { stage = 2 }
+    action move(r in 0..4, c in 0..4, d in 0..3) when stage == 2 and not over and r % 2 <= phase
+        and board[r][c] == 1 and (if phase == 0 then d != 1 else d == 2 or board[c][r] == 0) {
+        over = true
+        reward float(2 + r * 12 + c * 3 + d) / 64.0
+    }
+    action rest(k in 0..2) when stage == 2 and not over and k <= phase {
+        over = true
+        reward float(50 + k) / 64.0
+    }
+    action end(k in 0..ends) {
+        over = true
+        reward float(52 + k + 3 * stage) / 64.0
+    }
+    reset { stage = 0; over = false }
+    done over
+    observe onehot(stage)
+    """
+
+
+@pytest.mark.parametrize("phase", [0, 1])
+@pytest.mark.parametrize("ends", [0, 2])
+def test_playouts_draw_the_legal_ids_of_structured_families(tmp_path, phase, ends):
+    """The playouts' list of legal ids, made in the mask's own walk (hoisted tests that
+    skip ids, an unswitched `if`, a family with no guard, one that params leave empty),
+    holds exactly the actions the mask marks. The tree plays `go`; the playout's first
+    step (`wait`, or an `end`) draws from the leaf's mask, its second from the list. Each
+    reward names the action drawn (and an `end`'s, the stage), so over many searches
+    every legal action of the last stage appears, and no other."""
+    path = tmp_path / "families.twl"
+    path.write_text(textwrap.dedent(FAMILIES))
+    cls = twisterl.compile(str(path))
+    probe = cls(phase=phase, ends=ends)
+    probe.reset(seed=0)
+    probe.step(0)
+    _, _, _, _, info = probe.step(1)
+    last = np.flatnonzero(info["action_mask"]).tolist()
+    expected = {a + 6 if a >= 52 else a for a in last} | {55 + k for k in range(ends)}
+    env = cls(phase=phase, ends=ends)
+    env.reset(seed=0)
+    drawn = set()
+    for s in range(800):
+        result = twisterl.mcts(env, simulations=2, seed=s)
+        if result.visits[0] > 0:
+            drawn.add(round(float(result.q[0]) * 64))
+    assert drawn == expected

@@ -46,6 +46,8 @@ pub struct Slot<E> {
     pub step_limit: i64,
     clipped: Vec<f64>,
     mask: Vec<bool>,
+    /// Scratch for [`Env::legal_ids`] (`num_actions` long): never copied with the slot.
+    ids: Vec<u32>,
     /// `mask` is the env's mask in its current state (see [`Slot::legal_into`]): the next
     /// step reads legality from it instead of evaluating the guard again. Every change of
     /// the env through the slot clears it; who changes `env` directly calls
@@ -89,7 +91,7 @@ impl RolloutStats {
 impl<E: Clone> Clone for Slot<E> {
     fn clone(&self) -> Self {
         Slot { env: self.env.clone(), over: self.over, step_limit: self.step_limit, clipped: self.clipped.clone(),
-               mask: self.mask.clone(), fresh: self.fresh }
+               mask: self.mask.clone(), ids: self.ids.clone(), fresh: self.fresh }
     }
 
     /// Copies into the target's own buffers: no allocation when the shapes match.
@@ -99,6 +101,9 @@ impl<E: Clone> Clone for Slot<E> {
         self.step_limit = source.step_limit;
         self.clipped.clone_from(&source.clipped);
         self.mask.clone_from(&source.mask);
+        if self.ids.len() != source.ids.len() {
+            self.ids.resize(source.ids.len(), 0);
+        }
         self.fresh = source.fresh;
     }
 }
@@ -107,7 +112,7 @@ impl<E: Env> Slot<E> {
     pub fn new(env: E) -> Slot<E> {
         let n = if E::CONTINUOUS { env.num_actions() } else { 0 };
         let m = if E::CONTINUOUS { 0 } else { env.num_actions() };
-        Slot { env, over: true, step_limit: 0, clipped: vec![0.0; n], mask: vec![false; m], fresh: false }
+        Slot { env, over: true, step_limit: 0, clipped: vec![0.0; n], mask: vec![false; m], ids: vec![0; m], fresh: false }
     }
 
     /// The env's action mask into `out` (of `num_actions`), remembered for the next step.
@@ -338,16 +343,22 @@ impl<E: Env> Slot<E> {
                 return Ok(Some(action));
             }
         }
-        if !self.fresh {
-            self.env.legal(&mut self.mask)?;
-            self.fresh = true;
+        // The mask this state already has, else the list of legal ids (no mask to fill,
+        // count and walk): the same draw either way, the `k`-th legal action in order.
+        if self.fresh {
+            let legal = crate::mask::count(&self.mask);
+            *dense = legal * DENSE >= n;
+            if legal == 0 {
+                return Ok(None);
+            }
+            return Ok(crate::mask::nth(&self.mask, rng.below(legal as u64) as usize));
         }
-        let legal = crate::mask::count(&self.mask);
+        let legal = self.env.legal_ids(&mut self.mask, &mut self.ids)?;
         *dense = legal * DENSE >= n;
         if legal == 0 {
             return Ok(None);
         }
-        Ok(crate::mask::nth(&self.mask, rng.below(legal as u64) as usize))
+        Ok(Some(self.ids[rng.below(legal as u64) as usize] as usize))
     }
 
     /// Step with `action`, which [`Slot::pick_legal`] found legal in the current state

@@ -63,6 +63,18 @@ pub trait Env: Clone + Send + Sync + 'static {
     fn reset(&mut self) -> R<()>;
     /// The action mask (guards, including advisory ones).
     fn legal(&self, out: &mut [bool]) -> R<()>;
+    /// The legal actions (what [`Env::legal`] marks), in increasing order, into `ids` (at
+    /// least `num_actions` long); returns how many. Generated envs list them in the mask's
+    /// own walk; this default reads them off the mask, made in `mask` (`num_actions` long).
+    fn legal_ids(&self, mask: &mut [bool], ids: &mut [u32]) -> R<usize> {
+        self.legal(mask)?;
+        let mut len = 0;
+        for (a, _) in mask.iter().enumerate().filter(|(_, &m)| m) {
+            ids[len] = a as u32;
+            len += 1;
+        }
+        Ok(len)
+    }
     /// Whether `action` is enforced-legal (advisory guards do not forbid).
     fn allowed(&self, action: usize) -> R<bool>;
     /// Run a discrete action's effect; rewards given during it are added to `rewards`.

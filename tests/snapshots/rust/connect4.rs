@@ -490,6 +490,20 @@ impl Env for ConnectFour {
         Ok(())
     }
 
+    #[allow(unused_mut)]
+    fn legal_ids(&self, _mask: &mut [bool], ids: &mut [u32]) -> R<usize> {
+        let (mut n, mut len) = (0usize, 0usize);
+        {
+            for c_ in self.ranges[0].0..self.ranges[0].1 {
+                ids[len] = n as u32;
+                len += (self.state.grid[0][c_ as usize] == 0) as usize;
+                n += 1;
+            }
+        }
+        let _ = (n, ids);
+        Ok(len)
+    }
+
     fn allowed(&self, action: usize) -> R<bool> {
         let (decl, local) = self.decode(action);
         let _ = local;

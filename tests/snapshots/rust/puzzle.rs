@@ -519,6 +519,25 @@ impl Env for SlidingPuzzle {
         Ok(())
     }
 
+    #[allow(unused_mut)]
+    fn legal_ids(&self, _mask: &mut [bool], ids: &mut [u32]) -> R<usize> {
+        let (mut n, mut len) = (0usize, 0usize);
+        ids[len] = n as u32;
+        len += (self.guard_left()?) as usize;
+        n += 1;
+        ids[len] = n as u32;
+        len += (self.guard_up()?) as usize;
+        n += 1;
+        ids[len] = n as u32;
+        len += (self.guard_right()?) as usize;
+        n += 1;
+        ids[len] = n as u32;
+        len += (self.guard_down()?) as usize;
+        n += 1;
+        let _ = (n, ids);
+        Ok(len)
+    }
+
     fn allowed(&self, action: usize) -> R<bool> {
         let (decl, local) = self.decode(action);
         let _ = local;

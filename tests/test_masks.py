@@ -75,9 +75,11 @@ def test_the_mask_code_hoists_and_memoises():
     result = check_source(GAME)
     assert result.ok, [d.message for d in result.errors]
     text = emit_rust(result.env, "grid.twl")
-    legal = text[text.index("fn legal("):text.index("fn allowed(")]
-    assert legal.count("self.fn_ones()") == 1 and "__memo" in legal  # computed once per mask
-    assert "below0 > 0" in legal  # `a[i] == 1` tested once per i, only if some j exists
+    # The mask, and the list of legal ids made in the same walk.
+    for legal in (text[text.index("fn legal("):text.index("fn legal_ids(")],
+                  text[text.index("fn legal_ids("):text.index("fn allowed(")]):
+        assert legal.count("self.fn_ones()") == 1 and "__memo" in legal  # computed once per mask
+        assert "below0 > 0" in legal  # `a[i] == 1` tested once per i, only if some j exists
 
 
 # Each family exercises one rewrite: `step` an index-free `if` (unswitched: its own loops
@@ -143,7 +145,7 @@ def test_the_rewrites_show_in_the_mask_code():
     result = check_source(REWRITES)
     assert result.ok, [d.message for d in result.errors]
     text = emit_rust(result.env, "rewrites.twl")
-    legal = text[text.index("fn legal("):text.index("fn allowed(")]
+    legal = text[text.index("fn legal("):text.index("fn legal_ids(")]
     assert legal.startswith("fn legal(") and "if (self.state.phase == 0) {" in legal  # unswitched
     # opened, with `w` a literal and `from / w` computed once before the loops
     assert "self.fn_ray(" not in legal and "let __inv1: i64 = (self.state.from / 3i64);" in legal

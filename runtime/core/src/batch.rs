@@ -345,20 +345,19 @@ impl<E: Env> Slot<E> {
         }
         // The mask this state already has, else the list of legal ids (no mask to fill,
         // count and walk): the same draw either way, the `k`-th legal action in order.
-        if self.fresh {
-            let legal = crate::mask::count(&self.mask);
-            *dense = legal * DENSE >= n;
-            if legal == 0 {
-                return Ok(None);
-            }
-            return Ok(crate::mask::nth(&self.mask, rng.below(legal as u64) as usize));
-        }
-        let legal = self.env.legal_ids(&mut self.mask, &mut self.ids)?;
+        let legal = match self.fresh {
+            true => crate::mask::count(&self.mask),
+            false => self.env.legal_ids(&mut self.mask, &mut self.ids)?,
+        };
         *dense = legal * DENSE >= n;
         if legal == 0 {
             return Ok(None);
         }
-        Ok(Some(self.ids[rng.below(legal as u64) as usize] as usize))
+        let k = rng.below(legal as u64) as usize;
+        Ok(match self.fresh {
+            true => crate::mask::nth(&self.mask, k),
+            false => Some(self.ids[k] as usize),
+        })
     }
 
     /// Step with `action`, which [`Slot::pick_legal`] found legal in the current state

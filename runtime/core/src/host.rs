@@ -307,12 +307,11 @@ impl<E: Env> Host for Batch<E> {
     }
 
     fn layout(&self) -> Layout {
-        let size = |f: fn(&E) -> usize| self.size(f);
         Layout {
-            num_actions: size(E::num_actions),
-            obs_size: size(E::obs_size),
-            nnz_max: size(E::obs_nnz_max),
-            state_len: size(E::state_len),
+            num_actions: self.size(E::num_actions),
+            obs_size: self.size(E::obs_size),
+            nnz_max: self.size(E::obs_nnz_max),
+            state_len: self.size(E::state_len),
             players: E::PLAYERS.max(1),
             observation: E::OBSERVATION,
             continuous: E::CONTINUOUS,

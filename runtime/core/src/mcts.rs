@@ -251,28 +251,6 @@ impl Tree {
         count
     }
 
-    /// [`Tree::expand`] with equal priors (a random-rollout search's): each legal action's
-    /// prior is `1 / count`, with no sum over the priors.
-    pub fn expand_uniform(&mut self, n: u32, legal: &[bool]) -> usize {
-        if self.nodes[n as usize].expanded() {
-            return self.nodes[n as usize].num_children as usize;
-        }
-        let count = crate::mask::count(legal);
-        if count == 0 {
-            return 0;
-        }
-        let prior = (1.0 / count as f64) as f32;
-        let first = self.nodes.len() as u32;
-        self.nodes.reserve(count);
-        for (a, _) in legal.iter().enumerate().filter(|(_, &m)| m) {
-            self.nodes.push(Node::new(a as u32, prior));
-        }
-        let node = &mut self.nodes[n as usize];
-        node.first_child = first;
-        node.num_children = count as u32;
-        count
-    }
-
     /// Back up `value`, the leaf's value for the player to move there (ignored at a
     /// terminal leaf, whose future is worth nothing), along `path` from [`Tree::select`],
     /// removing its pending visits. Rewards, players and the ending are the nodes' own
@@ -443,17 +421,6 @@ mod tests {
         let mut t = puct();
         assert_eq!(t.expand(0, &[false, false], &[1.0, 1.0]), 0);
         assert!(!t.root().expanded());
-    }
-
-    #[test]
-    fn uniform_expansion_is_expansion_with_equal_priors() {
-        for legal in [vec![true, false, true, true, false, true, true], vec![false; 4], vec![true; 9]] {
-            let (mut a, mut b) = (puct(), puct());
-            assert_eq!(a.expand(0, &legal, &vec![1.0; legal.len()]), b.expand_uniform(0, &legal));
-            let kids = |t: &Tree| t.children(0).iter().map(|c| (c.action, c.prior.to_bits())).collect::<Vec<_>>();
-            assert_eq!(kids(&a), kids(&b));
-            assert_eq!(a.root().num_children, b.root().num_children);
-        }
     }
 
     #[test]

@@ -317,8 +317,9 @@ struct Worker<'a, H: Host> {
     /// What the last replay said along `path`.
     steps: Vec<Step>,
     mask: Vec<bool>,
-    /// A rollout leaf's mask, kept while the rollout steps on.
+    /// A rollout leaf's mask, kept while the rollout steps on, and uniform priors.
     leaf_mask: Vec<bool>,
+    uniform: Vec<f32>,
     probs: Vec<f32>,
     logits: Vec<f32>,
     values: Vec<f32>,
@@ -346,6 +347,7 @@ impl<'a, H: Host> Worker<'a, H> {
             steps: Vec::new(),
             mask: vec![false; a],
             leaf_mask: vec![false; a],
+            uniform: vec![1.0; a],
             probs: vec![0.0; a],
             logits: Vec::new(),
             values: Vec::new(),
@@ -469,7 +471,7 @@ impl<'a, H: Host> Worker<'a, H> {
                 let game = &mut games[g];
                 game.rng = rng;
                 let v = v?;
-                game.tree.expand_uniform(leaf, &self.leaf_mask);
+                game.tree.expand(leaf, &self.leaf_mask, &self.uniform);
                 if leaf == 0 {
                     game.tree.add_root_noise(a.options.dirichlet_alpha, a.options.dirichlet_frac, &mut game.rng);
                 }

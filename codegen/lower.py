@@ -17,7 +17,7 @@ from twisterl.dsl.exprs import RANDOM
 
 from .arith import as_usize, minus, plus, span, tail_value, times
 from .masks import MaskWriter, family_mask, legal_entry
-from .ranges import CallFacts, Fact, Interval
+from .ranges import CallFacts, Fact, Interval, free_locals, negated
 from .rust import (RustWriter, at, enum_const_names, float_lit, ident, is_copy, is_fixed, is_grid, local, method,
                    rust_type, state_type)
 
@@ -520,9 +520,12 @@ class _Lowering:
                 [f"let r = {rw.expr(env.reward.value)};", "rewards[self.actor] += r;"]
         else:
             p = local(env.reward.player_var)
+            test, value = _zero_unless(env.reward.value, env.reward.player_var)
             with rw.facts({env.reward.player_var: Fact(Interval(0, env.players - 1))}):
-                value = rw.expr(env.reward.value)
-            ctx.trait.reward = [f"for {p} in 0..{env.players}i64 {{", f"rewards[{p} as usize] += {value};", "}"]
+                per_player = [f"for {p} in 0..{env.players}i64 {{", f"rewards[{p} as usize] += {rw.expr(value)};", "}"]
+            # A reward that is 0 for every player under a test of the state alone (terminal
+            # rewards: `if not over then 0.0 else ...`) tests it once, not once per player.
+            ctx.trait.reward = per_player if test is None else [f"if {rw.expr(test)} {{", *per_player, "}"]
 
     # ------------------------------------------------------------ observation
 
@@ -687,6 +690,38 @@ def emit_cells(w: RustWriter, value: ir.Expr, body) -> list[str]:
 
 
 _CACHEABLE = (ir.BoolType, ir.IntType, ir.FloatType, ir.EnumType)
+
+
+def _zero_unless(value: ir.Expr, player: str) -> tuple[ir.Expr | None, ir.Expr]:
+    """`(test, rest)` where `value` is `0.0` unless `test`, and `rest` otherwise, with a
+    `test` that reads no player, calls no fn and draws nothing: player 0's reward tests it
+    first, and every later test would give the same value (or the same fault), so testing
+    it once for all players is the same. `if t then 0.0 else x` gives `(not t, x)`, `if t
+    then x else 0.0` gives `(t, x)`; `(None, value)` for any other reward."""
+    if not isinstance(value, ir.Cond) or player in free_locals(value.cond) or any(
+            isinstance(n, ir.Call) or (isinstance(n, ir.BuiltinCall) and n.name in RANDOM) for n in walk(value.cond)):
+        return None, value
+    if _is_zero(value.then):
+        return _not(value.cond), value.else_
+    if _is_zero(value.else_):
+        return value.cond, value.then
+    return None, value
+
+
+def _not(e: ir.Expr) -> ir.Expr:
+    """`not e`, pushed through `and`, `or` and int comparisons (De Morgan keeps the order
+    of evaluation and the short cuts), so the generated test reads as written."""
+    if isinstance(e, ir.Unary) and e.op == "not":
+        return e.operand
+    if isinstance(e, ir.Binary) and e.op in ("and", "or"):
+        return ir.Binary("or" if e.op == "and" else "and", _not(e.left), _not(e.right), e.type, e.span)
+    if isinstance(e, ir.Compare) and len(e.ops) == 1 and not any(isinstance(x.type, ir.FloatType) for x in e.operands):
+        return negated(e)
+    return ir.Unary("not", e, e.type, e.span)
+
+
+def _is_zero(e: ir.Expr) -> bool:
+    return isinstance(e, ir.Lit) and isinstance(e.value, (int, float)) and not isinstance(e.value, bool) and e.value == 0
 
 
 def _literal_range(p: ir.IndexParam) -> bool:

@@ -550,16 +550,14 @@ impl Env for ConnectFour {
 
     #[allow(unused_variables)]
     fn add_step_rewards(&self, rewards: &mut [f64]) -> R<()> {
-        for p_ in 0..2i64 {
-            rewards[p_ as usize] += (if (self.state.winner == 0) {
-                0.0
-            } else {
-                (if (self.state.winner == (p_ + 1)) {
+        if (self.state.winner != 0) {
+            for p_ in 0..2i64 {
+                rewards[p_ as usize] += (if (self.state.winner == (p_ + 1)) {
                     1.0
                 } else {
                     -1.0
-                })
-            });
+                });
+            }
         }
         Ok(())
     }

@@ -1,0 +1,130 @@
+"""Cheaper exact forms the code generator picks where the range analysis allows them.
+
+- A division or modulo whose dividend stays below twice its divisor (a wrap-around index
+  such as `(at + 1) % n`) is a comparison, not a division.
+- A per-player reward that is 0 for every player under a test of the state alone (a
+  terminal reward) tests it once, not once per player.
+
+Each form is checked in the generated text, and a compiled env computes exactly what the
+rules say for every input the form covers, and for the inputs just outside it."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from twisterl.codegen.emit import emit_rust
+from twisterl.dsl import check_source
+
+WRAP = """env Wrap
+const n = 7
+state x: int in 0..n
+state rem: int in 0..n
+state quo: int in 0..2
+state far: int in 0..n
+state aug: int in 0..2 * n
+state div2: int in 0..3
+action put(v in 0..n) { x = v }
+action add(k in 0..n) {
+    rem = (x + k) % n
+    quo = (x + k) / n
+    far = (x + 2 * k) % n
+    div2 = (x + 2 * k) / n
+    aug = x + k
+    aug %= n
+}
+observe onehot(x)
+"""
+
+TERMINAL = """env Ends
+players 3
+param goal: int in 1..9 = 4
+state count: int in 0..20
+state mover: int in 0..3
+action tick {
+    count += 1
+    mover = player
+    next_player()
+}
+done count >= goal
+reward[p] if count < goal then 0.0 else if p == mover then 1.0 else -0.5
+observe onehot(count)
+"""
+
+PER_PLAYER = """env Mine
+players 2
+state count: int in 0..20
+action tick {
+    count += 1
+    next_player()
+}
+done count >= 5
+reward[p] if p == 0 then 0.0 else 1.0
+observe onehot(count)
+"""
+
+
+def _rust(source: str) -> str:
+    result = check_source(source)
+    assert result.ok, [d.message for d in result.errors]
+    return emit_rust(result.env, "t.twl")
+
+
+def _method(text: str, name: str) -> str:
+    start = text.index(f"fn {name}(")
+    return text[start:text.index("\n    }\n", start)]
+
+
+def test_wrap_around_division_is_a_comparison_only_where_the_dividend_is_below_twice_the_divisor():
+    add = _method(_rust(WRAP), "do_add")
+    # (x + k) < 14: compared, for both the remainder, the quotient and `%=`
+    assert add.count(">= 7i64") == 3, add
+    # (x + 2k) reaches 18: a real division, twice
+    assert len(re.findall(r"% 7i64", add)) == 1 and len(re.findall(r"/ 7i64", add)) == 1, add
+
+
+@pytest.fixture(scope="module")
+def wrap(build_cache, tmp_path_factory):
+    import twisterl
+    path = tmp_path_factory.mktemp("cheap") / "wrap.twl"
+    path.write_text(WRAP)
+    return twisterl.compile(path)
+
+
+def test_wrap_around_division_computes_what_the_rules_say(wrap):
+    env = wrap()
+    names = env.action_names()
+    for x in range(7):
+        for k in range(7):
+            env.reset(seed=0)
+            env.step(names.index(f"put({x})"))
+            env.step(names.index(f"add({k})"))
+            s = env.get_state(named=True)
+            got = {key: int(s[key]) for key in ("rem", "quo", "far", "div2", "aug")}
+            assert got == {"rem": (x + k) % 7, "quo": (x + k) // 7, "far": (x + 2 * k) % 7,
+                           "div2": (x + 2 * k) // 7, "aug": (x + k) % 7}, (x, k)
+
+
+def test_a_terminal_reward_is_tested_once_for_all_players():
+    rewards = _method(_rust(TERMINAL), "add_step_rewards")
+    head, loop = rewards.split("for p_", 1)
+    assert "count" in head and "goal" in head, rewards  # the test, before the players' loop
+    assert "count" not in loop, rewards
+    mine = _method(_rust(PER_PLAYER), "add_step_rewards")
+    assert mine.lstrip().split("{", 1)[1].lstrip().startswith("for p_"), mine  # reads p: per player
+
+
+@pytest.mark.parametrize("goal", [1, 2, 4, 7])
+def test_a_terminal_reward_gives_every_player_what_the_rules_say(build_cache, tmp_path, goal):
+    import twisterl
+    path = tmp_path / "ends.twl"
+    path.write_text(TERMINAL)
+    env = twisterl.compile(path)(goal=goal)
+    env.reset(seed=0)
+    for step in range(1, goal + 1):
+        _, _, terminated, _, info = env.step(0)
+        last = (step - 1) % 3  # who ticked last
+        want = [1.0 if p == last else -0.5 for p in range(3)] if step >= goal else [0.0] * 3
+        assert list(info["rewards"]) == pytest.approx(want), (step, info["rewards"])
+        assert terminated == (step >= goal)

@@ -17,7 +17,7 @@ from twisterl.dsl.exprs import RANDOM
 
 from .arith import as_usize, minus, plus, span, tail_value, times
 from .masks import MaskWriter, family_mask, legal_entry
-from .ranges import CallFacts, Fact, Interval, free_locals, negated
+from .ranges import CallFacts, Fact, Interval, Ranges, free_locals, negated
 from .rust import (RustWriter, at, enum_const_names, float_lit, ident, is_copy, is_fixed, is_grid, local, method,
                    rust_type, state_type)
 
@@ -161,6 +161,7 @@ class _Lowering:
                             if isinstance(v.type, ir.ArrayType) and isinstance(v.value, ir.ArrayComp)
                             and len(v.value.clauses) == 1}
         self.view_names = {v.name for v in env.views}
+        self.fixed = Ranges(env)  # for the values params do not move
         # Scalar views, computed once per state (`twisterl_core::memo`) where read on a
         # settled state; code that changes the state computes them afresh.
         self.cached_views = {v.name for v in env.views if isinstance(v.type, _CACHEABLE)}
@@ -459,11 +460,21 @@ class _Lowering:
         """The `lo` and `hi` of index `j` of family `a`: literals when the range is, so
         that loops over it unroll and decoding divides by constants; else where the env
         keeps them in its `ranges`."""
-        p = a.index_params[j]
-        if _literal_range(p):
-            return _typed_int(p.lo.value), _typed_int(p.hi.value)
+        fixed = self.fixed_range(a.index_params[j])
+        if fixed:
+            return _typed_int(fixed[0]), _typed_int(fixed[1])
         k = self.range_entry(a, j)
         return f"self.ranges[{k}].0", f"self.ranges[{k}].1"
+
+    def fixed_range(self, p: ir.IndexParam) -> tuple[int, int] | None:
+        """`(lo, hi)` of an index range whose bounds are the same for every params (literals,
+        or consts of literals: `pit in 0..pits`) and not empty (an empty one would be a
+        division by a constant zero in decoding, which rustc refuses even where it cannot
+        run); None for a range that params move."""
+        lo, hi = self.fixed.interval(p.lo), self.fixed.interval(p.hi)
+        if lo is None or hi is None or lo.lo != lo.hi or hi.lo != hi.hi or hi.lo <= lo.lo:
+            return None
+        return lo.lo, hi.lo
 
     def range_entry(self, a: ir.Action, j: int) -> int:
         """Where index `j` of family `a` sits in the env's `ranges`."""
@@ -480,10 +491,10 @@ class _Lowering:
             return ""
         parts = ["let mut rest = local as u64;"]
         for j in reversed(range(len(a.index_params))):
-            p = a.index_params[j]
-            if _literal_range(p):
-                size = f"{p.hi.value - p.lo.value}u64"
-                start = "" if p.lo.value == 0 else f"{_typed_int(p.lo.value)} + "
+            fixed = self.fixed_range(a.index_params[j])
+            if fixed:
+                size = f"{fixed[1] - fixed[0]}u64"
+                start = "" if fixed[0] == 0 else f"{_typed_int(fixed[0])} + "
                 parts.append(f"let i{j} = {start}(rest % {size}) as i64; rest /= {size};")
                 continue
             k = self.range_entry(a, j)
@@ -722,12 +733,6 @@ def _not(e: ir.Expr) -> ir.Expr:
 
 def _is_zero(e: ir.Expr) -> bool:
     return isinstance(e, ir.Lit) and isinstance(e.value, (int, float)) and not isinstance(e.value, bool) and e.value == 0
-
-
-def _literal_range(p: ir.IndexParam) -> bool:
-    """An index range of literal, non-empty bounds (an empty one would be a division by a
-    constant zero in decoding, which rustc refuses even where it cannot run)."""
-    return isinstance(p.lo, ir.Lit) and isinstance(p.hi, ir.Lit) and p.hi.value > p.lo.value
 
 
 def _typed_int(v: int) -> str:

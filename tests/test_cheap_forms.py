@@ -4,6 +4,8 @@
   such as `(at + 1) % n`) is a comparison, not a division.
 - A per-player reward that is 0 for every player under a test of the state alone (a
   terminal reward) tests it once, not once per player.
+- An action family over consts (`pit in 0..pits`) decodes by constants and loops over
+  literal ranges, which the compiler unrolls, like a family over literals.
 
 Each form is checked in the generated text, and a compiled env computes exactly what the
 rules say for every input the form covers, and for the inputs just outside it."""
@@ -128,3 +130,50 @@ def test_a_terminal_reward_gives_every_player_what_the_rules_say(build_cache, tm
         want = [1.0 if p == last else -0.5 for p in range(3)] if step >= goal else [0.0] * 3
         assert list(info["rewards"]) == pytest.approx(want), (step, info["rewards"])
         assert terminated == (step >= goal)
+
+
+FIXED = """env Fixed
+const lo = 0 - 2
+const hi = lo + 5
+param extra: int in 0..3 = 1
+state last: int in -2..3
+state hits: int in 0..100
+action pick(i in lo..hi, j in 1..hi) when i + j != 0 {
+    last = i
+    hits += j
+}
+action wide(k in 0..hi + extra) { hits += k }
+observe onehot(hits)
+"""
+
+
+def test_a_family_over_consts_decodes_and_loops_with_literals():
+    text = _rust(FIXED)
+    decode = _method(text, "apply_number")
+    assert "% 5u64" in decode and "% 2u64" in decode, decode  # i in -2..3, j in 1..3: fixed
+    assert "self.ranges[2]" in decode, decode  # k's range moves with `extra`
+    legal = _method(text, "legal")
+    assert "for i_ in (-2i64)..3i64" in legal and "for j_ in 1i64..3i64" in legal, legal
+
+
+@pytest.mark.parametrize("extra", [0, 2])
+def test_a_family_over_consts_gives_each_id_its_indices(build_cache, tmp_path, extra):
+    import twisterl
+    path = tmp_path / "fixed.twl"
+    path.write_text(FIXED)
+    env = twisterl.compile(path)(extra=extra)
+    _, info = env.reset(seed=0)
+    names = env.action_names()
+    picks = [(i, j) for i in range(-2, 3) for j in range(1, 3)]
+    assert names == [f"pick({i}, {j})" for i, j in picks] + [f"wide({k})" for k in range(3 + extra)]
+    assert list(info["action_mask"]) == [i + j != 0 for i, j in picks] + [True] * (3 + extra)
+    hits = 0
+    for a, (i, j) in enumerate(picks):
+        if i + j == 0:
+            continue
+        env.step(a)
+        hits += j
+        s = env.get_state(named=True)
+        assert (int(s["last"]), int(s["hits"])) == (i, hits)
+    env.step(len(picks) + 2 + extra)  # wide(2 + extra)
+    assert int(env.get_state(named=True)["hits"]) == hits + 2 + extra

@@ -486,22 +486,26 @@ class _Lowering:
         raise AssertionError(a.name)
 
     def decode(self, a: ir.Action) -> str:
-        """Statements turning `local` (the number within the family) into indices i0, i1..."""
+        """Statements turning `local` (the number within the family) into indices i0, i1...,
+        the last index fastest. `local` is below the family's count, so what is left for
+        the first index is that index's offset already: no division for it."""
         if not a.index_params:
             return ""
-        parts = ["let mut rest = local as u64;"]
+        many = len(a.index_params) > 1
+        parts = [f"let {'mut ' if many else ''}rest = local as u64;"]
         for j in reversed(range(len(a.index_params))):
             fixed = self.fixed_range(a.index_params[j])
-            if fixed:
+            k = None if fixed else self.range_entry(a, j)
+            start = (_typed_int(fixed[0]) if fixed[0] else None) if fixed else f"self.ranges[{k}].0"
+            if j == 0:
+                parts.append(f"let i0 = {start + ' + ' if start else ''}rest as i64;")
+            elif fixed:
                 size = f"{fixed[1] - fixed[0]}u64"
-                start = "" if fixed[0] == 0 else f"{_typed_int(fixed[0])} + "
-                parts.append(f"let i{j} = {start}(rest % {size}) as i64; rest /= {size};")
-                continue
-            k = self.range_entry(a, j)
-            # The span's divisor, made once per instance: a multiply, not a `div`.
-            parts.append(f"let (q, r) = self.ranges[{k}].2.div_rem(rest); "
-                         f"let i{j} = self.ranges[{k}].0 + r as i64; rest = q;")
-        parts.append("let _ = rest;")
+                parts.append(f"let i{j} = {start + ' + ' if start else ''}(rest % {size}) as i64; rest /= {size};")
+            else:
+                # The span's divisor, made once per instance: a multiply, not a `div`.
+                parts.append(f"let (q, r) = self.ranges[{k}].2.div_rem(rest); "
+                             f"let i{j} = {start} + r as i64; rest = q;")
         return " ".join(parts)
 
     def index_loops(self, a: ir.Action, body: str) -> str:

@@ -150,8 +150,10 @@ observe onehot(hits)
 def test_a_family_over_consts_decodes_and_loops_with_literals():
     text = _rust(FIXED)
     decode = _method(text, "apply_number")
-    assert "% 5u64" in decode and "% 2u64" in decode, decode  # i in -2..3, j in 1..3: fixed
-    assert "self.ranges[2]" in decode, decode  # k's range moves with `extra`
+    # j in 1..3 by a constant; i in -2..3 is what is left (the first index needs no division)
+    assert "% 2u64" in decode and "let i0 = (-2i64) + rest as i64;" in decode, decode
+    assert "self.ranges[2].0 + rest as i64" in decode, decode  # k's range moves with `extra`
+    assert "div_rem" not in decode and "% 5u64" not in decode, decode
     legal = _method(text, "legal")
     assert "for i_ in (-2i64)..3i64" in legal and "for j_ in 1i64..3i64" in legal, legal
 

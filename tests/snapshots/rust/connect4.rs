@@ -377,11 +377,8 @@ impl ActionNumbers for ConnectFour {
         let _ = local;
         match decl {
             0 => {
-                let mut rest = local as u64;
-                let (q, r) = self.ranges[0].2.div_rem(rest);
-                let i0 = self.ranges[0].0 + r as i64;
-                rest = q;
-                let _ = rest;
+                let rest = local as u64;
+                let i0 = self.ranges[0].0 + rest as i64;
                 self.do_drop(i0)
             }
             _ => Ok(()),
@@ -509,11 +506,8 @@ impl Env for ConnectFour {
         let _ = local;
         match decl {
             0 => {
-                let mut rest = local as u64;
-                let (q, r) = self.ranges[0].2.div_rem(rest);
-                let i0 = self.ranges[0].0 + r as i64;
-                rest = q;
-                let _ = rest;
+                let rest = local as u64;
+                let i0 = self.ranges[0].0 + rest as i64;
                 Ok(self.guard_drop(i0)?)
             }
             _ => Ok(false),
@@ -725,11 +719,8 @@ impl Env for ConnectFour {
         let _ = local;
         match decl {
             0 => {
-                let mut rest = local as u64;
-                let (q, r) = self.ranges[0].2.div_rem(rest);
-                let i0 = self.ranges[0].0 + r as i64;
-                rest = q;
-                let _ = rest;
+                let rest = local as u64;
+                let i0 = self.ranges[0].0 + rest as i64;
                 format!("drop({})", i0)
             }
             _ => format!("{}", action),

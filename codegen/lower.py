@@ -18,7 +18,7 @@ from twisterl.dsl.exprs import RANDOM
 from .arith import as_usize, minus, plus, span, tail_value, times
 from .masks import MaskWriter, family_mask, legal_entry
 from .ranges import CallFacts, Fact, Interval, Ranges, free_locals, negated
-from .rust import (RustWriter, at, enum_const_names, float_lit, ident, is_copy, is_fixed, is_grid, local, method,
+from .rust import (RustWriter, at, divisor_field, enum_const_names, float_lit, ident, is_copy, is_fixed, is_grid, local, method,
                    rust_type, state_type)
 
 
@@ -162,6 +162,7 @@ class _Lowering:
                             and len(v.value.clauses) == 1}
         self.view_names = {v.name for v in env.views}
         self.fixed = Ranges(env)  # for the values params do not move
+        self.divisors: set[str] = set()  # the params and consts divided by (`divisor_field`)
         # Scalar views, computed once per state (`twisterl_core::memo`) where read on a
         # settled state; code that changes the state computes them afresh.
         self.cached_views = {v.name for v in env.views if isinstance(v.type, _CACHEABLE)}
@@ -170,6 +171,8 @@ class _Lowering:
         """A writer; with `cached`, for code that runs on a settled state (guards, masks,
         rewards, endings, observations), which reads scalar views from the env's cache."""
         w = RustWriter(self.env, consts_root, self.static_fns, self.array_views, self.view_names, {})
+        if consts_root != "consts":  # not while `Consts::new` computes them
+            w.divisors = self.divisors
         if cached:
             w.cached_views = self.cached_views
         w.use_calls(self.known, self.recorded)
@@ -198,6 +201,7 @@ class _Lowering:
         ctx.trait.twist = twist_lines(self, self.writer())
         ctx.trait.n_twists = str(len(self.env.symmetries))
         ctx.consts_zero = self.consts_zero()
+        self.divisor_fields(ctx)
         missing = ctx.trait.unfilled()
         if missing:
             raise RuntimeError(f"internal error: the lowering left {missing} empty")
@@ -234,6 +238,16 @@ class _Lowering:
         for f in self.env.functions:
             if f.name in self.static_fns:
                 ctx.consts_methods.append(self.function(f, self.writer("self"), "&self"))
+
+    def divisor_fields(self, ctx: Context) -> None:
+        """A `Divisor` in `Consts` for each param or const the env's code divides by, made
+        once the consts are known."""
+        for name in sorted(self.divisors):
+            field_name = divisor_field(name)
+            ctx.consts_fields.append((field_name, "ops::Divisor", f"`{name}` as a divisor: a multiply, not a `div`"))
+            ctx.consts_zero.append((field_name, "ops::Divisor::new(1)"))
+            ctx.consts_init.append(f"consts.{field_name} = ops::Divisor::new(consts.{ident(name)});")
+            ctx.copy_fields.add(field_name)
 
     def consts_zero(self) -> list[tuple[str, str]]:
         w = self.writer("consts")

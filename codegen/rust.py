@@ -64,6 +64,12 @@ def method(kind: str, name: str) -> str:
     return METHOD_PREFIX[kind] + name
 
 
+def divisor_field(name: str) -> str:
+    """The `Consts` field holding the `Divisor` for param or const `name` (`__` starts no
+    `.twl` name, so no field of the env's own can meet it)."""
+    return f"__by_{name}"
+
+
 def at(span) -> str:
     return f"at({span.line}, {span.col})"
 
@@ -194,6 +200,9 @@ class RustWriter:
         self._enum_names: Optional[dict] = None
         self.ranges = Ranges(env)  # what checks can be proven unnecessary (see ranges.py)
         self.cached_views: set[str] = set()  # views this code reads once per state (see lower.py)
+        # The params and consts this code divides by through a `Divisor` kept in `Consts`
+        # (`divisor_field`); None where the consts are still being computed.
+        self.divisors: Optional[set[str]] = None
         self.known = CallFacts()  # fn params' and results' facts, from the previous lowering
         self.record: Optional[CallFacts] = None  # where this lowering's call sites go
         self.fn_name: Optional[str] = None  # the fn being written
@@ -419,6 +428,12 @@ class RustWriter:
         chain even by a constant and sits on the loop-carried path of a walk."""
         x, d = self.ranges.interval(left), self.ranges.interval(right)
         if x is None or d is None or x.hi >= 2 * d.lo:
+            if self.divisors is not None and isinstance(right, ir.Ref) and right.kind in ("param", "const") \
+                    and d is not None and d.lo != d.hi:
+                # By a param (`s / size`): the multiply of a divisor made once per env.
+                self.divisors.add(right.name)
+                part = 0 if op == "div" else 1
+                return f"({self.consts_root}.{divisor_field(right.name)}.div_rem({a if _SIMPLE.fullmatch(a) else f'({a})'} as u64).{part} as i64)"
             return f"({a} {_SIGNS[op]} {b})"
         if op == "mod" and x.hi < d.lo and self.ranges.total(right):  # already below it
             return a

@@ -179,3 +179,40 @@ def test_a_family_over_consts_gives_each_id_its_indices(build_cache, tmp_path, e
         assert (int(s["last"]), int(s["hits"])) == (i, hits)
     env.step(len(picks) + 2 + extra)  # wide(2 + extra)
     assert int(env.get_state(named=True)["hits"]) == hits + 2 + extra
+
+
+BY_PARAM = """env Split
+param size: int in 1..70_000 = 5
+const cells = size * size
+state row: int in 0..size
+state col: int in 0..size
+state far: int in 0..70_000
+action at(v in 0..cells) {
+    row = v / size
+    col = v % size
+    far = (v + 7) % size
+}
+observe onehot(row)
+"""
+
+
+def test_division_by_a_param_goes_through_a_divisor_made_once():
+    text = _rust(BY_PARAM)
+    assert "pub __by_size: ops::Divisor," in text
+    assert "consts.__by_size = ops::Divisor::new(consts.size);" in text
+    body = _method(text, "do_at")
+    assert body.count("self.consts.__by_size.div_rem(") == 3 and "/ self.consts.size" not in body, body
+
+
+@pytest.mark.parametrize("size", [1, 2, 7, 301])
+def test_division_by_a_param_computes_what_the_rules_say(build_cache, tmp_path, size):
+    import twisterl
+    path = tmp_path / "split.twl"
+    path.write_text(BY_PARAM)
+    env = twisterl.compile(path)(size=size)
+    env.reset(seed=0)
+    cells = size * size
+    for v in sorted({0, 1, size - 1, size, cells // 2, cells - 2, cells - 1} & set(range(cells))):
+        env.step(v)
+        s = env.get_state(named=True)
+        assert (int(s["row"]), int(s["col"]), int(s["far"])) == (v // size, v % size, (v + 7) % size), v

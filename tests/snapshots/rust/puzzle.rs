@@ -37,6 +37,8 @@ pub struct Consts {
     pub max_depth: i64,
     /// const `cells` (line 11)
     pub cells: i64,
+    /// `size` as a divisor: a multiply, not a `div`
+    pub __by_size: ops::Divisor,
 }
 
 impl Consts {
@@ -48,6 +50,7 @@ impl Consts {
             depth_slope: 0,
             max_depth: 0,
             cells: 0,
+            __by_size: ops::Divisor::new(1),
         };
         let _ = params;
         consts.size = ops::param_int(params, 0, 2, 9)?;
@@ -55,6 +58,7 @@ impl Consts {
         consts.max_depth = ops::param_int(params, 2, i64::MIN, i64::MAX)?;
         // line 11
         consts.cells = (consts.size * consts.size);
+        consts.__by_size = ops::Divisor::new(consts.size);
         Ok(consts)
     }
 
@@ -132,6 +136,7 @@ impl Clone for Consts {
             depth_slope: self.depth_slope,
             max_depth: self.max_depth,
             cells: self.cells,
+            __by_size: self.__by_size,
         }
     }
 
@@ -140,6 +145,7 @@ impl Clone for Consts {
         self.depth_slope = source.depth_slope;
         self.max_depth = source.max_depth;
         self.cells = source.cells;
+        self.__by_size = source.__by_size;
     }
 }
 
@@ -261,7 +267,7 @@ impl SlidingPuzzle {
     /// guard of `left` (line 18)
     #[allow(unused_mut, unused_variables)]
     fn guard_left(&self) -> R<bool> {
-        Ok((self.state.blank % self.consts.size) > 0)
+        Ok((self.consts.__by_size.div_rem(self.state.blank as u64).1 as i64) > 0)
     }
 
     /// action `left` (line 18)
@@ -278,7 +284,7 @@ impl SlidingPuzzle {
     /// guard of `up` (line 19)
     #[allow(unused_mut, unused_variables)]
     fn guard_up(&self) -> R<bool> {
-        Ok((self.state.blank / self.consts.size) > 0)
+        Ok((self.consts.__by_size.div_rem(self.state.blank as u64).0 as i64) > 0)
     }
 
     /// action `up` (line 19)
@@ -295,7 +301,10 @@ impl SlidingPuzzle {
     /// guard of `right` (line 20)
     #[allow(unused_mut, unused_variables)]
     fn guard_right(&self) -> R<bool> {
-        Ok((self.state.blank % self.consts.size) < (self.consts.size - 1))
+        Ok(
+            (self.consts.__by_size.div_rem(self.state.blank as u64).1 as i64)
+                < (self.consts.size - 1),
+        )
     }
 
     /// action `right` (line 20)
@@ -312,7 +321,10 @@ impl SlidingPuzzle {
     /// guard of `down` (line 21)
     #[allow(unused_mut, unused_variables)]
     fn guard_down(&self) -> R<bool> {
-        Ok((self.state.blank / self.consts.size) < (self.consts.size - 1))
+        Ok(
+            (self.consts.__by_size.div_rem(self.state.blank as u64).0 as i64)
+                < (self.consts.size - 1),
+        )
     }
 
     /// action `down` (line 21)

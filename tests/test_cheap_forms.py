@@ -73,6 +73,14 @@ def _rust(source: str) -> str:
     return emit_rust(result.env, "t.twl")
 
 
+def _build(directory, name: str, source: str):
+    """The compiled env class of `source`, written to `directory / name`."""
+    import twisterl
+    path = directory / name
+    path.write_text(source)
+    return twisterl.compile(path)
+
+
 def _method(text: str, name: str) -> str:
     start = text.index(f"fn {name}(")
     return text[start:text.index("\n    }\n", start)]
@@ -88,10 +96,7 @@ def test_wrap_around_division_is_a_comparison_only_where_the_dividend_is_below_t
 
 @pytest.fixture(scope="module")
 def wrap(build_cache, tmp_path_factory):
-    import twisterl
-    path = tmp_path_factory.mktemp("cheap") / "wrap.twl"
-    path.write_text(WRAP)
-    return twisterl.compile(path)
+    return _build(tmp_path_factory.mktemp("cheap"), "wrap.twl", WRAP)
 
 
 def test_wrap_around_division_computes_what_the_rules_say(wrap):
@@ -119,10 +124,7 @@ def test_a_terminal_reward_is_tested_once_for_all_players():
 
 @pytest.mark.parametrize("goal", [1, 2, 4, 7])
 def test_a_terminal_reward_gives_every_player_what_the_rules_say(build_cache, tmp_path, goal):
-    import twisterl
-    path = tmp_path / "ends.twl"
-    path.write_text(TERMINAL)
-    env = twisterl.compile(path)(goal=goal)
+    env = _build(tmp_path, "ends.twl", TERMINAL)(goal=goal)
     env.reset(seed=0)
     for step in range(1, goal + 1):
         _, _, terminated, _, info = env.step(0)
@@ -160,10 +162,7 @@ def test_a_family_over_consts_decodes_and_loops_with_literals():
 
 @pytest.mark.parametrize("extra", [0, 2])
 def test_a_family_over_consts_gives_each_id_its_indices(build_cache, tmp_path, extra):
-    import twisterl
-    path = tmp_path / "fixed.twl"
-    path.write_text(FIXED)
-    env = twisterl.compile(path)(extra=extra)
+    env = _build(tmp_path, "fixed.twl", FIXED)(extra=extra)
     _, info = env.reset(seed=0)
     names = env.action_names()
     picks = [(i, j) for i in range(-2, 3) for j in range(1, 3)]
@@ -206,10 +205,7 @@ def test_division_by_a_param_goes_through_a_divisor_made_once():
 
 @pytest.mark.parametrize("size", [1, 2, 7, 301])
 def test_division_by_a_param_computes_what_the_rules_say(build_cache, tmp_path, size):
-    import twisterl
-    path = tmp_path / "split.twl"
-    path.write_text(BY_PARAM)
-    env = twisterl.compile(path)(size=size)
+    env = _build(tmp_path, "split.twl", BY_PARAM)(size=size)
     env.reset(seed=0)
     cells = size * size
     for v in sorted({0, 1, size - 1, size, cells // 2, cells - 2, cells - 1} & set(range(cells))):

@@ -76,7 +76,7 @@ def at(span) -> str:
 
 MAX_FIXED_CELLS = 4096
 MAX_LOOP = 1 << 32  # the runtime's `ops::MAX_LOOP`: longer loops are refused
-_SIMPLE = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*|\(?-?[0-9]+(i64)?\)?")  # a name, a field or a literal: read twice freely
+_SIMPLE = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*|\(?-?[0-9]+(i64)?\)?")  # a name, a field or a literal
 _SIGNS = {"add": "+", "sub": "-", "mul": "*", "div": "/", "mod": "%"}
 
 
@@ -417,38 +417,22 @@ class RustWriter:
         if e.op in ("add", "sub", "mul") and self.ranges.arithmetic_safe(e):
             return f"({a} {_SIGNS[e.op]} {b})"
         if e.op in ("div", "mod") and self.ranges.plain_division(e):
-            return self.plain_division(e.op, a, b, e.left, e.right)
+            return self.plain_division(e.op, a, b, e.right)
         fn = {"add": "add", "sub": "sub", "mul": "mul", "div": "div", "mod": "rem", "pow": "pow"}[e.op]
         return f"ops::{fn}({a}, {b}, {at(e.span)})?"
 
-    def plain_division(self, op: str, a: str, b: str, left: ir.Expr, right: ir.Expr) -> str:
-        """`a / b` or `a % b` where `plain_division` holds (a >= 0, b > 0), in its cheapest
-        exact form: where the dividend stays below twice the divisor (a wrap-around index
-        such as `(at + 1) % n`), a comparison instead of a division, which costs a multiply
-        chain even by a constant and sits on the loop-carried path of a walk."""
-        x, d = self.ranges.interval(left), self.ranges.interval(right)
-        if x is None or d is None or x.hi >= 2 * d.lo:
-            if self.divisors is not None and isinstance(right, ir.Ref) and right.kind in ("param", "const") \
-                    and d is not None and d.lo != d.hi:
-                # By a param (`s / size`): the multiply of a divisor made once per env.
-                self.divisors.add(right.name)
-                part = 0 if op == "div" else 1
-                return f"({self.consts_root}.{divisor_field(right.name)}.div_rem({a if _SIMPLE.fullmatch(a) else f'({a})'} as u64).{part} as i64)"
-            return f"({a} {_SIGNS[op]} {b})"
-        if op == "mod" and x.hi < d.lo and self.ranges.total(right):  # already below it
-            return a
-        lets = []
-        if not _SIMPLE.fullmatch(a):
-            n = self.fresh("n")
-            lets.append(f"let {n} = {a}; ")
-            a = n
-        if not _SIMPLE.fullmatch(b):
-            m = self.fresh("d")
-            lets.append(f"let {m} = {b}; ")
-            b = m
-        if op == "div":
-            return f"{{ {''.join(lets)}({a} >= {b}) as i64 }}"
-        return f"{{ {''.join(lets)}if {a} >= {b} {{ {a} - {b} }} else {{ {a} }} }}"
+    def plain_division(self, op: str, a: str, b: str, right: ir.Expr) -> str:
+        """`a / b` or `a % b` where `plain_division` holds (a >= 0, b > 0). A divisor that
+        is a param, or a const that params move (`s / size`), is the multiply of an
+        `ops::Divisor` made once per env, not a `div`."""
+        d = self.ranges.interval(right)
+        if self.divisors is not None and isinstance(right, ir.Ref) and right.kind in ("param", "const") \
+                and d is not None and d.lo != d.hi:
+            self.divisors.add(right.name)
+            part = 0 if op == "div" else 1
+            dividend = a if _SIMPLE.fullmatch(a) else f"({a})"
+            return f"({self.consts_root}.{divisor_field(right.name)}.div_rem({dividend} as u64).{part} as i64)"
+        return f"({a} {_SIGNS[op]} {b})"
 
     def _Compare(self, e: ir.Compare) -> str:
         signs = {"eq": "==", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
@@ -1037,7 +1021,7 @@ class RustWriter:
             if s.op in ("add", "sub", "mul") and self.ranges.arithmetic_safe(combined):
                 new = f"({place} {_SIGNS[s.op]} {value})"
             elif s.op in ("div", "mod") and self.ranges.plain_division(combined):
-                new = self.plain_division(s.op, place, value, combined.left, s.value)
+                new = self.plain_division(s.op, place, value, s.value)
         v = self.fresh("v")
         checked = self.checked(new, t, s.span, combined) if s.target.kind in ("state", "builtin") else new
         if s.target.kind in ("local", "fn_param") and combined is not None:

@@ -1,43 +1,20 @@
 """Cheaper exact forms the code generator picks where the range analysis allows them.
 
-- A division or modulo whose dividend stays below twice its divisor (a wrap-around index
-  such as `(at + 1) % n`) is a comparison, not a division.
 - A per-player reward that is 0 for every player under a test of the state alone (a
   terminal reward) tests it once, not once per player.
 - An action family over consts (`pit in 0..pits`) decodes by constants and loops over
   literal ranges, which the compiler unrolls, like a family over literals.
+- A division or modulo by a param goes through a `Divisor` made once per env.
 
 Each form is checked in the generated text, and a compiled env computes exactly what the
-rules say for every input the form covers, and for the inputs just outside it."""
+rules say for the inputs at the edges of each form."""
 
 from __future__ import annotations
-
-import re
 
 import pytest
 
 from twisterl.codegen.emit import emit_rust
 from twisterl.dsl import check_source
-
-WRAP = """env Wrap
-const n = 7
-state x: int in 0..n
-state rem: int in 0..n
-state quo: int in 0..2
-state far: int in 0..n
-state aug: int in 0..2 * n
-state div2: int in 0..3
-action put(v in 0..n) { x = v }
-action add(k in 0..n) {
-    rem = (x + k) % n
-    quo = (x + k) / n
-    far = (x + 2 * k) % n
-    div2 = (x + 2 * k) / n
-    aug = x + k
-    aug %= n
-}
-observe onehot(x)
-"""
 
 TERMINAL = """env Ends
 players 3
@@ -84,33 +61,6 @@ def _build(directory, name: str, source: str):
 def _method(text: str, name: str) -> str:
     start = text.index(f"fn {name}(")
     return text[start:text.index("\n    }\n", start)]
-
-
-def test_wrap_around_division_is_a_comparison_only_where_the_dividend_is_below_twice_the_divisor():
-    add = _method(_rust(WRAP), "do_add")
-    # (x + k) < 14: compared, for both the remainder, the quotient and `%=`
-    assert add.count(">= 7i64") == 3, add
-    # (x + 2k) reaches 18: a real division, twice
-    assert len(re.findall(r"% 7i64", add)) == 1 and len(re.findall(r"/ 7i64", add)) == 1, add
-
-
-@pytest.fixture(scope="module")
-def wrap(build_cache, tmp_path_factory):
-    return _build(tmp_path_factory.mktemp("cheap"), "wrap.twl", WRAP)
-
-
-def test_wrap_around_division_computes_what_the_rules_say(wrap):
-    env = wrap()
-    names = env.action_names()
-    for x in range(7):
-        for k in range(7):
-            env.reset(seed=0)
-            env.step(names.index(f"put({x})"))
-            env.step(names.index(f"add({k})"))
-            s = env.get_state(named=True)
-            got = {key: int(s[key]) for key in ("rem", "quo", "far", "div2", "aug")}
-            assert got == {"rem": (x + k) % 7, "quo": (x + k) // 7, "far": (x + 2 * k) % 7,
-                           "div2": (x + 2 * k) // 7, "aug": (x + k) % 7}, (x, k)
 
 
 def test_a_terminal_reward_is_tested_once_for_all_players():

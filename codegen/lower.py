@@ -16,7 +16,7 @@ from twisterl.dsl.effects import walk
 from twisterl.dsl.exprs import RANDOM
 
 from .arith import as_usize, minus, plus, span, tail_value, times
-from .masks import MaskWriter, family_mask, legal_entry
+from .masks import MaskWriter, families_draw, family_draw, family_mask, legal_entry
 from .ranges import CallFacts, Fact, Interval, Ranges, free_locals, negated
 from .rust import (RustWriter, at, divisor_field, enum_const_names, float_lit, ident, is_copy, is_fixed, is_grid, local, method,
                    rust_type, state_type)
@@ -48,6 +48,8 @@ class TraitBodies:
     allowed: list[str] = field(default_factory=list)
     legal: list[str] = field(default_factory=list)
     legal_ids: list[str] = field(default_factory=list)
+    draw: str | None = None
+    """the body of `draw_allowed`, or None for the trait's default"""
     apply_values: list[str] = field(default_factory=list)
     bounds: list[str] = field(default_factory=list)
     num_values: str = ""
@@ -421,6 +423,7 @@ class _Lowering:
             else:
                 decode_legal.append(self.index_loops(a, legal_entry(guard, False)))
                 decode_ids.append(self.index_loops(a, legal_entry(guard, True)))
+        ctx.trait.draw = self.draw(env)
         labels = []
         for d, a in enumerate(env.actions):
             if a.value_params:
@@ -521,6 +524,26 @@ class _Lowering:
                 parts.append(f"let (q, r) = self.ranges[{k}].2.div_rem(rest); "
                              f"let i{j} = {start} + r as i64; rest = q;")
         return " ".join(parts)
+
+    def draw(self, env: ir.Env) -> str | None:
+        """The body of `draw_allowed`: rejection draws along the families' structure, or None
+        where the trait's default is as good (no guard) or does not apply (advisory or
+        continuous actions)."""
+        if not env.actions or all(a.guard is None for a in env.actions) \
+                or any(a.advisory or a.value_params for a in env.actions):
+            return None
+
+        def writer(a: ir.Action) -> MaskWriter:
+            w = MaskWriter(self.env, "self.consts", self.static_fns, self.array_views, self.view_names, {},
+                           indices={p.name for p in a.index_params})
+            w.cached_views = self.cached_views
+            w.use_calls(self.known, self.recorded)
+            return w
+
+        if len(env.actions) == 1:
+            a = env.actions[0]
+            return family_draw(writer(a), a, "self.counts[0]", self.decode(a))
+        return families_draw([(a, None if a.guard is None else writer(a), self.decode(a)) for a in env.actions])
 
     def index_loops(self, a: ir.Action, body: str) -> str:
         code = body

@@ -172,3 +172,93 @@ def family_mask(w: MaskWriter, a: ir.Action, slots: list[str], guard: ir.Expr | 
         test = " && ".join(f"({c})" for c in outer)
         code = f"if total > 0 && {negate(test)} {{ n += total; }} else {{ {code} }}"
     return "{ " + " ".join(memos + sizes + [fill]).strip() + f" {code} }}"
+
+
+
+def _draw_tests(w: MaskWriter, a: ir.Action, guard: ir.Expr) -> tuple[list[str], list[str]]:
+    """The Rust of `guard`'s conjuncts for one drawn id of family `a`: the prefix that
+    reads no index (the same for every id), then the rest, each written knowing the
+    bounds of those before it."""
+    names = {p.name for p in a.index_params}
+    with w.facts({p.name: w.ranges.range_fact(p.lo, p.hi) for p in a.index_params}):
+        parts = Splitter(w.env, w.ranges).conjuncts(guard, names)
+        outer = 0
+        while outer < len(parts) and not _reads(parts[outer], names):
+            outer += 1
+        codes = w.in_order(parts)
+    return codes[:outer], codes[outer:]
+
+
+def _declarations(w: MaskWriter) -> list[str]:
+    """The memos (computed the first time a draw needs them) and the divisions of the
+    state, params and consts alone (which cannot fault: computed before the draws)."""
+    return [f"let mut {name}: Option<{t}> = None;" for name, t in w.memos] + \
+        [f"let {name}: {t} = {code};" for name, t, code in w.hoisted]
+
+
+def _bind(a: ir.Action) -> str:
+    return " ".join(f"let {local(p.name)}: i64 = i{j};" for j, p in enumerate(a.index_params))
+
+
+def _both(codes: list[str]) -> str:
+    return " && ".join(f"({c})" for c in codes) or "true"
+
+
+def family_draw(w: MaskWriter, a: ir.Action, total: str, decode: str, guard: ir.Expr | None = None,
+                depth: int = 0) -> str:
+    """Rust that draws up to `draws` ids of family `a`, the env's only family (ids `0..`
+    `total`), uniformly with `rng`, and returns the first whose guard holds. The draws
+    meet the family's structure as the mask does: the prefix of conjuncts that reads no
+    index is tested once (when it fails, no id is legal and nothing is drawn), index-free
+    `if`s that cannot fault are unswitched, and index-free calls and divisions are
+    computed once for all the draws. `decode` turns `local` into the indices `i0, i1...`."""
+    names = {p.name for p in a.index_params}
+    guard = a.guard if guard is None else guard
+    if depth < MAX_UNSWITCH:
+        with w.facts({p.name: w.ranges.range_fact(p.lo, p.hi) for p in a.index_params}):
+            parts = Splitter(w.env, w.ranges).conjuncts(guard, names)
+            for i, c in enumerate(parts):
+                if isinstance(c, ir.Cond) and not _reads(c.cond, names) and w.ranges.total(c.cond):
+                    test = w.expr(c.cond)
+                    branches = []
+                    for branch in (c.then, c.else_):
+                        saved, w.memos, w.hoisted = (w.memos, w.hoisted), [], []
+                        branches.append(family_draw(w, a, total, decode,
+                                                    conjoin(parts[:i] + [branch] + parts[i + 1:], guard.span),
+                                                    depth + 1))
+                        w.memos, w.hoisted = saved
+                    return f"if {test} {{ {branches[0]} }} else {{ {branches[1]} }}"
+    outer, inner = _draw_tests(w, a, guard)
+    code = (f"for _ in 0..draws {{ let local = rng.below(total as u64) as usize; {decode} {_bind(a)} "
+            f"if {_both(inner)} {{ return Ok(Some(local)); }} }}")
+    if outer:
+        code = f"if {_both(outer)} {{ {code} }}"
+    return "{ " + " ".join(_declarations(w) + [f"let total: usize = {total};"]) + f" if total > 0 {{ {code} }} }}"
+
+
+def families_draw(arms: list[tuple[ir.Action, MaskWriter | None, str]]) -> str:
+    """Rust that draws up to `draws` action ids of an env of several families uniformly
+    with `rng` and returns the first whose guard holds. `arms` has, for each family in
+    order, its writer (None for a family with no guard) and the statements that decode
+    `local` into its indices. A family's index-free prefix of conjuncts is computed the
+    first time a draw lands in it, and kept for the other draws."""
+    decls, cases = [], []
+    for d, (a, w, decode) in enumerate(arms):
+        if w is None:
+            cases.append(f"{d} => return Ok(Some(action)),")
+            continue
+        outer, inner = _draw_tests(w, a, a.guard)
+        decls += _declarations(w)
+        tests = inner
+        if outer:
+            known = f"__outer{d}"
+            decls.append(f"let mut {known}: Option<bool> = None;")
+            tests = [f"match {known} {{ Some(v) => v, None => {{ let v = {_both(outer)}; {known} = Some(v); v }} }}"] \
+                + inner
+        if a.index_params:
+            cases.append(f"{d} => {{ {decode} {_bind(a)} if {_both(tests)} {{ return Ok(Some(action)); }} }}")
+        else:
+            cases.append(f"{d} if {_both(tests)} => return Ok(Some(action)),")
+    return ("{ " + " ".join(decls) + " let total = self.num_actions(); if total > 0 { for _ in 0..draws { "
+            "let action = rng.below(total as u64) as usize; let (decl, local) = self.decode(action); "
+            "match decl { " + " ".join(cases) + " _ => {} } } } }")

@@ -339,7 +339,7 @@ impl<E: Env> Slot<E> {
             0
         };
         if draws > 0 {
-            if let Some(action) = self.draw_allowed(n, draws, rng)? {
+            if let Some(action) = self.env.draw_allowed(draws, rng)? {
                 return Ok(Some(action));
             }
         }
@@ -368,19 +368,6 @@ impl<E: Env> Slot<E> {
         self.fresh = false;
         self.env.apply(action, rewards)?;
         self.finish(rewards, autoreset)
-    }
-
-    /// A uniformly random allowed action by rejection: up to `draws` uniform draws over
-    /// every action, each tested by its guard alone. `None` when all missed.
-    #[inline]
-    fn draw_allowed(&mut self, n: usize, draws: usize, rng: &mut crate::rng::Rng) -> R<Option<usize>> {
-        for _ in 0..draws {
-            let a = rng.below(n as u64) as usize;
-            if self.env.allowed(a)? {
-                return Ok(Some(a));
-            }
-        }
-        Ok(None)
     }
 
     fn finish(&mut self, rewards: &mut [f64], autoreset: bool) -> R<StepOut> {

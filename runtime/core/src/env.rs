@@ -77,6 +77,20 @@ pub trait Env: Clone + Send + Sync + 'static {
     }
     /// Whether `action` is enforced-legal (advisory guards do not forbid).
     fn allowed(&self, action: usize) -> R<bool>;
+    /// Up to `draws` uniform draws over every action id with `rng`, tested one by one:
+    /// the first allowed, or `None` when all missed. Generated envs of one guarded family
+    /// draw along its structure (tests that read no index once for all the draws), so
+    /// what comes out is the same in law, not draw for draw.
+    fn draw_allowed(&self, draws: usize, rng: &mut Rng) -> R<Option<usize>> {
+        let n = self.num_actions() as u64;
+        for _ in 0..draws {
+            let a = rng.below(n) as usize;
+            if self.allowed(a)? {
+                return Ok(Some(a));
+            }
+        }
+        Ok(None)
+    }
     /// Run a discrete action's effect; rewards given during it are added to `rewards`.
     fn apply(&mut self, action: usize, rewards: &mut [f64]) -> R<()>;
     /// Run the continuous action with `values` (already clipped to their bounds).

@@ -514,6 +514,25 @@ impl Env for ConnectFour {
         }
     }
 
+    #[allow(unused_mut, unused_variables)]
+    fn draw_allowed(&self, draws: usize, rng: &mut Rng) -> R<Option<usize>> {
+        {
+            let total: usize = self.counts[0];
+            if total > 0 {
+                for _ in 0..draws {
+                    let local = rng.below(total as u64) as usize;
+                    let rest = local as u64;
+                    let i0 = self.ranges[0].0 + rest as i64;
+                    let c_: i64 = i0;
+                    if (self.state.grid[0][c_ as usize] == 0) {
+                        return Ok(Some(local));
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+
     fn apply(&mut self, action: usize, rewards: &mut [f64]) -> R<()> {
         self.step_rewards = [0.0; 2];
         self.actor = self.state.player as usize;

@@ -562,6 +562,75 @@ impl Env for SlidingPuzzle {
         }
     }
 
+    #[allow(unused_mut, unused_variables)]
+    fn draw_allowed(&self, draws: usize, rng: &mut Rng) -> R<Option<usize>> {
+        {
+            let __inv1: i64 = (self.state.blank % self.consts.size);
+            let mut __outer0: Option<bool> = None;
+            let __inv1: i64 = (self.state.blank / self.consts.size);
+            let mut __outer1: Option<bool> = None;
+            let __inv1: i64 = (self.state.blank % self.consts.size);
+            let mut __outer2: Option<bool> = None;
+            let __inv1: i64 = (self.state.blank / self.consts.size);
+            let mut __outer3: Option<bool> = None;
+            let total = self.num_actions();
+            if total > 0 {
+                for _ in 0..draws {
+                    let action = rng.below(total as u64) as usize;
+                    let (decl, local) = self.decode(action);
+                    match decl {
+                        0 if (match __outer0 {
+                            Some(v) => v,
+                            None => {
+                                let v = (__inv1 > 0);
+                                __outer0 = Some(v);
+                                v
+                            }
+                        }) =>
+                        {
+                            return Ok(Some(action))
+                        }
+                        1 if (match __outer1 {
+                            Some(v) => v,
+                            None => {
+                                let v = (__inv1 > 0);
+                                __outer1 = Some(v);
+                                v
+                            }
+                        }) =>
+                        {
+                            return Ok(Some(action))
+                        }
+                        2 if (match __outer2 {
+                            Some(v) => v,
+                            None => {
+                                let v = (__inv1 < (self.consts.size - 1));
+                                __outer2 = Some(v);
+                                v
+                            }
+                        }) =>
+                        {
+                            return Ok(Some(action))
+                        }
+                        3 if (match __outer3 {
+                            Some(v) => v,
+                            None => {
+                                let v = (__inv1 < (self.consts.size - 1));
+                                __outer3 = Some(v);
+                                v
+                            }
+                        }) =>
+                        {
+                            return Ok(Some(action))
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+
     fn apply(&mut self, action: usize, rewards: &mut [f64]) -> R<()> {
         self.step_rewards = [0.0; 1];
         self.actor = self.state.player as usize;

@@ -347,6 +347,12 @@ class RustWriter:
                 return f"({{ let {i} = {self.expr(e.index)}; self.{method('view_item', e.base.name)}({i})? }})"
             return f"self.{method('view_item', e.base.name)}({self.expr(e.index)})?"
         base = e.base
+        if isinstance(base, ir.Index) and _grid_ref(base.base) and _is_pure_read(base.index) \
+                and _is_pure_read(e.index):
+            # A grid's cell: one index into its buffer (no row slice first).
+            rows = self.index(base.index, base.base.type.size, base.span)
+            cols = self.index(e.index, base.type.size, e.span)
+            return f"{self.expr(base.base)}[({rows}, {cols})]"
         if isinstance(base, (ir.Ref, ir.Index)) and not (isinstance(base, ir.Ref) and base.kind == "view"):
             code = self._literal_table(base) or self.expr(base)
             if not _is_pure_read(e.index):
@@ -893,11 +899,14 @@ class RustWriter:
         """Statements computing the indices, and the Rust place expression."""
         pre, code = [], self.root(p.kind, p.name)
         t = p.root_type
+        cell = p.kind == "state" and is_grid(t) and len(p.indices) == 2
+        keys = []
         for i in p.indices:
             k = self.fresh("i")
             pre.append(f"let {k} = {self.index(i, t.size, i.span)};")
-            code += f"[{k}]"
+            keys.append(k)
             t = t.elem
+        code += f"[({keys[0]}, {keys[1]})]" if cell else "".join(f"[{k}]" for k in keys)
         return pre, code
 
     def checked(self, value: str, t, span, expr: Optional[ir.Expr] = None) -> str:

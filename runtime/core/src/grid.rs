@@ -102,6 +102,27 @@ impl<T> std::ops::IndexMut<usize> for Grid<T> {
     }
 }
 
+/// `grid[(r, c)]`: one element, at one multiply and one bounds check (`grid[r][c]` takes
+/// the row's slice first). The caller keeps `c` below the row length: generated code
+/// proves or checks both indices against the declared sizes before it indexes.
+impl<T> std::ops::Index<(usize, usize)> for Grid<T> {
+    type Output = T;
+
+    #[inline]
+    fn index(&self, (r, c): (usize, usize)) -> &T {
+        debug_assert!(r < self.rows && c < self.cols, "cell ({r}, {c}) of a {}x{} grid", self.rows, self.cols);
+        &self.cells[r * self.cols + c]
+    }
+}
+
+impl<T> std::ops::IndexMut<(usize, usize)> for Grid<T> {
+    #[inline]
+    fn index_mut(&mut self, (r, c): (usize, usize)) -> &mut T {
+        debug_assert!(r < self.rows && c < self.cols, "cell ({r}, {c}) of a {}x{} grid", self.rows, self.cols);
+        &mut self.cells[r * self.cols + c]
+    }
+}
+
 /// By hand: `clone_from` reuses the buffer (the derived one would allocate a new grid).
 impl<T: Clone> Clone for Grid<T> {
     fn clone(&self) -> Self {
@@ -190,12 +211,25 @@ mod tests {
     const AT: At = At { line: 1, col: 1 };
 
     #[test]
+    fn a_cell_is_the_element_of_its_row() {
+        let mut g = Grid::filled(0i64, 4, 3, AT).unwrap();
+        for r in 0..3 {
+            for c in 0..4 {
+                g[(r, c)] = (10 * r + c) as i64;
+            }
+        }
+        assert_eq!(g.to_rows(), vec![vec![0, 1, 2, 3], vec![10, 11, 12, 13], vec![20, 21, 22, 23]]);
+        assert_eq!(g[(2, 3)], g[2][3]);
+    }
+
+    #[test]
     fn indexes_iterates_and_prints_like_nested_vectors() {
         let mut g = Grid::filled(0i64, 3, 2, AT).unwrap();
         g[1][2] = 7;
         g[0][0] = -1;
         assert_eq!(g.len(), 2);
         assert_eq!(&g[1], &[0, 0, 7]);
+        assert_eq!((g[(1, 2)], g[(0, 0)], g[(1, 0)]), (7, -1, 0));
         assert_eq!(g.iter().map(|row| row.len()).sum::<usize>(), 6);
         assert_eq!(g.to_rows(), vec![vec![-1, 0, 0], vec![0, 0, 7]]);
         assert_eq!(format!("{g:?}"), format!("{:?}", g.to_rows()));

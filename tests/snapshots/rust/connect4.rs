@@ -238,9 +238,10 @@ impl ConnectFour {
             let __arg3 = (r_ + ((k_ + 1) * dr_));
             let __arg4 = (c_ + ((k_ + 1) * dc_));
             self.consts.fn_in_bounds(__arg3, __arg4)?
-        } && (self.state.grid[(r_ + ((k_ + 1) * dr_)) as usize]
-            [(c_ + ((k_ + 1) * dc_)) as usize]
-            == self.state.grid[r_ as usize][c_ as usize]))
+        } && (self.state.grid[(
+            (r_ + ((k_ + 1) * dr_)) as usize,
+            (c_ + ((k_ + 1) * dc_)) as usize,
+        )] == self.state.grid[(r_ as usize, c_ as usize)]))
         {
             if __n1 >= __limit2 {
                 return Err(Fault::new(FaultKind::LoopLimit, at(31, 5), __limit2, 0, 0));
@@ -257,7 +258,7 @@ impl ConnectFour {
     /// guard of `drop` (line 15)
     #[allow(unused_mut, unused_variables)]
     fn guard_drop(&self, c_: i64) -> R<bool> {
-        Ok(self.state.grid[0][c_ as usize] == 0)
+        Ok(self.state.grid[(0, c_ as usize)] == 0)
     }
 
     /// action `drop` (line 15)
@@ -267,7 +268,7 @@ impl ConnectFour {
         let r_: i64 = {
             let mut __acc1: Option<i64> = None;
             for r_ in 0i64..self.consts.rows {
-                if (self.state.grid[r_ as usize][c_ as usize] == 0) {
+                if (self.state.grid[(r_ as usize, c_ as usize)] == 0) {
                     let __v3 = r_;
                     __acc1 = match __acc1 {
                         None => Some(__v3),
@@ -281,7 +282,7 @@ impl ConnectFour {
         let __v4 = (self.state.player + 1);
         let __i5 = r_ as usize;
         let __i6 = c_ as usize;
-        self.state.grid[__i5][__i6] = __v4;
+        self.state.grid[(__i5, __i6)] = __v4;
         // line 18
         let __v7 = ops::range(
             (self.state.moves + 1),
@@ -479,7 +480,7 @@ impl Env for ConnectFour {
         let mut n = 0usize;
         {
             for c_ in self.ranges[0].0..self.ranges[0].1 {
-                out[n] = (self.state.grid[0][c_ as usize] == 0);
+                out[n] = (self.state.grid[(0, c_ as usize)] == 0);
                 n += 1;
             }
         }
@@ -493,7 +494,7 @@ impl Env for ConnectFour {
         {
             for c_ in self.ranges[0].0..self.ranges[0].1 {
                 ids[len] = n as u32;
-                len += (self.state.grid[0][c_ as usize] == 0) as usize;
+                len += (self.state.grid[(0, c_ as usize)] == 0) as usize;
                 n += 1;
             }
         }
@@ -524,7 +525,7 @@ impl Env for ConnectFour {
                     let rest = local as u64;
                     let i0 = self.ranges[0].0 + rest as i64;
                     let c_: i64 = i0;
-                    if (self.state.grid[0][c_ as usize] == 0) {
+                    if (self.state.grid[(0, c_ as usize)] == 0) {
                         return Ok(Some(local));
                     }
                 }

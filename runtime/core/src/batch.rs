@@ -12,7 +12,7 @@ use crate::param::Param;
 const NOWHERE: At = At { line: 0, col: 0 };
 
 /// How a random playout draws its actions. A mask costs a guard per id, or less where
-/// hoisted tests skip ids; a draw by rejection ([`Slot::draw_allowed`]) costs a guard per
+/// hoisted tests skip ids; a draw by rejection ([`Env::draw_allowed`]) costs a guard per
 /// try. So a playout draws by rejection first
 /// - up to `DRAWS` times while at least one action in `DENSE` was legal in the last state
 ///   whose whole mask it computed, in envs of at least `SMALL` actions: the tries then all

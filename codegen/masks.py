@@ -112,6 +112,26 @@ def legal_entry(test: str, ids: bool) -> str:
 MAX_UNSWITCH = 3  # how many index-free `if`s of one guard get loops of their own
 
 
+def _unswitched(w: MaskWriter, parts: list[ir.Expr], names: set[str], span, branch_code) -> str | None:
+    """**Unswitching.** For the first conjunct `if t then x else y` whose test reads no
+    index and cannot fault: the test once, then `branch_code` of the guard with `x`, or
+    with `y`, in place of the conjunct (each branch's calls and divisions kept apart, as
+    its tests hoist in turn); None when no conjunct is such an `if`. What the test itself
+    hoists (`m / 2`) is declared before it."""
+    for i, c in enumerate(parts):
+        if isinstance(c, ir.Cond) and not _reads(c.cond, names) and w.ranges.total(c.cond):
+            saved, w.memos, w.hoisted = (w.memos, w.hoisted), [], []
+            test = w.expr(c.cond)
+            decls = _declarations(w)
+            branches = []
+            for branch in (c.then, c.else_):
+                w.memos, w.hoisted = [], []
+                branches.append(branch_code(conjoin(parts[:i] + [branch] + parts[i + 1:], span)))
+            w.memos, w.hoisted = saved
+            return "{ " + " ".join(decls + [f"if {test} {{ {branches[0]} }} else {{ {branches[1]} }}"]) + " }"
+    return None
+
+
 def family_mask(w: MaskWriter, a: ir.Action, slots: list[str], guard: ir.Expr | None = None,
                 depth: int = 0, ids: bool = False) -> str:
     """Rust that writes family `a`'s mask into `out[n..]` and advances `n` (ids row-major,
@@ -124,19 +144,10 @@ def family_mask(w: MaskWriter, a: ir.Action, slots: list[str], guard: ir.Expr | 
     with w.facts({p.name: w.ranges.range_fact(p.lo, p.hi) for p in params}):
         parts = Splitter(w.env, w.ranges).conjuncts(guard, set(names))
         if depth < MAX_UNSWITCH:
-            for i, c in enumerate(parts):
-                # **Unswitching.** A conjunct `if t then x else y` whose test reads no index
-                # and cannot fault picks one branch for the whole family: test it once, and
-                # give each branch its own loops, where its tests hoist in turn.
-                if isinstance(c, ir.Cond) and not _reads(c.cond, set(names)) and w.ranges.total(c.cond):
-                    test = w.expr(c.cond)
-                    branches = []
-                    for branch in (c.then, c.else_):
-                        saved, w.memos, w.hoisted = (w.memos, w.hoisted), [], []
-                        branches.append(family_mask(w, a, slots, conjoin(parts[:i] + [branch] + parts[i + 1:],
-                                                                         guard.span), depth + 1, ids))
-                        w.memos, w.hoisted = saved
-                    return f"if {test} {{ {branches[0]} }} else {{ {branches[1]} }}"
+            code = _unswitched(w, parts, set(names), guard.span,
+                               lambda g: family_mask(w, a, slots, g, depth + 1, ids))
+            if code is not None:
+                return code
         # Each conjunct's level: the deepest index it reads; placed no shallower than those before it.
         placed: list[list[ir.Expr]] = [[] for _ in range(len(params) + 1)]  # level -1 is placed[0]
         level = -1
@@ -217,17 +228,10 @@ def family_draw(w: MaskWriter, a: ir.Action, total: str, decode: str, guard: ir.
     if depth < MAX_UNSWITCH:
         with w.facts({p.name: w.ranges.range_fact(p.lo, p.hi) for p in a.index_params}):
             parts = Splitter(w.env, w.ranges).conjuncts(guard, names)
-            for i, c in enumerate(parts):
-                if isinstance(c, ir.Cond) and not _reads(c.cond, names) and w.ranges.total(c.cond):
-                    test = w.expr(c.cond)
-                    branches = []
-                    for branch in (c.then, c.else_):
-                        saved, w.memos, w.hoisted = (w.memos, w.hoisted), [], []
-                        branches.append(family_draw(w, a, total, decode,
-                                                    conjoin(parts[:i] + [branch] + parts[i + 1:], guard.span),
-                                                    depth + 1))
-                        w.memos, w.hoisted = saved
-                    return f"if {test} {{ {branches[0]} }} else {{ {branches[1]} }}"
+            code = _unswitched(w, parts, names, guard.span,
+                               lambda g: family_draw(w, a, total, decode, g, depth + 1))
+        if code is not None:
+            return code
     outer, inner = _draw_tests(w, a, guard)
     code = (f"for _ in 0..draws {{ let local = rng.below(total as u64) as usize; {decode} {_bind(a)} "
             f"if {_both(inner)} {{ return Ok(Some(local)); }} }}")

@@ -1,6 +1,7 @@
 """Files that pass `check` build, in the cases found failing in rustc before: arithmetic
 in an action family's range (used by the action names, which cannot fail), range bounds
-beyond 32 bits with an unused loop variable, and name clashes with generated code."""
+beyond 32 bits with an unused loop variable, name clashes with generated code, and an
+unswitched `if` in a guard whose test divides."""
 
 from __future__ import annotations
 
@@ -198,3 +199,25 @@ def test_a_const_computed_by_a_function_drives_a_symmetry(tmp_path, build_cache)
     env.reset(seed=0)
     obs_perm, act_perm = env.twists()["mirror"]
     assert act_perm.tolist() == [3, 2, 1, 0] and sorted(obs_perm.tolist()) == list(range(8))
+
+
+def test_an_index_free_if_whose_test_divides_is_unswitched_and_builds(tmp_path, build_cache):
+    """A guard's `if` whose test reads no index is unswitched (tested once per mask and
+    per playout draw); the division the test computes once (`m / 3`) is declared before
+    the test, in the mask, the list of legal ids and the draws alike."""
+    cls = _compile(tmp_path, "split_by_division", """\
+        env SplitByDivision
+        param mode: int in 0..9 = 0
+        state m: int in 0..9
+        action put(k in 0..6) when (if m / 3 == 1 then k % 2 == 0 else k < 4)
+            and (if m % 3 == 2 then k != 0 else true) { m = k }
+        reset { m = mode }
+        observe onehot(m)
+        """)
+    for mode in range(9):
+        env = cls(mode=mode)
+        _, info = env.reset(seed=0)
+        expected = [(k % 2 == 0 if mode // 3 == 1 else k < 4) and (k != 0 if mode % 3 == 2 else True)
+                    for k in range(6)]
+        assert list(map(bool, info["action_mask"])) == expected, mode
+        assert cls.vector(2, mode=mode).random_steps(20)["steps"] == 2 * 20

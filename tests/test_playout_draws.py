@@ -57,6 +57,26 @@ reset {{ m = mode; chosen = 0 }}
 observe onehot(chosen)
 """
 
+# Three indices (a param range, a literal one that starts at 1, one of params plus one),
+# three index-free `if`s (one on a view, so not unswitched but memoised; the others nest).
+NESTED = """\
+env Nested
+param n: int in 1..5 = 3
+param mode: int in 0..8 = 0
+state m: int in 0..8
+state chosen: int in 0..80
+let low = m % 2 == 0
+fn hit(a: int, b: int, k: int) -> bool { return any(j == (a + b + k) % 3 for j in 0..n) }
+action put(a in 0..n, b in 1..4, k in 0..n + 1) when chosen == 0 and hit(a, b, k)
+    and (if low then a <= b else a >= b - 1)
+    and (if m / 2 % 2 == 0 then k != 1 else k != 0)
+    and (if m / 4 == 0 then (a + k) % 2 == 0 else true) {
+    chosen = 1 + (a * 3 + b - 1) * 6 + k
+}
+reset { m = mode; chosen = 0 }
+observe onehot(chosen)
+"""
+
 
 def _sample(cls, params: dict, envs: int = 3000) -> tuple[list[int], np.ndarray]:
     """The legal ids at reset, and the action each of `envs` envs took in one random step."""
@@ -115,6 +135,17 @@ def test_draws_over_several_families_are_uniform_over_the_legal_ids(tmp_path, mo
     params = {"n": n, "mode": mode, "free": free}
     legal, chosen = _sample(cls, params)
     assert legal
+    _assert_uniform(legal, chosen, _labels(cls, params, legal))
+
+
+@pytest.mark.parametrize("mode", range(8))
+@pytest.mark.parametrize("n", [1, 4])
+def test_draws_over_three_indices_and_nested_ifs_are_uniform(tmp_path, mode, n):
+    path = tmp_path / "nested.twl"
+    path.write_text(NESTED)
+    cls = twisterl.compile(str(path))
+    params = {"n": n, "mode": mode}
+    legal, chosen = _sample(cls, params)
     _assert_uniform(legal, chosen, _labels(cls, params, legal))
 
 

@@ -27,7 +27,7 @@ from twl_programs import programs
 from twisterl.dsl import check_source
 
 CHECK_N = int(os.environ.get("TWL_GEN_CHECK", "300"))
-BUILD_N = int(os.environ.get("TWL_GEN_BUILD", "4"))
+BUILD_N = int(os.environ.get("TWL_GEN_BUILD", "12"))
 SEED = int(os.environ.get("TWL_GEN_SEED", "0"))
 
 

@@ -20,7 +20,8 @@ param-dependent sizes, initialisers; functions of four effect kinds (pure, reade
 mutator, rewarder) with scalar, bounded, enum, array and tuple parameters and results,
 `let` (typed, untyped, tuple), if/else-if/else, `for` over ranges (`..`, `..=`), arrays
 and tuple arrays, `while ... limit`, `repeat`, `break`, `continue`, early `return`; plain
-actions, families of one or two indices, `when` and `advise`, compound assignments,
+actions, families of one or two indices, `when` and `advise` (and board-game guards: an
+index-free test, an `if` on an index-free quotient or remainder, index tests), compound assignments,
 `reward` and `reward[p]`, calls, `next_player()`; continuous actions (scalar and vector
 values); views, typed and untyped; `reset` with `randint`, `uniform`, `choice` (list,
 array and filtered binder), `shuffle`, `repeat`, `random_action()`, `act(k)`;
@@ -608,6 +609,16 @@ class Program:
             return f"{a} < {b} <= {self.expr(INT, ctx, d)}"
         return self.pick(["true", "false"])
 
+    def structured_guard(self, ctx: Ctx) -> str:
+        """A board game's guard: a test that reads no index, an `if` on an index-free
+        quotient or remainder (which masks and draws unswitch), then tests of the indices."""
+        free = ctx.child()
+        free.locals = {}
+        cond = f"{p(self.expr(INT, free, 1))} {self.pick(['/', '%'])} {self.rng.randint(2, 4)} " \
+               f"{self.pick(['==', '<', '!='])} {self.rng.randint(0, 2)}"
+        then, else_ = p(self.expr(BOOL, ctx, 1)), p(self.expr(BOOL, ctx, 1))
+        return f"{p(self.expr(BOOL, free, 1))} and (if {cond} then {then} else {else_}) and {p(self.expr(BOOL, ctx, 1))}"
+
     def e_enum(self, t, ctx, depth, leaf):
         got = self._common(t, ctx, depth, leaf)
         if got is not None:
@@ -1112,7 +1123,9 @@ class Program:
                 self.plain.append(name)
             g = self.rng.random()
             gctx = ctx.child(kinds=("pure", "read"), random=False, write=False, reward=False)
-            if g < 0.45:
+            if g < 0.15 and idx:
+                head += f" when {self.structured_guard(gctx)}"
+            elif g < 0.45:
                 head += f" when {self.expr(BOOL, gctx, 0)}"
             elif g < 0.55:
                 head += f" advise {self.expr(BOOL, gctx, 0)}"
